@@ -1,0 +1,147 @@
+//! Opening a partition directory (Kafka's `LogLoader`): find the segments,
+//! decide which to trust, rescan the rest, cut a torn or corrupt tail, and
+//! rebuild the idempotent-producer state from batch headers.
+//!
+//! Trust rules:
+//! - after a clean shutdown, every segment's indexes are checked against its
+//!   file and the tail is walked; any disagreement makes that segment rescan;
+//! - otherwise segments wholly below the recovery point are checked the same
+//!   way, and every segment from the one holding the recovery point onwards is
+//!   rescanned batch by batch with CRCs, its indexes rebuilt;
+//! - when a segment that is not the last had to be cut, the segments after it
+//!   are deleted: offsets must stay contiguous.
+
+use crate::log::checkpoint::{read_recovery_point, sync_dir, take_clean_shutdown};
+use crate::log::config::LogConfig;
+use crate::log::error::{io_error, Result};
+use crate::log::faults::FaultInjector;
+use crate::log::file_names::{self, parse_segment_file, LOG_SUFFIX};
+use crate::log::mapped_index::Preallocate;
+use crate::log::producer_state::ProducerStates;
+use crate::log::segment::Segment;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// What opening a partition found, for the start-up log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadSummary {
+    pub clean_shutdown: bool,
+    pub segments: usize,
+    pub segments_rescanned: usize,
+    pub bytes_truncated: u64,
+    pub segments_deleted: usize,
+}
+
+pub struct LoadedLog {
+    pub segments: BTreeMap<i64, Segment>,
+    pub producers: ProducerStates,
+    pub recovery_point: i64,
+    pub summary: LoadSummary,
+}
+
+fn segment_base_offsets(dir: &Path) -> Result<BTreeSet<i64>> {
+    let mut bases = BTreeSet::new();
+    let mut orphans = Vec::new();
+    let mut index_bases = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).map_err(io_error("list", dir))? {
+        let entry = entry.map_err(io_error("list", dir))?;
+        let name = entry.file_name();
+        let Some((base, suffix)) = name.to_str().and_then(parse_segment_file) else {
+            continue;
+        };
+        if suffix == LOG_SUFFIX {
+            bases.insert(base);
+        } else {
+            index_bases.insert((base, entry.path()));
+        }
+    }
+    for (base, path) in index_bases {
+        if !bases.contains(&base) {
+            orphans.push(path);
+        }
+    }
+    for path in orphans {
+        tracing::warn!(path = %path.display(), "removing index without a segment");
+        std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
+    }
+    Ok(bases)
+}
+
+/// Opens every segment of `dir`, recovering what needs it.
+pub fn load(dir: &Path, config: &LogConfig, faults: &FaultInjector) -> Result<LoadedLog> {
+    std::fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+    let clean_shutdown = take_clean_shutdown(dir)?;
+    let recovery_point = read_recovery_point(dir);
+    let bases: Vec<i64> = segment_base_offsets(dir)?.into_iter().collect();
+    let mut summary = LoadSummary { clean_shutdown, ..LoadSummary::default() };
+    let mut segments = BTreeMap::new();
+
+    for (slot, &base) in bases.iter().enumerate() {
+        let next_base = bases.get(slot + 1).copied();
+        let is_last = next_base.is_none();
+        let holds_recovery_point = next_base.is_none_or(|next| next > recovery_point);
+        let preallocate = if is_last { Preallocate::Full } else { Preallocate::Exact };
+        let mut segment = Segment::open(dir, base, config, preallocate, faults.clone())?;
+        let trusted = (clean_shutdown || !holds_recovery_point) && segment.load_trusted()?;
+        if !trusted {
+            drop(segment);
+            let mut rescanned = Segment::open(dir, base, config, Preallocate::Full, faults.clone())?;
+            let result = rescanned.recover()?;
+            summary.segments_rescanned += 1;
+            if result.truncated_bytes > 0 {
+                tracing::warn!(
+                    segment = %rescanned.log_path().display(),
+                    position = result.valid_bytes,
+                    bytes = result.truncated_bytes,
+                    reason = result.truncation_reason.as_deref().unwrap_or(""),
+                    "truncated invalid tail of segment"
+                );
+                summary.bytes_truncated += result.truncated_bytes;
+            }
+            if !is_last {
+                rescanned.seal()?;
+            }
+            let cut = result.truncated_bytes > 0;
+            segment = rescanned;
+            if cut && !is_last {
+                segments.insert(base, segment);
+                summary.segments_deleted += delete_after(dir, &bases[slot + 1..], config, faults)?;
+                break;
+            }
+        }
+        if let Some(next) = next_base {
+            if segment.next_offset() != next {
+                tracing::warn!(
+                    segment = %segment.log_path().display(),
+                    next_offset = segment.next_offset(),
+                    next_segment = next,
+                    "segment does not end where the next begins; dropping the later segments"
+                );
+                segments.insert(base, segment);
+                summary.segments_deleted += delete_after(dir, &bases[slot + 1..], config, faults)?;
+                break;
+            }
+        }
+        segments.insert(base, segment);
+    }
+
+    if segments.is_empty() {
+        segments.insert(0, Segment::create(dir, 0, config, faults.clone())?);
+        sync_dir(dir)?;
+    }
+    let mut producers = ProducerStates::default();
+    for segment in segments.values() {
+        segment.for_each_header(|header| producers.record(header))?;
+    }
+    summary.segments = segments.len();
+    Ok(LoadedLog { segments, producers, recovery_point, summary })
+}
+
+fn delete_after(dir: &Path, bases: &[i64], config: &LogConfig, faults: &FaultInjector) -> Result<usize> {
+    for &base in bases {
+        tracing::warn!(segment = %file_names::log_file(dir, base).display(), "deleting segment after a cut");
+        Segment::open(dir, base, config, Preallocate::Exact, faults.clone())?.delete()?;
+    }
+    sync_dir(dir)?;
+    Ok(bases.len())
+}
