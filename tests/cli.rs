@@ -10,7 +10,10 @@ fn relay() -> Command {
 fn version_prints_the_package_version() {
     let output = relay().arg("--version").output().unwrap();
     assert!(output.status.success());
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), format!("relay {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("relay {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]

@@ -61,7 +61,11 @@ pub fn run(args: &LogBenchArgs) -> Result<(), String> {
         Fsync::Interval => FsyncPolicy::Interval,
         Fsync::Never => FsyncPolicy::Never,
     };
-    let config = LogConfig { fsync, retention_ms: -1, ..LogConfig::default() };
+    let config = LogConfig {
+        fsync,
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
     let (log, _) = PartitionLog::open(scratch.path(), config, FaultInjector::default()).map_err(|e| e.to_string())?;
     let template = template_batch(args);
     let payload_bytes = (args.batch_records * args.record_bytes) as u64;
@@ -129,7 +133,13 @@ pub fn run(args: &LogBenchArgs) -> Result<(), String> {
             elapsed: append_elapsed,
             latency_us: Some(latency),
         },
-        Phase { name: "read (page cache)".into(), records, bytes, elapsed: read_elapsed, latency_us: None },
+        Phase {
+            name: "read (page cache)".into(),
+            records,
+            bytes,
+            elapsed: read_elapsed,
+            latency_us: None,
+        },
     ]);
     Ok(())
 }

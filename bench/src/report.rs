@@ -23,7 +23,9 @@ impl Phase {
     }
 
     fn latency_ms(&self, quantile: f64) -> Option<f64> {
-        self.latency_us.as_ref().map(|h| h.value_at_quantile(quantile) as f64 / 1000.0)
+        self.latency_us
+            .as_ref()
+            .map(|h| h.value_at_quantile(quantile) as f64 / 1000.0)
     }
 
     fn max_ms(&self) -> Option<f64> {

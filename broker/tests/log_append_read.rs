@@ -59,7 +59,14 @@ fn reading_outside_the_log_is_an_error_and_at_the_end_is_empty() {
     let log = open(dir.path(), &small_config(FsyncPolicy::Never));
     log.append(&mut batch(0, 3, T0_MS)).unwrap();
     assert!(log.read(3, 100).unwrap().bytes.is_empty());
-    assert!(matches!(log.read(4, 100), Err(LogError::OffsetOutOfRange { offset: 4, high_watermark: 3, .. })));
+    assert!(matches!(
+        log.read(4, 100),
+        Err(LogError::OffsetOutOfRange {
+            offset: 4,
+            high_watermark: 3,
+            ..
+        })
+    ));
     assert!(matches!(log.read(-1, 100), Err(LogError::OffsetOutOfRange { .. })));
 }
 
@@ -72,18 +79,30 @@ fn crc_bad_batch_is_refused_at_append_and_nothing_is_written() {
     let last = bad.len() - 1;
     bad[last] ^= 0xff;
     match log.append(&mut bad) {
-        Err(LogError::InvalidBatch { position: 0, source: BatchError::CrcMismatch { .. } }) => {}
+        Err(LogError::InvalidBatch {
+            position: 0,
+            source: BatchError::CrcMismatch { .. },
+        }) => {}
         other => panic!("expected a CRC error, got {other:?}"),
     }
     let mut old_magic = batch(2, 1, T0_MS);
     old_magic[16] = 1;
     assert!(matches!(
         log.append(&mut old_magic),
-        Err(LogError::InvalidBatch { source: BatchError::UnsupportedMagic { magic: 1 }, .. })
+        Err(LogError::InvalidBatch {
+            source: BatchError::UnsupportedMagic { magic: 1 },
+            ..
+        })
     ));
     let mut two = batch(3, 1, T0_MS);
     two.extend_from_slice(&[1, 2, 3]);
-    assert!(matches!(log.append(&mut two), Err(LogError::InvalidBatch { source: BatchError::TrailingBytes { .. }, .. })));
+    assert!(matches!(
+        log.append(&mut two),
+        Err(LogError::InvalidBatch {
+            source: BatchError::TrailingBytes { .. },
+            ..
+        })
+    ));
     assert!(matches!(log.append(&mut []), Err(LogError::EmptyRecordSet)));
     assert_eq!(log.end_offset(), 3);
     assert_eq!(read_all(&log, 0, 4096).len(), 3);
@@ -144,7 +163,10 @@ fn segments_roll_at_segment_bytes() {
 #[test]
 fn segments_roll_at_segment_ms() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { segment_ms: 1, ..small_config(FsyncPolicy::Never) };
+    let config = LogConfig {
+        segment_ms: 1,
+        ..small_config(FsyncPolicy::Never)
+    };
     let log = open(dir.path(), &config);
     log.append(&mut batch(0, 1, T0_MS)).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(5));
@@ -155,7 +177,10 @@ fn segments_roll_at_segment_ms() {
 #[test]
 fn retention_by_bytes_deletes_oldest_sealed_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { retention_bytes: 4096, ..small_config(FsyncPolicy::Never) };
+    let config = LogConfig {
+        retention_bytes: 4096,
+        ..small_config(FsyncPolicy::Never)
+    };
     let log = open(dir.path(), &config);
     for b in 0..40 {
         log.append(&mut batch(b, 4, T0_MS)).unwrap();
@@ -164,7 +189,11 @@ fn retention_by_bytes_deletes_oldest_sealed_segments() {
     let outcome = log.enforce_retention(T0_MS).unwrap();
     assert!(outcome.segments_deleted > 0);
     assert_eq!(log.size_bytes(), before - outcome.bytes_deleted);
-    assert!(log.size_bytes() >= 4096 - 2048 && log.size_bytes() <= 4096 + 2048, "size {}", log.size_bytes());
+    assert!(
+        log.size_bytes() >= 4096 - 2048 && log.size_bytes() <= 4096 + 2048,
+        "size {}",
+        log.size_bytes()
+    );
     let start = log.log_start_offset();
     assert!(start > 0);
     assert_eq!(segment_files(dir.path()).len(), log.segment_count());
@@ -177,7 +206,10 @@ fn retention_by_bytes_deletes_oldest_sealed_segments() {
 #[test]
 fn retention_by_time_keeps_the_active_segment() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { retention_ms: 60_000, ..small_config(FsyncPolicy::Never) };
+    let config = LogConfig {
+        retention_ms: 60_000,
+        ..small_config(FsyncPolicy::Never)
+    };
     let log = open(dir.path(), &config);
     for b in 0..20 {
         log.append(&mut batch(b, 4, T0_MS)).unwrap();

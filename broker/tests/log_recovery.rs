@@ -29,7 +29,10 @@ fn last_segment(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn recovery_truncates_torn_tail_at_every_byte_of_the_last_batch() {
     let source = tempfile::tempdir().unwrap();
-    let config = LogConfig { segment_bytes: 1 << 20, ..small_config(FsyncPolicy::Never) };
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config(FsyncPolicy::Never)
+    };
     let all = crashed_log(source.path(), &config, 20);
     let segment = last_segment(source.path());
     let full_length = std::fs::metadata(&segment).unwrap().len();
@@ -38,7 +41,10 @@ fn recovery_truncates_torn_tail_at_every_byte_of_the_last_batch() {
     for cut in last_batch_start..full_length {
         let copy = tempfile::tempdir().unwrap();
         copy_dir(source.path(), copy.path());
-        let file = OpenOptions::new().write(true).open(copy.path().join(segment.file_name().unwrap())).unwrap();
+        let file = OpenOptions::new()
+            .write(true)
+            .open(copy.path().join(segment.file_name().unwrap()))
+            .unwrap();
         file.set_len(cut).unwrap();
         drop(file);
         let (log, summary) = PartitionLog::open(copy.path(), config.clone(), FaultInjector::default()).unwrap();
@@ -69,7 +75,10 @@ fn recovery_truncates_appended_garbage() {
 #[test]
 fn recovery_truncates_a_batch_with_any_flipped_byte() {
     let source = tempfile::tempdir().unwrap();
-    let config = LogConfig { segment_bytes: 1 << 20, ..small_config(FsyncPolicy::Never) };
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config(FsyncPolicy::Never)
+    };
     let all = crashed_log(source.path(), &config, 10);
     let segment = last_segment(source.path());
     let full_length = std::fs::metadata(&segment).unwrap().len();
@@ -99,7 +108,10 @@ fn clean_close_reopens_without_rescanning() {
     }
     let all = read_all(&log, 0, 4096);
     log.close().unwrap();
-    assert!(matches!(log.append(&mut batch(0, 1, T0_MS)), Err(LogError::Closed { .. })));
+    assert!(matches!(
+        log.append(&mut batch(0, 1, T0_MS)),
+        Err(LogError::Closed { .. })
+    ));
     drop(log);
     let (log, summary) = PartitionLog::open(dir.path(), config.clone(), FaultInjector::default()).unwrap();
     assert!(summary.clean_shutdown);
@@ -117,7 +129,11 @@ fn clean_close_reopens_without_rescanning() {
 #[test]
 fn corrupt_index_is_rebuilt_not_trusted() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 64, ..small_config(FsyncPolicy::Never) };
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 64,
+        ..small_config(FsyncPolicy::Never)
+    };
     let log = open(dir.path(), &config);
     for b in 0..40 {
         log.append(&mut batch(b, 3, T0_MS)).unwrap();
@@ -139,7 +155,11 @@ fn corrupt_index_is_rebuilt_not_trusted() {
     std::fs::write(&index, &shifted).unwrap();
     let log = open(dir.path(), &config);
     for from in [0, 31, 64, 100, 119] {
-        assert_eq!(read_all(&log, from, 1 << 20), all[from as usize..].to_vec(), "from {from}");
+        assert_eq!(
+            read_all(&log, from, 1 << 20),
+            all[from as usize..].to_vec(),
+            "from {from}"
+        );
     }
     log.close().unwrap();
     drop(log);
@@ -164,7 +184,12 @@ fn segments_after_a_cut_sealed_segment_are_deleted() {
     std::fs::remove_file(dir.path().join("recovery-point")).unwrap();
     let second = &files[1];
     let length = std::fs::metadata(second).unwrap().len();
-    OpenOptions::new().write(true).open(second).unwrap().set_len(length - 1).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(second)
+        .unwrap()
+        .set_len(length - 1)
+        .unwrap();
     let (log, summary) = PartitionLog::open(dir.path(), config, FaultInjector::default()).unwrap();
     assert_eq!(summary.segments_deleted, files.len() - 2);
     assert_eq!(segment_files(dir.path()).len(), 2);
@@ -181,20 +206,32 @@ fn failed_fsync_poisons_the_partition_until_reopen() {
     let (log, _) = PartitionLog::open(dir.path(), config.clone(), faults.clone()).unwrap();
     log.append(&mut batch(0, 3, T0_MS)).unwrap();
     faults.fail_next_fsyncs(1);
-    assert!(matches!(log.append(&mut batch(1, 3, T0_MS)), Err(LogError::Poisoned { .. })));
+    assert!(matches!(
+        log.append(&mut batch(1, 3, T0_MS)),
+        Err(LogError::Poisoned { .. })
+    ));
     assert!(log.is_poisoned());
     // Refused even though the disk would work now.
-    assert!(matches!(log.append(&mut batch(2, 3, T0_MS)), Err(LogError::Poisoned { .. })));
+    assert!(matches!(
+        log.append(&mut batch(2, 3, T0_MS)),
+        Err(LogError::Poisoned { .. })
+    ));
     // Reads go on, and never show the unacknowledged batch.
     assert_eq!(log.high_watermark(), 3);
     assert_eq!(read_all(&log, 0, 4096).len(), 3);
     log.close().unwrap();
     drop(log);
     let (log, summary) = PartitionLog::open(dir.path(), config, FaultInjector::default()).unwrap();
-    assert!(!summary.clean_shutdown, "a poisoned log closes without the clean marker");
+    assert!(
+        !summary.clean_shutdown,
+        "a poisoned log closes without the clean marker"
+    );
     assert!(!log.is_poisoned());
     let info = log.append(&mut batch(3, 1, T0_MS)).unwrap();
-    assert!(info.base_offset == 3 || info.base_offset == 6, "the unacked batch may or may not have survived");
+    assert!(
+        info.base_offset == 3 || info.base_offset == 6,
+        "the unacked batch may or may not have survived"
+    );
 }
 
 #[test]
@@ -223,24 +260,39 @@ fn retried_batch_gets_original_offset_even_after_a_crash() {
     let retry = log.append(&mut idempotent_batch(77, 0, 0, 3)).unwrap();
     assert_eq!((retry.base_offset, retry.last_offset, retry.duplicate), (2, 4, true));
     assert_eq!(log.end_offset(), 7);
-    assert!(matches!(log.append(&mut idempotent_batch(77, 0, 9, 1)), Err(LogError::OutOfOrderSequence { expected: 5, .. })));
+    assert!(matches!(
+        log.append(&mut idempotent_batch(77, 0, 9, 1)),
+        Err(LogError::OutOfOrderSequence { expected: 5, .. })
+    ));
     drop(log);
 
     let log = open(dir.path(), &config);
     let retry = log.append(&mut idempotent_batch(77, 0, 3, 2)).unwrap();
     assert_eq!((retry.base_offset, retry.duplicate), (5, true));
     assert_eq!(log.append(&mut idempotent_batch(77, 0, 5, 1)).unwrap().base_offset, 7);
-    assert!(matches!(log.append(&mut idempotent_batch(77, -1, 6, 1)), Err(LogError::ProducerFenced { .. }) | Err(LogError::OutOfOrderSequence { .. })));
-    assert!(matches!(log.append(&mut idempotent_batch(78, 0, 4, 1)), Err(LogError::UnknownProducerId { .. })));
+    assert!(matches!(
+        log.append(&mut idempotent_batch(77, -1, 6, 1)),
+        Err(LogError::ProducerFenced { .. }) | Err(LogError::OutOfOrderSequence { .. })
+    ));
+    assert!(matches!(
+        log.append(&mut idempotent_batch(78, 0, 4, 1)),
+        Err(LogError::UnknownProducerId { .. })
+    ));
     let mut two = idempotent_batch(79, 0, 0, 1);
     two.extend_from_slice(&idempotent_batch(79, 0, 1, 1));
-    assert!(matches!(log.append(&mut two), Err(LogError::MultipleIdempotentBatches { batch_count: 2 })));
+    assert!(matches!(
+        log.append(&mut two),
+        Err(LogError::MultipleIdempotentBatches { batch_count: 2 })
+    ));
 }
 
 #[test]
 fn concurrent_appenders_share_fsyncs_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { segment_bytes: 64 * 1024, ..small_config(FsyncPolicy::Always) };
+    let config = LogConfig {
+        segment_bytes: 64 * 1024,
+        ..small_config(FsyncPolicy::Always)
+    };
     let log = open(dir.path(), &config);
     let mut offsets: Vec<i64> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)

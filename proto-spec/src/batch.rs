@@ -119,7 +119,9 @@ impl<'a> BatchHeader<'a> {
         if bytes.len() < HEADER_BYTES {
             return Ok(None);
         }
-        let header = Self { bytes: &bytes[..HEADER_BYTES] };
+        let header = Self {
+            bytes: &bytes[..HEADER_BYTES],
+        };
         let magic = bytes[MAGIC_POSITION] as i8;
         if magic != MAGIC_V2 {
             return Err(BatchError::UnsupportedMagic { magic });
@@ -133,7 +135,10 @@ impl<'a> BatchHeader<'a> {
         let record_count = header.record_count();
         let last_offset_delta = header.last_offset_delta();
         if record_count < 1 || last_offset_delta != record_count - 1 {
-            return Err(BatchError::InconsistentCount { record_count, last_offset_delta });
+            return Err(BatchError::InconsistentCount {
+                record_count,
+                last_offset_delta,
+            });
         }
         Compression::from_bits((header.attributes() & ATTRIBUTE_CODEC_MASK) as u8)?;
         Ok(Some(header))
@@ -221,8 +226,7 @@ impl<'a> BatchHeader<'a> {
     }
 
     pub fn compression(&self) -> Compression {
-        Compression::from_bits((self.attributes() & ATTRIBUTE_CODEC_MASK) as u8)
-            .expect("checked in parse")
+        Compression::from_bits((self.attributes() & ATTRIBUTE_CODEC_MASK) as u8).expect("checked in parse")
     }
     pub fn is_log_append_time(&self) -> bool {
         self.attributes() & ATTRIBUTE_LOG_APPEND_TIME != 0
@@ -281,7 +285,9 @@ impl<'a> Iterator for RecordBatches<'a> {
             }
             Ok(None) => {
                 self.position = self.bytes.len();
-                Some(Err(BatchError::TrailingBytes { trailing_bytes: rest.len() }))
+                Some(Err(BatchError::TrailingBytes {
+                    trailing_bytes: rest.len(),
+                }))
             }
             Err(error) => {
                 self.position = self.bytes.len();
@@ -358,9 +364,15 @@ mod tests {
     fn impossible_length_is_refused() {
         let mut batch = sample();
         batch[8..12].copy_from_slice(&10i32.to_be_bytes());
-        assert!(matches!(BatchHeader::parse(&batch), Err(BatchError::InvalidLength { .. })));
+        assert!(matches!(
+            BatchHeader::parse(&batch),
+            Err(BatchError::InvalidLength { .. })
+        ));
         batch[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
-        assert!(matches!(BatchHeader::parse(&batch), Err(BatchError::InvalidLength { .. })));
+        assert!(matches!(
+            BatchHeader::parse(&batch),
+            Err(BatchError::InvalidLength { .. })
+        ));
     }
 
     #[test]
@@ -371,7 +383,10 @@ mod tests {
         let items: Vec<_> = RecordBatches::new(&set).collect();
         assert_eq!(items.len(), 3);
         assert!(items[0].is_ok() && items[1].is_ok());
-        assert_eq!(items[2].as_ref().unwrap_err(), &BatchError::TrailingBytes { trailing_bytes: 3 });
+        assert_eq!(
+            items[2].as_ref().unwrap_err(),
+            &BatchError::TrailingBytes { trailing_bytes: 3 }
+        );
     }
 
     #[test]

@@ -24,7 +24,10 @@ pub struct RecordSpec {
 
 impl RecordSpec {
     pub fn value(value: Vec<u8>) -> Self {
-        Self { value: Some(value), ..Self::default() }
+        Self {
+            value: Some(value),
+            ..Self::default()
+        }
     }
 }
 

@@ -8,20 +8,13 @@ pub enum BatchError {
     UnsupportedMagic { magic: i8 },
 
     #[error("record batch length field is {batch_length}; it must be between {min} and {max}")]
-    InvalidLength {
-        batch_length: i32,
-        min: i32,
-        max: i32,
-    },
+    InvalidLength { batch_length: i32, min: i32, max: i32 },
 
     #[error("record batch CRC-32C mismatch: header says {stored:#010x}, bytes give {computed:#010x}")]
     CrcMismatch { stored: u32, computed: u32 },
 
     #[error("record batch has {record_count} records but last offset delta {last_offset_delta}; expected count - 1")]
-    InconsistentCount {
-        record_count: i32,
-        last_offset_delta: i32,
-    },
+    InconsistentCount { record_count: i32, last_offset_delta: i32 },
 
     #[error("record batch uses unknown compression codec {codec}")]
     UnknownCompression { codec: u8 },

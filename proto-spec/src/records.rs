@@ -22,7 +22,10 @@ pub struct RecordView<'a> {
 impl<'a> RecordView<'a> {
     /// The record's headers as (key, value) pairs.
     pub fn headers(&self) -> HeaderIter<'a> {
-        HeaderIter { bytes: self.headers, remaining: self.header_count }
+        HeaderIter {
+            bytes: self.headers,
+            remaining: self.header_count,
+        }
     }
 }
 
@@ -37,7 +40,12 @@ pub struct RecordIter<'a> {
 
 impl<'a> RecordIter<'a> {
     pub fn new(records: &'a [u8], record_count: usize) -> Self {
-        Self { bytes: records, position: 0, remaining: record_count, index: 0 }
+        Self {
+            bytes: records,
+            position: 0,
+            remaining: record_count,
+            index: 0,
+        }
     }
 
     /// The records of a whole uncompressed batch (header included).
@@ -46,7 +54,10 @@ impl<'a> RecordIter<'a> {
     }
 
     fn malformed(&self) -> BatchError {
-        BatchError::MalformedRecord { index: self.index, position: self.position }
+        BatchError::MalformedRecord {
+            index: self.index,
+            position: self.position,
+        }
     }
 
     fn parse_one(&self) -> Option<(RecordView<'a>, usize)> {
@@ -67,14 +78,24 @@ impl<'a> RecordIter<'a> {
         at += n;
         let header_count = usize::try_from(header_count).ok()?;
         let headers = body.get(at..)?;
-        let mut check = HeaderIter { bytes: headers, remaining: header_count };
+        let mut check = HeaderIter {
+            bytes: headers,
+            remaining: header_count,
+        };
         for _ in 0..header_count {
             check.next()?;
         }
         if !check.bytes.is_empty() {
             return None;
         }
-        let view = RecordView { offset_delta, timestamp_delta_ms, key, value, headers, header_count };
+        let view = RecordView {
+            offset_delta,
+            timestamp_delta_ms,
+            key,
+            value,
+            headers,
+            header_count,
+        };
         Some((view, end))
     }
 }

@@ -11,8 +11,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression as KafkaCompression, Record, RecordBatchDecoder, RecordBatchEncoder,
-    RecordEncodeOptions, TimestampType,
+    Compression as KafkaCompression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use relay_proto::batch::BatchHeader;
 use relay_proto::records::RecordIter;
@@ -31,11 +30,41 @@ struct Vector {
 }
 
 const VECTORS: &[Vector] = &[
-    Vector { file: "batch_uncompressed.bin", compression: KafkaCompression::None, producer: None, record_count: 5, compare_reencoded: true },
-    Vector { file: "batch_idempotent.bin", compression: KafkaCompression::None, producer: Some((4242, 3, 17)), record_count: 3, compare_reencoded: true },
-    Vector { file: "batch_gzip.bin", compression: KafkaCompression::Gzip, producer: Some((7, 0, 0)), record_count: 50, compare_reencoded: false },
-    Vector { file: "batch_lz4.bin", compression: KafkaCompression::Lz4, producer: None, record_count: 50, compare_reencoded: false },
-    Vector { file: "batch_zstd.bin", compression: KafkaCompression::Zstd, producer: None, record_count: 50, compare_reencoded: false },
+    Vector {
+        file: "batch_uncompressed.bin",
+        compression: KafkaCompression::None,
+        producer: None,
+        record_count: 5,
+        compare_reencoded: true,
+    },
+    Vector {
+        file: "batch_idempotent.bin",
+        compression: KafkaCompression::None,
+        producer: Some((4242, 3, 17)),
+        record_count: 3,
+        compare_reencoded: true,
+    },
+    Vector {
+        file: "batch_gzip.bin",
+        compression: KafkaCompression::Gzip,
+        producer: Some((7, 0, 0)),
+        record_count: 50,
+        compare_reencoded: false,
+    },
+    Vector {
+        file: "batch_lz4.bin",
+        compression: KafkaCompression::Lz4,
+        producer: None,
+        record_count: 50,
+        compare_reencoded: false,
+    },
+    Vector {
+        file: "batch_zstd.bin",
+        compression: KafkaCompression::Zstd,
+        producer: None,
+        record_count: 50,
+        compare_reencoded: false,
+    },
 ];
 
 fn vector_path(file: &str) -> PathBuf {
@@ -45,7 +74,10 @@ fn vector_path(file: &str) -> PathBuf {
 fn record(index: usize, producer: Option<(i64, i16, i32)>) -> Record {
     let (producer_id, producer_epoch, base_sequence) = producer.unwrap_or((-1, -1, -1));
     let mut headers = IndexMap::new();
-    headers.insert(StrBytes::from_static_str("source"), Some(Bytes::from(format!("/var/log/app.jsonl:{}", index * 64))));
+    headers.insert(
+        StrBytes::from_static_str("source"),
+        Some(Bytes::from(format!("/var/log/app.jsonl:{}", index * 64))),
+    );
     Record {
         transactional: false,
         control: false,
@@ -58,7 +90,7 @@ fn record(index: usize, producer: Option<(i64, i16, i32)>) -> Record {
         // The encoder splits records into batches where offset - sequence changes.
         sequence: base_sequence.wrapping_add(index as i32),
         timestamp: FIRST_TIMESTAMP_MS + (index as i64) * 10,
-        key: (index % 2 == 0).then(|| Bytes::from(format!("player-{index}"))),
+        key: index.is_multiple_of(2).then(|| Bytes::from(format!("player-{index}"))),
         value: Some(Bytes::from(format!("{{\"uuid\":\"{index:08}\",\"event\":\"login\"}}"))),
         headers,
     }
@@ -67,7 +99,10 @@ fn record(index: usize, producer: Option<(i64, i16, i32)>) -> Record {
 fn encode(vector: &Vector) -> Vec<u8> {
     let records: Vec<Record> = (0..vector.record_count).map(|i| record(i, vector.producer)).collect();
     let mut out = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: vector.compression };
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: vector.compression,
+    };
     RecordBatchEncoder::encode(&mut out, &records, &options).expect("encode");
     out.to_vec()
 }
@@ -103,15 +138,23 @@ fn golden_batches_read_back_exactly() {
         assert_eq!(header.record_count() as usize, vector.record_count);
         assert_eq!(header.last_offset_delta() as usize, vector.record_count - 1);
         assert_eq!(header.first_timestamp(), FIRST_TIMESTAMP_MS);
-        assert_eq!(header.max_timestamp(), FIRST_TIMESTAMP_MS + 10 * (vector.record_count as i64 - 1));
+        assert_eq!(
+            header.max_timestamp(),
+            FIRST_TIMESTAMP_MS + 10 * (vector.record_count as i64 - 1)
+        );
         assert_eq!(header.compression(), expected_compression(vector.compression));
         let (producer_id, producer_epoch, base_sequence) = vector.producer.unwrap_or((-1, -1, -1));
-        assert_eq!((header.producer_id(), header.producer_epoch(), header.base_sequence()), (producer_id, producer_epoch, base_sequence));
+        assert_eq!(
+            (header.producer_id(), header.producer_epoch(), header.base_sequence()),
+            (producer_id, producer_epoch, base_sequence)
+        );
 
         let mut buf = Bytes::from(stored.clone());
         let decoded = RecordBatchDecoder::decode(&mut buf).expect("crate decodes the vector");
         let values: Vec<_> = decoded.records.iter().map(|r| r.value.clone()).collect();
-        let expected: Vec<_> = (0..vector.record_count).map(|i| record(i, vector.producer).value).collect();
+        let expected: Vec<_> = (0..vector.record_count)
+            .map(|i| record(i, vector.producer).value)
+            .collect();
         assert_eq!(values, expected, "{}", vector.file);
     }
 }
@@ -130,7 +173,11 @@ fn builder_matches_the_crate_encoder() {
             builder.push(RecordSpec {
                 key: record.key.map(|k| k.to_vec()),
                 value: record.value.map(|v| v.to_vec()),
-                headers: record.headers.iter().map(|(k, v)| (k.to_string(), v.as_ref().map(|v| v.to_vec()))).collect(),
+                headers: record
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.as_ref().map(|v| v.to_vec())))
+                    .collect(),
                 timestamp_delta_ms: record.timestamp - FIRST_TIMESTAMP_MS,
             });
         }
@@ -142,6 +189,9 @@ fn builder_matches_the_crate_encoder() {
             .collect::<Result<_, _>>()
             .expect("records parse");
         assert_eq!(views.len(), vector.record_count);
-        assert_eq!(views[1].value, Some(&b"{\"uuid\":\"00000001\",\"event\":\"login\"}"[..]));
+        assert_eq!(
+            views[1].value,
+            Some(&b"{\"uuid\":\"00000001\",\"event\":\"login\"}"[..])
+        );
     }
 }

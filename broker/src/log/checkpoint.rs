@@ -18,7 +18,9 @@ const RECOVERY_POINT_HEADER: &str = "relay-recovery-point 1";
 
 /// fsyncs a directory so that creations, renames and removals in it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error("fsync directory", dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("fsync directory", dir))
 }
 
 /// Writes `contents` to `dir/name` so that a crash leaves either the old file or the new one.
@@ -33,7 +35,11 @@ pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
 }
 
 pub fn write_recovery_point(dir: &Path, offset: i64) -> Result<()> {
-    write_atomically(dir, RECOVERY_POINT_FILE, format!("{RECOVERY_POINT_HEADER}\n{offset}\n").as_bytes())
+    write_atomically(
+        dir,
+        RECOVERY_POINT_FILE,
+        format!("{RECOVERY_POINT_HEADER}\n{offset}\n").as_bytes(),
+    )
 }
 
 /// The stored recovery point; 0 (scan everything) when missing or unreadable.

@@ -79,7 +79,10 @@ impl LogConfig {
             return Err("index_interval_bytes must be at least 1".into());
         }
         if !(64..=INDEX_BYTES_MAX).contains(&self.index_bytes_max) {
-            return Err(format!("index_bytes_max = {} is outside 64..={INDEX_BYTES_MAX}", self.index_bytes_max));
+            return Err(format!(
+                "index_bytes_max = {} is outside 64..={INDEX_BYTES_MAX}",
+                self.index_bytes_max
+            ));
         }
         if self.segment_ms == 0 {
             return Err("segment_ms must be at least 1".into());

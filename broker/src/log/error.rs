@@ -76,6 +76,13 @@ pub type Result<T, E = LogError> = std::result::Result<T, E>;
 
 /// Builds the `map_err` closure for an I/O error on `path`.
 /// The path is copied only when an error happens, so the hot path does not allocate.
-pub(crate) fn io_error<'a>(operation: &'static str, path: &'a std::path::Path) -> impl FnOnce(std::io::Error) -> LogError + 'a {
-    move |source| LogError::Io { operation, path: path.to_path_buf(), source }
+pub(crate) fn io_error<'a>(
+    operation: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> LogError + 'a {
+    move |source| LogError::Io {
+        operation,
+        path: path.to_path_buf(),
+        source,
+    }
 }

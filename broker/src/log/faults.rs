@@ -25,7 +25,9 @@ pub struct FaultInjector {
 }
 
 fn take_one(counter: &AtomicU32) -> bool {
-    counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok()
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 impl FaultInjector {

@@ -55,7 +55,9 @@ impl<const ENTRY_BYTES: usize> MappedIndex<ENTRY_BYTES> {
 
     fn resize_file(&mut self, length: usize) -> Result<()> {
         self.map = None;
-        self.file.set_len(length as u64).map_err(io_error("resize index", &self.path))?;
+        self.file
+            .set_len(length as u64)
+            .map_err(io_error("resize index", &self.path))?;
         if length > 0 {
             // SAFETY: the file is private to this process's partition and is
             // only resized here, after the old map was dropped.

@@ -29,13 +29,19 @@ pub struct OffsetIndex {
 
 impl OffsetIndex {
     pub fn open(path: &Path, base_offset: i64, bytes_max: u32, preallocate: Preallocate) -> Result<Self> {
-        Ok(Self { base_offset, index: MappedIndex::open(path, bytes_max, preallocate)? })
+        Ok(Self {
+            base_offset,
+            index: MappedIndex::open(path, bytes_max, preallocate)?,
+        })
     }
 
     fn decode(&self, entry: &[u8]) -> IndexEntry {
         let relative = u32::from_be_bytes(entry[0..4].try_into().expect("4 bytes"));
         let position = u32::from_be_bytes(entry[4..8].try_into().expect("4 bytes"));
-        IndexEntry { offset: self.base_offset + i64::from(relative), position }
+        IndexEntry {
+            offset: self.base_offset + i64::from(relative),
+            position,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -51,14 +57,23 @@ impl OffsetIndex {
     }
 
     pub fn last(&self) -> Option<IndexEntry> {
-        self.index.len().checked_sub(1).map(|slot| self.decode(self.index.entry(slot)))
+        self.index
+            .len()
+            .checked_sub(1)
+            .map(|slot| self.decode(self.index.entry(slot)))
     }
 
     pub fn append(&mut self, offset: i64, position: u32) {
         let relative = offset - self.base_offset;
-        assert!((0..=i64::from(u32::MAX)).contains(&relative), "offset {offset} outside segment");
+        assert!(
+            (0..=i64::from(u32::MAX)).contains(&relative),
+            "offset {offset} outside segment"
+        );
         if let Some(last) = self.last() {
-            assert!(offset > last.offset && position > last.position, "offset index must grow");
+            assert!(
+                offset > last.offset && position > last.position,
+                "offset index must grow"
+            );
         }
         let mut entry = [0u8; OFFSET_INDEX_ENTRY_BYTES];
         entry[0..4].copy_from_slice(&(relative as u32).to_be_bytes());
@@ -70,9 +85,14 @@ impl OffsetIndex {
     pub fn lookup(&self, offset: i64) -> IndexEntry {
         let relative = offset - self.base_offset;
         self.index
-            .last_slot_where(|entry| i64::from(u32::from_be_bytes(entry[0..4].try_into().expect("4 bytes"))) <= relative)
+            .last_slot_where(|entry| {
+                i64::from(u32::from_be_bytes(entry[0..4].try_into().expect("4 bytes"))) <= relative
+            })
             .map(|slot| self.decode(self.index.entry(slot)))
-            .unwrap_or(IndexEntry { offset: self.base_offset, position: 0 })
+            .unwrap_or(IndexEntry {
+                offset: self.base_offset,
+                position: 0,
+            })
     }
 
     /// Checks what can be checked without the log: entries strictly grow and
@@ -116,13 +136,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
         let mut index = OffsetIndex::open(&path, 100, 1024, Preallocate::Full).unwrap();
-        assert_eq!(index.lookup(150), IndexEntry { offset: 100, position: 0 });
+        assert_eq!(
+            index.lookup(150),
+            IndexEntry {
+                offset: 100,
+                position: 0
+            }
+        );
         index.append(110, 4096);
         index.append(120, 8192);
-        assert_eq!(index.lookup(105), IndexEntry { offset: 100, position: 0 });
-        assert_eq!(index.lookup(110), IndexEntry { offset: 110, position: 4096 });
-        assert_eq!(index.lookup(119), IndexEntry { offset: 110, position: 4096 });
-        assert_eq!(index.lookup(500), IndexEntry { offset: 120, position: 8192 });
+        assert_eq!(
+            index.lookup(105),
+            IndexEntry {
+                offset: 100,
+                position: 0
+            }
+        );
+        assert_eq!(
+            index.lookup(110),
+            IndexEntry {
+                offset: 110,
+                position: 4096
+            }
+        );
+        assert_eq!(
+            index.lookup(119),
+            IndexEntry {
+                offset: 110,
+                position: 4096
+            }
+        );
+        assert_eq!(
+            index.lookup(500),
+            IndexEntry {
+                offset: 120,
+                position: 8192
+            }
+        );
         assert!(index.is_consistent(8193));
         assert!(!index.is_consistent(8192));
     }
@@ -140,7 +190,13 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 80);
         let index = OffsetIndex::open(&path, 0, 1024, Preallocate::Full).unwrap();
         assert_eq!(index.len(), 10);
-        assert_eq!(index.lookup(55), IndexEntry { offset: 50, position: 500 });
+        assert_eq!(
+            index.lookup(55),
+            IndexEntry {
+                offset: 50,
+                position: 500
+            }
+        );
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 1024);
     }
 

@@ -74,17 +74,31 @@ struct LogState {
 
 impl LogState {
     fn active(&self) -> &Segment {
-        self.segments.values().next_back().expect("a log has at least one segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log has at least one segment")
     }
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments.values_mut().next_back().expect("a log has at least one segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log has at least one segment")
     }
     fn end(&self) -> LogPoint {
         let active = self.active();
-        LogPoint { next_offset: active.next_offset(), segment_base_offset: active.base_offset(), position: active.size_bytes() }
+        LogPoint {
+            next_offset: active.next_offset(),
+            segment_base_offset: active.base_offset(),
+            position: active.size_bytes(),
+        }
     }
     fn log_start_offset(&self) -> i64 {
-        self.segments.values().next().expect("a log has at least one segment").base_offset()
+        self.segments
+            .values()
+            .next()
+            .expect("a log has at least one segment")
+            .base_offset()
     }
     /// Bytes of `segment` that readers may see.
     fn visible_limit(&self, segment: &Segment) -> u64 {
@@ -118,7 +132,16 @@ impl PartitionLog {
     pub fn open(dir: &Path, config: LogConfig, faults: FaultInjector) -> Result<(Self, LoadSummary)> {
         config.validate().map_err(LogError::Config)?;
         let loaded = recovery::load(dir, &config, &faults)?;
-        let mut state = LogState { segments: loaded.segments, producers: loaded.producers, visible: LogPoint { next_offset: 0, segment_base_offset: 0, position: 0 }, closed: false };
+        let mut state = LogState {
+            segments: loaded.segments,
+            producers: loaded.producers,
+            visible: LogPoint {
+                next_offset: 0,
+                segment_base_offset: 0,
+                position: 0,
+            },
+            closed: false,
+        };
         state.visible = state.end();
         let durable_next_offset = state.visible.next_offset;
         let log = Self {
@@ -126,7 +149,12 @@ impl PartitionLog {
             config,
             faults,
             state: Mutex::new(state),
-            sync: Mutex::new(SyncState { durable_next_offset, syncing: false, last_sync: Instant::now(), poisoned: None }),
+            sync: Mutex::new(SyncState {
+                durable_next_offset,
+                syncing: false,
+                last_sync: Instant::now(),
+                poisoned: None,
+            }),
             synced: Condvar::new(),
         };
         Ok((log, loaded.summary))
@@ -203,7 +231,10 @@ impl PartitionLog {
             return Err(LogError::Closed { dir: self.dir.clone() });
         }
         if let Some(reason) = &self.sync.lock().poisoned {
-            return Err(LogError::Poisoned { dir: self.dir.clone(), reason: reason.clone() });
+            return Err(LogError::Poisoned {
+                dir: self.dir.clone(),
+                reason: reason.clone(),
+            });
         }
         Ok(())
     }
@@ -213,7 +244,10 @@ impl PartitionLog {
         let mut position = 0;
         while position < records.len() {
             let next_offset = state.active().next_offset();
-            let total = BatchHeader::parse(&records[position..]).expect("validated").expect("whole").total_bytes();
+            let total = BatchHeader::parse(&records[position..])
+                .expect("validated")
+                .expect("whole")
+                .total_bytes();
             let batch = &mut records[position..position + total];
             patch_base_offset(batch, next_offset);
             let header = BatchHeader::parse(batch).expect("validated").expect("whole");
@@ -279,7 +313,10 @@ impl PartitionLog {
         let mut sync = self.sync.lock();
         loop {
             if let Some(reason) = &sync.poisoned {
-                return Err(LogError::Poisoned { dir: self.dir.clone(), reason: reason.clone() });
+                return Err(LogError::Poisoned {
+                    dir: self.dir.clone(),
+                    reason: reason.clone(),
+                });
             }
             if sync.durable_next_offset >= needed_next_offset {
                 return Ok(());
@@ -309,7 +346,11 @@ impl PartitionLog {
     fn sync_active(&self) -> Result<i64> {
         let (file, path, point) = {
             let state = self.state.lock();
-            (state.active().log_file(), state.active().log_path().to_path_buf(), state.end())
+            (
+                state.active().log_file(),
+                state.active().log_path().to_path_buf(),
+                state.end(),
+            )
         };
         self.faults.sync_data(&file).map_err(io_error("fsync", &path))?;
         let mut state = self.state.lock();
@@ -335,13 +376,26 @@ impl PartitionLog {
             let high_watermark = state.visible.next_offset;
             let log_start_offset = state.log_start_offset();
             if offset < log_start_offset || offset > high_watermark {
-                return Err(LogError::OffsetOutOfRange { offset, log_start_offset, high_watermark });
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start_offset,
+                    high_watermark,
+                });
             }
-            let empty = ReadResult { bytes: Vec::new(), high_watermark, log_start_offset };
+            let empty = ReadResult {
+                bytes: Vec::new(),
+                high_watermark,
+                log_start_offset,
+            };
             if offset == high_watermark {
                 return Ok(empty);
             }
-            let start_base = *state.segments.range(..=offset).next_back().expect("offset >= log start").0;
+            let start_base = *state
+                .segments
+                .range(..=offset)
+                .next_back()
+                .expect("offset >= log start")
+                .0;
             let bases: Vec<i64> = state.segments.range(start_base..).map(|(base, _)| *base).collect();
             let mut found = None;
             for base in bases {
@@ -360,7 +414,8 @@ impl PartitionLog {
         let available = (limit - location.position) as usize;
         let length = max_bytes.min(available).max(location.total_bytes as usize);
         let mut bytes = vec![0u8; length];
-        file.read_exact_at(&mut bytes, location.position).map_err(io_error("read", &path))?;
+        file.read_exact_at(&mut bytes, location.position)
+            .map_err(io_error("read", &path))?;
         let mut whole = 0;
         for item in RecordBatches::new(&bytes) {
             match item {
@@ -376,7 +431,11 @@ impl PartitionLog {
             }
         }
         bytes.truncate(whole);
-        Ok(ReadResult { bytes, high_watermark, log_start_offset })
+        Ok(ReadResult {
+            bytes,
+            high_watermark,
+            log_start_offset,
+        })
     }
 
     /// The first visible offset whose record timestamp is at or after

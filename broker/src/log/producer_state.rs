@@ -77,16 +77,27 @@ impl ProducerStates {
             if first_sequence == 0 {
                 return Ok(SequenceCheck::Append);
             }
-            return Err(LogError::UnknownProducerId { producer_id, sequence: first_sequence });
+            return Err(LogError::UnknownProducerId {
+                producer_id,
+                sequence: first_sequence,
+            });
         };
         if epoch < entry.epoch {
-            return Err(LogError::ProducerFenced { producer_id, epoch, current_epoch: entry.epoch });
+            return Err(LogError::ProducerFenced {
+                producer_id,
+                epoch,
+                current_epoch: entry.epoch,
+            });
         }
         if epoch > entry.epoch {
             if first_sequence == 0 {
                 return Ok(SequenceCheck::Append);
             }
-            return Err(LogError::OutOfOrderSequence { producer_id, expected: 0, received: first_sequence });
+            return Err(LogError::OutOfOrderSequence {
+                producer_id,
+                expected: 0,
+                received: first_sequence,
+            });
         }
         let last_sequence = header.last_sequence();
         if let Some(original) = entry
@@ -98,7 +109,11 @@ impl ProducerStates {
         }
         let expected = entry.batches.back().map_or(0, |b| next_sequence(b.last_sequence));
         if first_sequence != expected {
-            return Err(LogError::OutOfOrderSequence { producer_id, expected, received: first_sequence });
+            return Err(LogError::OutOfOrderSequence {
+                producer_id,
+                expected,
+                received: first_sequence,
+            });
         }
         Ok(SequenceCheck::Append)
     }
@@ -157,29 +172,53 @@ mod tests {
         let retry = batch(1, 0, 0, 3, 0);
         assert_eq!(
             states.check(&header(&retry)).unwrap(),
-            SequenceCheck::Duplicate(BatchSequence { first_sequence: 0, last_sequence: 2, first_offset: 100, last_offset: 102 })
+            SequenceCheck::Duplicate(BatchSequence {
+                first_sequence: 0,
+                last_sequence: 2,
+                first_offset: 100,
+                last_offset: 102
+            })
         );
     }
 
     #[test]
     fn gaps_and_unknown_producers_are_refused() {
         let mut states = ProducerStates::default();
-        assert!(matches!(states.check(&header(&batch(9, 0, 5, 1, 0))), Err(LogError::UnknownProducerId { .. })));
+        assert!(matches!(
+            states.check(&header(&batch(9, 0, 5, 1, 0))),
+            Err(LogError::UnknownProducerId { .. })
+        ));
         states.record(&header(&batch(9, 0, 0, 1, 0)));
         assert!(matches!(
             states.check(&header(&batch(9, 0, 2, 1, 0))),
-            Err(LogError::OutOfOrderSequence { expected: 1, received: 2, .. })
+            Err(LogError::OutOfOrderSequence {
+                expected: 1,
+                received: 2,
+                ..
+            })
         ));
-        assert_eq!(states.check(&header(&batch(9, 0, 1, 1, 0))).unwrap(), SequenceCheck::Append);
+        assert_eq!(
+            states.check(&header(&batch(9, 0, 1, 1, 0))).unwrap(),
+            SequenceCheck::Append
+        );
     }
 
     #[test]
     fn epochs_fence_and_reset() {
         let mut states = ProducerStates::default();
         states.record(&header(&batch(4, 2, 0, 1, 0)));
-        assert!(matches!(states.check(&header(&batch(4, 1, 1, 1, 0))), Err(LogError::ProducerFenced { .. })));
-        assert!(matches!(states.check(&header(&batch(4, 3, 1, 1, 0))), Err(LogError::OutOfOrderSequence { .. })));
-        assert_eq!(states.check(&header(&batch(4, 3, 0, 1, 0))).unwrap(), SequenceCheck::Append);
+        assert!(matches!(
+            states.check(&header(&batch(4, 1, 1, 1, 0))),
+            Err(LogError::ProducerFenced { .. })
+        ));
+        assert!(matches!(
+            states.check(&header(&batch(4, 3, 1, 1, 0))),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
+        assert_eq!(
+            states.check(&header(&batch(4, 3, 0, 1, 0))).unwrap(),
+            SequenceCheck::Append
+        );
     }
 
     #[test]
@@ -188,7 +227,13 @@ mod tests {
         for n in 0..7 {
             states.record(&header(&batch(1, 0, n, 1, i64::from(n))));
         }
-        assert!(matches!(states.check(&header(&batch(1, 0, 2, 1, 0))), Ok(SequenceCheck::Duplicate(_))));
-        assert!(matches!(states.check(&header(&batch(1, 0, 1, 1, 0))), Err(LogError::OutOfOrderSequence { .. })));
+        assert!(matches!(
+            states.check(&header(&batch(1, 0, 2, 1, 0))),
+            Ok(SequenceCheck::Duplicate(_))
+        ));
+        assert!(matches!(
+            states.check(&header(&batch(1, 0, 1, 1, 0))),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
     }
 }

@@ -73,7 +73,10 @@ pub fn load(dir: &Path, config: &LogConfig, faults: &FaultInjector) -> Result<Lo
     let clean_shutdown = take_clean_shutdown(dir)?;
     let recovery_point = read_recovery_point(dir);
     let bases: Vec<i64> = segment_base_offsets(dir)?.into_iter().collect();
-    let mut summary = LoadSummary { clean_shutdown, ..LoadSummary::default() };
+    let mut summary = LoadSummary {
+        clean_shutdown,
+        ..LoadSummary::default()
+    };
     let mut segments = BTreeMap::new();
 
     for (slot, &base) in bases.iter().enumerate() {
@@ -134,7 +137,12 @@ pub fn load(dir: &Path, config: &LogConfig, faults: &FaultInjector) -> Result<Lo
         segment.for_each_header(|header| producers.record(header))?;
     }
     summary.segments = segments.len();
-    Ok(LoadedLog { segments, producers, recovery_point, summary })
+    Ok(LoadedLog {
+        segments,
+        producers,
+        recovery_point,
+        summary,
+    })
 }
 
 fn delete_after(dir: &Path, bases: &[i64], config: &LogConfig, faults: &FaultInjector) -> Result<usize> {

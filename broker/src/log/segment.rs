@@ -65,7 +65,9 @@ pub struct Segment {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Segment {
@@ -78,7 +80,10 @@ impl Segment {
             .create_new(true)
             .open(&log_path)
             .map_err(io_error("create segment", &log_path))?;
-        for path in [file_names::index_file(dir, base_offset), file_names::time_index_file(dir, base_offset)] {
+        for path in [
+            file_names::index_file(dir, base_offset),
+            file_names::time_index_file(dir, base_offset),
+        ] {
             if path.exists() {
                 std::fs::remove_file(&path).map_err(io_error("remove stale index", &path))?;
             }
@@ -187,7 +192,10 @@ impl Segment {
     /// Appends one whole batch whose base offset is already `next_offset`.
     pub fn append(&mut self, batch: &[u8], header: &BatchHeader<'_>) -> Result<()> {
         assert_eq!(header.base_offset(), self.next_offset, "batches are contiguous");
-        assert!(self.size_bytes + batch.len() as u64 <= u64::from(u32::MAX), "positions fit the index");
+        assert!(
+            self.size_bytes + batch.len() as u64 <= u64::from(u32::MAX),
+            "positions fit the index"
+        );
         if let Err(error) = self.faults.write_all_at(&self.log, batch, self.size_bytes) {
             // Drop a partial write so the file ends with whole batches again;
             // if even that fails, recovery cuts the torn tail on the next open.
@@ -209,7 +217,8 @@ impl Segment {
             if !self.offset_index.is_full() {
                 self.offset_index.append(header.base_offset(), position as u32);
             }
-            self.time_index.maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp);
+            self.time_index
+                .maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp);
             self.bytes_since_index_entry = 0;
         }
         self.bytes_since_index_entry += u64::from(header.total_bytes() as u32);
@@ -222,12 +231,18 @@ impl Segment {
             return Ok(None);
         }
         let mut header = [0u8; HEADER_BYTES];
-        self.log.read_exact_at(&mut header, position).map_err(io_error("read", &self.log_path))?;
+        self.log
+            .read_exact_at(&mut header, position)
+            .map_err(io_error("read", &self.log_path))?;
         Ok(Some(header))
     }
 
     fn corrupt(&self, position: u64, reason: impl Into<String>) -> LogError {
-        LogError::Corrupt { path: self.log_path.clone(), position, reason: reason.into() }
+        LogError::Corrupt {
+            path: self.log_path.clone(),
+            position,
+            reason: reason.into(),
+        }
     }
 
     /// Location of the batch at `position`, checking only its header.
@@ -273,7 +288,14 @@ impl Segment {
                     "offset index entry does not point at its batch; rebuilding the segment's indexes"
                 );
                 self.rebuild_indexes()?;
-                return self.scan_for_offset(IndexEntry { offset: self.base_offset, position: 0 }, offset, limit_position);
+                return self.scan_for_offset(
+                    IndexEntry {
+                        offset: self.base_offset,
+                        position: 0,
+                    },
+                    offset,
+                    limit_position,
+                );
             }
         }
         self.scan_for_offset(start, offset, limit_position)
@@ -301,7 +323,10 @@ impl Segment {
         if self.max_timestamp_ms < timestamp_ms {
             return Ok(None);
         }
-        let start_offset = self.time_index.last_before(timestamp_ms).map_or(self.base_offset, |e| e.offset);
+        let start_offset = self
+            .time_index
+            .last_before(timestamp_ms)
+            .map_or(self.base_offset, |e| e.offset);
         let Some(mut location) = self.find_batch(start_offset, limit_position)? else {
             return Ok(None);
         };
@@ -339,9 +364,14 @@ impl Segment {
 
     /// Reads `length` bytes at `position` with one positioned read.
     pub fn read_at(&self, position: u64, length: usize) -> Result<Vec<u8>> {
-        assert!(position + length as u64 <= self.size_bytes, "read stays inside the segment");
+        assert!(
+            position + length as u64 <= self.size_bytes,
+            "read stays inside the segment"
+        );
         let mut bytes = vec![0u8; length];
-        self.log.read_exact_at(&mut bytes, position).map_err(io_error("read", &self.log_path))?;
+        self.log
+            .read_exact_at(&mut bytes, position)
+            .map_err(io_error("read", &self.log_path))?;
         Ok(bytes)
     }
 
@@ -379,8 +409,12 @@ impl Segment {
             }
         }
         if position < file_bytes {
-            self.log.set_len(position).map_err(io_error("truncate", &self.log_path))?;
-            self.faults.sync_data(&self.log).map_err(io_error("fsync", &self.log_path))?;
+            self.log
+                .set_len(position)
+                .map_err(io_error("truncate", &self.log_path))?;
+            self.faults
+                .sync_data(&self.log)
+                .map_err(io_error("fsync", &self.log_path))?;
         }
         self.size_bytes = position;
         Ok(RecoverySummary {
@@ -396,7 +430,12 @@ impl Segment {
     fn check_batch_at(&self, position: u64, buffer: &mut Vec<u8>) -> std::result::Result<(), String> {
         let header_bytes = match self.read_header(position) {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => return Err(format!("{} bytes too short for a batch header", self.size_bytes - position)),
+            Ok(None) => {
+                return Err(format!(
+                    "{} bytes too short for a batch header",
+                    self.size_bytes - position
+                ))
+            }
             Err(error) => return Err(error.to_string()),
         };
         let total = match BatchHeader::parse(&header_bytes) {
@@ -405,7 +444,10 @@ impl Segment {
             Err(error) => return Err(error.to_string()),
         };
         if position + total > self.size_bytes {
-            return Err(format!("torn batch: {total} bytes declared, {} present", self.size_bytes - position));
+            return Err(format!(
+                "torn batch: {total} bytes declared, {} present",
+                self.size_bytes - position
+            ));
         }
         buffer.resize(total as usize, 0);
         self.log.read_exact_at(buffer, position).map_err(|e| e.to_string())?;
@@ -423,7 +465,10 @@ impl Segment {
         if !self.offset_index.is_consistent(self.size_bytes) {
             return Ok(false);
         }
-        let start = self.offset_index.last().unwrap_or(IndexEntry { offset: self.base_offset, position: 0 });
+        let start = self.offset_index.last().unwrap_or(IndexEntry {
+            offset: self.base_offset,
+            position: 0,
+        });
         if let Some(last_time) = self.time_index.last() {
             self.max_timestamp_ms = last_time.max_timestamp_ms;
             self.offset_of_max_timestamp = last_time.offset;
@@ -464,7 +509,9 @@ impl Segment {
         self.reset_indexes();
         let mut position = 0;
         while position < size {
-            let Some(location) = self.location_at(position)? else { break };
+            let Some(location) = self.location_at(position)? else {
+                break;
+            };
             let bytes = self.read_header(position)?.expect("header present");
             let header = BatchHeader::parse(&bytes).expect("parsed above").expect("whole header");
             self.index_batch(position, &header);
@@ -490,14 +537,17 @@ impl Segment {
 
     /// fsyncs the log file (not the indexes, which recovery rebuilds).
     pub fn sync(&self) -> Result<()> {
-        self.faults.sync_data(&self.log).map_err(io_error("fsync", &self.log_path))
+        self.faults
+            .sync_data(&self.log)
+            .map_err(io_error("fsync", &self.log_path))
     }
 
     /// Marks the end of this segment's life as the active one: writes the
     /// final time index entry and trims both indexes to their entries.
     pub fn seal(&mut self) -> Result<()> {
         if self.max_timestamp_ms != NO_TIMESTAMP {
-            self.time_index.maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp);
+            self.time_index
+                .maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp);
         }
         self.offset_index.trim()?;
         self.time_index.trim()

@@ -30,13 +30,19 @@ pub struct TimeIndex {
 
 impl TimeIndex {
     pub fn open(path: &Path, base_offset: i64, bytes_max: u32, preallocate: Preallocate) -> Result<Self> {
-        Ok(Self { base_offset, index: MappedIndex::open(path, bytes_max, preallocate)? })
+        Ok(Self {
+            base_offset,
+            index: MappedIndex::open(path, bytes_max, preallocate)?,
+        })
     }
 
     fn decode(&self, entry: &[u8]) -> TimeEntry {
         let max_timestamp_ms = i64::from_be_bytes(entry[0..8].try_into().expect("8 bytes"));
         let relative = u32::from_be_bytes(entry[8..12].try_into().expect("4 bytes"));
-        TimeEntry { max_timestamp_ms, offset: self.base_offset + i64::from(relative) }
+        TimeEntry {
+            max_timestamp_ms,
+            offset: self.base_offset + i64::from(relative),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -52,17 +58,27 @@ impl TimeIndex {
     }
 
     pub fn last(&self) -> Option<TimeEntry> {
-        self.index.len().checked_sub(1).map(|slot| self.decode(self.index.entry(slot)))
+        self.index
+            .len()
+            .checked_sub(1)
+            .map(|slot| self.decode(self.index.entry(slot)))
     }
 
     /// Records that the running maximum reached `max_timestamp_ms` at the batch
     /// starting at `offset`. Ignored unless it is a new maximum.
     pub fn maybe_append(&mut self, max_timestamp_ms: i64, offset: i64) {
-        if self.last().is_some_and(|last| last.max_timestamp_ms >= max_timestamp_ms) || self.is_full() {
+        if self
+            .last()
+            .is_some_and(|last| last.max_timestamp_ms >= max_timestamp_ms)
+            || self.is_full()
+        {
             return;
         }
         let relative = offset - self.base_offset;
-        assert!((0..=i64::from(u32::MAX)).contains(&relative), "offset {offset} outside segment");
+        assert!(
+            (0..=i64::from(u32::MAX)).contains(&relative),
+            "offset {offset} outside segment"
+        );
         if let Some(last) = self.last() {
             assert!(offset >= last.offset, "time index offsets must not go back");
         }
@@ -124,9 +140,27 @@ mod tests {
         index.maybe_append(300, 1020);
         assert_eq!(index.len(), 3);
         assert_eq!(index.last_before(100), None);
-        assert_eq!(index.last_before(101), Some(TimeEntry { max_timestamp_ms: 100, offset: 1000 }));
-        assert_eq!(index.last_before(250), Some(TimeEntry { max_timestamp_ms: 200, offset: 1010 }));
-        assert_eq!(index.last_before(1_000_000), Some(TimeEntry { max_timestamp_ms: 300, offset: 1020 }));
+        assert_eq!(
+            index.last_before(101),
+            Some(TimeEntry {
+                max_timestamp_ms: 100,
+                offset: 1000
+            })
+        );
+        assert_eq!(
+            index.last_before(250),
+            Some(TimeEntry {
+                max_timestamp_ms: 200,
+                offset: 1010
+            })
+        );
+        assert_eq!(
+            index.last_before(1_000_000),
+            Some(TimeEntry {
+                max_timestamp_ms: 300,
+                offset: 1020
+            })
+        );
         assert!(index.is_consistent(1021));
         assert!(!index.is_consistent(1020));
     }

@@ -28,7 +28,9 @@ pub fn batch(tag: u64, records: usize, first_timestamp_ms: i64) -> Vec<u8> {
 pub fn idempotent_batch(producer_id: i64, epoch: i16, sequence: i32, records: usize) -> Vec<u8> {
     let mut builder = BatchBuilder::new(T0_MS).producer(producer_id, epoch, sequence);
     for index in 0..records {
-        builder.push(RecordSpec::value(format!("p{producer_id} s{} ", sequence + index as i32).into_bytes()));
+        builder.push(RecordSpec::value(
+            format!("p{producer_id} s{} ", sequence + index as i32).into_bytes(),
+        ));
     }
     builder.build()
 }
@@ -45,7 +47,9 @@ pub fn small_config(fsync: FsyncPolicy) -> LogConfig {
 }
 
 pub fn open(dir: &Path, config: &LogConfig) -> PartitionLog {
-    PartitionLog::open(dir, config.clone(), FaultInjector::default()).expect("open log").0
+    PartitionLog::open(dir, config.clone(), FaultInjector::default())
+        .expect("open log")
+        .0
 }
 
 /// Every record value from `from` to the high watermark, read in chunks of

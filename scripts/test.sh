@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The whole test suite in one command: sets up what the end-to-end tests need,
+# then runs `cargo test --workspace`.
+#
+# - Python virtual environment with confluent-kafka and kafka-python (+ codecs)
+#   in target/test-venv (RELAY_TEST_PYTHON points the tests at it);
+# - kcat, installed with apt-get when running as root and missing
+#   (RELAY_TEST_KCAT);
+# - PostgreSQL 15 server binaries (RELAY_PG_BIN); the tests start and stop
+#   their own throwaway clusters in temporary directories.
+#
+# Outside CI a missing part is reported loudly and the tests that need it
+# are skipped; with CI=true a missing part fails the run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+note() { printf '\033[1;33m[test.sh]\033[0m %s\n' "$*" >&2; }
+
+venv="${RELAY_TEST_VENV:-$PWD/target/test-venv}"
+if ! "$venv/bin/python" -c 'import confluent_kafka, kafka, crc32c, lz4, snappy, zstandard' 2>/dev/null; then
+    note "setting up Python Kafka clients in $venv"
+    if python3 -m venv "$venv" \
+        && "$venv/bin/pip" install --quiet --disable-pip-version-check \
+            'confluent-kafka>=2.3' 'kafka-python[crc32c,lz4,snappy,zstd]>=2.0.3' \
+        && "$venv/bin/python" -c 'import confluent_kafka, kafka'; then
+        :
+    else
+        missing+=("python Kafka clients (confluent-kafka, kafka-python)")
+    fi
+fi
+if "$venv/bin/python" -c 'import confluent_kafka, kafka' 2>/dev/null; then
+    export RELAY_TEST_PYTHON="$venv/bin/python"
+fi
+
+if ! command -v kcat >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        note "installing kcat with apt-get"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat) >/dev/null 2>&1
+    fi
+fi
+if command -v kcat >/dev/null 2>&1; then
+    export RELAY_TEST_KCAT="$(command -v kcat)"
+else
+    missing+=("kcat")
+fi
+
+pg_bin="${RELAY_PG_BIN:-/usr/lib/postgresql/15/bin}"
+if [ ! -x "$pg_bin/initdb" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    note "installing PostgreSQL 15 server binaries with apt-get"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15) >/dev/null 2>&1
+fi
+if [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/pg_ctl" ]; then
+    export RELAY_PG_BIN="$pg_bin"
+else
+    missing+=("PostgreSQL 15 server binaries in $pg_bin")
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+    for part in "${missing[@]}"; do
+        note "MISSING: $part"
+    done
+    if [ "${CI:-}" = "true" ]; then
+        note "CI=true: a missing test dependency is a failure"
+        exit 1
+    fi
+    note "tests that need the parts above will report SKIPPED"
+fi
+
+exec cargo test --workspace "$@"
