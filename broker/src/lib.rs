@@ -10,4 +10,8 @@
 //! Layers look only down: the server (Kafka wire protocol) is built on `log`,
 //! never the other way round.
 
+pub mod config;
+pub mod group;
 pub mod log;
+pub mod meta;
+pub mod topics;

@@ -3,7 +3,7 @@
 //! per-topic overrides; every field has a default that matches Kafka's unless
 //! Relay's promise needs otherwise (fsync on every ack).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Largest allowed segment: positions in the offset index are u32 and Kafka
 /// caps `segment.bytes` at i32::MAX, so a segment never grows past 2 GiB - 1.
@@ -17,7 +17,7 @@ pub const SEGMENT_BYTES_MIN: u64 = 128;
 pub const INDEX_BYTES_MAX: u32 = 10 * 1024 * 1024;
 
 /// When an append counts as durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FsyncPolicy {
     /// An append returns only after an fsync that covers it; concurrent appends

@@ -173,28 +173,38 @@ impl PartitionLog {
     /// their base offsets patched in; nothing is decompressed. Returns once the
     /// append is as durable as the fsync policy promises.
     pub fn append(&self, records: &mut [u8]) -> Result<AppendInfo> {
-        let idempotent = self.validate(records)?;
-        let info = {
-            let mut state = self.state.lock();
-            self.check_writable(&state)?;
-            if idempotent {
-                let header = BatchHeader::parse(records).expect("validated").expect("whole");
-                if let SequenceCheck::Duplicate(original) = state.producers.check(&header)? {
-                    let info = AppendInfo {
-                        base_offset: original.first_offset,
-                        last_offset: original.last_offset,
-                        duplicate: true,
-                        log_start_offset: state.log_start_offset(),
-                    };
-                    drop(state);
-                    self.after_append(info.last_offset)?;
-                    return Ok(info);
-                }
-            }
-            self.write_batches(&mut state, records)?
-        };
-        self.after_append(info.last_offset)?;
+        let info = self.append_unsynced(records)?;
+        self.make_durable(&info)?;
         Ok(info)
+    }
+
+    /// The first half of [`PartitionLog::append`]: validates and writes, in
+    /// order with other appends, without waiting for durability. A server
+    /// calls this in request order and [`PartitionLog::make_durable`]
+    /// concurrently, so one connection's requests keep their order while
+    /// their fsyncs overlap.
+    pub fn append_unsynced(&self, records: &mut [u8]) -> Result<AppendInfo> {
+        let idempotent = self.validate(records)?;
+        let mut state = self.state.lock();
+        self.check_writable(&state)?;
+        if idempotent {
+            let header = BatchHeader::parse(records).expect("validated").expect("whole");
+            if let SequenceCheck::Duplicate(original) = state.producers.check(&header)? {
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    duplicate: true,
+                    log_start_offset: state.log_start_offset(),
+                });
+            }
+        }
+        self.write_batches(&mut state, records)
+    }
+
+    /// Waits until `info`'s append is as durable as the fsync policy promises
+    /// (for a duplicate, the original append it points at).
+    pub fn make_durable(&self, info: &AppendInfo) -> Result<()> {
+        self.after_append(info.last_offset)
     }
 
     /// Checks every batch; returns whether the set is one idempotent batch.
@@ -483,36 +493,47 @@ impl PartitionLog {
     }
 
     /// Deletes the oldest sealed segments beyond `retention_bytes`, or whose
-    /// newest record is older than `retention_ms` at `now_ms`. The active
-    /// segment and anything not yet visible are never deleted.
+    /// newest record is older than `retention_ms` at `now_ms`.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome> {
-        let mut doomed = Vec::new();
+        let config = &self.config;
+        self.delete_oldest_while(|oldest, total_bytes| {
+            let over_size =
+                config.retention_bytes >= 0 && total_bytes - oldest.size_bytes() >= config.retention_bytes as u64;
+            let over_age = config.retention_ms >= 0
+                && oldest.max_timestamp_ms() != NO_TIMESTAMP
+                && now_ms - oldest.max_timestamp_ms() > config.retention_ms;
+            over_size || over_age
+        })
+    }
+
+    /// Deletes the sealed segments that hold only offsets below `offset`
+    /// (whole segments only; the log start moves to the first kept segment).
+    pub fn delete_segments_before(&self, offset: i64) -> Result<usize> {
+        Ok(self.delete_oldest_while(|oldest, _| oldest.next_offset() <= offset)?.segments_deleted)
+    }
+
+    /// Deletes oldest segments while `doomed(oldest, total_bytes)` says so. The
+    /// active segment and anything not yet visible are never deleted.
+    fn delete_oldest_while(&self, doomed: impl Fn(&Segment, u64) -> bool) -> Result<RetentionOutcome> {
+        let mut deleted = Vec::new();
         {
             let mut state = self.state.lock();
             let mut total_bytes: u64 = state.segments.values().map(Segment::size_bytes).sum();
             while state.segments.len() > 1 {
                 let oldest = state.segments.values().next().expect("non-empty");
-                if oldest.next_offset() > state.visible.next_offset {
-                    break;
-                }
-                let over_size = self.config.retention_bytes >= 0
-                    && total_bytes - oldest.size_bytes() >= self.config.retention_bytes as u64;
-                let over_age = self.config.retention_ms >= 0
-                    && oldest.max_timestamp_ms() != NO_TIMESTAMP
-                    && now_ms - oldest.max_timestamp_ms() > self.config.retention_ms;
-                if !over_size && !over_age {
+                if oldest.next_offset() > state.visible.next_offset || !doomed(oldest, total_bytes) {
                     break;
                 }
                 total_bytes -= oldest.size_bytes();
                 let (_, segment) = state.segments.pop_first().expect("non-empty");
-                doomed.push(segment);
+                deleted.push(segment);
             }
         }
         let mut outcome = RetentionOutcome::default();
-        for segment in doomed {
+        for segment in deleted {
             outcome.segments_deleted += 1;
             outcome.bytes_deleted += segment.size_bytes();
-            tracing::info!(segment = %segment.log_path().display(), "retention deleted segment");
+            tracing::info!(segment = %segment.log_path().display(), "deleted segment");
             segment.delete()?;
         }
         if outcome.segments_deleted > 0 {

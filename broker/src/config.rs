@@ -1,0 +1,151 @@
+//! `[broker]` settings: where to listen and store, protocol limits, group
+//! timeouts, and the log settings every topic starts from (`[broker.log]`),
+//! with per-topic overrides (`[broker.topics.<name>]`).
+
+use crate::log::{FsyncPolicy, LogConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Default request limit, as Kafka's `socket.request.max.bytes` (100 MiB).
+pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// Returned in Metadata; generated and stored in `data_dir` when absent.
+    /// When set and the data directory holds another id, the broker refuses to start.
+    pub cluster_id: Option<String>,
+    /// Partitions of a topic created without a count (auto-create, `-1`).
+    pub default_partitions: i32,
+    /// Create a topic when a client asks for its metadata or produces to it.
+    pub auto_create_topics: bool,
+    /// Largest request accepted; a larger length prefix closes the connection.
+    pub request_bytes_max: usize,
+    /// Connections beyond this are accepted and closed at once.
+    pub connections_max: usize,
+    /// A connection idle this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Bounds clients' session timeouts, as Kafka's group.min/max.session.timeout.ms.
+    pub group_session_timeout_min_ms: i32,
+    pub group_session_timeout_max_ms: i32,
+    /// How long a new group waits for more members before its first rebalance.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// How often retention runs.
+    pub retention_check_interval_ms: u64,
+    /// Log settings of every topic unless overridden.
+    pub log: LogConfig,
+    /// Per-topic overrides, keyed by topic name.
+    pub topics: BTreeMap<String, TopicSettings>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9092".into(),
+            data_dir: PathBuf::from("./data"),
+            cluster_id: None,
+            default_partitions: 1,
+            auto_create_topics: true,
+            request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
+            connections_max: 1000,
+            idle_timeout_ms: 600_000,
+            group_session_timeout_min_ms: 1_000,
+            group_session_timeout_max_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 0,
+            retention_check_interval_ms: 300_000,
+            log: LogConfig::default(),
+            topics: BTreeMap::new(),
+        }
+    }
+}
+
+/// Settings one topic may override; absent fields come from `[broker.log]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicSettings {
+    pub partitions: Option<i32>,
+    pub segment_bytes: Option<u64>,
+    pub segment_ms: Option<u64>,
+    pub index_interval_bytes: Option<u32>,
+    pub retention_bytes: Option<i64>,
+    pub retention_ms: Option<i64>,
+    pub fsync: Option<FsyncPolicy>,
+}
+
+impl TopicSettings {
+    /// `base` with these overrides applied.
+    pub fn apply(&self, base: &LogConfig) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.segment_bytes.unwrap_or(base.segment_bytes),
+            segment_ms: self.segment_ms.unwrap_or(base.segment_ms),
+            index_interval_bytes: self.index_interval_bytes.unwrap_or(base.index_interval_bytes),
+            retention_bytes: self.retention_bytes.unwrap_or(base.retention_bytes),
+            retention_ms: self.retention_ms.unwrap_or(base.retention_ms),
+            fsync: self.fsync.unwrap_or(base.fsync),
+            ..base.clone()
+        }
+    }
+
+    /// Later settings win where they are set.
+    pub fn merged_with(&self, later: &TopicSettings) -> TopicSettings {
+        TopicSettings {
+            partitions: later.partitions.or(self.partitions),
+            segment_bytes: later.segment_bytes.or(self.segment_bytes),
+            segment_ms: later.segment_ms.or(self.segment_ms),
+            index_interval_bytes: later.index_interval_bytes.or(self.index_interval_bytes),
+            retention_bytes: later.retention_bytes.or(self.retention_bytes),
+            retention_ms: later.retention_ms.or(self.retention_ms),
+            fsync: later.fsync.or(self.fsync),
+        }
+    }
+
+    /// Reads a Kafka topic config (`retention.ms = 3600000`), as CreateTopics
+    /// carries them. Unknown or unsupported keys are errors naming the key.
+    pub fn set_kafka_config(&mut self, key: &str, value: &str) -> Result<(), String> {
+        fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+            value.parse().map_err(|_| format!("{key} = {value:?} is not a valid number"))
+        }
+        match key {
+            "retention.ms" => self.retention_ms = Some(number(key, value)?),
+            "retention.bytes" => self.retention_bytes = Some(number(key, value)?),
+            "segment.bytes" => self.segment_bytes = Some(number(key, value)?),
+            "segment.ms" => self.segment_ms = Some(number(key, value)?),
+            "index.interval.bytes" => self.index_interval_bytes = Some(number(key, value)?),
+            "cleanup.policy" if value == "delete" => {}
+            "cleanup.policy" => return Err(format!("cleanup.policy = {value:?} is not supported; only \"delete\"")),
+            // Single-node broker: replication settings are accepted when they ask for one copy.
+            "min.insync.replicas" if value == "1" => {}
+            "compression.type" if value == "producer" => {}
+            "message.timestamp.type" if value == "CreateTime" => {}
+            _ => return Err(format!("topic config {key} = {value:?} is not supported by Relay")),
+        }
+        Ok(())
+    }
+}
+
+impl BrokerConfig {
+    /// Checks the settings; the message names the offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.default_partitions < 1 {
+            return Err("broker.default_partitions must be at least 1".into());
+        }
+        if self.request_bytes_max < 1024 {
+            return Err("broker.request_bytes_max must be at least 1024".into());
+        }
+        if self.connections_max == 0 {
+            return Err("broker.connections_max must be at least 1".into());
+        }
+        if self.group_session_timeout_min_ms > self.group_session_timeout_max_ms {
+            return Err("broker.group_session_timeout_min_ms exceeds group_session_timeout_max_ms".into());
+        }
+        self.log.validate().map_err(|e| format!("broker.log: {e}"))?;
+        for (topic, settings) in &self.topics {
+            settings.apply(&self.log).validate().map_err(|e| format!("broker.topics.{topic}: {e}"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,261 @@
+//! The topics of a broker: which exist, their partitions' logs, creation,
+//! deletion, and the periodic work on every partition (retention, interval
+//! fsync). A topic's file under `<data_dir>/topics/` is the commit point of
+//! its existence; see [`topic_file`].
+//!
+//! This layer knows logs and files, not the Kafka protocol.
+
+pub mod names;
+pub mod topic_file;
+
+use crate::config::{BrokerConfig, TopicSettings};
+use crate::log::file_names::partition_dir;
+use crate::log::{FaultInjector, LogConfig, LogError, PartitionLog};
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use topic_file::TopicFile;
+
+/// Most partitions one topic may have: each is a directory with open files
+/// and mapped indexes (3 descriptors), so 10,000 partitions already needs
+/// 30,000 descriptors.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("topic {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("topic {0:?} does not exist")]
+    Unknown(String),
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("invalid partition count {0}: must be 1..={PARTITIONS_PER_TOPIC_MAX}")]
+    InvalidPartitions(i32),
+    #[error("replication factor {0} is impossible on a single broker; use 1 or -1")]
+    InvalidReplicationFactor(i16),
+    #[error("invalid topic config: {0}")]
+    InvalidConfig(String),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+pub type Result<T, E = TopicError> = std::result::Result<T, E>;
+
+/// One topic and its open partition logs.
+pub struct Topic {
+    pub name: String,
+    pub id: uuid::Uuid,
+    pub settings: TopicSettings,
+    pub log_config: LogConfig,
+    pub partitions: Vec<Arc<PartitionLog>>,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<&Arc<PartitionLog>> {
+        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+    }
+}
+
+pub struct Topics {
+    data_dir: PathBuf,
+    config: BrokerConfig,
+    faults: FaultInjector,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises create and delete, which do slow file work outside `topics`.
+    admin: parking_lot::Mutex<()>,
+}
+
+impl Topics {
+    /// Opens every topic recorded under `<data_dir>/topics/`, recovering each
+    /// partition. Partition directories of no topic (left by an interrupted
+    /// delete) are moved aside, never deleted.
+    pub fn open(config: &BrokerConfig, faults: FaultInjector) -> Result<Self> {
+        let data_dir = config.data_dir.clone();
+        let mut topics = BTreeMap::new();
+        for file in topic_file::read_all(&data_dir)? {
+            let topic = open_topic(&data_dir, config, &faults, file)?;
+            topics.insert(topic.name.clone(), Arc::new(topic));
+        }
+        set_aside_orphans(&data_dir, &topics)?;
+        Ok(Self {
+            data_dir,
+            config: config.clone(),
+            faults,
+            topics: RwLock::new(topics),
+            admin: parking_lot::Mutex::new(()),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().get(name).cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<Topic>> {
+        self.topics.read().values().cloned().collect()
+    }
+
+    pub fn auto_create_enabled(&self) -> bool {
+        self.config.auto_create_topics
+    }
+
+    /// Creates a topic. `partitions` -1 means the configured default;
+    /// `kafka_configs` are Kafka topic configs (`retention.ms`, ...).
+    pub fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        kafka_configs: &[(String, String)],
+        validate_only: bool,
+    ) -> Result<Arc<Topic>> {
+        names::validate(name).map_err(|reason| TopicError::InvalidName { name: name.into(), reason })?;
+        if !matches!(replication_factor, -1 | 1) {
+            return Err(TopicError::InvalidReplicationFactor(replication_factor));
+        }
+        let configured = self.config.topics.get(name).cloned().unwrap_or_default();
+        let mut requested = TopicSettings::default();
+        for (key, value) in kafka_configs {
+            requested.set_kafka_config(key, value).map_err(TopicError::InvalidConfig)?;
+        }
+        let mut settings = configured.merged_with(&requested);
+        let partitions = match partitions {
+            -1 => settings.partitions.unwrap_or(self.config.default_partitions),
+            n => n,
+        };
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+            return Err(TopicError::InvalidPartitions(partitions));
+        }
+        settings.partitions = Some(partitions);
+        settings.apply(&self.config.log).validate().map_err(TopicError::InvalidConfig)?;
+
+        let _admin = self.admin.lock();
+        if self.topics.read().contains_key(name) {
+            return Err(TopicError::AlreadyExists(name.into()));
+        }
+        let file = TopicFile { name: name.into(), id: uuid::Uuid::new_v4(), settings };
+        if validate_only {
+            return Ok(Arc::new(Topic {
+                name: file.name,
+                id: file.id,
+                log_config: file.settings.apply(&self.config.log),
+                settings: file.settings,
+                partitions: Vec::new(),
+            }));
+        }
+        for index in 0..partitions {
+            let dir = partition_dir(&self.data_dir, name, index);
+            if dir.exists() {
+                set_aside(&dir)?;
+            }
+        }
+        let topic = Arc::new(open_topic(&self.data_dir, &self.config, &self.faults, file.clone())?);
+        topic_file::write(&self.data_dir, &file)?;
+        self.topics.write().insert(name.into(), Arc::clone(&topic));
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: its file goes first (the commit point), then its data.
+    pub fn delete(&self, name: &str) -> Result<()> {
+        let _admin = self.admin.lock();
+        let topic = self.topics.write().remove(name).ok_or_else(|| TopicError::Unknown(name.into()))?;
+        topic_file::remove(&self.data_dir, name)?;
+        for log in &topic.partitions {
+            let _ = log.close();
+            let dir = log.dir().to_path_buf();
+            if let Err(error) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), %error, "could not remove a deleted topic's partition");
+            }
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Runs retention on every partition, logging what it deleted.
+    pub fn enforce_retention(&self, now_ms: i64) {
+        for topic in self.list() {
+            for log in &topic.partitions {
+                if let Err(error) = log.enforce_retention(now_ms) {
+                    tracing::warn!(dir = %log.dir().display(), %error, "retention failed");
+                }
+            }
+        }
+    }
+
+    /// fsyncs partitions whose policy is `interval` (idle ones included).
+    pub fn flush_interval_partitions(&self) {
+        for topic in self.list() {
+            if topic.log_config.fsync != crate::log::FsyncPolicy::Interval {
+                continue;
+            }
+            for log in &topic.partitions {
+                if let Err(error) = log.flush() {
+                    tracing::error!(dir = %log.dir().display(), %error, "interval fsync failed");
+                }
+            }
+        }
+    }
+
+    /// Closes every partition cleanly (flush, seal indexes, clean marker).
+    pub fn close_all(&self) {
+        for topic in self.list() {
+            for log in &topic.partitions {
+                if let Err(error) = log.close() {
+                    tracing::error!(dir = %log.dir().display(), %error, "closing partition failed");
+                }
+            }
+        }
+    }
+}
+
+fn open_topic(data_dir: &Path, config: &BrokerConfig, faults: &FaultInjector, file: TopicFile) -> Result<Topic> {
+    let log_config = file.settings.apply(&config.log);
+    let partitions = file.settings.partitions.unwrap_or(config.default_partitions);
+    let mut logs = Vec::with_capacity(partitions as usize);
+    for index in 0..partitions {
+        let dir = partition_dir(data_dir, &file.name, index);
+        let (log, summary) = PartitionLog::open(&dir, log_config.clone(), faults.clone())?;
+        if !summary.clean_shutdown || summary.bytes_truncated > 0 {
+            tracing::info!(
+                dir = %dir.display(),
+                clean_shutdown = summary.clean_shutdown,
+                segments = summary.segments,
+                rescanned = summary.segments_rescanned,
+                bytes_truncated = summary.bytes_truncated,
+                segments_deleted = summary.segments_deleted,
+                end_offset = log.end_offset(),
+                "recovered partition"
+            );
+        }
+        logs.push(Arc::new(log));
+    }
+    Ok(Topic { name: file.name, id: file.id, log_config, settings: file.settings, partitions: logs })
+}
+
+/// Renames a directory that holds no topic's data to `<name>.orphaned-<time>`.
+fn set_aside(dir: &Path) -> Result<()> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let target = PathBuf::from(format!("{}.orphaned-{now}", dir.display()));
+    tracing::warn!(dir = %dir.display(), moved_to = %target.display(), "partition directory of no topic moved aside");
+    std::fs::rename(dir, &target).map_err(|source| LogError::Io { operation: "rename", path: dir.into(), source })?;
+    Ok(())
+}
+
+fn set_aside_orphans(data_dir: &Path, topics: &BTreeMap<String, Arc<Topic>>) -> Result<()> {
+    let known: std::collections::HashSet<PathBuf> =
+        topics.values().flat_map(|t| t.partitions.iter().map(|p| p.dir().to_path_buf())).collect();
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let looks_like_partition =
+            name.rsplit_once('-').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if path.is_dir() && looks_like_partition && !name.starts_with("__") && !known.contains(&path) {
+            set_aside(&path)?;
+        }
+    }
+    Ok(())
+}
