@@ -9,5 +9,6 @@
 //! - [`records`]: the byte layout of that log's records.
 
 pub mod coordinator;
+pub mod group;
 pub mod offset_store;
 pub mod records;
