@@ -1,14 +1,23 @@
 //! The `relay` command: parses arguments and dispatches to the libraries.
 //! Nothing here does real work; see `broker/`, `client/` and `loader/`.
+//!
+//! # Layout
+//! - `cli`: the command-line grammar (clap).
+//! - `config_file`: the TOML file every command reads with `--config`.
+//! - `commands/`: one file per subcommand, turning flags into library calls.
+//! - `exit`: exit codes, as `../shared/DESIGN.md` lists them.
+
+mod cli;
+mod commands;
+mod config_file;
+mod exit;
 
 use clap::Parser;
 
-/// Relay moves event lines from application log files through a
-/// Kafka-protocol broker into a warehouse, with no loss and no duplicates.
-#[derive(Debug, Parser)]
-#[command(name = "relay", version)]
-struct Cli {}
-
 fn main() {
-    let _cli = Cli::parse();
+    let cli = cli::Cli::parse();
+    let code = match cli.command {
+        cli::Command::Broker(args) => commands::broker::run(args),
+    };
+    std::process::exit(code);
 }

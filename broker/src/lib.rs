@@ -2,16 +2,23 @@
 //! that the `relay` binary and the tests embed.
 //!
 //! # Layout
+//! - [`broker`]: [`broker::Broker`], a running broker: start, background work, clean shutdown.
+//! - [`server`]: the Kafka wire protocol: listener, connections, one handler per API.
+//! - [`group`]: consumer group coordination and durable committed offsets.
+//! - [`topics`]: which topics exist, creating and deleting them, per-partition upkeep.
+//! - [`meta`]: the cluster id and producer id allocation, kept in the data directory.
+//! - [`config`]: the `[broker]` settings.
 //! - [`log`]: the storage engine. A partition is a directory of segments of
 //!   record batches exactly as producers sent them, with sparse offset and time
 //!   indexes, group-committed fsyncs, crash recovery, retention and idempotent
 //!   producer state. It knows nothing of the network.
 //!
-//! Layers look only down: the server (Kafka wire protocol) is built on `log`,
-//! never the other way round.
+//! Layers look only down: `broker` → `server` → (`group`, `topics`) → `log`.
 
+pub mod broker;
 pub mod config;
 pub mod group;
 pub mod log;
 pub mod meta;
+pub mod server;
 pub mod topics;

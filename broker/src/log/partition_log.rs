@@ -449,8 +449,9 @@ impl PartitionLog {
     }
 
     /// The first visible offset whose record timestamp is at or after
-    /// `timestamp_ms`, or `None` when every record is older.
-    pub fn offset_for_time(&self, timestamp_ms: i64) -> Result<Option<i64>> {
+    /// `timestamp_ms`, with that record's timestamp; `None` when every record
+    /// is older.
+    pub fn offset_for_time(&self, timestamp_ms: i64) -> Result<Option<(i64, i64)>> {
         let mut state = self.state.lock();
         let bases: Vec<i64> = state.segments.keys().copied().collect();
         for base in bases {
@@ -459,8 +460,8 @@ impl PartitionLog {
                 break;
             }
             let segment = state.segments.get_mut(&base).expect("listed");
-            if let Some(offset) = segment.find_offset_for_timestamp(timestamp_ms, limit)? {
-                return Ok(Some(offset));
+            if let Some(found) = segment.find_offset_for_timestamp(timestamp_ms, limit)? {
+                return Ok(Some(found));
             }
         }
         Ok(None)

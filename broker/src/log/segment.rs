@@ -316,10 +316,11 @@ impl Segment {
     }
 
     /// The first offset whose record timestamp is at or after `timestamp_ms`,
-    /// looking only before `limit_position`. Inside an uncompressed batch the
-    /// exact record is found; a compressed batch is never decompressed here,
-    /// so its base offset is returned.
-    pub fn find_offset_for_timestamp(&mut self, timestamp_ms: i64, limit_position: u64) -> Result<Option<i64>> {
+    /// with that record's timestamp, looking only before `limit_position`.
+    /// Inside an uncompressed batch the exact record is found; a compressed
+    /// batch is never decompressed here, so its base offset and first
+    /// timestamp are returned.
+    pub fn find_offset_for_timestamp(&mut self, timestamp_ms: i64, limit_position: u64) -> Result<Option<(i64, i64)>> {
         if self.max_timestamp_ms < timestamp_ms {
             return Ok(None);
         }
@@ -345,21 +346,22 @@ impl Segment {
         }
     }
 
-    fn first_record_at_or_after(&self, location: &BatchLocation, timestamp_ms: i64) -> Result<i64> {
+    fn first_record_at_or_after(&self, location: &BatchLocation, timestamp_ms: i64) -> Result<(i64, i64)> {
         let batch = self.read_at(location.position, location.total_bytes as usize)?;
         let header = BatchHeader::parse_whole(&batch)
             .map_err(|e| self.corrupt(location.position, e.to_string()))?
             .ok_or_else(|| self.corrupt(location.position, "short batch"))?;
         if header.compression() != Compression::None {
-            return Ok(location.base_offset);
+            return Ok((location.base_offset, header.first_timestamp()));
         }
         for record in RecordIter::of_uncompressed_batch(&batch, header.record_count() as usize) {
             let record = record.map_err(|e| self.corrupt(location.position, e.to_string()))?;
-            if header.first_timestamp() + record.timestamp_delta_ms >= timestamp_ms {
-                return Ok(location.base_offset + i64::from(record.offset_delta));
+            let record_timestamp_ms = header.first_timestamp() + record.timestamp_delta_ms;
+            if record_timestamp_ms >= timestamp_ms {
+                return Ok((location.base_offset + i64::from(record.offset_delta), record_timestamp_ms));
             }
         }
-        Ok(location.base_offset)
+        Ok((location.base_offset, header.first_timestamp()))
     }
 
     /// Reads `length` bytes at `position` with one positioned read.

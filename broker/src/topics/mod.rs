@@ -216,7 +216,7 @@ fn open_topic(data_dir: &Path, config: &BrokerConfig, faults: &FaultInjector, fi
     for index in 0..partitions {
         let dir = partition_dir(data_dir, &file.name, index);
         let (log, summary) = PartitionLog::open(&dir, log_config.clone(), faults.clone())?;
-        if !summary.clean_shutdown || summary.bytes_truncated > 0 {
+        if summary.segments_rescanned > 0 || summary.bytes_truncated > 0 || summary.segments_deleted > 0 {
             tracing::info!(
                 dir = %dir.display(),
                 clean_shutdown = summary.clean_shutdown,

@@ -1,0 +1,187 @@
+//! A running broker: opens the data directory (cluster id, topics, group
+//! offsets), listens, runs the periodic work (group sessions, retention,
+//! interval fsyncs), and shuts down cleanly: stop accepting, finish
+//! in-flight requests, flush and close every partition with its
+//! clean-shutdown marker.
+
+use crate::config::BrokerConfig;
+use crate::group::coordinator::{Coordinator, GroupSettings, TICK_INTERVAL};
+use crate::group::offset_store::OffsetStore;
+use crate::log::{FaultInjector, LogError};
+use crate::meta::{load_cluster_id, ProducerIds};
+use crate::server::context::{BrokerContext, Context};
+use crate::server::listener;
+use crate::topics::{TopicError, Topics};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] LogError),
+    #[error(transparent)]
+    Topics(#[from] TopicError),
+}
+
+/// A started broker. Dropping it does not stop it; call [`Broker::shutdown`].
+pub struct Broker {
+    local_addr: SocketAddr,
+    context: Context,
+    shutdown: watch::Sender<bool>,
+    listener: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Broker {
+    /// Opens storage and starts listening. Must run inside a tokio runtime.
+    pub async fn start(config: BrokerConfig) -> Result<Self, BrokerError> {
+        Self::start_with_faults(config, FaultInjector::default()).await
+    }
+
+    pub async fn start_with_faults(config: BrokerConfig, faults: FaultInjector) -> Result<Self, BrokerError> {
+        config.validate().map_err(BrokerError::Config)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| LogError::Io {
+            operation: "create data directory",
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| BrokerError::Listen { address: config.listen.clone(), source })?;
+        let local_addr = listener.local_addr().map_err(|source| BrokerError::Listen { address: config.listen.clone(), source })?;
+
+        let opening = config.clone();
+        let open_faults = faults.clone();
+        let (cluster_id, topics, store, producer_ids) = tokio::task::spawn_blocking(move || {
+            let cluster_id = load_cluster_id(&opening.data_dir, opening.cluster_id.as_deref())?;
+            let topics = Topics::open(&opening, open_faults.clone())?;
+            let store = OffsetStore::open(&opening.data_dir, &opening.log, open_faults)?;
+            let producer_ids = ProducerIds::open(&opening.data_dir)?;
+            Ok::<_, BrokerError>((cluster_id, topics, store, producer_ids))
+        })
+        .await
+        .expect("opening the data directory does not panic")?;
+
+        let coordinator = Coordinator::new(
+            store,
+            GroupSettings {
+                session_timeout_min_ms: config.group_session_timeout_min_ms,
+                session_timeout_max_ms: config.group_session_timeout_max_ms,
+                initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
+            },
+        );
+        let advertised_host = match local_addr.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            ip => ip.to_string(),
+        };
+        let context = Arc::new(BrokerContext {
+            config: config.clone(),
+            cluster_id,
+            advertised_host,
+            advertised_port: i32::from(local_addr.port()),
+            topics: Arc::new(topics),
+            coordinator,
+            producer_ids: Arc::new(producer_ids),
+            data_visible: Notify::new(),
+        });
+        let (shutdown, shutdown_signal) = watch::channel(false);
+        let background = spawn_background(&context, &config);
+        let listener = tokio::spawn(listener::run(listener, Arc::clone(&context), shutdown_signal));
+        tracing::info!(
+            listen = %local_addr,
+            data_dir = %config.data_dir.display(),
+            cluster_id = %context.cluster_id,
+            topics = context.topics.list().len(),
+            fsync = ?config.log.fsync,
+            "broker started"
+        );
+        Ok(Self { local_addr, context, shutdown, listener, background })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.context.cluster_id
+    }
+
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// Stops accepting, lets in-flight requests finish (bounded), then
+    /// flushes and closes every partition cleanly.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.listener.await;
+        for task in self.background {
+            task.abort();
+        }
+        let context = Arc::clone(&self.context);
+        let _ = tokio::task::spawn_blocking(move || {
+            context.topics.close_all();
+            if let Err(error) = context.coordinator.store().close() {
+                tracing::error!(%error, "closing the group offsets log failed");
+            }
+        })
+        .await;
+        tracing::info!("broker stopped cleanly");
+    }
+}
+
+fn spawn_background(context: &Context, config: &BrokerConfig) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let coordinator = Arc::clone(&context.coordinator);
+    tasks.push(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(TICK_INTERVAL);
+        loop {
+            ticker.tick().await;
+            coordinator.tick();
+        }
+    }));
+    let (topics, store) = (Arc::clone(&context.topics), Arc::clone(context.coordinator.store()));
+    let retention_every = Duration::from_millis(config.retention_check_interval_ms.max(1));
+    tasks.push(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(retention_every);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let (topics, store) = (Arc::clone(&topics), Arc::clone(&store));
+            let _ = tokio::task::spawn_blocking(move || {
+                topics.enforce_retention(now_ms());
+                if let Err(error) = store.compact_if_needed() {
+                    tracing::error!(%error, "compacting the group offsets log failed");
+                }
+            })
+            .await;
+        }
+    }));
+    let topics = Arc::clone(&context.topics);
+    let flush_every = Duration::from_millis(config.log.fsync_interval_ms.max(1));
+    tasks.push(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(flush_every);
+        loop {
+            ticker.tick().await;
+            let topics = Arc::clone(&topics);
+            let _ = tokio::task::spawn_blocking(move || topics.flush_interval_partitions()).await;
+        }
+    }));
+    tasks
+}

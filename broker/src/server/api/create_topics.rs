@@ -1,0 +1,55 @@
+//! CreateTopics: creates each topic with its partition count (-1: the
+//! broker default) and Kafka topic configs; replication factor must be 1 or
+//! -1 on this single broker. `validate_only` checks without creating.
+
+use super::{blocking, text};
+use crate::server::context::Context;
+use crate::server::dispatch::{DispatchError, RequestMeta};
+use crate::server::errors::topic_error_code;
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use std::sync::Arc;
+
+pub async fn handle(ctx: &Context, meta: &RequestMeta, request: CreateTopicsRequest) -> Result<Bytes, DispatchError> {
+    let version = meta.version;
+    let mut results = Vec::with_capacity(request.topics.len());
+    let names: Vec<String> = request.topics.iter().map(|t| t.name.to_string()).collect();
+    for wanted in request.topics {
+        let name = wanted.name.to_string();
+        let mut result = CreatableTopicResult::default().with_name(wanted.name.clone());
+        if names.iter().filter(|n| **n == name).count() > 1 {
+            result.error_code = ResponseError::InvalidRequest.code();
+            result.error_message = Some(text("the topic appears more than once in the request"));
+            results.push(result);
+            continue;
+        }
+        let configs: Vec<(String, String)> = wanted
+            .configs
+            .iter()
+            .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+            .collect();
+        let (topics, partitions, replication) = (Arc::clone(&ctx.topics), wanted.num_partitions, wanted.replication_factor);
+        let validate_only = request.validate_only;
+        let creating = name.clone();
+        match blocking(move || topics.create(&creating, partitions, replication, &configs, validate_only)).await {
+            Ok(topic) => {
+                if version >= 5 {
+                    result.num_partitions = topic.settings.partitions.unwrap_or(1);
+                    result.replication_factor = 1;
+                }
+                if version >= 7 {
+                    result.topic_id = topic.id;
+                }
+            }
+            Err(error) => {
+                tracing::info!(peer = %meta.peer, topic = %name, %error, "create topic refused");
+                result.error_code = topic_error_code(&error).code();
+                result.error_message = Some(text(&error.to_string()));
+            }
+        }
+        results.push(result);
+    }
+    meta.encode(&CreateTopicsResponse::default().with_topics(results))
+}

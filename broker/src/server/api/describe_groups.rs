@@ -1,0 +1,43 @@
+//! DescribeGroups: state, protocol and members (with subscriptions and
+//! assignments as the clients sent them). Unknown groups are "Dead", as in Kafka.
+
+use super::text;
+use crate::server::context::Context;
+use crate::server::dispatch::{DispatchError, RequestMeta};
+use bytes::Bytes;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+
+pub fn handle(ctx: &Context, meta: &RequestMeta, request: DescribeGroupsRequest) -> Result<Bytes, DispatchError> {
+    let version = meta.version;
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|group_id| {
+            let description = ctx.coordinator.describe(group_id.as_str());
+            let members = description
+                .members
+                .into_iter()
+                .map(|(member_id, instance_id, client_id, client_host, metadata, assignment)| {
+                    let mut member = DescribedGroupMember::default()
+                        .with_member_id(text(&member_id))
+                        .with_client_id(text(&client_id))
+                        .with_client_host(text(&client_host))
+                        .with_member_metadata(metadata)
+                        .with_member_assignment(assignment);
+                    if version >= 4 {
+                        member.group_instance_id = instance_id.map(|i| text(&i));
+                    }
+                    member
+                })
+                .collect();
+            DescribedGroup::default()
+                .with_group_id(group_id)
+                .with_group_state(text(description.state))
+                .with_protocol_type(text(&description.protocol_type))
+                .with_protocol_data(text(&description.protocol_name))
+                .with_members(members)
+        })
+        .collect();
+    meta.encode(&DescribeGroupsResponse::default().with_groups(groups))
+}

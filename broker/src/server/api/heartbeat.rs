@@ -1,0 +1,13 @@
+//! Heartbeat: keeps a member's session alive; REBALANCE_IN_PROGRESS tells it
+//! to rejoin.
+
+use crate::server::context::Context;
+use crate::server::dispatch::{DispatchError, RequestMeta};
+use crate::server::errors::code;
+use bytes::Bytes;
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+pub fn handle(ctx: &Context, meta: &RequestMeta, request: HeartbeatRequest) -> Result<Bytes, DispatchError> {
+    let error = ctx.coordinator.heartbeat(request.group_id.as_str(), request.generation_id, request.member_id.as_str());
+    meta.encode(&HeartbeatResponse::default().with_error_code(code(error)))
+}

@@ -1,0 +1,30 @@
+//! LeaveGroup: removes one member (v0-2) or several (v3+) and rebalances the rest.
+
+use crate::server::context::Context;
+use crate::server::dispatch::{DispatchError, RequestMeta};
+use crate::server::errors::code;
+use bytes::Bytes;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+
+pub fn handle(ctx: &Context, meta: &RequestMeta, request: LeaveGroupRequest) -> Result<Bytes, DispatchError> {
+    let group = request.group_id.as_str();
+    if meta.version < 3 {
+        let errors = ctx.coordinator.leave(group, &[request.member_id.to_string()]);
+        return meta.encode(&LeaveGroupResponse::default().with_error_code(code(errors[0])));
+    }
+    let ids: Vec<String> = request.members.iter().map(|m| m.member_id.to_string()).collect();
+    let errors = ctx.coordinator.leave(group, &ids);
+    let members = request
+        .members
+        .into_iter()
+        .zip(errors)
+        .map(|(member, error)| {
+            MemberResponse::default()
+                .with_member_id(member.member_id)
+                .with_group_instance_id(member.group_instance_id)
+                .with_error_code(code(error))
+        })
+        .collect();
+    meta.encode(&LeaveGroupResponse::default().with_members(members))
+}

@@ -1,0 +1,23 @@
+//! SyncGroup: the leader hands in every member's assignment; each member
+//! (leader included) gets its own back once the leader has synced.
+
+use super::text;
+use crate::server::context::Context;
+use crate::server::dispatch::{DispatchError, RequestMeta};
+use crate::server::errors::code;
+use bytes::Bytes;
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+
+pub async fn handle(ctx: &Context, meta: &RequestMeta, request: SyncGroupRequest) -> Result<Bytes, DispatchError> {
+    let assignments = request.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
+    let result = ctx
+        .coordinator
+        .sync(request.group_id.as_str(), request.generation_id, request.member_id.as_str(), assignments)
+        .await;
+    let mut response = SyncGroupResponse::default().with_error_code(code(result.error)).with_assignment(result.assignment);
+    if meta.version >= 5 && result.error.is_none() {
+        response.protocol_type = result.protocol_type.map(|t| text(&t));
+        response.protocol_name = result.protocol_name.map(|n| text(&n));
+    }
+    meta.encode(&response)
+}

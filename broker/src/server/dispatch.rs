@@ -1,0 +1,129 @@
+//! One request frame in, one reply out: decodes the request header (whose
+//! version depends on the API and its version), checks the version against
+//! [`super::versions`], decodes the body with the `kafka-protocol` crate
+//! (trailing bytes, such as librdkafka's extra tagged fields, are ignored),
+//! routes to the API's handler, and encodes the response with its header.
+//!
+//! Errors here mean the peer does not speak the protocol (or a version we
+//! cannot decode): the connection is closed and the reason logged by the caller.
+
+use super::api;
+use super::context::Context;
+use super::versions;
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use std::net::SocketAddr;
+use tokio::task::JoinHandle;
+
+/// What a request produces, in request order.
+pub enum Reply {
+    /// Nothing is sent back (Produce with acks=0).
+    Nothing,
+    /// A complete response frame, length prefix included.
+    Ready(Bytes),
+    /// A response that completes later (Produce waiting for its fsync); the
+    /// connection goes on reading requests meanwhile.
+    Later(JoinHandle<Result<Bytes, DispatchError>>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("request too short for a header ({0} bytes)")]
+    ShortHeader(usize),
+    #[error("unknown API key {0}")]
+    UnknownApi(i16),
+    #[error("{api:?} v{version} is not served (see proto-spec/PROTOCOL.md)")]
+    UnsupportedVersion { api: ApiKey, version: i16 },
+    #[error("malformed {api:?} v{version} request: {reason}")]
+    Malformed { api: ApiKey, version: i16, reason: String },
+    #[error("could not encode {api:?} v{version} response: {reason}")]
+    Encode { api: ApiKey, version: i16, reason: String },
+}
+
+/// The decoded header of the request being handled, and who sent it.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub api: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: String,
+    pub peer: SocketAddr,
+}
+
+impl RequestMeta {
+    /// Encodes `response` with this request's correlation id as a full frame.
+    pub fn encode<R: Encodable>(&self, response: &R) -> Result<Bytes, DispatchError> {
+        let mut buffer = BytesMut::with_capacity(64);
+        buffer.put_i32(0);
+        let header = ResponseHeader::default().with_correlation_id(self.correlation_id);
+        header
+            .encode(&mut buffer, self.api.response_header_version(self.version))
+            .and_then(|()| response.encode(&mut buffer, self.version))
+            .map_err(|e| DispatchError::Encode { api: self.api, version: self.version, reason: format!("{e:#}") })?;
+        let length = (buffer.len() - 4) as i32;
+        buffer[..4].copy_from_slice(&length.to_be_bytes());
+        Ok(buffer.freeze())
+    }
+}
+
+fn decode<T: Decodable>(meta: &RequestMeta, body: &mut Bytes) -> Result<T, DispatchError> {
+    T::decode(body, meta.version).map_err(|e| DispatchError::Malformed {
+        api: meta.api,
+        version: meta.version,
+        reason: format!("{e:#}"),
+    })
+}
+
+pub async fn dispatch(ctx: &Context, peer: SocketAddr, frame: Bytes) -> Result<Reply, DispatchError> {
+    if frame.len() < 4 {
+        return Err(DispatchError::ShortHeader(frame.len()));
+    }
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api = ApiKey::try_from(api_key).map_err(|_| DispatchError::UnknownApi(api_key))?;
+    if !versions::is_served(api) {
+        return Err(DispatchError::UnknownApi(api_key));
+    }
+    let mut body = frame;
+    let header_version = api.request_header_version(version);
+    let header = RequestHeader::decode(&mut body, header_version).map_err(|e| DispatchError::Malformed {
+        api,
+        version,
+        reason: format!("request header: {e}"),
+    })?;
+    let meta = RequestMeta {
+        api,
+        version,
+        correlation_id: header.correlation_id,
+        client_id: header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+        peer,
+    };
+    if !versions::accepts(api, version) {
+        if api == ApiKey::ApiVersions {
+            return api::api_versions::unsupported_version(&meta).map(Reply::Ready);
+        }
+        return Err(DispatchError::UnsupportedVersion { api, version });
+    }
+    let ready = |bytes: Result<Bytes, DispatchError>| bytes.map(Reply::Ready);
+    match api {
+        ApiKey::ApiVersions => ready(api::api_versions::handle(&meta, decode(&meta, &mut body)?)),
+        ApiKey::Metadata => ready(api::metadata::handle(ctx, &meta, decode(&meta, &mut body)?).await),
+        ApiKey::Produce => api::produce::handle(ctx, &meta, decode(&meta, &mut body)?).await,
+        ApiKey::Fetch => ready(api::fetch::handle(ctx, &meta, decode(&meta, &mut body)?).await),
+        ApiKey::ListOffsets => ready(api::list_offsets::handle(ctx, &meta, decode(&meta, &mut body)?).await),
+        ApiKey::CreateTopics => ready(api::create_topics::handle(ctx, &meta, decode(&meta, &mut body)?).await),
+        ApiKey::DeleteTopics => ready(api::delete_topics::handle(ctx, &meta, decode(&meta, &mut body)?).await),
+        ApiKey::InitProducerId => ready(api::init_producer_id::handle(ctx, &meta, decode(&meta, &mut body)?).await),
+        ApiKey::FindCoordinator => ready(api::find_coordinator::handle(ctx, &meta, decode(&meta, &mut body)?)),
+        ApiKey::JoinGroup => ready(api::join_group::handle(ctx, &meta, decode(&meta, &mut body)?).await),
+        ApiKey::SyncGroup => ready(api::sync_group::handle(ctx, &meta, decode(&meta, &mut body)?).await),
+        ApiKey::Heartbeat => ready(api::heartbeat::handle(ctx, &meta, decode(&meta, &mut body)?)),
+        ApiKey::LeaveGroup => ready(api::leave_group::handle(ctx, &meta, decode(&meta, &mut body)?)),
+        ApiKey::OffsetCommit => ready(api::offset_commit::handle(ctx, &meta, decode(&meta, &mut body)?).await),
+        ApiKey::OffsetFetch => ready(api::offset_fetch::handle(ctx, &meta, decode(&meta, &mut body)?)),
+        ApiKey::ListGroups => ready(api::list_groups::handle(ctx, &meta, decode(&meta, &mut body)?)),
+        ApiKey::DescribeGroups => ready(api::describe_groups::handle(ctx, &meta, decode(&meta, &mut body)?)),
+        _ => Err(DispatchError::UnknownApi(api_key)),
+    }
+}

@@ -1,0 +1,53 @@
+//! Accepts connections until shutdown, within `connections_max`; then waits
+//! a bounded time for open connections to finish their in-flight requests.
+
+use super::connection;
+use super::context::Context;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How long shutdown waits for in-flight requests (a fetch long-poll is at
+/// most its max_wait_ms, usually 500 ms; a JoinGroup can wait longer and is cut).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+pub async fn run(listener: TcpListener, ctx: Context, mut shutdown: watch::Receiver<bool>) {
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if open.load(Ordering::Acquire) >= ctx.config.connections_max {
+            tracing::warn!(%peer, limit = ctx.config.connections_max, "refusing connection: connections_max reached");
+            drop(stream);
+            continue;
+        }
+        open.fetch_add(1, Ordering::AcqRel);
+        let (ctx, shutdown, open) = (Arc::clone(&ctx), shutdown.clone(), Arc::clone(&open));
+        connections.spawn(async move {
+            connection::serve(ctx, stream, peer, shutdown).await;
+            open.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(remaining = connections.len(), "cutting connections still busy after the shutdown grace period");
+        connections.abort_all();
+    }
+}

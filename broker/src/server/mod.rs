@@ -1,0 +1,24 @@
+//! The Kafka wire-protocol server: a tokio listener, one task pair per
+//! connection (reader and in-order writer), and one handler file per API.
+//!
+//! # Layout
+//! - [`listener`]: accepting, the connection limit, shutdown.
+//! - [`connection`]: frames in, responses out in request order, pipelining.
+//! - [`frame`]: the 4-byte length prefix and its limit.
+//! - [`dispatch`]: request header decoding and routing to [`api`] handlers.
+//! - [`versions`]: the APIs and versions served; ApiVersions advertises exactly this.
+//! - [`errors`]: storage and topic errors as Kafka error codes.
+//! - [`context`]: what handlers share (topics, groups, cluster identity).
+//!
+//! Handlers look down only: `api/*` → `topics`, `group`, `log`. Bytes from the
+//! network are never trusted: a malformed frame closes its own connection,
+//! never the broker, and nothing here panics on input.
+
+pub mod api;
+pub mod connection;
+pub mod context;
+pub mod dispatch;
+pub mod errors;
+pub mod frame;
+pub mod listener;
+pub mod versions;

@@ -1,0 +1,53 @@
+//! `relay broker`: runs the broker until SIGTERM or SIGINT, then shuts down
+//! cleanly (in-flight requests finish, partitions are flushed and marked clean).
+
+use crate::cli::BrokerArgs;
+use crate::config_file;
+use crate::exit;
+use relay_broker::broker::Broker;
+
+pub fn run(args: BrokerArgs) -> i32 {
+    config_file::init_logging();
+    let mut config = match config_file::load(args.config.as_deref()) {
+        Ok(config) => config.broker,
+        Err(error) => {
+            eprintln!("relay broker: {error}");
+            return exit::USAGE;
+        }
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(data_dir) = args.data_dir {
+        config.data_dir = data_dir;
+    }
+    if let Err(error) = config.validate() {
+        eprintln!("relay broker: {error}");
+        return exit::USAGE;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(async move {
+        let broker = match Broker::start(config).await {
+            Ok(broker) => broker,
+            Err(error) => {
+                eprintln!("relay broker: {error}");
+                return exit::FAILURE;
+            }
+        };
+        // Tests and scripts read this line to learn the port when listening on :0.
+        println!("relay broker listening on {} (cluster {})", broker.local_addr(), broker.cluster_id());
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        broker.shutdown().await;
+        exit::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,3 @@
+//! One file per `relay` subcommand.
+
+pub mod broker;

@@ -1,0 +1,8 @@
+//! Exit codes of every `relay` command.
+
+/// Success.
+pub const SUCCESS: i32 = 0;
+/// A checked condition failed (for example lag over `--max`), or the job failed.
+pub const FAILURE: i32 = 1;
+/// Usage or configuration error.
+pub const USAGE: i32 = 2;
