@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: InitProducerIdRequest) -> Result<Bytes, DispatchError> {
     let mut response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
+    if request.transactional_id.as_ref().is_some_and(|id| !id.is_empty()) {
         tracing::info!(peer = %meta.peer, client = %meta.client_id, "refusing a transactional producer");
         response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return meta.encode(&response);

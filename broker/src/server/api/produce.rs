@@ -50,7 +50,7 @@ fn report(meta: &RequestMeta, log: &PartitionLog, error: &LogError) {
 }
 
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ProduceRequest) -> Result<Reply, DispatchError> {
-    let refusal = if request.transactional_id.is_some() {
+    let refusal = if request.transactional_id.as_ref().is_some_and(|id| !id.is_empty()) {
         Some((ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported by Relay".to_owned()))
     } else if !matches!(request.acks, -1..=1) {
         Some((ResponseError::InvalidRequiredAcks, format!("acks = {} must be -1, 0 or 1", request.acks)))

@@ -1,0 +1,159 @@
+//! Shared by the end-to-end tests: `relay` processes on 127.0.0.1 ports,
+//! and the external clients (kcat, the Python Kafka clients) that
+//! `scripts/test.sh` installs. A missing client skips its test loudly, and
+//! fails it when `CI=true`.
+
+#![allow(dead_code)]
+
+pub mod raw_client;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn relay_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_relay"))
+}
+
+/// The external tool named by `variable`, or `None` after a loud SKIPPED line
+/// (a panic in CI, where every part must be present).
+pub fn external(variable: &str, what: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(variable).map(PathBuf::from).filter(|p| p.exists()) {
+        return Some(path);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{what} is required in CI: run the tests through scripts/test.sh (it sets {variable})");
+    }
+    eprintln!("SKIPPED: {what} not available ({variable} unset); run scripts/test.sh to install it");
+    None
+}
+
+pub fn python() -> Option<PathBuf> {
+    external("RELAY_TEST_PYTHON", "Python with confluent-kafka and kafka-python")
+}
+
+pub fn kcat() -> Option<PathBuf> {
+    external("RELAY_TEST_KCAT", "kcat")
+}
+
+pub fn python_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(name)
+}
+
+/// Runs a command with a time limit; panics with its output on timeout.
+pub fn run_with_timeout(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let started = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("output");
+            panic!(
+                "{command:?} ran over {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `relay broker` process on a free port of 127.0.0.1.
+pub struct BrokerProcess {
+    child: Option<Child>,
+    pub address: String,
+    pub data_dir: PathBuf,
+    config: PathBuf,
+    log_path: PathBuf,
+}
+
+impl BrokerProcess {
+    /// Starts a broker whose `[broker]` section is `extra_config` plus a data dir in `dir`.
+    pub fn start(dir: &Path, extra_config: &str) -> Self {
+        let data_dir = dir.join("data");
+        let config = dir.join("relay.toml");
+        std::fs::write(
+            &config,
+            format!("[broker]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{extra_config}\n", data_dir.display()),
+        )
+        .unwrap();
+        let mut broker = Self { child: None, address: String::new(), data_dir, config, log_path: dir.join("broker.log") };
+        broker.launch("127.0.0.1:0");
+        broker
+    }
+
+    fn launch(&mut self, listen: &str) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        let mut child = Command::new(relay_binary())
+            .args(["broker", "--config"])
+            .arg(&self.config)
+            .args(["--listen", listen])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start relay broker");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let address = line
+            .strip_prefix("relay broker listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("broker did not start: {line:?}\n{}", self.log()))
+            .to_owned();
+        self.address = address;
+        self.child = Some(child);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// `kill -9`: no clean shutdown, no flush beyond what was acknowledged.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, and waits for the clean shutdown; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "broker did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts again on the same port and data directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the broker first");
+        let address = self.address.clone();
+        let started = Instant::now();
+        loop {
+            // The old socket may linger briefly; retry the same port.
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.launch(&address)));
+            if attempt.is_ok() {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "broker did not restart on {address}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
