@@ -2,6 +2,9 @@
 //! indexes (Kafka's `LogSegment`). It appends, finds batches by offset or
 //! time, recovers itself by scanning, and seals when it stops being active.
 //!
+//! It never decompresses, except to answer a lookup by time inside a
+//! compressed batch.
+//!
 //! Invariants: batches in the file are back to back and whole up to
 //! `size_bytes`; their offsets are contiguous from `base_offset` up to
 //! `next_offset`; every index entry points at a batch start. The segment never
@@ -352,7 +355,7 @@ impl Segment {
             .map_err(|e| self.corrupt(location.position, e.to_string()))?
             .ok_or_else(|| self.corrupt(location.position, "short batch"))?;
         if header.compression() != Compression::None {
-            return Ok((location.base_offset, header.first_timestamp()));
+            return Ok(self.first_compressed_record_at_or_after(batch, location, timestamp_ms));
         }
         for record in RecordIter::of_uncompressed_batch(&batch, header.record_count() as usize) {
             let record = record.map_err(|e| self.corrupt(location.position, e.to_string()))?;
@@ -362,6 +365,25 @@ impl Segment {
             }
         }
         Ok((location.base_offset, header.first_timestamp()))
+    }
+
+    /// Decompresses a batch to find the exact record, as Kafka does for
+    /// timestamp lookups (the only place the broker decompresses). A batch
+    /// the codec cannot read answers with its base offset.
+    fn first_compressed_record_at_or_after(&self, batch: Vec<u8>, location: &BatchLocation, timestamp_ms: i64) -> (i64, i64) {
+        let first_timestamp = BatchHeader::parse(&batch).ok().flatten().map_or(NO_TIMESTAMP, |h| h.first_timestamp());
+        let mut bytes = bytes::Bytes::from(batch);
+        match kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes) {
+            Ok(set) => set
+                .records
+                .iter()
+                .find(|record| record.timestamp >= timestamp_ms)
+                .map_or((location.base_offset, first_timestamp), |record| (record.offset, record.timestamp)),
+            Err(error) => {
+                tracing::warn!(segment = %self.log_path.display(), position = location.position, %error, "cannot decompress batch for a time lookup");
+                (location.base_offset, first_timestamp)
+            }
+        }
     }
 
     /// Reads `length` bytes at `position` with one positioned read.

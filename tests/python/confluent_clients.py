@@ -1,0 +1,117 @@
+"""confluent-kafka (librdkafka) driven by the Rust end-to-end tests.
+
+produce BOOTSTRAP TOPIC PARTITIONS COUNT FIRST
+    Creates TOPIC (if missing) and produces COUNT messages with values
+    "m<n>" for n in FIRST..FIRST+COUNT, spread over the five compression
+    codecs, with an idempotent producer. Prints {"delivered": N, "errors": [...]}.
+
+consume BOOTSTRAP TOPIC GROUP OUT IDLE_SECONDS
+    Joins GROUP, consumes until nothing arrives for IDLE_SECONDS (after at
+    least one message), committing synchronously after every batch and on
+    revocation, and writes "partition offset value" lines to OUT.
+
+committed BOOTSTRAP TOPIC GROUP PARTITIONS
+    Prints the group's committed offsets as a JSON list.
+"""
+import json
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+
+
+def produce(bootstrap, topic, partitions, count, first):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)]).values():
+        try:
+            future.result()
+        except KafkaException as error:
+            if "TOPIC_ALREADY_EXISTS" not in str(error):
+                raise
+    errors, delivered = [], [0]
+
+    def on_delivery(error, message):
+        if error:
+            errors.append(str(error))
+        else:
+            delivered[0] += 1
+
+    per_codec = (count + len(CODECS) - 1) // len(CODECS)
+    n = first
+    for codec in CODECS:
+        producer = Producer({
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "compression.type": codec,
+            "linger.ms": 5,
+        })
+        for _ in range(per_codec):
+            if n >= first + count:
+                break
+            producer.produce(topic, value=f"m{n}".encode(), key=str(n).encode(), on_delivery=on_delivery)
+            n += 1
+            producer.poll(0)
+        remaining = producer.flush(60)
+        if remaining:
+            errors.append(f"{remaining} messages not delivered with {codec}")
+    print(json.dumps({"delivered": delivered[0], "errors": errors[:10]}))
+
+
+def consume(bootstrap, topic, group, out, idle_seconds):
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 500,
+    })
+
+    def on_revoke(consumer, partitions):
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException:
+            pass
+
+    consumer.subscribe([topic], on_revoke=on_revoke)
+    received = 0
+    last = time.time()
+    started = time.time()
+    with open(out, "w") as sink:
+        while True:
+            messages = consumer.consume(num_messages=1000, timeout=0.5)
+            good = [m for m in messages if not m.error()]
+            for message in good:
+                sink.write(f"{message.partition()} {message.offset()} {message.value().decode()}\n")
+            if good:
+                sink.flush()
+                consumer.commit(asynchronous=False)
+                received += len(good)
+                last = time.time()
+            idle = time.time() - last
+            if (received > 0 and idle > idle_seconds) or time.time() - started > 120:
+                break
+    consumer.close()
+    print(json.dumps({"received": received}))
+
+
+def committed(bootstrap, topic, group, partitions):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=20)
+    consumer.close()
+    print(json.dumps([o.offset for o in offsets]))
+
+
+if __name__ == "__main__":
+    command, args = sys.argv[1], sys.argv[2:]
+    if command == "produce":
+        produce(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
+    elif command == "consume":
+        consume(args[0], args[1], args[2], args[3], float(args[4]))
+    elif command == "committed":
+        committed(args[0], args[1], args[2], int(args[3]))
+    else:
+        sys.exit(f"unknown command {command}")
