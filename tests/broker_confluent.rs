@@ -13,15 +13,25 @@ use support::{python, python_script, run_with_timeout, BrokerProcess};
 
 fn client(python: &Path, args: &[&str]) -> String {
     let output = run_with_timeout(
-        Command::new(python).arg(python_script("confluent_clients.py")).args(args),
+        Command::new(python)
+            .arg(python_script("confluent_clients.py"))
+            .args(args),
         Duration::from_secs(180),
     );
-    assert!(output.status.success(), "{args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
 fn consumed(out: &Path) -> Vec<String> {
-    std::fs::read_to_string(out).unwrap().lines().map(|l| l.rsplit(' ').next().unwrap().to_owned()).collect()
+    std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+        .collect()
 }
 
 fn values(range: std::ops::Range<usize>) -> BTreeSet<String> {
@@ -34,7 +44,10 @@ fn idempotent_codecs_group_consumption_and_resume_after_kill9() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(dir.path(), "");
     let address = broker.address.clone();
-    assert_eq!(client(&python, &["produce", &address, "orders", "3", "0", "0"]), r#"{"delivered": 0, "errors": []}"#);
+    assert_eq!(
+        client(&python, &["produce", &address, "orders", "3", "0", "0"]),
+        r#"{"delivered": 0, "errors": []}"#
+    );
 
     // Two members join first, then 100,000 messages arrive for them to split.
     let (out_a, out_b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
@@ -52,13 +65,25 @@ fn idempotent_codecs_group_consumption_and_resume_after_kill9() {
         member.join().unwrap();
     }
     let (a, b) = (consumed(&out_a), consumed(&out_b));
-    assert!(!a.is_empty() && !b.is_empty(), "both members got partitions: {} and {}", a.len(), b.len());
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "both members got partitions: {} and {}",
+        a.len(),
+        b.len()
+    );
     let all: Vec<String> = a.into_iter().chain(b).collect();
     assert_eq!(all.len(), 100_000, "every message exactly once between the two members");
     assert_eq!(all.iter().cloned().collect::<BTreeSet<_>>(), values(0..100_000));
-    let committed: Vec<i64> =
-        client(&python, &["committed", &address, "orders", "g", "3"]).trim_matches(['[', ']']).split(", ").map(|o| o.parse().unwrap()).collect();
-    assert_eq!(committed.iter().sum::<i64>(), 100_000, "commits cover everything read: {committed:?}");
+    let committed: Vec<i64> = client(&python, &["committed", &address, "orders", "g", "3"])
+        .trim_matches(['[', ']'])
+        .split(", ")
+        .map(|o| o.parse().unwrap())
+        .collect();
+    assert_eq!(
+        committed.iter().sum::<i64>(),
+        100_000,
+        "commits cover everything read: {committed:?}"
+    );
 
     // 10,000 more, then the broker dies without a clean shutdown.
     let produced = client(&python, &["produce", &address, "orders", "3", "10000", "100000"]);
@@ -66,10 +91,21 @@ fn idempotent_codecs_group_consumption_and_resume_after_kill9() {
     broker.kill9();
     broker.restart();
     let after_restart = client(&python, &["committed", &address, "orders", "g", "3"]);
-    assert_eq!(after_restart, format!("{committed:?}"), "committed offsets survive kill -9");
+    assert_eq!(
+        after_restart,
+        format!("{committed:?}"),
+        "committed offsets survive kill -9"
+    );
     let out_c = dir.path().join("c.txt");
-    client(&python, &["consume", &address, "orders", "g", out_c.to_str().unwrap(), "4"]);
+    client(
+        &python,
+        &["consume", &address, "orders", "g", out_c.to_str().unwrap(), "4"],
+    );
     let resumed = consumed(&out_c);
-    assert_eq!(resumed.len(), 10_000, "the group resumes exactly after its committed offsets");
+    assert_eq!(
+        resumed.len(),
+        10_000,
+        "the group resumes exactly after its committed offsets"
+    );
     assert_eq!(resumed.into_iter().collect::<BTreeSet<_>>(), values(100_000..110_000));
 }

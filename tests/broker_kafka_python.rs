@@ -13,11 +13,17 @@ fn kafka_python_produces_consumes_and_finds_offsets_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), "");
     let output = run_with_timeout(
-        Command::new(&python).arg(python_script("kafka_python_clients.py")).args([&broker.address, "kp", "kp-group"]),
+        Command::new(&python)
+            .arg(python_script("kafka_python_clients.py"))
+            .args([&broker.address, "kp", "kp-group"]),
         Duration::from_secs(120),
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "kafka-python failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kafka-python failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let expected_values = format!("[{}]", (0..300).map(|n| n.to_string()).collect::<Vec<_>>().join(", "));
     assert!(stdout.contains(&format!("\"values\": {expected_values}")), "{stdout}");
     assert!(stdout.contains("\"committed\": [150, 150]"), "{stdout}");
@@ -30,6 +36,9 @@ fn kafka_python_produces_consumes_and_finds_offsets_by_time() {
         ("after", "[null, null]".to_owned()),
     ];
     for (label, expected) in lookups {
-        assert!(stdout.contains(&format!("\"{label}\": {expected}")), "{label}: expected {expected} in {stdout}");
+        assert!(
+            stdout.contains(&format!("\"{label}\": {expected}")),
+            "{label}: expected {expected} in {stdout}"
+        );
     }
 }

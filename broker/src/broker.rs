@@ -45,7 +45,9 @@ pub struct Broker {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Broker {
@@ -63,8 +65,14 @@ impl Broker {
         })?;
         let listener = TcpListener::bind(&config.listen)
             .await
-            .map_err(|source| BrokerError::Listen { address: config.listen.clone(), source })?;
-        let local_addr = listener.local_addr().map_err(|source| BrokerError::Listen { address: config.listen.clone(), source })?;
+            .map_err(|source| BrokerError::Listen {
+                address: config.listen.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| BrokerError::Listen {
+            address: config.listen.clone(),
+            source,
+        })?;
 
         let opening = config.clone();
         let open_faults = faults.clone();
@@ -111,7 +119,13 @@ impl Broker {
             fsync = ?config.log.fsync,
             "broker started"
         );
-        Ok(Self { local_addr, context, shutdown, listener, background })
+        Ok(Self {
+            local_addr,
+            context,
+            shutdown,
+            listener,
+            background,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

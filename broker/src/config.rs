@@ -107,7 +107,9 @@ impl TopicSettings {
     /// carries them. Unknown or unsupported keys are errors naming the key.
     pub fn set_kafka_config(&mut self, key: &str, value: &str) -> Result<(), String> {
         fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
-            value.parse().map_err(|_| format!("{key} = {value:?} is not a valid number"))
+            value
+                .parse()
+                .map_err(|_| format!("{key} = {value:?} is not a valid number"))
         }
         match key {
             "retention.ms" => self.retention_ms = Some(number(key, value)?),
@@ -144,7 +146,10 @@ impl BrokerConfig {
         }
         self.log.validate().map_err(|e| format!("broker.log: {e}"))?;
         for (topic, settings) in &self.topics {
-            settings.apply(&self.log).validate().map_err(|e| format!("broker.topics.{topic}: {e}"))?;
+            settings
+                .apply(&self.log)
+                .validate()
+                .map_err(|e| format!("broker.topics.{topic}: {e}"))?;
         }
         Ok(())
     }

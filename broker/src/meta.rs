@@ -25,7 +25,11 @@ struct MetaFile {
 }
 
 fn io(operation: &'static str, path: &Path, source: std::io::Error) -> LogError {
-    LogError::Io { operation, path: path.to_path_buf(), source }
+    LogError::Io {
+        operation,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Reads the stored cluster id, or stores `wanted` (or a fresh one) on first start.
@@ -49,7 +53,10 @@ pub fn load_cluster_id(data_dir: &Path, wanted: Option<&str>) -> Result<String> 
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let cluster_id = wanted.map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
-            let meta = MetaFile { format: 1, cluster_id: cluster_id.clone() };
+            let meta = MetaFile {
+                format: 1,
+                cluster_id: cluster_id.clone(),
+            };
             let text = toml::to_string(&meta).expect("meta serialises");
             write_atomically(data_dir, META_FILE, text.as_bytes())?;
             Ok(cluster_id)
@@ -69,14 +76,18 @@ impl ProducerIds {
     pub fn open(data_dir: &Path) -> Result<Self> {
         let path = data_dir.join(PRODUCER_IDS_FILE);
         let next = match std::fs::read_to_string(&path) {
-            Ok(text) => text
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| LogError::Corrupt { path: path.clone(), position: 0, reason: "not a number".into() })?,
+            Ok(text) => text.trim().parse::<i64>().map_err(|_| LogError::Corrupt {
+                path: path.clone(),
+                position: 0,
+                reason: "not a number".into(),
+            })?,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
             Err(error) => return Err(io("read", &path, error)),
         };
-        Ok(Self { dir: data_dir.to_path_buf(), range: Mutex::new((next, next)) })
+        Ok(Self {
+            dir: data_dir.to_path_buf(),
+            range: Mutex::new((next, next)),
+        })
     }
 
     pub fn allocate(&self) -> Result<i64> {

@@ -131,12 +131,30 @@ fn offset_for_time_finds_the_first_record_at_or_after() {
     assert!(log.segment_count() > 3, "the lookup must cross segments");
     assert_eq!(log.offset_for_time(0).unwrap().map(|(offset, _)| offset), Some(0));
     assert_eq!(log.offset_for_time(T0_MS).unwrap().map(|(offset, _)| offset), Some(0));
-    assert_eq!(log.offset_for_time(T0_MS + 1).unwrap().map(|(offset, _)| offset), Some(1));
-    assert_eq!(log.offset_for_time(T0_MS + 17_020).unwrap().map(|(offset, _)| offset), Some(17 * 5 + 2));
-    assert_eq!(log.offset_for_time(T0_MS + 17_021).unwrap().map(|(offset, _)| offset), Some(17 * 5 + 3));
-    assert_eq!(log.offset_for_time(T0_MS + 17_041).unwrap().map(|(offset, _)| offset), Some(18 * 5));
-    assert_eq!(log.offset_for_time(T0_MS + 39_040).unwrap().map(|(offset, _)| offset), Some(199));
-    assert_eq!(log.offset_for_time(T0_MS + 39_041).unwrap().map(|(offset, _)| offset), None);
+    assert_eq!(
+        log.offset_for_time(T0_MS + 1).unwrap().map(|(offset, _)| offset),
+        Some(1)
+    );
+    assert_eq!(
+        log.offset_for_time(T0_MS + 17_020).unwrap().map(|(offset, _)| offset),
+        Some(17 * 5 + 2)
+    );
+    assert_eq!(
+        log.offset_for_time(T0_MS + 17_021).unwrap().map(|(offset, _)| offset),
+        Some(17 * 5 + 3)
+    );
+    assert_eq!(
+        log.offset_for_time(T0_MS + 17_041).unwrap().map(|(offset, _)| offset),
+        Some(18 * 5)
+    );
+    assert_eq!(
+        log.offset_for_time(T0_MS + 39_040).unwrap().map(|(offset, _)| offset),
+        Some(199)
+    );
+    assert_eq!(
+        log.offset_for_time(T0_MS + 39_041).unwrap().map(|(offset, _)| offset),
+        None
+    );
 }
 
 #[test]

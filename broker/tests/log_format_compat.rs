@@ -50,6 +50,9 @@ fn partition_written_by_format_v1_reads_back() {
     assert_eq!(summary.segments_rescanned, 0, "a clean v1 directory needs no rescan");
     assert!(summary.segments >= 3);
     assert_eq!(read_all(&log, 0, 300), expected_values());
-    assert_eq!(log.offset_for_time(T0_MS + 7_015).unwrap().map(|(offset, _)| offset), Some(7 * 3 + 2));
+    assert_eq!(
+        log.offset_for_time(T0_MS + 7_015).unwrap().map(|(offset, _)| offset),
+        Some(7 * 3 + 2)
+    );
     assert_eq!(log.append(&mut batch(12, 1, T0_MS)).unwrap().base_offset, 36);
 }

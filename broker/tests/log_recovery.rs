@@ -117,7 +117,10 @@ fn clean_close_reopens_without_rescanning() {
     assert!(summary.clean_shutdown);
     assert_eq!(summary.segments_rescanned, 0);
     assert_eq!(read_all(&log, 0, 4096), all);
-    assert_eq!(log.offset_for_time(T0_MS + 29_000).unwrap().map(|(offset, _)| offset), Some(87));
+    assert_eq!(
+        log.offset_for_time(T0_MS + 29_000).unwrap().map(|(offset, _)| offset),
+        Some(87)
+    );
     assert_eq!(log.append(&mut batch(99, 1, T0_MS)).unwrap().base_offset, 90);
     drop(log);
     // The marker was consumed: a crash now means a rescan.

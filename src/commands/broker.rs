@@ -25,7 +25,10 @@ pub fn run(args: BrokerArgs) -> i32 {
         eprintln!("relay broker: {error}");
         return exit::USAGE;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     runtime.block_on(async move {
         let broker = match Broker::start(config).await {
             Ok(broker) => broker,
@@ -35,7 +38,11 @@ pub fn run(args: BrokerArgs) -> i32 {
             }
         };
         // Tests and scripts read this line to learn the port when listening on :0.
-        println!("relay broker listening on {} (cluster {})", broker.local_addr(), broker.cluster_id());
+        println!(
+            "relay broker listening on {} (cluster {})",
+            broker.local_addr(),
+            broker.cluster_id()
+        );
         wait_for_signal().await;
         tracing::info!("shutting down");
         broker.shutdown().await;

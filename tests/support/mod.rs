@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-
 pub fn relay_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_relay"))
 }
@@ -39,13 +38,19 @@ pub fn kcat() -> Option<PathBuf> {
 }
 
 pub fn python_script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
 }
 
 /// Runs a command with a time limit, draining its output as it goes;
 /// panics with that output on timeout.
 pub fn run_with_timeout(command: &mut Command, limit: Duration) -> Output {
-    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let pid = child.id();
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -81,16 +86,29 @@ impl BrokerProcess {
         let config = dir.join("relay.toml");
         std::fs::write(
             &config,
-            format!("[broker]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{extra_config}\n", data_dir.display()),
+            format!(
+                "[broker]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{extra_config}\n",
+                data_dir.display()
+            ),
         )
         .unwrap();
-        let mut broker = Self { child: None, address: String::new(), data_dir, config, log_path: dir.join("broker.log") };
+        let mut broker = Self {
+            child: None,
+            address: String::new(),
+            data_dir,
+            config,
+            log_path: dir.join("broker.log"),
+        };
         broker.launch("127.0.0.1:0");
         broker
     }
 
     fn launch(&mut self, listen: &str) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
         let mut child = Command::new(relay_binary())
             .args(["broker", "--config"])
             .arg(&self.config)
@@ -127,13 +145,19 @@ impl BrokerProcess {
     /// SIGTERM, and waits for the clean shutdown; returns the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 return status.code();
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "broker did not stop on SIGTERM");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "broker did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -149,7 +173,10 @@ impl BrokerProcess {
             if attempt.is_ok() {
                 return;
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "broker did not restart on {address}");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "broker did not restart on {address}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }

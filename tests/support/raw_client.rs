@@ -18,7 +18,10 @@ impl RawConnection {
         let stream = TcpStream::connect(address).expect("connect to broker");
         stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         stream.set_nodelay(true).unwrap();
-        Self { stream, correlation_id: 0 }
+        Self {
+            stream,
+            correlation_id: 0,
+        }
     }
 
     /// Sends one request and reads its response.
@@ -46,7 +49,10 @@ impl RawConnection {
     pub fn receive<Res: Decodable>(&mut self, api: ApiKey, version: i16) -> Res {
         let mut frame = self.read_frame().expect("a response frame");
         let header = ResponseHeader::decode(&mut frame, api.response_header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, self.correlation_id, "responses come in request order");
+        assert_eq!(
+            header.correlation_id, self.correlation_id,
+            "responses come in request order"
+        );
         Res::decode(&mut frame, version).unwrap()
     }
 

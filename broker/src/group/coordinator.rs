@@ -6,9 +6,9 @@
 //! until the leader's) happens outside the lock on oneshot channels. Durable
 //! writes (offsets, membership) run on the blocking pool, never under the lock.
 
-use super::group::{Group, GroupState, JoinResult, Member, SyncResult};
 use super::offset_store::OffsetStore;
 use super::records::{CommittedOffset, StoredGroup};
+use super::state::{Group, GroupState, JoinResult, Member, SyncResult};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
@@ -64,8 +64,16 @@ impl Coordinator {
     /// Restores stored groups: Stable with their members, whose sessions start now.
     pub fn new(store: Arc<OffsetStore>, settings: GroupSettings) -> Arc<Self> {
         let now = Instant::now();
-        let groups = store.stored_groups().iter().map(|stored| (stored.group.clone(), Group::restored(stored, now))).collect();
-        Arc::new(Self { groups: Mutex::new(groups), store, settings })
+        let groups = store
+            .stored_groups()
+            .iter()
+            .map(|stored| (stored.group.clone(), Group::restored(stored, now)))
+            .collect();
+        Arc::new(Self {
+            groups: Mutex::new(groups),
+            store,
+            settings,
+        })
     }
 
     pub fn store(&self) -> &Arc<OffsetStore> {
@@ -84,39 +92,56 @@ impl Coordinator {
     pub async fn join(&self, request: JoinRequest) -> JoinResult {
         let receiver = match self.join_locked(request) {
             Ok(receiver) => receiver,
-            Err(result) => return result,
+            Err(result) => return *result,
         };
-        receiver.await.unwrap_or_else(|_| JoinResult::error(ResponseError::RebalanceInProgress, ""))
+        receiver
+            .await
+            .unwrap_or_else(|_| JoinResult::error(ResponseError::RebalanceInProgress, ""))
     }
 
-    fn join_locked(&self, request: JoinRequest) -> Result<oneshot::Receiver<JoinResult>, JoinResult> {
+    fn join_locked(&self, request: JoinRequest) -> Result<oneshot::Receiver<JoinResult>, Box<JoinResult>> {
         let now = Instant::now();
         let session = request.session_timeout_ms;
         if session < self.settings.session_timeout_min_ms || session > self.settings.session_timeout_max_ms {
-            return Err(JoinResult::error(ResponseError::InvalidSessionTimeout, &request.member_id));
+            return Err(Box::new(JoinResult::error(
+                ResponseError::InvalidSessionTimeout,
+                &request.member_id,
+            )));
         }
         let mut groups = self.groups.lock();
-        let group = groups.entry(request.group_id.clone()).or_insert_with(|| Group::new(&request.group_id));
+        let group = groups
+            .entry(request.group_id.clone())
+            .or_insert_with(|| Group::new(&request.group_id));
         if !group.accepts_protocols(&request.protocol_type, &request.protocols) {
-            return Err(JoinResult::error(ResponseError::InconsistentGroupProtocol, &request.member_id));
+            return Err(Box::new(JoinResult::error(
+                ResponseError::InconsistentGroupProtocol,
+                &request.member_id,
+            )));
         }
         let member_id = if request.member_id.is_empty() {
             let id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
             if request.require_known_member_id {
                 group.pending_members.insert(id.clone(), now);
-                return Err(JoinResult::error(ResponseError::MemberIdRequired, &id));
+                return Err(Box::new(JoinResult::error(ResponseError::MemberIdRequired, &id)));
             }
             id
         } else {
             if !group.members.contains_key(&request.member_id)
                 && group.pending_members.remove(&request.member_id).is_none()
             {
-                return Err(JoinResult::error(ResponseError::UnknownMemberId, &request.member_id));
+                return Err(Box::new(JoinResult::error(
+                    ResponseError::UnknownMemberId,
+                    &request.member_id,
+                )));
             }
             request.member_id.clone()
         };
         let (sender, receiver) = oneshot::channel();
-        let rebalance_ms = if request.rebalance_timeout_ms > 0 { request.rebalance_timeout_ms } else { session };
+        let rebalance_ms = if request.rebalance_timeout_ms > 0 {
+            request.rebalance_timeout_ms
+        } else {
+            session
+        };
         let member = group.members.entry(member_id.clone()).or_insert_with(|| Member {
             id: member_id.clone(),
             group_instance_id: None,
@@ -193,7 +218,9 @@ impl Coordinator {
             }
             receiver
         };
-        receiver.await.unwrap_or_else(|_| SyncResult::error(ResponseError::RebalanceInProgress))
+        receiver
+            .await
+            .unwrap_or_else(|_| SyncResult::error(ResponseError::RebalanceInProgress))
     }
 
     pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> Option<ResponseError> {
@@ -222,7 +249,10 @@ impl Coordinator {
         let now = Instant::now();
         let mut groups = self.groups.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return member_ids.iter().map(|_| Some(ResponseError::UnknownMemberId)).collect();
+            return member_ids
+                .iter()
+                .map(|_| Some(ResponseError::UnknownMemberId))
+                .collect();
         };
         let results = member_ids
             .iter()
@@ -260,7 +290,9 @@ impl Coordinator {
                     }
                 }
                 let session_max = Duration::from_millis(self.settings.session_timeout_max_ms as u64);
-                group.pending_members.retain(|_, since| now.duration_since(*since) < session_max);
+                group
+                    .pending_members
+                    .retain(|_, since| now.duration_since(*since) < session_max);
                 if group.try_complete_join(now) {
                     changed.push(group.to_stored());
                 }
@@ -298,7 +330,11 @@ impl Coordinator {
     }
 
     /// Stores committed offsets durably (blocking the calling thread).
-    pub fn commit_blocking(&self, group_id: &str, offsets: &[(String, i32, CommittedOffset)]) -> crate::log::Result<()> {
+    pub fn commit_blocking(
+        &self,
+        group_id: &str,
+        offsets: &[(String, i32, CommittedOffset)],
+    ) -> crate::log::Result<()> {
         self.store.commit(group_id, offsets)
     }
 
@@ -308,7 +344,13 @@ impl Coordinator {
         let groups = self.groups.lock();
         let mut listed: Vec<(String, String, &'static str)> = groups
             .values()
-            .map(|g| (g.id.clone(), g.protocol_type.clone().unwrap_or_else(|| "consumer".into()), g.state.as_str()))
+            .map(|g| {
+                (
+                    g.id.clone(),
+                    g.protocol_type.clone().unwrap_or_else(|| "consumer".into()),
+                    g.state.as_str(),
+                )
+            })
             .collect();
         for group in self.store.groups_with_offsets() {
             if !groups.contains_key(&group) {
@@ -323,8 +365,17 @@ impl Coordinator {
     pub fn describe(&self, group_id: &str) -> GroupDescription {
         let groups = self.groups.lock();
         let Some(group) = groups.get(group_id) else {
-            let state = if self.store.groups_with_offsets().iter().any(|g| g == group_id) { "Empty" } else { "Dead" };
-            return GroupDescription { state, protocol_type: String::new(), protocol_name: String::new(), members: Vec::new() };
+            let state = if self.store.groups_with_offsets().iter().any(|g| g == group_id) {
+                "Empty"
+            } else {
+                "Dead"
+            };
+            return GroupDescription {
+                state,
+                protocol_type: String::new(),
+                protocol_name: String::new(),
+                members: Vec::new(),
+            };
         };
         let protocol = group.protocol_name.clone().unwrap_or_default();
         GroupDescription {
@@ -335,8 +386,12 @@ impl Coordinator {
                 .members
                 .values()
                 .map(|m| {
-                    let subscription =
-                        m.protocols.iter().find(|(n, _)| *n == protocol).map(|(_, s)| s.clone()).unwrap_or_default();
+                    let subscription = m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| *n == protocol)
+                        .map(|(_, s)| s.clone())
+                        .unwrap_or_default();
                     (
                         m.id.clone(),
                         m.group_instance_id.clone(),

@@ -3,12 +3,14 @@
 //! committed offsets and group metadata.
 //!
 //! # Layout
-//! - [`coordinator`]: the group state machine, as Kafka's `GroupCoordinator`
-//!   with client-side assignment passed through unchanged.
+//! - [`coordinator`]: every group behind one lock, the async entry points, the
+//!   ticker (Kafka's `GroupCoordinator`).
+//! - [`state`]: one group's state machine, with client-side assignment passed
+//!   through unchanged.
 //! - [`offset_store`]: durable offsets and membership in an internal log.
 //! - [`records`]: the byte layout of that log's records.
 
 pub mod coordinator;
-pub mod group;
 pub mod offset_store;
 pub mod records;
+pub mod state;

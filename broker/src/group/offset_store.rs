@@ -39,7 +39,9 @@ pub struct OffsetStore {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl OffsetStore {
@@ -52,7 +54,10 @@ impl OffsetStore {
             ..base.clone()
         };
         let (log, _) = PartitionLog::open(&data_dir.join(OFFSETS_LOG_DIR), config, faults)?;
-        let store = Self { log, state: Mutex::new(State::default()) };
+        let store = Self {
+            log,
+            state: Mutex::new(State::default()),
+        };
         store.replay()?;
         let store = Arc::new(store);
         store.compact_if_needed()?;
@@ -100,7 +105,11 @@ impl OffsetStore {
     fn append(&self, records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
         let mut builder = BatchBuilder::new(now_ms());
         for (key, value) in records {
-            builder.push(RecordSpec { key: Some(key), value, ..RecordSpec::default() });
+            builder.push(RecordSpec {
+                key: Some(key),
+                value,
+                ..RecordSpec::default()
+            });
         }
         let mut batch = builder.build();
         self.log.append(&mut batch).map(|_| ())
@@ -115,27 +124,43 @@ impl OffsetStore {
         let records = offsets
             .iter()
             .map(|(topic, partition, value)| {
-                let key = OffsetKey { group: group.into(), topic: topic.clone(), partition: *partition };
+                let key = OffsetKey {
+                    group: group.into(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                };
                 (records::offset_key(&key), Some(records::offset_value(value)))
             })
             .collect();
         self.append(records)?;
         for (topic, partition, value) in offsets {
-            let key = OffsetKey { group: group.into(), topic: topic.clone(), partition: *partition };
+            let key = OffsetKey {
+                group: group.into(),
+                topic: topic.clone(),
+                partition: *partition,
+            };
             state.offsets.insert(key, value.clone());
         }
         Ok(())
     }
 
     pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
-        let key = OffsetKey { group: group.into(), topic: topic.into(), partition };
+        let key = OffsetKey {
+            group: group.into(),
+            topic: topic.into(),
+            partition,
+        };
         self.state.lock().offsets.get(&key).cloned()
     }
 
     /// Every committed offset of a group, by (topic, partition).
     pub fn group_offsets(&self, group: &str) -> Vec<(String, i32, CommittedOffset)> {
         let state = self.state.lock();
-        let start = OffsetKey { group: group.into(), topic: String::new(), partition: i32::MIN };
+        let start = OffsetKey {
+            group: group.into(),
+            topic: String::new(),
+            partition: i32::MIN,
+        };
         state
             .offsets
             .range(start..)
@@ -169,10 +194,17 @@ impl OffsetStore {
     /// Stores a group's membership; an older generation never overwrites a newer one.
     pub fn save_group(&self, group: &StoredGroup) -> Result<()> {
         let mut state = self.state.lock();
-        if state.groups.get(&group.group).is_some_and(|stored| stored.generation > group.generation) {
+        if state
+            .groups
+            .get(&group.group)
+            .is_some_and(|stored| stored.generation > group.generation)
+        {
             return Ok(());
         }
-        self.append(vec![(records::group_key(&group.group), Some(records::group_value(group)))])?;
+        self.append(vec![(
+            records::group_key(&group.group),
+            Some(records::group_value(group)),
+        )])?;
         state.groups.insert(group.group.clone(), group.clone());
         Ok(())
     }

@@ -161,7 +161,11 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<Entry> {
     let mut reader = Reader { bytes: key };
     match reader.u8()? {
         KIND_OFFSET => {
-            let key = OffsetKey { group: reader.str()?, topic: reader.str()?, partition: reader.i32()? };
+            let key = OffsetKey {
+                group: reader.str()?,
+                topic: reader.str()?,
+                partition: reader.i32()?,
+            };
             if !reader.finished() {
                 return None;
             }
@@ -223,7 +227,14 @@ fn decode_group(group: String, bytes: &[u8]) -> Option<StoredGroup> {
             assignment: reader.bytes()?,
         });
     }
-    reader.finished().then_some(StoredGroup { group, generation, protocol_type, protocol_name, leader, members })
+    reader.finished().then_some(StoredGroup {
+        group,
+        generation,
+        protocol_type,
+        protocol_name,
+        leader,
+        members,
+    })
 }
 
 #[cfg(test)]
@@ -232,8 +243,17 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_truncations_fail() {
-        let key = OffsetKey { group: "g".into(), topic: "events".into(), partition: 3 };
-        let value = CommittedOffset { offset: 42, leader_epoch: -1, commit_timestamp_ms: 7, metadata: "m".into() };
+        let key = OffsetKey {
+            group: "g".into(),
+            topic: "events".into(),
+            partition: 3,
+        };
+        let value = CommittedOffset {
+            offset: 42,
+            leader_epoch: -1,
+            commit_timestamp_ms: 7,
+            metadata: "m".into(),
+        };
         let (k, v) = (offset_key(&key), offset_value(&value));
         assert_eq!(decode(&k, Some(&v)), Some(Entry::Offset(key.clone(), Some(value))));
         assert_eq!(decode(&k, None), Some(Entry::Offset(key, None)));

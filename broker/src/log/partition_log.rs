@@ -510,7 +510,9 @@ impl PartitionLog {
     /// Deletes the sealed segments that hold only offsets below `offset`
     /// (whole segments only; the log start moves to the first kept segment).
     pub fn delete_segments_before(&self, offset: i64) -> Result<usize> {
-        Ok(self.delete_oldest_while(|oldest, _| oldest.next_offset() <= offset)?.segments_deleted)
+        Ok(self
+            .delete_oldest_while(|oldest, _| oldest.next_offset() <= offset)?
+            .segments_deleted)
     }
 
     /// Deletes oldest segments while `doomed(oldest, total_bytes)` says so. The

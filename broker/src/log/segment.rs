@@ -361,7 +361,10 @@ impl Segment {
             let record = record.map_err(|e| self.corrupt(location.position, e.to_string()))?;
             let record_timestamp_ms = header.first_timestamp() + record.timestamp_delta_ms;
             if record_timestamp_ms >= timestamp_ms {
-                return Ok((location.base_offset + i64::from(record.offset_delta), record_timestamp_ms));
+                return Ok((
+                    location.base_offset + i64::from(record.offset_delta),
+                    record_timestamp_ms,
+                ));
             }
         }
         Ok((location.base_offset, header.first_timestamp()))
@@ -370,15 +373,25 @@ impl Segment {
     /// Decompresses a batch to find the exact record, as Kafka does for
     /// timestamp lookups (the only place the broker decompresses). A batch
     /// the codec cannot read answers with its base offset.
-    fn first_compressed_record_at_or_after(&self, batch: Vec<u8>, location: &BatchLocation, timestamp_ms: i64) -> (i64, i64) {
-        let first_timestamp = BatchHeader::parse(&batch).ok().flatten().map_or(NO_TIMESTAMP, |h| h.first_timestamp());
+    fn first_compressed_record_at_or_after(
+        &self,
+        batch: Vec<u8>,
+        location: &BatchLocation,
+        timestamp_ms: i64,
+    ) -> (i64, i64) {
+        let first_timestamp = BatchHeader::parse(&batch)
+            .ok()
+            .flatten()
+            .map_or(NO_TIMESTAMP, |h| h.first_timestamp());
         let mut bytes = bytes::Bytes::from(batch);
         match kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes) {
             Ok(set) => set
                 .records
                 .iter()
                 .find(|record| record.timestamp >= timestamp_ms)
-                .map_or((location.base_offset, first_timestamp), |record| (record.offset, record.timestamp)),
+                .map_or((location.base_offset, first_timestamp), |record| {
+                    (record.offset, record.timestamp)
+                }),
             Err(error) => {
                 tracing::warn!(segment = %self.log_path.display(), position = location.position, %error, "cannot decompress batch for a time lookup");
                 (location.base_offset, first_timestamp)

@@ -60,7 +60,11 @@ impl RequestMeta {
         header
             .encode(&mut buffer, self.api.response_header_version(self.version))
             .and_then(|()| response.encode(&mut buffer, self.version))
-            .map_err(|e| DispatchError::Encode { api: self.api, version: self.version, reason: format!("{e:#}") })?;
+            .map_err(|e| DispatchError::Encode {
+                api: self.api,
+                version: self.version,
+                reason: format!("{e:#}"),
+            })?;
         let length = (buffer.len() - 4) as i32;
         buffer[..4].copy_from_slice(&length.to_be_bytes());
         Ok(buffer.freeze())

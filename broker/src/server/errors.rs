@@ -7,9 +7,10 @@ use relay_proto::BatchError;
 
 pub fn log_error_code(error: &LogError) -> ResponseError {
     match error {
-        LogError::InvalidBatch { source: BatchError::UnsupportedMagic { .. }, .. } => {
-            ResponseError::UnsupportedForMessageFormat
-        }
+        LogError::InvalidBatch {
+            source: BatchError::UnsupportedMagic { .. },
+            ..
+        } => ResponseError::UnsupportedForMessageFormat,
         LogError::InvalidBatch { .. } => ResponseError::CorruptMessage,
         LogError::MultipleIdempotentBatches { .. } | LogError::EmptyRecordSet => ResponseError::InvalidRecord,
         LogError::BatchLargerThanSegment { .. } => ResponseError::MessageTooLarge,

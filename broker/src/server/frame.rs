@@ -20,19 +20,32 @@ pub enum FrameError {
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of stream between frames.
-pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, request_bytes_max: usize) -> Result<Option<Bytes>, FrameError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    request_bytes_max: usize,
+) -> Result<Option<Bytes>, FrameError> {
     let mut prefix = [0u8; 4];
     let mut filled = 0;
     while filled < 4 {
         let n = reader.read(&mut prefix[filled..]).await?;
         if n == 0 {
-            return if filled == 0 { Ok(None) } else { Err(FrameError::Truncated { expected: 4, received: filled }) };
+            return if filled == 0 {
+                Ok(None)
+            } else {
+                Err(FrameError::Truncated {
+                    expected: 4,
+                    received: filled,
+                })
+            };
         }
         filled += n;
     }
     let length = i32::from_be_bytes(prefix) as i64;
     if length < REQUEST_BYTES_MIN as i64 || length > request_bytes_max as i64 {
-        return Err(FrameError::BadLength { length, max: request_bytes_max });
+        return Err(FrameError::BadLength {
+            length,
+            max: request_bytes_max,
+        });
     }
     let length = length as usize;
     let mut body = BytesMut::zeroed(length);
@@ -40,7 +53,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, request_bytes_max:
     while received < length {
         let n = reader.read(&mut body[received..]).await?;
         if n == 0 {
-            return Err(FrameError::Truncated { expected: length, received });
+            return Err(FrameError::Truncated {
+                expected: length,
+                received,
+            });
         }
         received += n;
     }
@@ -57,12 +73,24 @@ mod tests {
         assert_eq!(read_frame(&mut input, 1024).await.unwrap().unwrap().len(), 10);
         assert!(read_frame(&mut input, 1024).await.unwrap().is_none());
         let mut huge: &[u8] = &[0x7f, 0xff, 0xff, 0xff];
-        assert!(matches!(read_frame(&mut huge, 1024).await, Err(FrameError::BadLength { .. })));
+        assert!(matches!(
+            read_frame(&mut huge, 1024).await,
+            Err(FrameError::BadLength { .. })
+        ));
         let mut negative: &[u8] = &[0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(read_frame(&mut negative, 1024).await, Err(FrameError::BadLength { .. })));
+        assert!(matches!(
+            read_frame(&mut negative, 1024).await,
+            Err(FrameError::BadLength { .. })
+        ));
         let mut short: &[u8] = &[0, 0, 0, 20, 1, 2];
-        assert!(matches!(read_frame(&mut short, 1024).await, Err(FrameError::Truncated { .. })));
+        assert!(matches!(
+            read_frame(&mut short, 1024).await,
+            Err(FrameError::Truncated { .. })
+        ));
         let mut torn_prefix: &[u8] = &[0, 0];
-        assert!(matches!(read_frame(&mut torn_prefix, 1024).await, Err(FrameError::Truncated { .. })));
+        assert!(matches!(
+            read_frame(&mut torn_prefix, 1024).await,
+            Err(FrameError::Truncated { .. })
+        ));
     }
 }

@@ -45,9 +45,15 @@ pub async fn run(listener: TcpListener, ctx: Context, mut shutdown: watch::Recei
         });
     }
     drop(listener);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
     if drained.is_err() {
-        tracing::warn!(remaining = connections.len(), "cutting connections still busy after the shutdown grace period");
+        tracing::warn!(
+            remaining = connections.len(),
+            "cutting connections still busy after the shutdown grace period"
+        );
         connections.abort_all();
     }
 }

@@ -30,7 +30,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16, i16)] = &[
 
 /// Whether `version` of `api` can be decoded and answered.
 pub fn accepts(api: ApiKey, version: i16) -> bool {
-    SUPPORTED.iter().any(|(key, _, accepted, max)| *key == api && (*accepted..=*max).contains(&version))
+    SUPPORTED
+        .iter()
+        .any(|(key, _, accepted, max)| *key == api && (*accepted..=*max).contains(&version))
 }
 
 pub fn is_served(api: ApiKey) -> bool {
@@ -48,8 +50,14 @@ mod tests {
     fn accepted_ranges_stay_inside_the_crate() {
         fn check<Req: Message, Res: Message>(api: ApiKey) {
             let (_, _, accepted, max) = *SUPPORTED.iter().find(|(k, ..)| *k == api).expect("listed");
-            assert!(accepted >= Req::VERSIONS.min && max <= Req::VERSIONS.max, "{api:?} request");
-            assert!(accepted >= Res::VERSIONS.min && max <= Res::VERSIONS.max, "{api:?} response");
+            assert!(
+                accepted >= Req::VERSIONS.min && max <= Req::VERSIONS.max,
+                "{api:?} request"
+            );
+            assert!(
+                accepted >= Res::VERSIONS.min && max <= Res::VERSIONS.max,
+                "{api:?} response"
+            );
         }
         check::<ProduceRequest, ProduceResponse>(ApiKey::Produce);
         check::<FetchRequest, FetchResponse>(ApiKey::Fetch);

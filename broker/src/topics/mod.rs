@@ -109,14 +109,19 @@ impl Topics {
         kafka_configs: &[(String, String)],
         validate_only: bool,
     ) -> Result<Arc<Topic>> {
-        names::validate(name).map_err(|reason| TopicError::InvalidName { name: name.into(), reason })?;
+        names::validate(name).map_err(|reason| TopicError::InvalidName {
+            name: name.into(),
+            reason,
+        })?;
         if !matches!(replication_factor, -1 | 1) {
             return Err(TopicError::InvalidReplicationFactor(replication_factor));
         }
         let configured = self.config.topics.get(name).cloned().unwrap_or_default();
         let mut requested = TopicSettings::default();
         for (key, value) in kafka_configs {
-            requested.set_kafka_config(key, value).map_err(TopicError::InvalidConfig)?;
+            requested
+                .set_kafka_config(key, value)
+                .map_err(TopicError::InvalidConfig)?;
         }
         let mut settings = configured.merged_with(&requested);
         let partitions = match partitions {
@@ -127,13 +132,20 @@ impl Topics {
             return Err(TopicError::InvalidPartitions(partitions));
         }
         settings.partitions = Some(partitions);
-        settings.apply(&self.config.log).validate().map_err(TopicError::InvalidConfig)?;
+        settings
+            .apply(&self.config.log)
+            .validate()
+            .map_err(TopicError::InvalidConfig)?;
 
         let _admin = self.admin.lock();
         if self.topics.read().contains_key(name) {
             return Err(TopicError::AlreadyExists(name.into()));
         }
-        let file = TopicFile { name: name.into(), id: uuid::Uuid::new_v4(), settings };
+        let file = TopicFile {
+            name: name.into(),
+            id: uuid::Uuid::new_v4(),
+            settings,
+        };
         if validate_only {
             return Ok(Arc::new(Topic {
                 name: file.name,
@@ -159,7 +171,11 @@ impl Topics {
     /// Deletes a topic: its file goes first (the commit point), then its data.
     pub fn delete(&self, name: &str) -> Result<()> {
         let _admin = self.admin.lock();
-        let topic = self.topics.write().remove(name).ok_or_else(|| TopicError::Unknown(name.into()))?;
+        let topic = self
+            .topics
+            .write()
+            .remove(name)
+            .ok_or_else(|| TopicError::Unknown(name.into()))?;
         topic_file::remove(&self.data_dir, name)?;
         for log in &topic.partitions {
             let _ = log.close();
@@ -230,29 +246,44 @@ fn open_topic(data_dir: &Path, config: &BrokerConfig, faults: &FaultInjector, fi
         }
         logs.push(Arc::new(log));
     }
-    Ok(Topic { name: file.name, id: file.id, log_config, settings: file.settings, partitions: logs })
+    Ok(Topic {
+        name: file.name,
+        id: file.id,
+        log_config,
+        settings: file.settings,
+        partitions: logs,
+    })
 }
 
 /// Renames a directory that holds no topic's data to `<name>.orphaned-<time>`.
 fn set_aside(dir: &Path) -> Result<()> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let target = PathBuf::from(format!("{}.orphaned-{now}", dir.display()));
     tracing::warn!(dir = %dir.display(), moved_to = %target.display(), "partition directory of no topic moved aside");
-    std::fs::rename(dir, &target).map_err(|source| LogError::Io { operation: "rename", path: dir.into(), source })?;
+    std::fs::rename(dir, &target).map_err(|source| LogError::Io {
+        operation: "rename",
+        path: dir.into(),
+        source,
+    })?;
     Ok(())
 }
 
 fn set_aside_orphans(data_dir: &Path, topics: &BTreeMap<String, Arc<Topic>>) -> Result<()> {
-    let known: std::collections::HashSet<PathBuf> =
-        topics.values().flat_map(|t| t.partitions.iter().map(|p| p.dir().to_path_buf())).collect();
+    let known: std::collections::HashSet<PathBuf> = topics
+        .values()
+        .flat_map(|t| t.partitions.iter().map(|p| p.dir().to_path_buf()))
+        .collect();
     let Ok(entries) = std::fs::read_dir(data_dir) else {
         return Ok(());
     };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let looks_like_partition =
-            name.rsplit_once('-').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let looks_like_partition = name
+            .rsplit_once('-')
+            .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
         if path.is_dir() && looks_like_partition && !name.starts_with("__") && !known.contains(&path) {
             set_aside(&path)?;
         }

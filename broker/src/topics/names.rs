@@ -18,8 +18,13 @@ pub fn validate(name: &str) -> Result<(), String> {
     if name.starts_with("__") {
         return Err("names starting with '__' are reserved for the broker".into());
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("character {bad:?} is not allowed; use a-z, A-Z, 0-9, '.', '_' and '-'"));
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "character {bad:?} is not allowed; use a-z, A-Z, 0-9, '.', '_' and '-'"
+        ));
     }
     Ok(())
 }

@@ -33,7 +33,13 @@ fn topics_dir(data_dir: &Path) -> PathBuf {
 }
 
 fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> TopicError + 'a {
-    move |source| TopicError::Log(LogError::Io { operation, path: path.to_path_buf(), source })
+    move |source| {
+        TopicError::Log(LogError::Io {
+            operation,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
 }
 
 pub fn read_all(data_dir: &Path) -> Result<Vec<TopicFile>> {
@@ -47,7 +53,11 @@ pub fn read_all(data_dir: &Path) -> Result<Vec<TopicFile>> {
         }
         let text = std::fs::read_to_string(&path).map_err(io("read", &path))?;
         let file: TopicFile = toml::from_str(&text).map_err(|e| {
-            TopicError::Log(LogError::Corrupt { path: path.clone(), position: 0, reason: e.to_string() })
+            TopicError::Log(LogError::Corrupt {
+                path: path.clone(),
+                position: 0,
+                reason: e.to_string(),
+            })
         })?;
         files.push(file);
     }

@@ -13,10 +13,15 @@ fn response(error_code: i16) -> ApiVersionsResponse {
     let api_keys = SUPPORTED
         .iter()
         .map(|(api, advertised_min, _, max)| {
-            ApiVersion::default().with_api_key(*api as i16).with_min_version(*advertised_min).with_max_version(*max)
+            ApiVersion::default()
+                .with_api_key(*api as i16)
+                .with_min_version(*advertised_min)
+                .with_max_version(*max)
         })
         .collect();
-    ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(api_keys)
 }
 
 pub fn handle(meta: &RequestMeta, _request: ApiVersionsRequest) -> Result<Bytes, DispatchError> {
@@ -24,6 +29,9 @@ pub fn handle(meta: &RequestMeta, _request: ApiVersionsRequest) -> Result<Bytes,
 }
 
 pub fn unsupported_version(meta: &RequestMeta) -> Result<Bytes, DispatchError> {
-    let v0 = RequestMeta { version: 0, ..meta.clone() };
+    let v0 = RequestMeta {
+        version: 0,
+        ..meta.clone()
+    };
     v0.encode(&response(ResponseError::UnsupportedVersion.code()))
 }

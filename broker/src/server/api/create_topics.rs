@@ -30,7 +30,11 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: CreateTopicsRequ
             .iter()
             .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
             .collect();
-        let (topics, partitions, replication) = (Arc::clone(&ctx.topics), wanted.num_partitions, wanted.replication_factor);
+        let (topics, partitions, replication) = (
+            Arc::clone(&ctx.topics),
+            wanted.num_partitions,
+            wanted.replication_factor,
+        );
         let validate_only = request.validate_only;
         let creating = name.clone();
         match blocking(move || topics.create(&creating, partitions, replication, &configs, validate_only)).await {

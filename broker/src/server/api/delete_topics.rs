@@ -14,13 +14,27 @@ use std::sync::Arc;
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: DeleteTopicsRequest) -> Result<Bytes, DispatchError> {
     let version = meta.version;
     let wanted: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
-        request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id)).collect()
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id))
+            .collect()
     } else {
-        request.topic_names.iter().map(|n| (Some(n.to_string()), uuid::Uuid::nil())).collect()
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.to_string()), uuid::Uuid::nil()))
+            .collect()
     };
     let mut results = Vec::with_capacity(wanted.len());
     for (name, id) in wanted {
-        let name = name.or_else(|| ctx.topics.list().into_iter().find(|t| t.id == id).map(|t| t.name.clone()));
+        let name = name.or_else(|| {
+            ctx.topics
+                .list()
+                .into_iter()
+                .find(|t| t.id == id)
+                .map(|t| t.name.clone())
+        });
         let mut result = DeletableTopicResult::default();
         if version >= 6 {
             result.topic_id = id;
@@ -31,7 +45,11 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: DeleteTopicsRequ
             continue;
         };
         result.name = Some(TopicName(text(&name)));
-        let (topics, store, deleting) = (Arc::clone(&ctx.topics), Arc::clone(ctx.coordinator.store()), name.clone());
+        let (topics, store, deleting) = (
+            Arc::clone(&ctx.topics),
+            Arc::clone(ctx.coordinator.store()),
+            name.clone(),
+        );
         let outcome = blocking(move || {
             topics.delete(&deleting)?;
             store.forget_topic(&deleting).map_err(crate::topics::TopicError::from)

@@ -18,18 +18,20 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: DescribeGroupsRequest)
             let members = description
                 .members
                 .into_iter()
-                .map(|(member_id, instance_id, client_id, client_host, metadata, assignment)| {
-                    let mut member = DescribedGroupMember::default()
-                        .with_member_id(text(&member_id))
-                        .with_client_id(text(&client_id))
-                        .with_client_host(text(&client_host))
-                        .with_member_metadata(metadata)
-                        .with_member_assignment(assignment);
-                    if version >= 4 {
-                        member.group_instance_id = instance_id.map(|i| text(&i));
-                    }
-                    member
-                })
+                .map(
+                    |(member_id, instance_id, client_id, client_host, metadata, assignment)| {
+                        let mut member = DescribedGroupMember::default()
+                            .with_member_id(text(&member_id))
+                            .with_client_id(text(&client_id))
+                            .with_client_host(text(&client_host))
+                            .with_member_metadata(metadata)
+                            .with_member_assignment(assignment);
+                        if version >= 4 {
+                            member.group_instance_id = instance_id.map(|i| text(&i));
+                        }
+                        member
+                    },
+                )
                 .collect();
             DescribedGroup::default()
                 .with_group_id(group_id)

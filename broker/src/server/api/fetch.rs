@@ -38,7 +38,10 @@ fn read_partition(topic: Option<&Topic>, wanted: &FetchPartition, limit_bytes: u
         } else {
             ResponseError::UnknownTopicOrPartition
         };
-        return data.with_error_code(error.code()).with_high_watermark(-1).with_last_stable_offset(-1);
+        return data
+            .with_error_code(error.code())
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1);
     };
     let result = if limit_bytes == 0 {
         Ok((Bytes::new(), log.high_watermark(), log.log_start_offset()))
@@ -48,12 +51,24 @@ fn read_partition(topic: Option<&Topic>, wanted: &FetchPartition, limit_bytes: u
     };
     let (records, high_watermark, log_start_offset, error) = match result {
         Ok((records, high_watermark, log_start)) => (records, high_watermark, log_start, None),
-        Err(LogError::OffsetOutOfRange { high_watermark, log_start_offset, .. }) => {
-            (Bytes::new(), high_watermark, log_start_offset, Some(ResponseError::OffsetOutOfRange))
-        }
+        Err(LogError::OffsetOutOfRange {
+            high_watermark,
+            log_start_offset,
+            ..
+        }) => (
+            Bytes::new(),
+            high_watermark,
+            log_start_offset,
+            Some(ResponseError::OffsetOutOfRange),
+        ),
         Err(error) => {
             tracing::error!(partition = %log.dir().display(), %error, "fetch failed");
-            (Bytes::new(), log.high_watermark(), log.log_start_offset(), Some(ResponseError::KafkaStorageError))
+            (
+                Bytes::new(),
+                log.high_watermark(),
+                log.log_start_offset(),
+                Some(ResponseError::KafkaStorageError),
+            )
         }
     };
     data.error_code = error.map_or(0, |e| e.code());
@@ -77,7 +92,11 @@ fn read_all(wanted: &[WantedTopic], response_bytes_max: usize, version: i16) -> 
             .iter()
             .map(|partition| {
                 let partition_max = partition.partition_max_bytes.max(0) as usize;
-                let limit = if total == 0 { partition_max } else { partition_max.min(response_bytes_max.saturating_sub(total)) };
+                let limit = if total == 0 {
+                    partition_max
+                } else {
+                    partition_max.min(response_bytes_max.saturating_sub(total))
+                };
                 let data = read_partition(topic.topic.as_deref(), partition, limit, version);
                 total += data.records.as_ref().map_or(0, Bytes::len);
                 data
@@ -110,7 +129,12 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: FetchRequest) ->
                 } else {
                     ctx.topics.get(t.topic.as_str())
                 };
-                WantedTopic { name: t.topic, id: t.topic_id, topic, partitions: t.partitions }
+                WantedTopic {
+                    name: t.topic,
+                    id: t.topic_id,
+                    topic,
+                    partitions: t.partitions,
+                }
             })
             .collect(),
     );

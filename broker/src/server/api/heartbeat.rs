@@ -8,6 +8,10 @@ use bytes::Bytes;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 pub fn handle(ctx: &Context, meta: &RequestMeta, request: HeartbeatRequest) -> Result<Bytes, DispatchError> {
-    let error = ctx.coordinator.heartbeat(request.group_id.as_str(), request.generation_id, request.member_id.as_str());
+    let error = ctx.coordinator.heartbeat(
+        request.group_id.as_str(),
+        request.generation_id,
+        request.member_id.as_str(),
+    );
     meta.encode(&HeartbeatResponse::default().with_error_code(code(error)))
 }

@@ -11,7 +11,9 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use std::sync::Arc;
 
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: InitProducerIdRequest) -> Result<Bytes, DispatchError> {
-    let mut response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    let mut response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
     if request.transactional_id.as_ref().is_some_and(|id| !id.is_empty()) {
         tracing::info!(peer = %meta.peer, client = %meta.client_id, "refusing a transactional producer");
         response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
@@ -19,7 +21,11 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: InitProducerIdRe
     }
     let existing = (request.producer_id.0, request.producer_epoch);
     if existing.0 >= 0 && existing.1 >= 0 && existing.1 < i16::MAX - 1 {
-        return meta.encode(&response.with_producer_id(ProducerId(existing.0)).with_producer_epoch(existing.1 + 1));
+        return meta.encode(
+            &response
+                .with_producer_id(ProducerId(existing.0))
+                .with_producer_epoch(existing.1 + 1),
+        );
     }
     let ids = Arc::clone(&ctx.producer_ids);
     match blocking(move || ids.allocate()).await {

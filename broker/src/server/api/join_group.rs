@@ -28,9 +28,17 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: JoinGroupRequest
         client_id: meta.client_id.clone(),
         client_host: format!("/{}", meta.peer.ip()),
         session_timeout_ms: request.session_timeout_ms,
-        rebalance_timeout_ms: if version >= 1 { request.rebalance_timeout_ms } else { request.session_timeout_ms },
+        rebalance_timeout_ms: if version >= 1 {
+            request.rebalance_timeout_ms
+        } else {
+            request.session_timeout_ms
+        },
         protocol_type: request.protocol_type.to_string(),
-        protocols: request.protocols.iter().map(|p| (p.name.to_string(), p.metadata.clone())).collect(),
+        protocols: request
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect(),
         require_known_member_id: version >= 4,
     };
     let result = ctx.coordinator.join(join).await;
@@ -38,7 +46,9 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: JoinGroupRequest
         .members
         .into_iter()
         .map(|(member_id, instance_id, metadata)| {
-            let mut member = JoinGroupResponseMember::default().with_member_id(text(&member_id)).with_metadata(metadata);
+            let mut member = JoinGroupResponseMember::default()
+                .with_member_id(text(&member_id))
+                .with_metadata(metadata);
             if version >= 5 {
                 member.group_instance_id = instance_id.map(|i| text(&i));
             }

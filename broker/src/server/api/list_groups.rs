@@ -19,7 +19,9 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: ListGroupsRequest) -> 
         .filter(|(_, _, state)| states.is_empty() || states.contains(&state.to_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
         .map(|(id, protocol_type, state)| {
-            let mut group = ListedGroup::default().with_group_id(GroupId(text(&id))).with_protocol_type(text(&protocol_type));
+            let mut group = ListedGroup::default()
+                .with_group_id(GroupId(text(&id)))
+                .with_protocol_type(text(&protocol_type));
             if version >= 4 {
                 group.group_state = text(state);
             }

@@ -25,7 +25,11 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ListOffsetsReque
                 .with_partition_index(partition.partition_index)
                 .with_timestamp(-1)
                 .with_offset(-1);
-            let Some(log) = topic.as_ref().and_then(|t| t.partition(partition.partition_index)).cloned() else {
+            let Some(log) = topic
+                .as_ref()
+                .and_then(|t| t.partition(partition.partition_index))
+                .cloned()
+            else {
                 partitions.push(answer.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                 continue;
             };
@@ -50,7 +54,11 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ListOffsetsReque
             }
             partitions.push(answer);
         }
-        topics.push(ListOffsetsTopicResponse::default().with_name(wanted.name).with_partitions(partitions));
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(wanted.name)
+                .with_partitions(partitions),
+        );
     }
     meta.encode(&ListOffsetsResponse::default().with_topics(topics))
 }

@@ -39,7 +39,9 @@ fn describe(topic: &Topic, version: i16) -> MetadataResponseTopic {
 }
 
 fn failed(name: Option<TopicName>, error: ResponseError) -> MetadataResponseTopic {
-    MetadataResponseTopic::default().with_name(Some(name.unwrap_or_else(|| TopicName(text(""))))).with_error_code(error.code())
+    MetadataResponseTopic::default()
+        .with_name(Some(name.unwrap_or_else(|| TopicName(text("")))))
+        .with_error_code(error.code())
 }
 
 async fn find_or_create(ctx: &Context, name: &str, auto_create: bool) -> Result<Arc<Topic>, ResponseError> {
@@ -97,7 +99,9 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: MetadataRequest)
         .with_node_id(BrokerId(NODE_ID))
         .with_host(text(&ctx.advertised_host))
         .with_port(ctx.advertised_port);
-    let mut response = MetadataResponse::default().with_brokers(vec![broker]).with_topics(topics);
+    let mut response = MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_topics(topics);
     if version >= 1 {
         response.controller_id = BrokerId(NODE_ID);
     }

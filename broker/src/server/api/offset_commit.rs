@@ -15,7 +15,9 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use std::sync::Arc;
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetCommitRequest) -> Result<Bytes, DispatchError> {
@@ -23,7 +25,11 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetCommitRequ
     let group_error = if group.is_empty() {
         Some(ResponseError::InvalidGroupId)
     } else {
-        ctx.coordinator.check_commit(&group, request.generation_id_or_member_epoch, request.member_id.as_str())
+        ctx.coordinator.check_commit(
+            &group,
+            request.generation_id_or_member_epoch,
+            request.member_id.as_str(),
+        )
     };
     let timestamp_ms = now_ms();
     let mut accepted = Vec::new();
@@ -31,16 +37,33 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetCommitRequ
     for (t, topic) in request.topics.iter().enumerate() {
         let known = ctx.topics.get(topic.name.as_str());
         for (p, partition) in topic.partitions.iter().enumerate() {
-            let metadata = partition.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
+            let metadata = partition
+                .committed_metadata
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
             let error = if group_error.is_some() {
                 group_error
-            } else if known.as_ref().and_then(|k| k.partition(partition.partition_index)).is_none() {
+            } else if known
+                .as_ref()
+                .and_then(|k| k.partition(partition.partition_index))
+                .is_none()
+            {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else if metadata.len() > OFFSET_METADATA_BYTES_MAX {
                 Some(ResponseError::OffsetMetadataTooLarge)
             } else {
-                let leader_epoch = if meta.version >= 6 { partition.committed_leader_epoch } else { -1 };
-                let value = CommittedOffset { offset: partition.committed_offset, leader_epoch, commit_timestamp_ms: timestamp_ms, metadata };
+                let leader_epoch = if meta.version >= 6 {
+                    partition.committed_leader_epoch
+                } else {
+                    -1
+                };
+                let value = CommittedOffset {
+                    offset: partition.committed_offset,
+                    leader_epoch,
+                    commit_timestamp_ms: timestamp_ms,
+                    metadata,
+                };
                 accepted.push((topic.name.to_string(), partition.partition_index, value));
                 None
             };
@@ -72,7 +95,9 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetCommitRequ
                         .with_error_code(error.map_or(0, |e| e.code()))
                 })
                 .collect();
-            OffsetCommitResponseTopic::default().with_name(topic.name.clone()).with_partitions(partitions)
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
         })
         .collect();
     meta.encode(&OffsetCommitResponse::default().with_topics(topics))

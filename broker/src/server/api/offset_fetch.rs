@@ -22,7 +22,10 @@ fn lookup(ctx: &Context, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -
     match wanted {
         None => {
             for (topic, partition, value) in store.group_offsets(group) {
-                found.entry(topic).or_default().push((partition, value.offset, value.leader_epoch, value.metadata));
+                found
+                    .entry(topic)
+                    .or_default()
+                    .push((partition, value.offset, value.leader_epoch, value.metadata));
             }
         }
         Some(topics) => {
@@ -47,7 +50,11 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetFetchRequest) ->
             .groups
             .into_iter()
             .map(|group| {
-                let wanted = group.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
+                let wanted = group.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes))
+                        .collect()
+                });
                 let topics = lookup(ctx, group.group_id.as_str(), wanted)
                     .into_iter()
                     .map(|(topic, partitions)| {
@@ -61,15 +68,23 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetFetchRequest) ->
                                     .with_metadata(Some(text(&metadata)))
                             })
                             .collect();
-                        OffsetFetchResponseTopics::default().with_name(TopicName(text(&topic))).with_partitions(partitions)
+                        OffsetFetchResponseTopics::default()
+                            .with_name(TopicName(text(&topic)))
+                            .with_partitions(partitions)
                     })
                     .collect();
-                OffsetFetchResponseGroup::default().with_group_id(group.group_id).with_topics(topics)
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(group.group_id)
+                    .with_topics(topics)
             })
             .collect();
         return meta.encode(&OffsetFetchResponse::default().with_groups(groups));
     }
-    let wanted = request.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
+    let wanted = request.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .collect()
+    });
     let topics = lookup(ctx, request.group_id.as_str(), wanted)
         .into_iter()
         .map(|(topic, partitions)| {
@@ -86,7 +101,9 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetFetchRequest) ->
                     partition
                 })
                 .collect();
-            OffsetFetchResponseTopic::default().with_name(TopicName(text(&topic))).with_partitions(partitions)
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(text(&topic)))
+                .with_partitions(partitions)
         })
         .collect();
     meta.encode(&OffsetFetchResponse::default().with_topics(topics))

@@ -45,15 +45,23 @@ fn report(meta: &RequestMeta, log: &PartitionLog, error: &LogError) {
         LogError::Io { .. } | LogError::Poisoned { .. } | LogError::Corrupt { .. } => {
             tracing::error!(peer = %meta.peer, partition = %log.dir().display(), %error, "produce failed")
         }
-        _ => tracing::info!(peer = %meta.peer, client = %meta.client_id, partition = %log.dir().display(), %error, "produce refused"),
+        _ => {
+            tracing::info!(peer = %meta.peer, client = %meta.client_id, partition = %log.dir().display(), %error, "produce refused")
+        }
     }
 }
 
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ProduceRequest) -> Result<Reply, DispatchError> {
     let refusal = if request.transactional_id.as_ref().is_some_and(|id| !id.is_empty()) {
-        Some((ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported by Relay".to_owned()))
+        Some((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "transactions are not supported by Relay".to_owned(),
+        ))
     } else if !matches!(request.acks, -1..=1) {
-        Some((ResponseError::InvalidRequiredAcks, format!("acks = {} must be -1, 0 or 1", request.acks)))
+        Some((
+            ResponseError::InvalidRequiredAcks,
+            format!("acks = {} must be -1, 0 or 1", request.acks),
+        ))
     } else {
         None
     };
@@ -68,12 +76,19 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ProduceRequest) 
         for partition in topic_data.partition_data {
             let outcome = match (&refusal, topic.as_ref().and_then(|t| t.partition(partition.index))) {
                 (Some(refusal), _) => Err(refusal.clone()),
-                (None, None) => Err((ResponseError::UnknownTopicOrPartition, "no such topic or partition".into())),
+                (None, None) => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    "no such topic or partition".into(),
+                )),
                 (None, Some(log)) => append(meta, log, partition.records).await,
             };
             partitions.push((partition.index, outcome));
         }
-        outcomes.push(TopicOutcome { name: topic_data.name, id: topic_data.topic_id, partitions });
+        outcomes.push(TopicOutcome {
+            name: topic_data.name,
+            id: topic_data.topic_id,
+            partitions,
+        });
     }
     ctx.wake_fetchers();
     let (ctx, meta, acks) = (Arc::clone(ctx), meta.clone(), request.acks);
@@ -113,7 +128,9 @@ fn response(meta: &RequestMeta, outcomes: Vec<TopicOutcome>) -> ProduceResponse 
                 .partitions
                 .into_iter()
                 .map(|(index, outcome)| {
-                    let mut response = PartitionProduceResponse::default().with_index(index).with_log_append_time_ms(-1);
+                    let mut response = PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_log_append_time_ms(-1);
                     match outcome {
                         Ok((info, _)) => {
                             response.base_offset = info.base_offset;

@@ -9,12 +9,23 @@ use bytes::Bytes;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: SyncGroupRequest) -> Result<Bytes, DispatchError> {
-    let assignments = request.assignments.iter().map(|a| (a.member_id.to_string(), a.assignment.clone())).collect();
+    let assignments = request
+        .assignments
+        .iter()
+        .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+        .collect();
     let result = ctx
         .coordinator
-        .sync(request.group_id.as_str(), request.generation_id, request.member_id.as_str(), assignments)
+        .sync(
+            request.group_id.as_str(),
+            request.generation_id,
+            request.member_id.as_str(),
+            assignments,
+        )
         .await;
-    let mut response = SyncGroupResponse::default().with_error_code(code(result.error)).with_assignment(result.assignment);
+    let mut response = SyncGroupResponse::default()
+        .with_error_code(code(result.error))
+        .with_assignment(result.assignment);
     if meta.version >= 5 && result.error.is_none() {
         response.protocol_type = result.protocol_type.map(|t| text(&t));
         response.protocol_name = result.protocol_name.map(|n| text(&n));

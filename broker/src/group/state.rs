@@ -75,7 +75,12 @@ pub struct SyncResult {
 
 impl SyncResult {
     pub fn error(error: ResponseError) -> Self {
-        Self { error: Some(error), protocol_type: None, protocol_name: None, assignment: Bytes::new() }
+        Self {
+            error: Some(error),
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Bytes::new(),
+        }
     }
 }
 
@@ -97,7 +102,11 @@ pub struct Member {
 
 impl Member {
     fn subscription(&self, protocol: &str) -> Bytes {
-        self.protocols.iter().find(|(name, _)| name == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -203,7 +212,11 @@ impl Group {
         if self.protocol_type.as_deref().is_some_and(|t| t != protocol_type) {
             return false;
         }
-        protocols.iter().any(|(name, _)| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name)))
+        protocols.iter().any(|(name, _)| {
+            self.members
+                .values()
+                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+        })
     }
 
     /// Starts (or keeps) a rebalance; answers sync waiters of the old generation.
@@ -219,7 +232,12 @@ impl Group {
         if self.state == GroupState::Empty && !initial_delay.is_zero() {
             self.join_not_before = Some(now + initial_delay);
         }
-        let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
+        let timeout = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default();
         self.rebalance_deadline = Some(now + timeout);
         self.state = GroupState::PreparingRebalance;
     }
@@ -237,8 +255,12 @@ impl Group {
         if !((all_joined && delay_over) || deadline_passed) {
             return false;
         }
-        let missing: Vec<String> =
-            self.members.values().filter(|m| m.join_waiter.is_none()).map(|m| m.id.clone()).collect();
+        let missing: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none())
+            .map(|m| m.id.clone())
+            .collect();
         for id in missing {
             tracing::info!(group = %self.id, member = %id, "member did not rejoin in time; removed");
             self.members.remove(&id);
@@ -277,7 +299,11 @@ impl Group {
                 protocol_name: Some(protocol.clone()),
                 leader: leader.clone(),
                 member_id: member.id.clone(),
-                members: if member.id == leader { subscriptions.clone() } else { Vec::new() },
+                members: if member.id == leader {
+                    subscriptions.clone()
+                } else {
+                    Vec::new()
+                },
             };
             if let Some(waiter) = member.join_waiter.take() {
                 let _ = waiter.send(result);
@@ -297,7 +323,11 @@ impl Group {
             .unwrap_or_default();
         let supported: Vec<&String> = candidates
             .into_iter()
-            .filter(|name| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == *name)))
+            .filter(|name| {
+                self.members
+                    .values()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == *name))
+            })
             .collect();
         let mut votes: BTreeMap<&String, usize> = BTreeMap::new();
         for member in self.members.values() {
@@ -353,8 +383,11 @@ impl Group {
     /// Answers every sync waiter with its assignment once the leader synced.
     pub fn complete_sync(&mut self, assignments: &[(String, Bytes)]) {
         for member in self.members.values_mut() {
-            member.assignment =
-                assignments.iter().find(|(id, _)| *id == member.id).map(|(_, a)| a.clone()).unwrap_or_default();
+            member.assignment = assignments
+                .iter()
+                .find(|(id, _)| *id == member.id)
+                .map(|(_, a)| a.clone())
+                .unwrap_or_default();
         }
         self.state = GroupState::Stable;
         let (protocol_type, protocol_name) = (self.protocol_type.clone(), self.protocol_name.clone());
