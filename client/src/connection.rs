@@ -1,0 +1,275 @@
+//! One connection to one broker. Requests are written in call order and may
+//! be pipelined; a reader task matches responses to requests by correlation
+//! id. Each request picks the highest version both this client and the broker
+//! speak (from ApiVersions at connect). A connection that fails is dead for
+//! good: every waiting request gets `Disconnected`, and the cluster layer
+//! opens a new one.
+//!
+//! Frame layout: `proto-spec/PROTOCOL.md` (4-byte length, header, body).
+
+use crate::error::{ClientError, Result};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+/// Largest response accepted: a fetch of 50 MiB plus headroom; anything larger
+/// means the stream is not Kafka.
+pub const RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// (lowest, highest) version this client builds for each API it uses. The
+/// lowest is the oldest with every field the client relies on; the highest
+/// stops before topic ids replace names (Fetch 13, Produce 13).
+pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 1, 12),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::FindCoordinator, 1, 3),
+    (ApiKey::JoinGroup, 1, 7),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 4),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 5),
+    (ApiKey::InitProducerId, 0, 4),
+];
+
+type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
+
+pub struct Connection {
+    address: String,
+    client_id: StrBytes,
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    pending: Pending,
+    next_correlation_id: AtomicI32,
+    dead: Arc<AtomicBool>,
+    versions: HashMap<i16, (i16, i16)>,
+    timeout: Duration,
+}
+
+/// A request that was written and whose response has not arrived yet.
+pub struct InFlight<Res> {
+    receiver: oneshot::Receiver<Result<Bytes>>,
+    address: String,
+    api: ApiKey,
+    version: i16,
+    timeout: Duration,
+    _response: std::marker::PhantomData<Res>,
+}
+
+impl<Res: Decodable> InFlight<Res> {
+    pub async fn response(self) -> Result<Res> {
+        let frame = match tokio::time::timeout(self.timeout, self.receiver).await {
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    address: self.address,
+                    api: api_name(self.api),
+                    timeout_ms: self.timeout.as_millis() as u64,
+                })
+            }
+            Ok(Err(_)) => {
+                return Err(ClientError::Disconnected { address: self.address, reason: "connection closed".into() })
+            }
+            Ok(Ok(frame)) => frame?,
+        };
+        let mut body = frame;
+        let protocol = |reason: String| ClientError::Protocol { address: self.address.clone(), reason };
+        ResponseHeader::decode(&mut body, self.api.response_header_version(self.version))
+            .map_err(|e| protocol(format!("{:?} response header: {e:#}", self.api)))?;
+        Res::decode(&mut body, self.version).map_err(|e| protocol(format!("{:?} v{} response: {e:#}", self.api, self.version)))
+    }
+}
+
+pub fn api_name(api: ApiKey) -> &'static str {
+    match api {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::InitProducerId => "InitProducerId",
+        _ => "request",
+    }
+}
+
+async fn read_responses(mut reader: tokio::net::tcp::OwnedReadHalf, pending: Pending, dead: Arc<AtomicBool>, address: String) {
+    let reason = loop {
+        let mut prefix = [0u8; 4];
+        if let Err(error) = reader.read_exact(&mut prefix).await {
+            break format!("reading: {error}");
+        }
+        let length = i32::from_be_bytes(prefix);
+        if length < 4 || length as usize > RESPONSE_BYTES_MAX {
+            break format!("response length {length} is not plausible");
+        }
+        let mut body = BytesMut::zeroed(length as usize);
+        if let Err(error) = reader.read_exact(&mut body).await {
+            break format!("reading: {error}");
+        }
+        let correlation_id = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+        match pending.lock().remove(&correlation_id) {
+            Some(waiter) => {
+                let _ = waiter.send(Ok(body.freeze()));
+            }
+            None => break format!("response with unknown correlation id {correlation_id}"),
+        }
+    };
+    dead.store(true, Ordering::Release);
+    for (_, waiter) in pending.lock().drain() {
+        let _ = waiter.send(Err(ClientError::Disconnected { address: address.clone(), reason: reason.clone() }));
+    }
+}
+
+impl Connection {
+    /// Connects and learns the broker's API versions.
+    pub async fn connect(address: &str, client_id: &str, timeout: Duration) -> Result<Arc<Self>> {
+        let connect_error = |source| ClientError::Connect { address: address.to_owned(), source };
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+            Err(_) => return Err(connect_error(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))),
+            Ok(result) => result.map_err(connect_error)?,
+        };
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        let pending: Pending = Arc::default();
+        let dead = Arc::new(AtomicBool::new(false));
+        tokio::spawn(read_responses(reader, Arc::clone(&pending), Arc::clone(&dead), address.to_owned()));
+        let mut connection = Self {
+            address: address.to_owned(),
+            client_id: StrBytes::from_string(client_id.to_owned()),
+            writer: tokio::sync::Mutex::new(writer),
+            pending,
+            next_correlation_id: AtomicI32::new(1),
+            dead,
+            versions: HashMap::new(),
+            timeout,
+        };
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("relay"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut response: ApiVersionsResponse = connection.start(ApiKey::ApiVersions, 3, &request).await?.response().await?;
+        if response.error_code != 0 {
+            response = connection.start(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default()).await?.response().await?;
+        }
+        connection.versions = response.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        Ok(Arc::new(connection))
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    /// The version to use for `api`: the highest both sides speak.
+    pub fn version(&self, api: ApiKey) -> Result<i16> {
+        let (_, ours_min, ours_max) = *CLIENT_VERSIONS.iter().find(|(k, ..)| *k == api).expect("API listed");
+        let unsupported = || ClientError::UnsupportedVersion {
+            address: self.address.clone(),
+            api: api_name(api),
+            ours: format!("v{ours_min}-v{ours_max}"),
+        };
+        let (theirs_min, theirs_max) = *self.versions.get(&(api as i16)).ok_or_else(unsupported)?;
+        let version = ours_max.min(theirs_max);
+        if version < ours_min.max(theirs_min) {
+            return Err(unsupported());
+        }
+        Ok(version)
+    }
+
+    /// Writes a request now; the returned handle awaits its response.
+    pub async fn start<Req: Encodable, Res: Decodable>(&self, api: ApiKey, version: i16, request: &Req) -> Result<InFlight<Res>> {
+        let (receiver, frame) = self.frame(api, version, request, true)?;
+        self.write(frame).await?;
+        Ok(InFlight {
+            receiver: receiver.expect("a response is expected"),
+            address: self.address.clone(),
+            api,
+            version,
+            timeout: self.timeout,
+            _response: std::marker::PhantomData,
+        })
+    }
+
+    /// Sends a request with the negotiated version and waits for its response.
+    pub async fn send<Req: Encodable, Res: Decodable>(&self, api: ApiKey, request: &Req) -> Result<Res> {
+        let version = self.version(api)?;
+        self.start(api, version, request).await?.response().await
+    }
+
+    /// Sends a request that gets no response (Produce with acks = 0).
+    pub async fn send_without_response<Req: Encodable>(&self, api: ApiKey, version: i16, request: &Req) -> Result<()> {
+        let (_, frame) = self.frame(api, version, request, false)?;
+        self.write(frame).await
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn frame<Req: Encodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        request: &Req,
+        expect_response: bool,
+    ) -> Result<(Option<oneshot::Receiver<Result<Bytes>>>, Bytes)> {
+        if self.is_dead() {
+            return Err(ClientError::Disconnected { address: self.address.clone(), reason: "connection closed".into() });
+        }
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        let mut buffer = BytesMut::with_capacity(128);
+        buffer.put_i32(0);
+        header
+            .encode(&mut buffer, api.request_header_version(version))
+            .and_then(|()| request.encode(&mut buffer, version))
+            .map_err(|e| ClientError::Protocol {
+                address: self.address.clone(),
+                reason: format!("encoding {:?} v{version}: {e:#}", api),
+            })?;
+        let length = (buffer.len() - 4) as i32;
+        buffer[..4].copy_from_slice(&length.to_be_bytes());
+        let receiver = expect_response.then(|| {
+            let (sender, receiver) = oneshot::channel();
+            self.pending.lock().insert(correlation_id, sender);
+            receiver
+        });
+        Ok((receiver, buffer.freeze()))
+    }
+
+    async fn write(&self, frame: Bytes) -> Result<()> {
+        let mut writer = self.writer.lock().await;
+        if let Err(error) = writer.write_all(&frame).await {
+            self.dead.store(true, Ordering::Release);
+            return Err(ClientError::Disconnected { address: self.address.clone(), reason: format!("writing: {error}") });
+        }
+        Ok(())
+    }
+}
