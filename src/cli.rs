@@ -21,6 +21,152 @@ pub enum Command {
     ///
     /// Example: relay broker --listen 127.0.0.1:9092 --data-dir ./data
     Broker(BrokerArgs),
+    /// Produce one record per line of FILE (or standard input) to a topic.
+    ///
+    /// Shows a progress bar when reading a file, and a summary at the end.
+    ///
+    /// Example: relay produce --topic events --key-field player_id events.jsonl
+    Produce(ProduceArgs),
+    /// Print records of a topic, alone or as a member of a consumer group.
+    ///
+    /// Without --follow it exits once every partition is read to its end.
+    ///
+    /// Example: relay consume --topic events --from time:2026-11-22T00:00:00Z --format json --max 10
+    Consume(ConsumeArgs),
+    /// List, describe, create and delete topics.
+    ///
+    /// Example: relay topics create events --partitions 4 --retention-ms 86400000
+    Topics(TopicsArgs),
+    /// List and describe consumer groups; reset their committed offsets.
+    ///
+    /// Example: relay groups reset-offsets loaders --topic events --to time:2026-11-22T00:00:00Z
+    Groups(GroupsArgs),
+    /// Show each group's lag per partition; exit 1 when any lag exceeds --max.
+    ///
+    /// Example: relay lag --group loaders --max 10000
+    Lag(LagArgs),
+}
+
+/// Where the broker is, and which cluster it must be.
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// Broker address(es), comma separated.
+    #[arg(
+        long,
+        global = true,
+        env = "RELAY_BROKER",
+        default_value = "127.0.0.1:9092",
+        value_name = "ADDR"
+    )]
+    pub broker: String,
+    /// Refuse to work against a cluster with another id.
+    #[arg(long, global = true, value_name = "ID")]
+    pub expect_cluster_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: String,
+    /// Take each record's key from this top-level JSON field (Kafka's partitioner then keeps a key on one partition).
+    #[arg(long, value_name = "FIELD")]
+    pub key_field: Option<String>,
+    /// Compression codec: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+    /// File to read; "-" or nothing for standard input.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: String,
+    /// Consume as a member of this group, committing what was printed.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Where to start without a committed offset: earliest, latest, offset:N or time:RFC3339.
+    #[arg(long, default_value = "earliest", value_name = "POSITION")]
+    pub from: String,
+    /// Stop after this many records.
+    #[arg(long, value_name = "N")]
+    pub max: Option<u64>,
+    /// Keep waiting for new records instead of exiting at the end.
+    #[arg(long)]
+    pub follow: bool,
+    /// raw: values one per line; json: topic, partition, offset, timestamp, key, headers, value.
+    #[arg(long, default_value = "raw", value_parser = ["raw", "json"])]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TopicsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: TopicsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Every topic and its partition count.
+    List,
+    /// Partitions of a topic with their start and end offsets.
+    Describe { topic: String },
+    /// Create a topic.
+    Create {
+        topic: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        #[arg(long, value_name = "BYTES")]
+        retention_bytes: Option<i64>,
+        #[arg(long, value_name = "MS")]
+        retention_ms: Option<i64>,
+    },
+    /// Delete a topic and its data.
+    Delete { topic: String },
+}
+
+#[derive(Debug, Args)]
+pub struct GroupsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: GroupsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// Every group and its state.
+    List,
+    /// A group's members, assignments, committed offsets and lag.
+    Describe { group: String },
+    /// Move a group's committed offsets for a topic (the group must have no members).
+    ResetOffsets {
+        group: String,
+        #[arg(long, value_name = "TOPIC")]
+        topic: String,
+        /// earliest, latest, offset:N or time:RFC3339
+        #[arg(long, value_name = "POSITION")]
+        to: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LagArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Only this group (default: every group).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Exit with 1 when any partition's lag exceeds this.
+    #[arg(long, value_name = "N")]
+    pub max: Option<i64>,
 }
 
 #[derive(Debug, Args)]

@@ -6,3 +6,5 @@ pub const SUCCESS: i32 = 0;
 pub const FAILURE: i32 = 1;
 /// Usage or configuration error.
 pub const USAGE: i32 = 2;
+/// The broker or the warehouse cannot be reached.
+pub const UNREACHABLE: i32 = 3;

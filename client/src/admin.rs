@@ -75,11 +75,29 @@ impl Admin {
             .with_name(TopicName(text(name)))
             .with_num_partitions(partitions)
             .with_replication_factor(-1)
-            .with_configs(configs.iter().map(|(k, v)| CreatableTopicConfig::default().with_name(text(k)).with_value(Some(text(v)))).collect());
-        let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000);
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(text(k))
+                            .with_value(Some(text(v)))
+                    })
+                    .collect(),
+            );
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(30_000);
         let response: CreateTopicsResponse = connection.send(ApiKey::CreateTopics, &request).await?;
-        let result = response.topics.first().ok_or_else(|| ClientError::Invalid("empty CreateTopics response".into()))?;
-        let detail = result.error_message.as_ref().map(|m| format!(": {m}")).unwrap_or_default();
+        let result = response
+            .topics
+            .first()
+            .ok_or_else(|| ClientError::Invalid("empty CreateTopics response".into()))?;
+        let detail = result
+            .error_message
+            .as_ref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
         check(result.error_code, || format!("creating topic {name:?}{detail}"))?;
         self.cluster.invalidate(name);
         Ok(())
@@ -87,9 +105,14 @@ impl Admin {
 
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         let connection = self.cluster.any_connection().await?;
-        let request = DeleteTopicsRequest::default().with_topic_names(vec![TopicName(text(name))]).with_timeout_ms(30_000);
+        let request = DeleteTopicsRequest::default()
+            .with_topic_names(vec![TopicName(text(name))])
+            .with_timeout_ms(30_000);
         let response: DeleteTopicsResponse = connection.send(ApiKey::DeleteTopics, &request).await?;
-        let result = response.responses.first().ok_or_else(|| ClientError::Invalid("empty DeleteTopics response".into()))?;
+        let result = response
+            .responses
+            .first()
+            .ok_or_else(|| ClientError::Invalid("empty DeleteTopics response".into()))?;
         check(result.error_code, || format!("deleting topic {name:?}"))?;
         self.cluster.invalidate(name);
         Ok(())
@@ -97,7 +120,13 @@ impl Admin {
 
     /// Every topic with its partition count.
     pub async fn list_topics(&self) -> Result<Vec<(String, usize)>> {
-        Ok(self.cluster.refresh_all().await?.into_iter().map(|t| (t.name, t.leaders.len())).collect())
+        Ok(self
+            .cluster
+            .refresh_all()
+            .await?
+            .into_iter()
+            .map(|t| (t.name, t.leaders.len()))
+            .collect())
     }
 
     /// A topic's partitions with their start and end offsets.
@@ -106,7 +135,10 @@ impl Admin {
         let metadata = self.cluster.topic(name, false).await?;
         let mut partitions = Vec::with_capacity(metadata.leaders.len());
         for (index, leader) in metadata.leaders.iter().enumerate() {
-            let tp = TopicPartition { topic: name.to_owned(), partition: index as i32 };
+            let tp = TopicPartition {
+                topic: name.to_owned(),
+                partition: index as i32,
+            };
             partitions.push(PartitionOffsets {
                 partition: index as i32,
                 leader: *leader,
@@ -119,12 +151,18 @@ impl Admin {
 
     pub async fn list_groups(&self) -> Result<Vec<GroupSummary>> {
         let connection = self.cluster.any_connection().await?;
-        let response: ListGroupsResponse = connection.send(ApiKey::ListGroups, &ListGroupsRequest::default()).await?;
+        let response: ListGroupsResponse = connection
+            .send(ApiKey::ListGroups, &ListGroupsRequest::default())
+            .await?;
         check(response.error_code, || "listing groups".to_owned())?;
         let mut groups: Vec<GroupSummary> = response
             .groups
             .into_iter()
-            .map(|g| GroupSummary { group: g.group_id.to_string(), protocol_type: g.protocol_type.to_string(), state: g.group_state.to_string() })
+            .map(|g| GroupSummary {
+                group: g.group_id.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+                state: g.group_state.to_string(),
+            })
             .collect();
         groups.sort_by(|a, b| a.group.cmp(&b.group));
         Ok(groups)
@@ -134,7 +172,11 @@ impl Admin {
         let coordinator = self.cluster.coordinator(group).await?;
         let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(text(group))]);
         let response: DescribeGroupsResponse = coordinator.send(ApiKey::DescribeGroups, &request).await?;
-        let described = response.groups.into_iter().next().ok_or_else(|| ClientError::Invalid("empty DescribeGroups response".into()))?;
+        let described = response
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Invalid("empty DescribeGroups response".into()))?;
         check(described.error_code, || format!("describing group {group:?}"))?;
         let members = described
             .members
@@ -146,13 +188,19 @@ impl Admin {
                 assigned: decode_member_assignment(&m.member_assignment),
             })
             .collect();
-        Ok(GroupDescription { state: described.group_state.to_string(), protocol: described.protocol_data.to_string(), members })
+        Ok(GroupDescription {
+            state: described.group_state.to_string(),
+            protocol: described.protocol_data.to_string(),
+            members,
+        })
     }
 
     /// Every committed offset of a group.
     pub async fn group_offsets(&self, group: &str) -> Result<Vec<(TopicPartition, i64)>> {
         let coordinator = self.cluster.coordinator(group).await?;
-        let request = OffsetFetchRequest::default().with_group_id(GroupId(text(group))).with_topics(None);
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(text(group)))
+            .with_topics(None);
         let response: OffsetFetchResponse = coordinator.send(ApiKey::OffsetFetch, &request).await?;
         check(response.error_code, || format!("fetching offsets of group {group:?}"))?;
         let mut offsets: Vec<(TopicPartition, i64)> = response
@@ -160,7 +208,15 @@ impl Admin {
             .into_iter()
             .flat_map(|t| {
                 let topic = t.name.to_string();
-                t.partitions.into_iter().map(move |p| (TopicPartition { topic: topic.clone(), partition: p.partition_index }, p.committed_offset))
+                t.partitions.into_iter().map(move |p| {
+                    (
+                        TopicPartition {
+                            topic: topic.clone(),
+                            partition: p.partition_index,
+                        },
+                        p.committed_offset,
+                    )
+                })
             })
             .filter(|(_, offset)| *offset >= 0)
             .collect();
@@ -173,14 +229,25 @@ impl Admin {
         let mut lags = Vec::new();
         for (tp, committed) in self.group_offsets(group).await? {
             let end_offset = list_offset(&self.cluster, &tp, -1).await?;
-            lags.push(PartitionLag { topic: tp.topic, partition: tp.partition, committed, end_offset, lag: (end_offset - committed).max(0) });
+            lags.push(PartitionLag {
+                topic: tp.topic,
+                partition: tp.partition,
+                committed,
+                end_offset,
+                lag: (end_offset - committed).max(0),
+            });
         }
         Ok(lags)
     }
 
     /// Moves a group's committed offsets in `topic` to `to`; refuses while the
     /// group has members, whose commits would overwrite the reset.
-    pub async fn reset_offsets(&self, group: &str, topic: &str, to: StartPosition) -> Result<Vec<(TopicPartition, i64)>> {
+    pub async fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        to: StartPosition,
+    ) -> Result<Vec<(TopicPartition, i64)>> {
         let description = self.describe_group(group).await?;
         if !description.members.is_empty() {
             return Err(ClientError::Invalid(format!(
@@ -192,7 +259,10 @@ impl Admin {
         let metadata = self.cluster.topic(topic, false).await?;
         let mut offsets = Vec::new();
         for partition in 0..metadata.leaders.len() as i32 {
-            let tp = TopicPartition { topic: topic.to_owned(), partition };
+            let tp = TopicPartition {
+                topic: topic.to_owned(),
+                partition,
+            };
             let offset = match to {
                 StartPosition::Offset(offset) => offset,
                 StartPosition::Earliest => list_offset(&self.cluster, &tp, -2).await?,
@@ -213,7 +283,10 @@ impl Admin {
     pub async fn committed(&self, group: &str, partitions: &[TopicPartition]) -> Result<Vec<(TopicPartition, i64)>> {
         let coordinator = self.cluster.coordinator(group).await?;
         let map = committed_offsets(&coordinator, group, partitions).await?;
-        Ok(partitions.iter().map(|tp| (tp.clone(), map.get(tp).copied().unwrap_or(-1))).collect())
+        Ok(partitions
+            .iter()
+            .map(|tp| (tp.clone(), map.get(tp).copied().unwrap_or(-1)))
+            .collect())
     }
 }
 
@@ -228,7 +301,12 @@ fn decode_member_assignment(bytes: &bytes::Bytes) -> Vec<TopicPartition> {
         .map(|a| {
             a.assigned_partitions
                 .iter()
-                .flat_map(|t| t.partitions.iter().map(|p| TopicPartition { topic: t.topic.to_string(), partition: *p }))
+                .flat_map(|t| {
+                    t.partitions.iter().map(|p| TopicPartition {
+                        topic: t.topic.to_string(),
+                        partition: *p,
+                    })
+                })
                 .collect()
         })
         .unwrap_or_default()

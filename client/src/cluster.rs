@@ -7,7 +7,9 @@ use crate::connection::Connection;
 use crate::error::{check, ClientError, Result};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -27,7 +29,11 @@ pub struct ClusterConfig {
 impl ClusterConfig {
     pub fn new(bootstrap: &str) -> Self {
         Self {
-            bootstrap: bootstrap.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            bootstrap: bootstrap
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
             client_id: "relay".into(),
             request_timeout: Duration::from_secs(30),
             expect_cluster_id: None,
@@ -66,7 +72,11 @@ impl Cluster {
         if config.bootstrap.is_empty() {
             return Err(ClientError::Invalid("no broker address given".into()));
         }
-        let cluster = Arc::new(Self { config, state: Mutex::default(), connections: tokio::sync::Mutex::default() });
+        let cluster = Arc::new(Self {
+            config,
+            state: Mutex::default(),
+            connections: tokio::sync::Mutex::default(),
+        });
         cluster.refresh(&[], false).await?;
         Ok(cluster)
     }
@@ -109,7 +119,12 @@ impl Cluster {
     pub async fn refresh(&self, topics: &[String], allow_auto_create: bool) -> Result<()> {
         let connection = self.any_connection().await?;
         let request = MetadataRequest::default()
-            .with_topics(Some(topics.iter().map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(text(t))))).collect()))
+            .with_topics(Some(
+                topics
+                    .iter()
+                    .map(|t| MetadataRequestTopic::default().with_name(Some(TopicName(text(t)))))
+                    .collect(),
+            ))
             .with_allow_auto_topic_creation(allow_auto_create);
         let response: MetadataResponse = connection.send(ApiKey::Metadata, &request).await?;
         self.apply(&response)
@@ -118,7 +133,9 @@ impl Cluster {
     /// Refreshes every topic of the cluster.
     pub async fn refresh_all(&self) -> Result<Vec<TopicMetadata>> {
         let connection = self.any_connection().await?;
-        let request = MetadataRequest::default().with_topics(None).with_allow_auto_topic_creation(false);
+        let request = MetadataRequest::default()
+            .with_topics(None)
+            .with_allow_auto_topic_creation(false);
         let response: MetadataResponse = connection.send(ApiKey::Metadata, &request).await?;
         self.apply(&response)?;
         let mut topics: Vec<TopicMetadata> = self.state.lock().topics.values().cloned().collect();
@@ -130,21 +147,33 @@ impl Cluster {
         let cluster_id = response.cluster_id.as_ref().map(|c| c.to_string());
         if let (Some(expected), Some(actual)) = (&self.config.expect_cluster_id, &cluster_id) {
             if expected != actual {
-                return Err(ClientError::ClusterMismatch { expected: expected.clone(), actual: actual.clone() });
+                return Err(ClientError::ClusterMismatch {
+                    expected: expected.clone(),
+                    actual: actual.clone(),
+                });
             }
         }
         let mut state = self.state.lock();
         state.cluster_id = cluster_id;
-        state.brokers = response.brokers.iter().map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port))).collect();
+        state.brokers = response
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+            .collect();
         for topic in &response.topics {
-            let Some(name) = topic.name.as_ref().map(|n| n.to_string()) else { continue };
+            let Some(name) = topic.name.as_ref().map(|n| n.to_string()) else {
+                continue;
+            };
             if topic.error_code != 0 {
                 state.topics.remove(&name);
                 continue;
             }
             let mut leaders = vec![-1; topic.partitions.len()];
             for partition in &topic.partitions {
-                if let Some(slot) = usize::try_from(partition.partition_index).ok().and_then(|i| leaders.get_mut(i)) {
+                if let Some(slot) = usize::try_from(partition.partition_index)
+                    .ok()
+                    .and_then(|i| leaders.get_mut(i))
+                {
                     *slot = partition.leader_id.0;
                 }
             }
@@ -159,7 +188,12 @@ impl Cluster {
             return Ok(topic);
         }
         self.refresh(&[name.to_owned()], allow_auto_create).await?;
-        self.state.lock().topics.get(name).cloned().ok_or_else(|| ClientError::UnknownTopic(name.to_owned()))
+        self.state
+            .lock()
+            .topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ClientError::UnknownTopic(name.to_owned()))
     }
 
     /// Forgets a topic's metadata so the next use refreshes it (after leader errors).
@@ -176,7 +210,10 @@ impl Cluster {
             Some(address) => self.connection_to(&address).await,
             None => {
                 self.invalidate(topic);
-                Err(ClientError::broker(format!("partition {topic}/{partition}"), ResponseError::LeaderNotAvailable))
+                Err(ClientError::broker(
+                    format!("partition {topic}/{partition}"),
+                    ResponseError::LeaderNotAvailable,
+                ))
             }
         }
     }
@@ -186,7 +223,10 @@ impl Cluster {
         let connection = self.any_connection().await?;
         let request = FindCoordinatorRequest::default().with_key(text(group)).with_key_type(0);
         let response: FindCoordinatorResponse = connection.send(ApiKey::FindCoordinator, &request).await?;
-        check(response.error_code, || format!("finding the coordinator of group {group:?}"))?;
-        self.connection_to(&format!("{}:{}", response.host, response.port)).await
+        check(response.error_code, || {
+            format!("finding the coordinator of group {group:?}")
+        })?;
+        self.connection_to(&format!("{}:{}", response.host, response.port))
+            .await
     }
 }

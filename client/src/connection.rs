@@ -81,15 +81,22 @@ impl<Res: Decodable> InFlight<Res> {
                 })
             }
             Ok(Err(_)) => {
-                return Err(ClientError::Disconnected { address: self.address, reason: "connection closed".into() })
+                return Err(ClientError::Disconnected {
+                    address: self.address,
+                    reason: "connection closed".into(),
+                })
             }
             Ok(Ok(frame)) => frame?,
         };
         let mut body = frame;
-        let protocol = |reason: String| ClientError::Protocol { address: self.address.clone(), reason };
+        let protocol = |reason: String| ClientError::Protocol {
+            address: self.address.clone(),
+            reason,
+        };
         ResponseHeader::decode(&mut body, self.api.response_header_version(self.version))
             .map_err(|e| protocol(format!("{:?} response header: {e:#}", self.api)))?;
-        Res::decode(&mut body, self.version).map_err(|e| protocol(format!("{:?} v{} response: {e:#}", self.api, self.version)))
+        Res::decode(&mut body, self.version)
+            .map_err(|e| protocol(format!("{:?} v{} response: {e:#}", self.api, self.version)))
     }
 }
 
@@ -116,7 +123,12 @@ pub fn api_name(api: ApiKey) -> &'static str {
     }
 }
 
-async fn read_responses(mut reader: tokio::net::tcp::OwnedReadHalf, pending: Pending, dead: Arc<AtomicBool>, address: String) {
+async fn read_responses(
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    pending: Pending,
+    dead: Arc<AtomicBool>,
+    address: String,
+) {
     let reason = loop {
         let mut prefix = [0u8; 4];
         if let Err(error) = reader.read_exact(&mut prefix).await {
@@ -140,23 +152,39 @@ async fn read_responses(mut reader: tokio::net::tcp::OwnedReadHalf, pending: Pen
     };
     dead.store(true, Ordering::Release);
     for (_, waiter) in pending.lock().drain() {
-        let _ = waiter.send(Err(ClientError::Disconnected { address: address.clone(), reason: reason.clone() }));
+        let _ = waiter.send(Err(ClientError::Disconnected {
+            address: address.clone(),
+            reason: reason.clone(),
+        }));
     }
 }
 
 impl Connection {
     /// Connects and learns the broker's API versions.
     pub async fn connect(address: &str, client_id: &str, timeout: Duration) -> Result<Arc<Self>> {
-        let connect_error = |source| ClientError::Connect { address: address.to_owned(), source };
+        let connect_error = |source| ClientError::Connect {
+            address: address.to_owned(),
+            source,
+        };
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
-            Err(_) => return Err(connect_error(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))),
+            Err(_) => {
+                return Err(connect_error(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connect timed out",
+                )))
+            }
             Ok(result) => result.map_err(connect_error)?,
         };
         let _ = stream.set_nodelay(true);
         let (reader, writer) = stream.into_split();
         let pending: Pending = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
-        tokio::spawn(read_responses(reader, Arc::clone(&pending), Arc::clone(&dead), address.to_owned()));
+        tokio::spawn(read_responses(
+            reader,
+            Arc::clone(&pending),
+            Arc::clone(&dead),
+            address.to_owned(),
+        ));
         let mut connection = Self {
             address: address.to_owned(),
             client_id: StrBytes::from_string(client_id.to_owned()),
@@ -170,11 +198,23 @@ impl Connection {
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("relay"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let mut response: ApiVersionsResponse = connection.start(ApiKey::ApiVersions, 3, &request).await?.response().await?;
+        let mut response: ApiVersionsResponse = connection
+            .start(ApiKey::ApiVersions, 3, &request)
+            .await?
+            .response()
+            .await?;
         if response.error_code != 0 {
-            response = connection.start(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default()).await?.response().await?;
+            response = connection
+                .start(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default())
+                .await?
+                .response()
+                .await?;
         }
-        connection.versions = response.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
+        connection.versions = response
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
         Ok(Arc::new(connection))
     }
 
@@ -203,7 +243,12 @@ impl Connection {
     }
 
     /// Writes a request now; the returned handle awaits its response.
-    pub async fn start<Req: Encodable, Res: Decodable>(&self, api: ApiKey, version: i16, request: &Req) -> Result<InFlight<Res>> {
+    pub async fn start<Req: Encodable, Res: Decodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> Result<InFlight<Res>> {
         let (receiver, frame) = self.frame(api, version, request, true)?;
         self.write(frame).await?;
         Ok(InFlight {
@@ -237,7 +282,10 @@ impl Connection {
         expect_response: bool,
     ) -> Result<(Option<oneshot::Receiver<Result<Bytes>>>, Bytes)> {
         if self.is_dead() {
-            return Err(ClientError::Disconnected { address: self.address.clone(), reason: "connection closed".into() });
+            return Err(ClientError::Disconnected {
+                address: self.address.clone(),
+                reason: "connection closed".into(),
+            });
         }
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let header = RequestHeader::default()
@@ -268,7 +316,10 @@ impl Connection {
         let mut writer = self.writer.lock().await;
         if let Err(error) = writer.write_all(&frame).await {
             self.dead.store(true, Ordering::Release);
-            return Err(ClientError::Disconnected { address: self.address.clone(), reason: format!("writing: {error}") });
+            return Err(ClientError::Disconnected {
+                address: self.address.clone(),
+                reason: format!("writing: {error}"),
+            });
         }
         Ok(())
     }

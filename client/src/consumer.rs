@@ -114,7 +114,9 @@ fn text(value: &str) -> StrBytes {
 fn encode_versioned<T: Encodable>(message: &T, version: i16) -> Bytes {
     let mut out = BytesMut::new();
     out.put_i16(version);
-    message.encode(&mut out, version).expect("consumer protocol messages encode");
+    message
+        .encode(&mut out, version)
+        .expect("consumer protocol messages encode");
     out.freeze()
 }
 
@@ -129,7 +131,12 @@ fn decode_assignment(bytes: &Bytes) -> Result<Vec<TopicPartition>> {
     let mut partitions: Vec<TopicPartition> = assignment
         .assigned_partitions
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| TopicPartition { topic: t.topic.to_string(), partition: *p }))
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| TopicPartition {
+                topic: t.topic.to_string(),
+                partition: *p,
+            })
+        })
         .collect();
     partitions.sort();
     Ok(partitions)
@@ -141,18 +148,28 @@ fn decode_subscription(bytes: &Bytes) -> Vec<String> {
     }
     let mut body = bytes.slice(2..);
     let version = i16::from_be_bytes([bytes[0], bytes[1]]).clamp(0, 3);
-    ConsumerProtocolSubscription::decode(&mut body, version).map(|s| s.topics.iter().map(|t| t.to_string()).collect()).unwrap_or_default()
+    ConsumerProtocolSubscription::decode(&mut body, version)
+        .map(|s| s.topics.iter().map(|t| t.to_string()).collect())
+        .unwrap_or_default()
 }
 
 /// The range assignor: per topic, partitions in order are split into
 /// contiguous ranges over the subscribed members sorted by id; the first
 /// `partitions % members` members get one extra.
-pub fn range_assign(members: &[(String, Vec<String>)], partition_counts: &HashMap<String, usize>) -> BTreeMap<String, Vec<TopicPartition>> {
-    let mut assignment: BTreeMap<String, Vec<TopicPartition>> = members.iter().map(|(id, _)| (id.clone(), Vec::new())).collect();
+pub fn range_assign(
+    members: &[(String, Vec<String>)],
+    partition_counts: &HashMap<String, usize>,
+) -> BTreeMap<String, Vec<TopicPartition>> {
+    let mut assignment: BTreeMap<String, Vec<TopicPartition>> =
+        members.iter().map(|(id, _)| (id.clone(), Vec::new())).collect();
     let mut topics: Vec<&String> = partition_counts.keys().collect();
     topics.sort();
     for topic in topics {
-        let mut subscribed: Vec<&String> = members.iter().filter(|(_, t)| t.contains(topic)).map(|(id, _)| id).collect();
+        let mut subscribed: Vec<&String> = members
+            .iter()
+            .filter(|(_, t)| t.contains(topic))
+            .map(|(id, _)| id)
+            .collect();
         subscribed.sort();
         if subscribed.is_empty() {
             continue;
@@ -163,7 +180,10 @@ pub fn range_assign(members: &[(String, Vec<String>)], partition_counts: &HashMa
         for (index, member) in subscribed.iter().enumerate() {
             let take = each + usize::from(index < extra);
             let owned = assignment.get_mut(*member).expect("member listed");
-            owned.extend((next..next + take).map(|p| TopicPartition { topic: topic.clone(), partition: p as i32 }));
+            owned.extend((next..next + take).map(|p| TopicPartition {
+                topic: topic.clone(),
+                partition: p as i32,
+            }));
             next += take;
         }
     }
@@ -185,7 +205,10 @@ impl Consumer {
             for topic in consumer.config.topics.clone() {
                 let metadata = consumer.cluster.topic(&topic, false).await?;
                 for partition in 0..metadata.leaders.len() as i32 {
-                    consumer.assignment.push(TopicPartition { topic: topic.clone(), partition });
+                    consumer.assignment.push(TopicPartition {
+                        topic: topic.clone(),
+                        partition,
+                    });
                 }
             }
             consumer.joined = true;
@@ -209,10 +232,13 @@ impl Consumer {
     pub fn at_end(&self) -> bool {
         let marks = self.high_watermarks.lock();
         self.joined
-            && self.assignment.iter().all(|tp| match (self.positions.get(tp), marks.get(tp)) {
-                (Some(position), Some(mark)) => position >= mark,
-                _ => false,
-            })
+            && self
+                .assignment
+                .iter()
+                .all(|tp| match (self.positions.get(tp), marks.get(tp)) {
+                    (Some(position), Some(mark)) => position >= mark,
+                    _ => false,
+                })
     }
 
     /// Fetches records (or, after a rebalance, reports the new assignment).
@@ -224,7 +250,10 @@ impl Consumer {
                 }
             }
             let assigned = self.join().await?;
-            return Ok(Poll { records: Vec::new(), assigned: Some(assigned) });
+            return Ok(Poll {
+                records: Vec::new(),
+                assigned: Some(assigned),
+            });
         }
         self.initialize_positions().await?;
         if self.assignment.is_empty() {
@@ -232,16 +261,27 @@ impl Consumer {
             return Ok(Poll::default());
         }
         let records = self.fetch().await?;
-        Ok(Poll { records, assigned: None })
+        Ok(Poll {
+            records,
+            assigned: None,
+        })
     }
 
     fn needs_join(&self) -> bool {
-        !self.joined || self.membership.as_ref().is_some_and(|m| m.rejoin.load(Ordering::Acquire))
+        !self.joined
+            || self
+                .membership
+                .as_ref()
+                .is_some_and(|m| m.rejoin.load(Ordering::Acquire))
     }
 
     async fn join(&mut self) -> Result<Vec<TopicPartition>> {
         let group = self.config.group.clone().expect("group mode");
-        let mut member_id = self.membership.as_ref().map(|m| m.member_id.clone()).unwrap_or_default();
+        let mut member_id = self
+            .membership
+            .as_ref()
+            .map(|m| m.member_id.clone())
+            .unwrap_or_default();
         if let Some(membership) = self.membership.as_mut() {
             if let Some(task) = membership.heartbeat.take() {
                 task.abort();
@@ -269,10 +309,14 @@ impl Consumer {
         }
     }
 
-    async fn join_once(&self, group: &str, member_id: &str) -> std::result::Result<(Membership, Vec<TopicPartition>), JoinFailure> {
+    async fn join_once(
+        &self,
+        group: &str,
+        member_id: &str,
+    ) -> std::result::Result<(Membership, Vec<TopicPartition>), JoinFailure> {
         let coordinator = self.cluster.coordinator(group).await?;
-        let subscription = ConsumerProtocolSubscription::default()
-            .with_topics(self.config.topics.iter().map(|t| text(t)).collect());
+        let subscription =
+            ConsumerProtocolSubscription::default().with_topics(self.config.topics.iter().map(|t| text(t)).collect());
         let request = JoinGroupRequest::default()
             .with_group_id(GroupId(text(group)))
             .with_session_timeout_ms(self.config.session_timeout_ms)
@@ -285,10 +329,27 @@ impl Consumer {
         let joined: JoinGroupResponse = coordinator.send(ApiKey::JoinGroup, &request).await?;
         match ResponseError::try_from_code(joined.error_code) {
             None => {}
-            Some(ResponseError::MemberIdRequired) => return Err(JoinFailure::Retry { member_id: joined.member_id.to_string() }),
-            Some(ResponseError::UnknownMemberId) => return Err(JoinFailure::Retry { member_id: String::new() }),
-            Some(ResponseError::RebalanceInProgress) => return Err(JoinFailure::Retry { member_id: member_id.to_owned() }),
-            Some(error) => return Err(JoinFailure::Fatal(ClientError::broker(format!("joining group {group:?}"), error))),
+            Some(ResponseError::MemberIdRequired) => {
+                return Err(JoinFailure::Retry {
+                    member_id: joined.member_id.to_string(),
+                })
+            }
+            Some(ResponseError::UnknownMemberId) => {
+                return Err(JoinFailure::Retry {
+                    member_id: String::new(),
+                })
+            }
+            Some(ResponseError::RebalanceInProgress) => {
+                return Err(JoinFailure::Retry {
+                    member_id: member_id.to_owned(),
+                })
+            }
+            Some(error) => {
+                return Err(JoinFailure::Fatal(ClientError::broker(
+                    format!("joining group {group:?}"),
+                    error,
+                )))
+            }
         }
         let member_id = joined.member_id.to_string();
         let assignments = if joined.leader == joined.member_id {
@@ -304,11 +365,20 @@ impl Consumer {
         let synced: SyncGroupResponse = coordinator.send(ApiKey::SyncGroup, &sync).await?;
         match ResponseError::try_from_code(synced.error_code) {
             None => {}
-            Some(ResponseError::UnknownMemberId) => return Err(JoinFailure::Retry { member_id: String::new() }),
+            Some(ResponseError::UnknownMemberId) => {
+                return Err(JoinFailure::Retry {
+                    member_id: String::new(),
+                })
+            }
             Some(ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration) => {
                 return Err(JoinFailure::Retry { member_id })
             }
-            Some(error) => return Err(JoinFailure::Fatal(ClientError::broker(format!("syncing group {group:?}"), error))),
+            Some(error) => {
+                return Err(JoinFailure::Fatal(ClientError::broker(
+                    format!("syncing group {group:?}"),
+                    error,
+                )))
+            }
         }
         let assigned = decode_assignment(&synced.assignment)?;
         let rejoin = Arc::new(AtomicBool::new(false));
@@ -333,8 +403,11 @@ impl Consumer {
 
     /// The leader's job: range-assign every member's subscribed partitions.
     async fn assign(&self, joined: &JoinGroupResponse) -> Result<Vec<SyncGroupRequestAssignment>> {
-        let members: Vec<(String, Vec<String>)> =
-            joined.members.iter().map(|m| (m.member_id.to_string(), decode_subscription(&m.metadata))).collect();
+        let members: Vec<(String, Vec<String>)> = joined
+            .members
+            .iter()
+            .map(|m| (m.member_id.to_string(), decode_subscription(&m.metadata)))
+            .collect();
         let mut topics: Vec<String> = members.iter().flat_map(|(_, t)| t.clone()).collect();
         topics.sort();
         topics.dedup();
@@ -355,10 +428,16 @@ impl Consumer {
                 let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
                     by_topic
                         .into_iter()
-                        .map(|(topic, partitions)| AssignedPartitions::default().with_topic(TopicName(text(&topic))).with_partitions(partitions))
+                        .map(|(topic, partitions)| {
+                            AssignedPartitions::default()
+                                .with_topic(TopicName(text(&topic)))
+                                .with_partitions(partitions)
+                        })
                         .collect(),
                 );
-                SyncGroupRequestAssignment::default().with_member_id(text(&member)).with_assignment(encode_versioned(&assignment, 0))
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(text(&member))
+                    .with_assignment(encode_versioned(&assignment, 0))
             })
             .collect())
     }
@@ -366,7 +445,12 @@ impl Consumer {
     /// Gives every owned partition without a position one: the committed
     /// offset, else the start position.
     async fn initialize_positions(&mut self) -> Result<()> {
-        let missing: Vec<TopicPartition> = self.assignment.iter().filter(|tp| !self.positions.contains_key(*tp)).cloned().collect();
+        let missing: Vec<TopicPartition> = self
+            .assignment
+            .iter()
+            .filter(|tp| !self.positions.contains_key(*tp))
+            .cloned()
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -407,7 +491,11 @@ impl Consumer {
         let mut by_leader: HashMap<String, (Arc<Connection>, Vec<TopicPartition>)> = HashMap::new();
         for tp in &self.assignment {
             let connection = self.cluster.leader(&tp.topic, tp.partition).await?;
-            by_leader.entry(connection.address().to_owned()).or_insert_with(|| (connection, Vec::new())).1.push(tp.clone());
+            by_leader
+                .entry(connection.address().to_owned())
+                .or_insert_with(|| (connection, Vec::new()))
+                .1
+                .push(tp.clone());
         }
         let mut records = Vec::new();
         for (_, (connection, partitions)) in by_leader {
@@ -426,13 +514,23 @@ impl Consumer {
                 .with_min_bytes(1)
                 .with_max_bytes(self.config.fetch_max_bytes)
                 .with_session_epoch(-1)
-                .with_topics(topics.into_iter().map(|(t, p)| FetchTopic::default().with_topic(TopicName(text(&t))).with_partitions(p)).collect());
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, p)| FetchTopic::default().with_topic(TopicName(text(&t))).with_partitions(p))
+                        .collect(),
+                );
             let response: FetchResponse = connection.send(ApiKey::Fetch, &request).await?;
-            check(response.error_code, || format!("fetching from {}", connection.address()))?;
+            check(response.error_code, || {
+                format!("fetching from {}", connection.address())
+            })?;
             for topic in response.responses {
                 let name = topic.topic.to_string();
                 for partition in topic.partitions {
-                    let tp = TopicPartition { topic: name.clone(), partition: partition.partition_index };
+                    let tp = TopicPartition {
+                        topic: name.clone(),
+                        partition: partition.partition_index,
+                    };
                     self.apply_fetched(tp, partition, &mut records).await?;
                 }
             }
@@ -446,11 +544,17 @@ impl Consumer {
         partition: fetch_response::PartitionData,
         records: &mut Vec<ConsumerRecord>,
     ) -> Result<()> {
-        let Some(position) = self.positions.get(&tp).copied() else { return Ok(()) };
+        let Some(position) = self.positions.get(&tp).copied() else {
+            return Ok(());
+        };
         match ResponseError::try_from_code(partition.error_code) {
             None => {}
             Some(ResponseError::OffsetOutOfRange) => {
-                let reset = if self.config.start == StartPosition::Latest { StartPosition::Latest } else { StartPosition::Earliest };
+                let reset = if self.config.start == StartPosition::Latest {
+                    StartPosition::Latest
+                } else {
+                    StartPosition::Earliest
+                };
                 let offset = self.start_offset(&tp, reset).await?;
                 tracing::warn!(topic = %tp.topic, partition = tp.partition, position, reset_to = offset, "offset out of range; resetting");
                 self.positions.insert(tp, offset);
@@ -460,7 +564,12 @@ impl Consumer {
                 self.cluster.invalidate(&tp.topic);
                 return Ok(());
             }
-            Some(error) => return Err(ClientError::broker(format!("fetching {}/{}", tp.topic, tp.partition), error)),
+            Some(error) => {
+                return Err(ClientError::broker(
+                    format!("fetching {}/{}", tp.topic, tp.partition),
+                    error,
+                ))
+            }
         }
         self.high_watermarks.lock().insert(tp.clone(), partition.high_watermark);
         if let Some(bytes) = partition.records.filter(|b| !b.is_empty()) {
@@ -476,16 +585,36 @@ impl Consumer {
 
     /// Commits the current position of every owned partition.
     pub async fn commit(&mut self) -> Result<()> {
-        let Some(membership) = &self.membership else { return Ok(()) };
-        let offsets: Vec<(TopicPartition, i64)> =
-            self.assignment.iter().filter_map(|tp| self.positions.get(tp).map(|o| (tp.clone(), *o))).collect();
-        self.commit_offsets(&offsets, membership.generation, &membership.member_id.clone()).await
+        let Some(membership) = &self.membership else {
+            return Ok(());
+        };
+        let offsets: Vec<(TopicPartition, i64)> = self
+            .assignment
+            .iter()
+            .filter_map(|tp| self.positions.get(tp).map(|o| (tp.clone(), *o)))
+            .collect();
+        self.commit_offsets(&offsets, membership.generation, &membership.member_id.clone())
+            .await
     }
 
     /// Commits `offsets` for this consumer's group as the current member.
-    pub async fn commit_offsets(&self, offsets: &[(TopicPartition, i64)], generation: i32, member_id: &str) -> Result<()> {
-        let Some(membership) = &self.membership else { return Ok(()) };
-        commit_offsets(&membership.coordinator, &membership.group, generation, member_id, offsets).await
+    pub async fn commit_offsets(
+        &self,
+        offsets: &[(TopicPartition, i64)],
+        generation: i32,
+        member_id: &str,
+    ) -> Result<()> {
+        let Some(membership) = &self.membership else {
+            return Ok(());
+        };
+        commit_offsets(
+            &membership.coordinator,
+            &membership.group,
+            generation,
+            member_id,
+            offsets,
+        )
+        .await
     }
 
     /// The group generation and member id, for commits made elsewhere.
@@ -495,14 +624,18 @@ impl Consumer {
 
     /// Leaves the group (without committing: commit first if wanted).
     pub async fn close(mut self) -> Result<()> {
-        let Some(mut membership) = self.membership.take() else { return Ok(()) };
+        let Some(mut membership) = self.membership.take() else {
+            return Ok(());
+        };
         if let Some(task) = membership.heartbeat.take() {
             task.abort();
         }
         let request = LeaveGroupRequest::default()
             .with_group_id(GroupId(text(&membership.group)))
             .with_member_id(text(&membership.member_id))
-            .with_members(vec![MemberIdentity::default().with_member_id(text(&membership.member_id))]);
+            .with_members(vec![
+                MemberIdentity::default().with_member_id(text(&membership.member_id))
+            ]);
         let version = membership.coordinator.version(ApiKey::LeaveGroup)?;
         let mut request = request;
         if version >= 3 {
@@ -510,7 +643,12 @@ impl Consumer {
         } else {
             request.members.clear();
         }
-        let response: LeaveGroupResponse = membership.coordinator.start(ApiKey::LeaveGroup, version, &request).await?.response().await?;
+        let response: LeaveGroupResponse = membership
+            .coordinator
+            .start(ApiKey::LeaveGroup, version, &request)
+            .await?
+            .response()
+            .await?;
         check(response.error_code, || format!("leaving group {:?}", membership.group))
     }
 }
@@ -540,8 +678,16 @@ async fn heartbeat(
             .with_group_id(GroupId(text(&group)))
             .with_generation_id(generation)
             .with_member_id(text(&member_id));
-        match coordinator.send::<_, HeartbeatResponse>(ApiKey::Heartbeat, &request).await {
+        match coordinator
+            .send::<_, HeartbeatResponse>(ApiKey::Heartbeat, &request)
+            .await
+        {
             Ok(response) if response.error_code == 0 => {}
+            // Keep the session alive until the caller rejoins, as Kafka's
+            // clients do: the member stays in the group meanwhile.
+            Ok(response) if response.error_code == ResponseError::RebalanceInProgress.code() => {
+                rejoin.store(true, Ordering::Release);
+            }
             Ok(response) => {
                 tracing::info!(group = %group, code = response.error_code, "group needs a rejoin");
                 rejoin.store(true, Ordering::Release);
@@ -559,38 +705,68 @@ async fn heartbeat(
 /// ListOffsets for one partition: -1 latest, -2 earliest, or a timestamp.
 pub async fn list_offset(cluster: &Cluster, tp: &TopicPartition, timestamp: i64) -> Result<i64> {
     let connection = cluster.leader(&tp.topic, tp.partition).await?;
-    let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-        .with_name(TopicName(text(&tp.topic)))
-        .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(tp.partition).with_timestamp(timestamp)])]);
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(text(&tp.topic)))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(tp.partition)
+                .with_timestamp(timestamp)])]);
     let response: ListOffsetsResponse = connection.send(ApiKey::ListOffsets, &request).await?;
     let partition = response
         .topics
         .first()
         .and_then(|t| t.partitions.first())
         .ok_or_else(|| ClientError::Invalid("empty ListOffsets response".into()))?;
-    check(partition.error_code, || format!("listing offsets of {}/{}", tp.topic, tp.partition))?;
+    check(partition.error_code, || {
+        format!("listing offsets of {}/{}", tp.topic, tp.partition)
+    })?;
     Ok(partition.offset)
 }
 
 /// OffsetFetch of `partitions` for `group`.
-pub async fn committed_offsets(coordinator: &Connection, group: &str, partitions: &[TopicPartition]) -> Result<HashMap<TopicPartition, i64>> {
+pub async fn committed_offsets(
+    coordinator: &Connection,
+    group: &str,
+    partitions: &[TopicPartition],
+) -> Result<HashMap<TopicPartition, i64>> {
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for tp in partitions {
         by_topic.entry(&tp.topic).or_default().push(tp.partition);
     }
-    let request = OffsetFetchRequest::default().with_group_id(GroupId(text(group))).with_topics(Some(
-        by_topic
-            .into_iter()
-            .map(|(t, p)| OffsetFetchRequestTopic::default().with_name(TopicName(text(t))).with_partition_indexes(p))
-            .collect(),
-    ));
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(text(group)))
+        .with_topics(Some(
+            by_topic
+                .into_iter()
+                .map(|(t, p)| {
+                    OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(text(t)))
+                        .with_partition_indexes(p)
+                })
+                .collect(),
+        ));
     let response: OffsetFetchResponse = coordinator.send(ApiKey::OffsetFetch, &request).await?;
-    check(response.error_code, || format!("fetching committed offsets of group {group:?}"))?;
+    check(response.error_code, || {
+        format!("fetching committed offsets of group {group:?}")
+    })?;
     let mut offsets = HashMap::new();
     for topic in response.topics {
         for partition in topic.partitions {
-            check(partition.error_code, || format!("committed offset of {}/{}", topic.name.as_str(), partition.partition_index))?;
-            offsets.insert(TopicPartition { topic: topic.name.to_string(), partition: partition.partition_index }, partition.committed_offset);
+            check(partition.error_code, || {
+                format!(
+                    "committed offset of {}/{}",
+                    topic.name.as_str(),
+                    partition.partition_index
+                )
+            })?;
+            offsets.insert(
+                TopicPartition {
+                    topic: topic.name.to_string(),
+                    partition: partition.partition_index,
+                },
+                partition.committed_offset,
+            );
         }
     }
     Ok(offsets)
@@ -609,20 +785,36 @@ pub async fn commit_offsets(
     }
     let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
     for (tp, offset) in offsets {
-        by_topic
-            .entry(&tp.topic)
-            .or_default()
-            .push(OffsetCommitRequestPartition::default().with_partition_index(tp.partition).with_committed_offset(*offset));
+        by_topic.entry(&tp.topic).or_default().push(
+            OffsetCommitRequestPartition::default()
+                .with_partition_index(tp.partition)
+                .with_committed_offset(*offset),
+        );
     }
     let request = OffsetCommitRequest::default()
         .with_group_id(GroupId(text(group)))
         .with_generation_id_or_member_epoch(generation)
         .with_member_id(text(member_id))
-        .with_topics(by_topic.into_iter().map(|(t, p)| OffsetCommitRequestTopic::default().with_name(TopicName(text(t))).with_partitions(p)).collect());
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(t, p)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(text(t)))
+                        .with_partitions(p)
+                })
+                .collect(),
+        );
     let response: OffsetCommitResponse = coordinator.send(ApiKey::OffsetCommit, &request).await?;
     for topic in response.topics {
         for partition in topic.partitions {
-            check(partition.error_code, || format!("committing {}/{} for group {group:?}", topic.name.as_str(), partition.partition_index))?;
+            check(partition.error_code, || {
+                format!(
+                    "committing {}/{} for group {group:?}",
+                    topic.name.as_str(),
+                    partition.partition_index
+                )
+            })?;
         }
     }
     Ok(())
@@ -634,21 +826,42 @@ mod tests {
 
     #[test]
     fn range_assignor_splits_partitions_in_contiguous_ranges() {
-        let members = vec![("b".to_owned(), vec!["t".to_owned()]), ("a".to_owned(), vec!["t".to_owned(), "u".to_owned()])];
+        let members = vec![
+            ("b".to_owned(), vec!["t".to_owned()]),
+            ("a".to_owned(), vec!["t".to_owned(), "u".to_owned()]),
+        ];
         let counts = HashMap::from([("t".to_owned(), 5), ("u".to_owned(), 2)]);
         let assignment = range_assign(&members, &counts);
-        let show = |m: &str| assignment[m].iter().map(|tp| format!("{}{}", tp.topic, tp.partition)).collect::<Vec<_>>();
+        let show = |m: &str| {
+            assignment[m]
+                .iter()
+                .map(|tp| format!("{}{}", tp.topic, tp.partition))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(show("a"), vec!["t0", "t1", "t2", "u0", "u1"]);
         assert_eq!(show("b"), vec!["t3", "t4"]);
     }
 
     #[test]
     fn consumer_protocol_assignment_round_trips() {
-        let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![AssignedPartitions::default()
-            .with_topic(TopicName(text("t")))
-            .with_partitions(vec![2, 0])]);
+        let assignment =
+            ConsumerProtocolAssignment::default().with_assigned_partitions(vec![AssignedPartitions::default()
+                .with_topic(TopicName(text("t")))
+                .with_partitions(vec![2, 0])]);
         let decoded = decode_assignment(&encode_versioned(&assignment, 0)).unwrap();
-        assert_eq!(decoded, vec![TopicPartition { topic: "t".into(), partition: 0 }, TopicPartition { topic: "t".into(), partition: 2 }]);
+        assert_eq!(
+            decoded,
+            vec![
+                TopicPartition {
+                    topic: "t".into(),
+                    partition: 0
+                },
+                TopicPartition {
+                    topic: "t".into(),
+                    partition: 2
+                }
+            ]
+        );
         assert!(decode_assignment(&Bytes::new()).unwrap().is_empty());
     }
 }

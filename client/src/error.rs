@@ -14,14 +14,24 @@ pub enum ClientError {
     #[error("connection to {address} lost: {reason}")]
     Disconnected { address: String, reason: String },
     #[error("{api} request to {address} timed out after {timeout_ms} ms")]
-    Timeout { address: String, api: &'static str, timeout_ms: u64 },
+    Timeout {
+        address: String,
+        api: &'static str,
+        timeout_ms: u64,
+    },
     #[error("broker {address} does not support {api} in any version this client speaks ({ours})")]
-    UnsupportedVersion { address: String, api: &'static str, ours: String },
+    UnsupportedVersion {
+        address: String,
+        api: &'static str,
+        ours: String,
+    },
     #[error("protocol error with {address}: {reason}")]
     Protocol { address: String, reason: String },
     #[error("{context}: {error} (Kafka error code {code})", code = error.code())]
     Broker { context: String, error: ResponseError },
-    #[error("connected to cluster {actual:?} but expected cluster {expected:?}; refusing to work against the wrong cluster")]
+    #[error(
+        "connected to cluster {actual:?} but expected cluster {expected:?}; refusing to work against the wrong cluster"
+    )]
     ClusterMismatch { expected: String, actual: String },
     #[error("topic {0:?} does not exist")]
     UnknownTopic(String),
@@ -31,7 +41,10 @@ pub enum ClientError {
 
 impl ClientError {
     pub fn broker(context: impl Into<String>, error: ResponseError) -> Self {
-        Self::Broker { context: context.into(), error }
+        Self::Broker {
+            context: context.into(),
+            error,
+        }
     }
 
     /// Whether the same request may succeed later (after a reconnect, a
@@ -46,7 +59,10 @@ impl ClientError {
 
     /// Whether the broker could not be reached at all (exit code 3 in the CLI).
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, Self::Connect { .. } | Self::Disconnected { .. } | Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Connect { .. } | Self::Disconnected { .. } | Self::Timeout { .. }
+        )
     }
 }
 

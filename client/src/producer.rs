@@ -21,9 +21,13 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,7 +97,9 @@ pub struct Delivery(oneshot::Receiver<Result<RecordMetadata>>);
 
 impl Delivery {
     pub async fn wait(self) -> Result<RecordMetadata> {
-        self.0.await.unwrap_or_else(|_| Err(ClientError::Invalid("the producer was dropped".into())))
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(ClientError::Invalid("the producer was dropped".into())))
     }
 }
 
@@ -103,7 +109,6 @@ struct Queued {
     bytes: usize,
     delivery: oneshot::Sender<Result<RecordMetadata>>,
     _permit: OwnedSemaphorePermit,
-    queued_at: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -129,7 +134,9 @@ pub struct Producer {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Producer {
@@ -139,7 +146,10 @@ impl Producer {
         let shared = Arc::new(Shared {
             cluster,
             config,
-            identity: Mutex::new(Identity { producer_id: -1, epoch: -1 }),
+            identity: Mutex::new(Identity {
+                producer_id: -1,
+                epoch: -1,
+            }),
             identity_refresh: tokio::sync::Mutex::new(()),
             unresolved: AtomicUsize::new(0),
             resolved: Notify::new(),
@@ -147,7 +157,12 @@ impl Producer {
         if shared.config.idempotent {
             shared.init_producer_id(None).await?;
         }
-        Ok(Self { shared, partitions: Mutex::new(HashMap::new()), round_robin: AtomicUsize::new(0), budget })
+        Ok(Self {
+            shared,
+            partitions: Mutex::new(HashMap::new()),
+            round_robin: AtomicUsize::new(0),
+            budget,
+        })
     }
 
     /// Queues a record; waits while `buffer_bytes_max` is in use.
@@ -160,19 +175,33 @@ impl Producer {
         let partition = match (record.partition, &record.key) {
             (Some(partition), _) if (0..partitions as i32).contains(&partition) => partition,
             (Some(partition), _) => {
-                return Err(ClientError::Invalid(format!("topic {} has no partition {partition}", record.topic)))
+                return Err(ClientError::Invalid(format!(
+                    "topic {} has no partition {partition}",
+                    record.topic
+                )))
             }
             (None, Some(key)) => partition_for_key(key, partitions),
             (None, None) => (self.round_robin.fetch_add(1, Ordering::Relaxed) % partitions) as i32,
         };
-        let bytes = record.key.as_ref().map_or(0, Bytes::len) + record.value.as_ref().map_or(0, Bytes::len) + RECORD_OVERHEAD_BYTES;
+        let bytes = record.key.as_ref().map_or(0, Bytes::len)
+            + record.value.as_ref().map_or(0, Bytes::len)
+            + RECORD_OVERHEAD_BYTES;
         let permits = bytes.min(self.shared.config.buffer_bytes_max) as u32;
-        let permit = Arc::clone(&self.budget).acquire_many_owned(permits).await.expect("the budget is never closed");
+        let permit = Arc::clone(&self.budget)
+            .acquire_many_owned(permits)
+            .await
+            .expect("the budget is never closed");
         let (delivery, receiver) = oneshot::channel();
         let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms);
         let sender = self.partition_sender(&record.topic, partition);
         self.shared.unresolved.fetch_add(1, Ordering::AcqRel);
-        let queued = Queued { record, timestamp_ms, bytes, delivery, _permit: permit, queued_at: Instant::now() };
+        let queued = Queued {
+            record,
+            timestamp_ms,
+            bytes,
+            delivery,
+            _permit: permit,
+        };
         if sender.send(queued).await.is_err() {
             self.shared.unresolved.fetch_sub(1, Ordering::AcqRel);
             return Err(ClientError::Invalid("the producer is closed".into()));
@@ -224,15 +253,28 @@ impl Shared {
         }
         let connection = self.cluster.any_connection().await?;
         let version = connection.version(ApiKey::InitProducerId)?;
-        let mut request = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000);
+        let mut request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000);
         if let (Some(current), true) = (current, version >= 3) {
             request.producer_id = ProducerId(current.producer_id);
             request.producer_epoch = current.epoch;
         }
-        let response: InitProducerIdResponse = connection.start(ApiKey::InitProducerId, version, &request).await?.response().await?;
+        let response: InitProducerIdResponse = connection
+            .start(ApiKey::InitProducerId, version, &request)
+            .await?
+            .response()
+            .await?;
         crate::error::check(response.error_code, || "InitProducerId".to_owned())?;
-        *self.identity.lock() = Identity { producer_id: response.producer_id.0, epoch: response.producer_epoch };
-        tracing::debug!(producer_id = response.producer_id.0, epoch = response.producer_epoch, "producer id");
+        *self.identity.lock() = Identity {
+            producer_id: response.producer_id.0,
+            epoch: response.producer_epoch,
+        };
+        tracing::debug!(
+            producer_id = response.producer_id.0,
+            epoch = response.producer_epoch,
+            "producer id"
+        );
         Ok(())
     }
 
@@ -267,7 +309,14 @@ struct PartitionWorker {
 
 impl PartitionWorker {
     fn new(shared: Arc<Shared>, topic: String, partition: i32) -> Self {
-        Self { shared, topic, partition, next_sequence: 0, sequence_identity: None, failing_since: None }
+        Self {
+            shared,
+            topic,
+            partition,
+            next_sequence: 0,
+            sequence_identity: None,
+            failing_since: None,
+        }
     }
 
     async fn run(mut self, mut queue: mpsc::Receiver<Queued>) {
@@ -277,15 +326,20 @@ impl PartitionWorker {
         let mut ready: VecDeque<Batch> = VecDeque::new();
         let mut in_flight: VecDeque<Sent> = VecDeque::new();
         let mut closed = false;
+        let mut open_since: Option<Instant> = None;
         loop {
             if closed && open.is_empty() && ready.is_empty() && in_flight.is_empty() {
                 return;
             }
-            let linger_deadline = open.first().map(|q| q.queued_at + config.linger);
+            // Linger only matters while the batch could be sent at once; while
+            // requests are backed up it keeps filling up to its size limit.
+            let can_send_now = ready.is_empty() && in_flight.len() < config.in_flight_max.max(1);
+            let linger_deadline = open_since.filter(|_| can_send_now).map(|since| since + config.linger);
             let linger_over = linger_deadline.is_some_and(|d| Instant::now() >= d);
             if !open.is_empty() && (open_bytes >= config.batch_bytes_max || linger_over || closed) {
                 ready.push_back(self.close_batch(std::mem::take(&mut open)));
                 open_bytes = 0;
+                open_since = None;
             }
             while in_flight.len() < config.in_flight_max.max(1) {
                 let Some(batch) = ready.pop_front() else { break };
@@ -303,10 +357,11 @@ impl PartitionWorker {
                     Some(queued) => {
                         open_bytes += queued.bytes;
                         open.push(queued);
+                        open_since.get_or_insert_with(Instant::now);
                     }
                     None => closed = true,
                 },
-                _ = sleep_until(linger_deadline), if !open.is_empty() => {}
+                _ = sleep_until(linger_deadline), if linger_deadline.is_some() => {}
                 response = wait_front(&mut in_flight), if !in_flight.is_empty() => {
                     let sent = in_flight.pop_front().expect("front exists");
                     if let Some(retry) = self.handle(sent.batch, response).await {
@@ -335,11 +390,20 @@ impl PartitionWorker {
             self.sequence_identity = Some(key);
             self.next_sequence = 0;
         }
-        let base_sequence = if identity.producer_id >= 0 { self.next_sequence } else { -1 };
+        let base_sequence = if identity.producer_id >= 0 {
+            self.next_sequence
+        } else {
+            -1
+        };
         if identity.producer_id >= 0 {
-            self.next_sequence = ((i64::from(self.next_sequence) + records.len() as i64) % (i64::from(i32::MAX) + 1)) as i32;
+            self.next_sequence =
+                ((i64::from(self.next_sequence) + records.len() as i64) % (i64::from(i32::MAX) + 1)) as i32;
         }
-        Batch { records, base_sequence, identity }
+        Batch {
+            records,
+            base_sequence,
+            identity,
+        }
     }
 
     /// Renumbers batches after an epoch bump.
@@ -376,9 +440,13 @@ impl PartitionWorker {
             })
             .collect();
         let mut out = BytesMut::new();
-        let options = RecordEncodeOptions { version: 2, compression: self.shared.config.compression };
-        RecordBatchEncoder::encode(&mut out, &records, &options)
-            .map_err(|e| ClientError::Invalid(format!("encoding a batch for {}/{}: {e:#}", self.topic, self.partition)))?;
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: self.shared.config.compression,
+        };
+        RecordBatchEncoder::encode(&mut out, &records, &options).map_err(|e| {
+            ClientError::Invalid(format!("encoding a batch for {}/{}: {e:#}", self.topic, self.partition))
+        })?;
         Ok(out.freeze())
     }
 
@@ -405,7 +473,13 @@ impl PartitionWorker {
             }
             Ok(None) => {
                 for queued in batch.records {
-                    self.shared.resolve(queued, Ok(RecordMetadata { partition: self.partition, offset: -1 }));
+                    self.shared.resolve(
+                        queued,
+                        Ok(RecordMetadata {
+                            partition: self.partition,
+                            offset: -1,
+                        }),
+                    );
                 }
                 Ok(None)
             }
@@ -424,16 +498,24 @@ impl PartitionWorker {
             .with_timeout_ms(30_000)
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(TopicName(StrBytes::from_string(self.topic.clone())))
-                .with_partition_data(vec![PartitionProduceData::default().with_index(self.partition).with_records(Some(records))])]);
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(self.partition)
+                    .with_records(Some(records))])]);
         if self.shared.config.acks == 0 {
-            connection.send_without_response(ApiKey::Produce, version, &request).await?;
+            connection
+                .send_without_response(ApiKey::Produce, version, &request)
+                .await?;
             return Ok(None);
         }
         Ok(Some(connection.start(ApiKey::Produce, version, &request).await?))
     }
 
     /// Handles the oldest batch's answer; returns the batch when it must be resent.
-    async fn handle(&mut self, batch: Batch, response: std::result::Result<Result<ProduceResponse>, tokio::task::JoinError>) -> Option<Batch> {
+    async fn handle(
+        &mut self,
+        batch: Batch,
+        response: std::result::Result<Result<ProduceResponse>, tokio::task::JoinError>,
+    ) -> Option<Batch> {
         let outcome = match response {
             Ok(Ok(response)) => response
                 .responses
@@ -450,16 +532,29 @@ impl PartitionWorker {
                     tracing::info!(topic = %self.topic, partition = self.partition, "producing again");
                 }
                 for (index, queued) in batch.records.into_iter().enumerate() {
-                    let offset = if base_offset >= 0 { base_offset + index as i64 } else { -1 };
-                    self.shared.resolve(queued, Ok(RecordMetadata { partition: self.partition, offset }));
+                    let offset = if base_offset >= 0 {
+                        base_offset + index as i64
+                    } else {
+                        -1
+                    };
+                    self.shared.resolve(
+                        queued,
+                        Ok(RecordMetadata {
+                            partition: self.partition,
+                            offset,
+                        }),
+                    );
                 }
                 None
             }
             Ok((code, _)) => {
                 let error = ResponseError::try_from_code(code).expect("non-zero code");
-                let broker_error = ClientError::broker(format!("producing to {}/{}", self.topic, self.partition), error);
+                let broker_error =
+                    ClientError::broker(format!("producing to {}/{}", self.topic, self.partition), error);
                 match error {
-                    ResponseError::OutOfOrderSequenceNumber | ResponseError::UnknownProducerId | ResponseError::InvalidProducerEpoch => {
+                    ResponseError::OutOfOrderSequenceNumber
+                    | ResponseError::UnknownProducerId
+                    | ResponseError::InvalidProducerEpoch => {
                         tracing::warn!(topic = %self.topic, partition = self.partition, %error, "sequence lost; bumping the producer epoch");
                         if let Err(init_error) = self.shared.init_producer_id(Some(batch.identity)).await {
                             self.note_failure(&init_error);
@@ -526,7 +621,9 @@ impl PartitionWorker {
     /// Sleeps with capped exponential backoff.
     async fn backoff(&mut self) {
         let failing_for = self.failing_since.map_or(Duration::ZERO, |s| s.elapsed());
-        let delay = Duration::from_millis(100).max(failing_for / 2).min(self.shared.config.retry_backoff_max);
+        let delay = Duration::from_millis(100)
+            .max(failing_for / 2)
+            .min(self.shared.config.retry_backoff_max);
         tokio::time::sleep(delay).await;
     }
 }
@@ -538,7 +635,9 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn wait_front(in_flight: &mut VecDeque<Sent>) -> std::result::Result<Result<ProduceResponse>, tokio::task::JoinError> {
+async fn wait_front(
+    in_flight: &mut VecDeque<Sent>,
+) -> std::result::Result<Result<ProduceResponse>, tokio::task::JoinError> {
     match in_flight.front_mut() {
         Some(sent) => (&mut sent.response).await,
         None => std::future::pending().await,

@@ -22,7 +22,12 @@ pub struct ConsumerRecord {
 
 /// Decodes the records at or after `from_offset` in `bytes`; returns them
 /// and the offset after the last whole batch (the next fetch position).
-pub fn decode(topic: &str, partition: i32, bytes: &Bytes, from_offset: i64) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
+pub fn decode(
+    topic: &str,
+    partition: i32,
+    bytes: &Bytes,
+    from_offset: i64,
+) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
     let mut records = Vec::new();
     let mut next_offset = None;
     for item in RecordBatches::new(bytes) {
@@ -30,7 +35,9 @@ pub fn decode(topic: &str, partition: i32, bytes: &Bytes, from_offset: i64) -> R
             Ok(batch) => batch,
             Err(BatchError::TrailingBytes { .. }) => break,
             Err(error) => {
-                return Err(ClientError::Invalid(format!("corrupt batch from {topic}/{partition} at offset {from_offset}: {error}")))
+                return Err(ClientError::Invalid(format!(
+                    "corrupt batch from {topic}/{partition} at offset {from_offset}: {error}"
+                )))
             }
         };
         next_offset = Some(header.last_offset() + 1);

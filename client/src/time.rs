@@ -29,18 +29,36 @@ pub fn parse_rfc3339_ms(text: &str) -> Result<i64, String> {
     let (date, rest) = text.split_at(10);
     let rest = &rest[1..];
     let mut date_parts = date.split('-');
-    let (Some(y), Some(mo), Some(d), None) = (date_parts.next(), date_parts.next(), date_parts.next(), date_parts.next()) else {
+    let (Some(y), Some(mo), Some(d), None) = (
+        date_parts.next(),
+        date_parts.next(),
+        date_parts.next(),
+        date_parts.next(),
+    ) else {
         return Err(bad());
     };
-    let (year, month, day) = (number(y, "year", 0..=9999)?, number(mo, "month", 1..=12)?, number(d, "day", 1..=31)?);
+    let (year, month, day) = (
+        number(y, "year", 0..=9999)?,
+        number(mo, "month", 1..=12)?,
+        number(d, "day", 1..=31)?,
+    );
     let zone_at = rest.find(['Z', 'z', '+', '-']).ok_or_else(bad)?;
     let (clock, zone) = rest.split_at(zone_at);
     let (clock, fraction) = clock.split_once('.').unwrap_or((clock, ""));
     let mut clock_parts = clock.split(':');
-    let (Some(h), Some(mi), Some(s), None) = (clock_parts.next(), clock_parts.next(), clock_parts.next(), clock_parts.next()) else {
+    let (Some(h), Some(mi), Some(s), None) = (
+        clock_parts.next(),
+        clock_parts.next(),
+        clock_parts.next(),
+        clock_parts.next(),
+    ) else {
         return Err(bad());
     };
-    let (hour, minute, second) = (number(h, "hour", 0..=23)?, number(mi, "minute", 0..=59)?, number(s, "second", 0..=60)?);
+    let (hour, minute, second) = (
+        number(h, "hour", 0..=23)?,
+        number(mi, "minute", 0..=59)?,
+        number(s, "second", 0..=60)?,
+    );
     let millis = if fraction.is_empty() {
         0
     } else {
@@ -73,7 +91,13 @@ mod tests {
         assert_eq!(parse_rfc3339_ms("2026-01-01T00:00:00Z"), Ok(1_767_225_600_000));
         assert_eq!(parse_rfc3339_ms("2026-01-01T01:00:00.250+01:00"), Ok(1_767_225_600_250));
         assert_eq!(parse_rfc3339_ms("2000-02-29T12:30:15.5-02:30"), Ok(951_836_415_500));
-        for bad in ["yesterday", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00", "2026-01-01T25:00:00Z", "2026-01-01T00:00:00.x1Z"] {
+        for bad in [
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01T00:00:00",
+            "2026-01-01T25:00:00Z",
+            "2026-01-01T00:00:00.x1Z",
+        ] {
             assert!(parse_rfc3339_ms(bad).is_err(), "{bad}");
         }
     }

@@ -1,3 +1,10 @@
-//! One file per `relay` subcommand.
+//! One file per `relay` subcommand; `client` holds what the client-side
+//! commands share (connecting, positions, error reporting).
 
 pub mod broker;
+pub mod client;
+pub mod consume;
+pub mod groups;
+pub mod lag;
+pub mod produce;
+pub mod topics;

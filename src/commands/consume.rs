@@ -1,0 +1,123 @@
+//! `relay consume`: prints a topic's records. With `--group` it is a group
+//! member that commits exactly what it printed (so two processes in one group
+//! split the partitions and print each record once between them); without,
+//! it reads every partition from `--from`. It exits at the end of every
+//! partition unless `--follow`, after `--max` records, or on Ctrl-C, and
+//! always leaves its group cleanly.
+
+use super::client::{connect, fail, parse_position, runtime};
+use crate::cli::ConsumeArgs;
+use crate::exit;
+use relay_client::consumer::{Consumer, ConsumerConfig, TopicPartition};
+use relay_client::records::ConsumerRecord;
+use std::collections::HashSet;
+use std::io::Write;
+
+fn json_line(record: &ConsumerRecord) -> String {
+    let text = |bytes: &Option<bytes::Bytes>| match bytes {
+        None => serde_json::Value::Null,
+        Some(b) => serde_json::Value::String(String::from_utf8_lossy(b).into_owned()),
+    };
+    let headers: serde_json::Map<String, serde_json::Value> =
+        record.headers.iter().map(|(k, v)| (k.clone(), text(v))).collect();
+    serde_json::json!({
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp_ms,
+        "key": text(&record.key),
+        "headers": headers,
+        "value": text(&record.value),
+    })
+    .to_string()
+}
+
+pub fn run(args: ConsumeArgs) -> i32 {
+    let start = match parse_position(&args.from) {
+        Ok(start) => start,
+        Err(error) => {
+            eprintln!("relay consume: --from {error}");
+            return exit::USAGE;
+        }
+    };
+    runtime().block_on(async move {
+        let cluster = match connect(&args.client, "relay-consume").await {
+            Ok(cluster) => cluster,
+            Err(error) => return fail("consume", &error),
+        };
+        let mut config = ConsumerConfig::new(vec![args.topic.clone()], args.group.clone());
+        config.start = start;
+        let mut consumer = match Consumer::new(cluster, config).await {
+            Ok(consumer) => consumer,
+            Err(error) => return fail("consume", &error),
+        };
+        let code = tokio::select! {
+            code = print_records(&mut consumer, &args) => code,
+            _ = tokio::signal::ctrl_c() => exit::SUCCESS,
+        };
+        if args.group.is_some() {
+            if let Err(error) = consumer.commit().await {
+                eprintln!("relay consume: final commit failed: {error}");
+            }
+        }
+        if let Err(error) = consumer.close().await {
+            eprintln!("relay consume: leaving the group: {error}");
+        }
+        code
+    })
+}
+
+async fn print_records(consumer: &mut Consumer, args: &ConsumeArgs) -> i32 {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut printed = 0u64;
+    loop {
+        let poll = match consumer.poll().await {
+            Ok(poll) => poll,
+            Err(error) => return fail("consume", &error),
+        };
+        let mut printed_now = 0usize;
+        for record in &poll.records {
+            if args.max.is_some_and(|max| printed >= max) {
+                break;
+            }
+            let written = if args.format == "json" {
+                writeln!(out, "{}", json_line(record))
+            } else {
+                out.write_all(record.value.as_deref().unwrap_or_default())
+                    .and_then(|()| out.write_all(b"\n"))
+            };
+            if written.is_err() {
+                return exit::SUCCESS; // the reader went away (`| head`)
+            }
+            printed += 1;
+            printed_now += 1;
+        }
+        if out.flush().is_err() {
+            return exit::SUCCESS;
+        }
+        if args.max.is_some_and(|max| printed >= max) {
+            // Commit exactly what was printed: rewind each partition to its
+            // first record that was fetched but not printed.
+            let mut rewound: HashSet<TopicPartition> = HashSet::new();
+            for record in &poll.records[printed_now..] {
+                let partition = TopicPartition {
+                    topic: record.topic.clone(),
+                    partition: record.partition,
+                };
+                if rewound.insert(partition.clone()) {
+                    consumer.seek(partition, record.offset);
+                }
+            }
+            return exit::SUCCESS;
+        }
+        if args.group.is_some() && !poll.records.is_empty() {
+            if let Err(error) = consumer.commit().await {
+                eprintln!("relay consume: commit failed: {error}");
+            }
+        }
+        if !args.follow && consumer.at_end() {
+            return exit::SUCCESS;
+        }
+    }
+}

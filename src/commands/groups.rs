@@ -1,0 +1,82 @@
+//! `relay groups list|describe|reset-offsets`.
+
+use super::client::{connect, fail, parse_position, runtime};
+use crate::cli::{GroupsArgs, GroupsCommand};
+use crate::exit;
+use relay_client::admin::Admin;
+use relay_client::ClientError;
+
+pub fn run(args: GroupsArgs) -> i32 {
+    let position = match &args.command {
+        GroupsCommand::ResetOffsets { to, .. } => match parse_position(to) {
+            Ok(position) => Some(position),
+            Err(error) => {
+                eprintln!("relay groups: --to {error}");
+                return exit::USAGE;
+            }
+        },
+        _ => None,
+    };
+    runtime().block_on(async move {
+        let admin = match connect(&args.client, "relay-groups").await {
+            Ok(cluster) => Admin::new(cluster),
+            Err(error) => return fail("groups", &error),
+        };
+        let result: Result<(), ClientError> = match args.command {
+            GroupsCommand::List => admin.list_groups().await.map(|groups| {
+                println!("{:<40} {:<20} {:<10}", "GROUP", "STATE", "TYPE");
+                for group in groups {
+                    println!("{:<40} {:<20} {:<10}", group.group, group.state, group.protocol_type);
+                }
+            }),
+            GroupsCommand::Describe { group } => describe(&admin, &group).await,
+            GroupsCommand::ResetOffsets { group, topic, .. } => admin
+                .reset_offsets(&group, &topic, position.expect("parsed above"))
+                .await
+                .map(|offsets| {
+                    for (tp, offset) in offsets {
+                        println!("{group} {}/{} -> {offset}", tp.topic, tp.partition);
+                    }
+                }),
+        };
+        match result {
+            Ok(()) => exit::SUCCESS,
+            Err(error) => fail("groups", &error),
+        }
+    })
+}
+
+async fn describe(admin: &Admin, group: &str) -> Result<(), ClientError> {
+    let description = admin.describe_group(group).await?;
+    println!(
+        "group {group}: {} ({} members, protocol {:?})",
+        description.state,
+        description.members.len(),
+        description.protocol
+    );
+    for member in &description.members {
+        let assigned: Vec<String> = member
+            .assigned
+            .iter()
+            .map(|tp| format!("{}/{}", tp.topic, tp.partition))
+            .collect();
+        println!(
+            "  member {} client {} host {}: {}",
+            member.member_id,
+            member.client_id,
+            member.client_host,
+            assigned.join(", ")
+        );
+    }
+    println!(
+        "{:<30} {:>10} {:>14} {:>14} {:>10}",
+        "TOPIC", "PARTITION", "COMMITTED", "END", "LAG"
+    );
+    for lag in admin.lag(group).await? {
+        println!(
+            "{:<30} {:>10} {:>14} {:>14} {:>10}",
+            lag.topic, lag.partition, lag.committed, lag.end_offset, lag.lag
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! `relay produce`: one record per line of a file or standard input. Lines
+//! are read as bytes (no encoding assumed), the trailing newline removed;
+//! with `--key-field` the key comes from that top-level JSON field (lines
+//! that are not JSON objects, or lack the field, get no key). Reading streams
+//! with bounded memory: the producer's buffer makes reading wait.
+
+use super::client::{connect, fail, runtime};
+use crate::cli::ProduceArgs;
+use crate::exit;
+use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+use relay_client::producer::{Delivery, Producer, ProducerConfig, ProducerRecord};
+use std::io::{BufRead, BufReader, Read};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Chunks of lines read ahead of the producer, and lines per chunk: 16 x
+/// 1,000 lines keeps the reader thread busy without holding much memory.
+const LINE_CHUNKS_IN_FLIGHT_MAX: usize = 16;
+const LINES_PER_CHUNK: usize = 1000;
+
+/// Reads lines (without their newline) on a blocking thread, in chunks.
+fn read_lines(
+    input: Box<dyn Read + Send>,
+    chunks: mpsc::Sender<std::io::Result<Vec<Vec<u8>>>>,
+    progress: Option<ProgressBar>,
+) {
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut chunk = Vec::with_capacity(LINES_PER_CHUNK);
+    loop {
+        let mut line = Vec::new();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(read) => {
+                if let Some(bar) = &progress {
+                    bar.inc(read as u64);
+                }
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                chunk.push(line);
+                if chunk.len() == LINES_PER_CHUNK && chunks.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                let _ = chunks.blocking_send(Err(error));
+                return;
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = chunks.blocking_send(Ok(chunk));
+    }
+}
+
+/// Deliveries awaited behind the reader: enough to keep several batches in
+/// flight per partition without holding the whole file.
+const DELIVERIES_IN_FLIGHT_MAX: usize = 100_000;
+
+fn compression(name: &str) -> Result<kafka_protocol::records::Compression, String> {
+    use kafka_protocol::records::Compression;
+    Ok(match name {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        other => {
+            return Err(format!(
+                "unknown compression {other:?}; use none, gzip, snappy, lz4 or zstd"
+            ))
+        }
+    })
+}
+
+/// The key of a JSON line: the field's string, or its JSON text for numbers and booleans.
+pub fn key_of(line: &[u8], field: &str) -> Option<Bytes> {
+    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
+    match value.get(field)? {
+        serde_json::Value::String(text) => Some(Bytes::from(text.clone())),
+        serde_json::Value::Null => None,
+        other => Some(Bytes::from(other.to_string())),
+    }
+}
+
+pub fn run(args: ProduceArgs) -> i32 {
+    let codec = match compression(&args.compression) {
+        Ok(codec) => codec,
+        Err(error) => {
+            eprintln!("relay produce: {error}");
+            return exit::USAGE;
+        }
+    };
+    let (input, total_bytes): (Box<dyn Read + Send>, Option<u64>) = match args.file.as_deref() {
+        None => (Box::new(std::io::stdin()), None),
+        Some(path) if path.as_os_str() == "-" => (Box::new(std::io::stdin()), None),
+        Some(path) => match std::fs::File::open(path) {
+            Ok(file) => {
+                let size = file.metadata().map(|m| m.len()).ok();
+                (Box::new(file), size)
+            }
+            Err(error) => {
+                eprintln!("relay produce: cannot read {}: {error}", path.display());
+                return exit::USAGE;
+            }
+        },
+    };
+    runtime().block_on(async move {
+        let cluster = match connect(&args.client, "relay-produce").await {
+            Ok(cluster) => cluster,
+            Err(error) => return fail("produce", &error),
+        };
+        let config = ProducerConfig {
+            compression: codec,
+            delivery_timeout: Some(Duration::from_secs(30)),
+            ..ProducerConfig::default()
+        };
+        let producer = match Producer::new(cluster, config).await {
+            Ok(producer) => producer,
+            Err(error) => return fail("produce", &error),
+        };
+        let progress = total_bytes.map(|total| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+                    .expect("template"),
+            );
+            bar
+        });
+        let (deliveries, mut pending) = mpsc::channel::<Delivery>(DELIVERIES_IN_FLIGHT_MAX);
+        let waiter = tokio::spawn(async move {
+            let (mut failed, mut first_error) = (0u64, None);
+            while let Some(delivery) = pending.recv().await {
+                if let Err(error) = delivery.wait().await {
+                    failed += 1;
+                    first_error.get_or_insert(error);
+                }
+            }
+            (failed, first_error)
+        });
+        let started = Instant::now();
+        let (mut records, mut bytes) = (0u64, 0u64);
+        let (chunks, mut lines) = mpsc::channel::<std::io::Result<Vec<Vec<u8>>>>(LINE_CHUNKS_IN_FLIGHT_MAX);
+        let reader_progress = progress.clone();
+        let reader = tokio::task::spawn_blocking(move || read_lines(input, chunks, reader_progress));
+        let outcome = 'produce: loop {
+            let chunk = match lines.recv().await {
+                None => break Ok(()),
+                Some(Err(error)) => break Err(format!("reading input: {error}")),
+                Some(Ok(chunk)) => chunk,
+            };
+            for line in chunk {
+                let key = args.key_field.as_deref().and_then(|field| key_of(&line, field));
+                bytes += line.len() as u64;
+                let record = ProducerRecord {
+                    topic: args.topic.clone(),
+                    key,
+                    value: Some(Bytes::from(line)),
+                    ..ProducerRecord::default()
+                };
+                match producer.send(record).await {
+                    Ok(delivery) => {
+                        records += 1;
+                        if deliveries.send(delivery).await.is_err() {
+                            break 'produce Err("delivery tracking stopped".into());
+                        }
+                    }
+                    Err(error) => break 'produce Err(error.to_string()),
+                }
+            }
+        };
+        drop(lines);
+        let _ = reader.await;
+        drop(deliveries);
+        producer.flush().await;
+        let (failed, first_error) = waiter.await.expect("delivery task");
+        if let Some(bar) = progress {
+            bar.finish_and_clear();
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "produced {} records ({:.1} MB) to {} in {seconds:.2} s ({:.0} records/s)",
+            records - failed,
+            bytes as f64 / 1e6,
+            args.topic,
+            (records - failed) as f64 / seconds.max(1e-9)
+        );
+        if let Err(error) = outcome {
+            eprintln!("relay produce: {error}");
+            return exit::FAILURE;
+        }
+        if let Some(error) = first_error {
+            eprintln!("relay produce: {failed} records were not delivered; first error: {error}");
+            return if error.is_unreachable() {
+                exit::UNREACHABLE
+            } else {
+                exit::FAILURE
+            };
+        }
+        exit::SUCCESS
+    })
+}
