@@ -21,6 +21,12 @@ pub enum Command {
     ///
     /// Example: relay broker --listen 127.0.0.1:9092 --data-dir ./data
     Broker(BrokerArgs),
+    /// Tail log files into a topic; a file position is saved only after the broker acknowledged it.
+    ///
+    /// Runs every [[send]] section of --config, or the one given by flags.
+    ///
+    /// Example: relay send --topic events --path './logs/*.jsonl' --state-dir ./state/events
+    Send(SendArgs),
     /// Produce one record per line of FILE (or standard input) to a topic.
     ///
     /// Shows a progress bar when reading a file, and a summary at the end.
@@ -62,6 +68,26 @@ pub struct ClientArgs {
     /// Refuse to work against a cluster with another id.
     #[arg(long, global = true, value_name = "ID")]
     pub expect_cluster_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// TOML configuration file; its [[send]] sections apply (and [client] for the broker).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// Files to tail: wildcards * and ? in the file name; repeat for more.
+    #[arg(long = "path", value_name = "GLOB")]
+    pub paths: Vec<String>,
+    /// Where the registry of acknowledged positions and the rejects file live.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Take each record's key from this top-level JSON field.
+    #[arg(long, value_name = "FIELD")]
+    pub key_field: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,37 @@ use std::path::Path;
 #[serde(default, deny_unknown_fields)]
 pub struct RelayConfig {
     pub broker: BrokerConfig,
+    pub send: Vec<SendSection>,
+}
+
+/// One `[[send]]` section: files to tail into a topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendSection {
+    pub topic: String,
+    pub paths: Vec<String>,
+    /// Default: `./state/send-<topic>`.
+    pub state_dir: Option<std::path::PathBuf>,
+    pub key_field: Option<String>,
+    #[serde(default = "line_bytes_max_default")]
+    pub line_bytes_max: usize,
+    #[serde(default = "open_files_max_default")]
+    pub open_files_max: usize,
+    /// A file moved away from the watched paths is closed after this long without growth.
+    #[serde(default = "rotate_wait_ms_default")]
+    pub rotate_wait_ms: u64,
+}
+
+fn line_bytes_max_default() -> usize {
+    relay_client::sender::LINE_BYTES_MAX_DEFAULT
+}
+
+fn open_files_max_default() -> usize {
+    256
+}
+
+fn rotate_wait_ms_default() -> u64 {
+    5000
 }
 
 /// Reads `path`, or the defaults when no file is given.

@@ -13,6 +13,7 @@
 //!   positions and commits; or manual assignment without a group.
 //! - [`records`]: decoding fetched batches (every codec) into records.
 //! - [`admin`]: topics, groups, offsets.
+//! - [`sender`]: the file sender behind `relay send`.
 //! - [`time`]: RFC 3339 timestamps for `--from time:...`.
 //! - [`error`]: [`ClientError`], the one error type of this layer.
 //!
@@ -26,6 +27,7 @@ pub mod error;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
+pub mod sender;
 pub mod time;
 
 pub use cluster::{Cluster, ClusterConfig};

@@ -7,4 +7,5 @@ pub mod consume;
 pub mod groups;
 pub mod lag;
 pub mod produce;
+pub mod send;
 pub mod topics;

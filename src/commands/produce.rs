@@ -10,6 +10,7 @@ use crate::exit;
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 use relay_client::producer::{Delivery, Producer, ProducerConfig, ProducerRecord};
+use relay_client::sender::key_of;
 use std::io::{BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -72,16 +73,6 @@ fn compression(name: &str) -> Result<kafka_protocol::records::Compression, Strin
             ))
         }
     })
-}
-
-/// The key of a JSON line: the field's string, or its JSON text for numbers and booleans.
-pub fn key_of(line: &[u8], field: &str) -> Option<Bytes> {
-    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
-    match value.get(field)? {
-        serde_json::Value::String(text) => Some(Bytes::from(text.clone())),
-        serde_json::Value::Null => None,
-        other => Some(Bytes::from(other.to_string())),
-    }
 }
 
 pub fn run(args: ProduceArgs) -> i32 {
