@@ -32,14 +32,27 @@ impl SenderProcess {
             "--state-dir".to_owned(),
             state_dir.display().to_string(),
         ];
-        let mut sender = Self { child: None, args, log: log.to_path_buf() };
+        let mut sender = Self {
+            child: None,
+            args,
+            log: log.to_path_buf(),
+        };
         sender.launch();
         sender
     }
 
     fn launch(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(relay_binary()).args(&self.args).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(relay_binary())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
         self.child = Some(child);
     }
 
@@ -56,14 +69,25 @@ impl SenderProcess {
 
     fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         child.wait().unwrap().code()
     }
 
     /// Peak resident memory so far, from /proc (kB).
     fn peak_rss_kb(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status.lines().find(|l| l.starts_with("VmHWM:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 }
 
@@ -74,21 +98,36 @@ impl Drop for SenderProcess {
 }
 
 fn relay(broker: &BrokerProcess, args: &[&str]) -> String {
-    let output = run_with_timeout(Command::new(relay_binary()).args(args).env("RELAY_BROKER", &broker.address), Duration::from_secs(300));
-    assert!(output.status.success(), "relay {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    let output = run_with_timeout(
+        Command::new(relay_binary())
+            .args(args)
+            .env("RELAY_BROKER", &broker.address),
+        Duration::from_secs(300),
+    );
+    assert!(
+        output.status.success(),
+        "relay {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
 /// Records in the topic (sum of end offsets).
 fn topic_records(broker: &BrokerProcess, topic: &str) -> i64 {
     let output = run_with_timeout(
-        Command::new(relay_binary()).args(["topics", "describe", topic]).env("RELAY_BROKER", &broker.address),
+        Command::new(relay_binary())
+            .args(["topics", "describe", topic])
+            .env("RELAY_BROKER", &broker.address),
         Duration::from_secs(60),
     );
     if !output.status.success() {
         return 0;
     }
-    String::from_utf8_lossy(&output.stdout).lines().skip(1).map(|l| l.split_whitespace().nth(3).unwrap().parse::<i64>().unwrap()).sum()
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(3).unwrap().parse::<i64>().unwrap())
+        .sum()
 }
 
 fn wait_for_records(broker: &BrokerProcess, topic: &str, expected: i64, limit: Duration, log: &Path) {
@@ -114,7 +153,11 @@ fn consume_all(broker: &BrokerProcess, topic: &str) -> Vec<(String, String, Stri
         .map(|line| {
             let value: serde_json::Value = serde_json::from_str(line).unwrap();
             let header = |name: &str| value["headers"][name].as_str().unwrap_or_default().to_owned();
-            (value["value"].as_str().unwrap().to_owned(), header("source_file"), header("source_position"))
+            (
+                value["value"].as_str().unwrap().to_owned(),
+                header("source_file"),
+                header("source_position"),
+            )
         })
         .collect()
 }
@@ -127,7 +170,14 @@ fn line(id: u64) -> String {
 fn assert_each_once(values: &[(String, String, String)], count: u64) {
     let mut ids: Vec<u64> = values
         .iter()
-        .map(|(v, _, _)| v.trim_start_matches("{\"id\":").split(',').next().unwrap().parse().unwrap())
+        .map(|(v, _, _)| {
+            v.trim_start_matches("{\"id\":")
+                .split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect();
     ids.sort_unstable();
     let duplicates = ids.windows(2).filter(|w| w[0] == w[1]).count();
@@ -229,19 +279,30 @@ fn kill9_at_random_moments_loses_nothing_and_duplicates_keep_their_source() {
     let records = consume_all(&broker, "app");
     let mut by_value: HashMap<&str, Vec<(&str, &str)>> = HashMap::new();
     for (value, file, position) in &records {
-        by_value.entry(value.as_str()).or_default().push((file.as_str(), position.as_str()));
+        by_value
+            .entry(value.as_str())
+            .or_default()
+            .push((file.as_str(), position.as_str()));
     }
     assert_eq!(by_value.len(), 200_000, "no line missing");
     let mut duplicated = 0;
     for (value, sources) in &by_value {
         if sources.len() > 1 {
             duplicated += 1;
-            assert!(sources.windows(2).all(|w| w[0] == w[1]), "a duplicate of {value} carries its original source: {sources:?}");
+            assert!(
+                sources.windows(2).all(|w| w[0] == w[1]),
+                "a duplicate of {value} carries its original source: {sources:?}"
+            );
         }
     }
-    eprintln!("kill -9 x10: {} records for 200000 lines, {duplicated} lines duplicated", records.len());
-    let positions: BTreeMap<u64, &str> =
-        records.iter().map(|(v, _, p)| (p.parse::<u64>().unwrap(), v.as_str())).collect();
+    eprintln!(
+        "kill -9 x10: {} records for 200000 lines, {duplicated} lines duplicated",
+        records.len()
+    );
+    let positions: BTreeMap<u64, &str> = records
+        .iter()
+        .map(|(v, _, p)| (p.parse::<u64>().unwrap(), v.as_str()))
+        .collect();
     assert_eq!(positions.len(), 200_000, "each position holds one line");
 }
 
@@ -274,7 +335,10 @@ fn a_broker_outage_pauses_sending_and_everything_arrives_after() {
 
 #[test]
 fn an_overlong_line_goes_to_the_rejects_file_and_memory_stays_bounded() {
-    let mebibytes: u64 = std::env::var("RELAY_TEST_SENDER_FILE_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let mebibytes: u64 = std::env::var("RELAY_TEST_SENDER_FILE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), "[broker.log]\nfsync = \"never\"");
     let logs = dir.path().join("logs");
@@ -306,11 +370,26 @@ fn an_overlong_line_goes_to_the_rejects_file_and_memory_stays_bounded() {
     let peak_kb = sender.peak_rss_kb();
     eprintln!("{mebibytes} MiB file, {lines} lines: sender peak RSS {peak_kb} kB");
     assert!(peak_kb < 64 * 1024, "peak RSS {peak_kb} kB must stay under 64 MiB");
-    assert_eq!(topic_records(&broker, "big"), lines as i64, "every other line arrived, the long one did not");
+    assert_eq!(
+        topic_records(&broker, "big"),
+        lines as i64,
+        "every other line arrived, the long one did not"
+    );
     let rejects = std::fs::read(state.join("rejects")).unwrap();
-    let header = format!("# relay-reject file={} position={long_line_position} reason=line longer than line_bytes_max\n", big.display());
-    assert!(rejects.starts_with(header.as_bytes()), "{:?}", String::from_utf8_lossy(&rejects[..200.min(rejects.len())]));
-    assert_eq!(rejects.len(), header.len() + (3 << 20) + 11 + 1, "the whole long line is in the rejects file");
+    let header = format!(
+        "# relay-reject file={} position={long_line_position} reason=line longer than line_bytes_max\n",
+        big.display()
+    );
+    assert!(
+        rejects.starts_with(header.as_bytes()),
+        "{:?}",
+        String::from_utf8_lossy(&rejects[..200.min(rejects.len())])
+    );
+    assert_eq!(
+        rejects.len(),
+        header.len() + (3 << 20) + 11 + 1,
+        "the whole long line is in the rejects file"
+    );
 }
 
 #[test]
@@ -322,11 +401,22 @@ fn a_partial_last_line_is_sent_only_once_completed() {
     let log = dir.path().join("send.log");
     let live = logs.join("app.jsonl");
     std::fs::write(&live, "{\"id\":1}\n{\"id\":2").unwrap();
-    let _sender = SenderProcess::start(&broker, "partial", &logs.join("*.jsonl"), &dir.path().join("state"), &log);
+    let _sender = SenderProcess::start(
+        &broker,
+        "partial",
+        &logs.join("*.jsonl"),
+        &dir.path().join("state"),
+        &log,
+    );
     wait_for_records(&broker, "partial", 1, Duration::from_secs(30), &log);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(topic_records(&broker, "partial"), 1, "the unfinished line waits");
-    std::fs::OpenOptions::new().append(true).open(&live).unwrap().write_all(b"}\n").unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&live)
+        .unwrap()
+        .write_all(b"}\n")
+        .unwrap();
     wait_for_records(&broker, "partial", 2, Duration::from_secs(30), &log);
     let values: Vec<String> = consume_all(&broker, "partial").into_iter().map(|(v, _, _)| v).collect();
     assert_eq!(values, vec!["{\"id\":1}", "{\"id\":2}"]);

@@ -42,7 +42,10 @@ fn sections(args: &SendArgs) -> Result<Vec<SendSection>, String> {
 }
 
 pub fn sender_config(section: &SendSection) -> SenderConfig {
-    let state_dir = section.state_dir.clone().unwrap_or_else(|| PathBuf::from(format!("./state/send-{}", section.topic)));
+    let state_dir = section
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("./state/send-{}", section.topic)));
     let mut config = SenderConfig::new(&section.topic, section.paths.clone(), state_dir);
     config.key_field = section.key_field.clone();
     config.line_bytes_max = section.line_bytes_max;
@@ -66,7 +69,11 @@ pub fn run(args: SendArgs) -> i32 {
             Ok(cluster) => cluster,
             Err(error) => return fail("send", &error),
         };
-        let config = ProducerConfig { buffer_bytes_max: SENDER_BUFFER_BYTES_MAX, delivery_timeout: None, ..ProducerConfig::default() };
+        let config = ProducerConfig {
+            buffer_bytes_max: SENDER_BUFFER_BYTES_MAX,
+            delivery_timeout: None,
+            ..ProducerConfig::default()
+        };
         let producer = match Producer::new(cluster, config).await {
             Ok(producer) => Arc::new(producer),
             Err(error) => return fail("send", &error),

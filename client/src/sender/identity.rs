@@ -27,7 +27,10 @@ pub struct Fingerprint {
 
 pub fn key_of(file: &File) -> std::io::Result<FileKey> {
     let metadata = file.metadata()?;
-    Ok(FileKey { device: metadata.dev(), inode: metadata.ino() })
+    Ok(FileKey {
+        device: metadata.dev(),
+        inode: metadata.ino(),
+    })
 }
 
 /// Fingerprint of the first `min(len, FINGERPRINT_BYTES_MAX)` bytes.
@@ -47,7 +50,10 @@ pub fn fingerprint_of_prefix(file: &File, bytes: u64) -> std::io::Result<Fingerp
         }
     }
     buffer.truncate(read);
-    Ok(Fingerprint { bytes: read as u64, crc: crc32c::crc32c(&buffer) })
+    Ok(Fingerprint {
+        bytes: read as u64,
+        crc: crc32c::crc32c(&buffer),
+    })
 }
 
 /// Whether `file` still starts with the bytes `known` was taken over.

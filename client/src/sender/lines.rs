@@ -13,7 +13,11 @@ pub enum Piece {
     Line { position: u64, line: Bytes },
     /// Part of a line longer than the limit, starting at `position` within
     /// the file; `last` is set on the piece that ends the line.
-    Overlong { line_position: u64, bytes: Bytes, last: bool },
+    Overlong {
+        line_position: u64,
+        bytes: Bytes,
+        last: bool,
+    },
 }
 
 pub struct LineSplitter {
@@ -28,7 +32,12 @@ pub struct LineSplitter {
 
 impl LineSplitter {
     pub fn new(start_position: u64, line_bytes_max: usize) -> Self {
-        Self { line_bytes_max, partial: BytesMut::new(), line_position: start_position, streamed: 0 }
+        Self {
+            line_bytes_max,
+            partial: BytesMut::new(),
+            line_position: start_position,
+            streamed: 0,
+        }
     }
 
     /// File position of the first byte not yet part of a complete line: where
@@ -70,13 +79,23 @@ impl LineSplitter {
         if self.overlong() || held > self.line_bytes_max {
             let mut bytes = std::mem::take(&mut self.partial);
             bytes.extend_from_slice(&tail);
-            out.push(Piece::Overlong { line_position: self.line_position, bytes: bytes.freeze(), last: true });
+            out.push(Piece::Overlong {
+                line_position: self.line_position,
+                bytes: bytes.freeze(),
+                last: true,
+            });
         } else if self.partial.is_empty() {
-            out.push(Piece::Line { position: self.line_position, line: tail });
+            out.push(Piece::Line {
+                position: self.line_position,
+                line: tail,
+            });
         } else {
             let mut line = std::mem::take(&mut self.partial);
             line.extend_from_slice(&tail);
-            out.push(Piece::Line { position: self.line_position, line: line.freeze() });
+            out.push(Piece::Line {
+                position: self.line_position,
+                line: line.freeze(),
+            });
         }
         self.line_position += line_length + 1;
         self.streamed = 0;
@@ -90,7 +109,11 @@ impl LineSplitter {
         let mut piece = std::mem::take(&mut self.partial);
         piece.extend_from_slice(bytes);
         self.streamed += piece.len() as u64;
-        out.push(Piece::Overlong { line_position: self.line_position, bytes: piece.freeze(), last: false });
+        out.push(Piece::Overlong {
+            line_position: self.line_position,
+            bytes: piece.freeze(),
+            last: false,
+        });
     }
 }
 
@@ -116,11 +139,23 @@ mod tests {
         let mut splitter = LineSplitter::new(100, 1024);
         let mut out = Vec::new();
         splitter.push(&Bytes::from_static(b"one\ntw"), &mut out);
-        assert_eq!(out, vec![Piece::Line { position: 100, line: Bytes::from_static(b"one") }]);
+        assert_eq!(
+            out,
+            vec![Piece::Line {
+                position: 100,
+                line: Bytes::from_static(b"one")
+            }]
+        );
         assert_eq!(splitter.resume_position(), 104);
         out.clear();
         splitter.push(&Bytes::from_static(b"o\n"), &mut out);
-        assert_eq!(out, vec![Piece::Line { position: 104, line: Bytes::from_static(b"two") }]);
+        assert_eq!(
+            out,
+            vec![Piece::Line {
+                position: 104,
+                line: Bytes::from_static(b"two")
+            }]
+        );
         assert_eq!(splitter.resume_position(), 108);
     }
 
@@ -132,14 +167,27 @@ mod tests {
         let overlong: Vec<u8> = pieces
             .iter()
             .filter_map(|p| match p {
-                Piece::Overlong { line_position: 0, bytes, .. } => Some(bytes.to_vec()),
+                Piece::Overlong {
+                    line_position: 0,
+                    bytes,
+                    ..
+                } => Some(bytes.to_vec()),
                 _ => None,
             })
             .flatten()
             .collect();
         assert_eq!(overlong, vec![b'x'; 25]);
-        assert!(matches!(pieces.iter().rev().nth(1), Some(Piece::Overlong { last: true, .. })));
-        assert_eq!(pieces.last(), Some(&Piece::Line { position: 26, line: Bytes::from_static(b"ok") }));
+        assert!(matches!(
+            pieces.iter().rev().nth(1),
+            Some(Piece::Overlong { last: true, .. })
+        ));
+        assert_eq!(
+            pieces.last(),
+            Some(&Piece::Line {
+                position: 26,
+                line: Bytes::from_static(b"ok")
+            })
+        );
     }
 
     proptest! {

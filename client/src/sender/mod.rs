@@ -155,7 +155,11 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(config: SenderConfig, producer: Arc<Producer>) -> Result<Self, String> {
-        let patterns = config.patterns.iter().map(|p| PathPattern::parse(p)).collect::<Result<Vec<_>, _>>()?;
+        let patterns = config
+            .patterns
+            .iter()
+            .map(|p| PathPattern::parse(p))
+            .collect::<Result<Vec<_>, _>>()?;
         if patterns.is_empty() {
             return Err("no path patterns to watch".into());
         }
@@ -171,7 +175,11 @@ impl Sender {
             watched: Mutex::new(HashSet::new()),
             handovers: Mutex::new(Vec::new()),
         });
-        Ok(Self { shared, patterns, copies_waiting: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            shared,
+            patterns,
+            copies_waiting: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn shared(&self) -> &Arc<SenderShared> {
@@ -200,7 +208,10 @@ impl Sender {
                 }
                 if open.len() >= shared.config.open_files_max {
                     if !refused_for_limit {
-                        tracing::warn!(limit = shared.config.open_files_max, "open_files_max reached; further files wait");
+                        tracing::warn!(
+                            limit = shared.config.open_files_max,
+                            "open_files_max reached; further files wait"
+                        );
                         refused_for_limit = true;
                     }
                     break;
@@ -212,7 +223,12 @@ impl Sender {
                 let start_position = self.start_position(key, &path, &file);
                 tracing::info!(file = %path.display(), position = start_position, "reading file");
                 open.insert(key, path.clone());
-                let tail = tailer::Tail { path, file: Arc::new(file), key, start_position };
+                let tail = tailer::Tail {
+                    path,
+                    file: Arc::new(file),
+                    key,
+                    start_position,
+                };
                 tailers.spawn(tailer::run(Arc::clone(shared), tail, stop.clone()));
             }
             if let Err(error) = shared.registry.save() {
@@ -236,7 +252,10 @@ impl Sender {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(files = tailers.len(), "acknowledgements still missing at shutdown; those lines are sent again next time");
+            tracing::warn!(
+                files = tailers.len(),
+                "acknowledgements still missing at shutdown; those lines are sent again next time"
+            );
             tailers.abort_all();
         }
         shared.registry.save()?;
@@ -282,11 +301,18 @@ impl Sender {
         if self.shared.registry.get(key).is_some() {
             return false;
         }
-        let Ok(fingerprint) = identity::fingerprint(file) else { return false };
+        let Ok(fingerprint) = identity::fingerprint(file) else {
+            return false;
+        };
         if fingerprint.bytes < identity::FINGERPRINT_BYTES_MAX {
             return false;
         }
-        let copy = open.keys().any(|open_key| self.shared.registry.get(*open_key).is_some_and(|e| e.fingerprint == fingerprint));
+        let copy = open.keys().any(|open_key| {
+            self.shared
+                .registry
+                .get(*open_key)
+                .is_some_and(|e| e.fingerprint == fingerprint)
+        });
         if !copy {
             return false;
         }
@@ -317,7 +343,11 @@ impl Sender {
             }
             None => {
                 let handovers = self.shared.handovers.lock();
-                match handovers.iter().rev().find(|h| h.fingerprint == fingerprint && h.position <= length) {
+                match handovers
+                    .iter()
+                    .rev()
+                    .find(|h| h.fingerprint == fingerprint && h.position <= length)
+                {
                     Some(handover) => {
                         tracing::info!(file = %path.display(), position = handover.position, "copy of a truncated file; resuming where the original was read to");
                         handover.position
@@ -327,7 +357,14 @@ impl Sender {
             }
         };
         self.copies_waiting.lock().remove(&key);
-        registry.set(key, Entry { fingerprint, acked_position: position, path: path.to_path_buf() });
+        registry.set(
+            key,
+            Entry {
+                fingerprint,
+                acked_position: position,
+                path: path.to_path_buf(),
+            },
+        );
         position
     }
 }

@@ -13,12 +13,21 @@ pub struct PathPattern {
 impl PathPattern {
     pub fn parse(pattern: &str) -> Result<Self, String> {
         let path = Path::new(pattern);
-        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| format!("{pattern:?} has no file name part"))?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| format!("{pattern:?} has no file name part"))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         if dir.to_string_lossy().contains(['*', '?']) {
             return Err(format!("{pattern:?}: wildcards are only supported in the file name"));
         }
-        Ok(Self { dir: dir.to_path_buf(), name: name.to_owned() })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            name: name.to_owned(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -33,7 +42,11 @@ impl PathPattern {
         let mut files: Vec<PathBuf> = entries
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter(|e| e.file_name().to_str().is_some_and(|n| matches(self.name.as_bytes(), n.as_bytes())))
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| matches(self.name.as_bytes(), n.as_bytes()))
+            })
             .map(|e| e.path())
             .collect();
         files.sort();
@@ -84,7 +97,11 @@ mod tests {
             ("exact", "exact", true),
             ("exact", "exactly", false),
         ] {
-            assert_eq!(matches(pattern.as_bytes(), name.as_bytes()), expected, "{pattern} vs {name}");
+            assert_eq!(
+                matches(pattern.as_bytes(), name.as_bytes()),
+                expected,
+                "{pattern} vs {name}"
+            );
         }
     }
 

@@ -36,7 +36,8 @@ impl Registry {
     /// Loads `<state_dir>/registry`; a missing file is an empty registry, an
     /// unreadable one an error (starting over would resend everything).
     pub fn open(state_dir: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(state_dir).map_err(|e| format!("cannot create state dir {}: {e}", state_dir.display()))?;
+        std::fs::create_dir_all(state_dir)
+            .map_err(|e| format!("cannot create state dir {}: {e}", state_dir.display()))?;
         let path = state_dir.join(FILE_NAME);
         let mut entries = BTreeMap::new();
         match std::fs::read_to_string(&path) {
@@ -52,15 +53,32 @@ impl Registry {
                         return Err(bad());
                     }
                     let number = |i: usize| fields[i].parse::<u64>().map_err(|_| bad());
-                    let key = FileKey { device: number(0)?, inode: number(1)? };
-                    let fingerprint = Fingerprint { bytes: number(2)?, crc: fields[3].parse().map_err(|_| bad())? };
-                    entries.insert(key, Entry { fingerprint, acked_position: number(4)?, path: PathBuf::from(fields[5]) });
+                    let key = FileKey {
+                        device: number(0)?,
+                        inode: number(1)?,
+                    };
+                    let fingerprint = Fingerprint {
+                        bytes: number(2)?,
+                        crc: fields[3].parse().map_err(|_| bad())?,
+                    };
+                    entries.insert(
+                        key,
+                        Entry {
+                            fingerprint,
+                            acked_position: number(4)?,
+                            path: PathBuf::from(fields[5]),
+                        },
+                    );
                 }
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
         }
-        Ok(Self { dir: state_dir.to_path_buf(), entries: Mutex::new(entries), dirty: Mutex::new(false) })
+        Ok(Self {
+            dir: state_dir.to_path_buf(),
+            entries: Mutex::new(entries),
+            dirty: Mutex::new(false),
+        })
     }
 
     pub fn get(&self, key: FileKey) -> Option<Entry> {
@@ -154,7 +172,14 @@ mod tests {
         let dir = tempfile_dir();
         let registry = Registry::open(&dir).unwrap();
         let key = FileKey { device: 1, inode: 2 };
-        registry.set(key, Entry { fingerprint: Fingerprint { bytes: 10, crc: 99 }, acked_position: 0, path: "/a b/c.log".into() });
+        registry.set(
+            key,
+            Entry {
+                fingerprint: Fingerprint { bytes: 10, crc: 99 },
+                acked_position: 0,
+                path: "/a b/c.log".into(),
+            },
+        );
         registry.acknowledge(key, 4711, None);
         registry.save().unwrap();
         let reopened = Registry::open(&dir).unwrap();

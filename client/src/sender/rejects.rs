@@ -23,7 +23,11 @@ pub struct Rejects {
 
 impl Rejects {
     pub fn new(state_dir: &Path) -> Self {
-        Self { path: state_dir.join("rejects"), file: None, streaming: false }
+        Self {
+            path: state_dir.join("rejects"),
+            file: None,
+            streaming: false,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -45,7 +49,11 @@ impl Rejects {
         let Some(file) = self.file() else { return };
         let mut write = || -> std::io::Result<()> {
             if starting {
-                writeln!(file, "# relay-reject file={} position={position} reason=line longer than line_bytes_max", source.display())?;
+                writeln!(
+                    file,
+                    "# relay-reject file={} position={position} reason=line longer than line_bytes_max",
+                    source.display()
+                )?;
             }
             file.write_all(bytes)?;
             if last {
@@ -63,8 +71,12 @@ impl Rejects {
     pub fn write_failure(&mut self, source: &Path, position: u64, reason: &str) {
         let Some(file) = self.file() else { return };
         let reason = reason.replace('\n', " ");
-        let result = writeln!(file, "# relay-reject file={} position={position} reason={reason}", source.display())
-            .and_then(|()| file.sync_data());
+        let result = writeln!(
+            file,
+            "# relay-reject file={} position={position} reason={reason}",
+            source.display()
+        )
+        .and_then(|()| file.sync_data());
         if let Err(error) = result {
             tracing::error!(path = %self.path.display(), %error, "cannot write the rejects file");
         }

@@ -31,7 +31,11 @@ pub const READ_CHUNK_BYTES: usize = 256 * 1024;
 pub const ACKS_IN_FLIGHT_MAX: usize = 20_000;
 
 enum Ack {
-    Line { end: u64, position: u64, delivery: Delivery },
+    Line {
+        end: u64,
+        position: u64,
+        delivery: Delivery,
+    },
     /// A line that went to the rejects file: the position moves past it.
     Skip { end: u64 },
     /// The file was truncated or rewritten: positions restart at 0.
@@ -54,7 +58,12 @@ pub enum Finished {
 }
 
 pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receiver<bool>) -> (FileKey, Finished) {
-    let Tail { path, file, key, start_position } = tail;
+    let Tail {
+        path,
+        file,
+        key,
+        start_position,
+    } = tail;
     let (acks, pending) = mpsc::channel(ACKS_IN_FLIGHT_MAX);
     let ack_task = tokio::spawn(acknowledge(Arc::clone(&shared), key, path.clone(), pending));
     let mut position = start_position;
@@ -68,7 +77,9 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
             break Finished::Stopped;
         }
         let reader = Arc::clone(&file);
-        let chunk = tokio::task::spawn_blocking(move || read_chunk(&reader, position)).await.expect("read task");
+        let chunk = tokio::task::spawn_blocking(move || read_chunk(&reader, position))
+            .await
+            .expect("read task");
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(error) => {
@@ -87,19 +98,33 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
             splitter.push(&chunk, &mut pieces);
             for piece in pieces.drain(..) {
                 let ack = match piece {
-                    Piece::Line { position: line_position, line } => {
+                    Piece::Line {
+                        position: line_position,
+                        line,
+                    } => {
                         let end = line_position + line.len() as u64 + 1;
                         shared.stats.lines_read.fetch_add(1, Ordering::Relaxed);
                         let record = record(&shared, &path_text, line_position, line);
                         match shared.producer.send(record).await {
-                            Ok(delivery) => Ack::Line { end, position: line_position, delivery },
+                            Ok(delivery) => Ack::Line {
+                                end,
+                                position: line_position,
+                                delivery,
+                            },
                             Err(error) => {
-                                shared.rejects.lock().write_failure(&path, line_position, &error.to_string());
+                                shared
+                                    .rejects
+                                    .lock()
+                                    .write_failure(&path, line_position, &error.to_string());
                                 Ack::Skip { end }
                             }
                         }
                     }
-                    Piece::Overlong { line_position, bytes, last } => {
+                    Piece::Overlong {
+                        line_position,
+                        bytes,
+                        last,
+                    } => {
                         overlong_length += bytes.len() as u64;
                         shared.rejects.lock().write_overlong(&path, line_position, &bytes, last);
                         if !last {
@@ -128,7 +153,11 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
             shared.stats.truncations.fetch_add(1, Ordering::Relaxed);
             if let Some(old) = known {
                 let read_to = splitter.resume_position();
-                shared.hand_over(super::Handover { fingerprint: old, position: read_to, at: Instant::now() });
+                shared.hand_over(super::Handover {
+                    fingerprint: old,
+                    position: read_to,
+                    at: Instant::now(),
+                });
             }
             position = 0;
             splitter = LineSplitter::new(0, shared.config.line_bytes_max);
@@ -171,7 +200,11 @@ fn read_chunk(file: &File, position: u64) -> std::io::Result<Bytes> {
 }
 
 fn record(shared: &SenderShared, path: &Bytes, position: u64, line: Bytes) -> ProducerRecord {
-    let key = shared.config.key_field.as_deref().and_then(|field| super::key_of(&line, field));
+    let key = shared
+        .config
+        .key_field
+        .as_deref()
+        .and_then(|field| super::key_of(&line, field));
     ProducerRecord {
         topic: shared.config.topic.clone(),
         key,
@@ -179,7 +212,10 @@ fn record(shared: &SenderShared, path: &Bytes, position: u64, line: Bytes) -> Pr
         headers: vec![
             (super::HEADER_HOST.to_owned(), Some(shared.host.clone())),
             (super::HEADER_FILE.to_owned(), Some(path.clone())),
-            (super::HEADER_POSITION.to_owned(), Some(Bytes::from(position.to_string()))),
+            (
+                super::HEADER_POSITION.to_owned(),
+                Some(Bytes::from(position.to_string())),
+            ),
         ],
         ..ProducerRecord::default()
     }
@@ -189,7 +225,11 @@ fn record(shared: &SenderShared, path: &Bytes, position: u64, line: Bytes) -> Pr
 async fn acknowledge(shared: Arc<SenderShared>, key: FileKey, path: PathBuf, mut pending: mpsc::Receiver<Ack>) {
     while let Some(ack) = pending.recv().await {
         let acked = match ack {
-            Ack::Line { end, position, delivery } => match delivery.wait().await {
+            Ack::Line {
+                end,
+                position,
+                delivery,
+            } => match delivery.wait().await {
                 Ok(_) => {
                     shared.stats.lines_acked.fetch_add(1, Ordering::Relaxed);
                     end
