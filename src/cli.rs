@@ -27,6 +27,13 @@ pub enum Command {
     ///
     /// Example: relay send --topic events --path './logs/*.jsonl' --state-dir ./state/events
     Send(SendArgs),
+    /// Load topics into SQLite or PostgreSQL: rows and offsets in one transaction.
+    ///
+    /// Runs every [[load]] section of --config; flags override a single section,
+    /// or describe one on their own (the whole event then goes to a JSON column).
+    ///
+    /// Example: relay load --topic events --group loader --warehouse sqlite://./warehouse.db --table events
+    Load(LoadArgs),
     /// Produce one record per line of FILE (or standard input) to a topic.
     ///
     /// Shows a progress bar when reading a file, and a summary at the end.
@@ -88,6 +95,27 @@ pub struct SendArgs {
     /// Take each record's key from this top-level JSON field.
     #[arg(long, value_name = "FIELD")]
     pub key_field: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// TOML configuration file; its [[load]] sections apply.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// sqlite:///path/to/file.db or postgres://user@host:port/db
+    #[arg(long, value_name = "URL")]
+    pub warehouse: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+    /// Where partitions without a stored offset start: earliest, latest, offset:N or time:RFC3339.
+    #[arg(long, value_name = "POSITION")]
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Args)]

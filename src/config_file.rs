@@ -11,6 +11,52 @@ use std::path::Path;
 pub struct RelayConfig {
     pub broker: BrokerConfig,
     pub send: Vec<SendSection>,
+    pub load: Vec<LoadSection>,
+}
+
+/// One `[[load]]` section: topics into a warehouse table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSection {
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub topics: Vec<String>,
+    pub group: String,
+    pub warehouse: String,
+    pub table: String,
+    #[serde(default)]
+    pub columns: Vec<relay_loader::config::ColumnSpec>,
+    #[serde(default)]
+    pub metadata: Vec<relay_loader::config::MetadataColumn>,
+    /// JSON pointer of the event's unique id.
+    #[serde(default = "dedup_key_default")]
+    pub dedup_key: String,
+    #[serde(default = "yes")]
+    pub create_table: bool,
+    #[serde(default = "batch_records_max_default")]
+    pub batch_records_max: usize,
+    #[serde(default = "batch_wait_ms_default")]
+    pub batch_wait_ms: u64,
+    /// earliest, latest, offset:N or time:RFC3339, for partitions with no stored offset.
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+fn dedup_key_default() -> String {
+    "/uuid".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn batch_records_max_default() -> usize {
+    10_000
+}
+
+fn batch_wait_ms_default() -> u64 {
+    500
 }
 
 /// One `[[send]]` section: files to tail into a topic.

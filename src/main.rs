@@ -19,6 +19,7 @@ fn main() {
     let code = match cli.command {
         cli::Command::Broker(args) => commands::broker::run(args),
         cli::Command::Send(args) => commands::send::run(args),
+        cli::Command::Load(args) => commands::load::run(args),
         cli::Command::Produce(args) => commands::produce::run(args),
         cli::Command::Consume(args) => commands::consume::run(args),
         cli::Command::Topics(args) => commands::topics::run(args),

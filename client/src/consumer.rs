@@ -617,6 +617,13 @@ impl Consumer {
         .await
     }
 
+    /// Makes the next `poll` rejoin the group (after a fenced write, say).
+    pub fn request_rejoin(&mut self) {
+        if let Some(membership) = &self.membership {
+            membership.rejoin.store(true, Ordering::Release);
+        }
+    }
+
     /// The group generation and member id, for commits made elsewhere.
     pub fn generation(&self) -> Option<(i32, String)> {
         self.membership.as_ref().map(|m| (m.generation, m.member_id.clone()))

@@ -102,3 +102,46 @@ mod tests {
         }
     }
 }
+
+/// Unix microseconds as RFC 3339 UTC with microseconds (`2026-01-01T00:00:00.000000Z`).
+pub fn format_rfc3339_micros(micros: i64) -> String {
+    let (days, rest) = (micros.div_euclid(86_400_000_000), micros.rem_euclid(86_400_000_000));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let seconds = rest / 1_000_000;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60,
+        rest % 1_000_000
+    )
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn formatting_inverts_parsing() {
+        for ms in [0i64, 1_767_225_600_250, 951_836_415_500, 4_102_444_799_999] {
+            let text = format_rfc3339_micros(ms * 1000);
+            assert_eq!(parse_rfc3339_ms(&text), Ok(ms), "{text}");
+        }
+        assert_eq!(
+            format_rfc3339_micros(1_767_225_600_000_001),
+            "2026-01-01T00:00:00.000001Z"
+        );
+    }
+}

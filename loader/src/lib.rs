@@ -1,1 +1,20 @@
-//! placeholder
+//! relay-loader: consumes topics and writes rows, rejects and the next
+//! offsets in ONE warehouse transaction per micro-batch, so killing it at
+//! any instant neither loses nor duplicates a row (`proto-spec/LOADER.md`).
+//!
+//! # Layout
+//! - [`config`]: what to load where: columns (JSON pointer + type), metadata
+//!   columns, the dedup key, batch bounds.
+//! - [`transform`]: one record (a JSON line) into a typed row, or a reject.
+//! - [`sink`]: the warehouse: SQLite (rusqlite, WAL) or PostgreSQL (binary
+//!   COPY into a staging table, then insert ignoring duplicates), with the
+//!   offsets compare-and-set that fences a stale loader.
+//! - [`loader`]: the loop: consume, batch, transform, write with retries,
+//!   resume from the warehouse's offsets on every assignment.
+//!
+//! Layers look only down: loader → (consumer, sink) ; sink → transform's rows.
+
+pub mod config;
+pub mod loader;
+pub mod sink;
+pub mod transform;

@@ -6,6 +6,7 @@ pub mod client;
 pub mod consume;
 pub mod groups;
 pub mod lag;
+pub mod load;
 pub mod produce;
 pub mod send;
 pub mod topics;

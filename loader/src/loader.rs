@@ -1,0 +1,241 @@
+//! The loading loop. A group member consumes its partitions; on every
+//! assignment it resumes each partition from the warehouse's next offset
+//! (the source of truth), else the broker's committed offset, else `--from`.
+//! Records gather into a micro-batch (bounded by records and by time), are
+//! transformed, and go to the warehouse in one transaction with the offsets.
+//! A warehouse that is down or failing gets the same batch again with capped
+//! backoff (heartbeats keep the membership alive meanwhile); nothing is
+//! skipped. A fenced batch (another loader owns a partition now) is dropped
+//! and the loader rejoins. After each commit the same offsets go to the broker
+//! too, so `relay lag` shows the loader's position.
+
+use crate::config::LoaderConfig;
+use crate::sink::{Batch, OffsetAdvance, Sink, SinkError};
+use crate::transform::transform;
+use relay_client::consumer::{Consumer, ConsumerConfig, StartPosition, TopicPartition};
+use relay_client::records::ConsumerRecord;
+use relay_client::{ClientError, Cluster};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// Counters, for logs now and metrics later.
+#[derive(Debug, Default)]
+pub struct LoaderStats {
+    pub rows_loaded: AtomicU64,
+    pub rows_rejected: AtomicU64,
+    pub batches: AtomicU64,
+    pub warehouse_errors: AtomicU64,
+}
+
+pub struct Loader {
+    config: LoaderConfig,
+    consumer: Consumer,
+    sink: Sink,
+    /// Next offset per partition as stored in the warehouse (`None`: no row yet).
+    stored: HashMap<TopicPartition, Option<i64>>,
+    pub stats: Arc<LoaderStats>,
+}
+
+impl Loader {
+    pub async fn new(cluster: Arc<Cluster>, config: LoaderConfig, start: StartPosition) -> Result<Self, LoaderError> {
+        config.validate().map_err(LoaderError::Config)?;
+        let sink = Sink::open(&config).await?;
+        let mut consumer_config = ConsumerConfig::new(config.topics.clone(), Some(config.group.clone()));
+        consumer_config.start = start;
+        consumer_config.commit_on_rebalance = false;
+        let consumer = Consumer::new(cluster, consumer_config).await?;
+        Ok(Self {
+            config,
+            consumer,
+            sink,
+            stored: HashMap::new(),
+            stats: Arc::default(),
+        })
+    }
+
+    /// Loads until `stop` turns true; finishes the batch in hand first.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), LoaderError> {
+        tracing::info!(group = %self.config.group, topics = ?self.config.topics, table = %self.config.table, "loader started");
+        let mut pending: Vec<ConsumerRecord> = Vec::new();
+        let mut batch_started: Option<Instant> = None;
+        while !*stop.borrow() {
+            let poll = tokio::select! {
+                poll = self.consumer.poll() => poll,
+                _ = stop.changed() => continue,
+            };
+            let poll = match poll {
+                Ok(poll) => poll,
+                Err(error) if error.is_retriable() => {
+                    tracing::warn!(%error, "consuming failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
+            if let Some(assigned) = poll.assigned {
+                // Records fetched under the old assignment are fetched again
+                // from the warehouse's positions.
+                pending.clear();
+                batch_started = None;
+                self.resume_from_warehouse(&assigned).await?;
+                continue;
+            }
+            if !poll.records.is_empty() {
+                batch_started.get_or_insert_with(Instant::now);
+                pending.extend(poll.records);
+            }
+            let full = pending.len() >= self.config.batch_records_max;
+            let due = batch_started.is_some_and(|t| t.elapsed() >= self.config.batch_wait);
+            if !pending.is_empty() && (full || due) {
+                self.flush(std::mem::take(&mut pending)).await?;
+                batch_started = None;
+            }
+        }
+        if !pending.is_empty() {
+            self.flush(pending).await?;
+        }
+        if let Err(error) = self.consumer.close().await {
+            tracing::warn!(%error, "leaving the group failed");
+        }
+        tracing::info!(rows = self.stats.rows_loaded.load(Ordering::Relaxed), "loader stopped");
+        Ok(())
+    }
+
+    async fn resume_from_warehouse(&mut self, assigned: &[TopicPartition]) -> Result<(), LoaderError> {
+        let stored = self
+            .retry("reading offsets", |sink, group| Box::pin(sink.offsets(group)))
+            .await?;
+        self.stored.clear();
+        for tp in assigned {
+            let offset = stored.get(&(tp.topic.clone(), tp.partition)).copied();
+            if let Some(offset) = offset {
+                self.consumer.seek(tp.clone(), offset);
+            }
+            self.stored.insert(tp.clone(), offset);
+        }
+        tracing::info!(
+            partitions = assigned.len(),
+            from_warehouse = self.stored.values().filter(|o| o.is_some()).count(),
+            "resuming assigned partitions"
+        );
+        Ok(())
+    }
+
+    /// Retries a warehouse call while the warehouse is unavailable.
+    async fn retry<T>(
+        &mut self,
+        what: &str,
+        call: impl for<'a> Fn(
+            &'a mut Sink,
+            &'a str,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, SinkError>> + Send + 'a>>,
+    ) -> Result<T, LoaderError> {
+        let group = self.config.group.clone();
+        let mut backoff = Duration::from_millis(100);
+        let mut outage: Option<Instant> = None;
+        loop {
+            match call(&mut self.sink, &group).await {
+                Ok(value) => {
+                    if let Some(since) = outage {
+                        tracing::info!(seconds = since.elapsed().as_secs(), "warehouse available again");
+                    }
+                    return Ok(value);
+                }
+                Err(SinkError::Unavailable(error)) => {
+                    self.stats.warehouse_errors.fetch_add(1, Ordering::Relaxed);
+                    if outage.is_none() {
+                        tracing::warn!(%error, "{what}: warehouse unavailable; retrying the same batch with backoff");
+                        outage = Some(Instant::now());
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.config.retry_backoff_max);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    async fn flush(&mut self, records: Vec<ConsumerRecord>) -> Result<(), LoaderError> {
+        let mut batch = Batch::default();
+        let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        for record in &records {
+            let tp = TopicPartition {
+                topic: record.topic.clone(),
+                partition: record.partition,
+            };
+            if !self.stored.contains_key(&tp) {
+                continue; // not ours any more
+            }
+            next.insert(tp, record.offset + 1);
+            match transform(&self.config, record) {
+                Ok(row) => batch.rows.push(row),
+                Err(reject) => batch.rejects.push(reject),
+            }
+        }
+        batch.offsets = next
+            .iter()
+            .map(|(tp, next)| OffsetAdvance {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                previous: self.stored.get(tp).copied().flatten(),
+                next: *next,
+            })
+            .collect();
+        if batch.offsets.is_empty() {
+            return Ok(());
+        }
+        let batch = Arc::new(batch);
+        let written = self.retry("writing a batch", |sink, group| {
+            let batch = Arc::clone(&batch);
+            Box::pin(async move { sink.write(group, &batch).await })
+        });
+        match written.await {
+            Ok(()) => {}
+            Err(LoaderError::Sink(SinkError::Fenced {
+                topic,
+                partition,
+                expected,
+            })) => {
+                tracing::warn!(topic = %topic, partition, ?expected, "batch fenced: another loader owns the partition; rejoining");
+                self.consumer.request_rejoin();
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        }
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .rows_loaded
+            .fetch_add(batch.rows.len() as u64, Ordering::Relaxed);
+        self.stats
+            .rows_rejected
+            .fetch_add(batch.rejects.len() as u64, Ordering::Relaxed);
+        if !batch.rejects.is_empty() {
+            tracing::warn!(rejected = batch.rejects.len(), first = %batch.rejects[0].error, "records rejected into relay_rejects");
+        }
+        for (tp, offset) in &next {
+            self.stored.insert(tp.clone(), Some(*offset));
+        }
+        // For `relay lag`: best effort, the warehouse is the truth.
+        if let Some((generation, member)) = self.consumer.generation() {
+            let offsets: Vec<(TopicPartition, i64)> = next.into_iter().collect();
+            if let Err(error) = self.consumer.commit_offsets(&offsets, generation, &member).await {
+                tracing::debug!(%error, "committing offsets to the broker failed (the warehouse has them)");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! The warehouse side: one transaction per micro-batch holding the rows
+//! (duplicates by `dedup_key` ignored), the rejects, and the next offset of
+//! every partition in the batch, advanced with a compare-and-set on the
+//! previous value. A loader that lost its partitions finds the offset moved,
+//! gets [`SinkError::Fenced`], and its transaction rolls back.
+//!
+//! Tables (`proto-spec/LOADER.md`): the target table with a unique index on
+//! `dedup_key`; `relay_offsets(group_id, topic, partition, next_offset,
+//! updated_at)`; `relay_rejects(target_table, group_id, topic, partition,
+//! offset, raw, error, rejected_at)`, unique per (table, topic, partition,
+//! offset) so a replay never doubles a reject.
+
+pub mod postgres;
+pub mod sqlite;
+
+use crate::config::LoaderConfig;
+use crate::transform::{Reject, Row};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetAdvance {
+    pub topic: String,
+    pub partition: i32,
+    /// The offset this loader believes is stored (`None`: no row yet).
+    pub previous: Option<i64>,
+    pub next: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub rows: Vec<Row>,
+    pub rejects: Vec<Reject>,
+    pub offsets: Vec<OffsetAdvance>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("offset of {topic}/{partition} moved (expected {expected:?}): another loader owns the partition now")]
+    Fenced {
+        topic: String,
+        partition: i32,
+        expected: Option<i64>,
+    },
+    #[error("warehouse unavailable: {0}")]
+    Unavailable(String),
+    #[error("warehouse setup: {0}")]
+    Setup(String),
+}
+
+pub type Result<T, E = SinkError> = std::result::Result<T, E>;
+
+/// (topic, partition) → next offset stored in the warehouse.
+pub type StoredOffsets = HashMap<(String, i32), i64>;
+
+pub enum Sink {
+    Sqlite(sqlite::SqliteSink),
+    Postgres(postgres::PostgresSink),
+}
+
+impl Sink {
+    /// Opens the warehouse named by `sqlite://PATH` or `postgres://...`.
+    pub async fn open(config: &LoaderConfig) -> Result<Self> {
+        let url = config.warehouse.as_str();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(Self::Sqlite(sqlite::SqliteSink::open(path, config).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(postgres::PostgresSink::open(url, config).await?))
+        } else {
+            Err(SinkError::Setup(format!(
+                "warehouse URL {url:?} must start with sqlite:// or postgres://"
+            )))
+        }
+    }
+
+    pub async fn offsets(&mut self, group: &str) -> Result<StoredOffsets> {
+        match self {
+            Self::Sqlite(sink) => sink.offsets(group).await,
+            Self::Postgres(sink) => sink.offsets(group).await,
+        }
+    }
+
+    pub async fn write(&mut self, group: &str, batch: &std::sync::Arc<Batch>) -> Result<()> {
+        match self {
+            Self::Sqlite(sink) => sink.write(group, batch).await,
+            Self::Postgres(sink) => sink.write(group, batch).await,
+        }
+    }
+}
+
+/// The column list of the target table, in row order, with `dedup_key` last.
+pub fn column_names(config: &LoaderConfig) -> Vec<String> {
+    config
+        .columns
+        .iter()
+        .map(|c| c.name.clone())
+        .chain(config.metadata.iter().map(|m| m.column_name().to_owned()))
+        .chain(std::iter::once("dedup_key".to_owned()))
+        .collect()
+}
+
+/// (name, type) of every row column, `dedup_key` excluded.
+pub fn column_types(config: &LoaderConfig) -> Vec<(String, crate::config::ColumnType)> {
+    config
+        .columns
+        .iter()
+        .map(|c| (c.name.clone(), c.column_type))
+        .chain(
+            config
+                .metadata
+                .iter()
+                .map(|m| (m.column_name().to_owned(), m.column_type())),
+        )
+        .collect()
+}
+
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}

@@ -1,0 +1,230 @@
+//! PostgreSQL warehouse: per batch, one transaction that COPYs the rows in
+//! binary into a session-local staging table, inserts them into the target
+//! ignoring `dedup_key` conflicts, records rejects, and advances the offsets
+//! with a compare-and-set. A lost connection is re-opened on the next try.
+
+use super::{column_names, column_types, Batch, Result, SinkError, StoredOffsets};
+use crate::config::{ColumnType, LoaderConfig};
+use crate::transform::Value;
+use bytes::BytesMut;
+use postgres_types::{IsNull, ToSql, Type};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::{Client, NoTls};
+
+pub struct PostgresSink {
+    url: String,
+    config: LoaderConfig,
+    client: Option<Client>,
+    types: Vec<Type>,
+}
+
+fn unavailable(error: tokio_postgres::Error) -> SinkError {
+    SinkError::Unavailable(error.to_string())
+}
+
+fn postgres_type(column_type: ColumnType) -> Type {
+    match column_type {
+        ColumnType::Text => Type::TEXT,
+        ColumnType::Bigint => Type::INT8,
+        ColumnType::Double => Type::FLOAT8,
+        ColumnType::Boolean => Type::BOOL,
+        ColumnType::Timestamptz => Type::TIMESTAMPTZ,
+        ColumnType::Uuid => Type::UUID,
+        ColumnType::Json => Type::JSONB,
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Text(text) => text.to_sql(ty, out),
+            Value::BigInt(n) => n.to_sql(ty, out),
+            Value::Double(f) => f.to_sql(ty, out),
+            Value::Bool(b) => b.to_sql(ty, out),
+            Value::Timestamp(micros) => {
+                let time = if *micros >= 0 {
+                    SystemTime::UNIX_EPOCH + Duration::from_micros(*micros as u64)
+                } else {
+                    SystemTime::UNIX_EPOCH - Duration::from_micros(micros.unsigned_abs())
+                };
+                time.to_sql(ty, out)
+            }
+            Value::Uuid(id) => id.to_sql(ty, out),
+            Value::Json(json) => json.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+impl PostgresSink {
+    pub async fn open(url: &str, config: &LoaderConfig) -> Result<Self> {
+        let mut types: Vec<Type> = column_types(config)
+            .into_iter()
+            .map(|(_, t)| postgres_type(t))
+            .collect();
+        types.push(Type::TEXT);
+        let mut sink = Self {
+            url: url.to_owned(),
+            config: config.clone(),
+            client: None,
+            types,
+        };
+        let client = sink.connect().await?;
+        if config.create_table {
+            let table = &config.table;
+            let columns: Vec<String> = column_types(config)
+                .iter()
+                .map(|(name, ty)| format!("{name} {}", ty.postgres()))
+                .collect();
+            client
+                .batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS {table} ({}{}dedup_key text NOT NULL);
+                     CREATE UNIQUE INDEX IF NOT EXISTS {table}_dedup_key ON {table} (dedup_key);
+                     CREATE TABLE IF NOT EXISTS relay_offsets (
+                         group_id text NOT NULL, topic text NOT NULL, partition integer NOT NULL,
+                         next_offset bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),
+                         PRIMARY KEY (group_id, topic, partition));
+                     CREATE TABLE IF NOT EXISTS relay_rejects (
+                         target_table text NOT NULL, group_id text NOT NULL, topic text NOT NULL,
+                         partition integer NOT NULL, \"offset\" bigint NOT NULL, raw bytea NOT NULL,
+                         error text NOT NULL, rejected_at timestamptz NOT NULL DEFAULT now(),
+                         UNIQUE (target_table, topic, partition, \"offset\"));",
+                    columns.join(", "),
+                    if columns.is_empty() { "" } else { ", " },
+                ))
+                .await
+                .map_err(|e| SinkError::Setup(format!("creating tables: {e}")))?;
+        }
+        sink.client = Some(client);
+        sink.prepare_session().await?;
+        Ok(sink)
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await.map_err(unavailable)?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "PostgreSQL connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    /// The staging table lives as long as the session; rows go at commit.
+    async fn prepare_session(&mut self) -> Result<()> {
+        let table = &self.config.table;
+        let client = self.client.as_ref().expect("connected");
+        client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS relay_stage_{table} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            ))
+            .await
+            .map_err(|e| SinkError::Setup(format!("table {table}: {e}")))
+    }
+
+    async fn client(&mut self) -> Result<&mut Client> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(self.connect().await?);
+            if let Err(error) = self.prepare_session().await {
+                self.client = None;
+                return Err(SinkError::Unavailable(error.to_string()));
+            }
+        }
+        Ok(self.client.as_mut().expect("connected"))
+    }
+
+    pub async fn offsets(&mut self, group: &str) -> Result<StoredOffsets> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT topic, partition, next_offset FROM relay_offsets WHERE group_id = $1",
+                &[&group],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|r| ((r.get::<_, String>(0), r.get::<_, i32>(1)), r.get::<_, i64>(2)))
+            .collect())
+    }
+
+    pub async fn write(&mut self, group: &str, batch: &Arc<Batch>) -> Result<()> {
+        let table = self.config.table.clone();
+        let names = column_names(&self.config).join(", ");
+        let types = self.types.clone();
+        let result = async {
+            let client = self.client().await?;
+            let transaction = client.transaction().await.map_err(unavailable)?;
+            let sink = transaction
+                .copy_in(&format!("COPY relay_stage_{table} ({names}) FROM STDIN (FORMAT binary)"))
+                .await
+                .map_err(unavailable)?;
+            let writer = BinaryCopyInWriter::new(sink, &types);
+            tokio::pin!(writer);
+            for row in &batch.rows {
+                let mut values: Vec<&(dyn ToSql + Sync)> = row.values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+                values.push(&row.dedup_key);
+                writer.as_mut().write(&values).await.map_err(unavailable)?;
+            }
+            writer.finish().await.map_err(unavailable)?;
+            transaction
+                .execute(
+                    &format!("INSERT INTO {table} ({names}) SELECT {names} FROM relay_stage_{table} ON CONFLICT (dedup_key) DO NOTHING"),
+                    &[],
+                )
+                .await
+                .map_err(unavailable)?;
+            for reject in &batch.rejects {
+                transaction
+                    .execute(
+                        "INSERT INTO relay_rejects (target_table, group_id, topic, partition, \"offset\", raw, error)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                        &[&table, &group, &reject.topic, &reject.partition, &reject.offset, &reject.raw, &reject.error],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+            }
+            for offset in &batch.offsets {
+                let changed = match offset.previous {
+                    Some(previous) => transaction
+                        .execute(
+                            "UPDATE relay_offsets SET next_offset = $1, updated_at = now()
+                             WHERE group_id = $2 AND topic = $3 AND partition = $4 AND next_offset = $5",
+                            &[&offset.next, &group, &offset.topic, &offset.partition, &previous],
+                        )
+                        .await
+                        .map_err(unavailable)?,
+                    None => transaction
+                        .execute(
+                            "INSERT INTO relay_offsets (group_id, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
+                             ON CONFLICT DO NOTHING",
+                            &[&group, &offset.topic, &offset.partition, &offset.next],
+                        )
+                        .await
+                        .map_err(unavailable)?,
+                };
+                if changed != 1 {
+                    return Err(SinkError::Fenced { topic: offset.topic.clone(), partition: offset.partition, expected: offset.previous });
+                }
+            }
+            transaction.commit().await.map_err(unavailable)
+        }
+        .await;
+        if matches!(result, Err(SinkError::Unavailable(_))) && self.client.as_ref().is_some_and(Client::is_closed) {
+            self.client = None;
+        }
+        result
+    }
+}

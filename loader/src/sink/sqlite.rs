@@ -1,0 +1,202 @@
+//! SQLite warehouse (the embedded default): WAL mode, `synchronous = FULL`
+//! (a committed batch survives a power cut), prepared statements, one
+//! `BEGIN IMMEDIATE` transaction per batch. Timestamps are stored as RFC 3339
+//! text with microseconds, UUIDs as text, JSON as text.
+
+use super::{column_names, column_types, now_micros, Batch, Result, SinkError, StoredOffsets};
+use crate::config::LoaderConfig;
+use crate::transform::Value;
+use relay_client::time::format_rfc3339_micros;
+use rusqlite::types::{ToSqlOutput, Value as SqlValue};
+use rusqlite::{params, Connection, ToSql};
+use std::sync::{Arc, Mutex};
+
+pub struct SqliteSink {
+    connection: Arc<Mutex<Connection>>,
+    insert_row: String,
+    table: String,
+}
+
+fn unavailable(error: rusqlite::Error) -> SinkError {
+    SinkError::Unavailable(error.to_string())
+}
+
+impl ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null => ToSqlOutput::Owned(SqlValue::Null),
+            Value::Text(text) => ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(text.as_bytes())),
+            Value::BigInt(n) => ToSqlOutput::Owned(SqlValue::Integer(*n)),
+            Value::Double(f) => ToSqlOutput::Owned(SqlValue::Real(*f)),
+            Value::Bool(b) => ToSqlOutput::Owned(SqlValue::Integer(i64::from(*b))),
+            Value::Timestamp(micros) => ToSqlOutput::Owned(SqlValue::Text(format_rfc3339_micros(*micros))),
+            Value::Uuid(id) => ToSqlOutput::Owned(SqlValue::Text(id.hyphenated().to_string())),
+            Value::Json(json) => ToSqlOutput::Owned(SqlValue::Text(json.to_string())),
+        })
+    }
+}
+
+impl SqliteSink {
+    pub async fn open(path: &str, config: &LoaderConfig) -> Result<Self> {
+        let (path, config) = (path.to_owned(), config.clone());
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path, &config))
+            .await
+            .expect("open task")
+    }
+
+    fn open_blocking(path: &str, config: &LoaderConfig) -> Result<Self> {
+        let setup = |e: rusqlite::Error| SinkError::Setup(format!("SQLite {path}: {e}"));
+        let connection = Connection::open(path).map_err(setup)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(setup)?;
+        connection.pragma_update(None, "journal_mode", "WAL").map_err(setup)?;
+        connection.pragma_update(None, "synchronous", "FULL").map_err(setup)?;
+        let table = &config.table;
+        if config.create_table {
+            let columns: Vec<String> = column_types(config)
+                .iter()
+                .map(|(name, ty)| format!("{name} {}", ty.sqlite()))
+                .collect();
+            connection
+                .execute_batch(&format!(
+                    "CREATE TABLE IF NOT EXISTS {table} ({}{}dedup_key TEXT NOT NULL);
+                     CREATE UNIQUE INDEX IF NOT EXISTS {table}_dedup_key ON {table} (dedup_key);
+                     CREATE TABLE IF NOT EXISTS relay_offsets (
+                         group_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+                         next_offset INTEGER NOT NULL, updated_at TEXT NOT NULL,
+                         PRIMARY KEY (group_id, topic, partition));
+                     CREATE TABLE IF NOT EXISTS relay_rejects (
+                         target_table TEXT NOT NULL, group_id TEXT NOT NULL, topic TEXT NOT NULL,
+                         partition INTEGER NOT NULL, \"offset\" INTEGER NOT NULL, raw BLOB NOT NULL,
+                         error TEXT NOT NULL, rejected_at TEXT NOT NULL,
+                         UNIQUE (target_table, topic, partition, \"offset\"));",
+                    columns.join(", "),
+                    if columns.is_empty() { "" } else { ", " },
+                ))
+                .map_err(setup)?;
+        }
+        let names = column_names(config);
+        let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+        let insert_row = format!(
+            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT (dedup_key) DO NOTHING",
+            names.join(", "),
+            placeholders.join(", ")
+        );
+        connection
+            .prepare(&insert_row)
+            .map_err(|e| SinkError::Setup(format!("table {table} does not fit the configured columns: {e}")))?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            insert_row,
+            table: table.clone(),
+        })
+    }
+
+    pub async fn offsets(&mut self, group: &str) -> Result<StoredOffsets> {
+        let (connection, group) = (Arc::clone(&self.connection), group.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let connection = connection.lock().expect("sqlite lock");
+            let mut statement = connection
+                .prepare_cached("SELECT topic, partition, next_offset FROM relay_offsets WHERE group_id = ?1")
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![group], |row| {
+                    Ok(((row.get::<_, String>(0)?, row.get::<_, i32>(1)?), row.get::<_, i64>(2)?))
+                })
+                .map_err(unavailable)?;
+            rows.collect::<rusqlite::Result<StoredOffsets>>().map_err(unavailable)
+        })
+        .await
+        .expect("offsets task")
+    }
+
+    pub async fn write(&mut self, group: &str, batch: &Arc<Batch>) -> Result<()> {
+        let (connection, batch) = (Arc::clone(&self.connection), Arc::clone(batch));
+        let (group, insert_row, table) = (group.to_owned(), self.insert_row.clone(), self.table.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().expect("sqlite lock");
+            write_blocking(&mut connection, &group, &insert_row, &table, &batch)
+        })
+        .await
+        .expect("write task")
+    }
+}
+
+fn write_blocking(
+    connection: &mut Connection,
+    group: &str,
+    insert_row: &str,
+    table: &str,
+    batch: &Batch,
+) -> Result<()> {
+    let transaction = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    {
+        let mut insert = transaction.prepare_cached(insert_row).map_err(unavailable)?;
+        for row in &batch.rows {
+            let mut values: Vec<&dyn ToSql> = row.values.iter().map(|v| v as &dyn ToSql).collect();
+            values.push(&row.dedup_key);
+            insert.execute(values.as_slice()).map_err(unavailable)?;
+        }
+        let now = format_rfc3339_micros(now_micros());
+        let mut reject = transaction
+            .prepare_cached(
+                "INSERT INTO relay_rejects (target_table, group_id, topic, partition, \"offset\", raw, error, rejected_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+            )
+            .map_err(unavailable)?;
+        for r in &batch.rejects {
+            reject
+                .execute(params![
+                    table,
+                    group,
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    r.raw,
+                    r.error,
+                    now
+                ])
+                .map_err(unavailable)?;
+        }
+        let mut advance = transaction
+            .prepare_cached(
+                "UPDATE relay_offsets SET next_offset = ?1, updated_at = ?2
+                 WHERE group_id = ?3 AND topic = ?4 AND partition = ?5 AND next_offset = ?6",
+            )
+            .map_err(unavailable)?;
+        let mut first = transaction
+            .prepare_cached(
+                "INSERT INTO relay_offsets (group_id, topic, partition, next_offset, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            )
+            .map_err(unavailable)?;
+        for offset in &batch.offsets {
+            let changed = match offset.previous {
+                Some(previous) => advance
+                    .execute(params![
+                        offset.next,
+                        now,
+                        group,
+                        offset.topic,
+                        offset.partition,
+                        previous
+                    ])
+                    .map_err(unavailable)?,
+                None => first
+                    .execute(params![group, offset.topic, offset.partition, offset.next, now])
+                    .map_err(unavailable)?,
+            };
+            if changed != 1 {
+                return Err(SinkError::Fenced {
+                    topic: offset.topic.clone(),
+                    partition: offset.partition,
+                    expected: offset.previous,
+                });
+            }
+        }
+    }
+    transaction.commit().map_err(unavailable)
+}

@@ -1,0 +1,183 @@
+//! `relay load`: one loader per `[[load]]` section (flags override a single
+//! section or describe one alone). Runs until SIGTERM or SIGINT, then
+//! finishes the batch in hand and leaves its group.
+
+use super::client::{connect, fail, parse_position, runtime};
+use crate::cli::LoadArgs;
+use crate::config_file::{self, LoadSection};
+use crate::exit;
+use relay_client::consumer::StartPosition;
+use relay_loader::config::{ColumnSpec, ColumnType, LoaderConfig, MetadataColumn};
+use relay_loader::loader::{Loader, LoaderError};
+use relay_loader::sink::SinkError;
+use std::time::Duration;
+
+fn sections(args: &LoadArgs) -> Result<Vec<LoadSection>, String> {
+    let mut sections = config_file::load(args.config.as_deref())?.load;
+    let any_flag = args.topic.is_some()
+        || args.group.is_some()
+        || args.warehouse.is_some()
+        || args.table.is_some()
+        || args.from.is_some();
+    if !any_flag {
+        if sections.is_empty() {
+            return Err("nothing to load: give --topic, --group, --warehouse and --table, or a --config file with [[load]] sections".into());
+        }
+        return Ok(sections);
+    }
+    if sections.len() > 1 {
+        return Err(format!(
+            "flags override one [[load]] section, but the config has {}",
+            sections.len()
+        ));
+    }
+    let mut section = match sections.pop() {
+        Some(section) => section,
+        None => {
+            let missing = [
+                ("--topic", args.topic.is_none()),
+                ("--group", args.group.is_none()),
+                ("--warehouse", args.warehouse.is_none()),
+                ("--table", args.table.is_none()),
+            ]
+            .iter()
+            .filter(|(_, missing)| *missing)
+            .map(|(flag, _)| *flag)
+            .collect::<Vec<_>>();
+            if !missing.is_empty() {
+                return Err(format!("missing {}", missing.join(", ")));
+            }
+            LoadSection {
+                topic: None,
+                topics: Vec::new(),
+                group: String::new(),
+                warehouse: String::new(),
+                table: String::new(),
+                columns: vec![ColumnSpec {
+                    name: "event".into(),
+                    pointer: String::new(),
+                    column_type: ColumnType::Json,
+                    nullable: false,
+                }],
+                metadata: vec![
+                    MetadataColumn::Topic,
+                    MetadataColumn::Partition,
+                    MetadataColumn::Offset,
+                    MetadataColumn::RecordTimestamp,
+                ],
+                dedup_key: "/uuid".into(),
+                create_table: true,
+                batch_records_max: 10_000,
+                batch_wait_ms: 500,
+                from: None,
+            }
+        }
+    };
+    if let Some(topic) = &args.topic {
+        section.topic = Some(topic.clone());
+        section.topics.clear();
+    }
+    if let Some(group) = &args.group {
+        section.group = group.clone();
+    }
+    if let Some(warehouse) = &args.warehouse {
+        section.warehouse = warehouse.clone();
+    }
+    if let Some(table) = &args.table {
+        section.table = table.clone();
+    }
+    if let Some(from) = &args.from {
+        section.from = Some(from.clone());
+    }
+    Ok(vec![section])
+}
+
+fn loader_config(section: &LoadSection) -> Result<(LoaderConfig, StartPosition), String> {
+    let mut topics = section.topics.clone();
+    topics.extend(section.topic.clone());
+    if topics.is_empty() {
+        return Err(format!("[[load]] for table {}: no topic", section.table));
+    }
+    let mut config = LoaderConfig::new(topics, &section.group, &section.warehouse, &section.table);
+    config.columns = section.columns.clone();
+    config.metadata = section.metadata.clone();
+    config.dedup_pointer = section.dedup_key.clone();
+    config.create_table = section.create_table;
+    config.batch_records_max = section.batch_records_max;
+    config.batch_wait = Duration::from_millis(section.batch_wait_ms);
+    config.validate()?;
+    let start = match &section.from {
+        Some(from) => parse_position(from)?,
+        None => StartPosition::Earliest,
+    };
+    Ok((config, start))
+}
+
+pub fn run(args: LoadArgs) -> i32 {
+    config_file::init_logging();
+    let configs =
+        match sections(&args).and_then(|sections| sections.iter().map(loader_config).collect::<Result<Vec<_>, _>>()) {
+            Ok(configs) => configs,
+            Err(error) => {
+                eprintln!("relay load: {error}");
+                return exit::USAGE;
+            }
+        };
+    runtime().block_on(async move {
+        let cluster = match connect(&args.client, "relay-load").await {
+            Ok(cluster) => cluster,
+            Err(error) => return fail("load", &error),
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut runs = Vec::new();
+        for (config, start) in configs {
+            let table = config.table.clone();
+            match Loader::new(cluster.clone(), config, start).await {
+                Ok(loader) => runs.push(tokio::spawn(loader.run(stopped.clone()))),
+                Err(error) => return report(&table, &error),
+            }
+        }
+        let signal = tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop.send(true);
+        });
+        let mut code = exit::SUCCESS;
+        for run in runs {
+            match run.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => code = report("", &error),
+                Err(error) => {
+                    eprintln!("relay load: {error}");
+                    code = exit::FAILURE;
+                }
+            }
+        }
+        signal.abort();
+        code
+    })
+}
+
+fn report(table: &str, error: &LoaderError) -> i32 {
+    eprintln!(
+        "relay load{}: {error}",
+        if table.is_empty() {
+            String::new()
+        } else {
+            format!(" ({table})")
+        }
+    );
+    match error {
+        LoaderError::Client(error) => fail("load", error),
+        LoaderError::Sink(SinkError::Unavailable(_)) => exit::UNREACHABLE,
+        LoaderError::Sink(_) | LoaderError::Config(_) => exit::USAGE,
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
