@@ -64,7 +64,9 @@ impl Sink {
         if let Some(path) = url.strip_prefix("sqlite://") {
             Ok(Self::Sqlite(sqlite::SqliteSink::open(path, config).await?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(Box::new(postgres::PostgresSink::open(url, config).await?)))
+            Ok(Self::Postgres(Box::new(
+                postgres::PostgresSink::open(url, config).await?,
+            )))
         } else {
             Err(SinkError::Setup(format!(
                 "warehouse URL {url:?} must start with sqlite:// or postgres://"
