@@ -489,3 +489,56 @@ fn a_backfill_group_loads_exactly_the_events_from_a_time_on() {
         "0"
     );
 }
+
+fn a_paused_loader_cannot_commit_for_partitions_it_lost(warehouse: Warehouse, dir: &Path) {
+    let broker = BrokerProcess::start(dir, "");
+    create_topic(&broker, "shared", 4);
+    let config = write_config(dir, &warehouse, "shared", "shared");
+    let mut first = LoaderProcess::start(&broker, &config, &[], &dir.join("first.log"));
+    let second = LoaderProcess::start(&broker, &config, &[], &dir.join("second.log"));
+    produce(&broker, dir, "shared", &(0..20_000).map(event).collect::<Vec<_>>());
+    let stored = || warehouse.count("SELECT COALESCE(SUM(next_offset), 0) FROM relay_offsets");
+    wait_until(
+        "the first events loaded",
+        Duration::from_secs(60),
+        || first.log(),
+        || stored() >= 20_000,
+    );
+    // Pause the first loader past its 10 s session: its partitions move to the second.
+    let pid = first.child.as_ref().unwrap().id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    produce(&broker, dir, "shared", &(20_000..40_000).map(event).collect::<Vec<_>>());
+    std::thread::sleep(Duration::from_secs(14));
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    produce(&broker, dir, "shared", &(40_000..60_000).map(event).collect::<Vec<_>>());
+    wait_until(
+        "everything loaded",
+        Duration::from_secs(120),
+        || format!("{}\n{}", first.log(), second.log()),
+        || stored() == 60_000,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(warehouse.count("SELECT COUNT(*) FROM shared"), 60_000);
+    assert_eq!(warehouse.count("SELECT COUNT(DISTINCT uuid) FROM shared"), 60_000);
+    assert_eq!(stored(), 60_000, "offsets never moved past or behind the rows");
+    let beyond = warehouse.count(
+        "SELECT COUNT(*) FROM shared e JOIN relay_offsets o ON o.group_id = 'loader-shared' AND o.partition = e.relay_partition \
+         WHERE e.relay_offset >= o.next_offset",
+    );
+    assert_eq!(beyond, 0);
+    assert!(second.log().contains("joined group"), "{}", second.log());
+    first.kill9();
+}
+
+#[test]
+fn sqlite_a_paused_loader_cannot_commit_for_partitions_it_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    a_paused_loader_cannot_commit_for_partitions_it_lost(Warehouse::sqlite(dir.path()), dir.path());
+}
+
+#[test]
+fn postgres_a_paused_loader_cannot_commit_for_partitions_it_lost() {
+    let Some(postgres) = Postgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    a_paused_loader_cannot_commit_for_partitions_it_lost(Warehouse::Postgres(postgres), dir.path());
+}
