@@ -21,6 +21,16 @@ pub enum Command {
     ///
     /// Example: relay broker --listen 127.0.0.1:9092 --data-dir ./data
     Broker(BrokerArgs),
+    /// Run the broker, every [[send]] and every [[load]] of one config file in one process.
+    ///
+    /// The embedded default: a pipeline from ./logs to ./warehouse.db with config.toml.example.
+    ///
+    /// Example: relay up --config config.toml.example --gen-events 200
+    Up(UpArgs),
+    /// Write realistic game events (JSON lines) at a rate, with rotation.
+    ///
+    /// Example: relay gen-events --file ./logs/events.jsonl --rate 500 --count 10000
+    GenEvents(GenEventsArgs),
     /// Tail log files into a topic; a file position is saved only after the broker acknowledged it.
     ///
     /// Runs every [[send]] section of --config, or the one given by flags.
@@ -75,6 +85,34 @@ pub struct ClientArgs {
     /// Refuse to work against a cluster with another id.
     #[arg(long, global = true, value_name = "ID")]
     pub expect_cluster_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The TOML file with [broker], [[send]] and [[load]] sections.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Also generate this many game events per second into the first sender's directory.
+    #[arg(long, value_name = "RATE")]
+    pub gen_events: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenEventsArgs {
+    /// File to append to; it is renamed to FILE.1, FILE.2, ... every --rotate-lines lines.
+    #[arg(long, value_name = "FILE", default_value = "./logs/events.jsonl")]
+    pub file: PathBuf,
+    /// Events per second.
+    #[arg(long, default_value_t = 100)]
+    pub rate: u64,
+    #[arg(long, default_value_t = 100_000)]
+    pub rotate_lines: u64,
+    /// Stop after this many events (default: run until killed).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Seed of the event contents (default: from the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Args)]

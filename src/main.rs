@@ -18,6 +18,8 @@ fn main() {
     let cli = cli::Cli::parse();
     let code = match cli.command {
         cli::Command::Broker(args) => commands::broker::run(args),
+        cli::Command::Up(args) => commands::up::run(args),
+        cli::Command::GenEvents(args) => commands::gen_events::run(args),
         cli::Command::Send(args) => commands::send::run(args),
         cli::Command::Load(args) => commands::load::run(args),
         cli::Command::Produce(args) => commands::produce::run(args),

@@ -11,53 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 use support::postgres::Postgres;
+use support::warehouse::Warehouse;
 use support::{relay_binary, run_with_timeout, BrokerProcess};
-
-enum Warehouse {
-    Sqlite(PathBuf),
-    Postgres(Postgres),
-}
-
-impl Warehouse {
-    fn sqlite(dir: &Path) -> Self {
-        Self::Sqlite(dir.join("warehouse.db"))
-    }
-
-    fn url(&self) -> String {
-        match self {
-            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Self::Postgres(postgres) => postgres.url(),
-        }
-    }
-
-    /// One value as text; "" for no row.
-    fn query(&self, sql: &str) -> String {
-        match self {
-            Self::Sqlite(path) => {
-                if !path.exists() {
-                    return String::new();
-                }
-                let connection = rusqlite::Connection::open(path).unwrap();
-                connection.busy_timeout(Duration::from_secs(30)).unwrap();
-                connection
-                    .query_row(sql, [], |row| row.get::<_, rusqlite::types::Value>(0))
-                    .map(|value| match value {
-                        rusqlite::types::Value::Null => String::new(),
-                        rusqlite::types::Value::Integer(n) => n.to_string(),
-                        rusqlite::types::Value::Real(f) => f.to_string(),
-                        rusqlite::types::Value::Text(t) => t,
-                        rusqlite::types::Value::Blob(b) => String::from_utf8_lossy(&b).into_owned(),
-                    })
-                    .unwrap_or_default()
-            }
-            Self::Postgres(postgres) => postgres.try_query(sql).unwrap_or_default(),
-        }
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.query(sql).parse().unwrap_or(0)
-    }
-}
 
 struct LoaderProcess {
     child: Option<Child>,

@@ -40,6 +40,27 @@ pub struct LoaderStats {
     pub warehouse_errors: AtomicU64,
 }
 
+/// Opens the warehouse, waiting (with capped backoff) while it is down: a
+/// loader started before its database keeps trying instead of exiting.
+async fn open_sink(config: &LoaderConfig) -> Result<Sink, LoaderError> {
+    let mut backoff = Duration::from_millis(200);
+    let mut logged = false;
+    loop {
+        match Sink::open(config).await {
+            Ok(sink) => return Ok(sink),
+            Err(SinkError::Unavailable(error)) => {
+                if !logged {
+                    tracing::warn!(warehouse = %config.warehouse, %error, "warehouse unavailable at start; retrying");
+                    logged = true;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.retry_backoff_max);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 pub struct Loader {
     config: LoaderConfig,
     consumer: Consumer,
@@ -52,7 +73,7 @@ pub struct Loader {
 impl Loader {
     pub async fn new(cluster: Arc<Cluster>, config: LoaderConfig, start: StartPosition) -> Result<Self, LoaderError> {
         config.validate().map_err(LoaderError::Config)?;
-        let sink = Sink::open(&config).await?;
+        let sink = open_sink(&config).await?;
         let mut consumer_config = ConsumerConfig::new(config.topics.clone(), Some(config.group.clone()));
         consumer_config.start = start;
         consumer_config.commit_on_rebalance = false;

@@ -92,7 +92,8 @@ fn sections(args: &LoadArgs) -> Result<Vec<LoadSection>, String> {
     Ok(vec![section])
 }
 
-fn loader_config(section: &LoadSection) -> Result<(LoaderConfig, StartPosition), String> {
+/// The loader settings and start position of one `[[load]]` section.
+pub fn loader_section_config(section: &LoadSection) -> Result<(LoaderConfig, StartPosition), String> {
     let mut topics = section.topics.clone();
     topics.extend(section.topic.clone());
     if topics.is_empty() {
@@ -115,14 +116,18 @@ fn loader_config(section: &LoadSection) -> Result<(LoaderConfig, StartPosition),
 
 pub fn run(args: LoadArgs) -> i32 {
     config_file::init_logging();
-    let configs =
-        match sections(&args).and_then(|sections| sections.iter().map(loader_config).collect::<Result<Vec<_>, _>>()) {
-            Ok(configs) => configs,
-            Err(error) => {
-                eprintln!("relay load: {error}");
-                return exit::USAGE;
-            }
-        };
+    let configs = match sections(&args).and_then(|sections| {
+        sections
+            .iter()
+            .map(loader_section_config)
+            .collect::<Result<Vec<_>, _>>()
+    }) {
+        Ok(configs) => configs,
+        Err(error) => {
+            eprintln!("relay load: {error}");
+            return exit::USAGE;
+        }
+    };
     runtime().block_on(async move {
         let cluster = match connect(&args.client, "relay-load").await {
             Ok(cluster) => cluster,

@@ -4,9 +4,11 @@
 pub mod broker;
 pub mod client;
 pub mod consume;
+pub mod gen_events;
 pub mod groups;
 pub mod lag;
 pub mod load;
 pub mod produce;
 pub mod send;
 pub mod topics;
+pub mod up;

@@ -7,6 +7,7 @@
 
 pub mod postgres;
 pub mod raw_client;
+pub mod warehouse;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

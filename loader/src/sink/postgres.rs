@@ -20,9 +20,21 @@ pub struct PostgresSink {
     types: Vec<Type>,
 }
 
-fn unavailable(error: tokio_postgres::Error) -> SinkError {
-    SinkError::Unavailable(error.to_string())
+/// The server's own message when there is one ("db error" alone says nothing).
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        None => error.to_string(),
+    }
 }
+
+fn unavailable(error: tokio_postgres::Error) -> SinkError {
+    SinkError::Unavailable(describe(&error))
+}
+
+/// Advisory lock key that serialises table creation between loaders
+/// starting at once (`CREATE TABLE IF NOT EXISTS` alone races in PostgreSQL).
+const SCHEMA_LOCK_KEY: i64 = 0x7265_6c61_7900;
 
 fn postgres_type(column_type: ColumnType) -> Type {
     match column_type {
@@ -90,7 +102,9 @@ impl PostgresSink {
                 .collect();
             client
                 .batch_execute(&format!(
-                    "CREATE TABLE IF NOT EXISTS {table} ({}{}dedup_key text NOT NULL);
+                    "BEGIN;
+                     SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY});
+                     CREATE TABLE IF NOT EXISTS {table} ({}{}dedup_key text NOT NULL);
                      CREATE UNIQUE INDEX IF NOT EXISTS {table}_dedup_key ON {table} (dedup_key);
                      CREATE TABLE IF NOT EXISTS relay_offsets (
                          group_id text NOT NULL, topic text NOT NULL, partition integer NOT NULL,
@@ -100,12 +114,13 @@ impl PostgresSink {
                          target_table text NOT NULL, group_id text NOT NULL, topic text NOT NULL,
                          partition integer NOT NULL, \"offset\" bigint NOT NULL, raw bytea NOT NULL,
                          error text NOT NULL, rejected_at timestamptz NOT NULL DEFAULT now(),
-                         UNIQUE (target_table, topic, partition, \"offset\"));",
+                         UNIQUE (target_table, topic, partition, \"offset\"));
+                     COMMIT;",
                     columns.join(", "),
                     if columns.is_empty() { "" } else { ", " },
                 ))
                 .await
-                .map_err(|e| SinkError::Setup(format!("creating tables: {e}")))?;
+                .map_err(|e| SinkError::Setup(format!("creating tables: {}", describe(&e))))?;
         }
         sink.client = Some(client);
         sink.prepare_session().await?;
@@ -131,7 +146,7 @@ impl PostgresSink {
                 "CREATE TEMP TABLE IF NOT EXISTS relay_stage_{table} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             ))
             .await
-            .map_err(|e| SinkError::Setup(format!("table {table}: {e}")))
+            .map_err(|e| SinkError::Setup(format!("table {table}: {}", describe(&e))))
     }
 
     async fn client(&mut self) -> Result<&mut Client> {
