@@ -138,6 +138,18 @@ fn written_uuids(logs: &Path) -> Vec<String> {
     uuids
 }
 
+fn topic_records(address: &str) -> i64 {
+    let describe = run_with_timeout(
+        Command::new(relay_binary()).args(["topics", "describe", "events", "--broker", address]),
+        Duration::from_secs(30),
+    );
+    String::from_utf8_lossy(&describe.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(3)?.parse::<i64>().ok())
+        .sum()
+}
+
 fn chaos(warehouse: Warehouse, dir: &Path) {
     let cycles: u64 = std::env::var("RELAY_CHAOS_CYCLES")
         .ok()
@@ -219,8 +231,10 @@ fn chaos(warehouse: Warehouse, dir: &Path) {
     while warehouse.count("SELECT COUNT(*) FROM events") < total {
         assert!(
             Instant::now() < deadline,
-            "only {} of {total} events loaded\nbroker log:\n{}\nsend log:\n{}\nload log:\n{}",
+            "only {} of {total} events loaded ({} records in the topic); sender rejects: {:?}\nbroker log:\n{}\nsend log:\n{}\nload log:\n{}",
             warehouse.count("SELECT COUNT(*) FROM events"),
+            topic_records(&broker.address),
+            std::fs::read_to_string(dir.join("state/rejects")).unwrap_or_default(),
             broker.log(),
             std::fs::read_to_string(&sender.log).unwrap_or_default(),
             std::fs::read_to_string(&loader.log).unwrap_or_default()
@@ -238,6 +252,11 @@ fn chaos(warehouse: Warehouse, dir: &Path) {
         "the warehouse holds exactly the events written"
     );
     assert_eq!(warehouse.count("SELECT COUNT(*) FROM relay_rejects"), 0);
+    let sender_rejects = std::fs::read_to_string(dir.join("state/rejects")).unwrap_or_default();
+    assert!(
+        sender_rejects.is_empty(),
+        "the sender rejected nothing:\n{sender_rejects}"
+    );
     let describe = run_with_timeout(
         Command::new(relay_binary()).args(["topics", "describe", "events", "--broker", &broker.address]),
         Duration::from_secs(30),

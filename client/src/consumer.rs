@@ -224,6 +224,12 @@ impl Consumer {
         self.positions.insert(partition, offset);
     }
 
+    /// Drops the position of a partition, so the next `poll` starts it again
+    /// from the committed offset or the start position.
+    pub fn forget_position(&mut self, partition: &TopicPartition) {
+        self.positions.remove(partition);
+    }
+
     pub fn position(&self, partition: &TopicPartition) -> Option<i64> {
         self.positions.get(partition).copied()
     }

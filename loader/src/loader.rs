@@ -142,8 +142,12 @@ impl Loader {
         self.stored.clear();
         for tp in assigned {
             let offset = stored.get(&(tp.topic.clone(), tp.partition)).copied();
-            if let Some(offset) = offset {
-                self.consumer.seek(tp.clone(), offset);
+            match offset {
+                Some(offset) => self.consumer.seek(tp.clone(), offset),
+                // Without a stored offset the position may still point past
+                // records that were fetched but dropped with the old batch:
+                // start the partition afresh (committed offset, then --from).
+                None => self.consumer.forget_position(tp),
             }
             self.stored.insert(tp.clone(), offset);
         }
