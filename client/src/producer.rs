@@ -167,7 +167,7 @@ impl Producer {
 
     /// Queues a record; waits while `buffer_bytes_max` is in use.
     pub async fn send(&self, record: ProducerRecord) -> Result<Delivery> {
-        let metadata = self.shared.cluster.topic(&record.topic, true).await?;
+        let metadata = self.topic_metadata(&record.topic).await?;
         let partitions = metadata.leaders.len();
         if partitions == 0 {
             return Err(ClientError::UnknownTopic(record.topic));
@@ -207,6 +207,37 @@ impl Producer {
             return Err(ClientError::Invalid("the producer is closed".into()));
         }
         Ok(Delivery(receiver))
+    }
+
+    /// The topic's metadata; while the cluster is unreachable this waits and
+    /// retries like every other send path (until the delivery timeout, or
+    /// forever without one), so a record is never refused for a passing outage.
+    async fn topic_metadata(&self, topic: &str) -> Result<crate::cluster::TopicMetadata> {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        let mut logged = false;
+        loop {
+            match self.shared.cluster.topic(topic, true).await {
+                Ok(metadata) => return Ok(metadata),
+                Err(error) if error.is_retriable() => {
+                    if self
+                        .shared
+                        .config
+                        .delivery_timeout
+                        .is_some_and(|timeout| started.elapsed() >= timeout)
+                    {
+                        return Err(error);
+                    }
+                    if !logged {
+                        tracing::warn!(topic, %error, "no metadata for the topic; retrying with backoff");
+                        logged = true;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.shared.config.retry_backoff_max);
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     fn partition_sender(&self, topic: &str, partition: i32) -> mpsc::Sender<Queued> {
