@@ -16,54 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::postgres::Postgres;
 use support::warehouse::Warehouse;
-use support::{relay_binary, run_with_timeout, BrokerProcess};
-
-struct Role {
-    args: Vec<String>,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Role {
-    fn start(name: &'static str, args: Vec<String>, dir: &Path) -> Self {
-        let mut role = Self {
-            args,
-            child: None,
-            log: dir.join(format!("{name}.log")),
-        };
-        role.launch();
-        role
-    }
-
-    fn launch(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        self.child = Some(
-            Command::new(relay_binary())
-                .args(&self.args)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
+use support::{relay_binary, run_with_timeout, BrokerProcess, RelayProcess};
 
 struct Seeded(u64);
 
@@ -198,8 +151,8 @@ fn chaos(warehouse: Warehouse, dir: &Path) {
             config.display().to_string(),
         ]
     };
-    let mut sender = Role::start("send", client_args("send"), dir);
-    let mut loader = Role::start("load", client_args("load"), dir);
+    let mut sender = RelayProcess::start(client_args("send"), &dir.join("send.log"));
+    let mut loader = RelayProcess::start(client_args("load"), &dir.join("load.log"));
     let mut random = Seeded(seed | 1);
     let mut kills = [0u32; 3];
     for _ in 0..cycles {
@@ -236,8 +189,8 @@ fn chaos(warehouse: Warehouse, dir: &Path) {
             topic_records(&broker.address),
             std::fs::read_to_string(dir.join("state/rejects")).unwrap_or_default(),
             broker.log(),
-            std::fs::read_to_string(&sender.log).unwrap_or_default(),
-            std::fs::read_to_string(&loader.log).unwrap_or_default()
+            sender.log(),
+            loader.log()
         );
         std::thread::sleep(Duration::from_millis(500));
     }

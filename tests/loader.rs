@@ -8,17 +8,13 @@ mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 use support::postgres::Postgres;
 use support::warehouse::Warehouse;
-use support::{relay_binary, run_with_timeout, BrokerProcess};
+use support::{relay_binary, run_with_timeout, BrokerProcess, RelayProcess};
 
-struct LoaderProcess {
-    child: Option<Child>,
-    args: Vec<String>,
-    log: PathBuf,
-}
+struct LoaderProcess(RelayProcess);
 
 impl LoaderProcess {
     fn start(broker: &BrokerProcess, config: &Path, extra: &[&str], log: &Path) -> Self {
@@ -30,46 +26,23 @@ impl LoaderProcess {
             config.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut loader = Self {
-            child: None,
-            args,
-            log: log.to_path_buf(),
-        };
-        loader.launch();
-        loader
+        Self(RelayProcess::start(args, log))
     }
 
     fn launch(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        self.child = Some(
-            Command::new(relay_binary())
-                .args(&self.args)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
+        self.0.launch();
     }
 
     fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
+        self.0.kill9();
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.pid()
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for LoaderProcess {
-    fn drop(&mut self) {
-        self.kill9();
+        self.0.log()
     }
 }
 
@@ -460,7 +433,7 @@ fn a_paused_loader_cannot_commit_for_partitions_it_lost(warehouse: Warehouse, di
         || stored() >= 20_000,
     );
     // Pause the first loader past its 10 s session: its partitions move to the second.
-    let pid = first.child.as_ref().unwrap().id().to_string();
+    let pid = first.pid().to_string();
     Command::new("kill").args(["-STOP", &pid]).status().unwrap();
     produce(&broker, dir, "shared", &(20_000..40_000).map(event).collect::<Vec<_>>());
     std::thread::sleep(Duration::from_secs(14));

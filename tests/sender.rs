@@ -8,77 +8,42 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{relay_binary, run_with_timeout, BrokerProcess};
+use support::{relay_binary, run_with_timeout, BrokerProcess, RelayProcess};
 
-struct SenderProcess {
-    child: Option<Child>,
-    args: Vec<String>,
-    log: PathBuf,
-}
+struct SenderProcess(RelayProcess);
 
 impl SenderProcess {
     fn start(broker: &BrokerProcess, topic: &str, pattern: &Path, state_dir: &Path, log: &Path) -> Self {
-        let args = vec![
-            "send".to_owned(),
-            "--broker".to_owned(),
-            broker.address.clone(),
-            "--topic".to_owned(),
-            topic.to_owned(),
-            "--path".to_owned(),
-            pattern.display().to_string(),
-            "--state-dir".to_owned(),
-            state_dir.display().to_string(),
-        ];
-        let mut sender = Self {
-            child: None,
-            args,
-            log: log.to_path_buf(),
-        };
-        sender.launch();
-        sender
+        let args = ["send", "--broker", &broker.address, "--topic", topic, "--path"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                pattern.display().to_string(),
+                "--state-dir".to_owned(),
+                state_dir.display().to_string(),
+            ])
+            .collect();
+        Self(RelayProcess::start(args, log))
     }
 
     fn launch(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(relay_binary())
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+        self.0.launch();
     }
 
     fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
+        self.0.kill9();
     }
 
     fn terminate(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        child.wait().unwrap().code()
+        self.0.terminate()
     }
 
     /// Peak resident memory so far, from /proc (kB).
     fn peak_rss_kb(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.pid())).unwrap();
         status
             .lines()
             .find(|l| l.starts_with("VmHWM:"))
@@ -88,12 +53,6 @@ impl SenderProcess {
             .unwrap()
             .parse()
             .unwrap()
-    }
-}
-
-impl Drop for SenderProcess {
-    fn drop(&mut self) {
-        self.kill9();
     }
 }
 

@@ -189,3 +189,69 @@ impl Drop for BrokerProcess {
         self.kill9();
     }
 }
+
+/// A `relay` process started with fixed arguments, logging to a file; it can
+/// be killed with SIGKILL, stopped with SIGTERM and started again.
+pub struct RelayProcess {
+    pub child: Option<Child>,
+    args: Vec<String>,
+    pub log_path: PathBuf,
+}
+
+impl RelayProcess {
+    pub fn start(args: Vec<String>, log_path: &Path) -> Self {
+        let mut process = Self {
+            child: None,
+            args,
+            log_path: log_path.to_path_buf(),
+        };
+        process.launch();
+        process
+    }
+
+    pub fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let child = Command::new(relay_binary())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait().unwrap().code()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -160,28 +160,7 @@ impl Postgres {
 
     /// Runs SQL with psql and returns its unaligned output.
     pub fn query(&self, sql: &str) -> String {
-        let psql = self.bin.join("psql");
-        let output = Command::new(&psql)
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-At",
-                "-c",
-                sql,
-                "postgres",
-            ])
-            .output()
-            .expect("psql");
-        assert!(
-            output.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+        self.try_query(sql).unwrap_or_else(|| panic!("psql failed: {sql}"))
     }
 }
 
