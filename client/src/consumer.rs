@@ -12,22 +12,21 @@
 //! `commit_on_rebalance` is set, so a record returned by `poll` and followed by
 //! another `poll` counts as processed.
 
+pub use crate::assignor::range_assign;
+use crate::assignor::{decode_assignment, decode_subscription, encode_versioned};
 use crate::cluster::Cluster;
 use crate::connection::Connection;
 use crate::error::{check, ClientError, Result};
+pub use crate::offsets::{commit_offsets, committed_offsets, list_offset};
 use crate::records::{decode, ConsumerRecord};
-use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedPartitions;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,86 +107,6 @@ pub struct Consumer {
 
 fn text(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
-}
-
-/// Kafka's consumer protocol: a big-endian i16 version, then the message.
-fn encode_versioned<T: Encodable>(message: &T, version: i16) -> Bytes {
-    let mut out = BytesMut::new();
-    out.put_i16(version);
-    message
-        .encode(&mut out, version)
-        .expect("consumer protocol messages encode");
-    out.freeze()
-}
-
-fn decode_assignment(bytes: &Bytes) -> Result<Vec<TopicPartition>> {
-    if bytes.len() < 2 {
-        return Ok(Vec::new());
-    }
-    let mut body = bytes.slice(2..);
-    let version = i16::from_be_bytes([bytes[0], bytes[1]]).clamp(0, 3);
-    let assignment = ConsumerProtocolAssignment::decode(&mut body, version)
-        .map_err(|e| ClientError::Invalid(format!("undecodable group assignment: {e:#}")))?;
-    let mut partitions: Vec<TopicPartition> = assignment
-        .assigned_partitions
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(|p| TopicPartition {
-                topic: t.topic.to_string(),
-                partition: *p,
-            })
-        })
-        .collect();
-    partitions.sort();
-    Ok(partitions)
-}
-
-fn decode_subscription(bytes: &Bytes) -> Vec<String> {
-    if bytes.len() < 2 {
-        return Vec::new();
-    }
-    let mut body = bytes.slice(2..);
-    let version = i16::from_be_bytes([bytes[0], bytes[1]]).clamp(0, 3);
-    ConsumerProtocolSubscription::decode(&mut body, version)
-        .map(|s| s.topics.iter().map(|t| t.to_string()).collect())
-        .unwrap_or_default()
-}
-
-/// The range assignor: per topic, partitions in order are split into
-/// contiguous ranges over the subscribed members sorted by id; the first
-/// `partitions % members` members get one extra.
-pub fn range_assign(
-    members: &[(String, Vec<String>)],
-    partition_counts: &HashMap<String, usize>,
-) -> BTreeMap<String, Vec<TopicPartition>> {
-    let mut assignment: BTreeMap<String, Vec<TopicPartition>> =
-        members.iter().map(|(id, _)| (id.clone(), Vec::new())).collect();
-    let mut topics: Vec<&String> = partition_counts.keys().collect();
-    topics.sort();
-    for topic in topics {
-        let mut subscribed: Vec<&String> = members
-            .iter()
-            .filter(|(_, t)| t.contains(topic))
-            .map(|(id, _)| id)
-            .collect();
-        subscribed.sort();
-        if subscribed.is_empty() {
-            continue;
-        }
-        let count = partition_counts[topic];
-        let (each, extra) = (count / subscribed.len(), count % subscribed.len());
-        let mut next = 0;
-        for (index, member) in subscribed.iter().enumerate() {
-            let take = each + usize::from(index < extra);
-            let owned = assignment.get_mut(*member).expect("member listed");
-            owned.extend((next..next + take).map(|p| TopicPartition {
-                topic: topic.clone(),
-                partition: p as i32,
-            }));
-            next += take;
-        }
-    }
-    assignment
 }
 
 impl Consumer {
@@ -712,169 +631,5 @@ async fn heartbeat(
                 return;
             }
         }
-    }
-}
-
-/// ListOffsets for one partition: -1 latest, -2 earliest, or a timestamp.
-pub async fn list_offset(cluster: &Cluster, tp: &TopicPartition, timestamp: i64) -> Result<i64> {
-    let connection = cluster.leader(&tp.topic, tp.partition).await?;
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![ListOffsetsTopic::default()
-            .with_name(TopicName(text(&tp.topic)))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(tp.partition)
-                .with_timestamp(timestamp)])]);
-    let response: ListOffsetsResponse = connection.send(ApiKey::ListOffsets, &request).await?;
-    let partition = response
-        .topics
-        .first()
-        .and_then(|t| t.partitions.first())
-        .ok_or_else(|| ClientError::Invalid("empty ListOffsets response".into()))?;
-    check(partition.error_code, || {
-        format!("listing offsets of {}/{}", tp.topic, tp.partition)
-    })?;
-    Ok(partition.offset)
-}
-
-/// OffsetFetch of `partitions` for `group`.
-pub async fn committed_offsets(
-    coordinator: &Connection,
-    group: &str,
-    partitions: &[TopicPartition],
-) -> Result<HashMap<TopicPartition, i64>> {
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in partitions {
-        by_topic.entry(&tp.topic).or_default().push(tp.partition);
-    }
-    let request = OffsetFetchRequest::default()
-        .with_group_id(GroupId(text(group)))
-        .with_topics(Some(
-            by_topic
-                .into_iter()
-                .map(|(t, p)| {
-                    OffsetFetchRequestTopic::default()
-                        .with_name(TopicName(text(t)))
-                        .with_partition_indexes(p)
-                })
-                .collect(),
-        ));
-    let response: OffsetFetchResponse = coordinator.send(ApiKey::OffsetFetch, &request).await?;
-    check(response.error_code, || {
-        format!("fetching committed offsets of group {group:?}")
-    })?;
-    let mut offsets = HashMap::new();
-    for topic in response.topics {
-        for partition in topic.partitions {
-            check(partition.error_code, || {
-                format!(
-                    "committed offset of {}/{}",
-                    topic.name.as_str(),
-                    partition.partition_index
-                )
-            })?;
-            offsets.insert(
-                TopicPartition {
-                    topic: topic.name.to_string(),
-                    partition: partition.partition_index,
-                },
-                partition.committed_offset,
-            );
-        }
-    }
-    Ok(offsets)
-}
-
-/// OffsetCommit; generation -1 and an empty member id commit as a simple consumer.
-pub async fn commit_offsets(
-    coordinator: &Connection,
-    group: &str,
-    generation: i32,
-    member_id: &str,
-    offsets: &[(TopicPartition, i64)],
-) -> Result<()> {
-    if offsets.is_empty() {
-        return Ok(());
-    }
-    let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-    for (tp, offset) in offsets {
-        by_topic.entry(&tp.topic).or_default().push(
-            OffsetCommitRequestPartition::default()
-                .with_partition_index(tp.partition)
-                .with_committed_offset(*offset),
-        );
-    }
-    let request = OffsetCommitRequest::default()
-        .with_group_id(GroupId(text(group)))
-        .with_generation_id_or_member_epoch(generation)
-        .with_member_id(text(member_id))
-        .with_topics(
-            by_topic
-                .into_iter()
-                .map(|(t, p)| {
-                    OffsetCommitRequestTopic::default()
-                        .with_name(TopicName(text(t)))
-                        .with_partitions(p)
-                })
-                .collect(),
-        );
-    let response: OffsetCommitResponse = coordinator.send(ApiKey::OffsetCommit, &request).await?;
-    for topic in response.topics {
-        for partition in topic.partitions {
-            check(partition.error_code, || {
-                format!(
-                    "committing {}/{} for group {group:?}",
-                    topic.name.as_str(),
-                    partition.partition_index
-                )
-            })?;
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn range_assignor_splits_partitions_in_contiguous_ranges() {
-        let members = vec![
-            ("b".to_owned(), vec!["t".to_owned()]),
-            ("a".to_owned(), vec!["t".to_owned(), "u".to_owned()]),
-        ];
-        let counts = HashMap::from([("t".to_owned(), 5), ("u".to_owned(), 2)]);
-        let assignment = range_assign(&members, &counts);
-        let show = |m: &str| {
-            assignment[m]
-                .iter()
-                .map(|tp| format!("{}{}", tp.topic, tp.partition))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(show("a"), vec!["t0", "t1", "t2", "u0", "u1"]);
-        assert_eq!(show("b"), vec!["t3", "t4"]);
-    }
-
-    #[test]
-    fn consumer_protocol_assignment_round_trips() {
-        let assignment =
-            ConsumerProtocolAssignment::default().with_assigned_partitions(vec![AssignedPartitions::default()
-                .with_topic(TopicName(text("t")))
-                .with_partitions(vec![2, 0])]);
-        let decoded = decode_assignment(&encode_versioned(&assignment, 0)).unwrap();
-        assert_eq!(
-            decoded,
-            vec![
-                TopicPartition {
-                    topic: "t".into(),
-                    partition: 0
-                },
-                TopicPartition {
-                    topic: "t".into(),
-                    partition: 2
-                }
-            ]
-        );
-        assert!(decode_assignment(&Bytes::new()).unwrap().is_empty());
     }
 }

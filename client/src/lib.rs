@@ -11,6 +11,8 @@
 //! - [`partitioner`]: Kafka's murmur2, so keys land where Java clients put them.
 //! - [`consumer`]: group membership (range assignment, heartbeats), fetching,
 //!   positions and commits; or manual assignment without a group.
+//! - [`assignor`]: the consumer protocol messages and the range assignor.
+//! - [`offsets`]: ListOffsets, OffsetFetch and OffsetCommit helpers.
 //! - [`records`]: decoding fetched batches (every codec) into records.
 //! - [`admin`]: topics, groups, offsets.
 //! - [`sender`]: the file sender behind `relay send`.
@@ -20,10 +22,12 @@
 //! Layers look only down: producer/consumer/admin → cluster → connection.
 
 pub mod admin;
+pub mod assignor;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod offsets;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
