@@ -1,6 +1,7 @@
 //! `relay broker`: runs the broker until SIGTERM or SIGINT, then shuts down
 //! cleanly (in-flight requests finish, partitions are flushed and marked clean).
 
+use super::signal::wait_for_signal;
 use crate::cli::BrokerArgs;
 use crate::config_file;
 use crate::exit;
@@ -48,13 +49,4 @@ pub fn run(args: BrokerArgs) -> i32 {
         broker.shutdown().await;
         exit::SUCCESS
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

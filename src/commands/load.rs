@@ -3,6 +3,7 @@
 //! finishes the batch in hand and leaves its group.
 
 use super::client::{connect, fail, parse_position, runtime};
+use super::signal::wait_for_signal;
 use crate::cli::LoadArgs;
 use crate::config_file::{self, LoadSection};
 use crate::exit;
@@ -175,14 +176,5 @@ fn report(table: &str, error: &LoaderError) -> i32 {
         LoaderError::Client(error) => fail("load", error),
         LoaderError::Sink(SinkError::Unavailable(_)) => exit::UNREACHABLE,
         LoaderError::Sink(_) | LoaderError::Config(_) => exit::USAGE,
-    }
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }

@@ -10,5 +10,6 @@ pub mod lag;
 pub mod load;
 pub mod produce;
 pub mod send;
+pub mod signal;
 pub mod topics;
 pub mod up;

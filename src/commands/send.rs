@@ -4,6 +4,7 @@
 //! save the registries.
 
 use super::client::{connect, fail, runtime};
+use super::signal::wait_for_signal;
 use crate::cli::SendArgs;
 use crate::config_file::{self, SendSection};
 use crate::exit;
@@ -101,13 +102,4 @@ pub fn run(args: SendArgs) -> i32 {
         }
         code
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

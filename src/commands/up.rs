@@ -8,6 +8,7 @@
 use super::gen_events::{self, GeneratorConfig};
 use super::load::loader_section_config;
 use super::send::sender_config;
+use super::signal::wait_for_signal;
 use crate::cli::UpArgs;
 use crate::config_file;
 use crate::exit;
@@ -164,13 +165,4 @@ pub fn run(args: UpArgs) -> i32 {
         broker.shutdown().await;
         code
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
