@@ -4,6 +4,7 @@
 //! in-flight requests, flush and close every partition with its
 //! clean-shutdown marker.
 
+use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::group::coordinator::{Coordinator, GroupSettings, TICK_INTERVAL};
 use crate::group::offset_store::OffsetStore;
@@ -42,12 +43,6 @@ pub struct Broker {
     shutdown: watch::Sender<bool>,
     listener: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Broker {

@@ -8,6 +8,7 @@
 //! - [`topics`]: which topics exist, creating and deleting them, per-partition upkeep.
 //! - [`meta`]: the cluster id and producer id allocation, kept in the data directory.
 //! - [`config`]: the `[broker]` settings.
+//! - [`clock`]: wall-clock milliseconds.
 //! - [`log`]: the storage engine. A partition is a directory of segments of
 //!   record batches exactly as producers sent them, with sparse offset and time
 //!   indexes, group-committed fsyncs, crash recovery, retention and idempotent
@@ -16,6 +17,7 @@
 //! Layers look only down: `broker` → `server` → (`group`, `topics`) → `log`.
 
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod group;
 pub mod log;

@@ -17,6 +17,7 @@ use crate::cluster::Cluster;
 use crate::connection::{Connection, InFlight};
 use crate::error::{ClientError, Result};
 use crate::partitioner::partition_for_key;
+use crate::time::now_ms;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::indexmap::IndexMap;
@@ -131,12 +132,6 @@ pub struct Producer {
     partitions: Mutex<HashMap<(String, i32), mpsc::Sender<Queued>>>,
     round_robin: AtomicUsize,
     budget: Arc<Semaphore>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Producer {

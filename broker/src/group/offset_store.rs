@@ -10,6 +10,7 @@
 //! Blocking: every method may fsync; async callers use `spawn_blocking`.
 
 use super::records::{self, CommittedOffset, Entry, OffsetKey, StoredGroup};
+use crate::clock::now_ms;
 use crate::log::{FaultInjector, LogConfig, LogError, PartitionLog, Result};
 use parking_lot::Mutex;
 use relay_proto::records::RecordIter;
@@ -36,12 +37,6 @@ struct State {
 pub struct OffsetStore {
     log: PartitionLog,
     state: Mutex<State>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl OffsetStore {

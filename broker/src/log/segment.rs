@@ -12,6 +12,7 @@
 //!
 //! Byte layout of the files: `proto-spec/STORAGE.md`.
 
+use crate::clock::now_ms;
 use crate::log::config::LogConfig;
 use crate::log::error::{io_error, LogError, Result};
 use crate::log::faults::FaultInjector;
@@ -65,12 +66,6 @@ pub struct Segment {
     created_ms: i64,
     index_interval_bytes: u32,
     faults: FaultInjector,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Segment {

@@ -4,6 +4,7 @@
 //! while the group has no members.
 
 use super::blocking;
+use crate::clock::now_ms;
 use crate::group::coordinator::OFFSET_METADATA_BYTES_MAX;
 use crate::group::records::CommittedOffset;
 use crate::server::context::Context;
@@ -13,12 +14,6 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use std::sync::Arc;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetCommitRequest) -> Result<Bytes, DispatchError> {
     let group = request.group_id.to_string();
