@@ -9,6 +9,9 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "relay", version)]
 pub struct Cli {
+    /// Log lines on stderr: text for people, json (one object per line) for machines.
+    #[arg(long, global = true, env = "RELAY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -68,27 +71,54 @@ pub enum Command {
     ///
     /// Example: relay lag --group loaders --max 10000
     Lag(LagArgs),
+    /// One screen: cluster id, topics (partitions, end offsets, size, rate),
+    /// groups (members, lag per partition, commit age) and files behind.
+    ///
+    /// Example: relay status --watch --sender-state ./state/send-events --scrape 127.0.0.1:9464
+    Status(StatusArgs),
 }
 
 /// Where the broker is, and which cluster it must be.
 #[derive(Debug, Args, Clone)]
 pub struct ClientArgs {
-    /// Broker address(es), comma separated.
-    #[arg(
-        long,
-        global = true,
-        env = "RELAY_BROKER",
-        default_value = "127.0.0.1:9092",
-        value_name = "ADDR"
-    )]
-    pub broker: String,
+    /// Broker address(es), comma separated [default: [client] brokers of --config, else 127.0.0.1:9092].
+    #[arg(long, global = true, env = "RELAY_BROKER", value_name = "ADDR")]
+    pub broker: Option<String>,
     /// Refuse to work against a cluster with another id.
     #[arg(long, global = true, value_name = "ID")]
     pub expect_cluster_id: Option<String>,
 }
 
+/// Where this process serves Prometheus `/metrics` and `/health`.
+#[derive(Debug, Args, Clone)]
+pub struct MetricsArgs {
+    /// Serve GET /metrics and /health on ADDR (overrides metrics_listen of --config).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Refresh in place until interrupted.
+    #[arg(long)]
+    pub watch: bool,
+    /// Time between refreshes (and the window the rates are measured over).
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub interval_ms: u64,
+    /// A sender's state directory: shows each file's bytes behind. Repeatable.
+    #[arg(long = "sender-state", value_name = "DIR")]
+    pub sender_states: Vec<PathBuf>,
+    /// A sender's, loader's or `relay up`'s --metrics address: shows files behind and loader lag. Repeatable.
+    #[arg(long = "scrape", value_name = "ADDR")]
+    pub scrapes: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct UpArgs {
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// The TOML file with [broker], [[send]] and [[load]] sections.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -118,6 +148,8 @@ pub struct GenEventsArgs {
 #[derive(Debug, Args)]
 pub struct SendArgs {
     #[command(flatten)]
+    pub metrics: MetricsArgs,
+    #[command(flatten)]
     pub client: ClientArgs,
     /// TOML configuration file; its [[send]] sections apply (and [client] for the broker).
     #[arg(long, value_name = "FILE")]
@@ -137,6 +169,8 @@ pub struct SendArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub client: ClientArgs,
     /// TOML configuration file; its [[load]] sections apply.
@@ -263,6 +297,8 @@ pub struct LagArgs {
 
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// TOML configuration file; its [broker] section applies.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

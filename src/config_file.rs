@@ -9,9 +9,23 @@ use std::path::Path;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RelayConfig {
+    /// `host:port` where this process serves `/metrics` and `/health`.
+    pub metrics_listen: Option<String>,
+    /// How client roles (send, load, and the CLI with --config) reach the broker.
+    pub client: ClientSection,
     pub broker: BrokerConfig,
     pub send: Vec<SendSection>,
     pub load: Vec<LoadSection>,
+}
+
+/// The `[client]` section; flags and `RELAY_BROKER` override it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientSection {
+    /// Broker address(es), comma separated.
+    pub brokers: Option<String>,
+    /// Refuse to work against a cluster with another id (no discovery, no cross-talk).
+    pub expect_cluster_id: Option<String>,
 }
 
 /// One `[[load]]` section: topics into a warehouse table.
@@ -98,6 +112,13 @@ pub fn load(path: Option<&Path>) -> Result<RelayConfig, String> {
     toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
 }
 
+static LOG_JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--log-format json`: one JSON object per log line, for log shippers.
+pub fn set_log_format_json(json: bool) {
+    LOG_JSON.store(json, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Logs to stderr; `RUST_LOG` tunes the level (default `info`).
 pub fn init_logging() {
     init_logging_at("info");
@@ -107,8 +128,12 @@ pub fn init_logging() {
 pub fn init_logging_at(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if LOG_JSON.load(std::sync::atomic::Ordering::Relaxed) {
+        builder.json().flatten_event(true).with_current_span(false).try_init()
+    } else {
+        builder.try_init()
+    };
 }

@@ -6,16 +6,19 @@
 //! - `config_file`: the TOML file every command reads with `--config`.
 //! - `commands/`: one file per subcommand, turning flags into library calls.
 //! - `exit`: exit codes, as `../shared/DESIGN.md` lists them.
+//! - `observe`: the Prometheus recorder and the `/metrics` + `/health` endpoint.
 
 mod cli;
 mod commands;
 mod config_file;
 mod exit;
+mod observe;
 
 use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    config_file::set_log_format_json(cli.log_format == "json");
     let code = match cli.command {
         cli::Command::Broker(args) => commands::broker::run(args),
         cli::Command::Up(args) => commands::up::run(args),
@@ -27,6 +30,7 @@ fn main() {
         cli::Command::Topics(args) => commands::topics::run(args),
         cli::Command::Groups(args) => commands::groups::run(args),
         cli::Command::Lag(args) => commands::lag::run(args),
+        cli::Command::Status(args) => commands::status::run(args),
     };
     std::process::exit(code);
 }

@@ -7,6 +7,7 @@
 //! - [`group`]: consumer group coordination and durable committed offsets.
 //! - [`topics`]: which topics exist, creating and deleting them, per-partition upkeep.
 //! - [`meta`]: the cluster id and producer id allocation, kept in the data directory.
+//! - [`metrics`]: Prometheus metric names, and the state gauges computed at scrape time.
 //! - [`config`]: the `[broker]` settings.
 //! - [`clock`]: wall-clock milliseconds.
 //! - [`log`]: the storage engine. A partition is a directory of segments of
@@ -22,5 +23,6 @@ pub mod config;
 pub mod group;
 pub mod log;
 pub mod meta;
+pub mod metrics;
 pub mod server;
 pub mod topics;

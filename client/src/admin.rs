@@ -149,6 +149,34 @@ impl Admin {
         Ok(partitions)
     }
 
+    /// Bytes on disk of every partition, by (topic, partition), as one broker
+    /// reports its log directories (DescribeLogDirs). Relay's broker holds every
+    /// partition; against a Kafka cluster only that broker's replicas appear.
+    pub async fn partition_sizes(&self) -> Result<Vec<(TopicPartition, i64)>> {
+        let connection = self.cluster.any_connection().await?;
+        let response: DescribeLogDirsResponse = connection
+            .send(ApiKey::DescribeLogDirs, &DescribeLogDirsRequest::default())
+            .await?;
+        check(response.error_code, || "describing log directories".to_owned())?;
+        let mut sizes: Vec<(TopicPartition, i64)> = Vec::new();
+        for dir in response.results {
+            check(dir.error_code, || format!("log directory {}", dir.log_dir))?;
+            for topic in dir.topics {
+                for partition in topic.partitions {
+                    sizes.push((
+                        TopicPartition {
+                            topic: topic.name.to_string(),
+                            partition: partition.partition_index,
+                        },
+                        partition.partition_size,
+                    ));
+                }
+            }
+        }
+        sizes.sort();
+        Ok(sizes)
+    }
+
     pub async fn list_groups(&self) -> Result<Vec<GroupSummary>> {
         let connection = self.cluster.any_connection().await?;
         let response: ListGroupsResponse = connection

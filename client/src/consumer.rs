@@ -153,6 +153,11 @@ impl Consumer {
         self.positions.get(partition).copied()
     }
 
+    /// The partition's end offset (high watermark) from the latest fetch.
+    pub fn high_watermark(&self, partition: &TopicPartition) -> Option<i64> {
+        self.high_watermarks.lock().get(partition).copied()
+    }
+
     /// Whether every owned partition has been read up to its high watermark.
     pub fn at_end(&self) -> bool {
         let marks = self.high_watermarks.lock();

@@ -38,6 +38,9 @@ use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Records queued per partition task before `send` waits for it.
 const PARTITION_QUEUE_RECORDS_MAX: usize = 10_000;
+/// Prometheus counter of produce attempts retried after a retriable error
+/// (a batch retried, or a topic's metadata asked again), by topic.
+pub const RETRIES_METRIC: &str = "relay_producer_retries_total";
 /// Bytes charged per record beyond key and value: the record framing and a
 /// share of the batch header, so tiny records still count.
 const RECORD_OVERHEAD_BYTES: usize = 64;
@@ -223,6 +226,7 @@ impl Producer {
                     {
                         return Err(error);
                     }
+                    metrics::counter!(RETRIES_METRIC, "topic" => topic.to_owned()).increment(1);
                     if !logged {
                         tracing::warn!(topic, %error, "no metadata for the topic; retrying with backoff");
                         logged = true;
@@ -611,6 +615,7 @@ impl PartitionWorker {
     }
 
     fn note_failure(&mut self, error: &ClientError) {
+        metrics::counter!(RETRIES_METRIC, "topic" => self.topic.clone()).increment(1);
         if self.failing_since.is_none() {
             tracing::warn!(topic = %self.topic, partition = self.partition, %error, "cannot produce; retrying with backoff");
             self.failing_since = Some(Instant::now());

@@ -11,10 +11,12 @@
 //!   offsets compare-and-set that fences a stale loader.
 //! - [`loader`]: the loop: consume, batch, transform, write with retries,
 //!   resume from the warehouse's offsets on every assignment.
+//! - [`metrics`]: Prometheus counters, transaction latency and lag per partition.
 //!
 //! Layers look only down: loader → (consumer, sink) ; sink → transform's rows.
 
 pub mod config;
 pub mod loader;
+pub mod metrics;
 pub mod sink;
 pub mod transform;

@@ -10,13 +10,14 @@
 //! too, so `relay lag` shows the loader's position.
 
 use crate::config::LoaderConfig;
+use crate::metrics::LoaderMetrics;
 use crate::sink::{Batch, OffsetAdvance, Sink, SinkError};
 use crate::transform::transform;
 use relay_client::consumer::{Consumer, ConsumerConfig, StartPosition, TopicPartition};
 use relay_client::records::ConsumerRecord;
 use relay_client::{ClientError, Cluster};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -38,6 +39,8 @@ pub struct LoaderStats {
     pub rows_rejected: AtomicU64,
     pub batches: AtomicU64,
     pub warehouse_errors: AtomicU64,
+    /// True from a warehouse call failing as unavailable until one succeeds.
+    pub warehouse_down: AtomicBool,
 }
 
 /// Opens the warehouse, waiting (with capped backoff) while it is down: a
@@ -68,6 +71,7 @@ pub struct Loader {
     /// Next offset per partition as stored in the warehouse (`None`: no row yet).
     stored: HashMap<TopicPartition, Option<i64>>,
     pub stats: Arc<LoaderStats>,
+    metrics: LoaderMetrics,
 }
 
 impl Loader {
@@ -78,12 +82,14 @@ impl Loader {
         consumer_config.start = start;
         consumer_config.commit_on_rebalance = false;
         let consumer = Consumer::new(cluster, consumer_config).await?;
+        let config_table = config.table.clone();
         Ok(Self {
             config,
             consumer,
             sink,
             stored: HashMap::new(),
             stats: Arc::default(),
+            metrics: LoaderMetrics::new(&config_table),
         })
     }
 
@@ -91,6 +97,9 @@ impl Loader {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), LoaderError> {
         tracing::info!(group = %self.config.group, topics = ?self.config.topics, table = %self.config.table, "loader started");
         let mut pending: Vec<ConsumerRecord> = Vec::new();
+        // First pending offset per partition, for the lag of partitions the
+        // warehouse has no offset for yet.
+        let mut pending_from: HashMap<TopicPartition, i64> = HashMap::new();
         let mut batch_started: Option<Instant> = None;
         while !*stop.borrow() {
             let poll = tokio::select! {
@@ -110,18 +119,34 @@ impl Loader {
                 // Records fetched under the old assignment are fetched again
                 // from the warehouse's positions.
                 pending.clear();
+                pending_from.clear();
                 batch_started = None;
                 self.resume_from_warehouse(&assigned).await?;
                 continue;
             }
             if !poll.records.is_empty() {
                 batch_started.get_or_insert_with(Instant::now);
+                // Records come in runs per partition: look at each run's first.
+                let mut previous: Option<(&str, i32)> = None;
+                for record in &poll.records {
+                    if previous == Some((record.topic.as_str(), record.partition)) {
+                        continue;
+                    }
+                    previous = Some((record.topic.as_str(), record.partition));
+                    let tp = TopicPartition {
+                        topic: record.topic.clone(),
+                        partition: record.partition,
+                    };
+                    pending_from.entry(tp).or_insert(record.offset);
+                }
                 pending.extend(poll.records);
             }
+            self.publish_lag(&pending_from);
             let full = pending.len() >= self.config.batch_records_max;
             let due = batch_started.is_some_and(|t| t.elapsed() >= self.config.batch_wait);
             if !pending.is_empty() && (full || due) {
                 self.flush(std::mem::take(&mut pending)).await?;
+                pending_from.clear();
                 batch_started = None;
             }
         }
@@ -133,6 +158,23 @@ impl Loader {
         }
         tracing::info!(rows = self.stats.rows_loaded.load(Ordering::Relaxed), "loader stopped");
         Ok(())
+    }
+
+    /// Records on the broker not yet in the warehouse, per owned partition.
+    fn publish_lag(&self, pending_from: &HashMap<TopicPartition, i64>) {
+        self.metrics
+            .warehouse_up(!self.stats.warehouse_down.load(Ordering::Relaxed));
+        for (tp, stored) in &self.stored {
+            let Some(end) = self.consumer.high_watermark(tp) else {
+                continue;
+            };
+            let loaded_to = stored
+                .or_else(|| pending_from.get(tp).copied())
+                .or_else(|| self.consumer.position(tp));
+            if let Some(loaded_to) = loaded_to {
+                self.metrics.lag(&tp.topic, tp.partition, end - loaded_to);
+            }
+        }
     }
 
     async fn resume_from_warehouse(&mut self, assigned: &[TopicPartition]) -> Result<(), LoaderError> {
@@ -175,6 +217,8 @@ impl Loader {
         loop {
             match call(&mut self.sink, &group).await {
                 Ok(value) => {
+                    self.stats.warehouse_down.store(false, Ordering::Relaxed);
+                    self.metrics.warehouse_up(true);
                     if let Some(since) = outage {
                         tracing::info!(seconds = since.elapsed().as_secs(), "warehouse available again");
                     }
@@ -182,6 +226,9 @@ impl Loader {
                 }
                 Err(SinkError::Unavailable(error)) => {
                     self.stats.warehouse_errors.fetch_add(1, Ordering::Relaxed);
+                    self.stats.warehouse_down.store(true, Ordering::Relaxed);
+                    self.metrics.warehouse_errors.increment(1);
+                    self.metrics.warehouse_up(false);
                     if outage.is_none() {
                         tracing::warn!(%error, "{what}: warehouse unavailable; retrying the same batch with backoff");
                         outage = Some(Instant::now());
@@ -226,10 +273,13 @@ impl Loader {
         let batch = Arc::new(batch);
         let written = self.retry("writing a batch", |sink, group| {
             let batch = Arc::clone(&batch);
-            Box::pin(async move { sink.write(group, &batch).await })
+            Box::pin(async move {
+                let started = Instant::now();
+                sink.write(group, &batch).await.map(|()| started.elapsed())
+            })
         });
         match written.await {
-            Ok(()) => {}
+            Ok(elapsed) => self.metrics.committed(elapsed),
             Err(LoaderError::Sink(SinkError::Fenced {
                 topic,
                 partition,
@@ -248,12 +298,16 @@ impl Loader {
         self.stats
             .rows_rejected
             .fetch_add(batch.rejects.len() as u64, Ordering::Relaxed);
+        self.metrics.batches.increment(1);
+        self.metrics.rows_loaded.increment(batch.rows.len() as u64);
+        self.metrics.rows_rejected.increment(batch.rejects.len() as u64);
         if !batch.rejects.is_empty() {
             tracing::warn!(rejected = batch.rejects.len(), first = %batch.rejects[0].error, "records rejected into relay_rejects");
         }
         for (tp, offset) in &next {
             self.stored.insert(tp.clone(), Some(*offset));
         }
+        self.publish_lag(&HashMap::new());
         // For `relay lag`: best effort, the warehouse is the truth.
         if let Some((generation, member)) = self.consumer.generation() {
             let offsets: Vec<(TopicPartition, i64)> = next.into_iter().collect();

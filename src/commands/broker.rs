@@ -1,6 +1,7 @@
 //! `relay broker`: runs the broker until SIGTERM or SIGINT, then shuts down
 //! cleanly (in-flight requests finish, partitions are flushed and marked clean).
 
+use super::metrics;
 use super::signal::wait_for_signal;
 use crate::cli::BrokerArgs;
 use crate::config_file;
@@ -9,8 +10,8 @@ use relay_broker::broker::Broker;
 
 pub fn run(args: BrokerArgs) -> i32 {
     config_file::init_logging();
-    let mut config = match config_file::load(args.config.as_deref()) {
-        Ok(config) => config.broker,
+    let (mut config, metrics_listen) = match config_file::load(args.config.as_deref()) {
+        Ok(config) => (config.broker, config.metrics_listen),
         Err(error) => {
             eprintln!("relay broker: {error}");
             return exit::USAGE;
@@ -26,6 +27,7 @@ pub fn run(args: BrokerArgs) -> i32 {
         eprintln!("relay broker: {error}");
         return exit::USAGE;
     }
+    let endpoint = metrics::install(args.metrics.metrics.as_deref(), metrics_listen.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,6 +46,11 @@ pub fn run(args: BrokerArgs) -> i32 {
             broker.local_addr(),
             broker.cluster_id()
         );
+        metrics::watch_broker(&endpoint, &broker);
+        if let Err(code) = metrics::serve(&endpoint, "broker").await {
+            broker.shutdown().await;
+            return code;
+        }
         wait_for_signal().await;
         tracing::info!("shutting down");
         broker.shutdown().await;

@@ -3,6 +3,7 @@
 //! a message on stderr and an exit code.
 
 use crate::cli::ClientArgs;
+use crate::config_file::ClientSection;
 use crate::exit;
 use relay_client::consumer::StartPosition;
 use relay_client::time::parse_rfc3339_ms;
@@ -20,8 +21,22 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// The broker when neither `--broker`, `RELAY_BROKER` nor `[client] brokers` says.
+pub const BROKER_DEFAULT: &str = "127.0.0.1:9092";
+
+/// Flags (and `RELAY_BROKER`) over the config file's `[client]` section.
+pub fn with_config(args: &ClientArgs, section: &ClientSection) -> ClientArgs {
+    ClientArgs {
+        broker: args.broker.clone().or_else(|| section.brokers.clone()),
+        expect_cluster_id: args
+            .expect_cluster_id
+            .clone()
+            .or_else(|| section.expect_cluster_id.clone()),
+    }
+}
+
 pub async fn connect(args: &ClientArgs, client_id: &str) -> Result<Arc<Cluster>, ClientError> {
-    let mut config = ClusterConfig::new(&args.broker);
+    let mut config = ClusterConfig::new(args.broker.as_deref().unwrap_or(BROKER_DEFAULT));
     config.client_id = client_id.to_owned();
     config.expect_cluster_id = args.expect_cluster_id.clone();
     Cluster::connect(config).await

@@ -2,19 +2,21 @@
 //! section or describe one alone). Runs until SIGTERM or SIGINT, then
 //! finishes the batch in hand and leaves its group.
 
-use super::client::{connect, fail, parse_position, runtime};
+use super::client::{connect, fail, parse_position, runtime, with_config};
+use super::metrics;
 use super::signal::wait_for_signal;
 use crate::cli::LoadArgs;
-use crate::config_file::{self, LoadSection};
+use crate::config_file::{self, LoadSection, RelayConfig};
 use crate::exit;
 use relay_client::consumer::StartPosition;
 use relay_loader::config::{ColumnSpec, ColumnType, LoaderConfig, MetadataColumn};
 use relay_loader::loader::{Loader, LoaderError};
 use relay_loader::sink::SinkError;
+use std::sync::Arc;
 use std::time::Duration;
 
-fn sections(args: &LoadArgs) -> Result<Vec<LoadSection>, String> {
-    let mut sections = config_file::load(args.config.as_deref())?.load;
+fn sections(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoadSection>, String> {
+    let mut sections = config.load.clone();
     let any_flag = args.topic.is_some()
         || args.group.is_some()
         || args.warehouse.is_some()
@@ -117,20 +119,27 @@ pub fn loader_section_config(section: &LoadSection) -> Result<(LoaderConfig, Sta
 
 pub fn run(args: LoadArgs) -> i32 {
     config_file::init_logging();
-    let configs = match sections(&args).and_then(|sections| {
-        sections
+    let loaded = config_file::load(args.config.as_deref()).and_then(|config| {
+        let configs = sections(&args, &config)?
             .iter()
             .map(loader_section_config)
-            .collect::<Result<Vec<_>, _>>()
-    }) {
-        Ok(configs) => configs,
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((config, configs))
+    });
+    let (config, configs) = match loaded {
+        Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("relay load: {error}");
             return exit::USAGE;
         }
     };
+    let client = with_config(&args.client, &config.client);
+    let endpoint = metrics::install(args.metrics.metrics.as_deref(), config.metrics_listen.as_deref());
     runtime().block_on(async move {
-        let cluster = match connect(&args.client, "relay-load").await {
+        if let Err(code) = metrics::serve(&endpoint, "load").await {
+            return code;
+        }
+        let cluster = match connect(&client, "relay-load").await {
             Ok(cluster) => cluster,
             Err(error) => return fail("load", &error),
         };
@@ -139,7 +148,10 @@ pub fn run(args: LoadArgs) -> i32 {
         for (config, start) in configs {
             let table = config.table.clone();
             match Loader::new(cluster.clone(), config, start).await {
-                Ok(loader) => runs.push(tokio::spawn(loader.run(stopped.clone()))),
+                Ok(loader) => {
+                    metrics::watch_loader(&endpoint, &table, Arc::clone(&loader.stats));
+                    runs.push(tokio::spawn(loader.run(stopped.clone())))
+                }
                 Err(error) => return report(&table, &error),
             }
         }

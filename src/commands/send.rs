@@ -3,10 +3,11 @@
 //! outage only pauses reading. SIGTERM or SIGINT drain what is in flight and
 //! save the registries.
 
-use super::client::{connect, fail, runtime};
+use super::client::{connect, fail, runtime, with_config};
+use super::metrics;
 use super::signal::wait_for_signal;
 use crate::cli::SendArgs;
-use crate::config_file::{self, SendSection};
+use crate::config_file::{self, RelayConfig, SendSection};
 use crate::exit;
 use relay_client::producer::{Producer, ProducerConfig};
 use relay_client::sender::{Sender, SenderConfig};
@@ -18,8 +19,8 @@ use std::time::Duration;
 /// unfinished line per file this keeps the process well under 64 MiB.
 const SENDER_BUFFER_BYTES_MAX: usize = 16 * 1024 * 1024;
 
-fn sections(args: &SendArgs) -> Result<Vec<SendSection>, String> {
-    let mut sections = config_file::load(args.config.as_deref())?.send;
+fn sections(args: &SendArgs, config: &RelayConfig) -> Result<Vec<SendSection>, String> {
+    let mut sections = config.send.clone();
     if let Some(topic) = &args.topic {
         if args.paths.is_empty() {
             return Err("--topic needs at least one --path".into());
@@ -57,19 +58,32 @@ pub fn sender_config(section: &SendSection) -> SenderConfig {
 
 pub fn run(args: SendArgs) -> i32 {
     config_file::init_logging();
-    let sections = match sections(&args) {
-        Ok(sections) => sections,
+    let (config, sections) = match config_file::load(args.config.as_deref())
+        .and_then(|config| sections(&args, &config).map(|sections| (config, sections)))
+    {
+        Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("relay send: {error}");
             return exit::USAGE;
         }
     };
+    let client = with_config(&args.client, &config.client);
+    let endpoint = metrics::install(args.metrics.metrics.as_deref(), config.metrics_listen.as_deref());
     let runtime = runtime();
     runtime.block_on(async move {
-        let cluster = match connect(&args.client, "relay-send").await {
+        if let Err(code) = metrics::serve(&endpoint, "send").await {
+            return code;
+        }
+        let cluster = match connect(&client, "relay-send").await {
             Ok(cluster) => cluster,
             Err(error) => return fail("send", &error),
         };
+        tracing::info!(
+            broker = client.broker.as_deref().unwrap_or(super::client::BROKER_DEFAULT),
+            cluster_id = cluster.cluster_id().as_deref().unwrap_or("?"),
+            senders = sections.len(),
+            "sender started"
+        );
         let config = ProducerConfig {
             buffer_bytes_max: SENDER_BUFFER_BYTES_MAX,
             delivery_timeout: None,
@@ -83,7 +97,10 @@ pub fn run(args: SendArgs) -> i32 {
         let mut runs = Vec::new();
         for section in &sections {
             match Sender::new(sender_config(section), Arc::clone(&producer)) {
-                Ok(sender) => runs.push(tokio::spawn(sender.run(stopped.clone()))),
+                Ok(sender) => {
+                    metrics::watch_sender(&endpoint, &section.topic);
+                    runs.push(tokio::spawn(sender.run(stopped.clone())))
+                }
                 Err(error) => {
                     eprintln!("relay send: [[send]] for topic {}: {error}", section.topic);
                     return exit::USAGE;

@@ -7,6 +7,7 @@
 
 use super::gen_events::{self, GeneratorConfig};
 use super::load::loader_section_config;
+use super::metrics;
 use super::send::sender_config;
 use super::signal::wait_for_signal;
 use crate::cli::UpArgs;
@@ -45,6 +46,7 @@ pub fn run(args: UpArgs) -> i32 {
             return exit::USAGE;
         }
     };
+    let endpoint = metrics::install(args.metrics.metrics.as_deref(), config.metrics_listen.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,6 +66,11 @@ pub fn run(args: UpArgs) -> i32 {
             config.send.len(),
             loads.len()
         );
+        metrics::watch_broker(&endpoint, &broker);
+        if let Err(code) = metrics::serve(&endpoint, "up").await {
+            broker.shutdown().await;
+            return code;
+        }
         let mut cluster_config = ClusterConfig::new(&broker.local_addr().to_string());
         cluster_config.client_id = "relay-up".into();
         cluster_config.expect_cluster_id = Some(broker.cluster_id().to_owned());
@@ -115,10 +122,13 @@ pub fn run(args: UpArgs) -> i32 {
             };
             for section in &config.send {
                 match Sender::new(sender_config(section), Arc::clone(&producer)) {
-                    Ok(sender) => tasks.push((
-                        format!("send {}", section.topic),
-                        tokio::spawn(sender.run(stopped.clone())),
-                    )),
+                    Ok(sender) => {
+                        metrics::watch_sender(&endpoint, &section.topic);
+                        tasks.push((
+                            format!("send {}", section.topic),
+                            tokio::spawn(sender.run(stopped.clone())),
+                        ));
+                    }
                     Err(error) => {
                         eprintln!("relay up: [[send]] {}: {error}", section.topic);
                         broker.shutdown().await;
@@ -131,6 +141,7 @@ pub fn run(args: UpArgs) -> i32 {
             let table = loader_config.table.clone();
             match Loader::new(Arc::clone(&cluster), loader_config, start).await {
                 Ok(loader) => {
+                    metrics::watch_loader(&endpoint, &table, Arc::clone(&loader.stats));
                     let stopped = stopped.clone();
                     tasks.push((
                         format!("load {table}"),

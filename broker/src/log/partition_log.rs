@@ -31,6 +31,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Seconds per fsync of an active segment (exported by the broker's metrics).
+pub const FSYNC_LATENCY_METRIC: &str = "relay_broker_fsync_latency_seconds";
+
 /// Result of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -362,7 +365,9 @@ impl PartitionLog {
                 state.end(),
             )
         };
+        let started = Instant::now();
         self.faults.sync_data(&file).map_err(io_error("fsync", &path))?;
+        metrics::histogram!(FSYNC_LATENCY_METRIC).record(started.elapsed().as_secs_f64());
         let mut state = self.state.lock();
         if point.next_offset > state.visible.next_offset {
             state.visible = point;

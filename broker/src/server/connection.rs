@@ -9,6 +9,7 @@
 //! connection, logged with the peer address; nothing else is affected.
 
 use super::context::Context;
+use crate::metrics;
 use super::dispatch::{dispatch, Reply};
 use super::frame::{read_frame, FrameError};
 use std::net::SocketAddr;
@@ -50,6 +51,7 @@ pub async fn serve(ctx: Context, stream: TcpStream, peer: SocketAddr, mut shutdo
             }
             Ok(Err(error)) => {
                 tracing::warn!(%peer, %error, "closing connection: bad frame");
+                metrics::rejected("bad_frame");
                 break;
             }
         };
@@ -61,6 +63,7 @@ pub async fn serve(ctx: Context, stream: TcpStream, peer: SocketAddr, mut shutdo
             }
             Err(error) => {
                 tracing::warn!(%peer, %error, "closing connection: bad request");
+                metrics::rejected("bad_request");
                 break;
             }
         }

@@ -109,6 +109,7 @@ pub async fn dispatch(ctx: &Context, peer: SocketAddr, frame: Bytes) -> Result<R
         }
         return Err(DispatchError::UnsupportedVersion { api, version });
     }
+    crate::metrics::request(api);
     let ready = |bytes: Result<Bytes, DispatchError>| bytes.map(Reply::Ready);
     match api {
         ApiKey::ApiVersions => ready(api::api_versions::handle(&meta, decode(&meta, &mut body)?)),
@@ -128,6 +129,8 @@ pub async fn dispatch(ctx: &Context, peer: SocketAddr, frame: Bytes) -> Result<R
         ApiKey::OffsetFetch => ready(api::offset_fetch::handle(ctx, &meta, decode(&meta, &mut body)?)),
         ApiKey::ListGroups => ready(api::list_groups::handle(ctx, &meta, decode(&meta, &mut body)?)),
         ApiKey::DescribeGroups => ready(api::describe_groups::handle(ctx, &meta, decode(&meta, &mut body)?)),
+        ApiKey::DescribeLogDirs => ready(api::describe_log_dirs::handle(ctx, &meta, decode(&meta, &mut body)?)),
         _ => Err(DispatchError::UnknownApi(api_key)),
     }
 }
+

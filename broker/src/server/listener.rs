@@ -3,6 +3,7 @@
 
 use super::connection;
 use super::context::Context;
+use crate::metrics;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,14 +35,17 @@ pub async fn run(listener: TcpListener, ctx: Context, mut shutdown: watch::Recei
         };
         if open.load(Ordering::Acquire) >= ctx.config.connections_max {
             tracing::warn!(%peer, limit = ctx.config.connections_max, "refusing connection: connections_max reached");
+            metrics::rejected("connections_max");
             drop(stream);
             continue;
         }
         open.fetch_add(1, Ordering::AcqRel);
+        metrics::connection_opened();
         let (ctx, shutdown, open) = (Arc::clone(&ctx), shutdown.clone(), Arc::clone(&open));
         connections.spawn(async move {
             connection::serve(ctx, stream, peer, shutdown).await;
             open.fetch_sub(1, Ordering::AcqRel);
+            metrics::connection_closed();
         });
     }
     drop(listener);

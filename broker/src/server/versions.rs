@@ -26,6 +26,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 2, 7),
     (ApiKey::DeleteTopics, 1, 1, 6),
     (ApiKey::InitProducerId, 0, 0, 5),
+    (ApiKey::DescribeLogDirs, 1, 1, 4),
 ];
 
 /// Whether `version` of `api` can be decoded and answered.
@@ -76,5 +77,6 @@ mod tests {
         check::<CreateTopicsRequest, CreateTopicsResponse>(ApiKey::CreateTopics);
         check::<DeleteTopicsRequest, DeleteTopicsResponse>(ApiKey::DeleteTopics);
         check::<InitProducerIdRequest, InitProducerIdResponse>(ApiKey::InitProducerId);
+        check::<DescribeLogDirsRequest, DescribeLogDirsResponse>(ApiKey::DescribeLogDirs);
     }
 }

@@ -9,6 +9,7 @@
 //! - [`lines`]: splitting bytes into lines across reads; over-long lines.
 //! - [`tailer`]: one task per open file: read, produce, acknowledge, watch.
 //! - [`rejects`]: the rejects file for lines that cannot be sent.
+//! - [`metrics`]: per-file Prometheus counters and the bytes-behind gauge.
 //!
 //! Guarantees: a line is sent once it is complete; a restart resumes at the
 //! first line not acknowledged, so a crash can only duplicate lines whose
@@ -18,6 +19,7 @@
 
 pub mod identity;
 pub mod lines;
+pub mod metrics;
 pub mod pattern;
 pub mod registry;
 pub mod rejects;

@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const HEADER: &str = "relay-sender-registry 1";
-const FILE_NAME: &str = "registry";
+pub const FILE_NAME: &str = "registry";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

@@ -13,6 +13,7 @@
 
 use super::identity::{self, FileKey, FINGERPRINT_BYTES_MAX};
 use super::lines::{LineSplitter, Piece};
+use super::metrics::FileMetrics;
 use super::SenderShared;
 use crate::producer::{Delivery, ProducerRecord};
 use bytes::Bytes;
@@ -64,8 +65,18 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
         key,
         start_position,
     } = tail;
+    let counters = Arc::new(FileMetrics::new(&shared.config.topic, &path, start_position));
+    if let Ok(metadata) = file.metadata() {
+        counters.set_size(metadata.len());
+    }
     let (acks, pending) = mpsc::channel(ACKS_IN_FLIGHT_MAX);
-    let ack_task = tokio::spawn(acknowledge(Arc::clone(&shared), key, path.clone(), pending));
+    let ack_task = tokio::spawn(acknowledge(
+        Arc::clone(&shared),
+        key,
+        path.clone(),
+        pending,
+        Arc::clone(&counters),
+    ));
     let mut position = start_position;
     let mut splitter = LineSplitter::new(position, shared.config.line_bytes_max);
     let mut pieces = Vec::new();
@@ -95,6 +106,10 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
             quiet_since = None;
             position += chunk.len() as u64;
             shared.stats.bytes_read.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            counters.bytes_read.increment(chunk.len() as u64);
+            if let Ok(metadata) = file.metadata() {
+                counters.set_size(metadata.len());
+            }
             splitter.push(&chunk, &mut pieces);
             for piece in pieces.drain(..) {
                 let ack = match piece {
@@ -104,6 +119,7 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                     } => {
                         let end = line_position + line.len() as u64 + 1;
                         shared.stats.lines_read.fetch_add(1, Ordering::Relaxed);
+                        counters.lines_read.increment(1);
                         let record = record(&shared, &path_text, line_position, line);
                         match shared.producer.send(record).await {
                             Ok(delivery) => Ack::Line {
@@ -131,6 +147,7 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                             continue;
                         }
                         shared.stats.lines_rejected.fetch_add(1, Ordering::Relaxed);
+                        counters.lines_rejected.increment(1);
                         tracing::warn!(file = %path.display(), position = line_position, bytes = overlong_length,
                             limit = shared.config.line_bytes_max, "line longer than line_bytes_max written to the rejects file");
                         let end = line_position + std::mem::take(&mut overlong_length) + 1;
@@ -151,6 +168,7 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
         if metadata.len() < position || rewritten {
             tracing::warn!(file = %path.display(), position, size = metadata.len(), "file truncated or rewritten (copytruncate); reading it again from the start");
             shared.stats.truncations.fetch_add(1, Ordering::Relaxed);
+            counters.truncations.increment(1);
             if let Some(old) = known {
                 let read_to = splitter.resume_position();
                 shared.hand_over(super::Handover {
@@ -172,7 +190,9 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                 shared.registry.refresh_fingerprint(key, fingerprint);
             }
         }
+        counters.set_size(metadata.len());
         if metadata.nlink() == 0 {
+            counters.set_size(0);
             break Finished::Deleted;
         }
         let quiet = *quiet_since.get_or_insert_with(Instant::now);
@@ -222,7 +242,13 @@ fn record(shared: &SenderShared, path: &Bytes, position: u64, line: Bytes) -> Pr
 }
 
 /// Moves the registry's position as deliveries complete, in file order.
-async fn acknowledge(shared: Arc<SenderShared>, key: FileKey, path: PathBuf, mut pending: mpsc::Receiver<Ack>) {
+async fn acknowledge(
+    shared: Arc<SenderShared>,
+    key: FileKey,
+    path: PathBuf,
+    mut pending: mpsc::Receiver<Ack>,
+    counters: Arc<FileMetrics>,
+) {
     while let Some(ack) = pending.recv().await {
         let acked = match ack {
             Ack::Line {
@@ -232,11 +258,13 @@ async fn acknowledge(shared: Arc<SenderShared>, key: FileKey, path: PathBuf, mut
             } => match delivery.wait().await {
                 Ok(_) => {
                     shared.stats.lines_acked.fetch_add(1, Ordering::Relaxed);
+                    counters.lines_acked.increment(1);
                     end
                 }
                 Err(error) => {
                     tracing::error!(file = %path.display(), position, %error, "line could not be delivered; recorded in the rejects file");
                     shared.rejects.lock().write_failure(&path, position, &error.to_string());
+                    counters.lines_rejected.increment(1);
                     end
                 }
             },
@@ -244,5 +272,6 @@ async fn acknowledge(shared: Arc<SenderShared>, key: FileKey, path: PathBuf, mut
             Ack::Reset => 0,
         };
         shared.registry.acknowledge(key, acked, None);
+        counters.set_acked(acked);
     }
 }

@@ -8,6 +8,8 @@
 
 use super::blocking;
 use crate::log::LogError;
+use crate::metrics;
+use relay_proto::batch::BatchHeader;
 use crate::server::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::topics::Topic;
@@ -113,7 +115,33 @@ fn read_all(wanted: &[WantedTopic], response_bytes_max: usize, version: i16) -> 
     (responses, total)
 }
 
+/// Records in whole batches, from their headers alone (the CRCs were checked by the read).
+fn record_count(mut bytes: &[u8]) -> u64 {
+    let mut records = 0;
+    while let Ok(Some(header)) = BatchHeader::parse(bytes) {
+        records += header.record_count().max(0) as u64;
+        bytes = &bytes[header.total_bytes().min(bytes.len())..];
+    }
+    records
+}
+
+/// Counts the records and bytes of each topic's answer; the record count is
+/// read from the batch headers (whole batches, as sent).
+fn count_sent(wanted: &[WantedTopic], responses: &[FetchableTopicResponse]) {
+    for (topic, response) in wanted.iter().zip(responses) {
+        let Some(known) = &topic.topic else { continue };
+        let (mut records, mut bytes) = (0u64, 0u64);
+        for partition in &response.partitions {
+            let Some(data) = &partition.records else { continue };
+            bytes += data.len() as u64;
+            records += record_count(data);
+        }
+        metrics::fetched(&known.name, records, bytes);
+    }
+}
+
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: FetchRequest) -> Result<Bytes, DispatchError> {
+    let started = Instant::now();
     let version = meta.version;
     let wait = Duration::from_millis(request.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
     let deadline = Instant::now() + wait;
@@ -152,6 +180,8 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: FetchRequest) ->
                 response.error_code = ResponseError::FetchSessionIdNotFound.code();
                 response.responses = Vec::new();
             }
+            count_sent(&wanted, &response.responses);
+            metrics::fetch_latency(started.elapsed());
             return meta.encode(&response);
         }
         tokio::select! {

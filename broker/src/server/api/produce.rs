@@ -6,6 +6,7 @@
 //! durable and visible. A retried idempotent batch gets its original offset.
 
 use super::{blocking, text};
+use crate::metrics;
 use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::server::context::Context;
 use crate::server::dispatch::{DispatchError, Reply, RequestMeta};
@@ -15,6 +16,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use std::sync::Arc;
+use std::time::Instant;
 
 type Outcome = Result<(AppendInfo, Arc<PartitionLog>), (ResponseError, String)>;
 
@@ -24,17 +26,25 @@ struct TopicOutcome {
     partitions: Vec<(i32, Outcome)>,
 }
 
-async fn append(meta: &RequestMeta, log: &Arc<PartitionLog>, records: Option<bytes::Bytes>) -> Outcome {
+async fn append(meta: &RequestMeta, topic: &str, log: &Arc<PartitionLog>, records: Option<bytes::Bytes>) -> Outcome {
     let Some(records) = records else {
+        metrics::produce_error(topic, format!("{:?}", ResponseError::InvalidRecord));
         return Err((ResponseError::InvalidRecord, "the partition's records are null".into()));
     };
+    let bytes = records.len() as u64;
     // The batch is patched with its base offset, so it needs its own buffer.
     let mut buffer = BytesMut::from(&records[..]);
     let log_for_append = Arc::clone(log);
     match blocking(move || log_for_append.append_unsynced(&mut buffer)).await {
-        Ok(info) => Ok((info, Arc::clone(log))),
+        Ok(info) => {
+            if !info.duplicate {
+                metrics::produced(topic, (info.last_offset - info.base_offset + 1) as u64, bytes);
+            }
+            Ok((info, Arc::clone(log)))
+        }
         Err(error) => {
             report(meta, log, &error);
+            metrics::produce_error(topic, format!("{:?}", log_error_code(&error)));
             Err((log_error_code(&error), error.to_string()))
         }
     }
@@ -52,6 +62,7 @@ fn report(meta: &RequestMeta, log: &PartitionLog, error: &LogError) {
 }
 
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ProduceRequest) -> Result<Reply, DispatchError> {
+    let started = Instant::now();
     let refusal = if request.transactional_id.as_ref().is_some_and(|id| !id.is_empty()) {
         Some((
             ResponseError::TransactionalIdAuthorizationFailed,
@@ -80,7 +91,10 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ProduceRequest) 
                     ResponseError::UnknownTopicOrPartition,
                     "no such topic or partition".into(),
                 )),
-                (None, Some(log)) => append(meta, log, partition.records).await,
+                (None, Some(log)) => {
+                    let name = topic.as_ref().map_or("", |t| t.name.as_str());
+                    append(meta, name, log, partition.records).await
+                }
             };
             partitions.push((partition.index, outcome));
         }
@@ -95,6 +109,7 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ProduceRequest) 
     let finish = tokio::spawn(async move {
         let outcomes = make_durable(outcomes).await;
         ctx.wake_fetchers();
+        metrics::produce_latency(started.elapsed());
         meta.encode(&response(&meta, outcomes))
     });
     if acks == 0 {

@@ -1,0 +1,128 @@
+//! The broker's Prometheus metrics: every name, label and unit in one place.
+//!
+//! Counters and latency histograms are recorded where the work happens
+//! (through the `metrics` facade, which costs nothing when no exporter is
+//! installed). Gauges that describe state — offsets, lag, segments, bytes
+//! on disk — are computed from that state when scraped, by
+//! [`publish_state_gauges`], so they can never drift from it.
+//! `docs/operations.md` explains what to watch and alert on.
+
+use crate::clock::now_ms;
+use crate::server::context::BrokerContext;
+use metrics::{counter, gauge, histogram};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+pub const RECORDS_IN: &str = "relay_broker_records_in_total";
+pub const BYTES_IN: &str = "relay_broker_bytes_in_total";
+pub const RECORDS_OUT: &str = "relay_broker_records_out_total";
+pub const BYTES_OUT: &str = "relay_broker_bytes_out_total";
+pub const PRODUCE_LATENCY: &str = "relay_broker_produce_latency_seconds";
+pub const FETCH_LATENCY: &str = "relay_broker_fetch_latency_seconds";
+pub use crate::log::partition_log::FSYNC_LATENCY_METRIC as FSYNC_LATENCY;
+pub const REQUESTS: &str = "relay_broker_requests_total";
+pub const REQUESTS_REJECTED: &str = "relay_broker_requests_rejected_total";
+pub const PRODUCE_ERRORS: &str = "relay_broker_produce_errors_total";
+pub const CONNECTIONS: &str = "relay_broker_connections";
+pub const CONNECTIONS_ACCEPTED: &str = "relay_broker_connections_accepted_total";
+pub const LOG_START_OFFSET: &str = "relay_broker_log_start_offset";
+pub const LOG_END_OFFSET: &str = "relay_broker_log_end_offset";
+pub const LOG_SEGMENTS: &str = "relay_broker_log_segments";
+pub const LOG_SIZE_BYTES: &str = "relay_broker_log_size_bytes";
+pub const PARTITION_POISONED: &str = "relay_broker_partition_poisoned";
+pub const GROUP_COMMITTED_OFFSET: &str = "relay_broker_group_committed_offset";
+pub const GROUP_LAG: &str = "relay_broker_group_lag";
+pub const GROUP_COMMIT_AGE: &str = "relay_broker_group_commit_age_seconds";
+pub const GROUP_MEMBERS: &str = "relay_broker_group_members";
+
+/// A produced batch that was written (retried duplicates are not counted).
+pub fn produced(topic: &str, records: u64, bytes: u64) {
+    counter!(RECORDS_IN, "topic" => topic.to_owned()).increment(records);
+    counter!(BYTES_IN, "topic" => topic.to_owned()).increment(bytes);
+}
+
+/// Whole batches sent to a consumer.
+pub fn fetched(topic: &str, records: u64, bytes: u64) {
+    if bytes == 0 {
+        return;
+    }
+    counter!(RECORDS_OUT, "topic" => topic.to_owned()).increment(records);
+    counter!(BYTES_OUT, "topic" => topic.to_owned()).increment(bytes);
+}
+
+/// A produce request answered, from its arrival to its durability.
+pub fn produce_latency(elapsed: Duration) {
+    histogram!(PRODUCE_LATENCY).record(elapsed.as_secs_f64());
+}
+
+/// A fetch answered, from its arrival (a long-poll's wait included).
+pub fn fetch_latency(elapsed: Duration) {
+    histogram!(FETCH_LATENCY).record(elapsed.as_secs_f64());
+}
+
+/// A request that was decoded and routed to its handler.
+pub fn request(api: kafka_protocol::messages::ApiKey) {
+    counter!(REQUESTS, "api" => format!("{api:?}")).increment(1);
+}
+
+/// A request or connection turned away. Reasons: `bad_frame`, `bad_request`,
+/// `connections_max`.
+pub fn rejected(reason: &'static str) {
+    counter!(REQUESTS_REJECTED, "reason" => reason).increment(1);
+}
+
+/// A partition's produce refused with a Kafka error (e.g. `CorruptMessage`).
+pub fn produce_error(topic: &str, error: String) {
+    counter!(PRODUCE_ERRORS, "topic" => topic.to_owned(), "error" => error).increment(1);
+}
+
+/// Open client connections, published as a gauge at scrape time.
+static CONNECTIONS_OPEN: AtomicI64 = AtomicI64::new(0);
+
+pub fn connection_opened() {
+    counter!(CONNECTIONS_ACCEPTED).increment(1);
+    CONNECTIONS_OPEN.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn connection_closed() {
+    CONNECTIONS_OPEN.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Sets the state gauges from the topics and the group offsets: called just
+/// before every scrape.
+pub fn publish_state_gauges(ctx: &BrokerContext) {
+    gauge!(CONNECTIONS).set(CONNECTIONS_OPEN.load(Ordering::Relaxed) as f64);
+    let mut end_offsets = std::collections::HashMap::new();
+    for topic in ctx.topics.list() {
+        for (index, log) in topic.partitions.iter().enumerate() {
+            let labels = [("topic", topic.name.clone()), ("partition", index.to_string())];
+            let end = log.high_watermark();
+            end_offsets.insert((topic.name.clone(), index as i32), end);
+            gauge!(LOG_START_OFFSET, &labels).set(log.log_start_offset() as f64);
+            gauge!(LOG_END_OFFSET, &labels).set(end as f64);
+            gauge!(LOG_SEGMENTS, &labels).set(log.segment_count() as f64);
+            gauge!(LOG_SIZE_BYTES, &labels).set(log.size_bytes() as f64);
+            gauge!(PARTITION_POISONED, &labels).set(if log.is_poisoned() { 1.0 } else { 0.0 });
+        }
+    }
+    let store = ctx.coordinator.store();
+    let now = now_ms();
+    for (group, _, _) in ctx.coordinator.list() {
+        let members = ctx.coordinator.describe(&group).members.len();
+        gauge!(GROUP_MEMBERS, "group" => group.clone()).set(members as f64);
+        for (topic, partition, committed) in store.group_offsets(&group) {
+            let Some(end) = end_offsets.get(&(topic.clone(), partition)) else {
+                continue;
+            };
+            let labels = [
+                ("group", group.clone()),
+                ("topic", topic),
+                ("partition", partition.to_string()),
+            ];
+            gauge!(GROUP_COMMITTED_OFFSET, &labels).set(committed.offset as f64);
+            gauge!(GROUP_LAG, &labels).set((end - committed.offset).max(0) as f64);
+            let age_ms = (now - committed.commit_timestamp_ms).max(0);
+            gauge!(GROUP_COMMIT_AGE, &labels).set(age_ms as f64 / 1000.0);
+        }
+    }
+}

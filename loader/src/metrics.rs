@@ -1,0 +1,54 @@
+//! The loader's Prometheus metrics, by warehouse table: rows loaded and
+//! rejected, batches, warehouse errors, the latency of each committed
+//! transaction, and lag per partition (the partition's end offset minus the
+//! next offset stored in the warehouse, records not yet loaded).
+
+use metrics::{counter, gauge, histogram, Counter, Histogram};
+use std::time::Duration;
+
+pub const ROWS_LOADED: &str = "relay_loader_rows_loaded_total";
+pub const ROWS_REJECTED: &str = "relay_loader_rows_rejected_total";
+pub const BATCHES: &str = "relay_loader_batches_total";
+pub const WAREHOUSE_ERRORS: &str = "relay_loader_warehouse_errors_total";
+pub const TRANSACTION_LATENCY: &str = "relay_loader_transaction_latency_seconds";
+pub const LAG: &str = "relay_loader_lag";
+pub const WAREHOUSE_UP: &str = "relay_loader_warehouse_up";
+
+/// One loader's handles (label `table`).
+pub struct LoaderMetrics {
+    table: String,
+    pub rows_loaded: Counter,
+    pub rows_rejected: Counter,
+    pub batches: Counter,
+    pub warehouse_errors: Counter,
+    transaction_latency: Histogram,
+}
+
+impl LoaderMetrics {
+    pub fn new(table: &str) -> Self {
+        let label = [("table", table.to_owned())];
+        Self {
+            table: table.to_owned(),
+            rows_loaded: counter!(ROWS_LOADED, &label),
+            rows_rejected: counter!(ROWS_REJECTED, &label),
+            batches: counter!(BATCHES, &label),
+            warehouse_errors: counter!(WAREHOUSE_ERRORS, &label),
+            transaction_latency: histogram!(TRANSACTION_LATENCY, &label),
+        }
+    }
+
+    /// A batch's transaction committed after `elapsed`.
+    pub fn committed(&self, elapsed: Duration) {
+        self.transaction_latency.record(elapsed.as_secs_f64());
+    }
+
+    /// 1 while the warehouse answers, 0 during an outage.
+    pub fn warehouse_up(&self, up: bool) {
+        gauge!(WAREHOUSE_UP, "table" => self.table.clone()).set(if up { 1.0 } else { 0.0 });
+    }
+
+    pub fn lag(&self, topic: &str, partition: i32, lag: i64) {
+        gauge!(LAG, "table" => self.table.clone(), "topic" => topic.to_owned(), "partition" => partition.to_string())
+            .set(lag.max(0) as f64);
+    }
+}

@@ -1,0 +1,324 @@
+//! `relay status [--watch]`: the pipeline on one screen. The cluster id and
+//! broker; every topic with its partitions, end offsets, size on disk and
+//! produce rate; every group with its state, members and, per partition,
+//! committed offset, lag and commit age; and, when asked, each sender file's
+//! bytes behind (from `--sender-state` directories or `--scrape`d metrics)
+//! and each loader's lag (from `--scrape`d metrics).
+//!
+//! Rates and commit ages need two looks: a single run looks twice, one
+//! interval (at most 1 s) apart; `--watch` refreshes every interval. A commit
+//! age is exact when a broker's metrics are scraped, else it is the time
+//! since the committed offset was last seen to move (`>` when it has not
+//! moved since status started).
+
+use super::client::{connect, fail, runtime};
+use super::scrape::{scrape, Sample};
+use super::signal::wait_for_signal;
+use crate::cli::StatusArgs;
+use crate::exit;
+use relay_client::admin::Admin;
+use relay_client::consumer::TopicPartition;
+use relay_client::sender::identity::FileKey;
+use relay_client::sender::registry::Registry;
+use relay_client::ClientError;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Longest wait of a single (non-watch) run between its two looks.
+const ONE_SHOT_WINDOW_MAX: Duration = Duration::from_secs(1);
+
+struct TopicRow {
+    name: String,
+    partitions: usize,
+    end_offsets: i64,
+    size_bytes: i64,
+}
+
+struct GroupRow {
+    group: String,
+    state: String,
+    members: usize,
+    lags: Vec<relay_client::admin::PartitionLag>,
+}
+
+/// One look at the cluster.
+struct Snapshot {
+    at: Instant,
+    cluster_id: String,
+    topics: Vec<TopicRow>,
+    groups: Vec<GroupRow>,
+}
+
+/// What earlier looks tell: previous end offsets, when committed offsets moved.
+#[derive(Default)]
+struct History {
+    started: Option<Instant>,
+    previous: Option<(Instant, HashMap<String, i64>)>,
+    commits: HashMap<(String, TopicPartition), (i64, Option<Instant>)>,
+}
+
+async fn look(admin: &Admin) -> Result<Snapshot, ClientError> {
+    let at = Instant::now();
+    let cluster_id = admin.cluster().cluster_id().unwrap_or_else(|| "?".into());
+    let sizes: HashMap<TopicPartition, i64> = admin.partition_sizes().await.unwrap_or_default().into_iter().collect();
+    let mut topics = Vec::new();
+    for (name, partitions) in admin.list_topics().await? {
+        let offsets = admin.describe_topic(&name).await?;
+        let size_bytes = (0..partitions as i32)
+            .filter_map(|partition| {
+                sizes.get(&TopicPartition {
+                    topic: name.clone(),
+                    partition,
+                })
+            })
+            .sum();
+        topics.push(TopicRow {
+            end_offsets: offsets.iter().map(|p| p.end_offset).sum(),
+            name,
+            partitions,
+            size_bytes,
+        });
+    }
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut groups = Vec::new();
+    for summary in admin.list_groups().await? {
+        let description = admin.describe_group(&summary.group).await?;
+        let lags = admin.lag(&summary.group).await?;
+        groups.push(GroupRow {
+            state: description.state,
+            members: description.members.len(),
+            lags,
+            group: summary.group,
+        });
+    }
+    Ok(Snapshot {
+        at,
+        cluster_id,
+        topics,
+        groups,
+    })
+}
+
+/// Sender files from a state directory: (file, size, acknowledged, behind);
+/// a file no longer at its path (rotated or deleted) has no size.
+fn sender_files(dir: &Path) -> Result<Vec<(String, Option<u64>, u64)>, String> {
+    if !dir.join(relay_client::sender::registry::FILE_NAME).exists() {
+        return Err(format!("{} holds no sender registry", dir.display()));
+    }
+    let registry = Registry::open(dir)?;
+    let mut files = Vec::new();
+    for (key, entry) in registry.entries() {
+        let size = std::fs::metadata(&entry.path).ok().and_then(|metadata| {
+            let here = FileKey {
+                device: metadata.dev(),
+                inode: metadata.ino(),
+            };
+            (here == key).then_some(metadata.len())
+        });
+        files.push((entry.path.display().to_string(), size, entry.acked_position));
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes.max(0) as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn label<'a>(sample: &'a Sample, name: &str) -> &'a str {
+    sample.labels.get(name).map_or("", String::as_str)
+}
+
+fn render(snapshot: &Snapshot, history: &mut History, args: &StatusArgs, scraped: &[(String, Result<Vec<Sample>, String>)]) -> String {
+    let mut out = String::new();
+    let broker = args.client.broker.as_deref().unwrap_or(super::client::BROKER_DEFAULT);
+    let now = relay_client::time::format_rfc3339_micros(relay_client::time::now_ms() * 1000);
+    let _ = writeln!(out, "cluster {}   broker {broker}   {now}", snapshot.cluster_id);
+    let started = *history.started.get_or_insert(snapshot.at);
+
+    let _ = writeln!(out, "\n{:<32} {:>10} {:>16} {:>12} {:>12}", "TOPIC", "PARTITIONS", "END OFFSETS", "SIZE", "RECORDS/S");
+    let ends: HashMap<String, i64> = snapshot.topics.iter().map(|t| (t.name.clone(), t.end_offsets)).collect();
+    for topic in &snapshot.topics {
+        let rate = match &history.previous {
+            Some((at, previous)) if snapshot.at > *at => previous.get(&topic.name).map(|before| {
+                format!("{:.1}", (topic.end_offsets - before) as f64 / (snapshot.at - *at).as_secs_f64())
+            }),
+            _ => None,
+        };
+        let _ = writeln!(
+            out,
+            "{:<32} {:>10} {:>16} {:>12} {:>12}",
+            topic.name,
+            topic.partitions,
+            topic.end_offsets,
+            human_bytes(topic.size_bytes),
+            rate.unwrap_or_else(|| "-".into())
+        );
+    }
+    history.previous = Some((snapshot.at, ends));
+
+    // Exact commit ages from a scraped broker.
+    let mut exact_ages: HashMap<(String, String, String), f64> = HashMap::new();
+    for sample in scraped.iter().filter_map(|(_, s)| s.as_ref().ok()).flatten() {
+        if sample.name == relay_broker::metrics::GROUP_COMMIT_AGE {
+            let key = (label(sample, "group").into(), label(sample, "topic").into(), label(sample, "partition").into());
+            exact_ages.insert(key, sample.value);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<24} {:<20} {:>7} {:<24} {:>9} {:>12} {:>12} {:>10} {:>10}",
+        "GROUP", "STATE", "MEMBERS", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "COMMIT AGE"
+    );
+    for group in &snapshot.groups {
+        if group.lags.is_empty() {
+            let _ = writeln!(out, "{:<24} {:<20} {:>7}", group.group, group.state, group.members);
+        }
+        let mut total = 0;
+        for lag in &group.lags {
+            total += lag.lag;
+            let tp = TopicPartition {
+                topic: lag.topic.clone(),
+                partition: lag.partition,
+            };
+            let seen = history
+                .commits
+                .entry((group.group.clone(), tp))
+                .or_insert((lag.committed, None));
+            if seen.0 != lag.committed {
+                *seen = (lag.committed, Some(snapshot.at));
+            }
+            let exact = exact_ages.get(&(group.group.clone(), lag.topic.clone(), lag.partition.to_string()));
+            let age = match (exact, seen.1) {
+                (Some(seconds), _) => format!("{seconds:.0}s"),
+                (None, Some(moved)) => format!("{}s", (snapshot.at - moved).as_secs()),
+                (None, None) => format!(">{}s", (snapshot.at - started).as_secs()),
+            };
+            let _ = writeln!(
+                out,
+                "{:<24} {:<20} {:>7} {:<24} {:>9} {:>12} {:>12} {:>10} {:>10}",
+                group.group, group.state, group.members, lag.topic, lag.partition, lag.committed, lag.end_offset, lag.lag, age
+            );
+        }
+        if !group.lags.is_empty() {
+            let _ = writeln!(out, "{:<24} total lag {total}", group.group);
+        }
+    }
+
+    if !args.sender_states.is_empty() || scraped.iter().any(|(_, s)| s.is_ok()) {
+        let _ = writeln!(out, "\n{:<56} {:>14} {:>14} {:>14}", "SENDER FILE", "SIZE", "ACKNOWLEDGED", "BEHIND");
+    }
+    for dir in &args.sender_states {
+        match sender_files(dir) {
+            Ok(files) => {
+                for (file, size, acked) in files {
+                    let (size, behind) = match size {
+                        Some(size) => (size.to_string(), human_bytes(size.saturating_sub(acked) as i64)),
+                        None => ("moved".into(), "-".into()),
+                    };
+                    let _ = writeln!(out, "{file:<56} {size:>14} {acked:>14} {behind:>14}");
+                }
+            }
+            Err(error) => {
+                let _ = writeln!(out, "{}: {error}", dir.display());
+            }
+        }
+    }
+    let mut loader_lags: BTreeMap<(String, String, String), f64> = BTreeMap::new();
+    for (address, samples) in scraped {
+        match samples {
+            Ok(samples) => {
+                for sample in samples {
+                    if sample.name == relay_client::sender::metrics::BYTES_BEHIND {
+                        let _ = writeln!(
+                            out,
+                            "{:<56} {:>14} {:>14} {:>14}",
+                            label(sample, "file"),
+                            "",
+                            "",
+                            human_bytes(sample.value as i64)
+                        );
+                    } else if sample.name == relay_loader::metrics::LAG {
+                        let key = (label(sample, "table").into(), label(sample, "topic").into(), label(sample, "partition").into());
+                        loader_lags.insert(key, sample.value);
+                    }
+                }
+            }
+            Err(error) => {
+                let _ = writeln!(out, "scrape {address}: {error}");
+            }
+        }
+    }
+    if !loader_lags.is_empty() {
+        let _ = writeln!(out, "\n{:<24} {:<24} {:>9} {:>12}", "LOADER TABLE", "TOPIC", "PARTITION", "LAG");
+        for ((table, topic, partition), lag) in loader_lags {
+            let _ = writeln!(out, "{table:<24} {topic:<24} {partition:>9} {lag:>12}");
+        }
+    }
+    out
+}
+
+async fn scrape_all(addresses: &[String]) -> Vec<(String, Result<Vec<Sample>, String>)> {
+    let mut scraped = Vec::with_capacity(addresses.len());
+    for address in addresses {
+        scraped.push((address.clone(), scrape(address).await));
+    }
+    scraped
+}
+
+pub fn run(args: StatusArgs) -> i32 {
+    runtime().block_on(async move {
+        let admin = match connect(&args.client, "relay-status").await {
+            Ok(cluster) => Admin::new(cluster),
+            Err(error) => return fail("status", &error),
+        };
+        let interval = Duration::from_millis(args.interval_ms.max(100));
+        let mut history = History::default();
+        if !args.watch {
+            // Two looks, for rates.
+            if let Err(error) = look(&admin).await.map(|first| render(&first, &mut history, &args, &[])) {
+                return fail("status", &error);
+            }
+            tokio::time::sleep(interval.min(ONE_SHOT_WINDOW_MAX)).await;
+            let scraped = scrape_all(&args.scrapes).await;
+            return match look(&admin).await {
+                Ok(snapshot) => {
+                    print!("{}", render(&snapshot, &mut history, &args, &scraped));
+                    exit::SUCCESS
+                }
+                Err(error) => fail("status", &error),
+            };
+        }
+        let stop = wait_for_signal();
+        tokio::pin!(stop);
+        loop {
+            let scraped = scrape_all(&args.scrapes).await;
+            let screen = match look(&admin).await {
+                Ok(snapshot) => render(&snapshot, &mut history, &args, &scraped),
+                Err(error) => format!("relay status: {error} (retrying)\n"),
+            };
+            // Home the cursor, draw, clear what the last screen left below.
+            print!("\x1b[H\x1b[2J{screen}");
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+            tokio::select! {
+                _ = &mut stop => return exit::SUCCESS,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    })
+}
