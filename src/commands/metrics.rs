@@ -19,10 +19,11 @@ pub struct Endpoint {
 /// Installs the recorder when an address is configured.
 pub fn install(flag: Option<&str>, config: Option<&str>) -> Option<Endpoint> {
     let address = flag.or(config)?.to_owned();
-    Some(Endpoint {
-        observer: Observer::global(),
-        address,
-    })
+    let observer = Observer::global();
+    relay_broker::metrics::describe();
+    relay_client::sender::metrics::describe();
+    relay_loader::metrics::describe();
+    Some(Endpoint { observer, address })
 }
 
 /// Serves `/metrics` and `/health`; prints where (port 0 picks one).

@@ -63,7 +63,13 @@ struct History {
 async fn look(admin: &Admin) -> Result<Snapshot, ClientError> {
     let at = Instant::now();
     let cluster_id = admin.cluster().cluster_id().unwrap_or_else(|| "?".into());
-    let sizes: HashMap<TopicPartition, i64> = admin.partition_sizes().await.unwrap_or_default().into_iter().collect();
+    let sizes: HashMap<TopicPartition, i64> = match admin.partition_sizes().await {
+        Ok(sizes) => sizes.into_iter().collect(),
+        Err(error) => {
+            tracing::warn!(%error, "no partition sizes (DescribeLogDirs)");
+            HashMap::new()
+        }
+    };
     let mut topics = Vec::new();
     for (name, partitions) in admin.list_topics().await? {
         let offsets = admin.describe_topic(&name).await?;
@@ -219,23 +225,20 @@ fn render(snapshot: &Snapshot, history: &mut History, args: &StatusArgs, scraped
         }
     }
 
-    if !args.sender_states.is_empty() || scraped.iter().any(|(_, s)| s.is_ok()) {
-        let _ = writeln!(out, "\n{:<56} {:>14} {:>14} {:>14}", "SENDER FILE", "SIZE", "ACKNOWLEDGED", "BEHIND");
-    }
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
     for dir in &args.sender_states {
         match sender_files(dir) {
-            Ok(files) => {
-                for (file, size, acked) in files {
+            Ok(found) => {
+                for (file, size, acked) in found {
                     let (size, behind) = match size {
                         Some(size) => (size.to_string(), human_bytes(size.saturating_sub(acked) as i64)),
                         None => ("moved".into(), "-".into()),
                     };
-                    let _ = writeln!(out, "{file:<56} {size:>14} {acked:>14} {behind:>14}");
+                    files.push(format!("{file:<56} {size:>14} {acked:>14} {behind:>14}"));
                 }
             }
-            Err(error) => {
-                let _ = writeln!(out, "{}: {error}", dir.display());
-            }
+            Err(error) => problems.push(format!("{}: {error}", dir.display())),
         }
     }
     let mut loader_lags: BTreeMap<(String, String, String), f64> = BTreeMap::new();
@@ -244,23 +247,25 @@ fn render(snapshot: &Snapshot, history: &mut History, args: &StatusArgs, scraped
             Ok(samples) => {
                 for sample in samples {
                     if sample.name == relay_client::sender::metrics::BYTES_BEHIND {
-                        let _ = writeln!(
-                            out,
-                            "{:<56} {:>14} {:>14} {:>14}",
-                            label(sample, "file"),
-                            "",
-                            "",
-                            human_bytes(sample.value as i64)
-                        );
+                        let behind = human_bytes(sample.value as i64);
+                        files.push(format!("{:<56} {:>14} {:>14} {behind:>14}", label(sample, "file"), "", ""));
                     } else if sample.name == relay_loader::metrics::LAG {
-                        let key = (label(sample, "table").into(), label(sample, "topic").into(), label(sample, "partition").into());
+                        let key = (
+                            label(sample, "table").into(),
+                            label(sample, "topic").into(),
+                            label(sample, "partition").into(),
+                        );
                         loader_lags.insert(key, sample.value);
                     }
                 }
             }
-            Err(error) => {
-                let _ = writeln!(out, "scrape {address}: {error}");
-            }
+            Err(error) => problems.push(format!("scrape {address}: {error}")),
+        }
+    }
+    if !files.is_empty() {
+        let _ = writeln!(out, "\n{:<56} {:>14} {:>14} {:>14}", "SENDER FILE", "SIZE", "ACKNOWLEDGED", "BEHIND");
+        for line in files {
+            let _ = writeln!(out, "{line}");
         }
     }
     if !loader_lags.is_empty() {
@@ -268,6 +273,9 @@ fn render(snapshot: &Snapshot, history: &mut History, args: &StatusArgs, scraped
         for ((table, topic, partition), lag) in loader_lags {
             let _ = writeln!(out, "{table:<24} {topic:<24} {partition:>9} {lag:>12}");
         }
+    }
+    for problem in problems {
+        let _ = writeln!(out, "\n{problem}");
     }
     out
 }
