@@ -128,8 +128,10 @@ pub fn init_logging() {
 pub fn init_logging_at(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Colours only on a terminal: log files and journald get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if LOG_JSON.load(std::sync::atomic::Ordering::Relaxed) {
         builder.json().flatten_event(true).with_current_span(false).try_init()

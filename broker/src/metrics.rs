@@ -38,26 +38,74 @@ pub const GROUP_MEMBERS: &str = "relay_broker_group_members";
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(RECORDS_IN, Unit::Count, "Records appended, by topic (retried duplicates excluded).");
+    describe_counter!(
+        RECORDS_IN,
+        Unit::Count,
+        "Records appended, by topic (retried duplicates excluded)."
+    );
     describe_counter!(BYTES_IN, Unit::Bytes, "Record batch bytes appended, by topic.");
-    describe_counter!(RECORDS_OUT, Unit::Count, "Records sent to consumers in whole batches, by topic.");
-    describe_counter!(BYTES_OUT, Unit::Bytes, "Record batch bytes sent to consumers, by topic.");
-    describe_histogram!(PRODUCE_LATENCY, Unit::Seconds, "Produce request arrival to durable answer.");
-    describe_histogram!(FETCH_LATENCY, Unit::Seconds, "Fetch request arrival to answer, long-poll wait included.");
-    describe_histogram!(FSYNC_LATENCY, Unit::Seconds, "fsync of a partition's active segment (one per group commit).");
+    describe_counter!(
+        RECORDS_OUT,
+        Unit::Count,
+        "Records sent to consumers in whole batches, by topic."
+    );
+    describe_counter!(
+        BYTES_OUT,
+        Unit::Bytes,
+        "Record batch bytes sent to consumers, by topic."
+    );
+    describe_histogram!(
+        PRODUCE_LATENCY,
+        Unit::Seconds,
+        "Produce request arrival to durable answer."
+    );
+    describe_histogram!(
+        FETCH_LATENCY,
+        Unit::Seconds,
+        "Fetch request arrival to answer, long-poll wait included."
+    );
+    describe_histogram!(
+        FSYNC_LATENCY,
+        Unit::Seconds,
+        "fsync of a partition's active segment (one per group commit)."
+    );
     describe_counter!(REQUESTS, Unit::Count, "Requests decoded and handled, by API.");
-    describe_counter!(REQUESTS_REJECTED, Unit::Count, "Connections or requests turned away, by reason.");
-    describe_counter!(PRODUCE_ERRORS, Unit::Count, "Partition produces refused, by topic and Kafka error.");
+    describe_counter!(
+        REQUESTS_REJECTED,
+        Unit::Count,
+        "Connections or requests turned away, by reason."
+    );
+    describe_counter!(
+        PRODUCE_ERRORS,
+        Unit::Count,
+        "Partition produces refused, by topic and Kafka error."
+    );
     describe_gauge!(CONNECTIONS, Unit::Count, "Open client connections.");
     describe_counter!(CONNECTIONS_ACCEPTED, Unit::Count, "Client connections accepted.");
     describe_gauge!(LOG_START_OFFSET, Unit::Count, "First offset still in the log.");
-    describe_gauge!(LOG_END_OFFSET, Unit::Count, "Next offset to be written and readable (high watermark).");
+    describe_gauge!(
+        LOG_END_OFFSET,
+        Unit::Count,
+        "Next offset to be written and readable (high watermark)."
+    );
     describe_gauge!(LOG_SEGMENTS, Unit::Count, "Segments of the partition on disk.");
-    describe_gauge!(LOG_SIZE_BYTES, Unit::Bytes, "Bytes of the partition's segments on disk.");
-    describe_gauge!(PARTITION_POISONED, Unit::Count, "1 when a failed fsync made the partition refuse writes.");
+    describe_gauge!(
+        LOG_SIZE_BYTES,
+        Unit::Bytes,
+        "Bytes of the partition's segments on disk."
+    );
+    describe_gauge!(
+        PARTITION_POISONED,
+        Unit::Count,
+        "1 when a failed fsync made the partition refuse writes."
+    );
     describe_gauge!(GROUP_COMMITTED_OFFSET, Unit::Count, "A group's committed offset.");
     describe_gauge!(GROUP_LAG, Unit::Count, "End offset minus the group's committed offset.");
-    describe_gauge!(GROUP_COMMIT_AGE, Unit::Seconds, "Time since the group last committed this partition.");
+    describe_gauge!(
+        GROUP_COMMIT_AGE,
+        Unit::Seconds,
+        "Time since the group last committed this partition."
+    );
     describe_gauge!(GROUP_MEMBERS, Unit::Count, "Members of the group.");
 }
 

@@ -155,7 +155,10 @@ impl Admin {
     pub async fn partition_sizes(&self) -> Result<Vec<(TopicPartition, i64)>> {
         let connection = self.cluster.any_connection().await?;
         let response: DescribeLogDirsResponse = connection
-            .send(ApiKey::DescribeLogDirs, &DescribeLogDirsRequest::default().with_topics(None))
+            .send(
+                ApiKey::DescribeLogDirs,
+                &DescribeLogDirsRequest::default().with_topics(None),
+            )
             .await?;
         check(response.error_code, || "describing log directories".to_owned())?;
         let mut sizes: Vec<(TopicPartition, i64)> = Vec::new();

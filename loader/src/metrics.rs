@@ -17,13 +17,37 @@ pub const WAREHOUSE_UP: &str = "relay_loader_warehouse_up";
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(ROWS_LOADED, Unit::Count, "Rows committed to the warehouse table (duplicates ignored by the table count too).");
-    describe_counter!(ROWS_REJECTED, Unit::Count, "Records written to relay_rejects instead of the table.");
+    describe_counter!(
+        ROWS_LOADED,
+        Unit::Count,
+        "Rows committed to the warehouse table (duplicates ignored by the table count too)."
+    );
+    describe_counter!(
+        ROWS_REJECTED,
+        Unit::Count,
+        "Records written to relay_rejects instead of the table."
+    );
     describe_counter!(BATCHES, Unit::Count, "Transactions committed.");
-    describe_counter!(WAREHOUSE_ERRORS, Unit::Count, "Warehouse calls that failed as unavailable (each retried).");
-    describe_histogram!(TRANSACTION_LATENCY, Unit::Seconds, "One batch's warehouse transaction, rows and offsets.");
-    describe_gauge!(LAG, Unit::Count, "Partition end offset minus the next offset stored in the warehouse.");
-    describe_gauge!(WAREHOUSE_UP, Unit::Count, "1 while the warehouse answers, 0 during an outage.");
+    describe_counter!(
+        WAREHOUSE_ERRORS,
+        Unit::Count,
+        "Warehouse calls that failed as unavailable (each retried)."
+    );
+    describe_histogram!(
+        TRANSACTION_LATENCY,
+        Unit::Seconds,
+        "One batch's warehouse transaction, rows and offsets."
+    );
+    describe_gauge!(
+        LAG,
+        Unit::Count,
+        "Partition end offset minus the next offset stored in the warehouse."
+    );
+    describe_gauge!(
+        WAREHOUSE_UP,
+        Unit::Count,
+        "1 while the warehouse answers, 0 during an outage."
+    );
 }
 
 /// One loader's handles (label `table`).

@@ -40,17 +40,20 @@ pub fn run(args: BrokerArgs) -> i32 {
                 return exit::FAILURE;
             }
         };
-        // Tests and scripts read this line to learn the port when listening on :0.
-        println!(
-            "relay broker listening on {} (cluster {})",
+        metrics::watch_broker(&endpoint, &broker);
+        let serving = match metrics::serve(&endpoint, "broker").await {
+            Ok(serving) => serving,
+            Err(code) => {
+                broker.shutdown().await;
+                return code;
+            }
+        };
+        // Tests and scripts read this line to learn the ports when listening on :0.
+        metrics::announce(&format!(
+            "relay broker listening on {} (cluster {}){serving}",
             broker.local_addr(),
             broker.cluster_id()
-        );
-        metrics::watch_broker(&endpoint, &broker);
-        if let Err(code) = metrics::serve(&endpoint, "broker").await {
-            broker.shutdown().await;
-            return code;
-        }
+        ));
         wait_for_signal().await;
         tracing::info!("shutting down");
         broker.shutdown().await;

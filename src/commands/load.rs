@@ -136,9 +136,10 @@ pub fn run(args: LoadArgs) -> i32 {
     let client = with_config(&args.client, &config.client);
     let endpoint = metrics::install(args.metrics.metrics.as_deref(), config.metrics_listen.as_deref());
     runtime().block_on(async move {
-        if let Err(code) = metrics::serve(&endpoint, "load").await {
-            return code;
-        }
+        let serving = match metrics::serve(&endpoint, "load").await {
+            Ok(serving) => serving,
+            Err(code) => return code,
+        };
         let cluster = match connect(&client, "relay-load").await {
             Ok(cluster) => cluster,
             Err(error) => return fail("load", &error),
@@ -155,6 +156,11 @@ pub fn run(args: LoadArgs) -> i32 {
                 Err(error) => return report(&table, &error),
             }
         }
+        metrics::announce(&format!(
+            "relay load: {} loader(s) from {}{serving}",
+            runs.len(),
+            client.broker.as_deref().unwrap_or(super::client::BROKER_DEFAULT)
+        ));
         let signal = tokio::spawn(async move {
             wait_for_signal().await;
             let _ = stop.send(true);

@@ -7,6 +7,7 @@ use crate::exit;
 use crate::observe::{http, Observer};
 use relay_broker::broker::Broker;
 use relay_loader::loader::LoaderStats;
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -26,16 +27,14 @@ pub fn install(flag: Option<&str>, config: Option<&str>) -> Option<Endpoint> {
     Some(Endpoint { observer, address })
 }
 
-/// Serves `/metrics` and `/health`; prints where (port 0 picks one).
-pub async fn serve(endpoint: &Option<Endpoint>, command: &str) -> Result<(), i32> {
+/// Serves `/metrics` and `/health`; returns where, as the text the role
+/// adds to its start line (port 0 picks a free port; scripts read it there).
+pub async fn serve(endpoint: &Option<Endpoint>, command: &str) -> Result<String, i32> {
     let Some(endpoint) = endpoint else {
-        return Ok(());
+        return Ok(String::new());
     };
     match http::serve(&endpoint.address, Arc::clone(&endpoint.observer)).await {
-        Ok(local) => {
-            println!("relay {command}: metrics on http://{local}/metrics");
-            Ok(())
-        }
+        Ok(local) => Ok(format!(", metrics on http://{local}/metrics")),
         Err(error) => {
             eprintln!("relay {command}: {error}");
             Err(exit::USAGE)
@@ -81,19 +80,25 @@ pub fn watch_broker(endpoint: &Option<Endpoint>, broker: &Broker) {
 /// A loader's health check: failing while its warehouse is unavailable.
 pub fn watch_loader(endpoint: &Option<Endpoint>, table: &str, stats: Arc<LoaderStats>) {
     let Some(endpoint) = endpoint else { return };
-    endpoint
-        .observer
-        .add_health_check(&format!("load {table}"), move || {
-            if stats.warehouse_down.load(Ordering::Relaxed) {
-                Err("warehouse unavailable; retrying".into())
-            } else {
-                Ok(())
-            }
-        });
+    endpoint.observer.add_health_check(&format!("load {table}"), move || {
+        if stats.warehouse_down.load(Ordering::Relaxed) {
+            Err("warehouse unavailable; retrying".into())
+        } else {
+            Ok(())
+        }
+    });
 }
 
 /// A sender's health line (its counters are recorded by the sender itself).
 pub fn watch_sender(endpoint: &Option<Endpoint>, topic: &str) {
     let Some(endpoint) = endpoint else { return };
     endpoint.observer.add_health_check(&format!("send {topic}"), || Ok(()));
+}
+
+/// Prints a role's start line on stdout. A closed stdout (a supervisor that
+/// stopped reading) is ignored: it must never stop the role.
+pub fn announce(line: &str) {
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
 }

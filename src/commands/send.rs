@@ -71,9 +71,10 @@ pub fn run(args: SendArgs) -> i32 {
     let endpoint = metrics::install(args.metrics.metrics.as_deref(), config.metrics_listen.as_deref());
     let runtime = runtime();
     runtime.block_on(async move {
-        if let Err(code) = metrics::serve(&endpoint, "send").await {
-            return code;
-        }
+        let serving = match metrics::serve(&endpoint, "send").await {
+            Ok(serving) => serving,
+            Err(code) => return code,
+        };
         let cluster = match connect(&client, "relay-send").await {
             Ok(cluster) => cluster,
             Err(error) => return fail("send", &error),
@@ -107,6 +108,11 @@ pub fn run(args: SendArgs) -> i32 {
                 }
             }
         }
+        metrics::announce(&format!(
+            "relay send: {} sender(s) to {}{serving}",
+            runs.len(),
+            client.broker.as_deref().unwrap_or(super::client::BROKER_DEFAULT)
+        ));
         wait_for_signal().await;
         tracing::info!("stopping: draining in-flight lines");
         let _ = stop.send(true);

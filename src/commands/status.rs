@@ -149,19 +149,35 @@ fn label<'a>(sample: &'a Sample, name: &str) -> &'a str {
     sample.labels.get(name).map_or("", String::as_str)
 }
 
-fn render(snapshot: &Snapshot, history: &mut History, args: &StatusArgs, scraped: &[(String, Result<Vec<Sample>, String>)]) -> String {
+fn render(
+    snapshot: &Snapshot,
+    history: &mut History,
+    args: &StatusArgs,
+    scraped: &[(String, Result<Vec<Sample>, String>)],
+) -> String {
     let mut out = String::new();
     let broker = args.client.broker.as_deref().unwrap_or(super::client::BROKER_DEFAULT);
     let now = relay_client::time::format_rfc3339_micros(relay_client::time::now_ms() * 1000);
     let _ = writeln!(out, "cluster {}   broker {broker}   {now}", snapshot.cluster_id);
     let started = *history.started.get_or_insert(snapshot.at);
 
-    let _ = writeln!(out, "\n{:<32} {:>10} {:>16} {:>12} {:>12}", "TOPIC", "PARTITIONS", "END OFFSETS", "SIZE", "RECORDS/S");
-    let ends: HashMap<String, i64> = snapshot.topics.iter().map(|t| (t.name.clone(), t.end_offsets)).collect();
+    let _ = writeln!(
+        out,
+        "\n{:<32} {:>10} {:>16} {:>12} {:>12}",
+        "TOPIC", "PARTITIONS", "END OFFSETS", "SIZE", "RECORDS/S"
+    );
+    let ends: HashMap<String, i64> = snapshot
+        .topics
+        .iter()
+        .map(|t| (t.name.clone(), t.end_offsets))
+        .collect();
     for topic in &snapshot.topics {
         let rate = match &history.previous {
             Some((at, previous)) if snapshot.at > *at => previous.get(&topic.name).map(|before| {
-                format!("{:.1}", (topic.end_offsets - before) as f64 / (snapshot.at - *at).as_secs_f64())
+                format!(
+                    "{:.1}",
+                    (topic.end_offsets - before) as f64 / (snapshot.at - *at).as_secs_f64()
+                )
             }),
             _ => None,
         };
@@ -181,7 +197,11 @@ fn render(snapshot: &Snapshot, history: &mut History, args: &StatusArgs, scraped
     let mut exact_ages: HashMap<(String, String, String), f64> = HashMap::new();
     for sample in scraped.iter().filter_map(|(_, s)| s.as_ref().ok()).flatten() {
         if sample.name == relay_broker::metrics::GROUP_COMMIT_AGE {
-            let key = (label(sample, "group").into(), label(sample, "topic").into(), label(sample, "partition").into());
+            let key = (
+                label(sample, "group").into(),
+                label(sample, "topic").into(),
+                label(sample, "partition").into(),
+            );
             exact_ages.insert(key, sample.value);
         }
     }
@@ -217,7 +237,15 @@ fn render(snapshot: &Snapshot, history: &mut History, args: &StatusArgs, scraped
             let _ = writeln!(
                 out,
                 "{:<24} {:<20} {:>7} {:<24} {:>9} {:>12} {:>12} {:>10} {:>10}",
-                group.group, group.state, group.members, lag.topic, lag.partition, lag.committed, lag.end_offset, lag.lag, age
+                group.group,
+                group.state,
+                group.members,
+                lag.topic,
+                lag.partition,
+                lag.committed,
+                lag.end_offset,
+                lag.lag,
+                age
             );
         }
         if !group.lags.is_empty() {
@@ -248,7 +276,12 @@ fn render(snapshot: &Snapshot, history: &mut History, args: &StatusArgs, scraped
                 for sample in samples {
                     if sample.name == relay_client::sender::metrics::BYTES_BEHIND {
                         let behind = human_bytes(sample.value as i64);
-                        files.push(format!("{:<56} {:>14} {:>14} {behind:>14}", label(sample, "file"), "", ""));
+                        files.push(format!(
+                            "{:<56} {:>14} {:>14} {behind:>14}",
+                            label(sample, "file"),
+                            "",
+                            ""
+                        ));
                     } else if sample.name == relay_loader::metrics::LAG {
                         let key = (
                             label(sample, "table").into(),
@@ -263,13 +296,21 @@ fn render(snapshot: &Snapshot, history: &mut History, args: &StatusArgs, scraped
         }
     }
     if !files.is_empty() {
-        let _ = writeln!(out, "\n{:<56} {:>14} {:>14} {:>14}", "SENDER FILE", "SIZE", "ACKNOWLEDGED", "BEHIND");
+        let _ = writeln!(
+            out,
+            "\n{:<56} {:>14} {:>14} {:>14}",
+            "SENDER FILE", "SIZE", "ACKNOWLEDGED", "BEHIND"
+        );
         for line in files {
             let _ = writeln!(out, "{line}");
         }
     }
     if !loader_lags.is_empty() {
-        let _ = writeln!(out, "\n{:<24} {:<24} {:>9} {:>12}", "LOADER TABLE", "TOPIC", "PARTITION", "LAG");
+        let _ = writeln!(
+            out,
+            "\n{:<24} {:<24} {:>9} {:>12}",
+            "LOADER TABLE", "TOPIC", "PARTITION", "LAG"
+        );
         for ((table, topic, partition), lag) in loader_lags {
             let _ = writeln!(out, "{table:<24} {topic:<24} {partition:>9} {lag:>12}");
         }

@@ -59,18 +59,21 @@ pub fn run(args: UpArgs) -> i32 {
                 return exit::FAILURE;
             }
         };
-        println!(
-            "relay up: broker on {} (cluster {}), {} sender(s), {} loader(s)",
+        metrics::watch_broker(&endpoint, &broker);
+        let serving = match metrics::serve(&endpoint, "up").await {
+            Ok(serving) => serving,
+            Err(code) => {
+                broker.shutdown().await;
+                return code;
+            }
+        };
+        metrics::announce(&format!(
+            "relay up: broker on {} (cluster {}), {} sender(s), {} loader(s){serving}",
             broker.local_addr(),
             broker.cluster_id(),
             config.send.len(),
             loads.len()
-        );
-        metrics::watch_broker(&endpoint, &broker);
-        if let Err(code) = metrics::serve(&endpoint, "up").await {
-            broker.shutdown().await;
-            return code;
-        }
+        ));
         let mut cluster_config = ClusterConfig::new(&broker.local_addr().to_string());
         cluster_config.client_id = "relay-up".into();
         cluster_config.expect_cluster_id = Some(broker.cluster_id().to_owned());

@@ -74,7 +74,13 @@ async fn answer(mut stream: TcpStream, observer: &Observer) -> std::io::Result<(
     match path {
         "/metrics" => {
             let observer_text = observer.render();
-            respond(&mut stream, 200, "text/plain; version=0.0.4; charset=utf-8", &observer_text).await
+            respond(
+                &mut stream,
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                &observer_text,
+            )
+            .await
         }
         "/health" => {
             let checks = observer.health();

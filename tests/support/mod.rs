@@ -79,11 +79,19 @@ pub struct BrokerProcess {
     pub data_dir: PathBuf,
     config: PathBuf,
     log_path: PathBuf,
+    extra_args: Vec<String>,
+    /// The `--metrics` endpoint's address when one was asked for.
+    pub metrics_address: Option<String>,
 }
 
 impl BrokerProcess {
     /// Starts a broker whose `[broker]` section is `extra_config` plus a data dir in `dir`.
     pub fn start(dir: &Path, extra_config: &str) -> Self {
+        Self::start_with_args(dir, extra_config, &[])
+    }
+
+    /// As [`BrokerProcess::start`], with more command-line arguments (e.g. `--metrics`).
+    pub fn start_with_args(dir: &Path, extra_config: &str, extra_args: &[&str]) -> Self {
         let data_dir = dir.join("data");
         let config = dir.join("relay.toml");
         std::fs::write(
@@ -100,6 +108,8 @@ impl BrokerProcess {
             data_dir,
             config,
             log_path: dir.join("broker.log"),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            metrics_address: None,
         };
         broker.launch("127.0.0.1:0");
         broker
@@ -115,6 +125,7 @@ impl BrokerProcess {
             .args(["broker", "--config"])
             .arg(&self.config)
             .args(["--listen", listen])
+            .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -129,6 +140,7 @@ impl BrokerProcess {
             .unwrap_or_else(|| panic!("broker did not start: {line:?}\n{}", self.log()))
             .to_owned();
         self.address = address;
+        self.metrics_address = metrics_address(&line);
         self.child = Some(child);
     }
 
@@ -217,7 +229,7 @@ impl RelayProcess {
             .unwrap();
         let child = Command::new(relay_binary())
             .args(&self.args)
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
@@ -248,10 +260,79 @@ impl RelayProcess {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
+
+    /// The `--metrics` address announced by the `launch`-th start (1 = first),
+    /// waiting up to 30 s for it.
+    pub fn metrics_address(&self, launch: usize) -> String {
+        let mut found = None;
+        let announced = wait_until(Duration::from_secs(30), || {
+            found = self.log().lines().filter_map(metrics_address).nth(launch - 1);
+            found.is_some()
+        });
+        assert!(announced, "no metrics address announced\n{}", self.log());
+        found.unwrap()
+    }
+}
+
+/// The address in a start line's ", metrics on http://ADDR/metrics".
+pub fn metrics_address(line: &str) -> Option<String> {
+    let rest = line.split("metrics on http://").nth(1)?;
+    Some(rest.split('/').next()?.to_owned())
 }
 
 impl Drop for RelayProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// GET `path` from a `--metrics` endpoint: (status code, body); `None` while
+/// nothing listens there yet.
+pub fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// Sum of every sample of `name` whose labels include all of `labels`
+/// (`None` when there is no such sample).
+pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in exposition.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (series_name, series_labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if series_name != name {
+            continue;
+        }
+        if labels
+            .iter()
+            .all(|(k, v)| series_labels.split(',').any(|pair| pair == format!("{k}=\"{v}\"")))
+        {
+            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap_or(f64::NAN);
+        }
+    }
+    found
+}
+
+/// Polls `check` every 100 ms until it returns true (then true), or for at most `limit` (then false).
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while !check() {
+        if started.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
 }

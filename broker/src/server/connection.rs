@@ -9,9 +9,9 @@
 //! connection, logged with the peer address; nothing else is affected.
 
 use super::context::Context;
-use crate::metrics;
 use super::dispatch::{dispatch, Reply};
 use super::frame::{read_frame, FrameError};
+use crate::metrics;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;

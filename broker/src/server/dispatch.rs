@@ -133,4 +133,3 @@ pub async fn dispatch(ctx: &Context, peer: SocketAddr, frame: Bytes) -> Result<R
         _ => Err(DispatchError::UnknownApi(api_key)),
     }
 }
-

@@ -20,11 +20,23 @@ pub fn describe() {
     use metrics::{describe_counter, describe_gauge, Unit};
     describe_counter!(LINES_READ, Unit::Count, "Complete lines read, by topic and file.");
     describe_counter!(BYTES_READ, Unit::Bytes, "Bytes read, by topic and file.");
-    describe_counter!(LINES_ACKED, Unit::Count, "Lines acknowledged by the broker, by topic and file.");
-    describe_counter!(BYTES_ACKED, Unit::Bytes, "Bytes whose lines the broker acknowledged, by topic and file.");
+    describe_counter!(
+        LINES_ACKED,
+        Unit::Count,
+        "Lines acknowledged by the broker, by topic and file."
+    );
+    describe_counter!(
+        BYTES_ACKED,
+        Unit::Bytes,
+        "Bytes whose lines the broker acknowledged, by topic and file."
+    );
     describe_gauge!(BYTES_BEHIND, Unit::Bytes, "File size minus acknowledged position.");
     describe_counter!(LINES_REJECTED, Unit::Count, "Lines written to the rejects file.");
-    describe_counter!(TRUNCATIONS, Unit::Count, "Times a file was truncated or rewritten and read again from 0.");
+    describe_counter!(
+        TRUNCATIONS,
+        Unit::Count,
+        "Times a file was truncated or rewritten and read again from 0."
+    );
     describe_counter!(
         crate::producer::RETRIES_METRIC,
         Unit::Count,

@@ -9,7 +9,6 @@
 use super::blocking;
 use crate::log::LogError;
 use crate::metrics;
-use relay_proto::batch::BatchHeader;
 use crate::server::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::topics::Topic;
@@ -18,6 +17,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use relay_proto::batch::BatchHeader;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
