@@ -15,6 +15,9 @@ use relay_loader::sink::SinkError;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Longest a stop waits for the loaders' batches to commit.
+const STOP_WAIT_MAX: Duration = Duration::from_secs(60);
+
 fn sections(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoadSection>, String> {
     let mut sections = config.load.clone();
     let any_flag = args.topic.is_some()
@@ -164,6 +167,14 @@ pub fn run(args: LoadArgs) -> i32 {
         let signal = tokio::spawn(async move {
             wait_for_signal().await;
             let _ = stop.send(true);
+            // A batch that cannot commit (warehouse down) must not hold the
+            // stop forever; it is loaded again after the restart.
+            tokio::time::sleep(STOP_WAIT_MAX).await;
+            eprintln!(
+                "relay load: the batch in hand did not commit within {} s of the stop signal; exiting without it (it is loaded again on restart)",
+                STOP_WAIT_MAX.as_secs()
+            );
+            std::process::exit(exit::FAILURE);
         });
         let mut code = exit::SUCCESS;
         for run in runs {
