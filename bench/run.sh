@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The standard benchmark suite on this machine (issue 9's targets). Builds the
+# release binaries, measures the disk, runs every benchmark, prints the
+# results and appends a dated section to bench/RESULTS.md with each result as
+# a fraction of its target. Sizes can be cut for a quick look:
+#   RELAY_BENCH_GIB=1 RELAY_BENCH_RECORDS=4000000 bash bench/run.sh
+# Needs PostgreSQL 15's server binaries for the load benchmark (RELAY_PG_BIN).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+gib=${RELAY_BENCH_GIB:-10}
+records=${RELAY_BENCH_RECORDS:-20000000}
+load_events=${RELAY_BENCH_LOAD_EVENTS:-500000}
+mkdir -p target/bench-data
+work=$(mktemp -d target/bench-data/run.XXXXXX)
+out="$work/results.jsonl"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work/data" "$work"/dd.*' EXIT
+
+echo "== building (release)"
+cargo build --release -p relay -p relay-bench 2>&1 | tail -1
+relay=target/release/relay
+bench=target/release/relay-bench
+
+echo "== machine and disk"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+cores=$(nproc)
+mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
+kernel=$(uname -r)
+fs=$(df -T target/bench-data | awk 'NR==2 {print $2" on "$1}')
+dd_out=$(dd if=/dev/zero of="$work/dd.seq" bs=1M count=2000 conv=fdatasync 2>&1 | tail -1)
+dd_mbs=$(python3 -c "import re,sys; m=re.search(r'(\d+) bytes.* s, ', sys.argv[1]); t=re.search(r', ([\d.]+) s,', sys.argv[1]); print(round(int(m.group(1))/float(t.group(1))/1e6))" "$dd_out")
+rm -f "$work/dd.seq"
+echo "$cpu, $cores cores, $mem, $fs, kernel $kernel; dd conv=fdatasync: $dd_mbs MB/s"
+
+record() { grep '^{' | sed "s/^{/{\"bench\":\"$1\",/" >> "$out"; }
+
+echo "== produce, fsync always, 4 producers, 4 partitions, max rate"
+$relay broker --listen 127.0.0.1:0 --data-dir "$work/data" > "$work/broker.out" 2> "$work/broker.log" &
+broker_pid=$!
+for _ in $(seq 100); do grep -q listening "$work/broker.out" 2>/dev/null && break; sleep 0.1; done
+broker=$(sed -n 's/relay broker listening on \([^ ]*\).*/\1/p' "$work/broker.out")
+$bench produce --broker "$broker" --topic bench --partitions 4 --producers 4 --records "$records" | tee /dev/stderr | record produce_max
+echo "== produce at 1,000,000 records/s (half the target) for latency"
+$bench produce --broker "$broker" --topic bench-half --partitions 4 --producers 4 --records $((records / 2)) --rate 1000000 | tee /dev/stderr | record produce_half
+echo "== consume from earliest"
+$bench consume --broker "$broker" --topic bench | tee /dev/stderr | record consume
+kill -TERM $broker_pid; wait $broker_pid || true
+rm -rf "$work/data"
+
+echo "== end to end: file -> relay up -> SQLite, 10,000 lines/s"
+$bench e2e --relay $relay --rate 10000 --seconds 15 --dir "$work" | tee /dev/stderr | record e2e
+
+echo "== relay load vs psql \\copy ($load_events events)"
+if [ -x "${RELAY_PG_BIN:-/usr/lib/postgresql/15/bin}/initdb" ]; then
+  bash bench/load_vs_copy.sh "$load_events" | tee "$work/load.txt"
+else
+  echo "SKIPPED: no PostgreSQL server binaries" | tee "$work/load.txt"
+fi
+
+echo "== restart after kill -9 with $gib GiB in 10 partitions"
+$bench restart --relay $relay --gib "$gib" --partitions 10 --dir "$work" | tee /dev/stderr | record restart
+
+echo "== relay send on a $gib GiB file"
+$bench send --relay $relay --gib "$gib" --dir "$work" | tee "$work/send.txt" | tee /dev/stderr | record send
+send_rss=$(sed -n 's/peak RSS of relay send: \([0-9.]*\) MiB/\1/p' "$work/send.txt")
+
+python3 - "$out" "$work/load.txt" "$dd_mbs" "$cpu" "$cores" "$mem" "$fs" "$kernel" "$gib" "$records" "$send_rss" >> bench/RESULTS.md <<'PY'
+import json, re, sys, datetime
+out, load_txt, dd, cpu, cores, mem, fs, kernel, gib, records, send_rss = sys.argv[1:]
+dd = float(dd)
+rows = {}
+for line in open(out):
+    row = json.loads(line)
+    rows[row["bench"]] = row
+def get(name, key):
+    return rows.get(name, {}).get(key)
+load = open(load_txt).read()
+m = re.search(r"relay load: .*?= ([\d,]+) rows/s.*?copy: .*?= ([\d,]+) rows/s", load, re.S)
+lines = []
+w = lines.append
+w(f"\n## {datetime.date.today()} — standard suite (`bash bench/run.sh`)\n")
+w(f"Machine: {cpu}, {cores} cores, {mem}, {fs}, Linux {kernel}. Client and broker on the same machine.")
+w(f"Disk: `dd if=/dev/zero bs=1M count=2000 conv=fdatasync` = {dd:.0f} MB/s. Release build. Records of 100 B, batches of 1,000.\n")
+w("| benchmark | target | measured | vs target | vs physical limit |")
+w("|---|---|---|---|---|")
+def frac(a, b):
+    return f"{100*a/b:.0f}%" if a is not None and b else "-"
+p = get("produce_max", "records_per_second")
+w(f"| produce, fsync always, 4 producers x 4 partitions ({int(records):,} records) | ≥ 2,000,000 rec/s | {p:,.0f} rec/s ({get('produce_max','mb_per_second')} MB/s), p99 {get('produce_max','p99_ms')} ms | {frac(p, 2e6)} | {frac(get('produce_max','mb_per_second'), dd)} of dd MB/s |")
+h = get("produce_half", "p99_ms")
+w(f"| produce p99 at 1,000,000 rec/s | ≤ 3 ms | p50 {get('produce_half','p50_ms')} / p99 {h} / p99.9 {get('produce_half','p999_ms')} ms at {get('produce_half','records_per_second'):,.0f} rec/s | {'met' if h is not None and h <= 3 else 'missed'} | - |")
+c = get("consume", "records_per_second")
+w(f"| consume from earliest | ≥ 4,000,000 rec/s | {c:,.0f} rec/s ({get('consume','mb_per_second')} MB/s) | {frac(c, 4e6)} | - |")
+if m:
+    lr, cr = float(m.group(1).replace(",", "")), float(m.group(2).replace(",", ""))
+    w(f"| relay load into PostgreSQL vs psql \\copy | ≥ 70% of \\copy | {lr:,.0f} vs {cr:,.0f} rows/s = {100*lr/cr:.0f}% | {frac(lr/cr, 0.7)} | \\copy is the limit |")
+else:
+    w("| relay load into PostgreSQL vs psql \\copy | ≥ 70% of \\copy | skipped (no PostgreSQL) | - | - |")
+r = get("restart", "seconds")
+w(f"| restart after kill -9, {gib} GiB in 10 partitions | serving ≤ 2 s | {r:.3f} s | {'met' if r is not None and r <= 2 else 'missed'} | - |")
+s = get("send", "mb_per_second")
+w(f"| relay send, {gib} GiB file, read and acknowledged | ≥ 300 MB/s, RSS < 64 MiB | {s} MB/s, peak RSS {send_rss} MiB | {frac(s, 300)} | {frac(s, dd)} of dd |")
+w(f"| end to end, file line → SQLite row visible, 10,000 lines/s | (no target) | p50 {get('e2e','p50_ms')} / p99 {get('e2e','p99_ms')} / max {get('e2e','max_ms')} ms | - | - |")
+w("\nRaw JSON lines:\n\n```")
+for line in open(out):
+    w(line.rstrip())
+w("```")
+print("\n".join(lines))
+PY
+echo "== appended to bench/RESULTS.md"
+tail -20 bench/RESULTS.md

@@ -1,0 +1,164 @@
+//! `relay-bench produce`: N producers (each its own client and connections)
+//! send fixed-size records to a topic's partitions, as fast as they can or at
+//! a target rate, through Relay's idempotent producer. Latency is per record:
+//! from `send` to the broker's acknowledgement (durable under the broker's
+//! fsync policy). Works against Relay's broker or any Kafka cluster.
+
+use crate::report::Phase;
+use bytes::Bytes;
+use clap::Args;
+use hdrhistogram::Histogram;
+use kafka_protocol::records::Compression;
+use relay_client::admin::Admin;
+use relay_client::producer::{Delivery, Producer, ProducerConfig, ProducerRecord};
+use relay_client::{Cluster, ClusterConfig};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Args, Clone)]
+pub struct ProduceBenchArgs {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub broker: String,
+    /// Created with --partitions when missing.
+    #[arg(long, default_value = "bench")]
+    pub topic: String,
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+    #[arg(long, default_value_t = 4)]
+    pub producers: usize,
+    #[arg(long, default_value_t = 100)]
+    pub record_bytes: usize,
+    /// Records per batch (sets the producer's batch size).
+    #[arg(long, default_value_t = 1000)]
+    pub batch_records: usize,
+    /// none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+    /// -1 (all), 1 or 0.
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub acks: i16,
+    /// Records in all (split over the producers).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub records: u64,
+    /// Target records per second in all; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+}
+
+fn compression(name: &str) -> Result<Compression, String> {
+    Ok(match name {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        other => return Err(format!("unknown compression {other:?}")),
+    })
+}
+
+pub async fn ensure_topic(broker: &str, topic: &str, partitions: i32) -> Result<(), String> {
+    let cluster = Cluster::connect(ClusterConfig::new(broker))
+        .await
+        .map_err(|e| e.to_string())?;
+    let admin = Admin::new(cluster);
+    let exists = admin
+        .list_topics()
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .any(|(name, _)| name == topic);
+    if !exists {
+        admin
+            .create_topic(topic, partitions, &[])
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+pub async fn run(args: &ProduceBenchArgs) -> Result<Phase, String> {
+    ensure_topic(&args.broker, &args.topic, args.partitions).await?;
+    let codec = compression(&args.compression)?;
+    let value = Bytes::from(vec![b'x'; args.record_bytes]);
+    let per_producer = args.records / args.producers as u64;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for index in 0..args.producers {
+        let args = args.clone();
+        let value = value.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut config = ClusterConfig::new(&args.broker);
+            config.client_id = format!("relay-bench-{index}");
+            let cluster = Cluster::connect(config).await.map_err(|e| e.to_string())?;
+            let producer_config = ProducerConfig {
+                linger: Duration::from_millis(5),
+                batch_bytes_max: args.batch_records * (args.record_bytes + 16) + 128,
+                compression: codec,
+                acks: args.acks,
+                buffer_bytes_max: 64 * 1024 * 1024,
+                ..ProducerConfig::default()
+            };
+            let producer = Producer::new(cluster, producer_config)
+                .await
+                .map_err(|e| e.to_string())?;
+            produce_one(&producer, &args, value, per_producer, index).await
+        }));
+    }
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    for task in tasks {
+        let histogram = task.await.map_err(|e| e.to_string())??;
+        latency.add(histogram).map_err(|e| e.to_string())?;
+    }
+    let elapsed = started.elapsed();
+    let records = per_producer * args.producers as u64;
+    Ok(Phase {
+        name: format!("produce {}p acks={} {}", args.producers, args.acks, args.compression),
+        records,
+        bytes: records * args.record_bytes as u64,
+        elapsed,
+        latency_us: Some(latency),
+    })
+}
+
+/// One producer's share; returns its per-record latencies.
+async fn produce_one(
+    producer: &Producer,
+    args: &ProduceBenchArgs,
+    value: Bytes,
+    records: u64,
+    index: usize,
+) -> Result<Histogram<u64>, String> {
+    // Deliveries complete in order per partition; a waiter records each one's
+    // latency so `send` never waits on an acknowledgement itself.
+    let (deliveries, mut waiting) = mpsc::channel::<(Instant, Delivery)>(1 << 16);
+    let waiter = tokio::spawn(async move {
+        let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+        while let Some((sent, delivery)) = waiting.recv().await {
+            delivery.wait().await.map_err(|e| e.to_string())?;
+            let _ = latency.record(sent.elapsed().as_micros().max(1) as u64);
+        }
+        Ok::<_, String>(latency)
+    });
+    let per_second = args.rate as f64 / args.producers as f64;
+    let started = Instant::now();
+    for n in 0..records {
+        if per_second > 0.0 && n % 100 == 0 {
+            let due = started + Duration::from_secs_f64(n as f64 / per_second);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let record = ProducerRecord {
+            topic: args.topic.clone(),
+            partition: Some(((n / args.batch_records as u64) as usize + index) as i32 % args.partitions),
+            value: Some(value.clone()),
+            ..ProducerRecord::default()
+        };
+        let sent = Instant::now();
+        let delivery = producer.send(record).await.map_err(|e| e.to_string())?;
+        if deliveries.send((sent, delivery)).await.is_err() {
+            break;
+        }
+    }
+    drop(deliveries);
+    producer.flush().await;
+    waiter.await.map_err(|e| e.to_string())?
+}
