@@ -196,6 +196,12 @@ impl Cluster {
             .ok_or_else(|| ClientError::UnknownTopic(name.to_owned()))
     }
 
+    /// The partition count of a topic whose metadata is cached (no request,
+    /// no allocation: the producer asks this for every record).
+    pub fn cached_partition_count(&self, name: &str) -> Option<usize> {
+        self.state.lock().topics.get(name).map(|t| t.leaders.len())
+    }
+
     /// Forgets a topic's metadata so the next use refreshes it (after leader errors).
     pub fn invalidate(&self, name: &str) {
         self.state.lock().topics.remove(name);

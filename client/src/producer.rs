@@ -38,6 +38,8 @@ use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Records queued per partition task before `send` waits for it.
 const PARTITION_QUEUE_RECORDS_MAX: usize = 10_000;
+/// A queued record's timestamp before its worker stamps it.
+const TIMESTAMP_UNSET: i64 = i64::MIN;
 /// Prometheus counter of produce attempts retried after a retriable error
 /// (a batch retried, or a topic's metadata asked again), by topic.
 pub const RETRIES_METRIC: &str = "relay_producer_retries_total";
@@ -132,7 +134,8 @@ struct Shared {
 
 pub struct Producer {
     shared: Arc<Shared>,
-    partitions: Mutex<HashMap<(String, i32), mpsc::Sender<Queued>>>,
+    /// Each topic's partition workers, by partition index.
+    partitions: Mutex<HashMap<String, Vec<Option<mpsc::Sender<Queued>>>>>,
     round_robin: AtomicUsize,
     budget: Arc<Semaphore>,
 }
@@ -165,8 +168,7 @@ impl Producer {
 
     /// Queues a record; waits while `buffer_bytes_max` is in use.
     pub async fn send(&self, record: ProducerRecord) -> Result<Delivery> {
-        let metadata = self.topic_metadata(&record.topic).await?;
-        let partitions = metadata.leaders.len();
+        let partitions = self.partition_count(&record.topic).await?;
         if partitions == 0 {
             return Err(ClientError::UnknownTopic(record.topic));
         }
@@ -190,7 +192,9 @@ impl Producer {
             .await
             .expect("the budget is never closed");
         let (delivery, receiver) = oneshot::channel();
-        let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms);
+        // Records without a timestamp get one when their partition worker
+        // takes them in (one clock read per drain, not per record).
+        let timestamp_ms = record.timestamp_ms.unwrap_or(TIMESTAMP_UNSET);
         let sender = self.partition_sender(&record.topic, partition);
         self.shared.unresolved.fetch_add(1, Ordering::AcqRel);
         let queued = Queued {
@@ -210,13 +214,16 @@ impl Producer {
     /// The topic's metadata; while the cluster is unreachable this waits and
     /// retries like every other send path (until the delivery timeout, or
     /// forever without one), so a record is never refused for a passing outage.
-    async fn topic_metadata(&self, topic: &str) -> Result<crate::cluster::TopicMetadata> {
+    async fn partition_count(&self, topic: &str) -> Result<usize> {
+        if let Some(count) = self.shared.cluster.cached_partition_count(topic) {
+            return Ok(count);
+        }
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
         let mut logged = false;
         loop {
             match self.shared.cluster.topic(topic, true).await {
-                Ok(metadata) => return Ok(metadata),
+                Ok(metadata) => return Ok(metadata.leaders.len()),
                 Err(error) if error.is_retriable() => {
                     if self
                         .shared
@@ -241,15 +248,19 @@ impl Producer {
 
     fn partition_sender(&self, topic: &str, partition: i32) -> mpsc::Sender<Queued> {
         let mut partitions = self.partitions.lock();
-        partitions
-            .entry((topic.to_owned(), partition))
-            .or_insert_with(|| {
-                let (sender, receiver) = mpsc::channel(PARTITION_QUEUE_RECORDS_MAX);
-                let worker = PartitionWorker::new(Arc::clone(&self.shared), topic.to_owned(), partition);
-                tokio::spawn(worker.run(receiver));
-                sender
-            })
-            .clone()
+        let index = partition as usize;
+        if let Some(Some(sender)) = partitions.get(topic).and_then(|workers| workers.get(index)) {
+            return sender.clone();
+        }
+        let workers = partitions.entry(topic.to_owned()).or_default();
+        if workers.len() <= index {
+            workers.resize(index + 1, None);
+        }
+        let (sender, receiver) = mpsc::channel(PARTITION_QUEUE_RECORDS_MAX);
+        let worker = PartitionWorker::new(Arc::clone(&self.shared), topic.to_owned(), partition);
+        tokio::spawn(worker.run(receiver));
+        workers[index] = Some(sender.clone());
+        sender
     }
 
     /// Returns once every record sent so far is acknowledged or failed.
@@ -385,8 +396,20 @@ impl PartitionWorker {
             tokio::select! {
                 received = queue.recv(), if !closed && open_bytes < config.batch_bytes_max => match received {
                     Some(queued) => {
-                        open_bytes += queued.bytes;
-                        open.push(queued);
+                        // Take in everything already queued, up to the batch size:
+                        // one pass of this loop per drain, not per record.
+                        let now = now_ms();
+                        let mut next = Some(queued);
+                        while let Some(mut queued) = next.take() {
+                            if queued.timestamp_ms == TIMESTAMP_UNSET {
+                                queued.timestamp_ms = now;
+                            }
+                            open_bytes += queued.bytes;
+                            open.push(queued);
+                            if open_bytes < config.batch_bytes_max {
+                                next = queue.try_recv().ok();
+                            }
+                        }
                         open_since.get_or_insert_with(Instant::now);
                     }
                     None => closed = true,
