@@ -31,23 +31,24 @@ dd_mbs=$(python3 -c "import re,sys; m=re.search(r'(\d+) bytes.* s, ', sys.argv[1
 rm -f "$work/dd.seq"
 echo "$cpu, $cores cores, $mem, $fs, kernel $kernel; dd conv=fdatasync: $dd_mbs MB/s"
 
-record() { grep '^{' | sed "s/^{/{\"bench\":\"$1\",/" >> "$out"; }
+# Shows a benchmark's output and keeps its JSON line, tagged with the benchmark's name.
+record() { tee "$work/$1.txt"; grep '^{' "$work/$1.txt" | sed "s/^{/{\"bench\":\"$1\",/" >> "$out"; }
 
 echo "== produce, fsync always, 4 producers, 4 partitions, max rate"
 $relay broker --listen 127.0.0.1:0 --data-dir "$work/data" > "$work/broker.out" 2> "$work/broker.log" &
 broker_pid=$!
 for _ in $(seq 100); do grep -q listening "$work/broker.out" 2>/dev/null && break; sleep 0.1; done
 broker=$(sed -n 's/relay broker listening on \([^ ]*\).*/\1/p' "$work/broker.out")
-$bench produce --broker "$broker" --topic bench --partitions 4 --producers 4 --records "$records" | tee /dev/stderr | record produce_max
+$bench produce --broker "$broker" --topic bench --partitions 4 --producers 4 --records "$records" | record produce_max
 echo "== produce at 1,000,000 records/s (half the target) for latency"
-$bench produce --broker "$broker" --topic bench-half --partitions 4 --producers 4 --records $((records / 2)) --rate 1000000 | tee /dev/stderr | record produce_half
+$bench produce --broker "$broker" --topic bench-half --partitions 4 --producers 4 --records $((records / 2)) --rate 1000000 | record produce_half
 echo "== consume from earliest"
-$bench consume --broker "$broker" --topic bench | tee /dev/stderr | record consume
+$bench consume --broker "$broker" --topic bench | record consume
 kill -TERM $broker_pid; wait $broker_pid || true
 rm -rf "$work/data"
 
 echo "== end to end: file -> relay up -> SQLite, 10,000 lines/s"
-$bench e2e --relay $relay --rate 10000 --seconds 15 --dir "$work" | tee /dev/stderr | record e2e
+$bench e2e --relay $relay --rate 10000 --seconds 15 --dir "$work" | record e2e
 
 echo "== relay load vs psql \\copy ($load_events events)"
 if [ -x "${RELAY_PG_BIN:-/usr/lib/postgresql/15/bin}/initdb" ]; then
@@ -57,10 +58,10 @@ else
 fi
 
 echo "== restart after kill -9 with $gib GiB in 10 partitions"
-$bench restart --relay $relay --gib "$gib" --partitions 10 --dir "$work" | tee /dev/stderr | record restart
+$bench restart --relay $relay --gib "$gib" --partitions 10 --dir "$work" | record restart
 
 echo "== relay send on a $gib GiB file"
-$bench send --relay $relay --gib "$gib" --dir "$work" | tee "$work/send.txt" | tee /dev/stderr | record send
+$bench send --relay $relay --gib "$gib" --dir "$work" | record send
 send_rss=$(sed -n 's/peak RSS of relay send: \([0-9.]*\) MiB/\1/p' "$work/send.txt")
 
 python3 - "$out" "$work/load.txt" "$dd_mbs" "$cpu" "$cores" "$mem" "$fs" "$kernel" "$gib" "$records" "$send_rss" >> bench/RESULTS.md <<'PY'

@@ -110,11 +110,31 @@ fn measure(args: &E2eBenchArgs, dir: &std::path::Path, warehouse: &std::path::Pa
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    // Warm up: one line through the whole pipeline (topic creation, the
+    // loader's rebalance onto it) before anything is measured.
+    writeln!(
+        file,
+        "{{\"uuid\":\"00000000-0000-4000-9000-000000000000\",\"written_us\":{}}}",
+        now_us()
+    )
+    .map_err(|e| e.to_string())?;
+    let warm = Instant::now();
+    let mut last_rowid: i64 = loop {
+        let rows: i64 = db
+            .query_row("SELECT coalesce(max(rowid), 0) FROM events", [], |row| row.get(0))
+            .map_err(|e| e.to_string())?;
+        if rows > 0 {
+            break rows;
+        }
+        if warm.elapsed() > Duration::from_secs(60) {
+            return Err("the warm-up line was not loaded within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds");
     let started = Instant::now();
     let mut written = 0u64;
     let mut seen = 0u64;
-    let mut last_rowid = 0i64;
     let mut query = db
         .prepare("SELECT rowid, written_us FROM events WHERE rowid > ?1 ORDER BY rowid")
         .map_err(|e| e.to_string())?;

@@ -31,7 +31,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where a partition without a committed offset starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +103,16 @@ pub struct Consumer {
     assignment: Vec<TopicPartition>,
     positions: HashMap<TopicPartition, i64>,
     high_watermarks: Arc<Mutex<HashMap<TopicPartition, i64>>>,
+    /// Partitions per subscribed topic when the group was last joined, and
+    /// when that was last checked: a topic created or grown later (a loader
+    /// started before its first event) triggers a rejoin, as Kafka's
+    /// consumers do on a metadata refresh.
+    partition_counts: HashMap<String, usize>,
+    counts_checked: Instant,
 }
+
+/// How often a group member looks for new partitions of its topics.
+pub const PARTITION_CHECK_INTERVAL: Duration = Duration::from_secs(3);
 
 fn text(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
@@ -119,6 +128,8 @@ impl Consumer {
             assignment: Vec::new(),
             positions: HashMap::new(),
             high_watermarks: Arc::default(),
+            partition_counts: HashMap::new(),
+            counts_checked: Instant::now(),
         };
         if consumer.config.group.is_none() {
             for topic in consumer.config.topics.clone() {
@@ -180,10 +191,21 @@ impl Consumer {
                 }
             }
             let assigned = self.join().await?;
+            self.partition_counts = self.subscribed_partition_counts(false).await;
+            self.counts_checked = Instant::now();
             return Ok(Poll {
                 records: Vec::new(),
                 assigned: Some(assigned),
             });
+        }
+        if self.config.group.is_some() && self.counts_checked.elapsed() >= PARTITION_CHECK_INTERVAL {
+            self.counts_checked = Instant::now();
+            let counts = self.subscribed_partition_counts(true).await;
+            if counts != self.partition_counts {
+                tracing::info!(before = ?self.partition_counts, now = ?counts, "subscribed topics changed partitions; rejoining");
+                self.partition_counts = counts;
+                self.request_rejoin();
+            }
         }
         self.initialize_positions().await?;
         if self.assignment.is_empty() {
@@ -195,6 +217,18 @@ impl Consumer {
             records,
             assigned: None,
         })
+    }
+
+    /// Partitions of each subscribed topic as metadata says (0: no such topic yet).
+    async fn subscribed_partition_counts(&self, refresh: bool) -> HashMap<String, usize> {
+        if refresh {
+            let _ = self.cluster.refresh(&self.config.topics, false).await;
+        }
+        self.config
+            .topics
+            .iter()
+            .map(|topic| (topic.clone(), self.cluster.cached_partition_count(topic).unwrap_or(0)))
+            .collect()
     }
 
     fn needs_join(&self) -> bool {

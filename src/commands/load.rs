@@ -143,6 +143,7 @@ pub fn run(args: LoadArgs) -> i32 {
             Ok(serving) => serving,
             Err(code) => return code,
         };
+        // Fails early (unreachable broker, another cluster) before any loader starts.
         let cluster = match connect(&client, "relay-load").await {
             Ok(cluster) => cluster,
             Err(error) => return fail("load", &error),
@@ -151,7 +152,18 @@ pub fn run(args: LoadArgs) -> i32 {
         let mut runs = Vec::new();
         for (config, start) in configs {
             let table = config.table.clone();
-            match Loader::new(cluster.clone(), config, start).await {
+            // Each loader has its own connections: the broker answers a
+            // connection's requests in order, and a long-polling fetch would
+            // hold the other loaders' fetches and heartbeats.
+            let own = if runs.is_empty() {
+                cluster.clone()
+            } else {
+                match connect(&client, "relay-load").await {
+                    Ok(cluster) => cluster,
+                    Err(error) => return fail("load", &error),
+                }
+            };
+            match Loader::new(own, config, start).await {
                 Ok(loader) => {
                     metrics::watch_loader(&endpoint, &table, Arc::clone(&loader.stats));
                     runs.push(tokio::spawn(loader.run(stopped.clone())))

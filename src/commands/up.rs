@@ -74,10 +74,17 @@ pub fn run(args: UpArgs) -> i32 {
             config.send.len(),
             loads.len()
         ));
-        let mut cluster_config = ClusterConfig::new(&broker.local_addr().to_string());
-        cluster_config.client_id = "relay-up".into();
-        cluster_config.expect_cluster_id = Some(broker.cluster_id().to_owned());
-        let cluster = match Cluster::connect(cluster_config).await {
+        // Each role gets its own connections: the broker answers a
+        // connection's requests in order, so a loader's long-polling fetch
+        // on a shared connection would hold the senders' produce requests
+        // (and other loaders' fetches) for up to its wait time.
+        let connect = |role: &str| {
+            let mut cluster_config = ClusterConfig::new(&broker.local_addr().to_string());
+            cluster_config.client_id = format!("relay-up-{role}");
+            cluster_config.expect_cluster_id = Some(broker.cluster_id().to_owned());
+            Cluster::connect(cluster_config)
+        };
+        let cluster = match connect("send").await {
             Ok(cluster) => cluster,
             Err(error) => {
                 eprintln!("relay up: {error}");
@@ -142,7 +149,15 @@ pub fn run(args: UpArgs) -> i32 {
         }
         for (loader_config, start) in loads {
             let table = loader_config.table.clone();
-            match Loader::new(Arc::clone(&cluster), loader_config, start).await {
+            let cluster = match connect("load").await {
+                Ok(cluster) => cluster,
+                Err(error) => {
+                    eprintln!("relay up: {error}");
+                    broker.shutdown().await;
+                    return exit::FAILURE;
+                }
+            };
+            match Loader::new(cluster, loader_config, start).await {
                 Ok(loader) => {
                     metrics::watch_loader(&endpoint, &table, Arc::clone(&loader.stats));
                     let stopped = stopped.clone();

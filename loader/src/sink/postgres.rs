@@ -1,7 +1,10 @@
-//! PostgreSQL warehouse: per batch, one transaction that COPYs the rows in
-//! binary into a session-local staging table, inserts them into the target
-//! ignoring `dedup_key` conflicts, records rejects, and advances the offsets
-//! with a compare-and-set. A lost connection is re-opened on the next try.
+//! PostgreSQL warehouse: per batch, one transaction that writes the rows,
+//! records rejects, and advances the offsets with a compare-and-set. Rows
+//! are first COPYed in binary straight into the target table (written once,
+//! like `psql \copy`); when that hits a `dedup_key` already present (a
+//! replayed event) the transaction is rolled back and the batch goes the
+//! staged way: COPY into a session-local staging table, then insert into
+//! the target ignoring conflicts. A lost connection is re-opened on the next try.
 
 use super::{column_names, column_types, Batch, Result, SinkError, StoredOffsets};
 use crate::config::{ColumnType, LoaderConfig};
@@ -30,6 +33,45 @@ fn describe(error: &tokio_postgres::Error) -> String {
 
 fn unavailable(error: tokio_postgres::Error) -> SinkError {
     SinkError::Unavailable(describe(&error))
+}
+
+/// Why one way of writing a batch failed.
+enum Failure {
+    /// A direct COPY met a `dedup_key` already loaded (unique violation).
+    Duplicate,
+    Sink(SinkError),
+}
+
+impl From<SinkError> for Failure {
+    fn from(error: SinkError) -> Self {
+        Failure::Sink(error)
+    }
+}
+
+impl Failure {
+    fn into_sink_error(self) -> SinkError {
+        match self {
+            Failure::Duplicate => SinkError::Unavailable("duplicate dedup_key in a staged write".into()),
+            Failure::Sink(error) => error,
+        }
+    }
+}
+
+fn copy_failure(error: tokio_postgres::Error) -> Failure {
+    if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+        Failure::Duplicate
+    } else {
+        Failure::Sink(unavailable(error))
+    }
+}
+
+/// How a batch's rows reach the target table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// COPY into the target: rows written once; fails on any duplicate key.
+    Direct,
+    /// COPY into the staging table, then INSERT … ON CONFLICT DO NOTHING.
+    Staged,
 }
 
 /// Advisory lock key that serialises table creation between loaders
@@ -176,14 +218,30 @@ impl PostgresSink {
     }
 
     pub async fn write(&mut self, group: &str, batch: &Arc<Batch>) -> Result<()> {
+        match self.write_as(group, batch, Path::Direct).await {
+            Err(Failure::Duplicate) => {
+                tracing::debug!("batch holds events already loaded; writing it through the staging table");
+                self.write_as(group, batch, Path::Staged)
+                    .await
+                    .map_err(Failure::into_sink_error)
+            }
+            other => other.map_err(Failure::into_sink_error),
+        }
+    }
+
+    async fn write_as(&mut self, group: &str, batch: &Arc<Batch>, path: Path) -> std::result::Result<(), Failure> {
         let table = self.config.table.clone();
         let names = column_names(&self.config).join(", ");
         let types = self.types.clone();
         let result = async {
             let client = self.client().await?;
             let transaction = client.transaction().await.map_err(unavailable)?;
+            let copy_into = match path {
+                Path::Direct => table.clone(),
+                Path::Staged => format!("relay_stage_{table}"),
+            };
             let sink = transaction
-                .copy_in(&format!("COPY relay_stage_{table} ({names}) FROM STDIN (FORMAT binary)"))
+                .copy_in(&format!("COPY {copy_into} ({names}) FROM STDIN (FORMAT binary)"))
                 .await
                 .map_err(unavailable)?;
             let writer = BinaryCopyInWriter::new(sink, &types);
@@ -191,16 +249,18 @@ impl PostgresSink {
             for row in &batch.rows {
                 let mut values: Vec<&(dyn ToSql + Sync)> = row.values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
                 values.push(&row.dedup_key);
-                writer.as_mut().write(&values).await.map_err(unavailable)?;
+                writer.as_mut().write(&values).await.map_err(copy_failure)?;
             }
-            writer.finish().await.map_err(unavailable)?;
-            transaction
-                .execute(
-                    &format!("INSERT INTO {table} ({names}) SELECT {names} FROM relay_stage_{table} ON CONFLICT (dedup_key) DO NOTHING"),
-                    &[],
-                )
-                .await
-                .map_err(unavailable)?;
+            writer.finish().await.map_err(copy_failure)?;
+            if path == Path::Staged {
+                transaction
+                    .execute(
+                        &format!("INSERT INTO {table} ({names}) SELECT {names} FROM relay_stage_{table} ON CONFLICT (dedup_key) DO NOTHING"),
+                        &[],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+            }
             for reject in &batch.rejects {
                 transaction
                     .execute(
@@ -231,13 +291,15 @@ impl PostgresSink {
                         .map_err(unavailable)?,
                 };
                 if changed != 1 {
-                    return Err(SinkError::Fenced { topic: offset.topic.clone(), partition: offset.partition, expected: offset.previous });
+                    return Err(SinkError::Fenced { topic: offset.topic.clone(), partition: offset.partition, expected: offset.previous }.into());
                 }
             }
-            transaction.commit().await.map_err(unavailable)
+            transaction.commit().await.map_err(|e| unavailable(e).into())
         }
         .await;
-        if matches!(result, Err(SinkError::Unavailable(_))) && self.client.as_ref().is_some_and(Client::is_closed) {
+        if matches!(result, Err(Failure::Sink(SinkError::Unavailable(_))))
+            && self.client.as_ref().is_some_and(Client::is_closed)
+        {
             self.client = None;
         }
         result
