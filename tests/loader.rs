@@ -470,3 +470,27 @@ fn postgres_a_paused_loader_cannot_commit_for_partitions_it_lost() {
     let dir = tempfile::tempdir().unwrap();
     a_paused_loader_cannot_commit_for_partitions_it_lost(Warehouse::Postgres(postgres), dir.path());
 }
+
+/// A loader started before anything was ever sent (its topic does not exist
+/// yet) loads the events once the topic appears, without a restart.
+#[test]
+fn a_loader_started_before_its_topic_exists_loads_it_once_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = Warehouse::sqlite(dir.path());
+    let broker = BrokerProcess::start(dir.path(), "default_partitions = 3");
+    let config = write_config(dir.path(), &warehouse, "late", "late");
+    let loader = LoaderProcess::start(&broker, &config, &[], &dir.path().join("load.log"));
+    std::thread::sleep(Duration::from_secs(2)); // joined, with nothing to own
+    let lines: Vec<String> = (0..300).map(event).collect();
+    produce(&broker, dir.path(), "late", &lines);
+    wait_until(
+        "300 rows from a topic created after the loader started",
+        Duration::from_secs(60),
+        || loader.log(),
+        || warehouse.count("SELECT count(*) FROM late") == 300,
+    );
+    assert_eq!(
+        warehouse.count("SELECT COALESCE(SUM(next_offset), 0) FROM relay_offsets WHERE group_id = 'loader-late'"),
+        300
+    );
+}
