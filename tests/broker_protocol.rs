@@ -9,66 +9,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use relay_proto::{BatchBuilder, RecordSpec};
 use std::io::Write;
-use support::raw_client::RawConnection;
+use support::raw_client::{batch, create_topic, latest_offset, produce, RawConnection};
 use support::BrokerProcess;
-
-fn create_topic(connection: &mut RawConnection, name: &str, partitions: i32) {
-    let topic = create_topics_request::CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_string(name.into())))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1);
-    let response: CreateTopicsResponse = connection.request(
-        ApiKey::CreateTopics,
-        7,
-        &CreateTopicsRequest::default()
-            .with_topics(vec![topic])
-            .with_timeout_ms(5000),
-    );
-    assert_eq!(
-        response.topics[0].error_code, 0,
-        "{:?}",
-        response.topics[0].error_message
-    );
-}
-
-fn produce(connection: &mut RawConnection, topic: &str, partition: i32, records: Vec<u8>, version: i16) -> (i16, i64) {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.into())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(Bytes::from(records)))])]);
-    let response: ProduceResponse = connection.request(ApiKey::Produce, version, &request);
-    let partition = &response.responses[0].partition_responses[0];
-    (partition.error_code, partition.base_offset)
-}
-
-fn latest_offset(connection: &mut RawConnection, topic: &str) -> i64 {
-    let request = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.into())))
-            .with_partitions(vec![
-                list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)
-            ])]);
-    let response: ListOffsetsResponse = connection.request(ApiKey::ListOffsets, 7, &request);
-    response.topics[0].partitions[0].offset
-}
-
-fn batch(producer: Option<(i64, i16, i32)>, records: usize) -> Vec<u8> {
-    let mut builder = match producer {
-        Some((id, epoch, sequence)) => BatchBuilder::new(1_767_225_600_000).producer(id, epoch, sequence),
-        None => BatchBuilder::new(1_767_225_600_000),
-    };
-    for index in 0..records {
-        builder.push(RecordSpec::value(format!("record {index}").into_bytes()));
-    }
-    builder.build()
-}
 
 #[test]
 fn retried_produce_returns_original_offset_and_appends_nothing() {

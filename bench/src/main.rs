@@ -75,7 +75,7 @@ fn main() {
         Command::Log(args) => log_bench::run(&args),
         Command::Produce(args) => runtime()
             .block_on(produce_bench::run(&args))
-            .map(|p| report::print(&[p])),
+            .map(|phases| report::print(&phases)),
         Command::Consume(args) => runtime()
             .block_on(consume_bench::run(&args))
             .map(|p| report::print(&[p])),

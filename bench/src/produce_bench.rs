@@ -1,8 +1,8 @@
 //! `relay-bench produce`: N producers (each its own client and connections)
 //! send fixed-size records to a topic's partitions, as fast as they can or at
-//! a target rate, through Relay's idempotent producer. Latency is per record:
-//! from `send` to the broker's acknowledgement (durable under the broker's
-//! fsync policy). Works against Relay's broker or any Kafka cluster.
+//! a target rate, through Relay's idempotent producer. Latency is from `send`
+//! to the broker's acknowledgement (durable under the broker's fsync policy),
+//! for every record and for each batch's last record. Works against Relay's broker or any Kafka cluster.
 
 use crate::report::Phase;
 use bytes::Bytes;
@@ -76,7 +76,10 @@ pub async fn ensure_topic(broker: &str, topic: &str, partitions: i32) -> Result<
     Ok(())
 }
 
-pub async fn run(args: &ProduceBenchArgs) -> Result<Phase, String> {
+/// Two phases with the same throughput: latency per record (send to
+/// acknowledgement, including the wait for its batch to fill) and per batch
+/// (the record that closed each batch: the produce request's round trip).
+pub async fn run(args: &ProduceBenchArgs) -> Result<Vec<Phase>, String> {
     ensure_topic(&args.broker, &args.topic, args.partitions).await?;
     let codec = compression(&args.compression)?;
     let value = Bytes::from(vec![b'x'; args.record_bytes]);
@@ -105,39 +108,58 @@ pub async fn run(args: &ProduceBenchArgs) -> Result<Phase, String> {
         }));
     }
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    let mut batch_latency = latency.clone();
     for task in tasks {
-        let histogram = task.await.map_err(|e| e.to_string())??;
-        latency.add(histogram).map_err(|e| e.to_string())?;
+        let (records, batches) = task.await.map_err(|e| e.to_string())??;
+        latency.add(records).map_err(|e| e.to_string())?;
+        batch_latency.add(batches).map_err(|e| e.to_string())?;
     }
     let elapsed = started.elapsed();
     let records = per_producer * args.producers as u64;
-    Ok(Phase {
-        name: format!("produce {}p acks={} {}", args.producers, args.acks, args.compression),
-        records,
-        bytes: records * args.record_bytes as u64,
-        elapsed,
-        latency_us: Some(latency),
-    })
+    let name = format!("produce {}p acks={} {}", args.producers, args.acks, args.compression);
+    Ok(vec![
+        Phase {
+            name: format!("{name} per record"),
+            records,
+            bytes: records * args.record_bytes as u64,
+            elapsed,
+            latency_us: Some(latency),
+        },
+        Phase {
+            name: format!("{name} per batch"),
+            records,
+            bytes: records * args.record_bytes as u64,
+            elapsed,
+            latency_us: Some(batch_latency),
+        },
+    ])
 }
 
-/// One producer's share; returns its per-record latencies.
+/// One producer's share; returns its per-record and per-batch latencies.
 async fn produce_one(
     producer: &Producer,
     args: &ProduceBenchArgs,
     value: Bytes,
     records: u64,
     index: usize,
-) -> Result<Histogram<u64>, String> {
+) -> Result<(Histogram<u64>, Histogram<u64>), String> {
     // Deliveries complete in order per partition; a waiter records each one's
     // latency so `send` never waits on an acknowledgement itself.
-    let (deliveries, mut waiting) = mpsc::channel::<(Instant, Delivery)>(1 << 16);
+    // Each delivery is tagged with whether its record closed a batch: that
+    // record's latency is the batch's (its wait for the batch to fill is nil).
+    let (deliveries, mut waiting) = mpsc::channel::<(Instant, bool, Delivery)>(1 << 16);
     let waiter = tokio::spawn(async move {
-        let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
-        while let Some((sent, delivery)) = waiting.recv().await {
+        let mut records = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+        let mut batches = records.clone();
+        while let Some((sent, closes_batch, delivery)) = waiting.recv().await {
             delivery.wait().await.map_err(|e| e.to_string())?;
-            let _ = latency.record(sent.elapsed().as_micros().max(1) as u64);
+            let micros = sent.elapsed().as_micros().max(1) as u64;
+            let _ = records.record(micros);
+            if closes_batch {
+                let _ = batches.record(micros);
+            }
         }
-        Ok::<_, String>(latency)
+        Ok::<_, String>((records, batches))
     });
     let per_second = args.rate as f64 / args.producers as f64;
     let started = Instant::now();
@@ -159,7 +181,9 @@ async fn produce_one(
             ..ProducerRecord::default()
         };
         let delivery = producer.send(record).await.map_err(|e| e.to_string())?;
-        if deliveries.send((sent, delivery)).await.is_err() {
+        let closes_batch = n % args.batch_records as u64 == args.batch_records as u64 - 1;
+        let sent = if closes_batch { Instant::now() } else { sent };
+        if deliveries.send((sent, closes_batch, delivery)).await.is_err() {
             break;
         }
     }

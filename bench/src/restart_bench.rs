@@ -51,7 +51,7 @@ pub async fn run(args: &RestartBenchArgs) -> Result<Phase, String> {
         records,
         rate: 0,
     };
-    let filled = produce_bench::run(&fill).await?;
+    let filled = produce_bench::run(&fill).await?.remove(0);
     eprintln!(
         "restart bench: wrote {:.1} GiB in {:.0} s; kill -9",
         filled.bytes as f64 / (1u64 << 30) as f64,

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +102,7 @@ impl Broker {
             coordinator,
             producer_ids: Arc::new(producer_ids),
             data_visible: Notify::new(),
+            request_memory: Arc::new(Semaphore::new(config.requests_memory_bytes_max)),
         });
         let (shutdown, shutdown_signal) = watch::channel(false);
         let background = spawn_background(&context, &config);

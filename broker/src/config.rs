@@ -9,6 +9,13 @@ use std::path::PathBuf;
 
 /// Default request limit, as Kafka's `socket.request.max.bytes` (100 MiB).
 pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
+/// Default budget for the bytes of requests being read or handled, across
+/// connections (Kafka's `queued.max.request.bytes`, bounded by default here).
+pub const REQUESTS_MEMORY_BYTES_MAX_DEFAULT: usize = 256 * 1024 * 1024;
+/// Default cap on one fetch response, as Kafka's `fetch.max.bytes` (55 MiB).
+pub const FETCH_RESPONSE_BYTES_MAX_DEFAULT: usize = 57_671_680;
+/// Default cap on response bytes queued for one connection and not yet sent.
+pub const CONNECTION_SEND_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +32,14 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     /// Largest request accepted; a larger length prefix closes the connection.
     pub request_bytes_max: usize,
+    /// Bytes of requests in flight across every connection; a connection
+    /// whose next request does not fit waits (is not read) until others finish.
+    pub requests_memory_bytes_max: usize,
+    /// Largest fetch response, whatever the client asks for.
+    pub fetch_response_bytes_max: usize,
+    /// Response bytes queued for one connection and not yet sent: a client
+    /// that reads slowly stops being read from, and holds no more than this.
+    pub connection_send_bytes_max: usize,
     /// Connections beyond this are accepted and closed at once.
     pub connections_max: usize,
     /// A connection idle this long is closed.
@@ -51,6 +66,9 @@ impl Default for BrokerConfig {
             default_partitions: 1,
             auto_create_topics: true,
             request_bytes_max: REQUEST_BYTES_MAX_DEFAULT,
+            requests_memory_bytes_max: REQUESTS_MEMORY_BYTES_MAX_DEFAULT,
+            fetch_response_bytes_max: FETCH_RESPONSE_BYTES_MAX_DEFAULT,
+            connection_send_bytes_max: CONNECTION_SEND_BYTES_MAX_DEFAULT,
             connections_max: 1000,
             idle_timeout_ms: 600_000,
             group_session_timeout_min_ms: 1_000,
@@ -137,6 +155,18 @@ impl BrokerConfig {
         }
         if self.request_bytes_max < 1024 {
             return Err("broker.request_bytes_max must be at least 1024".into());
+        }
+        if self.requests_memory_bytes_max < self.request_bytes_max {
+            return Err(format!(
+                "broker.requests_memory_bytes_max ({}) must be at least request_bytes_max ({})",
+                self.requests_memory_bytes_max, self.request_bytes_max
+            ));
+        }
+        if self.fetch_response_bytes_max < 1024 {
+            return Err("broker.fetch_response_bytes_max must be at least 1024".into());
+        }
+        if self.connection_send_bytes_max < 1024 {
+            return Err("broker.connection_send_bytes_max must be at least 1024".into());
         }
         if self.connections_max == 0 {
             return Err("broker.connections_max must be at least 1".into());

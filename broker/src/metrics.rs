@@ -34,6 +34,7 @@ pub const GROUP_COMMITTED_OFFSET: &str = "relay_broker_group_committed_offset";
 pub const GROUP_LAG: &str = "relay_broker_group_lag";
 pub const GROUP_COMMIT_AGE: &str = "relay_broker_group_commit_age_seconds";
 pub const GROUP_MEMBERS: &str = "relay_broker_group_members";
+pub const REQUEST_MEMORY_IN_USE: &str = "relay_broker_request_memory_bytes";
 
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
@@ -107,6 +108,11 @@ pub fn describe() {
         "Time since the group last committed this partition."
     );
     describe_gauge!(GROUP_MEMBERS, Unit::Count, "Members of the group.");
+    describe_gauge!(
+        REQUEST_MEMORY_IN_USE,
+        Unit::Bytes,
+        "Request bytes in flight, of requests_memory_bytes_max."
+    );
 }
 
 /// A produced batch that was written (retried duplicates are not counted).
@@ -166,6 +172,8 @@ pub fn connection_closed() {
 /// before every scrape.
 pub fn publish_state_gauges(ctx: &BrokerContext) {
     gauge!(CONNECTIONS).set(CONNECTIONS_OPEN.load(Ordering::Relaxed) as f64);
+    let in_use = ctx.config.requests_memory_bytes_max - ctx.request_memory.available_permits();
+    gauge!(REQUEST_MEMORY_IN_USE).set(in_use as f64);
     let mut end_offsets = std::collections::HashMap::new();
     for topic in ctx.topics.list() {
         for (index, log) in topic.partitions.iter().enumerate() {

@@ -148,6 +148,10 @@ impl BrokerProcess {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// `kill -9`: no clean shutdown, no flush beyond what was acknowledged.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 const EIO: i32 = 5;
@@ -16,6 +16,7 @@ const ENOSPC: i32 = 28;
 struct Armed {
     fsyncs_to_fail: AtomicU32,
     writes_to_fail: AtomicU32,
+    disk_full: AtomicBool,
 }
 
 /// Shared handle: clones arm the same faults.
@@ -41,6 +42,12 @@ impl FaultInjector {
         self.armed.writes_to_fail.store(count, Ordering::Release);
     }
 
+    /// While set, every write fails with ENOSPC, as on a full disk; clearing
+    /// it is space coming back.
+    pub fn set_disk_full(&self, full: bool) {
+        self.armed.disk_full.store(full, Ordering::Release);
+    }
+
     pub(crate) fn sync_data(&self, file: &File) -> io::Result<()> {
         if take_one(&self.armed.fsyncs_to_fail) {
             return Err(io::Error::from_raw_os_error(EIO));
@@ -49,7 +56,7 @@ impl FaultInjector {
     }
 
     pub(crate) fn write_all_at(&self, file: &File, bytes: &[u8], position: u64) -> io::Result<()> {
-        if take_one(&self.armed.writes_to_fail) {
+        if self.armed.disk_full.load(Ordering::Acquire) || take_one(&self.armed.writes_to_fail) {
             return Err(io::Error::from_raw_os_error(ENOSPC));
         }
         file.write_all_at(bytes, position)

@@ -7,23 +7,36 @@
 //!
 //! A bad frame, an unknown API or an undecodable request closes this
 //! connection, logged with the peer address; nothing else is affected.
+//!
+//! Memory is bounded two ways: a request's body is read only once the
+//! broker-wide request budget (`requests_memory_bytes_max`) has room for it,
+//! and a client that does not read its responses stops being read from once
+//! `connection_send_bytes_max` of them wait to be sent.
 
 use super::context::Context;
 use super::dispatch::{dispatch, Reply};
-use super::frame::{read_frame, FrameError};
+use super::frame::{read_body, read_length, FrameError};
 use crate::metrics;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 /// Replies queued per connection before the reader stops reading: librdkafka
 /// keeps at most 5 produce requests in flight per partition and Java clients
 /// 5 per connection, so 64 never throttles a well-behaved client while bounding
 /// what one connection can hold.
 pub const IN_FLIGHT_REQUESTS_MAX: usize = 64;
+
+/// A reply on its way to the writer, with its share of this connection's
+/// send budget, given back once it is written.
+struct Queued {
+    reply: Reply,
+    _send_memory: Option<OwnedSemaphorePermit>,
+}
 
 pub async fn serve(ctx: Context, stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
@@ -32,19 +45,21 @@ pub async fn serve(ctx: Context, stream: TcpStream, peer: SocketAddr, mut shutdo
     let writer = tokio::spawn(write_replies(writer, queue, peer));
     let idle = Duration::from_millis(ctx.config.idle_timeout_ms);
     let request_bytes_max = ctx.config.request_bytes_max;
+    let send_bytes_max = ctx.config.connection_send_bytes_max;
+    let send_budget = Arc::new(Semaphore::new(send_bytes_max));
     loop {
-        let frame = tokio::select! {
+        let length = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            frame = tokio::time::timeout(idle, read_frame(&mut reader, request_bytes_max)) => frame,
+            length = tokio::time::timeout(idle, read_length(&mut reader, request_bytes_max)) => length,
         };
-        let frame = match frame {
+        let length = match length {
             Err(_) => {
                 tracing::debug!(%peer, "closing idle connection");
                 break;
             }
             Ok(Ok(None)) => break,
-            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(Some(length))) => length,
             Ok(Err(FrameError::Io(error))) => {
                 tracing::debug!(%peer, %error, "connection closed by the client");
                 break;
@@ -55,9 +70,52 @@ pub async fn serve(ctx: Context, stream: TcpStream, peer: SocketAddr, mut shutdo
                 break;
             }
         };
-        match dispatch(&ctx, peer, frame).await {
+        // Backpressure: the body is read only once the broker-wide request
+        // budget has room for it; until then this client is not read from.
+        let request_memory = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            permit = Arc::clone(&ctx.request_memory).acquire_many_owned(length as u32) => {
+                permit.expect("the request budget is never closed")
+            }
+        };
+        let frame = match tokio::time::timeout(idle, read_body(&mut reader, length)).await {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(error)) => {
+                tracing::warn!(%peer, %error, "closing connection: bad frame");
+                metrics::rejected("bad_frame");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!(%peer, length, "closing connection: request body not sent within the idle timeout");
+                metrics::rejected("bad_frame");
+                break;
+            }
+        };
+        let dispatched = dispatch(&ctx, peer, frame).await;
+        // The request's bytes are gone once it is handled (a produce's
+        // records are in the log; only its small answer may still wait).
+        drop(request_memory);
+        match dispatched {
             Ok(reply) => {
-                if replies.send(reply).await.is_err() {
+                // A client that does not read its responses stops being read
+                // from once this connection holds send_bytes_max unsent bytes
+                // (one larger response still goes, alone).
+                let send_memory = match &reply {
+                    Reply::Ready(bytes) => {
+                        let permits = bytes.len().min(send_bytes_max) as u32;
+                        match Arc::clone(&send_budget).acquire_many_owned(permits).await {
+                            Ok(permit) => Some(permit),
+                            Err(_) => break,
+                        }
+                    }
+                    _ => None,
+                };
+                let queued = Queued {
+                    reply,
+                    _send_memory: send_memory,
+                };
+                if replies.send(queued).await.is_err() {
                     break;
                 }
             }
@@ -72,9 +130,9 @@ pub async fn serve(ctx: Context, stream: TcpStream, peer: SocketAddr, mut shutdo
     let _ = writer.await;
 }
 
-async fn write_replies(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Reply>, peer: SocketAddr) {
-    while let Some(reply) = queue.recv().await {
-        let bytes = match reply {
+async fn write_replies(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Queued>, peer: SocketAddr) {
+    while let Some(queued) = queue.recv().await {
+        let bytes = match queued.reply {
             Reply::Nothing => continue,
             Reply::Ready(bytes) => bytes,
             Reply::Later(handle) => match handle.await {

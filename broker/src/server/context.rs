@@ -6,7 +6,7 @@ use crate::group::coordinator::Coordinator;
 use crate::meta::ProducerIds;
 use crate::topics::Topics;
 use std::sync::Arc;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 /// The single broker's node id; Relay's broker is one node.
 pub const NODE_ID: i32 = 0;
@@ -22,6 +22,9 @@ pub struct BrokerContext {
     pub producer_ids: Arc<ProducerIds>,
     /// Woken whenever a partition's readable end moves, for long-poll fetches.
     pub data_visible: Notify,
+    /// The broker-wide budget of request bytes in flight
+    /// (`requests_memory_bytes_max` permits, one per byte).
+    pub request_memory: Arc<Semaphore>,
 }
 
 impl BrokerContext {

@@ -24,6 +24,18 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     request_bytes_max: usize,
 ) -> Result<Option<Bytes>, FrameError> {
+    match read_length(reader, request_bytes_max).await? {
+        Some(length) => read_body(reader, length).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads and checks a frame's length prefix; `Ok(None)` at a clean end of
+/// stream. The caller can then reserve memory before reading the body.
+pub async fn read_length<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    request_bytes_max: usize,
+) -> Result<Option<usize>, FrameError> {
     let mut prefix = [0u8; 4];
     let mut filled = 0;
     while filled < 4 {
@@ -47,7 +59,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max: request_bytes_max,
         });
     }
-    let length = length as usize;
+    Ok(Some(length as usize))
+}
+
+/// Reads the `length` bytes of a frame's body.
+pub async fn read_body<R: AsyncRead + Unpin>(reader: &mut R, length: usize) -> Result<Bytes, FrameError> {
     let mut body = BytesMut::zeroed(length);
     let mut received = 0;
     while received < length {
@@ -60,7 +76,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         }
         received += n;
     }
-    Ok(Some(body.freeze()))
+    Ok(body.freeze())
 }
 
 #[cfg(test)]

@@ -95,7 +95,8 @@ fn read_all(wanted: &[WantedTopic], response_bytes_max: usize, version: i16) -> 
             .map(|partition| {
                 let partition_max = partition.partition_max_bytes.max(0) as usize;
                 let limit = if total == 0 {
-                    partition_max
+                    // The first batch still goes whole when larger (KIP-74).
+                    partition_max.min(response_bytes_max.max(1))
                 } else {
                     partition_max.min(response_bytes_max.saturating_sub(total))
                 };
@@ -146,7 +147,7 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: FetchRequest) ->
     let wait = Duration::from_millis(request.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(0) as usize;
-    let response_bytes_max = request.max_bytes.max(0) as usize;
+    let response_bytes_max = (request.max_bytes.max(0) as usize).min(ctx.config.fetch_response_bytes_max);
     let wanted: Arc<Vec<WantedTopic>> = Arc::new(
         request
             .topics
