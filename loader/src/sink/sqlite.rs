@@ -45,7 +45,15 @@ impl SqliteSink {
     }
 
     fn open_blocking(path: &str, config: &LoaderConfig) -> Result<Self> {
-        let setup = |e: rusqlite::Error| SinkError::Setup(format!("SQLite {path}: {e}"));
+        // Another process setting the same file up at the same moment (two
+        // loaders starting together) can make SQLite answer "locked" at once
+        // without waiting: that is worth retrying, not a configuration error.
+        let setup = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                SinkError::Unavailable(format!("SQLite {path}: {e}"))
+            }
+            _ => SinkError::Setup(format!("SQLite {path}: {e}")),
+        };
         let connection = Connection::open(path).map_err(setup)?;
         connection
             .busy_timeout(std::time::Duration::from_secs(30))
