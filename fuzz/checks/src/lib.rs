@@ -27,8 +27,11 @@ pub use record_batch::record_batch;
 pub use recovery_scan::recovery_scan;
 pub use request_frame::request_frame;
 
+/// A target's checks: panics when an invariant is broken.
+pub type Check = fn(&[u8]);
+
 /// Every target by name, for the regression runner.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("request_frame", request_frame),
     ("record_batch", record_batch),
     ("recovery_scan", recovery_scan),
