@@ -1,91 +1,103 @@
-//! Request frames as the broker reads them: framing (length prefix, limits),
-//! the request header (whose version depends on the API and its version),
-//! the version table, and the body of every served API.
+//! Request frames through the broker's own request path: framing (length
+//! prefix and limits), then `dispatch` (header by API version, the version
+//! table, body decoding, and every API's handler) against a real broker
+//! whose data lives in a scratch directory. Invariants: nothing panics or
+//! aborts, and every answer is one well-formed frame carrying the request's
+//! correlation id.
 
 use bytes::Bytes;
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable};
+use relay_broker::broker::Broker;
+use relay_broker::config::BrokerConfig;
+use relay_broker::log::FsyncPolicy;
+use relay_broker::server::context::Context;
+use relay_broker::server::dispatch::{dispatch, Reply};
 use relay_broker::server::frame::read_frame;
-use relay_broker::server::versions;
-use std::fmt::Debug;
+use std::time::Duration;
 
 /// Largest frame the target reads (the broker's limit is configurable).
 const FRAME_BYTES_MAX: usize = 1 << 20;
 
+struct Target {
+    runtime: tokio::runtime::Runtime,
+    context: Context,
+    _broker: Broker,
+    _dir: tempfile::TempDir,
+}
+
 thread_local! {
-    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+    static TARGET: Target = start();
+}
+
+fn start() -> Target {
+    // Time is paused and jumps ahead when idle: long-poll fetches and group
+    // waits end at once instead of stalling the fuzzer.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
         .build()
         .expect("runtime");
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        std::path::PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = tempfile::tempdir_in(base).expect("scratch directory");
+    let mut config = BrokerConfig {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().join("data"),
+        ..BrokerConfig::default()
+    };
+    config.log.fsync = FsyncPolicy::Never;
+    let broker = runtime.block_on(Broker::start(config)).expect("broker starts");
+    let context = std::sync::Arc::clone(broker.context());
+    Target {
+        runtime,
+        context,
+        _broker: broker,
+        _dir: dir,
+    }
 }
 
 pub fn request_frame(data: &[u8]) {
-    let frames = RUNTIME.with(|runtime| {
-        runtime.block_on(async {
+    TARGET.with(|target| {
+        target.runtime.block_on(async {
             let mut reader = data;
             let mut frames = Vec::new();
             while let Ok(Some(frame)) = read_frame(&mut reader, FRAME_BYTES_MAX).await {
                 assert!(frame.len() <= FRAME_BYTES_MAX);
                 frames.push(frame);
             }
-            frames
+            // Also the whole input as one frame, as if its prefix were right.
+            frames.push(Bytes::copy_from_slice(data));
+            for frame in frames {
+                handle(&target.context, frame).await;
+            }
         })
     });
-    // Also the whole input as one frame body, as if its prefix were right.
-    for frame in frames.into_iter().chain(std::iter::once(Bytes::copy_from_slice(data))) {
-        request(frame);
-    }
 }
 
-/// Decodes a request like dispatch does; a body that decodes must re-encode
-/// and decode to an equal request.
-fn request(frame: Bytes) {
-    if frame.len() < 4 {
-        return;
-    }
-    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let Ok(api) = ApiKey::try_from(api_key) else { return };
-    if !versions::is_served(api) {
-        return;
-    }
-    let mut body = frame;
-    if RequestHeader::decode(&mut body, api.request_header_version(version)).is_err() {
-        return;
-    }
-    if !versions::accepts(api, version) {
-        return;
-    }
-    match api {
-        ApiKey::ApiVersions => round_trip::<ApiVersionsRequest>(body, version),
-        ApiKey::Metadata => round_trip::<MetadataRequest>(body, version),
-        ApiKey::Produce => round_trip::<ProduceRequest>(body, version),
-        ApiKey::Fetch => round_trip::<FetchRequest>(body, version),
-        ApiKey::ListOffsets => round_trip::<ListOffsetsRequest>(body, version),
-        ApiKey::CreateTopics => round_trip::<CreateTopicsRequest>(body, version),
-        ApiKey::DeleteTopics => round_trip::<DeleteTopicsRequest>(body, version),
-        ApiKey::InitProducerId => round_trip::<InitProducerIdRequest>(body, version),
-        ApiKey::FindCoordinator => round_trip::<FindCoordinatorRequest>(body, version),
-        ApiKey::JoinGroup => round_trip::<JoinGroupRequest>(body, version),
-        ApiKey::SyncGroup => round_trip::<SyncGroupRequest>(body, version),
-        ApiKey::Heartbeat => round_trip::<HeartbeatRequest>(body, version),
-        ApiKey::LeaveGroup => round_trip::<LeaveGroupRequest>(body, version),
-        ApiKey::OffsetCommit => round_trip::<OffsetCommitRequest>(body, version),
-        ApiKey::OffsetFetch => round_trip::<OffsetFetchRequest>(body, version),
-        ApiKey::ListGroups => round_trip::<ListGroupsRequest>(body, version),
-        ApiKey::DescribeGroups => round_trip::<DescribeGroupsRequest>(body, version),
-        ApiKey::DescribeLogDirs => round_trip::<DescribeLogDirsRequest>(body, version),
-        _ => {}
-    }
-}
-
-fn round_trip<T: Decodable + Encodable + PartialEq + Debug>(mut body: Bytes, version: i16) {
-    let Ok(decoded) = T::decode(&mut body, version) else {
-        return;
+async fn handle(context: &Context, frame: Bytes) {
+    let correlation_id = (frame.len() >= 8).then(|| i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]));
+    let peer = "127.0.0.1:1".parse().expect("address");
+    let reply = match tokio::time::timeout(Duration::from_secs(60), dispatch(context, peer, frame)).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(_)) | Err(_) => return, // the connection would be closed
     };
-    let mut encoded = bytes::BytesMut::new();
-    if decoded.encode(&mut encoded, version).is_err() {
-        return;
-    }
-    let again = T::decode(&mut encoded.freeze(), version).expect("a re-encoded request decodes");
-    assert_eq!(decoded, again, "decode(encode(request)) == request");
+    let bytes = match reply {
+        Reply::Nothing => return,
+        Reply::Ready(bytes) => bytes,
+        Reply::Later(handle) => match handle.await.expect("a produce's answer does not panic") {
+            Ok(bytes) => bytes,
+            Err(_) => return,
+        },
+    };
+    assert!(bytes.len() >= 8, "an answer holds a length and a correlation id");
+    let length = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    assert_eq!(length, bytes.len() - 4, "the length prefix is the frame's");
+    let answered = i32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    assert_eq!(
+        Some(answered),
+        correlation_id,
+        "the answer carries the request's correlation id"
+    );
 }

@@ -19,7 +19,9 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use relay_proto::batch::BatchHeader;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// The runtime's clock, so a long-poll's deadline and its sleep agree (also under a paused test clock).
+use tokio::time::Instant;
 
 /// Longest a fetch waits for data: clients ask for 500 ms by default; a
 /// larger request is cut so shutdown and idle detection stay prompt.
@@ -187,7 +189,7 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: FetchRequest) ->
         }
         tokio::select! {
             _ = notified => {}
-            _ = tokio::time::sleep_until(deadline.into()) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
         }
     }
 }
