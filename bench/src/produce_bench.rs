@@ -8,9 +8,8 @@ use crate::report::Phase;
 use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
-use kafka_protocol::records::Compression;
 use relay_client::admin::Admin;
-use relay_client::producer::{Delivery, Producer, ProducerConfig, ProducerRecord};
+use relay_client::producer::{parse_compression, Delivery, Producer, ProducerConfig, ProducerRecord};
 use relay_client::{Cluster, ClusterConfig};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -45,17 +44,6 @@ pub struct ProduceBenchArgs {
     pub rate: u64,
 }
 
-fn compression(name: &str) -> Result<Compression, String> {
-    Ok(match name {
-        "none" => Compression::None,
-        "gzip" => Compression::Gzip,
-        "snappy" => Compression::Snappy,
-        "lz4" => Compression::Lz4,
-        "zstd" => Compression::Zstd,
-        other => return Err(format!("unknown compression {other:?}")),
-    })
-}
-
 pub async fn ensure_topic(broker: &str, topic: &str, partitions: i32) -> Result<(), String> {
     let cluster = Cluster::connect(ClusterConfig::new(broker))
         .await
@@ -81,7 +69,7 @@ pub async fn ensure_topic(broker: &str, topic: &str, partitions: i32) -> Result<
 /// (the record that closed each batch: the produce request's round trip).
 pub async fn run(args: &ProduceBenchArgs) -> Result<Vec<Phase>, String> {
     ensure_topic(&args.broker, &args.topic, args.partitions).await?;
-    let codec = compression(&args.compression)?;
+    let codec = parse_compression(&args.compression)?;
     let value = Bytes::from(vec![b'x'; args.record_bytes]);
     let per_producer = args.records / args.producers as u64;
     let started = Instant::now();

@@ -79,6 +79,22 @@ impl Default for ProducerConfig {
     }
 }
 
+/// A codec by its command-line name: none, gzip, snappy, lz4 or zstd.
+pub fn parse_compression(name: &str) -> std::result::Result<Compression, String> {
+    Ok(match name {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        other => {
+            return Err(format!(
+                "unknown compression {other:?}; use none, gzip, snappy, lz4 or zstd"
+            ))
+        }
+    })
+}
+
 /// A record to produce.
 #[derive(Debug, Clone, Default)]
 pub struct ProducerRecord {

@@ -9,7 +9,7 @@ use crate::cli::ProduceArgs;
 use crate::exit;
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
-use relay_client::producer::{Delivery, Producer, ProducerConfig, ProducerRecord};
+use relay_client::producer::{parse_compression, Delivery, Producer, ProducerConfig, ProducerRecord};
 use relay_client::sender::key_of;
 use std::io::{BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
@@ -59,24 +59,8 @@ fn read_lines(
 /// flight per partition without holding the whole file.
 const DELIVERIES_IN_FLIGHT_MAX: usize = 100_000;
 
-fn compression(name: &str) -> Result<kafka_protocol::records::Compression, String> {
-    use kafka_protocol::records::Compression;
-    Ok(match name {
-        "none" => Compression::None,
-        "gzip" => Compression::Gzip,
-        "snappy" => Compression::Snappy,
-        "lz4" => Compression::Lz4,
-        "zstd" => Compression::Zstd,
-        other => {
-            return Err(format!(
-                "unknown compression {other:?}; use none, gzip, snappy, lz4 or zstd"
-            ))
-        }
-    })
-}
-
 pub fn run(args: ProduceArgs) -> i32 {
-    let codec = match compression(&args.compression) {
+    let codec = match parse_compression(&args.compression) {
         Ok(codec) => codec,
         Err(error) => {
             eprintln!("relay produce: {error}");
