@@ -12,6 +12,7 @@
 //! - [`records`]: walking the records of an uncompressed batch without copying.
 //! - [`varint`]: Kafka's zig-zag variable-length integers.
 //! - [`builder`]: a plain encoder of uncompressed batches for tests and benches.
+//! - [`sasl`]: PLAIN and SCRAM-SHA-256 messages and the hashed credential format.
 //! - [`error`]: [`BatchError`], the one error type of this layer.
 //!
 //! Byte layouts live in `proto-spec/STORAGE.md`; golden files in `proto-spec/vectors/`.
@@ -21,6 +22,7 @@ pub mod builder;
 pub mod crc;
 pub mod error;
 pub mod records;
+pub mod sasl;
 pub mod varint;
 
 pub use batch::{BatchHeader, Compression, RecordBatches};
