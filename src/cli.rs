@@ -34,6 +34,12 @@ pub enum Command {
     ///
     /// Example: relay gen-events --file ./logs/events.jsonl --rate 500 --count 10000
     GenEvents(GenEventsArgs),
+    /// Hash a SASL password for [broker.sasl.users] (SCRAM-SHA-256; also checks PLAIN logins).
+    ///
+    /// Reads the password from the first line of standard input; prints the credential.
+    ///
+    /// Example: printf '%s\n' "$PASSWORD" | relay hash-password
+    HashPassword(HashPasswordArgs),
     /// Tail log files into a topic; a file position is saved only after the broker acknowledged it.
     ///
     /// Runs every [[send]] section of --config, or the one given by flags.
@@ -87,6 +93,33 @@ pub struct ClientArgs {
     /// Refuse to work against a cluster with another id.
     #[arg(long, global = true, value_name = "ID")]
     pub expect_cluster_id: Option<String>,
+    /// PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL, as Kafka's security.protocol.
+    #[arg(long, global = true, env = "RELAY_SECURITY_PROTOCOL", value_name = "PROTOCOL")]
+    pub security_protocol: Option<String>,
+    /// SCRAM-SHA-256 (default) or PLAIN.
+    #[arg(long, global = true, env = "RELAY_SASL_MECHANISM", value_name = "MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    #[arg(long, global = true, env = "RELAY_SASL_USERNAME", value_name = "USER")]
+    pub sasl_username: Option<String>,
+    /// SASL password; prefer the environment variable (command lines are visible to other users).
+    #[arg(long, global = true, env = "RELAY_SASL_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
+    pub sasl_password: Option<String>,
+    /// PEM file of the CA that signs the broker's certificate [default: the system bundle].
+    #[arg(long, global = true, env = "RELAY_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
+}
+
+impl ClientArgs {
+    pub fn security_settings(&self) -> relay_client::security::SecuritySettings {
+        relay_client::security::SecuritySettings {
+            protocol: self.security_protocol.clone(),
+            sasl_mechanism: self.sasl_mechanism.clone(),
+            sasl_username: self.sasl_username.clone(),
+            sasl_password: self.sasl_password.clone(),
+            tls_ca_path: self.tls_ca.clone(),
+        }
+    }
 }
 
 /// Where this process serves Prometheus `/metrics` and `/health`.
@@ -125,6 +158,13 @@ pub struct UpArgs {
     /// Also generate this many game events per second into the first sender's directory.
     #[arg(long, value_name = "RATE")]
     pub gen_events: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct HashPasswordArgs {
+    /// PBKDF2 iterations (at least 4096; more makes each login and each guess slower).
+    #[arg(long, default_value_t = relay_proto::sasl::credential::ITERATIONS_DEFAULT)]
+    pub iterations: u32,
 }
 
 #[derive(Debug, Args)]

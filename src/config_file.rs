@@ -26,6 +26,15 @@ pub struct ClientSection {
     pub brokers: Option<String>,
     /// Refuse to work against a cluster with another id (no discovery, no cross-talk).
     pub expect_cluster_id: Option<String>,
+    /// PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL.
+    pub security_protocol: Option<String>,
+    /// SCRAM-SHA-256 (default) or PLAIN.
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    /// Better left out of the file and given as RELAY_SASL_PASSWORD.
+    pub sasl_password: Option<String>,
+    /// PEM file of the CA that signs the broker's certificate.
+    pub tls_ca_path: Option<std::path::PathBuf>,
 }
 
 /// One `[[load]]` section: topics into a warehouse table.

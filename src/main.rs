@@ -23,6 +23,7 @@ fn main() {
         cli::Command::Broker(args) => commands::broker::run(args),
         cli::Command::Up(args) => commands::up::run(args),
         cli::Command::GenEvents(args) => commands::gen_events::run(args),
+        cli::Command::HashPassword(args) => commands::hash_password::run(args),
         cli::Command::Send(args) => commands::send::run(args),
         cli::Command::Load(args) => commands::load::run(args),
         cli::Command::Produce(args) => commands::produce::run(args),

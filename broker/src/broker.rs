@@ -10,6 +10,7 @@ use crate::group::coordinator::{Coordinator, GroupSettings, TICK_INTERVAL};
 use crate::group::offset_store::OffsetStore;
 use crate::log::{FaultInjector, LogError};
 use crate::meta::{load_cluster_id, ProducerIds};
+use crate::security::{Security, SecurityError};
 use crate::server::context::{BrokerContext, Context};
 use crate::server::listener;
 use crate::topics::{TopicError, Topics};
@@ -34,6 +35,8 @@ pub enum BrokerError {
     Storage(#[from] LogError),
     #[error(transparent)]
     Topics(#[from] TopicError),
+    #[error(transparent)]
+    Security(#[from] SecurityError),
 }
 
 /// A started broker. Dropping it does not stop it; call [`Broker::shutdown`].
@@ -53,6 +56,7 @@ impl Broker {
 
     pub async fn start_with_faults(config: BrokerConfig, faults: FaultInjector) -> Result<Self, BrokerError> {
         config.validate().map_err(BrokerError::Config)?;
+        let security = Security::load(&config)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| LogError::Io {
             operation: "create data directory",
             path: config.data_dir.clone(),
@@ -103,6 +107,7 @@ impl Broker {
             producer_ids: Arc::new(producer_ids),
             data_visible: Notify::new(),
             request_memory: Arc::new(Semaphore::new(config.requests_memory_bytes_max)),
+            security,
         });
         let (shutdown, shutdown_signal) = watch::channel(false);
         let background = spawn_background(&context, &config);
@@ -113,6 +118,7 @@ impl Broker {
             cluster_id = %context.cluster_id,
             topics = context.topics.list().len(),
             fsync = ?config.log.fsync,
+            security = context.security.protocol_name(),
             "broker started"
         );
         Ok(Self {

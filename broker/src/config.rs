@@ -55,6 +55,50 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// Per-topic overrides, keyed by topic name.
     pub topics: BTreeMap<String, TopicSettings>,
+    /// `[broker.tls]`: serve TLS on the listener (absent: plaintext).
+    pub tls: Option<TlsConfig>,
+    /// `[broker.sasl]`: require SASL authentication (absent: none).
+    pub sasl: Option<SaslConfig>,
+}
+
+/// `[broker.tls]`: the listener's certificate chain and private key, PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server certificate first, then any intermediates.
+    pub cert_path: PathBuf,
+    /// PKCS#8, PKCS#1 (RSA) or SEC1 (EC) private key.
+    pub key_path: PathBuf,
+    /// A TLS handshake not finished within this closes the connection.
+    #[serde(default = "handshake_timeout_ms_default")]
+    pub handshake_timeout_ms: u64,
+}
+
+fn handshake_timeout_ms_default() -> u64 {
+    10_000
+}
+
+/// `[broker.sasl]`: mechanisms offered and the users allowed in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaslConfig {
+    /// Any of "SCRAM-SHA-256" and "PLAIN".
+    #[serde(default = "mechanisms_default")]
+    pub mechanisms: Vec<String>,
+    /// User name -> hashed credential from `relay hash-password`
+    /// (`SCRAM-SHA-256$<iterations>:<salt>$<stored key>:<server key>`).
+    pub users: BTreeMap<String, String>,
+    /// A connection not authenticated within this after it opens is closed.
+    #[serde(default = "authentication_timeout_ms_default")]
+    pub authentication_timeout_ms: u64,
+}
+
+fn mechanisms_default() -> Vec<String> {
+    vec![relay_proto::sasl::SCRAM_SHA_256.to_owned()]
+}
+
+fn authentication_timeout_ms_default() -> u64 {
+    10_000
 }
 
 impl Default for BrokerConfig {
@@ -77,6 +121,8 @@ impl Default for BrokerConfig {
             retention_check_interval_ms: 300_000,
             log: LogConfig::default(),
             topics: BTreeMap::new(),
+            tls: None,
+            sasl: None,
         }
     }
 }
@@ -175,11 +221,40 @@ impl BrokerConfig {
             return Err("broker.group_session_timeout_min_ms exceeds group_session_timeout_max_ms".into());
         }
         self.log.validate().map_err(|e| format!("broker.log: {e}"))?;
+        if let Some(sasl) = &self.sasl {
+            sasl.validate()?;
+        }
         for (topic, settings) in &self.topics {
             settings
                 .apply(&self.log)
                 .validate()
                 .map_err(|e| format!("broker.topics.{topic}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl SaslConfig {
+    fn validate(&self) -> Result<(), String> {
+        use relay_proto::sasl::{Credential, PLAIN, SCRAM_SHA_256};
+        if self.mechanisms.is_empty() {
+            return Err("broker.sasl.mechanisms is empty".into());
+        }
+        for mechanism in &self.mechanisms {
+            if mechanism != SCRAM_SHA_256 && mechanism != PLAIN {
+                return Err(format!(
+                    "broker.sasl.mechanisms: {mechanism:?} is not supported; use \"SCRAM-SHA-256\" or \"PLAIN\""
+                ));
+            }
+        }
+        if self.users.is_empty() {
+            return Err("broker.sasl.users is empty: nobody could connect (add users with `relay hash-password`)".into());
+        }
+        for (user, credential) in &self.users {
+            Credential::parse(credential).map_err(|e| format!("broker.sasl.users.{user}: {e}"))?;
+        }
+        if self.authentication_timeout_ms == 0 {
+            return Err("broker.sasl.authentication_timeout_ms must be positive".into());
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! - [`topics`]: which topics exist, creating and deleting them, per-partition upkeep.
 //! - [`meta`]: the cluster id and producer id allocation, kept in the data directory.
 //! - [`metrics`]: Prometheus metric names, and the state gauges computed at scrape time.
+//! - [`security`]: the listener's TLS and the SASL users, loaded from config.
 //! - [`config`]: the `[broker]` settings.
 //! - [`clock`]: wall-clock milliseconds.
 //! - [`log`]: the storage engine. A partition is a directory of segments of
@@ -24,5 +25,6 @@ pub mod group;
 pub mod log;
 pub mod meta;
 pub mod metrics;
+pub mod security;
 pub mod server;
 pub mod topics;

@@ -22,6 +22,7 @@ pub const FETCH_LATENCY: &str = "relay_broker_fetch_latency_seconds";
 pub use crate::log::partition_log::FSYNC_LATENCY_METRIC as FSYNC_LATENCY;
 pub const REQUESTS: &str = "relay_broker_requests_total";
 pub const REQUESTS_REJECTED: &str = "relay_broker_requests_rejected_total";
+pub const AUTHENTICATIONS: &str = "relay_broker_authentications_total";
 pub const PRODUCE_ERRORS: &str = "relay_broker_produce_errors_total";
 pub const CONNECTIONS: &str = "relay_broker_connections";
 pub const CONNECTIONS_ACCEPTED: &str = "relay_broker_connections_accepted_total";
@@ -71,6 +72,11 @@ pub fn describe() {
         "fsync of a partition's active segment (one per group commit)."
     );
     describe_counter!(REQUESTS, Unit::Count, "Requests decoded and handled, by API.");
+    describe_counter!(
+        AUTHENTICATIONS,
+        Unit::Count,
+        "SASL logins, by mechanism and result (ok, failed)."
+    );
     describe_counter!(
         REQUESTS_REJECTED,
         Unit::Count,
@@ -149,6 +155,18 @@ pub fn request(api: kafka_protocol::messages::ApiKey) {
 /// `connections_max`.
 pub fn rejected(reason: &'static str) {
     counter!(REQUESTS_REJECTED, "reason" => reason).increment(1);
+}
+
+/// A SASL login that succeeded or failed. The mechanism is bounded to the
+/// two offered names; anything a client made up is counted as "other".
+pub fn authentication(mechanism: &str, ok: bool) {
+    let mechanism = match mechanism {
+        relay_proto::sasl::SCRAM_SHA_256 => relay_proto::sasl::SCRAM_SHA_256,
+        relay_proto::sasl::PLAIN => relay_proto::sasl::PLAIN,
+        _ => "other",
+    };
+    let result = if ok { "ok" } else { "failed" };
+    counter!(AUTHENTICATIONS, "mechanism" => mechanism, "result" => result).increment(1);
 }
 
 /// A partition's produce refused with a Kafka error (e.g. `CorruptMessage`).

@@ -5,6 +5,7 @@
 
 use crate::connection::Connection;
 use crate::error::{check, ClientError, Result};
+use crate::security::Security;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
@@ -24,6 +25,8 @@ pub struct ClusterConfig {
     pub request_timeout: Duration,
     /// Refuse to work unless the cluster reports this id.
     pub expect_cluster_id: Option<String>,
+    /// TLS and SASL for every connection.
+    pub security: Security,
 }
 
 impl ClusterConfig {
@@ -37,6 +40,7 @@ impl ClusterConfig {
             client_id: "relay".into(),
             request_timeout: Duration::from_secs(30),
             expect_cluster_id: None,
+            security: Security::plaintext(),
         }
     }
 }
@@ -95,7 +99,13 @@ impl Cluster {
         if let Some(connection) = connections.get(address).filter(|c| !c.is_dead()) {
             return Ok(Arc::clone(connection));
         }
-        let connection = Connection::connect(address, &self.config.client_id, self.config.request_timeout).await?;
+        let connection = Connection::connect(
+            address,
+            &self.config.client_id,
+            self.config.request_timeout,
+            &self.config.security,
+        )
+        .await?;
         connections.insert(address.to_owned(), Arc::clone(&connection));
         Ok(connection)
     }

@@ -5,6 +5,10 @@
 //! good: every waiting request gets `Disconnected`, and the cluster layer
 //! opens a new one.
 //!
+//! The transport is TCP or TLS, and on a SASL listener the connection logs
+//! in (SaslHandshake, then SaslAuthenticate rounds) before it is handed out,
+//! as [`crate::security::Security`] says.
+//!
 //! Frame layout: `proto-spec/PROTOCOL.md` (4-byte length, header, body).
 
 use crate::error::{ClientError, Result};
@@ -16,9 +20,16 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use crate::security::{Mechanism, SaslLogin, Security};
+use kafka_protocol::messages::{SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse};
+use relay_proto::sasl::scram::ScramClient;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+
+/// TCP or TLS, behind one type.
+trait Transport: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for T {}
+type Stream = Box<dyn Transport>;
 use tokio::sync::oneshot;
 
 /// Largest response accepted: a fetch of 50 MiB plus headroom; anything larger
@@ -46,6 +57,8 @@ pub const CLIENT_VERSIONS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 5),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
@@ -53,7 +66,7 @@ type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
 pub struct Connection {
     address: String,
     client_id: StrBytes,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    writer: tokio::sync::Mutex<WriteHalf<Stream>>,
     pending: Pending,
     next_correlation_id: AtomicI32,
     dead: Arc<AtomicBool>,
@@ -121,12 +134,14 @@ pub fn api_name(api: ApiKey) -> &'static str {
         ApiKey::DeleteTopics => "DeleteTopics",
         ApiKey::InitProducerId => "InitProducerId",
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
+        ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
         _ => "request",
     }
 }
 
 async fn read_responses(
-    mut reader: tokio::net::tcp::OwnedReadHalf,
+    mut reader: ReadHalf<Stream>,
     pending: Pending,
     dead: Arc<AtomicBool>,
     address: String,
@@ -137,6 +152,10 @@ async fn read_responses(
             break format!("reading: {error}");
         }
         let length = i32::from_be_bytes(prefix);
+        if prefix[0] == 0x15 && prefix[1] == 0x03 {
+            // A TLS alert record: the listener speaks TLS and we do not.
+            break "the broker answered with TLS; use security protocol SSL or SASL_SSL".to_owned();
+        }
         if length < 4 || length as usize > RESPONSE_BYTES_MAX {
             break format!("response length {length} is not plausible");
         }
@@ -162,8 +181,9 @@ async fn read_responses(
 }
 
 impl Connection {
-    /// Connects and learns the broker's API versions.
-    pub async fn connect(address: &str, client_id: &str, timeout: Duration) -> Result<Arc<Self>> {
+    /// Connects (TLS when `security` says), learns the broker's API
+    /// versions, and logs in when `security` has a SASL login.
+    pub async fn connect(address: &str, client_id: &str, timeout: Duration, security: &Security) -> Result<Arc<Self>> {
         let connect_error = |source| ClientError::Connect {
             address: address.to_owned(),
             source,
@@ -178,7 +198,32 @@ impl Connection {
             Ok(result) => result.map_err(connect_error)?,
         };
         let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.into_split();
+        let stream: Stream = match &security.tls {
+            None => Box::new(stream),
+            Some(tls) => {
+                let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| ClientError::Tls {
+                    address: address.to_owned(),
+                    reason: format!("{host:?} is not a host name or IP address: {e}"),
+                })?;
+                let tls_error = |reason: String| ClientError::Tls {
+                    address: address.to_owned(),
+                    reason,
+                };
+                match tokio::time::timeout(timeout, tls.connector.connect(name, stream)).await {
+                    Err(_) => return Err(tls_error("handshake timed out".into())),
+                    Ok(Err(error)) => {
+                        return Err(tls_error(format!(
+                            "{error} (CA file {}; is the listener TLS, and does its certificate name {host}?)",
+                            tls.ca_path.display()
+                        )))
+                    }
+                    Ok(Ok(stream)) => Box::new(stream),
+                }
+            }
+        };
+        let (reader, writer) = tokio::io::split(stream);
         let pending: Pending = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
         tokio::spawn(read_responses(
@@ -217,7 +262,64 @@ impl Connection {
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
+        if let Some(login) = &security.sasl {
+            connection.authenticate(login).await?;
+        }
         Ok(Arc::new(connection))
+    }
+
+    /// SaslHandshake v1 then the mechanism's SaslAuthenticate rounds; for
+    /// SCRAM the broker's final signature is checked too.
+    async fn authenticate(&self, login: &SaslLogin) -> Result<()> {
+        let failed = |reason: String| ClientError::Authentication {
+            address: self.address.clone(),
+            reason,
+        };
+        let mechanism = login.mechanism.name();
+        let handshake: SaslHandshakeResponse = self
+            .send(
+                ApiKey::SaslHandshake,
+                &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
+            )
+            .await?;
+        if handshake.error_code != 0 {
+            let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(failed(if offered.is_empty() {
+                "the listener does not use SASL (try security protocol PLAINTEXT or SSL)".to_owned()
+            } else {
+                format!("the broker does not offer {mechanism}; it offers {}", offered.join(", "))
+            }));
+        }
+        match login.mechanism {
+            Mechanism::Plain => {
+                self.sasl_round(&relay_proto::sasl::plain::message(&login.user, &login.password))
+                    .await?;
+            }
+            Mechanism::ScramSha256 => {
+                let mut scram = ScramClient::new(&login.user, &login.password);
+                let server_first = self.sasl_round(&scram.client_first()).await?;
+                let client_final = scram.client_final(&server_first).map_err(|e| failed(e.to_string()))?;
+                let server_final = self.sasl_round(&client_final).await?;
+                scram
+                    .verify_server_final(&server_final)
+                    .map_err(|e| failed(e.to_string()))?;
+            }
+        }
+        tracing::debug!(address = %self.address, user = %login.user, mechanism, "authenticated");
+        Ok(())
+    }
+
+    async fn sasl_round(&self, message: &[u8]) -> Result<Bytes> {
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(message));
+        let response: SaslAuthenticateResponse = self.send(ApiKey::SaslAuthenticate, &request).await?;
+        if response.error_code != 0 {
+            let message = response.error_message.as_ref().map(|m| m.as_str().to_owned());
+            return Err(ClientError::Authentication {
+                address: self.address.clone(),
+                reason: message.unwrap_or_else(|| format!("Kafka error code {}", response.error_code)),
+            });
+        }
+        Ok(response.auth_bytes)
     }
 
     pub fn address(&self) -> &str {

@@ -35,6 +35,10 @@ pub enum ClientError {
     ClusterMismatch { expected: String, actual: String },
     #[error("topic {0:?} does not exist")]
     UnknownTopic(String),
+    #[error("TLS with {address} failed: {reason}")]
+    Tls { address: String, reason: String },
+    #[error("SASL authentication with {address} failed: {reason}")]
+    Authentication { address: String, reason: String },
     #[error("{0}")]
     Invalid(String),
 }

@@ -31,6 +31,7 @@ pub mod offsets;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
+pub mod security;
 pub mod sender;
 pub mod time;
 

@@ -6,6 +6,7 @@ use crate::cli::ClientArgs;
 use crate::config_file::ClientSection;
 use crate::exit;
 use relay_client::consumer::StartPosition;
+use relay_client::security::Security;
 use relay_client::time::parse_rfc3339_ms;
 use relay_client::{ClientError, Cluster, ClusterConfig};
 use std::sync::Arc;
@@ -32,6 +33,14 @@ pub fn with_config(args: &ClientArgs, section: &ClientSection) -> ClientArgs {
             .expect_cluster_id
             .clone()
             .or_else(|| section.expect_cluster_id.clone()),
+        security_protocol: args
+            .security_protocol
+            .clone()
+            .or_else(|| section.security_protocol.clone()),
+        sasl_mechanism: args.sasl_mechanism.clone().or_else(|| section.sasl_mechanism.clone()),
+        sasl_username: args.sasl_username.clone().or_else(|| section.sasl_username.clone()),
+        sasl_password: args.sasl_password.clone().or_else(|| section.sasl_password.clone()),
+        tls_ca: args.tls_ca.clone().or_else(|| section.tls_ca_path.clone()),
     }
 }
 
@@ -39,6 +48,7 @@ pub async fn connect(args: &ClientArgs, client_id: &str) -> Result<Arc<Cluster>,
     let mut config = ClusterConfig::new(args.broker.as_deref().unwrap_or(BROKER_DEFAULT));
     config.client_id = client_id.to_owned();
     config.expect_cluster_id = args.expect_cluster_id.clone();
+    config.security = Security::from_settings(&args.security_settings())?;
     Cluster::connect(config).await
 }
 
@@ -47,7 +57,9 @@ pub fn fail(command: &str, error: &ClientError) -> i32 {
     eprintln!("relay {command}: {error}");
     match error {
         error if error.is_unreachable() => exit::UNREACHABLE,
-        ClientError::ClusterMismatch { .. } => exit::USAGE,
+        ClientError::ClusterMismatch { .. } | ClientError::Authentication { .. } | ClientError::Tls { .. } => {
+            exit::USAGE
+        }
         _ => exit::FAILURE,
     }
 }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod consume;
 pub mod gen_events;
 pub mod groups;
+pub mod hash_password;
 pub mod lag;
 pub mod load;
 pub mod metrics;

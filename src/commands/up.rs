@@ -16,10 +16,45 @@ use crate::exit;
 use relay_broker::broker::Broker;
 use relay_client::producer::{Producer, ProducerConfig};
 use relay_client::sender::Sender;
+use relay_client::security::{Security, SecuritySettings};
 use relay_client::{Cluster, ClusterConfig};
 use relay_loader::loader::Loader;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How the embedded sender and loaders reach the embedded broker: the
+/// `[client]` security settings (password also from RELAY_SASL_PASSWORD),
+/// which must match `[broker.tls]` and `[broker.sasl]`.
+fn embedded_security(config: &config_file::RelayConfig) -> Result<Security, String> {
+    let client = &config.client;
+    let settings = SecuritySettings {
+        protocol: client.security_protocol.clone(),
+        sasl_mechanism: client.sasl_mechanism.clone(),
+        sasl_username: client.sasl_username.clone(),
+        sasl_password: client
+            .sasl_password
+            .clone()
+            .or_else(|| std::env::var("RELAY_SASL_PASSWORD").ok()),
+        tls_ca_path: client.tls_ca_path.clone(),
+    };
+    let security = Security::from_settings(&settings).map_err(|e| format!("[client]: {e}"))?;
+    let broker = (config.broker.sasl.is_some(), config.broker.tls.is_some());
+    if broker != (security.sasl.is_some(), security.tls.is_some()) {
+        let wanted = match broker {
+            (false, false) => "PLAINTEXT",
+            (false, true) => "SSL",
+            (true, false) => "SASL_PLAINTEXT",
+            (true, true) => "SASL_SSL",
+        };
+        return Err(format!(
+            "the embedded broker's listener is {wanted} but [client] security_protocol is {}; \
+             set [client] security_protocol = \"{wanted}\" (with sasl_username and the password, tls_ca_path) \
+             so the embedded sender and loaders can connect",
+            security.protocol_name()
+        ));
+    }
+    Ok(security)
+}
 
 pub fn run(args: UpArgs) -> i32 {
     config_file::init_logging();
@@ -41,6 +76,13 @@ pub fn run(args: UpArgs) -> i32 {
         .collect::<Result<Vec<_>, _>>()
     {
         Ok(loads) => loads,
+        Err(error) => {
+            eprintln!("relay up: {error}");
+            return exit::USAGE;
+        }
+    };
+    let security = match embedded_security(&config) {
+        Ok(security) => security,
         Err(error) => {
             eprintln!("relay up: {error}");
             return exit::USAGE;
@@ -82,6 +124,7 @@ pub fn run(args: UpArgs) -> i32 {
             let mut cluster_config = ClusterConfig::new(&broker.local_addr().to_string());
             cluster_config.client_id = format!("relay-up-{role}");
             cluster_config.expect_cluster_id = Some(broker.cluster_id().to_owned());
+            cluster_config.security = security.clone();
             Cluster::connect(cluster_config)
         };
         let cluster = match connect("send").await {

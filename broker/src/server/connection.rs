@@ -8,21 +8,25 @@
 //! A bad frame, an unknown API or an undecodable request closes this
 //! connection, logged with the peer address; nothing else is affected.
 //!
+//! On a SASL listener a connection starts unauthenticated: it may send only
+//! ApiVersions, SaslHandshake and SaslAuthenticate, small ones, and must
+//! finish within `authentication_timeout_ms` (see [`super::session`]).
+//!
 //! Memory is bounded two ways: a request's body is read only once the
 //! broker-wide request budget (`requests_memory_bytes_max`) has room for it,
 //! and a client that does not read its responses stops being read from once
 //! `connection_send_bytes_max` of them wait to be sent.
 
 use super::context::Context;
-use super::dispatch::{dispatch, Reply};
+use super::dispatch::{dispatch, DispatchError, Reply};
 use super::frame::{read_body, read_length, FrameError};
+use super::session::Session;
 use crate::metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::time::Instant;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 /// Replies queued per connection before the reader stops reading: librdkafka
@@ -38,9 +42,18 @@ struct Queued {
     _send_memory: Option<OwnedSemaphorePermit>,
 }
 
-pub async fn serve(ctx: Context, stream: TcpStream, peer: SocketAddr, mut shutdown: watch::Receiver<bool>) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = stream.into_split();
+/// Serves one connection (plain TCP or TLS) until it closes or shutdown.
+pub async fn serve<S>(ctx: Context, stream: S, peer: SocketAddr, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, writer) = tokio::io::split(stream);
+    let mut session = Session::new(&ctx.security);
+    let authentication_deadline = ctx
+        .security
+        .sasl
+        .as_ref()
+        .map(|users| Instant::now() + users.authentication_timeout);
     let (replies, queue) = mpsc::channel(IN_FLIGHT_REQUESTS_MAX);
     let writer = tokio::spawn(write_replies(writer, queue, peer));
     let idle = Duration::from_millis(ctx.config.idle_timeout_ms);
@@ -48,12 +61,24 @@ pub async fn serve(ctx: Context, stream: TcpStream, peer: SocketAddr, mut shutdo
     let send_bytes_max = ctx.config.connection_send_bytes_max;
     let send_budget = Arc::new(Semaphore::new(send_bytes_max));
     loop {
+        let (wait, authenticating) = match authentication_deadline {
+            Some(deadline) if !session.may_use_broker() => {
+                (deadline.saturating_duration_since(Instant::now()).min(idle), true)
+            }
+            _ => (idle, false),
+        };
+        let bytes_max = session.request_bytes_max(request_bytes_max);
         let length = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            length = tokio::time::timeout(idle, read_length(&mut reader, request_bytes_max)) => length,
+            length = tokio::time::timeout(wait, read_length(&mut reader, bytes_max)) => length,
         };
         let length = match length {
+            Err(_) if authenticating => {
+                tracing::warn!(%peer, "closing connection: not authenticated within authentication_timeout_ms");
+                metrics::rejected("unauthenticated");
+                break;
+            }
             Err(_) => {
                 tracing::debug!(%peer, "closing idle connection");
                 break;
@@ -92,7 +117,7 @@ pub async fn serve(ctx: Context, stream: TcpStream, peer: SocketAddr, mut shutdo
                 break;
             }
         };
-        let dispatched = dispatch(&ctx, peer, frame).await;
+        let dispatched = dispatch(&ctx, &mut session, peer, frame).await;
         // The request's bytes are gone once it is handled (a produce's
         // records are in the log; only its small answer may still wait).
         drop(request_memory);
@@ -101,8 +126,9 @@ pub async fn serve(ctx: Context, stream: TcpStream, peer: SocketAddr, mut shutdo
                 // A client that does not read its responses stops being read
                 // from once this connection holds send_bytes_max unsent bytes
                 // (one larger response still goes, alone).
+                let last = matches!(reply, Reply::Last(_));
                 let send_memory = match &reply {
-                    Reply::Ready(bytes) => {
+                    Reply::Ready(bytes) | Reply::Last(bytes) => {
                         let permits = bytes.len().min(send_bytes_max) as u32;
                         match Arc::clone(&send_budget).acquire_many_owned(permits).await {
                             Ok(permit) => Some(permit),
@@ -115,9 +141,14 @@ pub async fn serve(ctx: Context, stream: TcpStream, peer: SocketAddr, mut shutdo
                     reply,
                     _send_memory: send_memory,
                 };
-                if replies.send(queued).await.is_err() {
+                if replies.send(queued).await.is_err() || last {
                     break;
                 }
+            }
+            Err(error @ DispatchError::Unauthenticated { .. }) => {
+                tracing::warn!(%peer, %error, "closing connection: not authenticated");
+                metrics::rejected("unauthenticated");
+                break;
             }
             Err(error) => {
                 tracing::warn!(%peer, %error, "closing connection: bad request");
@@ -130,11 +161,11 @@ pub async fn serve(ctx: Context, stream: TcpStream, peer: SocketAddr, mut shutdo
     let _ = writer.await;
 }
 
-async fn write_replies(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Queued>, peer: SocketAddr) {
+async fn write_replies<S: AsyncWrite>(mut writer: WriteHalf<S>, mut queue: mpsc::Receiver<Queued>, peer: SocketAddr) {
     while let Some(queued) = queue.recv().await {
         let bytes = match queued.reply {
             Reply::Nothing => continue,
-            Reply::Ready(bytes) => bytes,
+            Reply::Ready(bytes) | Reply::Last(bytes) => bytes,
             Reply::Later(handle) => match handle.await {
                 Ok(Ok(bytes)) => bytes,
                 Ok(Err(error)) => {

@@ -4,6 +4,7 @@
 use crate::config::BrokerConfig;
 use crate::group::coordinator::Coordinator;
 use crate::meta::ProducerIds;
+use crate::security::Security;
 use crate::topics::Topics;
 use std::sync::Arc;
 use tokio::sync::{Notify, Semaphore};
@@ -25,6 +26,8 @@ pub struct BrokerContext {
     /// The broker-wide budget of request bytes in flight
     /// (`requests_memory_bytes_max` permits, one per byte).
     pub request_memory: Arc<Semaphore>,
+    /// TLS and SASL of the listener.
+    pub security: Security,
 }
 
 impl BrokerContext {

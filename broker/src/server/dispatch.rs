@@ -9,6 +9,7 @@
 
 use super::api;
 use super::context::Context;
+use super::session::Session;
 use super::versions;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -25,6 +26,8 @@ pub enum Reply {
     /// A response that completes later (Produce waiting for its fsync); the
     /// connection goes on reading requests meanwhile.
     Later(JoinHandle<Result<Bytes, DispatchError>>),
+    /// A response after which the connection closes (a failed login).
+    Last(Bytes),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,8 @@ pub enum DispatchError {
     UnsupportedVersion { api: ApiKey, version: i16 },
     #[error("malformed {api:?} v{version} request: {reason}")]
     Malformed { api: ApiKey, version: i16, reason: String },
+    #[error("{api:?} before SASL authentication (only ApiVersions, SaslHandshake and SaslAuthenticate are answered)")]
+    Unauthenticated { api: ApiKey },
     #[error("could not encode {api:?} v{version} response: {reason}")]
     Encode { api: ApiKey, version: i16, reason: String },
 }
@@ -79,7 +84,13 @@ fn decode<T: Decodable>(meta: &RequestMeta, body: &mut Bytes) -> Result<T, Dispa
     })
 }
 
-pub async fn dispatch(ctx: &Context, peer: SocketAddr, frame: Bytes) -> Result<Reply, DispatchError> {
+/// Handles one request frame from a connection in state `session`.
+pub async fn dispatch(
+    ctx: &Context,
+    session: &mut Session,
+    peer: SocketAddr,
+    frame: Bytes,
+) -> Result<Reply, DispatchError> {
     if frame.len() < 4 {
         return Err(DispatchError::ShortHeader(frame.len()));
     }
@@ -103,6 +114,9 @@ pub async fn dispatch(ctx: &Context, peer: SocketAddr, frame: Bytes) -> Result<R
         client_id: header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
         peer,
     };
+    if !session.admits(api) {
+        return Err(DispatchError::Unauthenticated { api });
+    }
     if !versions::accepts(api, version) {
         if api == ApiKey::ApiVersions {
             return api::api_versions::unsupported_version(&meta).map(Reply::Ready);
@@ -130,6 +144,10 @@ pub async fn dispatch(ctx: &Context, peer: SocketAddr, frame: Bytes) -> Result<R
         ApiKey::ListGroups => ready(api::list_groups::handle(ctx, &meta, decode(&meta, &mut body)?)),
         ApiKey::DescribeGroups => ready(api::describe_groups::handle(ctx, &meta, decode(&meta, &mut body)?)),
         ApiKey::DescribeLogDirs => ready(api::describe_log_dirs::handle(ctx, &meta, decode(&meta, &mut body)?)),
+        ApiKey::SaslHandshake => api::sasl_handshake::handle(ctx, session, &meta, decode(&meta, &mut body)?),
+        ApiKey::SaslAuthenticate => {
+            api::sasl_authenticate::handle(ctx, session, &meta, decode(&meta, &mut body)?).await
+        }
         _ => Err(DispatchError::UnknownApi(api_key)),
     }
 }

@@ -1,5 +1,7 @@
 //! Accepts connections until shutdown, within `connections_max`; then waits
 //! a bounded time for open connections to finish their in-flight requests.
+//! On a TLS listener each connection's handshake runs in its own task, within
+//! `handshake_timeout_ms`, so a slow or silent client never holds up accepting.
 
 use super::connection;
 use super::context::Context;
@@ -42,8 +44,25 @@ pub async fn run(listener: TcpListener, ctx: Context, mut shutdown: watch::Recei
         open.fetch_add(1, Ordering::AcqRel);
         metrics::connection_opened();
         let (ctx, shutdown, open) = (Arc::clone(&ctx), shutdown.clone(), Arc::clone(&open));
+        let _ = stream.set_nodelay(true);
         connections.spawn(async move {
-            connection::serve(ctx, stream, peer, shutdown).await;
+            match &ctx.security.tls {
+                None => connection::serve(Arc::clone(&ctx), stream, peer, shutdown).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(ctx.security.tls_handshake_timeout, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => connection::serve(Arc::clone(&ctx), stream, peer, shutdown).await,
+                        Ok(Err(error)) => {
+                            tracing::warn!(%peer, %error, "closing connection: TLS handshake failed");
+                            metrics::rejected("tls_handshake");
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "closing connection: TLS handshake not finished within handshake_timeout_ms");
+                            metrics::rejected("tls_handshake");
+                        }
+                    }
+                }
+            }
             open.fetch_sub(1, Ordering::AcqRel);
             metrics::connection_closed();
         });

@@ -8,6 +8,7 @@
 //! - [`dispatch`]: request header decoding and routing to [`api`] handlers.
 //! - [`versions`]: the APIs and versions served; ApiVersions advertises exactly this.
 //! - [`errors`]: storage and topic errors as Kafka error codes.
+//! - [`session`]: a connection's SASL state; what it may ask before authenticating.
 //! - [`context`]: what handlers share (topics, groups, cluster identity).
 //!
 //! Handlers look down only: `api/*` → `topics`, `group`, `log`. Bytes from the
@@ -21,4 +22,5 @@ pub mod dispatch;
 pub mod errors;
 pub mod frame;
 pub mod listener;
+pub mod session;
 pub mod versions;

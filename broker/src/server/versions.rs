@@ -27,6 +27,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 1, 6),
     (ApiKey::InitProducerId, 0, 0, 5),
     (ApiKey::DescribeLogDirs, 1, 1, 4),
+    // Advertised from v0 because librdkafka only sees SASL support when v0 is
+    // in range; only v1 is accepted (v0 sends SASL tokens outside Kafka
+    // framing; every client that sees v1 uses it with SaslAuthenticate).
+    (ApiKey::SaslHandshake, 0, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 0, 2),
 ];
 
 /// Whether `version` of `api` can be decoded and answered.
@@ -78,5 +83,7 @@ mod tests {
         check::<DeleteTopicsRequest, DeleteTopicsResponse>(ApiKey::DeleteTopics);
         check::<InitProducerIdRequest, InitProducerIdResponse>(ApiKey::InitProducerId);
         check::<DescribeLogDirsRequest, DescribeLogDirsResponse>(ApiKey::DescribeLogDirs);
+        check::<SaslHandshakeRequest, SaslHandshakeResponse>(ApiKey::SaslHandshake);
+        check::<SaslAuthenticateRequest, SaslAuthenticateResponse>(ApiKey::SaslAuthenticate);
     }
 }

@@ -3,7 +3,10 @@
 //! table, body decoding, and every API's handler) against a real broker
 //! whose data lives in a scratch directory. Invariants: nothing panics or
 //! aborts, and every answer is one well-formed frame carrying the request's
-//! correlation id.
+//! correlation id. The broker requires SASL, and each input's frames go down
+//! two connections: one already past authentication (every API) and one
+//! that has not authenticated (the SASL exchange and its refusals); a
+//! connection stops taking frames where the broker would close it.
 
 use bytes::Bytes;
 use relay_broker::broker::Broker;
@@ -12,6 +15,7 @@ use relay_broker::log::FsyncPolicy;
 use relay_broker::server::context::Context;
 use relay_broker::server::dispatch::{dispatch, Reply};
 use relay_broker::server::frame::read_frame;
+use relay_broker::server::session::Session;
 use std::time::Duration;
 
 /// Largest frame the target reads (the broker's limit is configurable).
@@ -48,6 +52,12 @@ fn start() -> Target {
         ..BrokerConfig::default()
     };
     config.log.fsync = FsyncPolicy::Never;
+    let credential = relay_proto::sasl::Credential::derive(b"fuzz", b"fuzz-salt".to_vec(), 4096).expect("credential");
+    config.sasl = Some(relay_broker::config::SaslConfig {
+        mechanisms: vec!["SCRAM-SHA-256".into(), "PLAIN".into()],
+        users: [("fuzz".to_owned(), credential.to_string())].into(),
+        authentication_timeout_ms: 10_000,
+    });
     let broker = runtime.block_on(Broker::start(config)).expect("broker starts");
     let context = std::sync::Arc::clone(broker.context());
     Target {
@@ -69,26 +79,38 @@ pub fn request_frame(data: &[u8]) {
             }
             // Also the whole input as one frame, as if its prefix were right.
             frames.push(Bytes::copy_from_slice(data));
+            let mut sessions = [
+                Some(Session::Authenticated { user: "fuzz".into() }),
+                Some(Session::new(&target.context.security)),
+            ];
             for frame in frames {
-                handle(&target.context, frame).await;
+                for slot in sessions.iter_mut() {
+                    if let Some(session) = slot {
+                        if !handle(&target.context, session, frame.clone()).await {
+                            *slot = None;
+                        }
+                    }
+                }
             }
         })
     });
 }
 
-async fn handle(context: &Context, frame: Bytes) {
+/// Handles one frame; false when the broker would close the connection.
+async fn handle(context: &Context, session: &mut Session, frame: Bytes) -> bool {
     let correlation_id = (frame.len() >= 8).then(|| i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]));
     let peer = "127.0.0.1:1".parse().expect("address");
-    let reply = match tokio::time::timeout(Duration::from_secs(60), dispatch(context, peer, frame)).await {
+    let reply = match tokio::time::timeout(Duration::from_secs(60), dispatch(context, session, peer, frame)).await {
         Ok(Ok(reply)) => reply,
-        Ok(Err(_)) | Err(_) => return, // the connection would be closed
+        Ok(Err(_)) | Err(_) => return false,
     };
-    let bytes = match reply {
-        Reply::Nothing => return,
-        Reply::Ready(bytes) => bytes,
+    let (bytes, open) = match reply {
+        Reply::Nothing => return true,
+        Reply::Ready(bytes) => (bytes, true),
+        Reply::Last(bytes) => (bytes, false),
         Reply::Later(handle) => match handle.await.expect("a produce's answer does not panic") {
-            Ok(bytes) => bytes,
-            Err(_) => return,
+            Ok(bytes) => (bytes, true),
+            Err(_) => return false,
         },
     };
     assert!(bytes.len() >= 8, "an answer holds a length and a correlation id");
@@ -100,4 +122,5 @@ async fn handle(context: &Context, frame: Bytes) {
         correlation_id,
         "the answer carries the request's correlation id"
     );
+    open
 }

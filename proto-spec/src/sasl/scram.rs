@@ -9,6 +9,8 @@
 //! server-final  v=<base64 ServerSignature>      (or e=<error>)
 //! ```
 //!
+//! The client-final nonce is accepted when it ends with the server's nonce,
+//! as Kafka's broker does, because librdkafka repeats its own nonce in front.
 //! Channel binding (`p=`) is not offered (`y`/`n` only), as in Kafka. An
 //! unknown user gets a believable server-first (a salt derived from the name
 //! with a per-process secret) and fails only at the proof, like a wrong
@@ -248,7 +250,11 @@ fn client_final(
         .next()
         .and_then(|f| f.strip_prefix("r="))
         .ok_or_else(|| malformed("expected r=<nonce> after c="))?;
-    if echoed != nonce {
+    // Kafka's rule: the echoed nonce must end with the server-first nonce.
+    // librdkafka sends the client nonce followed by the whole server-first
+    // nonce (which itself starts with the client nonce); the AuthMessage
+    // both sides sign uses the message as sent, so this stays sound.
+    if !echoed.ends_with(nonce) {
         return Err(malformed("nonce does not match the server's"));
     }
     let proof = BASE64.decode(proof).map_err(|_| malformed("proof is not base64"))?;
@@ -423,8 +429,12 @@ mod tests {
             (server, last)
         };
         let (mut server, last) = start();
-        let other_nonce = last.replacen(",r=", ",r=x", 1);
+        let other_nonce = last.replacen(",p=", "x,p=", 1);
         assert!(matches!(server.step(other_nonce.as_bytes(), |_| None), Err(SaslError::Malformed { .. })));
+        // librdkafka's form (its nonce again in front) is proven like any other.
+        let (mut server, last) = start();
+        let doubled = last.replacen(",r=", ",r=abc", 1);
+        assert!(matches!(server.step(doubled.as_bytes(), |_| None), Err(SaslError::BadCredentials { .. })));
         let (mut server, last) = start();
         assert!(server.step(last.replacen("c=biws", "c=eSws", 1).as_bytes(), |_| None).is_err());
         let (mut server, last) = start();
