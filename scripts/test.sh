@@ -6,6 +6,7 @@
 #   in target/test-venv (RELAY_TEST_PYTHON points the tests at it);
 # - kcat, installed with apt-get when running as root and missing
 #   (RELAY_TEST_KCAT);
+# - openssl, for the TLS tests' throwaway certificates (RELAY_TEST_OPENSSL);
 # - PostgreSQL 15 server binaries (RELAY_PG_BIN); the tests start and stop
 #   their own throwaway clusters in temporary directories.
 #
@@ -43,6 +44,13 @@ if command -v kcat >/dev/null 2>&1; then
     export RELAY_TEST_KCAT="$(command -v kcat)"
 else
     missing+=("kcat")
+fi
+
+# openssl makes the throwaway CA and server certificates of the TLS tests.
+if command -v openssl >/dev/null 2>&1; then
+    export RELAY_TEST_OPENSSL="$(command -v openssl)"
+else
+    missing+=("openssl")
 fi
 
 pg_bin="${RELAY_PG_BIN:-/usr/lib/postgresql/15/bin}"

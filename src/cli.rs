@@ -103,7 +103,13 @@ pub struct ClientArgs {
     #[arg(long, global = true, env = "RELAY_SASL_USERNAME", value_name = "USER")]
     pub sasl_username: Option<String>,
     /// SASL password; prefer the environment variable (command lines are visible to other users).
-    #[arg(long, global = true, env = "RELAY_SASL_PASSWORD", hide_env_values = true, value_name = "PASSWORD")]
+    #[arg(
+        long,
+        global = true,
+        env = "RELAY_SASL_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
     pub sasl_password: Option<String>,
     /// PEM file of the CA that signs the broker's certificate [default: the system bundle].
     #[arg(long, global = true, env = "RELAY_TLS_CA", value_name = "FILE")]

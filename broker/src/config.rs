@@ -248,7 +248,9 @@ impl SaslConfig {
             }
         }
         if self.users.is_empty() {
-            return Err("broker.sasl.users is empty: nobody could connect (add users with `relay hash-password`)".into());
+            return Err(
+                "broker.sasl.users is empty: nobody could connect (add users with `relay hash-password`)".into(),
+            );
         }
         for (user, credential) in &self.users {
             Credential::parse(credential).map_err(|e| format!("broker.sasl.users.{user}: {e}"))?;

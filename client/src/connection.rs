@@ -12,17 +12,19 @@
 //! Frame layout: `proto-spec/PROTOCOL.md` (4-byte length, header, body).
 
 use crate::error::{ClientError, Result};
+use crate::security::{Mechanism, SaslLogin, Security};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use parking_lot::Mutex;
+use relay_proto::sasl::scram::ScramClient;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use crate::security::{Mechanism, SaslLogin, Security};
-use kafka_protocol::messages::{SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse};
-use relay_proto::sasl::scram::ScramClient;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
@@ -140,12 +142,7 @@ pub fn api_name(api: ApiKey) -> &'static str {
     }
 }
 
-async fn read_responses(
-    mut reader: ReadHalf<Stream>,
-    pending: Pending,
-    dead: Arc<AtomicBool>,
-    address: String,
-) {
+async fn read_responses(mut reader: ReadHalf<Stream>, pending: Pending, dead: Arc<AtomicBool>, address: String) {
     let reason = loop {
         let mut prefix = [0u8; 4];
         if let Err(error) = reader.read_exact(&mut prefix).await {
@@ -287,7 +284,10 @@ impl Connection {
             return Err(failed(if offered.is_empty() {
                 "the listener does not use SASL (try security protocol PLAINTEXT or SSL)".to_owned()
             } else {
-                format!("the broker does not offer {mechanism}; it offers {}", offered.join(", "))
+                format!(
+                    "the broker does not offer {mechanism}; it offers {}",
+                    offered.join(", ")
+                )
             }));
         }
         match login.mechanism {

@@ -71,7 +71,8 @@ impl Security {
         if let Some(sasl) = &config.sasl {
             let mut credentials = HashMap::new();
             for (user, text) in &sasl.users {
-                let credential = Credential::parse(text).map_err(|e| SecurityError::Sasl(format!("users.{user}: {e}")))?;
+                let credential =
+                    Credential::parse(text).map_err(|e| SecurityError::Sasl(format!("users.{user}: {e}")))?;
                 credentials.insert(user.clone(), credential);
             }
             let mut mechanisms = Vec::new();
@@ -83,7 +84,9 @@ impl Security {
                 }
             }
             if mechanisms.contains(&PLAIN) && security.tls.is_none() {
-                tracing::warn!("broker.sasl offers PLAIN without [broker.tls]: passwords cross the network in clear text");
+                tracing::warn!(
+                    "broker.sasl offers PLAIN without [broker.tls]: passwords cross the network in clear text"
+                );
             }
             security.sasl = Some(Users {
                 credentials,

@@ -29,6 +29,11 @@ pub fn acceptor(cert_path: &Path, key_path: &Path) -> Result<TlsAcceptor, Securi
         .map_err(|e| error(cert_path, e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| error(key_path, format!("certificate and key do not make a server identity: {e}")))?;
+        .map_err(|e| {
+            error(
+                key_path,
+                format!("certificate and key do not make a server identity: {e}"),
+            )
+        })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

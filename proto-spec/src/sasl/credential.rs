@@ -95,10 +95,19 @@ impl Credential {
     }
 
     pub fn parse(text: &str) -> Result<Self, SaslError> {
-        let bad = |reason: &str| SaslError::BadCredential(format!("{reason} (expected {PREFIX}<iterations>:<salt>$<stored key>:<server key>)"));
-        let rest = text.trim().strip_prefix(PREFIX).ok_or_else(|| bad("does not start with SCRAM-SHA-256$"))?;
+        let bad = |reason: &str| {
+            SaslError::BadCredential(format!(
+                "{reason} (expected {PREFIX}<iterations>:<salt>$<stored key>:<server key>)"
+            ))
+        };
+        let rest = text
+            .trim()
+            .strip_prefix(PREFIX)
+            .ok_or_else(|| bad("does not start with SCRAM-SHA-256$"))?;
         let (params, keys) = rest.split_once('$').ok_or_else(|| bad("has no '$' before the keys"))?;
-        let (iterations, salt) = params.split_once(':').ok_or_else(|| bad("has no ':' after the iteration count"))?;
+        let (iterations, salt) = params
+            .split_once(':')
+            .ok_or_else(|| bad("has no ':' after the iteration count"))?;
         let (stored_key, server_key) = keys.split_once(':').ok_or_else(|| bad("has no ':' between the keys"))?;
         let iterations: u32 = iterations.parse().map_err(|_| bad("iteration count is not a number"))?;
         check_iterations(iterations)?;
@@ -167,7 +176,10 @@ mod tests {
         let proof: Vec<u8> = client_key.iter().zip(signature).map(|(k, s)| k ^ s).collect();
         assert_eq!(BASE64.encode(proof), "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
         let server_signature = hmac_sha256(&credential.server_key, auth_message.as_bytes());
-        assert_eq!(BASE64.encode(server_signature), "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+        assert_eq!(
+            BASE64.encode(server_signature),
+            "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+        );
     }
 
     #[test]

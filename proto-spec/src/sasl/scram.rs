@@ -163,7 +163,9 @@ impl ScramServer {
             }
             _ => return Err(malformed("GS2 header must start with n, y or p=")),
         }
-        let (authzid, bare) = rest.split_once(',').ok_or_else(|| malformed("GS2 header has no second ','"))?;
+        let (authzid, bare) = rest
+            .split_once(',')
+            .ok_or_else(|| malformed("GS2 header has no second ','"))?;
         let gs2_header = format!("{cbind},{authzid},");
         let mut fields = bare.split(',');
         let user = match fields.next() {
@@ -430,17 +432,35 @@ mod tests {
         };
         let (mut server, last) = start();
         let other_nonce = last.replacen(",p=", "x,p=", 1);
-        assert!(matches!(server.step(other_nonce.as_bytes(), |_| None), Err(SaslError::Malformed { .. })));
+        assert!(matches!(
+            server.step(other_nonce.as_bytes(), |_| None),
+            Err(SaslError::Malformed { .. })
+        ));
         // librdkafka's form (its nonce again in front) is proven like any other.
         let (mut server, last) = start();
         let doubled = last.replacen(",r=", ",r=abc", 1);
-        assert!(matches!(server.step(doubled.as_bytes(), |_| None), Err(SaslError::BadCredentials { .. })));
+        assert!(matches!(
+            server.step(doubled.as_bytes(), |_| None),
+            Err(SaslError::BadCredentials { .. })
+        ));
         let (mut server, last) = start();
-        assert!(server.step(last.replacen("c=biws", "c=eSws", 1).as_bytes(), |_| None).is_err());
+        assert!(server
+            .step(last.replacen("c=biws", "c=eSws", 1).as_bytes(), |_| None)
+            .is_err());
         let (mut server, last) = start();
         assert!(server.step(last.as_bytes(), |_| None).is_ok());
-        assert!(matches!(server.step(last.as_bytes(), |_| None), Err(SaslError::OutOfOrder { .. })));
-        for bad in [&b"p=tls-unique,,n=a,r=x"[..], b"n,,n=a", b"x,,n=a,r=b", b"n,,n=a=,r=b", b"n,,n=a,r=b,tokenauth=true", b"\xff"] {
+        assert!(matches!(
+            server.step(last.as_bytes(), |_| None),
+            Err(SaslError::OutOfOrder { .. })
+        ));
+        for bad in [
+            &b"p=tls-unique,,n=a,r=x"[..],
+            b"n,,n=a",
+            b"x,,n=a,r=b",
+            b"n,,n=a=,r=b",
+            b"n,,n=a,r=b,tokenauth=true",
+            b"\xff",
+        ] {
             assert!(ScramServer::new([0; 32]).step(bad, |_| None).is_err(), "{bad:?}");
         }
     }

@@ -11,8 +11,8 @@ use crate::server::session::Session;
 use bytes::Bytes;
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslAuthenticateResponse};
 use kafka_protocol::ResponseError;
-use relay_proto::sasl::scram::ServerStep;
 use relay_proto::sasl::credential::{ITERATIONS_DEFAULT, SALT_BYTES};
+use relay_proto::sasl::scram::ServerStep;
 use relay_proto::sasl::{plain, Credential, SaslError, PLAIN};
 
 pub async fn handle(
@@ -25,7 +25,8 @@ pub async fn handle(
         let response = SaslAuthenticateResponse::default()
             .with_error_code(ResponseError::IllegalSaslState.code())
             .with_error_message(Some(super::text(message)));
-        meta.encode(&response).map(if last { Reply::Last } else { Reply::Ready })
+        meta.encode(&response)
+            .map(if last { Reply::Last } else { Reply::Ready })
     };
     let Some(users) = &ctx.security.sasl else {
         return refuse("this listener does not use SASL", false);

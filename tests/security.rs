@@ -1,0 +1,530 @@
+//! TLS and SASL end to end: a broker with `[broker.tls]` and `[broker.sasl]`
+//! (a throwaway CA and server certificate made with openssl, users hashed by
+//! `relay hash-password`), and kcat, confluent-kafka and `relay` itself
+//! producing and consuming over SASL_SSL with SCRAM-SHA-256 and PLAIN. Wrong
+//! passwords are refused; an unauthenticated connection gets nothing but the
+//! authentication error; `relay up` runs its pipeline over SASL_SSL.
+
+mod support;
+
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::raw_client::RawConnection;
+use support::{kcat, python, python_script, relay_binary, run_with_timeout, BrokerProcess};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A CA and a server certificate for `localhost` and 127.0.0.1.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new(std::env::var_os("RELAY_TEST_OPENSSL").expect("checked by pki()"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `None` (after a loud SKIPPED, or a failure in CI) without openssl.
+fn pki(dir: &Path) -> Option<Pki> {
+    support::external("RELAY_TEST_OPENSSL", "openssl")?;
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=relay-test-ca",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(dir.join("san.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.cnf",
+        ],
+    );
+    Some(Pki {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    })
+}
+
+/// `relay hash-password` with `password` on standard input.
+fn hash_password(password: &str) -> String {
+    let mut child = Command::new(relay_binary())
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let credential = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(credential.starts_with("SCRAM-SHA-256$8192:"), "{credential}");
+    assert!(!credential.contains(password));
+    credential
+}
+
+/// The `[broker.tls]` / `[broker.sasl]` tables for a broker with user alice.
+fn security_config(pki: Option<&Pki>, extra_sasl: &str) -> String {
+    let mut config = String::new();
+    if let Some(pki) = pki {
+        config += &format!(
+            "[broker.tls]\ncert_path = \"{}\"\nkey_path = \"{}\"\n",
+            pki.cert.display(),
+            pki.key.display()
+        );
+    }
+    config += &format!(
+        "[broker.sasl]\nmechanisms = [\"SCRAM-SHA-256\", \"PLAIN\"]\n{extra_sasl}\n[broker.sasl.users]\nalice = \"{}\"\n",
+        hash_password(PASSWORD)
+    );
+    config
+}
+
+fn kcat_sasl(kcat: &Path, broker: &BrokerProcess, pki: &Pki, mechanism: &str, password: &str) -> Command {
+    let mut command = Command::new(kcat);
+    command.args(["-b", &broker.address]).args([
+        "-X",
+        "security.protocol=SASL_SSL",
+        "-X",
+        &format!("ssl.ca.location={}", pki.ca.display()),
+        "-X",
+        &format!("sasl.mechanisms={mechanism}"),
+        "-X",
+        "sasl.username=alice",
+        "-X",
+        &format!("sasl.password={password}"),
+    ]);
+    command
+}
+
+#[test]
+fn kcat_produces_and_consumes_over_sasl_ssl_and_wrong_passwords_are_refused() {
+    let Some(kcat) = kcat() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pki) = pki(dir.path()) else { return };
+    let broker = BrokerProcess::start(dir.path(), &security_config(Some(&pki), ""));
+    assert!(broker.log().contains("security=\"SASL_SSL\""), "{}", broker.log());
+    let lines: Vec<String> = (0..500).map(|n| format!("secret-line-{n}")).collect();
+
+    let mut producer = kcat_sasl(&kcat, &broker, &pki, "SCRAM-SHA-256", PASSWORD)
+        .args(["-P", "-t", "secure", "-X", "enable.idempotence=true"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    producer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all((lines.join("\n") + "\n").as_bytes())
+        .unwrap();
+    let produced = producer.wait_with_output().unwrap();
+    assert!(
+        produced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+
+    for mechanism in ["SCRAM-SHA-256", "PLAIN"] {
+        let consumed = run_with_timeout(
+            kcat_sasl(&kcat, &broker, &pki, mechanism, PASSWORD).args(["-C", "-t", "secure", "-e", "-q"]),
+            Duration::from_secs(60),
+        );
+        assert!(
+            consumed.status.success(),
+            "{mechanism}: {}",
+            String::from_utf8_lossy(&consumed.stderr)
+        );
+        let got: Vec<String> = String::from_utf8(consumed.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(got, lines, "{mechanism}");
+    }
+
+    for mechanism in ["SCRAM-SHA-256", "PLAIN"] {
+        let refused = run_with_timeout(
+            kcat_sasl(&kcat, &broker, &pki, mechanism, "not the password").args(["-L", "-m", "5"]),
+            Duration::from_secs(60),
+        );
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success(),
+            "{mechanism}: a wrong password listed metadata"
+        );
+        assert!(
+            stderr.contains(&format!("invalid credentials with SASL mechanism {mechanism}")),
+            "{mechanism}: {stderr}"
+        );
+    }
+    assert!(broker.log().contains("authentication failed"), "{}", broker.log());
+}
+
+#[test]
+fn confluent_kafka_round_trips_over_sasl_ssl_with_scram() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pki) = pki(dir.path()) else { return };
+    let broker = BrokerProcess::start(dir.path(), &security_config(Some(&pki), ""));
+    let script = python_script("secure_clients.py");
+    let ca = pki.ca.to_str().unwrap();
+    let output = run_with_timeout(
+        Command::new(&python).arg(&script).args([
+            "roundtrip",
+            &broker.address,
+            ca,
+            "alice",
+            PASSWORD,
+            "SCRAM-SHA-256",
+            "secure-orders",
+            "2000",
+        ]),
+        Duration::from_secs(180),
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(result["delivered"], 2000, "{result}");
+    assert_eq!(result["errors"], serde_json::json!([]), "{result}");
+    let mut expected: Vec<String> = (0..2000).map(|n| format!("s{n}")).collect();
+    expected.sort();
+    assert_eq!(result["consumed"], serde_json::json!(expected), "every message once");
+
+    for (user, password) in [("alice", "wrong"), ("mallory", PASSWORD)] {
+        let output = run_with_timeout(
+            Command::new(&python)
+                .arg(&script)
+                .args(["login", &broker.address, ca, user, password, "SCRAM-SHA-256"]),
+            Duration::from_secs(60),
+        );
+        let result: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+        assert_eq!(result["ok"], false, "{user}/{password}: {result}");
+        assert!(
+            result["error"].as_str().unwrap().contains("invalid credentials"),
+            "{user}: {result}"
+        );
+    }
+}
+
+/// Whether the broker closes `connection` without sending anything more.
+fn closed_without_answer(connection: &mut RawConnection) -> bool {
+    connection.read_frame().is_none()
+}
+
+#[test]
+fn unauthenticated_connections_get_nothing_but_the_auth_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &security_config(None, "authentication_timeout_ms = 1000"));
+    assert!(broker.log().contains("security=\"SASL_PLAINTEXT\""));
+
+    // ApiVersions is answered and lists the SASL APIs; Metadata is not.
+    let mut connection = RawConnection::connect(&broker.address);
+    let versions: ApiVersionsResponse = connection.request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert!(versions
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::SaslHandshake as i16 && k.max_version == 1));
+    connection.send(ApiKey::Metadata, 9, &MetadataRequest::default());
+    assert!(
+        closed_without_answer(&mut connection),
+        "Metadata before login was answered"
+    );
+
+    // A mechanism not offered: the offered ones, then the door closes.
+    let mut connection = RawConnection::connect(&broker.address);
+    let handshake: SaslHandshakeResponse = connection.request(
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("GSSAPI")),
+    );
+    assert_eq!(handshake.error_code, 33, "UNSUPPORTED_SASL_MECHANISM");
+    let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+    assert_eq!(offered, ["SCRAM-SHA-256", "PLAIN"]);
+    assert!(closed_without_answer(&mut connection));
+
+    // A wrong PLAIN password: SASL_AUTHENTICATION_FAILED, then closed, and
+    // Produce after it never reaches the log.
+    let mut connection = RawConnection::connect(&broker.address);
+    let handshake: SaslHandshakeResponse = connection.request(
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+    );
+    assert_eq!(handshake.error_code, 0);
+    let login: SaslAuthenticateResponse = connection.request(
+        ApiKey::SaslAuthenticate,
+        2,
+        &SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from_static(b"\0alice\0guess")),
+    );
+    assert_eq!(login.error_code, 58, "SASL_AUTHENTICATION_FAILED");
+    assert!(login.error_message.unwrap().contains("invalid credentials"));
+    assert!(closed_without_answer(&mut connection));
+
+    // The right PLAIN password opens the broker to this connection.
+    let mut connection = RawConnection::connect(&broker.address);
+    let _: SaslHandshakeResponse = connection.request(
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+    );
+    let login: SaslAuthenticateResponse = connection.request(
+        ApiKey::SaslAuthenticate,
+        2,
+        &SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from(format!("\0alice\0{PASSWORD}"))),
+    );
+    assert_eq!(login.error_code, 0, "{:?}", login.error_message);
+    let metadata: MetadataResponse = connection.request(ApiKey::Metadata, 9, &MetadataRequest::default());
+    assert_eq!(metadata.brokers.len(), 1);
+
+    // Before login, a frame larger than SASL needs closes the connection
+    // before its body is read, and silence ends at authentication_timeout_ms.
+    let mut connection = RawConnection::connect(&broker.address);
+    connection.stream.write_all(&(4_i32 << 20).to_be_bytes()).unwrap();
+    assert!(closed_without_answer(&mut connection));
+    let started = Instant::now();
+    let mut silent = RawConnection::connect(&broker.address);
+    assert!(closed_without_answer(&mut silent));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(15),
+        "closed after {waited:?}"
+    );
+    let log = broker.log();
+    assert!(log.contains("before SASL authentication"), "{log}");
+    assert!(
+        log.contains("not authenticated within authentication_timeout_ms"),
+        "{log}"
+    );
+}
+
+fn relay(args: &[&str], password: &str, stdin: Option<&[u8]>) -> Output {
+    let mut command = Command::new(relay_binary());
+    command.args(args).env("RELAY_SASL_PASSWORD", password);
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn relay_commands_speak_sasl_ssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pki) = pki(dir.path()) else { return };
+    let broker = BrokerProcess::start(dir.path(), &security_config(Some(&pki), ""));
+    let ca = pki.ca.to_str().unwrap();
+    let secure = [
+        "--broker",
+        &broker.address,
+        "--security-protocol",
+        "SASL_SSL",
+        "--tls-ca",
+        ca,
+        "--sasl-username",
+        "alice",
+    ];
+    let lines: String = (0..1000).map(|n| format!("{{\"uuid\":\"{n:06}\"}}\n")).collect();
+    let produced = relay(
+        &[&["produce", "--topic", "secure-cli"][..], &secure].concat(),
+        PASSWORD,
+        Some(lines.as_bytes()),
+    );
+    assert!(
+        produced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    for mechanism in ["SCRAM-SHA-256", "PLAIN"] {
+        let consumed = relay(
+            &[
+                &[
+                    "consume",
+                    "--topic",
+                    "secure-cli",
+                    "--group",
+                    "g",
+                    "--max",
+                    "1000",
+                    "--sasl-mechanism",
+                    mechanism,
+                ][..],
+                &secure,
+            ]
+            .concat(),
+            PASSWORD,
+            None,
+        );
+        assert!(
+            consumed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&consumed.stderr)
+        );
+        if mechanism == "SCRAM-SHA-256" {
+            assert_eq!(String::from_utf8(consumed.stdout).unwrap(), lines);
+        }
+    }
+    let lag = relay(
+        &[&["lag", "--group", "g", "--max", "0"][..], &secure].concat(),
+        PASSWORD,
+        None,
+    );
+    assert!(lag.status.success(), "{}", String::from_utf8_lossy(&lag.stderr));
+
+    let refused = relay(&[&["topics", "list"][..], &secure].concat(), "wrong", None);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SASL authentication with"), "{stderr}");
+    assert!(stderr.contains("invalid credentials"), "{stderr}");
+
+    let plaintext = relay(&["topics", "list", "--broker", &broker.address], "", None);
+    let stderr = String::from_utf8_lossy(&plaintext.stderr);
+    assert!(!plaintext.status.success());
+    assert!(stderr.contains("answered with TLS"), "{stderr}");
+
+    let untrusted = relay(
+        &[&["topics", "list"][..], &secure[..4], &["--sasl-username", "alice"]].concat(),
+        PASSWORD,
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+}
+
+#[test]
+fn relay_up_runs_its_pipeline_over_sasl_ssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pki) = pki(dir.path()) else { return };
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml.example")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let broker_security = security_config(Some(&pki), "");
+    let config = example
+        .replace(
+            "# listen = \"127.0.0.1:9092\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        )
+        .replace("\n[broker.log]\n", &format!("\n{broker_security}\n[broker.log]\n"));
+    let client = format!(
+        "[client]\nsecurity_protocol = \"SASL_SSL\"\nsasl_username = \"alice\"\ntls_ca_path = \"{}\"\n",
+        pki.ca.display()
+    );
+    std::fs::write(dir.path().join("mismatch.toml"), &config).unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        config.replacen("[client]\n", &client, 1),
+    )
+    .unwrap();
+
+    // [client] left at PLAINTEXT against a SASL_SSL broker: a clear refusal.
+    let mismatch = Command::new(relay_binary())
+        .args(["up", "--config", "mismatch.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&mismatch.stderr);
+    assert_eq!(mismatch.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("security_protocol = \"SASL_SSL\""), "{stderr}");
+
+    let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
+    let mut up = Command::new(relay_binary())
+        .args(["up", "--config", "config.toml", "--gen-events", "200"])
+        .env("RELAY_SASL_PASSWORD", PASSWORD)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let warehouse = dir.path().join("warehouse.db");
+    let started = Instant::now();
+    loop {
+        let rows: i64 = rusqlite::Connection::open(&warehouse)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)))
+            .unwrap_or(0);
+        if rows > 0 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = up.kill();
+            panic!(
+                "no rows over SASL_SSL after 60 s:\n{}",
+                std::fs::read_to_string(dir.path().join("up.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Command::new("kill")
+        .args(["-TERM", &up.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(up.wait().unwrap().code(), Some(0));
+}
