@@ -22,7 +22,7 @@ pub enum Session {
     /// Mechanism chosen; SaslAuthenticate messages under way.
     AwaitAuthenticate {
         mechanism: &'static str,
-        scram: Option<ScramServer>,
+        scram: Option<Box<ScramServer>>,
     },
     Authenticated {
         user: String,

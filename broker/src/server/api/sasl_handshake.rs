@@ -45,7 +45,7 @@ pub fn handle(
     };
     *session = Session::AwaitAuthenticate {
         mechanism,
-        scram: (*mechanism == SCRAM_SHA_256).then(|| ScramServer::new(users.scram_secret)),
+        scram: (*mechanism == SCRAM_SHA_256).then(|| Box::new(ScramServer::new(users.scram_secret))),
     };
     meta.encode(&response).map(Reply::Ready)
 }
