@@ -528,3 +528,39 @@ fn relay_up_runs_its_pipeline_over_sasl_ssl() {
         .unwrap();
     assert_eq!(up.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn bad_security_settings_stop_the_broker_with_the_key_and_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |extra: &str| {
+        let config = dir.path().join("bad.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[broker]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n{extra}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let output = run_with_timeout(
+            Command::new(relay_binary()).args(["broker", "--config"]).arg(&config),
+            Duration::from_secs(30),
+        );
+        assert!(!output.status.success(), "{extra}: the broker started");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let missing = dir.path().join("missing.pem");
+    let stderr = start(&format!(
+        "[broker.tls]\ncert_path = \"{}\"\nkey_path = \"{}\"\n",
+        missing.display(),
+        missing.display()
+    ));
+    assert!(
+        stderr.contains("broker.tls") && stderr.contains("missing.pem"),
+        "{stderr}"
+    );
+    let stderr = start("[broker.sasl]\n[broker.sasl.users]\nalice = \"hunter2\"\n");
+    assert!(stderr.contains("broker.sasl.users.alice"), "{stderr}");
+    let stderr = start("[broker.sasl]\nmechanisms = [\"GSSAPI\"]\n[broker.sasl.users]\n");
+    assert!(stderr.contains("GSSAPI"), "{stderr}");
+}

@@ -25,13 +25,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// TCP or TLS, behind one type.
-trait Transport: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for T {}
-type Stream = Box<dyn Transport>;
+/// The halves of a TCP stream (`into_split`, no lock between them) or of a
+/// TLS stream, behind one type each.
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 use tokio::sync::oneshot;
 
 /// Largest response accepted: a fetch of 50 MiB plus headroom; anything larger
@@ -68,7 +68,7 @@ type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Result<Bytes>>>>>;
 pub struct Connection {
     address: String,
     client_id: StrBytes,
-    writer: tokio::sync::Mutex<WriteHalf<Stream>>,
+    writer: tokio::sync::Mutex<Writer>,
     pending: Pending,
     next_correlation_id: AtomicI32,
     dead: Arc<AtomicBool>,
@@ -142,7 +142,7 @@ pub fn api_name(api: ApiKey) -> &'static str {
     }
 }
 
-async fn read_responses(mut reader: ReadHalf<Stream>, pending: Pending, dead: Arc<AtomicBool>, address: String) {
+async fn read_responses(mut reader: Reader, pending: Pending, dead: Arc<AtomicBool>, address: String) {
     let reason = loop {
         let mut prefix = [0u8; 4];
         if let Err(error) = reader.read_exact(&mut prefix).await {
@@ -195,8 +195,11 @@ impl Connection {
             Ok(result) => result.map_err(connect_error)?,
         };
         let _ = stream.set_nodelay(true);
-        let stream: Stream = match &security.tls {
-            None => Box::new(stream),
+        let (reader, writer): (Reader, Writer) = match &security.tls {
+            None => {
+                let (reader, writer) = stream.into_split();
+                (Box::new(reader), Box::new(writer))
+            }
             Some(tls) => {
                 let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
                 let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -216,11 +219,13 @@ impl Connection {
                             tls.ca_path.display()
                         )))
                     }
-                    Ok(Ok(stream)) => Box::new(stream),
+                    Ok(Ok(stream)) => {
+                        let (reader, writer) = tokio::io::split(stream);
+                        (Box::new(reader), Box::new(writer))
+                    }
                 }
             }
         };
-        let (reader, writer) = tokio::io::split(stream);
         let pending: Pending = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
         tokio::spawn(read_responses(

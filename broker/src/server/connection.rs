@@ -25,7 +25,7 @@ use crate::metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -42,12 +42,13 @@ struct Queued {
     _send_memory: Option<OwnedSemaphorePermit>,
 }
 
-/// Serves one connection (plain TCP or TLS) until it closes or shutdown.
-pub async fn serve<S>(ctx: Context, stream: S, peer: SocketAddr, mut shutdown: watch::Receiver<bool>)
+/// Serves one connection until it closes or shutdown: the two halves of a
+/// TCP stream (`into_split`, no lock between them) or of a TLS stream.
+pub async fn serve<R, W>(ctx: Context, mut reader: R, writer: W, peer: SocketAddr, mut shutdown: watch::Receiver<bool>)
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut reader, writer) = tokio::io::split(stream);
     let mut session = Session::new(&ctx.security);
     let authentication_deadline = ctx
         .security
@@ -161,7 +162,7 @@ where
     let _ = writer.await;
 }
 
-async fn write_replies<S: AsyncWrite>(mut writer: WriteHalf<S>, mut queue: mpsc::Receiver<Queued>, peer: SocketAddr) {
+async fn write_replies<W: AsyncWrite + Unpin>(mut writer: W, mut queue: mpsc::Receiver<Queued>, peer: SocketAddr) {
     while let Some(queued) = queue.recv().await {
         let bytes = match queued.reply {
             Reply::Nothing => continue,

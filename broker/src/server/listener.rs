@@ -47,11 +47,17 @@ pub async fn run(listener: TcpListener, ctx: Context, mut shutdown: watch::Recei
         let _ = stream.set_nodelay(true);
         connections.spawn(async move {
             match &ctx.security.tls {
-                None => connection::serve(Arc::clone(&ctx), stream, peer, shutdown).await,
+                None => {
+                    let (reader, writer) = stream.into_split();
+                    connection::serve(Arc::clone(&ctx), reader, writer, peer, shutdown).await
+                }
                 Some(acceptor) => {
                     let handshake = tokio::time::timeout(ctx.security.tls_handshake_timeout, acceptor.accept(stream));
                     match handshake.await {
-                        Ok(Ok(stream)) => connection::serve(Arc::clone(&ctx), stream, peer, shutdown).await,
+                        Ok(Ok(stream)) => {
+                            let (reader, writer) = tokio::io::split(stream);
+                            connection::serve(Arc::clone(&ctx), reader, writer, peer, shutdown).await
+                        }
                         Ok(Err(error)) => {
                             tracing::warn!(%peer, %error, "closing connection: TLS handshake failed");
                             metrics::rejected("tls_handshake");
