@@ -4,10 +4,11 @@
 //! decoding).
 
 use crate::report::Phase;
+use crate::security::SecurityArgs;
 use clap::Args;
 use relay_client::admin::Admin;
 use relay_client::consumer::{Consumer, ConsumerConfig, StartPosition};
-use relay_client::{Cluster, ClusterConfig};
+use relay_client::Cluster;
 use std::time::Instant;
 
 #[derive(Debug, Args, Clone)]
@@ -18,10 +19,12 @@ pub struct ConsumeBenchArgs {
     pub topic: String,
     #[arg(long, default_value_t = 1)]
     pub consumers: usize,
+    #[command(flatten)]
+    pub security: SecurityArgs,
 }
 
 pub async fn run(args: &ConsumeBenchArgs) -> Result<Phase, String> {
-    let cluster = Cluster::connect(ClusterConfig::new(&args.broker))
+    let cluster = Cluster::connect(args.security.cluster_config(&args.broker)?)
         .await
         .map_err(|e| e.to_string())?;
     let partitions = Admin::new(cluster)
@@ -36,7 +39,7 @@ pub async fn run(args: &ConsumeBenchArgs) -> Result<Phase, String> {
         let (args, group) = (args.clone(), group.clone());
         let total = total as u64;
         tasks.push(tokio::spawn(async move {
-            let cluster = Cluster::connect(ClusterConfig::new(&args.broker))
+            let cluster = Cluster::connect(args.security.cluster_config(&args.broker)?)
                 .await
                 .map_err(|e| e.to_string())?;
             let mut config = ConsumerConfig::new(vec![args.topic.clone()], group);

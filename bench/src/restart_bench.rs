@@ -50,6 +50,7 @@ pub async fn run(args: &RestartBenchArgs) -> Result<Phase, String> {
         acks: 1,
         records,
         rate: 0,
+        security: Default::default(),
     };
     let filled = produce_bench::run(&fill).await?.remove(0);
     eprintln!(
