@@ -42,7 +42,11 @@ pub async fn handle(
     let outcome = match scram {
         Some(scram) => scram.step(&request.auth_bytes, |user| users.credential(user)),
         None if mechanism == PLAIN => plain_login(users, request.auth_bytes).await,
-        None => unreachable!("every offered mechanism but PLAIN keeps an exchange"),
+        // Security::load offers only PLAIN and SCRAM-SHA-256.
+        None => Err(SaslError::Unsupported {
+            mechanism,
+            feature: "this mechanism".into(),
+        }),
     };
     match outcome {
         Ok(ServerStep::Continue(challenge)) => {
