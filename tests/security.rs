@@ -564,3 +564,66 @@ fn bad_security_settings_stop_the_broker_with_the_key_and_file_named() {
     let stderr = start("[broker.sasl]\nmechanisms = [\"GSSAPI\"]\n[broker.sasl.users]\n");
     assert!(stderr.contains("GSSAPI"), "{stderr}");
 }
+
+#[test]
+fn large_requests_and_responses_cross_tls_whole() {
+    // 16,000 records of 4 KiB over 4 partitions: produce requests and fetch
+    // responses of megabytes, larger than a socket buffer, so TLS writes
+    // meet a full socket and must flush what they buffered.
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pki) = pki(dir.path()) else { return };
+    let broker = BrokerProcess::start(dir.path(), &security_config(Some(&pki), ""));
+    let secure = [
+        "--broker",
+        &broker.address,
+        "--security-protocol",
+        "SASL_SSL",
+        "--tls-ca",
+        pki.ca.to_str().unwrap(),
+        "--sasl-username",
+        "alice",
+    ];
+    let created = relay(
+        &[&["topics", "create", "big", "--partitions", "4"][..], &secure].concat(),
+        PASSWORD,
+        None,
+    );
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let padding = "x".repeat(4000);
+    let lines: String = (0..16000).map(|n| format!("{n:06} {padding}\n")).collect();
+    let produced = relay(
+        &[&["produce", "--topic", "big"][..], &secure].concat(),
+        PASSWORD,
+        Some(lines.as_bytes()),
+    );
+    assert!(
+        produced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    let started = Instant::now();
+    let consumed = relay(
+        &[&["consume", "--topic", "big", "--max", "16000"][..], &secure].concat(),
+        PASSWORD,
+        None,
+    );
+    assert!(
+        consumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&consumed.stderr)
+    );
+    let mut got: Vec<String> = String::from_utf8(consumed.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    assert!(
+        got == lines.lines().map(str::to_owned).collect::<Vec<_>>(),
+        "records differ"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "a response waited for a timeout"
+    );
+}

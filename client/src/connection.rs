@@ -423,7 +423,13 @@ impl Connection {
 
     async fn write(&self, frame: Bytes) -> Result<()> {
         let mut writer = self.writer.lock().await;
-        if let Err(error) = writer.write_all(&frame).await {
+        // flush: TLS may hold the tail of a large request when the socket
+        // was full (a no-op on plain TCP).
+        let written = match writer.write_all(&frame).await {
+            Ok(()) => writer.flush().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
             self.dead.store(true, Ordering::Release);
             return Err(ClientError::Disconnected {
                 address: self.address.clone(),

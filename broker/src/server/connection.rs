@@ -179,7 +179,13 @@ async fn write_replies<W: AsyncWrite + Unpin>(mut writer: W, mut queue: mpsc::Re
                 }
             },
         };
-        if let Err(error) = writer.write_all(&bytes).await {
+        // flush: a TLS stream may keep the tail of a large response in its
+        // buffer when the socket was full (a no-op on plain TCP).
+        let written = match writer.write_all(&bytes).await {
+            Ok(()) => writer.flush().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
             tracing::debug!(%peer, %error, "client went away");
             break;
         }
