@@ -373,33 +373,42 @@ fn relay(args: &[&str], password: &str, stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
-#[test]
-fn relay_commands_speak_sasl_ssl() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(pki) = pki(dir.path()) else { return };
-    let broker = BrokerProcess::start(dir.path(), &security_config(Some(&pki), ""));
-    let ca = pki.ca.to_str().unwrap();
-    let secure = [
+/// `output`, after checking that its command succeeded.
+fn ok(output: Output) -> Output {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+/// `relay` flags for SASL_SSL as alice against `broker`.
+fn secure_flags(broker: &BrokerProcess, pki: &Pki) -> Vec<String> {
+    let ca = pki.ca.display().to_string();
+    [
         "--broker",
         &broker.address,
         "--security-protocol",
         "SASL_SSL",
         "--tls-ca",
-        ca,
+        &ca,
         "--sasl-username",
         "alice",
-    ];
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+#[test]
+fn relay_commands_speak_sasl_ssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pki) = pki(dir.path()) else { return };
+    let broker = BrokerProcess::start(dir.path(), &security_config(Some(&pki), ""));
+    let flags = secure_flags(&broker, &pki);
+    let secure: Vec<&str> = flags.iter().map(String::as_str).collect();
     let lines: String = (0..1000).map(|n| format!("{{\"uuid\":\"{n:06}\"}}\n")).collect();
-    let produced = relay(
+    ok(relay(
         &[&["produce", "--topic", "secure-cli"][..], &secure].concat(),
         PASSWORD,
         Some(lines.as_bytes()),
-    );
-    assert!(
-        produced.status.success(),
-        "{}",
-        String::from_utf8_lossy(&produced.stderr)
-    );
+    ));
     for mechanism in ["SCRAM-SHA-256", "PLAIN"] {
         let consumed = relay(
             &[
@@ -429,12 +438,11 @@ fn relay_commands_speak_sasl_ssl() {
             assert_eq!(String::from_utf8(consumed.stdout).unwrap(), lines);
         }
     }
-    let lag = relay(
+    ok(relay(
         &[&["lag", "--group", "g", "--max", "0"][..], &secure].concat(),
         PASSWORD,
         None,
-    );
-    assert!(lag.status.success(), "{}", String::from_utf8_lossy(&lag.stderr));
+    ));
 
     let refused = relay(&[&["topics", "list"][..], &secure].concat(), "wrong", None);
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -573,45 +581,26 @@ fn large_requests_and_responses_cross_tls_whole() {
     let dir = tempfile::tempdir().unwrap();
     let Some(pki) = pki(dir.path()) else { return };
     let broker = BrokerProcess::start(dir.path(), &security_config(Some(&pki), ""));
-    let secure = [
-        "--broker",
-        &broker.address,
-        "--security-protocol",
-        "SASL_SSL",
-        "--tls-ca",
-        pki.ca.to_str().unwrap(),
-        "--sasl-username",
-        "alice",
-    ];
-    let created = relay(
+    let flags = secure_flags(&broker, &pki);
+    let secure: Vec<&str> = flags.iter().map(String::as_str).collect();
+    ok(relay(
         &[&["topics", "create", "big", "--partitions", "4"][..], &secure].concat(),
         PASSWORD,
         None,
-    );
-    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    ));
     let padding = "x".repeat(4000);
     let lines: String = (0..16000).map(|n| format!("{n:06} {padding}\n")).collect();
-    let produced = relay(
+    ok(relay(
         &[&["produce", "--topic", "big"][..], &secure].concat(),
         PASSWORD,
         Some(lines.as_bytes()),
-    );
-    assert!(
-        produced.status.success(),
-        "{}",
-        String::from_utf8_lossy(&produced.stderr)
-    );
+    ));
     let started = Instant::now();
-    let consumed = relay(
+    let consumed = ok(relay(
         &[&["consume", "--topic", "big", "--max", "16000"][..], &secure].concat(),
         PASSWORD,
         None,
-    );
-    assert!(
-        consumed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&consumed.stderr)
-    );
+    ));
     let mut got: Vec<String> = String::from_utf8(consumed.stdout)
         .unwrap()
         .lines()

@@ -149,12 +149,7 @@ impl Security {
 
     /// Kafka's name for this combination.
     pub fn protocol_name(&self) -> &'static str {
-        match (self.sasl.is_some(), self.tls.is_some()) {
-            (false, false) => "PLAINTEXT",
-            (false, true) => "SSL",
-            (true, false) => "SASL_PLAINTEXT",
-            (true, true) => "SASL_SSL",
-        }
+        relay_proto::sasl::security_protocol(self.sasl.is_some(), self.tls.is_some())
     }
 }
 

@@ -40,12 +40,7 @@ fn embedded_security(config: &config_file::RelayConfig) -> Result<Security, Stri
     let security = Security::from_settings(&settings).map_err(|e| format!("[client]: {e}"))?;
     let broker = (config.broker.sasl.is_some(), config.broker.tls.is_some());
     if broker != (security.sasl.is_some(), security.tls.is_some()) {
-        let wanted = match broker {
-            (false, false) => "PLAINTEXT",
-            (false, true) => "SSL",
-            (true, false) => "SASL_PLAINTEXT",
-            (true, true) => "SASL_SSL",
-        };
+        let wanted = relay_proto::sasl::security_protocol(broker.0, broker.1);
         return Err(format!(
             "the embedded broker's listener is {wanted} but [client] security_protocol is {}; \
              set [client] security_protocol = \"{wanted}\" (with sasl_username and the password, tls_ca_path) \

@@ -100,11 +100,6 @@ impl Security {
 
     /// Kafka's name for this listener's security protocol.
     pub fn protocol_name(&self) -> &'static str {
-        match (self.sasl.is_some(), self.tls.is_some()) {
-            (false, false) => "PLAINTEXT",
-            (false, true) => "SSL",
-            (true, false) => "SASL_PLAINTEXT",
-            (true, true) => "SASL_SSL",
-        }
+        relay_proto::sasl::security_protocol(self.sasl.is_some(), self.tls.is_some())
     }
 }

@@ -23,6 +23,16 @@ pub use credential::Credential;
 pub const PLAIN: &str = "PLAIN";
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
 
+/// Kafka's name for a listener's (or client's) security protocol.
+pub fn security_protocol(sasl: bool, tls: bool) -> &'static str {
+    match (sasl, tls) {
+        (false, false) => "PLAINTEXT",
+        (false, true) => "SSL",
+        (true, false) => "SASL_PLAINTEXT",
+        (true, true) => "SASL_SSL",
+    }
+}
+
 /// Why an exchange failed. `Display` is safe to send to the peer: it never
 /// says whether the user exists.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
