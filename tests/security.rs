@@ -616,3 +616,97 @@ fn large_requests_and_responses_cross_tls_whole() {
         "a response waited for a timeout"
     );
 }
+
+#[test]
+fn a_slowly_read_fetch_response_arrives_whole_over_tls() {
+    // The broker writes a 16 MB fetch response while a raw TLS client reads
+    // it 64 KiB at a time, so the broker's TLS writes keep meeting a full
+    // socket; the whole response must still arrive (its writer flushes the
+    // TLS stream after each response) before the 10 s read timeout.
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pki) = pki(dir.path()) else { return };
+    let tls = format!(
+        "[broker.tls]\ncert_path = \"{}\"\nkey_path = \"{}\"\n",
+        pki.cert.display(),
+        pki.key.display()
+    );
+    let broker = BrokerProcess::start(dir.path(), &tls);
+    let ca = pki.ca.display().to_string();
+    let flags = [
+        "--broker",
+        &broker.address,
+        "--security-protocol",
+        "SSL",
+        "--tls-ca",
+        &ca,
+    ];
+    let padding = "y".repeat(4000);
+    let lines: String = (0..4000).map(|n| format!("{n:06} {padding}\n")).collect();
+    ok(relay(
+        &[&["produce", "--topic", "slow"][..], &flags].concat(),
+        "",
+        Some(lines.as_bytes()),
+    ));
+
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_pem = std::fs::read(&pki.ca).unwrap();
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let client = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let socket = std::net::TcpStream::connect(&broker.address).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut stream = rustls::StreamOwned::new(client, socket);
+
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::protocol::Encodable;
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_max_bytes(64 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("slow")))
+            .with_partitions(vec![
+                FetchPartition::default().with_partition_max_bytes(64 << 20)
+            ])]);
+    let mut body = bytes::BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Fetch as i16)
+        .with_request_api_version(12)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("slow-reader")))
+        .encode(&mut body, ApiKey::Fetch.request_header_version(12))
+        .unwrap();
+    request.encode(&mut body, 12).unwrap();
+    stream.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
+    stream.write_all(&body).unwrap();
+    stream.flush().unwrap();
+
+    use std::io::Read;
+    let mut prefix = [0u8; 4];
+    stream.read_exact(&mut prefix).unwrap();
+    let length = i32::from_be_bytes(prefix) as usize;
+    assert!(
+        length > 16_000_000,
+        "the response holds the whole topic: {length} bytes"
+    );
+    let mut received = 0;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while received < length {
+        let want = chunk.len().min(length - received);
+        match stream.read(&mut chunk[..want]) {
+            Ok(0) => panic!("connection closed after {received} of {length} bytes"),
+            Ok(n) => received += n,
+            Err(error) => panic!("after {received} of {length} bytes: {error} (the tail was never sent)"),
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
