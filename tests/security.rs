@@ -1,6 +1,6 @@
 //! TLS and SASL end to end: a broker with `[broker.tls]` and `[broker.sasl]`
 //! (a throwaway CA and server certificate made with openssl, users hashed by
-//! `relay hash-password`), and kcat, confluent-kafka and `relay` itself
+//! `relay hash-password`), and kcat, confluent-kafka, kafka-python and `relay` itself
 //! producing and consuming over SASL_SSL with SCRAM-SHA-256 and PLAIN. Wrong
 //! passwords are refused; an unauthenticated connection gets nothing but the
 //! authentication error; `relay up` runs its pipeline over SASL_SSL.
@@ -220,7 +220,7 @@ fn kcat_produces_and_consumes_over_sasl_ssl_and_wrong_passwords_are_refused() {
 }
 
 #[test]
-fn confluent_kafka_round_trips_over_sasl_ssl_with_scram() {
+fn confluent_kafka_and_kafka_python_round_trip_over_sasl_ssl_with_scram() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let Some(pki) = pki(dir.path()) else { return };
@@ -247,6 +247,31 @@ fn confluent_kafka_round_trips_over_sasl_ssl_with_scram() {
     let mut expected: Vec<String> = (0..2000).map(|n| format!("s{n}")).collect();
     expected.sort();
     assert_eq!(result["consumed"], serde_json::json!(expected), "every message once");
+
+    // kafka-python speaks the protocol with its own code, not librdkafka's.
+    let kafka_python = |password: &str| -> serde_json::Value {
+        let output = run_with_timeout(
+            Command::new(&python).arg(&script).args([
+                "kafka-python",
+                &broker.address,
+                ca,
+                "alice",
+                password,
+                "SCRAM-SHA-256",
+                "secure-kafka-python",
+                "300",
+            ]),
+            Duration::from_secs(180),
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)))
+    };
+    let result = kafka_python(PASSWORD);
+    let mut expected: Vec<String> = (0..300).map(|n| format!("k{n}")).collect();
+    expected.sort();
+    assert_eq!(result["delivered"], 300, "{result}");
+    assert_eq!(result["consumed"], serde_json::json!(expected), "{result}");
+    let refused = kafka_python("wrong");
+    assert!(refused["error"].is_string(), "a wrong password got in: {refused}");
 
     for (user, password) in [("alice", "wrong"), ("mallory", PASSWORD)] {
         let output = run_with_timeout(

@@ -7,6 +7,10 @@ roundtrip BOOTSTRAP CA USER PASSWORD MECHANISM TOPIC COUNT
 
 login BOOTSTRAP CA USER PASSWORD MECHANISM
     Asks for metadata once and prints {"ok": true} or {"ok": false, "error": "..."}.
+
+kafka-python BOOTSTRAP CA USER PASSWORD MECHANISM TOPIC COUNT
+    The same round trip with kafka-python (its own protocol code, not
+    librdkafka): prints {"delivered": N, "consumed": [...]} or {"error": "..."}.
 """
 import json
 import sys
@@ -77,11 +81,37 @@ def login(bootstrap, ca, user, password, mechanism):
         print(json.dumps({"ok": False, "error": "; ".join(errors + [str(error)])}))
 
 
+def kafka_python(bootstrap, ca, user, password, mechanism, topic, count):
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.errors import KafkaError
+
+    common = dict(bootstrap_servers=bootstrap, security_protocol="SASL_SSL", ssl_cafile=ca,
+                  sasl_mechanism=mechanism, sasl_plain_username=user, sasl_plain_password=password)
+    try:
+        producer = KafkaProducer(**common)
+        futures = [producer.send(topic, f"k{n}".encode()) for n in range(count)]
+        producer.flush()
+        delivered = sum(1 for future in futures if future.succeeded())
+        consumer = KafkaConsumer(topic, group_id="secure-kafka-python", auto_offset_reset="earliest",
+                                 consumer_timeout_ms=15000, **common)
+        consumed = []
+        for message in consumer:
+            consumed.append(message.value.decode())
+            if len(consumed) == count:
+                break
+        consumer.close()
+        print(json.dumps({"delivered": delivered, "consumed": sorted(consumed)}))
+    except KafkaError as error:
+        print(json.dumps({"error": f"{type(error).__name__}: {error}"}))
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "roundtrip":
         roundtrip(*args[:6], int(args[6]))
     elif command == "login":
         login(*args)
+    elif command == "kafka-python":
+        kafka_python(*args[:6], int(args[6]))
     else:
         sys.exit(f"unknown command {command}")
