@@ -298,7 +298,11 @@ fn closed_without_answer(connection: &mut RawConnection) -> bool {
 #[test]
 fn unauthenticated_connections_get_nothing_but_the_auth_error() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::start(dir.path(), &security_config(None, "authentication_timeout_ms = 1000"));
+    let broker = BrokerProcess::start_with_args(
+        dir.path(),
+        &security_config(None, "authentication_timeout_ms = 1000"),
+        &["--metrics", "127.0.0.1:0"],
+    );
     assert!(broker.log().contains("security=\"SASL_PLAINTEXT\""));
 
     // ApiVersions is answered and lists the SASL APIs; Metadata is not.
@@ -373,6 +377,28 @@ fn unauthenticated_connections_get_nothing_but_the_auth_error() {
         waited >= Duration::from_millis(900) && waited < Duration::from_secs(15),
         "closed after {waited:?}"
     );
+    let metrics = broker.metrics_address.clone().expect("metrics endpoint");
+    let (_, exposition) = support::http_get(&metrics, "/metrics").expect("GET /metrics");
+    let logins = |mechanism: &str, result: &str| {
+        support::metric_sum(
+            &exposition,
+            "relay_broker_authentications_total",
+            &[("mechanism", mechanism), ("result", result)],
+        )
+    };
+    assert_eq!(logins("PLAIN", "failed"), Some(1.0), "{exposition}");
+    assert_eq!(logins("PLAIN", "ok"), Some(1.0), "{exposition}");
+    assert_eq!(
+        logins("other", "failed"),
+        Some(1.0),
+        "GSSAPI is counted as other: {exposition}"
+    );
+    let unauthenticated = support::metric_sum(
+        &exposition,
+        "relay_broker_requests_rejected_total",
+        &[("reason", "unauthenticated")],
+    );
+    assert!(unauthenticated >= Some(2.0), "{exposition}");
     let log = broker.log();
     assert!(log.contains("before SASL authentication"), "{log}");
     assert!(
