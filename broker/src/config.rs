@@ -236,12 +236,12 @@ impl BrokerConfig {
 
 impl SaslConfig {
     fn validate(&self) -> Result<(), String> {
-        use relay_proto::sasl::{Credential, PLAIN, SCRAM_SHA_256};
+        use relay_proto::sasl::Credential;
         if self.mechanisms.is_empty() {
             return Err("broker.sasl.mechanisms is empty".into());
         }
         for mechanism in &self.mechanisms {
-            if mechanism != SCRAM_SHA_256 && mechanism != PLAIN {
+            if relay_proto::sasl::mechanism(mechanism).is_none() {
                 return Err(format!(
                     "broker.sasl.mechanisms: {mechanism:?} is not supported; use \"SCRAM-SHA-256\" or \"PLAIN\""
                 ));

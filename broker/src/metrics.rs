@@ -160,11 +160,7 @@ pub fn rejected(reason: &'static str) {
 /// A SASL login that succeeded or failed. The mechanism is bounded to the
 /// two offered names; anything a client made up is counted as "other".
 pub fn authentication(mechanism: &str, ok: bool) {
-    let mechanism = match mechanism {
-        relay_proto::sasl::SCRAM_SHA_256 => relay_proto::sasl::SCRAM_SHA_256,
-        relay_proto::sasl::PLAIN => relay_proto::sasl::PLAIN,
-        _ => "other",
-    };
+    let mechanism = relay_proto::sasl::mechanism(mechanism).unwrap_or("other");
     let result = if ok { "ok" } else { "failed" };
     counter!(AUTHENTICATIONS, "mechanism" => mechanism, "result" => result).increment(1);
 }

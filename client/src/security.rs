@@ -115,12 +115,16 @@ impl Security {
             )));
         }
         if sasl {
-            let mechanism = match settings.sasl_mechanism.as_deref().unwrap_or("SCRAM-SHA-256") {
-                m if m.eq_ignore_ascii_case("SCRAM-SHA-256") => Mechanism::ScramSha256,
-                m if m.eq_ignore_ascii_case("PLAIN") => Mechanism::Plain,
-                other => {
+            let name = settings
+                .sasl_mechanism
+                .as_deref()
+                .unwrap_or(relay_proto::sasl::SCRAM_SHA_256);
+            let mechanism = match relay_proto::sasl::mechanism(&name.to_ascii_uppercase()) {
+                Some(relay_proto::sasl::SCRAM_SHA_256) => Mechanism::ScramSha256,
+                Some(relay_proto::sasl::PLAIN) => Mechanism::Plain,
+                _ => {
                     return Err(ClientError::Invalid(format!(
-                        "SASL mechanism {other:?} is not supported; use SCRAM-SHA-256 or PLAIN"
+                        "SASL mechanism {name:?} is not supported; use SCRAM-SHA-256 or PLAIN"
                     )))
                 }
             };

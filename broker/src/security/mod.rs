@@ -1,7 +1,7 @@
 //! Who may talk to the broker: TLS on the listener and SASL users, loaded
-//! from `[broker.tls]` and `[broker.sasl]` once at start. The per-connection
-//! exchange (SaslHandshake, SaslAuthenticate) is `server::auth`; the SASL
-//! messages themselves are `relay_proto::sasl`.
+//! from `[broker.tls]` and `[broker.sasl]` once at start. A connection's
+//! login state is `server::session`, the exchange `server::api::sasl_*`; the
+//! SASL messages themselves are `relay_proto::sasl`.
 //!
 //! # Layout
 //! - [`tls`]: PEM certificate chain and key into a rustls acceptor.
@@ -11,7 +11,7 @@ pub mod tls;
 
 use crate::config::BrokerConfig;
 use relay_proto::sasl::scram::ScramServer;
-use relay_proto::sasl::{Credential, PLAIN, SCRAM_SHA_256};
+use relay_proto::sasl::{Credential, PLAIN};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
@@ -46,10 +46,6 @@ impl Users {
     pub fn credential(&self, user: &str) -> Option<Credential> {
         self.credentials.get(user).cloned()
     }
-
-    pub fn offers(&self, mechanism: &str) -> bool {
-        self.mechanisms.contains(&mechanism)
-    }
 }
 
 impl Security {
@@ -75,14 +71,14 @@ impl Security {
                     Credential::parse(text).map_err(|e| SecurityError::Sasl(format!("users.{user}: {e}")))?;
                 credentials.insert(user.clone(), credential);
             }
-            let mut mechanisms = Vec::new();
-            for name in &sasl.mechanisms {
-                match name.as_str() {
-                    SCRAM_SHA_256 => mechanisms.push(SCRAM_SHA_256),
-                    PLAIN => mechanisms.push(PLAIN),
-                    other => return Err(SecurityError::Sasl(format!("mechanism {other:?} is not supported"))),
-                }
-            }
+            let mechanisms = sasl
+                .mechanisms
+                .iter()
+                .map(|name| {
+                    relay_proto::sasl::mechanism(name)
+                        .ok_or_else(|| SecurityError::Sasl(format!("mechanism {name:?} is not supported")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             if mechanisms.contains(&PLAIN) && security.tls.is_none() {
                 tracing::warn!(
                     "broker.sasl offers PLAIN without [broker.tls]: passwords cross the network in clear text"

@@ -20,13 +20,25 @@ pub enum Session {
     /// SASL required; no mechanism chosen yet.
     AwaitHandshake,
     /// Mechanism chosen; SaslAuthenticate messages under way.
-    AwaitAuthenticate {
-        mechanism: &'static str,
-        scram: Option<Box<ScramServer>>,
-    },
+    AwaitAuthenticate(Exchange),
     Authenticated {
         user: String,
     },
+}
+
+/// The chosen mechanism and, for SCRAM, where its exchange stands.
+pub enum Exchange {
+    Plain,
+    Scram(Box<ScramServer>),
+}
+
+impl Exchange {
+    pub fn mechanism(&self) -> &'static str {
+        match self {
+            Self::Plain => relay_proto::sasl::PLAIN,
+            Self::Scram(_) => relay_proto::sasl::SCRAM_SHA_256,
+        }
+    }
 }
 
 impl Session {
@@ -50,13 +62,6 @@ impl Session {
     /// Authenticated, or nothing to authenticate.
     pub fn may_use_broker(&self) -> bool {
         matches!(self, Self::Open | Self::Authenticated { .. })
-    }
-
-    pub fn user(&self) -> Option<&str> {
-        match self {
-            Self::Authenticated { user } => Some(user),
-            _ => None,
-        }
     }
 
     /// The largest request this connection may send right now.

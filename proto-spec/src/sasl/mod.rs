@@ -23,6 +23,12 @@ pub use credential::Credential;
 pub const PLAIN: &str = "PLAIN";
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
 
+/// The offered mechanism spelled `name` (exactly as clients send it), or
+/// `None` for a mechanism Relay does not implement.
+pub fn mechanism(name: &str) -> Option<&'static str> {
+    [PLAIN, SCRAM_SHA_256].into_iter().find(|m| *m == name)
+}
+
 /// Kafka's name for a listener's (or client's) security protocol.
 pub fn security_protocol(sasl: bool, tls: bool) -> &'static str {
     match (sasl, tls) {

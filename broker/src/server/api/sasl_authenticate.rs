@@ -7,7 +7,7 @@
 use crate::security::Users;
 use crate::server::context::Context;
 use crate::server::dispatch::{DispatchError, Reply, RequestMeta};
-use crate::server::session::Session;
+use crate::server::session::{Exchange, Session};
 use bytes::Bytes;
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslAuthenticateResponse};
 use kafka_protocol::ResponseError;
@@ -31,22 +31,18 @@ pub async fn handle(
     let Some(users) = &ctx.security.sasl else {
         return refuse("this listener does not use SASL", false);
     };
-    let (mechanism, scram) = match session {
-        Session::AwaitAuthenticate { mechanism, scram } => (*mechanism, scram),
+    let exchange = match session {
+        Session::AwaitAuthenticate(exchange) => exchange,
         Session::Open | Session::Authenticated { .. } => return refuse("already authenticated", false),
         Session::AwaitHandshake => {
             tracing::warn!(peer = %meta.peer, "closing connection: SaslAuthenticate before SaslHandshake");
             return refuse("SaslAuthenticate before SaslHandshake", true);
         }
     };
-    let outcome = match scram {
-        Some(scram) => scram.step(&request.auth_bytes, |user| users.credential(user)),
-        None if mechanism == PLAIN => plain_login(users, request.auth_bytes).await,
-        // Security::load offers only PLAIN and SCRAM-SHA-256.
-        None => Err(SaslError::Unsupported {
-            mechanism,
-            feature: "this mechanism".into(),
-        }),
+    let mechanism = exchange.mechanism();
+    let outcome = match exchange {
+        Exchange::Scram(scram) => scram.step(&request.auth_bytes, |user| users.credential(user)),
+        Exchange::Plain => plain_login(users, request.auth_bytes).await,
     };
     match outcome {
         Ok(ServerStep::Continue(challenge)) => {

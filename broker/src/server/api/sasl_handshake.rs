@@ -6,11 +6,11 @@
 
 use crate::server::context::Context;
 use crate::server::dispatch::{DispatchError, Reply, RequestMeta};
-use crate::server::session::Session;
+use crate::server::session::{Exchange, Session};
 use kafka_protocol::messages::{SaslHandshakeRequest, SaslHandshakeResponse};
 use kafka_protocol::ResponseError;
 use relay_proto::sasl::scram::ScramServer;
-use relay_proto::sasl::SCRAM_SHA_256;
+use relay_proto::sasl::PLAIN;
 
 pub fn handle(
     ctx: &Context,
@@ -43,9 +43,10 @@ pub fn handle(
         let response = response.with_error_code(ResponseError::UnsupportedSaslMechanism.code());
         return meta.encode(&response).map(Reply::Last);
     };
-    *session = Session::AwaitAuthenticate {
-        mechanism,
-        scram: (*mechanism == SCRAM_SHA_256).then(|| Box::new(ScramServer::new(users.scram_secret))),
-    };
+    *session = Session::AwaitAuthenticate(if *mechanism == PLAIN {
+        Exchange::Plain
+    } else {
+        Exchange::Scram(Box::new(ScramServer::new(users.scram_secret)))
+    });
     meta.encode(&response).map(Reply::Ready)
 }
