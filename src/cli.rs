@@ -2,6 +2,7 @@
 //! sections of `config.toml.example`); flags override the file.
 
 use clap::{Args, Parser, Subcommand};
+use relay_client::ClientSettings;
 use std::path::PathBuf;
 
 /// Relay moves event lines from application log files through a
@@ -84,50 +85,6 @@ pub enum Command {
     Status(StatusArgs),
 }
 
-/// Where the broker is, and which cluster it must be.
-#[derive(Debug, Args, Clone)]
-pub struct ClientArgs {
-    /// Broker address(es), comma separated [default: [client] brokers of --config, else 127.0.0.1:9092].
-    #[arg(long, global = true, env = "RELAY_BROKER", value_name = "ADDR")]
-    pub broker: Option<String>,
-    /// Refuse to work against a cluster with another id.
-    #[arg(long, global = true, value_name = "ID")]
-    pub expect_cluster_id: Option<String>,
-    /// PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL, as Kafka's security.protocol.
-    #[arg(long, global = true, env = "RELAY_SECURITY_PROTOCOL", value_name = "PROTOCOL")]
-    pub security_protocol: Option<String>,
-    /// SCRAM-SHA-256 (default) or PLAIN.
-    #[arg(long, global = true, env = "RELAY_SASL_MECHANISM", value_name = "MECHANISM")]
-    pub sasl_mechanism: Option<String>,
-    /// SASL user name.
-    #[arg(long, global = true, env = "RELAY_SASL_USERNAME", value_name = "USER")]
-    pub sasl_username: Option<String>,
-    /// SASL password; prefer the environment variable (command lines are visible to other users).
-    #[arg(
-        long,
-        global = true,
-        env = "RELAY_SASL_PASSWORD",
-        hide_env_values = true,
-        value_name = "PASSWORD"
-    )]
-    pub sasl_password: Option<String>,
-    /// PEM file of the CA that signs the broker's certificate [default: the system bundle].
-    #[arg(long, global = true, env = "RELAY_TLS_CA", value_name = "FILE")]
-    pub tls_ca: Option<std::path::PathBuf>,
-}
-
-impl ClientArgs {
-    pub fn security_settings(&self) -> relay_client::security::SecuritySettings {
-        relay_client::security::SecuritySettings {
-            protocol: self.security_protocol.clone(),
-            sasl_mechanism: self.sasl_mechanism.clone(),
-            sasl_username: self.sasl_username.clone(),
-            sasl_password: self.sasl_password.clone(),
-            tls_ca_path: self.tls_ca.clone(),
-        }
-    }
-}
-
 /// Where this process serves Prometheus `/metrics` and `/health`.
 #[derive(Debug, Args, Clone)]
 pub struct MetricsArgs {
@@ -139,7 +96,7 @@ pub struct MetricsArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: ClientSettings,
     /// Refresh in place until interrupted.
     #[arg(long)]
     pub watch: bool,
@@ -196,7 +153,7 @@ pub struct SendArgs {
     #[command(flatten)]
     pub metrics: MetricsArgs,
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: ClientSettings,
     /// TOML configuration file; its [[send]] sections apply (and [client] for the broker).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -218,7 +175,7 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub metrics: MetricsArgs,
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: ClientSettings,
     /// TOML configuration file; its [[load]] sections apply.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -239,7 +196,7 @@ pub struct LoadArgs {
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: ClientSettings,
     #[arg(long, value_name = "TOPIC")]
     pub topic: String,
     /// Take each record's key from this top-level JSON field (Kafka's partitioner then keeps a key on one partition).
@@ -256,7 +213,7 @@ pub struct ProduceArgs {
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: ClientSettings,
     #[arg(long, value_name = "TOPIC")]
     pub topic: String,
     /// Consume as a member of this group, committing what was printed.
@@ -279,7 +236,7 @@ pub struct ConsumeArgs {
 #[derive(Debug, Args)]
 pub struct TopicsArgs {
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: ClientSettings,
     #[command(subcommand)]
     pub command: TopicsCommand,
 }
@@ -307,7 +264,7 @@ pub enum TopicsCommand {
 #[derive(Debug, Args)]
 pub struct GroupsArgs {
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: ClientSettings,
     #[command(subcommand)]
     pub command: GroupsCommand,
 }
@@ -332,7 +289,7 @@ pub enum GroupsCommand {
 #[derive(Debug, Args)]
 pub struct LagArgs {
     #[command(flatten)]
-    pub client: ClientArgs,
+    pub client: ClientSettings,
     /// Only this group (default: every group).
     #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,

@@ -1,24 +1,23 @@
 //! The `relay` command: parses arguments and dispatches to the libraries.
-//! Nothing here does real work; see `broker/`, `client/` and `loader/`.
+//! Nothing here does real work: the roles run in `supervisor/` (relay-supervisor)
+//! on `broker/`, `sender/`, `loader/` and `client/`.
 //!
 //! # Layout
 //! - `cli`: the command-line grammar (clap).
-//! - `config_file`: the TOML file every command reads with `--config`.
+//! - `overrides`: flags over the config file, one function per role command.
 //! - `commands/`: one file per subcommand, turning flags into library calls.
-//! - `exit`: exit codes, as `../shared/DESIGN.md` lists them.
-//! - `observe`: the Prometheus recorder and the `/metrics` + `/health` endpoint.
+//! - `exit`: exit codes, as the README's "Exit codes" lists them.
 
 mod cli;
 mod commands;
-mod config_file;
 mod exit;
-mod observe;
+mod overrides;
 
 use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
-    config_file::set_log_format_json(cli.log_format == "json");
+    relay_supervisor::logging::set_log_format_json(cli.log_format == "json");
     let code = match cli.command {
         cli::Command::Broker(args) => commands::broker::run(args),
         cli::Command::Up(args) => commands::up::run(args),

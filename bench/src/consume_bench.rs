@@ -4,27 +4,26 @@
 //! decoding).
 
 use crate::report::Phase;
-use crate::security::SecurityArgs;
 use clap::Args;
 use relay_client::admin::Admin;
 use relay_client::consumer::{Consumer, ConsumerConfig, StartPosition};
+use relay_client::ClientSettings;
 use relay_client::Cluster;
 use std::time::Instant;
 
 #[derive(Debug, Args, Clone)]
 pub struct ConsumeBenchArgs {
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    pub broker: String,
     #[arg(long, default_value = "bench")]
     pub topic: String,
     #[arg(long, default_value_t = 1)]
     pub consumers: usize,
+    /// `--broker`, `--security-protocol`, `--sasl-*`, `--tls-ca`: the broker and how to reach it.
     #[command(flatten)]
-    pub security: SecurityArgs,
+    pub client: ClientSettings,
 }
 
 pub async fn run(args: &ConsumeBenchArgs) -> Result<Phase, String> {
-    let cluster = Cluster::connect(args.security.cluster_config(&args.broker)?)
+    let cluster = Cluster::connect(args.client.cluster_config("relay-bench").map_err(|e| e.to_string())?)
         .await
         .map_err(|e| e.to_string())?;
     let partitions = Admin::new(cluster)
@@ -39,7 +38,7 @@ pub async fn run(args: &ConsumeBenchArgs) -> Result<Phase, String> {
         let (args, group) = (args.clone(), group.clone());
         let total = total as u64;
         tasks.push(tokio::spawn(async move {
-            let cluster = Cluster::connect(args.security.cluster_config(&args.broker)?)
+            let cluster = Cluster::connect(args.client.cluster_config("relay-bench").map_err(|e| e.to_string())?)
                 .await
                 .map_err(|e| e.to_string())?;
             let mut config = ConsumerConfig::new(vec![args.topic.clone()], group);

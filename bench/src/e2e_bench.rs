@@ -7,10 +7,11 @@
 use crate::report::Phase;
 use clap::Args;
 use hdrhistogram::Histogram;
+use relay_proto::clock::now_micros as now_us;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Args, Clone)]
 pub struct E2eBenchArgs {
@@ -28,13 +29,6 @@ pub struct E2eBenchArgs {
     /// Scratch directory base (default under target/, on the project's disk).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_micros() as i64
 }
 
 pub fn run(args: &E2eBenchArgs) -> Result<Phase, String> {

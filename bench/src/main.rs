@@ -23,7 +23,6 @@ mod processes;
 mod produce_bench;
 mod report;
 mod restart_bench;
-mod security;
 mod send_bench;
 
 use clap::{Parser, Subcommand};

@@ -5,20 +5,18 @@
 //! for every record and for each batch's last record. Works against Relay's broker or any Kafka cluster.
 
 use crate::report::Phase;
-use crate::security::SecurityArgs;
 use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
 use relay_client::admin::Admin;
 use relay_client::producer::{parse_compression, Delivery, Producer, ProducerConfig, ProducerRecord};
+use relay_client::ClientSettings;
 use relay_client::Cluster;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 #[derive(Debug, Args, Clone)]
 pub struct ProduceBenchArgs {
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    pub broker: String,
     /// Created with --partitions when missing.
     #[arg(long, default_value = "bench")]
     pub topic: String,
@@ -43,12 +41,13 @@ pub struct ProduceBenchArgs {
     /// Target records per second in all; 0 = as fast as possible.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// `--broker`, `--security-protocol`, `--sasl-*`, `--tls-ca`: the broker and how to reach it.
     #[command(flatten)]
-    pub security: SecurityArgs,
+    pub client: ClientSettings,
 }
 
-pub async fn ensure_topic(broker: &str, security: &SecurityArgs, topic: &str, partitions: i32) -> Result<(), String> {
-    let cluster = Cluster::connect(security.cluster_config(broker)?)
+pub async fn ensure_topic(client: &ClientSettings, topic: &str, partitions: i32) -> Result<(), String> {
+    let cluster = Cluster::connect(client.cluster_config("relay-bench").map_err(|e| e.to_string())?)
         .await
         .map_err(|e| e.to_string())?;
     let admin = Admin::new(cluster);
@@ -71,7 +70,7 @@ pub async fn ensure_topic(broker: &str, security: &SecurityArgs, topic: &str, pa
 /// acknowledgement, including the wait for its batch to fill) and per batch
 /// (the record that closed each batch: the produce request's round trip).
 pub async fn run(args: &ProduceBenchArgs) -> Result<Vec<Phase>, String> {
-    ensure_topic(&args.broker, &args.security, &args.topic, args.partitions).await?;
+    ensure_topic(&args.client, &args.topic, args.partitions).await?;
     let codec = parse_compression(&args.compression)?;
     let value = Bytes::from(vec![b'x'; args.record_bytes]);
     let per_producer = args.records / args.producers as u64;
@@ -81,7 +80,7 @@ pub async fn run(args: &ProduceBenchArgs) -> Result<Vec<Phase>, String> {
         let args = args.clone();
         let value = value.clone();
         tasks.push(tokio::spawn(async move {
-            let mut config = args.security.cluster_config(&args.broker)?;
+            let mut config = args.client.cluster_config("relay-bench").map_err(|e| e.to_string())?;
             config.client_id = format!("relay-bench-{index}");
             let cluster = Cluster::connect(config).await.map_err(|e| e.to_string())?;
             let producer_config = ProducerConfig {

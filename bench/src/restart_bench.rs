@@ -8,7 +8,7 @@ use crate::produce_bench::{self, ProduceBenchArgs};
 use crate::report::Phase;
 use clap::Args;
 use relay_client::admin::Admin;
-use relay_client::{Cluster, ClusterConfig};
+use relay_client::{ClientSettings, Cluster, ClusterConfig};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,6 @@ pub async fn run(args: &RestartBenchArgs) -> Result<Phase, String> {
     let record_bytes = 1000;
     let records = (args.gib * (1u64 << 30) as f64 / record_bytes as f64) as u64;
     let fill = ProduceBenchArgs {
-        broker: broker.address.clone(),
         topic: "restart".into(),
         partitions: args.partitions,
         producers: 2,
@@ -50,7 +49,10 @@ pub async fn run(args: &RestartBenchArgs) -> Result<Phase, String> {
         acks: 1,
         records,
         rate: 0,
-        security: Default::default(),
+        client: ClientSettings {
+            brokers: Some(broker.address.clone()),
+            ..ClientSettings::default()
+        },
     };
     let filled = produce_bench::run(&fill).await?.remove(0);
     eprintln!(

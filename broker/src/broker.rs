@@ -4,16 +4,17 @@
 //! in-flight requests, flush and close every partition with its
 //! clean-shutdown marker.
 
-use crate::clock::now_ms;
 use crate::config::BrokerConfig;
+use crate::context::{BrokerContext, Context};
 use crate::group::coordinator::{Coordinator, GroupSettings, TICK_INTERVAL};
 use crate::group::offset_store::OffsetStore;
+use crate::health::Health;
 use crate::log::{FaultInjector, LogError};
 use crate::meta::{load_cluster_id, ProducerIds};
 use crate::security::{Security, SecurityError};
-use crate::server::context::{BrokerContext, Context};
 use crate::server::listener;
 use crate::topics::{TopicError, Topics};
+use relay_proto::clock::now_ms;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,6 +141,12 @@ impl Broker {
 
     pub fn context(&self) -> &Context {
         &self.context
+    }
+
+    /// Whether every partition accepts writes; a partition poisoned by a
+    /// failed fsync is listed until the broker restarts.
+    pub fn health(&self) -> Health {
+        self.context.health()
     }
 
     /// Stops accepting, lets in-flight requests finish (bounded), then

@@ -7,9 +7,9 @@
 //! [`publish_state_gauges`], so they can never drift from it.
 //! `docs/operations.md` explains what to watch and alert on.
 
-use crate::clock::now_ms;
-use crate::server::context::BrokerContext;
+use crate::context::BrokerContext;
 use metrics::{counter, gauge, histogram};
+use relay_proto::clock::now_ms;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 

@@ -1,10 +1,13 @@
 //! Administration: create, delete and describe topics; list and describe
 //! groups; committed offsets, lag, and resetting a group's offsets (only
-//! while the group has no members, as Kafka's tools require).
+//! while the group has no members, as Kafka's tools require). It stands
+//! beside the producer and the consumer, never on them: it uses only the
+//! cluster, the offsets helpers and the shared types.
 
 use crate::cluster::Cluster;
-use crate::consumer::{commit_offsets, committed_offsets, list_offset, StartPosition, TopicPartition};
 use crate::error::{check, ClientError, Result};
+use crate::offsets::{commit_offsets, committed_offsets, list_offset};
+use crate::types::{StartPosition, TopicPartition, LIST_OFFSETS_EARLIEST, LIST_OFFSETS_LATEST};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -142,8 +145,8 @@ impl Admin {
             partitions.push(PartitionOffsets {
                 partition: index as i32,
                 leader: *leader,
-                start_offset: list_offset(&self.cluster, &tp, -2).await?,
-                end_offset: list_offset(&self.cluster, &tp, -1).await?,
+                start_offset: list_offset(&self.cluster, &tp, LIST_OFFSETS_EARLIEST).await?,
+                end_offset: list_offset(&self.cluster, &tp, LIST_OFFSETS_LATEST).await?,
             });
         }
         Ok(partitions)
@@ -259,7 +262,7 @@ impl Admin {
     pub async fn lag(&self, group: &str) -> Result<Vec<PartitionLag>> {
         let mut lags = Vec::new();
         for (tp, committed) in self.group_offsets(group).await? {
-            let end_offset = list_offset(&self.cluster, &tp, -1).await?;
+            let end_offset = list_offset(&self.cluster, &tp, LIST_OFFSETS_LATEST).await?;
             lags.push(PartitionLag {
                 topic: tp.topic,
                 partition: tp.partition,
@@ -294,15 +297,9 @@ impl Admin {
                 topic: topic.to_owned(),
                 partition,
             };
-            let offset = match to {
-                StartPosition::Offset(offset) => offset,
-                StartPosition::Earliest => list_offset(&self.cluster, &tp, -2).await?,
-                StartPosition::Latest => list_offset(&self.cluster, &tp, -1).await?,
-                StartPosition::Timestamp(ms) => match list_offset(&self.cluster, &tp, ms).await? {
-                    -1 => list_offset(&self.cluster, &tp, -1).await?,
-                    offset => offset,
-                },
-            };
+            let offset = to
+                .resolve(|timestamp| list_offset(&self.cluster, &tp, timestamp))
+                .await?;
             offsets.push((tp, offset));
         }
         let coordinator = self.cluster.coordinator(group).await?;

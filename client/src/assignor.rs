@@ -3,8 +3,8 @@
 //! and the range assignor that splits each topic's partitions into
 //! contiguous ranges over the members subscribed to it.
 
-use crate::consumer::TopicPartition;
 use crate::error::{ClientError, Result};
+use crate::types::TopicPartition;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use kafka_protocol::protocol::{Decodable, Encodable};

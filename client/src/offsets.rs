@@ -3,8 +3,8 @@
 
 use crate::cluster::Cluster;
 use crate::connection::Connection;
-use crate::consumer::TopicPartition;
 use crate::error::{check, ClientError, Result};
+use crate::types::TopicPartition;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;

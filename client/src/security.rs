@@ -58,19 +58,6 @@ impl std::fmt::Debug for SaslLogin {
     }
 }
 
-/// What a user writes, before files are read and names checked.
-#[derive(Clone, Debug, Default)]
-pub struct SecuritySettings {
-    /// PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL.
-    pub protocol: Option<String>,
-    /// SCRAM-SHA-256 (default) or PLAIN.
-    pub sasl_mechanism: Option<String>,
-    pub sasl_username: Option<String>,
-    pub sasl_password: Option<String>,
-    /// PEM file of the CA(s) that sign the brokers' certificates.
-    pub tls_ca_path: Option<PathBuf>,
-}
-
 impl std::fmt::Debug for Security {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Security")
@@ -86,74 +73,19 @@ impl Security {
         Self::default()
     }
 
-    pub fn from_settings(settings: &SecuritySettings) -> Result<Self> {
-        let protocol = settings.protocol.as_deref().unwrap_or("PLAINTEXT").to_ascii_uppercase();
-        let (tls, sasl) = match protocol.as_str() {
-            "PLAINTEXT" => (false, false),
-            "SSL" => (true, false),
-            "SASL_PLAINTEXT" => (false, true),
-            "SASL_SSL" => (true, true),
-            other => {
-                return Err(ClientError::Invalid(format!(
-                    "security protocol {other:?} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
-                )))
-            }
-        };
-        let mut security = Self::default();
-        if tls {
-            let ca_path = settings
-                .tls_ca_path
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(SYSTEM_CA_PATH));
-            security.tls = Some(Tls {
-                connector: connector(&ca_path)?,
-                ca_path,
-            });
-        } else if settings.tls_ca_path.is_some() {
-            return Err(ClientError::Invalid(format!(
-                "a TLS CA file is set but security protocol {protocol} does not use TLS (use SSL or SASL_SSL)"
-            )));
-        }
-        if sasl {
-            let name = settings
-                .sasl_mechanism
-                .as_deref()
-                .unwrap_or(relay_proto::sasl::SCRAM_SHA_256);
-            let mechanism = match relay_proto::sasl::mechanism(&name.to_ascii_uppercase()) {
-                Some(relay_proto::sasl::SCRAM_SHA_256) => Mechanism::ScramSha256,
-                Some(relay_proto::sasl::PLAIN) => Mechanism::Plain,
-                _ => {
-                    return Err(ClientError::Invalid(format!(
-                        "SASL mechanism {name:?} is not supported; use SCRAM-SHA-256 or PLAIN"
-                    )))
-                }
-            };
-            let user = settings
-                .sasl_username
-                .clone()
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| ClientError::Invalid(format!("security protocol {protocol} needs a SASL user name")))?;
-            let password = settings.sasl_password.clone().ok_or_else(|| {
-                ClientError::Invalid(format!(
-                    "security protocol {protocol} needs a SASL password (RELAY_SASL_PASSWORD or sasl_password)"
-                ))
-            })?;
-            security.sasl = Some(SaslLogin {
-                mechanism,
-                user,
-                password,
-            });
-        } else if settings.sasl_username.is_some() {
-            return Err(ClientError::Invalid(format!(
-                "a SASL user is set but security protocol {protocol} does not use SASL (use SASL_PLAINTEXT or SASL_SSL)"
-            )));
-        }
-        Ok(security)
-    }
-
     /// Kafka's name for this combination.
     pub fn protocol_name(&self) -> &'static str {
         relay_proto::sasl::security_protocol(self.sasl.is_some(), self.tls.is_some())
+    }
+}
+
+impl Tls {
+    /// TLS that trusts exactly the CAs in `ca_path` (a PEM file).
+    pub fn trusting(ca_path: PathBuf) -> Result<Self> {
+        Ok(Self {
+            connector: connector(&ca_path)?,
+            ca_path,
+        })
     }
 }
 

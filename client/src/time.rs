@@ -2,13 +2,6 @@
 //! to milliseconds since the Unix epoch, for `--from time:...` and offset
 //! resets. No time-zone database: only `Z` and numeric offsets.
 
-/// Wall-clock time in Unix milliseconds (0 for a clock before 1970).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Days from 1970-01-01 to the given civil date (Howard Hinnant's algorithm).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };

@@ -1,6 +1,8 @@
-//! What a loader loads and where: the `[[load]]` section of the config file
-//! (or `relay load` flags).
+//! What a loader loads and where: [`LoaderConfig`], the `[[load]]` section
+//! of the config file (or what `relay load` flags build), and its column types.
 
+use relay_client::consumer::StartPosition;
+use relay_client::settings::parse_start_position;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -90,26 +92,80 @@ impl MetadataColumn {
     }
 }
 
-#[derive(Debug, Clone)]
+const DEDUP_KEY_DEFAULT: &str = "/uuid";
+/// Default records per micro-batch: one warehouse transaction of about
+/// 10,000 rows amortises its commit (one fsync) to well under 1 % of the work.
+pub const BATCH_RECORDS_MAX_DEFAULT: usize = 10_000;
+const BATCH_WAIT_MS_DEFAULT: u64 = 500;
+const RETRY_BACKOFF_MAX_MS_DEFAULT: u64 = 5_000;
+
+/// One loader: the `[[load]]` section of the config file as it stands
+/// (serde, unknown keys refused), or what `relay load` flags build. Every
+/// default is written here once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoaderConfig {
+    /// The topics to load (`topic = "t"` in the file is the same as `topics = ["t"]`).
+    #[serde(alias = "topic", deserialize_with = "one_or_many")]
     pub topics: Vec<String>,
     pub group: String,
+    /// `sqlite:///path/file.db` or `postgres://user@host:port/db`.
     pub warehouse: String,
     pub table: String,
+    #[serde(default)]
     pub columns: Vec<ColumnSpec>,
+    #[serde(default)]
     pub metadata: Vec<MetadataColumn>,
     /// JSON pointer of the event's unique id; when absent in an event the
     /// sender's source position (host, file, byte), else topic/partition/offset.
-    pub dedup_pointer: String,
+    #[serde(default = "dedup_key_default")]
+    pub dedup_key: String,
+    #[serde(default = "yes")]
     pub create_table: bool,
     /// A micro-batch closes at this many records…
+    #[serde(default = "batch_records_max_default")]
     pub batch_records_max: usize,
     /// …or this long after its first record.
-    pub batch_wait: Duration,
-    pub retry_backoff_max: Duration,
+    #[serde(default = "batch_wait_ms_default")]
+    pub batch_wait_ms: u64,
+    /// Longest pause between two attempts at a batch the warehouse refused.
+    #[serde(default = "retry_backoff_max_ms_default")]
+    pub retry_backoff_max_ms: u64,
+    /// earliest (default), latest, offset:N or time:RFC3339, for partitions
+    /// the warehouse holds no offset for.
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+fn dedup_key_default() -> String {
+    DEDUP_KEY_DEFAULT.to_owned()
+}
+fn batch_records_max_default() -> usize {
+    BATCH_RECORDS_MAX_DEFAULT
+}
+fn batch_wait_ms_default() -> u64 {
+    BATCH_WAIT_MS_DEFAULT
+}
+fn retry_backoff_max_ms_default() -> u64 {
+    RETRY_BACKOFF_MAX_MS_DEFAULT
+}
+
+/// `"t"` or `["t", "u"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(topic) => vec![topic],
+        OneOrMany::Many(topics) => topics,
+    })
 }
 
 impl LoaderConfig {
+    /// A loader with every optional setting at its default (no columns).
     pub fn new(topics: Vec<String>, group: &str, warehouse: &str, table: &str) -> Self {
         Self {
             topics,
@@ -118,11 +174,49 @@ impl LoaderConfig {
             table: table.to_owned(),
             columns: Vec::new(),
             metadata: Vec::new(),
-            dedup_pointer: "/uuid".to_owned(),
+            dedup_key: DEDUP_KEY_DEFAULT.to_owned(),
             create_table: true,
-            batch_records_max: 10_000,
-            batch_wait: Duration::from_millis(500),
-            retry_backoff_max: Duration::from_secs(5),
+            batch_records_max: BATCH_RECORDS_MAX_DEFAULT,
+            batch_wait_ms: BATCH_WAIT_MS_DEFAULT,
+            retry_backoff_max_ms: RETRY_BACKOFF_MAX_MS_DEFAULT,
+            from: None,
+        }
+    }
+
+    /// What `relay load` builds from flags alone: the whole event in one JSON
+    /// column `event`, plus where each record came from.
+    pub fn whole_event(topics: Vec<String>, group: &str, warehouse: &str, table: &str) -> Self {
+        let mut config = Self::new(topics, group, warehouse, table);
+        config.columns = vec![ColumnSpec {
+            name: "event".into(),
+            pointer: String::new(),
+            column_type: ColumnType::Json,
+            nullable: false,
+        }];
+        config.metadata = vec![
+            MetadataColumn::Topic,
+            MetadataColumn::Partition,
+            MetadataColumn::Offset,
+            MetadataColumn::RecordTimestamp,
+        ];
+        config
+    }
+
+    pub fn batch_wait(&self) -> Duration {
+        Duration::from_millis(self.batch_wait_ms)
+    }
+
+    pub fn retry_backoff_max(&self) -> Duration {
+        Duration::from_millis(self.retry_backoff_max_ms)
+    }
+
+    /// Where partitions without a warehouse offset start.
+    pub fn start_position(&self) -> Result<StartPosition, String> {
+        match &self.from {
+            Some(from) => {
+                parse_start_position(from).map_err(|e| format!("[[load]] for table {}: from: {e}", self.table))
+            }
+            None => Ok(StartPosition::Earliest),
         }
     }
 
@@ -155,6 +249,10 @@ impl LoaderConfig {
                 return Err(format!("column {} appears twice", column.name));
             }
         }
+        if self.topics.is_empty() {
+            return Err(format!("[[load]] for table {}: no topic", self.table));
+        }
+        self.start_position()?;
         if self.batch_records_max == 0 {
             return Err("batch_records_max must be at least 1".into());
         }

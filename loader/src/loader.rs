@@ -13,7 +13,7 @@ use crate::config::LoaderConfig;
 use crate::metrics::LoaderMetrics;
 use crate::sink::{Batch, OffsetAdvance, Sink, SinkError};
 use crate::transform::transform;
-use relay_client::consumer::{Consumer, ConsumerConfig, StartPosition, TopicPartition};
+use relay_client::consumer::{Consumer, ConsumerConfig, TopicPartition};
 use relay_client::records::ConsumerRecord;
 use relay_client::{ClientError, Cluster};
 use std::collections::{BTreeMap, HashMap};
@@ -57,7 +57,7 @@ async fn open_sink(config: &LoaderConfig) -> Result<Sink, LoaderError> {
                     logged = true;
                 }
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(config.retry_backoff_max);
+                backoff = (backoff * 2).min(config.retry_backoff_max());
             }
             Err(error) => return Err(error.into()),
         }
@@ -75,8 +75,9 @@ pub struct Loader {
 }
 
 impl Loader {
-    pub async fn new(cluster: Arc<Cluster>, config: LoaderConfig, start: StartPosition) -> Result<Self, LoaderError> {
+    pub async fn new(cluster: Arc<Cluster>, config: LoaderConfig) -> Result<Self, LoaderError> {
         config.validate().map_err(LoaderError::Config)?;
+        let start = config.start_position().map_err(LoaderError::Config)?;
         let sink = open_sink(&config).await?;
         let mut consumer_config = ConsumerConfig::new(config.topics.clone(), Some(config.group.clone()));
         consumer_config.start = start;
@@ -143,7 +144,7 @@ impl Loader {
             }
             self.publish_lag(&pending_from);
             let full = pending.len() >= self.config.batch_records_max;
-            let due = batch_started.is_some_and(|t| t.elapsed() >= self.config.batch_wait);
+            let due = batch_started.is_some_and(|t| t.elapsed() >= self.config.batch_wait());
             if !pending.is_empty() && (full || due) {
                 self.flush(std::mem::take(&mut pending)).await?;
                 pending_from.clear();
@@ -234,7 +235,7 @@ impl Loader {
                         outage = Some(Instant::now());
                     }
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.config.retry_backoff_max);
+                    backoff = (backoff * 2).min(self.config.retry_backoff_max());
                 }
                 Err(error) => return Err(error.into()),
             }

@@ -5,8 +5,8 @@
 
 use crate::config::{ColumnSpec, ColumnType, LoaderConfig, MetadataColumn};
 use relay_client::records::ConsumerRecord;
-use relay_client::sender::{HEADER_FILE, HEADER_HOST, HEADER_POSITION};
 use relay_client::time::parse_rfc3339_ms;
+use relay_proto::source_headers::{HEADER_FILE, HEADER_HOST, HEADER_POSITION};
 
 /// A typed cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,7 +152,7 @@ pub fn transform(config: &LoaderConfig, record: &ConsumerRecord) -> Result<Row, 
         values.push(cell(spec, event.pointer(&spec.pointer)).map_err(reject)?);
     }
     values.extend(config.metadata.iter().map(|m| metadata(*m, record)));
-    let dedup_key = match event.pointer(&config.dedup_pointer) {
+    let dedup_key = match event.pointer(&config.dedup_key) {
         Some(serde_json::Value::String(id)) if !id.is_empty() => id.clone(),
         Some(serde_json::Value::Number(n)) => n.to_string(),
         _ => match (

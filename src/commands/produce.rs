@@ -10,7 +10,7 @@ use crate::exit;
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 use relay_client::producer::{parse_compression, Delivery, Producer, ProducerConfig, ProducerRecord};
-use relay_client::sender::key_of;
+use relay_sender::key_of;
 use std::io::{BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;

@@ -13,14 +13,13 @@
 
 use super::client::{connect, fail, runtime};
 use super::scrape::{scrape, Sample};
-use super::signal::wait_for_signal;
 use crate::cli::StatusArgs;
 use crate::exit;
 use relay_client::admin::Admin;
 use relay_client::consumer::TopicPartition;
-use relay_client::sender::identity::FileKey;
-use relay_client::sender::registry::Registry;
 use relay_client::ClientError;
+use relay_proto::registry::{self, FileKey};
+use relay_supervisor::signal::wait_for_signal;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
@@ -111,12 +110,11 @@ async fn look(admin: &Admin) -> Result<Snapshot, ClientError> {
 /// Sender files from a state directory: (file, size, acknowledged, behind);
 /// a file no longer at its path (rotated or deleted) has no size.
 fn sender_files(dir: &Path) -> Result<Vec<(String, Option<u64>, u64)>, String> {
-    if !dir.join(relay_client::sender::registry::FILE_NAME).exists() {
-        return Err(format!("{} holds no sender registry", dir.display()));
-    }
-    let registry = Registry::open(dir)?;
+    let entries = registry::read(dir)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} holds no sender registry", dir.display()))?;
     let mut files = Vec::new();
-    for (key, entry) in registry.entries() {
+    for (key, entry) in entries {
         let size = std::fs::metadata(&entry.path).ok().and_then(|metadata| {
             let here = FileKey {
                 device: metadata.dev(),
@@ -156,8 +154,8 @@ fn render(
     scraped: &[(String, Result<Vec<Sample>, String>)],
 ) -> String {
     let mut out = String::new();
-    let broker = args.client.broker.as_deref().unwrap_or(super::client::BROKER_DEFAULT);
-    let now = relay_client::time::format_rfc3339_micros(relay_client::time::now_ms() * 1000);
+    let broker = args.client.brokers();
+    let now = relay_client::time::format_rfc3339_micros(relay_proto::clock::now_ms() * 1000);
     let _ = writeln!(out, "cluster {}   broker {broker}   {now}", snapshot.cluster_id);
     let started = *history.started.get_or_insert(snapshot.at);
 
@@ -274,7 +272,7 @@ fn render(
         match samples {
             Ok(samples) => {
                 for sample in samples {
-                    if sample.name == relay_client::sender::metrics::BYTES_BEHIND {
+                    if sample.name == relay_sender::metrics::BYTES_BEHIND {
                         let behind = human_bytes(sample.value as i64);
                         files.push(format!(
                             "{:<56} {:>14} {:>14} {behind:>14}",

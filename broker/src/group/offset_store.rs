@@ -10,9 +10,9 @@
 //! Blocking: every method may fsync; async callers use `spawn_blocking`.
 
 use super::records::{self, CommittedOffset, Entry, OffsetKey, StoredGroup};
-use crate::clock::now_ms;
 use crate::log::{FaultInjector, LogConfig, LogError, PartitionLog, Result};
 use parking_lot::Mutex;
+use relay_proto::clock::now_ms;
 use relay_proto::records::RecordIter;
 use relay_proto::{BatchBuilder, RecordBatches, RecordSpec};
 use std::collections::{BTreeMap, HashMap};

@@ -8,30 +8,30 @@
 //!   present on open, indexes are checked but the log is not rescanned. It is
 //!   removed (and the removal made durable) before the log accepts a write.
 
-use crate::log::error::{io_error, Result};
+use crate::log::error::{io_error, LogError, Result};
 use crate::log::file_names::{CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_FILE};
-use std::fs::File;
-use std::io::Write;
+use relay_proto::durable_file;
 use std::path::Path;
 
 const RECOVERY_POINT_HEADER: &str = "relay-recovery-point 1";
 
 /// fsyncs a directory so that creations, renames and removals in it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error("fsync directory", dir))
+    durable_file::sync_dir(dir).map_err(from_durable)
 }
 
-/// Writes `contents` to `dir/name` so that a crash leaves either the old file or the new one.
+/// Writes `contents` to `dir/name` so that a crash leaves either the old file
+/// or the new one ([`relay_proto::durable_file`]).
 pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
-    let temporary = dir.join(format!("{name}.tmp"));
-    let path = dir.join(name);
-    let mut file = File::create(&temporary).map_err(io_error("create", &temporary))?;
-    file.write_all(contents).map_err(io_error("write", &temporary))?;
-    file.sync_all().map_err(io_error("fsync", &temporary))?;
-    std::fs::rename(&temporary, &path).map_err(io_error("rename into", &path))?;
-    sync_dir(dir)
+    durable_file::write_atomically(dir, name, contents).map_err(from_durable)
+}
+
+fn from_durable(error: durable_file::DurableFileError) -> LogError {
+    LogError::Io {
+        operation: error.step,
+        path: error.path,
+        source: error.source,
+    }
 }
 
 pub fn write_recovery_point(dir: &Path, offset: i64) -> Result<()> {

@@ -1,7 +1,12 @@
 //! The storage engine: a partition is a directory of segments holding Kafka
 //! record batches (magic 2) exactly as producers sent them, with the base
 //! offset patched in. It validates every batch (header and CRC-32C) on append
-//! and on read, never decompresses, and survives crashes by rescanning.
+//! and on read, and survives crashes by rescanning.
+//!
+//! Appends and reads pass batches through compressed. The one place the log
+//! decompresses is a lookup by time (ListOffsets with a timestamp) that lands
+//! in a compressed batch: the segment decodes that one batch to find the
+//! exact record, as Kafka does (see [`segment`]'s lookups).
 //!
 //! # Layout (following Kafka's cut)
 //! - [`partition_log`]: [`PartitionLog`], offsets, rolling, reads, durability

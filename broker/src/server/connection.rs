@@ -17,10 +17,10 @@
 //! and a client that does not read its responses stops being read from once
 //! `connection_send_bytes_max` of them wait to be sent.
 
-use super::context::Context;
 use super::dispatch::{dispatch, DispatchError, Reply};
 use super::frame::{read_body, read_length, FrameError};
 use super::session::Session;
+use crate::context::Context;
 use crate::metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -8,9 +8,9 @@
 //! cannot decode): the connection is closed and the reason logged by the caller.
 
 use super::api;
-use super::context::Context;
 use super::session::Session;
 use super::versions;
+use crate::context::Context;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};

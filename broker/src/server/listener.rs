@@ -4,7 +4,7 @@
 //! `handshake_timeout_ms`, so a slow or silent client never holds up accepting.
 
 use super::connection;
-use super::context::Context;
+use crate::context::Context;
 use crate::metrics;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -9,15 +9,14 @@
 //! - [`versions`]: the APIs and versions served; ApiVersions advertises exactly this.
 //! - [`errors`]: storage and topic errors as Kafka error codes.
 //! - [`session`]: a connection's SASL state; what it may ask before authenticating.
-//! - [`context`]: what handlers share (topics, groups, cluster identity).
 //!
-//! Handlers look down only: `api/*` → `topics`, `group`, `log`. Bytes from the
-//! network are never trusted: a malformed frame closes its own connection,
-//! never the broker, and nothing here panics on input.
+//! Handlers look down only: `api/*` → [`crate::context`] (the state every
+//! handler shares), `topics`, `group`, `log`. Bytes from the network are
+//! never trusted: a malformed frame closes its own connection, never the
+//! broker, and nothing here panics on input.
 
 pub mod api;
 pub mod connection;
-pub mod context;
 pub mod dispatch;
 pub mod errors;
 pub mod frame;

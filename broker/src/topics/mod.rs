@@ -257,9 +257,7 @@ fn open_topic(data_dir: &Path, config: &BrokerConfig, faults: &FaultInjector, fi
 
 /// Renames a directory that holds no topic's data to `<name>.orphaned-<time>`.
 fn set_aside(dir: &Path) -> Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = relay_proto::clock::now_ms() / 1000;
     let target = PathBuf::from(format!("{}.orphaned-{now}", dir.display()));
     tracing::warn!(dir = %dir.display(), moved_to = %target.display(), "partition directory of no topic moved aside");
     std::fs::rename(dir, &target).map_err(|source| LogError::Io {

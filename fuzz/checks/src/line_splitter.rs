@@ -1,7 +1,7 @@
 //! The sender's line splitter, fed arbitrary bytes in arbitrary reads.
 
 use bytes::Bytes;
-use relay_client::sender::lines::{LineSplitter, Piece};
+use relay_sender::lines::{LineSplitter, Piece};
 
 /// The first byte sets `line_bytes_max` (1..=64), the second the start
 /// position; the rest is the file, cut into reads at points derived from it.

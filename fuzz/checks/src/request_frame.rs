@@ -11,8 +11,8 @@
 use bytes::Bytes;
 use relay_broker::broker::Broker;
 use relay_broker::config::BrokerConfig;
+use relay_broker::context::Context;
 use relay_broker::log::FsyncPolicy;
-use relay_broker::server::context::Context;
 use relay_broker::server::dispatch::{dispatch, Reply};
 use relay_broker::server::frame::read_frame;
 use relay_broker::server::session::Session;

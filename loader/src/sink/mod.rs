@@ -114,9 +114,3 @@ pub fn column_types(config: &LoaderConfig) -> Vec<(String, crate::config::Column
         )
         .collect()
 }
-
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}

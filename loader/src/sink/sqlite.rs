@@ -3,7 +3,7 @@
 //! `BEGIN IMMEDIATE` transaction per batch. Timestamps are stored as RFC 3339
 //! text with microseconds, UUIDs as text, JSON as text.
 
-use super::{column_names, column_types, now_micros, Batch, Result, SinkError, StoredOffsets};
+use super::{column_names, column_types, Batch, Result, SinkError, StoredOffsets};
 use crate::config::LoaderConfig;
 use crate::transform::Value;
 use relay_client::time::format_rfc3339_micros;
@@ -148,7 +148,7 @@ fn write_blocking(
             values.push(&row.dedup_key);
             insert.execute(values.as_slice()).map_err(unavailable)?;
         }
-        let now = format_rfc3339_micros(now_micros());
+        let now = format_rfc3339_micros(relay_proto::clock::now_micros());
         let mut reject = transaction
             .prepare_cached(
                 "INSERT INTO relay_rejects (target_table, group_id, topic, partition, \"offset\", raw, error, rejected_at)

@@ -3,7 +3,7 @@
 //! -1 on this single broker. `validate_only` checks without creating.
 
 use super::{blocking, text};
-use crate::server::context::Context;
+use crate::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::topic_error_code;
 use bytes::Bytes;

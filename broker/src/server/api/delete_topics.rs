@@ -2,7 +2,7 @@
 //! data and every committed offset that pointed into them.
 
 use super::{blocking, text};
-use crate::server::context::Context;
+use crate::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::topic_error_code;
 use bytes::Bytes;

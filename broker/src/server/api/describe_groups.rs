@@ -2,7 +2,7 @@
 //! assignments as the clients sent them). Unknown groups are "Dead", as in Kafka.
 
 use super::text;
-use crate::server::context::Context;
+use crate::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};

@@ -4,7 +4,7 @@
 //! from it; Kafka's `kafka-log-dirs` tool does the same.
 
 use super::text;
-use crate::server::context::Context;
+use crate::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::messages::describe_log_dirs_response::{

@@ -7,9 +7,9 @@
 //! clients to send full requests.
 
 use super::blocking;
+use crate::context::Context;
 use crate::log::LogError;
 use crate::metrics;
-use crate::server::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::topics::Topic;
 use bytes::Bytes;

@@ -2,7 +2,7 @@
 //! coordinators do not exist here (COORDINATOR_NOT_AVAILABLE).
 
 use super::text;
-use crate::server::context::{Context, NODE_ID};
+use crate::context::{Context, NODE_ID};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;

@@ -1,7 +1,7 @@
 //! Heartbeat: keeps a member's session alive; REBALANCE_IN_PROGRESS tells it
 //! to rejoin.
 
-use crate::server::context::Context;
+use crate::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::code;
 use bytes::Bytes;

@@ -3,7 +3,7 @@
 //! own (KIP-360). Transactional ids are refused: Relay has no transactions.
 
 use super::blocking;
-use crate::server::context::Context;
+use crate::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;

@@ -3,8 +3,8 @@
 //! subscription. A new member at v4+ first gets MEMBER_ID_REQUIRED with its id.
 
 use super::text;
+use crate::context::Context;
 use crate::group::coordinator::JoinRequest;
-use crate::server::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::code;
 use bytes::Bytes;

@@ -1,6 +1,6 @@
 //! LeaveGroup: removes one member (v0-2) or several (v3+) and rebalances the rest.
 
-use crate::server::context::Context;
+use crate::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::code;
 use bytes::Bytes;

@@ -2,7 +2,7 @@
 //! state (v4+) and type (v5, only "classic" groups exist here).
 
 use super::text;
-use crate::server::context::Context;
+use crate::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::messages::list_groups_response::ListedGroup;

@@ -4,7 +4,7 @@
 //! query (-3) and the tiered-storage queries (-4, -5) are not served.
 
 use super::blocking;
-use crate::server::context::Context;
+use crate::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;

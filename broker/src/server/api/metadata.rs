@@ -3,7 +3,7 @@
 //! `auto_create_topics` is on and the client allows it, as Kafka does.
 
 use super::{blocking, text};
-use crate::server::context::{Context, NODE_ID};
+use crate::context::{Context, NODE_ID};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::topic_error_code;
 use crate::topics::{Topic, TopicError};

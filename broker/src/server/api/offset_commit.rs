@@ -4,15 +4,15 @@
 //! while the group has no members.
 
 use super::blocking;
-use crate::clock::now_ms;
+use crate::context::Context;
 use crate::group::coordinator::OFFSET_METADATA_BYTES_MAX;
 use crate::group::records::CommittedOffset;
-use crate::server::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use relay_proto::clock::now_ms;
 use std::sync::Arc;
 
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetCommitRequest) -> Result<Bytes, DispatchError> {

@@ -3,7 +3,7 @@
 //! v1-7 ask for one group, v8+ for several.
 
 use super::text;
-use crate::server::context::Context;
+use crate::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::messages::offset_fetch_response::{

@@ -6,9 +6,9 @@
 //! durable and visible. A retried idempotent batch gets its original offset.
 
 use super::{blocking, text};
+use crate::context::Context;
 use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::metrics;
-use crate::server::context::Context;
 use crate::server::dispatch::{DispatchError, Reply, RequestMeta};
 use crate::server::errors::log_error_code;
 use bytes::BytesMut;

@@ -4,8 +4,8 @@
 //! login is answered SASL_AUTHENTICATION_FAILED with a message that does not
 //! say whether the user exists, and the connection is closed.
 
+use crate::context::Context;
 use crate::security::Users;
-use crate::server::context::Context;
 use crate::server::dispatch::{DispatchError, Reply, RequestMeta};
 use crate::server::session::{Exchange, Session};
 use bytes::Bytes;

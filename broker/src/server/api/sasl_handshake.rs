@@ -4,7 +4,7 @@
 //! listener, or already authenticated) gets ILLEGAL_SASL_STATE, as in Kafka.
 //! Version 0 (SASL tokens outside Kafka framing) is not served.
 
-use crate::server::context::Context;
+use crate::context::Context;
 use crate::server::dispatch::{DispatchError, Reply, RequestMeta};
 use crate::server::session::{Exchange, Session};
 use kafka_protocol::messages::{SaslHandshakeRequest, SaslHandshakeResponse};

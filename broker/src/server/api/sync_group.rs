@@ -2,7 +2,7 @@
 //! (leader included) gets its own back once the leader has synced.
 
 use super::text;
-use crate::server::context::Context;
+use crate::context::Context;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::code;
 use bytes::Bytes;

@@ -1,0 +1,187 @@
+//! Whole-segment walks that bring a segment's in-memory state (next offset,
+//! largest timestamp, both indexes) back from its files: [`Segment::recover`]
+//! checks every batch's CRC and cuts a torn or corrupt tail after a crash;
+//! [`Segment::load_trusted`] walks only the headers after the last index entry
+//! after a clean shutdown; the indexes are rebuilt from headers when one
+//! cannot be trusted; [`Segment::for_each_header`] feeds producer state.
+//!
+//! Which segments are recovered and which trusted is decided by
+//! [`crate::log::recovery`], not here.
+
+use super::{Segment, NO_TIMESTAMP};
+use crate::log::error::{io_error, Result};
+use crate::log::offset_index::IndexEntry;
+use relay_proto::batch::BatchHeader;
+use std::os::unix::fs::FileExt;
+
+/// What a recovery scan found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoverySummary {
+    pub batches: u64,
+    pub valid_bytes: u64,
+    pub truncated_bytes: u64,
+    /// Why the tail was cut, when it was.
+    pub truncation_reason: Option<String>,
+}
+
+impl Segment {
+    /// Scans every batch with its CRC, rebuilds both indexes and cuts the file
+    /// after the last valid batch. Used after a crash.
+    pub fn recover(&mut self) -> Result<RecoverySummary> {
+        self.reset_indexes();
+        let file_bytes = self.log.metadata().map_err(io_error("stat", &self.log_path))?.len();
+        self.size_bytes = file_bytes;
+        let mut position = 0u64;
+        let mut batches = 0u64;
+        let mut buffer = Vec::new();
+        let mut truncation_reason = None;
+        while position < file_bytes {
+            match self.check_batch_at(position, &mut buffer) {
+                Ok(()) => {
+                    let header = BatchHeader::parse(&buffer).expect("checked").expect("whole");
+                    if header.base_offset() != self.next_offset {
+                        truncation_reason = Some(format!(
+                            "batch base offset {} where {} was expected",
+                            header.base_offset(),
+                            self.next_offset
+                        ));
+                        break;
+                    }
+                    self.index_batch(position, &header);
+                    self.next_offset = header.last_offset() + 1;
+                    position += buffer.len() as u64;
+                    batches += 1;
+                }
+                Err(reason) => {
+                    truncation_reason = Some(reason);
+                    break;
+                }
+            }
+        }
+        if position < file_bytes {
+            self.log
+                .set_len(position)
+                .map_err(io_error("truncate", &self.log_path))?;
+            self.faults
+                .sync_data(&self.log)
+                .map_err(io_error("fsync", &self.log_path))?;
+        }
+        self.size_bytes = position;
+        Ok(RecoverySummary {
+            batches,
+            valid_bytes: position,
+            truncated_bytes: file_bytes - position,
+            truncation_reason,
+        })
+    }
+
+    /// Reads the whole batch at `position` into `buffer` and checks its header
+    /// and CRC; the error says why the bytes there are not a valid batch.
+    fn check_batch_at(&self, position: u64, buffer: &mut Vec<u8>) -> std::result::Result<(), String> {
+        let header_bytes = match self.read_header(position) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                return Err(format!(
+                    "{} bytes too short for a batch header",
+                    self.size_bytes - position
+                ))
+            }
+            Err(error) => return Err(error.to_string()),
+        };
+        let total = match BatchHeader::parse(&header_bytes) {
+            Ok(Some(header)) => header.total_bytes() as u64,
+            Ok(None) => unreachable!("a full header was read"),
+            Err(error) => return Err(error.to_string()),
+        };
+        if position + total > self.size_bytes {
+            return Err(format!(
+                "torn batch: {total} bytes declared, {} present",
+                self.size_bytes - position
+            ));
+        }
+        buffer.resize(total as usize, 0);
+        self.log.read_exact_at(buffer, position).map_err(|e| e.to_string())?;
+        match BatchHeader::parse_whole(buffer) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => unreachable!("the whole batch was read"),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// After a clean shutdown: checks the indexes against the file and finds
+    /// the end by walking headers from the last index entry. Returns false when
+    /// anything disagrees, and the caller recovers the segment instead.
+    pub fn load_trusted(&mut self) -> Result<bool> {
+        if !self.offset_index.is_consistent(self.size_bytes) {
+            return Ok(false);
+        }
+        let start = self.offset_index.last().unwrap_or(IndexEntry {
+            offset: self.base_offset,
+            position: 0,
+        });
+        if let Some(last_time) = self.time_index.last() {
+            self.max_timestamp_ms = last_time.max_timestamp_ms;
+            self.offset_of_max_timestamp = last_time.offset;
+        }
+        self.next_offset = start.offset;
+        let mut position = u64::from(start.position);
+        while position < self.size_bytes {
+            let location = match self.location_at(position) {
+                Ok(Some(location)) if location.base_offset == self.next_offset => location,
+                _ => return Ok(false),
+            };
+            if location.max_timestamp_ms > self.max_timestamp_ms {
+                self.max_timestamp_ms = location.max_timestamp_ms;
+                self.offset_of_max_timestamp = location.base_offset;
+            }
+            self.next_offset = location.last_offset + 1;
+            position += location.total_bytes;
+        }
+        // Entries that the tail walk would have added are approximated by
+        // counting the tail as bytes since the last entry.
+        self.bytes_since_index_entry = self.size_bytes - u64::from(start.position);
+        Ok(self.time_index.is_consistent(self.next_offset))
+    }
+
+    fn reset_indexes(&mut self) {
+        self.offset_index.clear();
+        self.time_index.clear();
+        self.bytes_since_index_entry = 0;
+        self.next_offset = self.base_offset;
+        self.max_timestamp_ms = NO_TIMESTAMP;
+        self.offset_of_max_timestamp = self.base_offset;
+    }
+
+    /// Rebuilds the indexes from batch headers (no CRC: the log was checked
+    /// when written and when recovered).
+    pub(super) fn rebuild_indexes(&mut self) -> Result<()> {
+        let size = self.size_bytes;
+        self.reset_indexes();
+        let mut position = 0;
+        while position < size {
+            let Some(location) = self.location_at(position)? else {
+                break;
+            };
+            let bytes = self.read_header(position)?.expect("header present");
+            let header = BatchHeader::parse(&bytes).expect("parsed above").expect("whole header");
+            self.index_batch(position, &header);
+            self.next_offset = location.last_offset + 1;
+            position += location.total_bytes;
+        }
+        Ok(())
+    }
+
+    /// Visits the header of every batch, in order, without CRC checks.
+    pub fn for_each_header(&self, mut visit: impl FnMut(&BatchHeader<'_>)) -> Result<()> {
+        let mut position = 0;
+        while let Some(bytes) = self.read_header(position)? {
+            let header = match BatchHeader::parse(&bytes) {
+                Ok(Some(header)) => header,
+                _ => return Err(self.corrupt(position, "invalid batch header")),
+            };
+            visit(&header);
+            position += header.total_bytes() as u64;
+        }
+        Ok(())
+    }
+}

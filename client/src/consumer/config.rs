@@ -1,0 +1,33 @@
+//! The consumer's settings ([`ConsumerConfig`]). Plain data: nothing here
+//! talks to a broker.
+
+use crate::types::StartPosition;
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub group: Option<String>,
+    pub topics: Vec<String>,
+    pub start: StartPosition,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub fetch_max_wait_ms: i32,
+    pub fetch_max_bytes: i32,
+    pub partition_max_bytes: i32,
+    pub commit_on_rebalance: bool,
+}
+
+impl ConsumerConfig {
+    pub fn new(topics: Vec<String>, group: Option<String>) -> Self {
+        Self {
+            group,
+            topics,
+            start: StartPosition::Earliest,
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            fetch_max_wait_ms: 500,
+            fetch_max_bytes: 50 * 1024 * 1024,
+            partition_max_bytes: 1024 * 1024,
+            commit_on_rebalance: true,
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The producer's settings ([`ProducerConfig`]) and the codec names the
+//! command line accepts. Plain data: nothing here talks to a broker.
+
+use kafka_protocol::records::Compression;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    pub linger: Duration,
+    pub batch_bytes_max: usize,
+    pub compression: Compression,
+    pub idempotent: bool,
+    /// -1 (all), 1 (leader) or 0 (no answer).
+    pub acks: i16,
+    pub in_flight_max: usize,
+    /// Unacknowledged bytes held before `send` waits.
+    pub buffer_bytes_max: usize,
+    pub retry_backoff_max: Duration,
+    /// Give up on a record after this long; `None` retries forever.
+    pub delivery_timeout: Option<Duration>,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        Self {
+            linger: Duration::from_millis(5),
+            batch_bytes_max: 1024 * 1024,
+            compression: Compression::None,
+            idempotent: true,
+            acks: -1,
+            in_flight_max: 5,
+            buffer_bytes_max: 32 * 1024 * 1024,
+            retry_backoff_max: Duration::from_secs(5),
+            delivery_timeout: None,
+        }
+    }
+}
+
+/// A codec by its command-line name: none, gzip, snappy, lz4 or zstd.
+pub fn parse_compression(name: &str) -> std::result::Result<Compression, String> {
+    Ok(match name {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        other => {
+            return Err(format!(
+                "unknown compression {other:?}; use none, gzip, snappy, lz4 or zstd"
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_codec_name_parses_and_unknown_names_list_the_choices() {
+        assert!(matches!(parse_compression("none"), Ok(Compression::None)));
+        assert!(matches!(parse_compression("gzip"), Ok(Compression::Gzip)));
+        assert!(matches!(parse_compression("snappy"), Ok(Compression::Snappy)));
+        assert!(matches!(parse_compression("lz4"), Ok(Compression::Lz4)));
+        assert!(matches!(parse_compression("zstd"), Ok(Compression::Zstd)));
+        assert_eq!(
+            parse_compression("brotli").unwrap_err(),
+            "unknown compression \"brotli\"; use none, gzip, snappy, lz4 or zstd"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! The producer: records are routed to a partition (explicit, murmur2 of the
+//! key, or round robin), gathered per partition into batches closed by size
+//! (`batch_bytes_max`) or age (`linger`), compressed, and sent by one task per
+//! partition with up to `in_flight_max` requests outstanding on the leader's
+//! connection.
+//!
+//! Idempotence (default): the producer gets an id from InitProducerId and
+//! numbers every record per partition; a failed batch is resent with the
+//! batches after it, in order and with the same sequences, so the broker
+//! de-duplicates what it already had and nothing is reordered. A real gap
+//! (OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID on the oldest batch)
+//! bumps the epoch and renumbers from 0. Retries go on with capped backoff
+//! until `delivery_timeout` (forever when `None`), logging state changes, not
+//! every retry. Memory is bounded by `buffer_bytes_max`: `send` waits.
+//!
+//! This file owns the handle callers hold ([`Producer`]): routing, the
+//! buffer budget, one worker per partition, `flush`. It never batches or
+//! sends records itself.
+//!
+//! # Layout
+//! - `config`: [`ProducerConfig`] and codec names.
+//! - `record`: [`ProducerRecord`], [`Delivery`], [`RecordMetadata`].
+//! - `worker`: one partition's batching, in-flight requests and retries.
+//! - `retry`: the retry policy as pure decisions.
+//! - `batch`: a closed batch and its encoding.
+//! - `sequence`: producer id, epoch and per-partition sequences.
+//! - `shared`: the state every worker shares (identity, unresolved count).
+
+mod batch;
+mod config;
+mod record;
+mod retry;
+mod sequence;
+mod shared;
+mod worker;
+
+pub use config::{parse_compression, ProducerConfig};
+pub use record::{Delivery, ProducerRecord, RecordMetadata};
+pub use retry::RETRIES_METRIC;
+
+use crate::cluster::Cluster;
+use crate::error::{ClientError, Result};
+use crate::partitioner::partition_for_key;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use record::{Queued, TIMESTAMP_UNSET};
+use retry::BACKOFF_MIN;
+use shared::Shared;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use worker::PartitionWorker;
+
+/// Records queued per partition task before `send` waits for it.
+const PARTITION_QUEUE_RECORDS_MAX: usize = 10_000;
+/// Bytes charged per record beyond key and value: the record framing and a
+/// share of the batch header, so tiny records still count.
+const RECORD_OVERHEAD_BYTES: usize = 64;
+
+pub struct Producer {
+    shared: Arc<Shared>,
+    /// Each topic's partition workers, by partition index.
+    partitions: Mutex<HashMap<String, Vec<Option<mpsc::Sender<Queued>>>>>,
+    round_robin: AtomicUsize,
+    budget: Arc<Semaphore>,
+}
+
+impl Producer {
+    /// A producer on `cluster`; with idempotence it first gets a producer id.
+    pub async fn new(cluster: Arc<Cluster>, config: ProducerConfig) -> Result<Self> {
+        let budget = Arc::new(Semaphore::new(config.buffer_bytes_max.max(config.batch_bytes_max)));
+        let shared = Arc::new(Shared::new(cluster, config));
+        if shared.config.idempotent {
+            shared.init_producer_id(None).await?;
+        }
+        Ok(Self {
+            shared,
+            partitions: Mutex::new(HashMap::new()),
+            round_robin: AtomicUsize::new(0),
+            budget,
+        })
+    }
+
+    /// Queues a record; waits while `buffer_bytes_max` is in use.
+    pub async fn send(&self, record: ProducerRecord) -> Result<Delivery> {
+        let partition = self.route(&record).await?;
+        let bytes = record.key.as_ref().map_or(0, Bytes::len)
+            + record.value.as_ref().map_or(0, Bytes::len)
+            + RECORD_OVERHEAD_BYTES;
+        let permits = bytes.min(self.shared.config.buffer_bytes_max) as u32;
+        let permit = Arc::clone(&self.budget)
+            .acquire_many_owned(permits)
+            .await
+            .expect("the budget is never closed");
+        let (delivery, receiver) = oneshot::channel();
+        // Records without a timestamp get one when their partition worker
+        // takes them in (one clock read per drain, not per record).
+        let timestamp_ms = record.timestamp_ms.unwrap_or(TIMESTAMP_UNSET);
+        let sender = self.partition_sender(&record.topic, partition);
+        self.shared.unresolved.fetch_add(1, Ordering::AcqRel);
+        let queued = Queued {
+            record,
+            timestamp_ms,
+            bytes,
+            delivery,
+            _permit: permit,
+        };
+        if sender.send(queued).await.is_err() {
+            self.shared.unresolved.fetch_sub(1, Ordering::AcqRel);
+            return Err(ClientError::Invalid("the producer is closed".into()));
+        }
+        Ok(Delivery(receiver))
+    }
+
+    /// The record's partition: its own, else its key's, else the next in turn.
+    async fn route(&self, record: &ProducerRecord) -> Result<i32> {
+        let partitions = self.partition_count(&record.topic).await?;
+        if partitions == 0 {
+            return Err(ClientError::UnknownTopic(record.topic.clone()));
+        }
+        Ok(match (record.partition, &record.key) {
+            (Some(partition), _) if (0..partitions as i32).contains(&partition) => partition,
+            (Some(partition), _) => {
+                return Err(ClientError::Invalid(format!(
+                    "topic {} has no partition {partition}",
+                    record.topic
+                )))
+            }
+            (None, Some(key)) => partition_for_key(key, partitions),
+            (None, None) => (self.round_robin.fetch_add(1, Ordering::Relaxed) % partitions) as i32,
+        })
+    }
+
+    /// The topic's metadata; while the cluster is unreachable this waits and
+    /// retries like every other send path (until the delivery timeout, or
+    /// forever without one), so a record is never refused for a passing outage.
+    async fn partition_count(&self, topic: &str) -> Result<usize> {
+        if let Some(count) = self.shared.cluster.cached_partition_count(topic) {
+            return Ok(count);
+        }
+        let started = Instant::now();
+        let mut backoff = BACKOFF_MIN;
+        let mut logged = false;
+        loop {
+            match self.shared.cluster.topic(topic, true).await {
+                Ok(metadata) => return Ok(metadata.leaders.len()),
+                Err(error) if error.is_retriable() => {
+                    if self
+                        .shared
+                        .config
+                        .delivery_timeout
+                        .is_some_and(|timeout| started.elapsed() >= timeout)
+                    {
+                        return Err(error);
+                    }
+                    metrics::counter!(RETRIES_METRIC, "topic" => topic.to_owned()).increment(1);
+                    if !logged {
+                        tracing::warn!(topic, %error, "no metadata for the topic; retrying with backoff");
+                        logged = true;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.shared.config.retry_backoff_max);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn partition_sender(&self, topic: &str, partition: i32) -> mpsc::Sender<Queued> {
+        let mut partitions = self.partitions.lock();
+        let index = partition as usize;
+        if let Some(Some(sender)) = partitions.get(topic).and_then(|workers| workers.get(index)) {
+            return sender.clone();
+        }
+        let workers = partitions.entry(topic.to_owned()).or_default();
+        if workers.len() <= index {
+            workers.resize(index + 1, None);
+        }
+        let (sender, receiver) = mpsc::channel(PARTITION_QUEUE_RECORDS_MAX);
+        let worker = PartitionWorker::new(Arc::clone(&self.shared), topic.to_owned(), partition);
+        tokio::spawn(worker.run(receiver));
+        workers[index] = Some(sender.clone());
+        sender
+    }
+
+    /// Returns once every record sent so far is acknowledged or failed.
+    pub async fn flush(&self) {
+        loop {
+            let notified = self.shared.resolved.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.shared.unresolved.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Records sent but not yet acknowledged or failed.
+    pub fn unresolved(&self) -> usize {
+        self.shared.unresolved.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,29 @@
+//! [`SenderError`], the one error type of the sender: what failed, on which
+//! path, and why. Lines are never part of an error: a line that cannot be
+//! sent goes to the rejects file instead.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("path pattern {pattern:?}: {reason}")]
+    Pattern { pattern: String, reason: &'static str },
+    #[error("no path patterns to watch")]
+    NoPatterns,
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Registry(#[from] relay_proto::registry::RegistryError),
+    #[error("cannot save the sender registry in {dir}: {source}")]
+    SaveRegistry {
+        dir: PathBuf,
+        #[source]
+        source: relay_proto::durable_file::DurableFileError,
+    },
+}
+
+pub type Result<T, E = SenderError> = std::result::Result<T, E>;

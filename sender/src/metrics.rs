@@ -1,0 +1,96 @@
+//! The sender's Prometheus metrics, per watched file (labels `topic`, `file`):
+//! lines and bytes read and acknowledged, bytes behind (the file's size minus
+//! its acknowledged position), rejected lines and copytruncate restarts.
+//! Handles are registered once per file, so counting a line is an atomic add.
+
+use metrics::{counter, gauge, Counter, Gauge};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub const LINES_READ: &str = "relay_sender_lines_read_total";
+pub const BYTES_READ: &str = "relay_sender_bytes_read_total";
+pub const LINES_ACKED: &str = "relay_sender_lines_acked_total";
+pub const BYTES_ACKED: &str = "relay_sender_bytes_acked_total";
+pub const BYTES_BEHIND: &str = "relay_sender_bytes_behind";
+pub const LINES_REJECTED: &str = "relay_sender_lines_rejected_total";
+pub const TRUNCATIONS: &str = "relay_sender_copytruncate_restarts_total";
+
+/// Help texts for the exposition; call once after installing a recorder.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, Unit};
+    describe_counter!(LINES_READ, Unit::Count, "Complete lines read, by topic and file.");
+    describe_counter!(BYTES_READ, Unit::Bytes, "Bytes read, by topic and file.");
+    describe_counter!(
+        LINES_ACKED,
+        Unit::Count,
+        "Lines acknowledged by the broker, by topic and file."
+    );
+    describe_counter!(
+        BYTES_ACKED,
+        Unit::Bytes,
+        "Bytes whose lines the broker acknowledged, by topic and file."
+    );
+    describe_gauge!(BYTES_BEHIND, Unit::Bytes, "File size minus acknowledged position.");
+    describe_counter!(LINES_REJECTED, Unit::Count, "Lines written to the rejects file.");
+    describe_counter!(
+        TRUNCATIONS,
+        Unit::Count,
+        "Times a file was truncated or rewritten and read again from 0."
+    );
+    describe_counter!(
+        relay_client::producer::RETRIES_METRIC,
+        Unit::Count,
+        "Produce attempts retried after a retriable error, by topic."
+    );
+}
+
+/// One open file's metric handles and the two positions "behind" is made of.
+pub struct FileMetrics {
+    pub lines_read: Counter,
+    pub bytes_read: Counter,
+    pub lines_acked: Counter,
+    pub bytes_acked: Counter,
+    pub lines_rejected: Counter,
+    pub truncations: Counter,
+    bytes_behind: Gauge,
+    size_bytes: AtomicU64,
+    acked_position: AtomicU64,
+}
+
+impl FileMetrics {
+    pub fn new(topic: &str, path: &Path, acked_position: u64) -> Self {
+        let labels = [("topic", topic.to_owned()), ("file", path.display().to_string())];
+        Self {
+            lines_read: counter!(LINES_READ, &labels),
+            bytes_read: counter!(BYTES_READ, &labels),
+            lines_acked: counter!(LINES_ACKED, &labels),
+            bytes_acked: counter!(BYTES_ACKED, &labels),
+            lines_rejected: counter!(LINES_REJECTED, &labels),
+            truncations: counter!(TRUNCATIONS, &labels),
+            bytes_behind: gauge!(BYTES_BEHIND, &labels),
+            size_bytes: AtomicU64::new(acked_position),
+            acked_position: AtomicU64::new(acked_position),
+        }
+    }
+
+    /// The file's size as last seen by its tailer.
+    pub fn set_size(&self, size_bytes: u64) {
+        self.size_bytes.store(size_bytes, Ordering::Relaxed);
+        self.publish_behind();
+    }
+
+    /// The registry's position moved to `position` (0 after a truncation).
+    pub fn set_acked(&self, position: u64) {
+        let previous = self.acked_position.swap(position, Ordering::Relaxed);
+        if position > previous {
+            self.bytes_acked.increment(position - previous);
+        }
+        self.publish_behind();
+    }
+
+    fn publish_behind(&self) {
+        let size = self.size_bytes.load(Ordering::Relaxed);
+        let acked = self.acked_position.load(Ordering::Relaxed);
+        self.bytes_behind.set(size.saturating_sub(acked) as f64);
+    }
+}

@@ -1,0 +1,278 @@
+//! Tailing one file: read from the acknowledged position in chunks, split
+//! into lines, produce each complete line with its source headers, and move
+//! the registry's position only as acknowledgements arrive, in file order.
+//!
+//! At the end of the file it watches for growth, truncation or rewriting
+//! (copytruncate: start again from 0, counted), deletion (finish what was
+//! written, then close), and rotation away from the watched paths (close
+//! after `rotate_wait` of quiet).
+//!
+//! Memory per file: one read chunk, the unfinished line (at most
+//! `line_bytes_max`), and the deliveries awaited (bounded by the channel and,
+//! across files, by the producer's byte budget).
+
+use super::identity::{self, FileKey, FINGERPRINT_BYTES_MAX};
+use super::lines::{LineSplitter, Piece};
+use super::metrics::FileMetrics;
+use super::SenderShared;
+use bytes::Bytes;
+use relay_client::producer::{Delivery, ProducerRecord};
+use relay_proto::source_headers;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, watch};
+
+/// Bytes read per chunk: large enough for few syscalls, small enough that a
+/// hundred open files stay within the memory budget.
+pub const READ_CHUNK_BYTES: usize = 256 * 1024;
+/// Deliveries awaited per file before reading pauses.
+pub const ACKS_IN_FLIGHT_MAX: usize = 20_000;
+
+enum Ack {
+    Line {
+        end: u64,
+        position: u64,
+        delivery: Delivery,
+    },
+    /// A line that went to the rejects file: the position moves past it.
+    Skip { end: u64 },
+    /// The file was truncated or rewritten: positions restart at 0.
+    Reset,
+}
+
+pub struct Tail {
+    pub path: PathBuf,
+    pub file: Arc<File>,
+    pub key: FileKey,
+    pub start_position: u64,
+}
+
+/// Why a tailer stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    Stopped,
+    Deleted,
+    RotatedAway,
+}
+
+pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receiver<bool>) -> (FileKey, Finished) {
+    let Tail {
+        path,
+        file,
+        key,
+        start_position,
+    } = tail;
+    let counters = Arc::new(FileMetrics::new(&shared.config.topic, &path, start_position));
+    if let Ok(metadata) = file.metadata() {
+        counters.set_size(metadata.len());
+    }
+    let (acks, pending) = mpsc::channel(ACKS_IN_FLIGHT_MAX);
+    let ack_task = tokio::spawn(acknowledge(
+        Arc::clone(&shared),
+        key,
+        path.clone(),
+        pending,
+        Arc::clone(&counters),
+    ));
+    let mut position = start_position;
+    let mut splitter = LineSplitter::new(position, shared.config.line_bytes_max);
+    let mut pieces = Vec::new();
+    let mut overlong_length = 0u64;
+    let mut quiet_since: Option<Instant> = None;
+    let path_text = Bytes::from(path.display().to_string());
+    let finished = loop {
+        if *stop.borrow() {
+            break Finished::Stopped;
+        }
+        let reader = Arc::clone(&file);
+        let chunk = tokio::task::spawn_blocking(move || read_chunk(&reader, position))
+            .await
+            .expect("read task");
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "read failed; retrying");
+                Bytes::new()
+            }
+        };
+        let known = shared.registry.get(key).map(|e| e.fingerprint);
+        // A file rewritten under us (copytruncate with a fast writer) must not
+        // be read from the old position: check its first bytes before using a chunk.
+        let rewritten = known.is_some_and(|f| f.bytes > 0 && !identity::still_matches(&file, f).unwrap_or(true));
+        if !chunk.is_empty() && !rewritten {
+            quiet_since = None;
+            position += chunk.len() as u64;
+            shared.stats.bytes_read.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            counters.bytes_read.increment(chunk.len() as u64);
+            if let Ok(metadata) = file.metadata() {
+                counters.set_size(metadata.len());
+            }
+            splitter.push(&chunk, &mut pieces);
+            for piece in pieces.drain(..) {
+                let ack = match piece {
+                    Piece::Line {
+                        position: line_position,
+                        line,
+                    } => {
+                        let end = line_position + line.len() as u64 + 1;
+                        shared.stats.lines_read.fetch_add(1, Ordering::Relaxed);
+                        counters.lines_read.increment(1);
+                        let record = record(&shared, &path_text, line_position, line);
+                        match shared.producer.send(record).await {
+                            Ok(delivery) => Ack::Line {
+                                end,
+                                position: line_position,
+                                delivery,
+                            },
+                            Err(error) => {
+                                shared
+                                    .rejects
+                                    .lock()
+                                    .write_failure(&path, line_position, &error.to_string());
+                                Ack::Skip { end }
+                            }
+                        }
+                    }
+                    Piece::Overlong {
+                        line_position,
+                        bytes,
+                        last,
+                    } => {
+                        overlong_length += bytes.len() as u64;
+                        shared.rejects.lock().write_overlong(&path, line_position, &bytes, last);
+                        if !last {
+                            continue;
+                        }
+                        shared.stats.lines_rejected.fetch_add(1, Ordering::Relaxed);
+                        counters.lines_rejected.increment(1);
+                        tracing::warn!(file = %path.display(), position = line_position, bytes = overlong_length,
+                            limit = shared.config.line_bytes_max, "line longer than line_bytes_max written to the rejects file");
+                        let end = line_position + std::mem::take(&mut overlong_length) + 1;
+                        Ack::Skip { end }
+                    }
+                };
+                if acks.send(ack).await.is_err() {
+                    break;
+                }
+            }
+            continue;
+        }
+        // At the end of what is written: what happened to the file?
+        let metadata = match file.metadata() {
+            Ok(metadata) => metadata,
+            Err(_) => break Finished::Deleted,
+        };
+        if metadata.len() < position || rewritten {
+            tracing::warn!(file = %path.display(), position, size = metadata.len(), "file truncated or rewritten (copytruncate); reading it again from the start");
+            shared.stats.truncations.fetch_add(1, Ordering::Relaxed);
+            counters.truncations.increment(1);
+            if let Some(old) = known {
+                let read_to = splitter.resume_position();
+                shared.hand_over(super::Handover {
+                    fingerprint: old,
+                    position: read_to,
+                    at: Instant::now(),
+                });
+            }
+            position = 0;
+            splitter = LineSplitter::new(0, shared.config.line_bytes_max);
+            if let Ok(fingerprint) = identity::fingerprint(&file) {
+                shared.registry.refresh_fingerprint(key, fingerprint);
+            }
+            let _ = acks.send(Ack::Reset).await;
+            continue;
+        }
+        if known.is_some_and(|f| f.bytes < FINGERPRINT_BYTES_MAX && metadata.len() > f.bytes) {
+            if let Ok(fingerprint) = identity::fingerprint(&file) {
+                shared.registry.refresh_fingerprint(key, fingerprint);
+            }
+        }
+        counters.set_size(metadata.len());
+        if metadata.nlink() == 0 {
+            counters.set_size(0);
+            break Finished::Deleted;
+        }
+        let quiet = *quiet_since.get_or_insert_with(Instant::now);
+        if !shared.is_watched(key) && quiet.elapsed() >= shared.config.rotate_wait() {
+            break Finished::RotatedAway;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.poll_interval()) => {}
+            _ = stop.changed() => {}
+        }
+    };
+    drop(acks);
+    let _ = ack_task.await;
+    if splitter.buffered_bytes() > 0 && finished != Finished::Stopped {
+        tracing::warn!(file = %path.display(), bytes = splitter.buffered_bytes(), "file closed with an unfinished last line; it is sent once completed");
+    }
+    (key, finished)
+}
+
+fn read_chunk(file: &File, position: u64) -> std::io::Result<Bytes> {
+    let mut buffer = vec![0u8; READ_CHUNK_BYTES];
+    let read = file.read_at(&mut buffer, position)?;
+    buffer.truncate(read);
+    Ok(Bytes::from(buffer))
+}
+
+fn record(shared: &SenderShared, path: &Bytes, position: u64, line: Bytes) -> ProducerRecord {
+    let key = shared
+        .config
+        .key_field
+        .as_deref()
+        .and_then(|field| super::key_of(&line, field));
+    ProducerRecord {
+        topic: shared.config.topic.clone(),
+        key,
+        value: Some(line),
+        headers: vec![
+            (source_headers::HEADER_HOST.to_owned(), Some(shared.host.clone())),
+            (source_headers::HEADER_FILE.to_owned(), Some(path.clone())),
+            (
+                source_headers::HEADER_POSITION.to_owned(),
+                Some(Bytes::from(position.to_string())),
+            ),
+        ],
+        ..ProducerRecord::default()
+    }
+}
+
+/// Moves the registry's position as deliveries complete, in file order.
+async fn acknowledge(
+    shared: Arc<SenderShared>,
+    key: FileKey,
+    path: PathBuf,
+    mut pending: mpsc::Receiver<Ack>,
+    counters: Arc<FileMetrics>,
+) {
+    while let Some(ack) = pending.recv().await {
+        let acked = match ack {
+            Ack::Line {
+                end,
+                position,
+                delivery,
+            } => match delivery.wait().await {
+                Ok(_) => {
+                    shared.stats.lines_acked.fetch_add(1, Ordering::Relaxed);
+                    counters.lines_acked.increment(1);
+                    end
+                }
+                Err(error) => {
+                    tracing::error!(file = %path.display(), position, %error, "line could not be delivered; recorded in the rejects file");
+                    shared.rejects.lock().write_failure(&path, position, &error.to_string());
+                    counters.lines_rejected.increment(1);
+                    end
+                }
+            },
+            Ack::Skip { end } => end,
+            Ack::Reset => 0,
+        };
+        shared.registry.acknowledge(key, acked, None);
+        counters.set_acked(acked);
+    }
+}

@@ -1,0 +1,97 @@
+//! Flags over the config file: one function per role command, the only place
+//! a flag changes a setting. Defaults are the libraries' (serde defaults of
+//! their config types), never repeated here.
+
+use crate::cli::{BrokerArgs, LoadArgs, SendArgs};
+use relay_loader::config::LoaderConfig;
+use relay_sender::SenderConfig;
+use relay_supervisor::RelayConfig;
+
+/// `relay broker`: `--listen` and `--data-dir` over `[broker]`.
+pub fn broker(args: &BrokerArgs, config: &mut RelayConfig) {
+    if let Some(listen) = &args.listen {
+        config.broker.listen = listen.clone();
+    }
+    if let Some(data_dir) = &args.data_dir {
+        config.broker.data_dir = data_dir.clone();
+    }
+}
+
+/// `relay send`: `--topic` with `--path` replace the file's `[[send]]`
+/// sections with one sender; without them the sections apply as written.
+pub fn senders(args: &SendArgs, config: &RelayConfig) -> Result<Vec<SenderConfig>, String> {
+    let senders = match &args.topic {
+        Some(_) if args.paths.is_empty() => return Err("--topic needs at least one --path".into()),
+        Some(topic) => {
+            let mut sender = SenderConfig::new(topic, args.paths.clone());
+            sender.state_dir = args.state_dir.clone();
+            sender.key_field = args.key_field.clone();
+            vec![sender]
+        }
+        None if !args.paths.is_empty() => return Err("--path needs --topic".into()),
+        None => config.send.clone(),
+    };
+    if senders.is_empty() {
+        return Err("nothing to send: give --topic and --path, or a --config file with [[send]] sections".into());
+    }
+    Ok(senders)
+}
+
+/// `relay load`: flags override a single `[[load]]` section, or describe one
+/// on their own (the whole event then goes to a JSON column).
+pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig>, String> {
+    let any_flag = args.topic.is_some()
+        || args.group.is_some()
+        || args.warehouse.is_some()
+        || args.table.is_some()
+        || args.from.is_some();
+    let mut loaders = config.load.clone();
+    if !any_flag {
+        if loaders.is_empty() {
+            return Err("nothing to load: give --topic, --group, --warehouse and --table, or a --config file with [[load]] sections".into());
+        }
+        return Ok(loaders);
+    }
+    if loaders.len() > 1 {
+        return Err(format!(
+            "flags override one [[load]] section, but the config has {}",
+            loaders.len()
+        ));
+    }
+    let mut loader = match loaders.pop() {
+        Some(loader) => loader,
+        None => {
+            let missing: Vec<&str> = [
+                ("--topic", args.topic.is_none()),
+                ("--group", args.group.is_none()),
+                ("--warehouse", args.warehouse.is_none()),
+                ("--table", args.table.is_none()),
+            ]
+            .iter()
+            .filter(|(_, missing)| *missing)
+            .map(|(flag, _)| *flag)
+            .collect();
+            if !missing.is_empty() {
+                return Err(format!("missing {}", missing.join(", ")));
+            }
+            LoaderConfig::whole_event(Vec::new(), "", "", "")
+        }
+    };
+    if let Some(topic) = &args.topic {
+        loader.topics = vec![topic.clone()];
+    }
+    if let Some(group) = &args.group {
+        loader.group = group.clone();
+    }
+    if let Some(warehouse) = &args.warehouse {
+        loader.warehouse = warehouse.clone();
+    }
+    if let Some(table) = &args.table {
+        loader.table = table.clone();
+    }
+    if let Some(from) = &args.from {
+        loader.from = Some(from.clone());
+    }
+    loader.validate()?;
+    Ok(vec![loader])
+}

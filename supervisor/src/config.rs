@@ -1,0 +1,87 @@
+//! [`RelayConfig`]: the one TOML file every role reads (`config.toml.example`
+//! documents every key). Its sections are the libraries' own config types,
+//! so each key and each default is written once, where it is used:
+//! `[client]` is [`ClientSettings`], `[broker]` is [`BrokerConfig`],
+//! `[[send]]` is [`SenderConfig`], `[[load]]` is [`LoaderConfig`]. Unknown
+//! keys are errors that name the key, so a typo never silently falls back to
+//! a default.
+
+use crate::error::{Result, SupervisorError};
+use relay_broker::broker::Broker;
+use relay_broker::config::BrokerConfig;
+use relay_client::ClientSettings;
+use relay_loader::config::LoaderConfig;
+use relay_sender::SenderConfig;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// `host:port` where this process serves `/metrics` and `/health`.
+    pub metrics_listen: Option<String>,
+    /// How client roles (send, load, and the CLI with --config) reach the broker.
+    pub client: ClientSettings,
+    pub broker: BrokerConfig,
+    pub send: Vec<SenderConfig>,
+    pub load: Vec<LoaderConfig>,
+}
+
+impl RelayConfig {
+    /// Reads `path`, or the defaults when no file is given.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| SupervisorError::Config(format!("cannot read config file {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| SupervisorError::Config(format!("config file {}: {e}", path.display())))
+    }
+
+    /// How the roles of `relay up` reach its embedded `broker`: the
+    /// `[client]` security settings (password also from the environment),
+    /// which must match `[broker.tls]` and `[broker.sasl]`.
+    pub fn embedded_client(&self, broker: &Broker) -> Result<ClientSettings> {
+        let mut client = self.client.clone().with_password_from_env();
+        let security = client
+            .security()
+            .map_err(|e| SupervisorError::Config(format!("[client]: {e}")))?;
+        let listener = (self.broker.sasl.is_some(), self.broker.tls.is_some());
+        if listener != (security.sasl.is_some(), security.tls.is_some()) {
+            let wanted = relay_proto::sasl::security_protocol(listener.0, listener.1);
+            return Err(SupervisorError::Config(format!(
+                "the embedded broker's listener is {wanted} but [client] security_protocol is {}; \
+                 set [client] security_protocol = \"{wanted}\" (with sasl_username and the password, tls_ca_path) \
+                 so the embedded sender and loaders can connect",
+                security.protocol_name()
+            )));
+        }
+        client.brokers = Some(broker.local_addr().to_string());
+        client.expect_cluster_id = Some(broker.cluster_id().to_owned());
+        Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_with_every_section() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.toml.example");
+        let config = RelayConfig::load(Some(&path)).unwrap();
+        assert!(!config.send.is_empty());
+        assert!(!config.load.is_empty());
+    }
+
+    #[test]
+    fn a_typo_names_the_key() {
+        let error = toml::from_str::<RelayConfig>(
+            "[[load]]\ntopic = \"t\"\ngroup = \"g\"\nwarehouse = \"w\"\ntable = \"t\"\nbatch_wait = 1\n",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("batch_wait"), "{error}");
+        let error = toml::from_str::<RelayConfig>("[client]\nbroker = \"x\"\n").unwrap_err();
+        assert!(error.to_string().contains("broker"), "{error}");
+    }
+}
