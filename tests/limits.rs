@@ -21,6 +21,8 @@ requests_memory_bytes_max = 16777216   # 16 MiB in flight, all connections
 fetch_response_bytes_max = 2097152     # 2 MiB per fetch
 connection_send_bytes_max = 4194304    # 4 MiB unsent per connection
 connections_max = 3000
+[broker.log]
+message_bytes_max = 8300000            # the 8 MiB batches below, under the frame limit
 ";
 
 /// Resident memory of a process, in bytes.

@@ -7,8 +7,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Default request limit, as Kafka's `socket.request.max.bytes` (100 MiB).
+/// Default request limit, as Kafka's `socket.request.max.bytes` (100 MiB): a
+/// frame limit, 100 times the default `message_bytes_max` (1,048,588), so a
+/// Produce request carries a batch of every partition it names at that size
+/// and a batch over the limit is answered MESSAGE_TOO_LARGE, not cut off.
 pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
+const _: () = assert!(REQUEST_BYTES_MAX_DEFAULT > crate::log::config::MESSAGE_BYTES_MAX_DEFAULT);
 /// Default budget for the bytes of requests being read or handled, across
 /// connections (Kafka's `queued.max.request.bytes`, bounded by default here).
 pub const REQUESTS_MEMORY_BYTES_MAX_DEFAULT: usize = 256 * 1024 * 1024;
@@ -30,7 +34,9 @@ pub struct BrokerConfig {
     pub default_partitions: i32,
     /// Create a topic when a client asks for its metadata or produces to it.
     pub auto_create_topics: bool,
-    /// Largest request accepted; a larger length prefix closes the connection.
+    /// Largest request accepted; a larger length prefix closes the
+    /// connection. Must exceed every topic's `message_bytes_max`, so an
+    /// oversized batch gets MESSAGE_TOO_LARGE rather than a closed connection.
     pub request_bytes_max: usize,
     /// Bytes of requests in flight across every connection; a connection
     /// whose next request does not fit waits (is not read) until others finish.
@@ -132,6 +138,7 @@ impl Default for BrokerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct TopicSettings {
     pub partitions: Option<i32>,
+    pub message_bytes_max: Option<usize>,
     pub segment_bytes: Option<u64>,
     pub segment_ms: Option<u64>,
     pub index_interval_bytes: Option<u32>,
@@ -144,6 +151,7 @@ impl TopicSettings {
     /// `base` with these overrides applied.
     pub fn apply(&self, base: &LogConfig) -> LogConfig {
         LogConfig {
+            message_bytes_max: self.message_bytes_max.unwrap_or(base.message_bytes_max),
             segment_bytes: self.segment_bytes.unwrap_or(base.segment_bytes),
             segment_ms: self.segment_ms.unwrap_or(base.segment_ms),
             index_interval_bytes: self.index_interval_bytes.unwrap_or(base.index_interval_bytes),
@@ -158,6 +166,7 @@ impl TopicSettings {
     pub fn merged_with(&self, later: &TopicSettings) -> TopicSettings {
         TopicSettings {
             partitions: later.partitions.or(self.partitions),
+            message_bytes_max: later.message_bytes_max.or(self.message_bytes_max),
             segment_bytes: later.segment_bytes.or(self.segment_bytes),
             segment_ms: later.segment_ms.or(self.segment_ms),
             index_interval_bytes: later.index_interval_bytes.or(self.index_interval_bytes),
@@ -178,6 +187,7 @@ impl TopicSettings {
         match key {
             "retention.ms" => self.retention_ms = Some(number(key, value)?),
             "retention.bytes" => self.retention_bytes = Some(number(key, value)?),
+            "max.message.bytes" => self.message_bytes_max = Some(number(key, value)?),
             "segment.bytes" => self.segment_bytes = Some(number(key, value)?),
             "segment.ms" => self.segment_ms = Some(number(key, value)?),
             "index.interval.bytes" => self.index_interval_bytes = Some(number(key, value)?),
@@ -221,14 +231,28 @@ impl BrokerConfig {
             return Err("broker.group_session_timeout_min_ms exceeds group_session_timeout_max_ms".into());
         }
         self.log.validate().map_err(|e| format!("broker.log: {e}"))?;
+        self.check_message_fits_request("broker.log", &self.log)?;
         if let Some(sasl) = &self.sasl {
             sasl.validate()?;
         }
         for (topic, settings) in &self.topics {
-            settings
-                .apply(&self.log)
-                .validate()
-                .map_err(|e| format!("broker.topics.{topic}: {e}"))?;
+            let section = format!("broker.topics.{topic}");
+            let log = settings.apply(&self.log);
+            log.validate().map_err(|e| format!("{section}: {e}"))?;
+            self.check_message_fits_request(&section, &log)?;
+        }
+        Ok(())
+    }
+
+    /// A batch of `message_bytes_max` must fit a request, or the broker
+    /// would close the connection where it should answer MESSAGE_TOO_LARGE.
+    fn check_message_fits_request(&self, section: &str, log: &LogConfig) -> Result<(), String> {
+        if log.message_bytes_max >= self.request_bytes_max {
+            return Err(format!(
+                "{section}.message_bytes_max ({}) must be less than broker.request_bytes_max ({}); \
+                 lower the one or raise the other",
+                log.message_bytes_max, self.request_bytes_max
+            ));
         }
         Ok(())
     }
@@ -259,5 +283,81 @@ impl SaslConfig {
             return Err("broker.sasl.authentication_timeout_ms must be positive".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::config::MESSAGE_BYTES_MAX_DEFAULT;
+
+    #[test]
+    fn default_message_limit_is_kafkas_and_fits_the_default_request() {
+        let config = BrokerConfig::default();
+        assert_eq!(config.log.message_bytes_max, 1_048_588);
+        assert_eq!(config.log.message_bytes_max, MESSAGE_BYTES_MAX_DEFAULT);
+        assert!(config.request_bytes_max > config.log.message_bytes_max);
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn kafka_max_message_bytes_sets_the_topics_message_limit() {
+        let mut settings = TopicSettings::default();
+        settings.set_kafka_config("max.message.bytes", "2097152").unwrap();
+        assert_eq!(settings.message_bytes_max, Some(2_097_152));
+        assert_eq!(settings.apply(&LogConfig::default()).message_bytes_max, 2_097_152);
+        assert_eq!(
+            TopicSettings::default().apply(&LogConfig::default()).message_bytes_max,
+            MESSAGE_BYTES_MAX_DEFAULT
+        );
+        assert_eq!(
+            settings.set_kafka_config("max.message.bytes", "big"),
+            Err("max.message.bytes = \"big\" is not a valid number".into())
+        );
+    }
+
+    #[test]
+    fn message_limit_not_under_the_request_limit_is_refused_naming_both() {
+        let mut config = BrokerConfig {
+            request_bytes_max: 1024 * 1024,
+            ..BrokerConfig::default()
+        };
+        assert_eq!(
+            config.validate(),
+            Err(
+                "broker.log.message_bytes_max (1048588) must be less than broker.request_bytes_max (1048576); \
+                 lower the one or raise the other"
+                    .into()
+            )
+        );
+        config.log.message_bytes_max = 1_000_000;
+        assert_eq!(config.validate(), Ok(()));
+        config.topics.insert(
+            "big".into(),
+            TopicSettings {
+                message_bytes_max: Some(2_000_000),
+                ..TopicSettings::default()
+            },
+        );
+        assert_eq!(
+            config.validate(),
+            Err(
+                "broker.topics.big.message_bytes_max (2000000) must be less than broker.request_bytes_max \
+                 (1048576); lower the one or raise the other"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn message_limit_outside_its_range_is_refused() {
+        let config = LogConfig {
+            message_bytes_max: 100,
+            ..LogConfig::default()
+        };
+        assert_eq!(
+            config.validate(),
+            Err("message_bytes_max = 100 is outside 128..=104857600".into())
+        );
     }
 }

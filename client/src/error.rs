@@ -61,6 +61,41 @@ impl ClientError {
         }
     }
 
+    /// Whether the broker refused a record as larger than it accepts
+    /// (MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE, Kafka's
+    /// `max.message.bytes`). The producer splits a refused batch of several
+    /// records and sends the halves again, so a delivery fails with this only
+    /// for a single record too large on its own: sending it again cannot help.
+    pub fn is_record_too_large(&self) -> bool {
+        matches!(
+            self,
+            Self::Broker {
+                error: ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge,
+                ..
+            }
+        )
+    }
+
+    /// A copy for another record's delivery when one error fails a whole
+    /// batch: broker errors and a cluster mismatch keep their kind (so
+    /// [`Self::is_record_too_large`], [`Self::is_retriable`] and a sender's
+    /// "wrong cluster: stop" answer as for the original); the others
+    /// carry an `io::Error` that cannot be copied and become [`Self::Invalid`]
+    /// with the same message.
+    pub(crate) fn copy_for_delivery(&self) -> Self {
+        match self {
+            Self::Broker { context, error } => Self::Broker {
+                context: context.clone(),
+                error: *error,
+            },
+            Self::ClusterMismatch { expected, actual } => Self::ClusterMismatch {
+                expected: expected.clone(),
+                actual: actual.clone(),
+            },
+            other => Self::Invalid(other.to_string()),
+        }
+    }
+
     /// Whether the broker could not be reached at all (exit code 3 in the CLI).
     pub fn is_unreachable(&self) -> bool {
         matches!(
@@ -77,5 +112,32 @@ pub fn check(code: i16, context: impl FnOnce() -> String) -> Result<()> {
     match ResponseError::try_from_code(code) {
         None => Ok(()),
         Some(error) => Err(ClientError::broker(context(), error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_too_large_broker_answers_are_record_too_large() {
+        assert!(ClientError::broker("producing to t/0", ResponseError::MessageTooLarge).is_record_too_large());
+        assert!(ClientError::broker("producing to t/0", ResponseError::RecordListTooLarge).is_record_too_large());
+        assert!(!ClientError::broker("producing to t/0", ResponseError::CorruptMessage).is_record_too_large());
+        assert!(!ClientError::Invalid("record too large".into()).is_record_too_large());
+    }
+
+    #[test]
+    fn delivery_copies_keep_broker_kinds_and_every_message() {
+        let too_large = ClientError::broker("producing to t/0", ResponseError::MessageTooLarge);
+        let copy = too_large.copy_for_delivery();
+        assert!(copy.is_record_too_large());
+        assert_eq!(copy.to_string(), too_large.to_string());
+        let lost = ClientError::Disconnected {
+            address: "b:9092".into(),
+            reason: "reset".into(),
+        };
+        let copy = lost.copy_for_delivery();
+        assert!(matches!(&copy, ClientError::Invalid(message) if message == "connection to b:9092 lost: reset"));
     }
 }

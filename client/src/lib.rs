@@ -11,7 +11,10 @@
 //!   is the handle (routing, buffer budget, `flush`); `worker.rs` one
 //!   partition's batching and in-flight requests; `retry.rs` the retry
 //!   policy; `sequence.rs` producer id, epoch and sequences; `batch.rs` a
-//!   closed batch and its encoding; `shared.rs` what the workers share.
+//!   closed batch, its encoding and its split when refused as too large;
+//!   `open_batch.rs` the batch being filled, closed before it would pass
+//!   `batch_bytes_max`; `batch_size.rs` its encoded size as it fills;
+//!   `shared.rs` what the workers share.
 //! - [`partitioner`]: Kafka's murmur2, so keys land where Java clients put them.
 //! - [`consumer`]: group membership (range assignment, heartbeats), fetching,
 //!   positions and commits; or manual assignment without a group.

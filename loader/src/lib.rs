@@ -9,6 +9,7 @@
 //! - [`sink`]: the warehouse: SQLite (rusqlite, WAL) or PostgreSQL (binary
 //!   COPY into a staging table, then insert ignoring duplicates), with the
 //!   offsets compare-and-set that fences a stale loader.
+//! - [`isolate`]: finding the rows a warehouse refuses in a refused batch.
 //! - [`loader`]: the loop: consume, batch, transform, write with retries,
 //!   resume from the warehouse's offsets on every assignment.
 //! - [`metrics`]: Prometheus counters, transaction latency and lag per partition.
@@ -16,6 +17,7 @@
 //! Layers look only down: loader → (consumer, sink) ; sink → transform's rows.
 
 pub mod config;
+pub mod isolate;
 pub mod loader;
 pub mod metrics;
 pub mod sink;

@@ -1,6 +1,7 @@
 //! The loading loop. A group member consumes its partitions; on every
 //! assignment it resumes each partition from the warehouse's next offset
-//! (the source of truth), else the broker's committed offset, else `--from`.
+//! (the only truth), else `from`; the broker's committed offsets only mirror
+//! the warehouse for `relay lag`.
 //! Records gather into a micro-batch (bounded by records and by time), are
 //! transformed, and go to the warehouse in one transaction with the offsets.
 //! A warehouse that is down or failing gets the same batch again with capped
@@ -10,10 +11,11 @@
 //! too, so `relay lag` shows the loader's position.
 
 use crate::config::LoaderConfig;
+use crate::isolate;
 use crate::metrics::LoaderMetrics;
 use crate::sink::{Batch, OffsetAdvance, Sink, SinkError};
-use crate::transform::transform;
-use relay_client::consumer::{Consumer, ConsumerConfig, TopicPartition};
+use crate::transform::{reject_of, transform};
+use relay_client::consumer::{Consumer, ConsumerConfig, Resume, TopicPartition};
 use relay_client::records::ConsumerRecord;
 use relay_client::{ClientError, Cluster};
 use std::collections::{BTreeMap, HashMap};
@@ -82,6 +84,11 @@ impl Loader {
         let mut consumer_config = ConsumerConfig::new(config.topics.clone(), Some(config.group.clone()));
         consumer_config.start = start;
         consumer_config.commit_on_rebalance = false;
+        // The warehouse is the only truth of the loader's position: a
+        // partition without a relay_offsets row starts at `from`, never at
+        // an offset the broker holds for the group (a new or wiped warehouse
+        // must get everything from the start).
+        consumer_config.resume = Resume::FromStartPosition;
         let consumer = Consumer::new(cluster, consumer_config).await?;
         let config_table = config.table.clone();
         Ok(Self {
@@ -189,7 +196,7 @@ impl Loader {
                 Some(offset) => self.consumer.seek(tp.clone(), offset),
                 // Without a stored offset the position may still point past
                 // records that were fetched but dropped with the old batch:
-                // start the partition afresh (committed offset, then --from).
+                // start the partition afresh, at `from`.
                 None => self.consumer.forget_position(tp),
             }
             self.stored.insert(tp.clone(), offset);
@@ -244,6 +251,8 @@ impl Loader {
 
     async fn flush(&mut self, records: Vec<ConsumerRecord>) -> Result<(), LoaderError> {
         let mut batch = Batch::default();
+        // The record of each row, to reject it if the warehouse refuses it.
+        let mut sources: Vec<&ConsumerRecord> = Vec::new();
         let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for record in &records {
             let tp = TopicPartition {
@@ -255,7 +264,10 @@ impl Loader {
             }
             next.insert(tp, record.offset + 1);
             match transform(&self.config, record) {
-                Ok(row) => batch.rows.push(row),
+                Ok(row) => {
+                    batch.rows.push(row);
+                    sources.push(record);
+                }
                 Err(reject) => batch.rejects.push(reject),
             }
         }
@@ -271,27 +283,38 @@ impl Loader {
         if batch.offsets.is_empty() {
             return Ok(());
         }
-        let batch = Arc::new(batch);
-        let written = self.retry("writing a batch", |sink, group| {
-            let batch = Arc::clone(&batch);
-            Box::pin(async move {
-                let started = Instant::now();
-                sink.write(group, &batch).await.map(|()| started.elapsed())
-            })
-        });
-        match written.await {
-            Ok(elapsed) => self.metrics.committed(elapsed),
-            Err(LoaderError::Sink(SinkError::Fenced {
-                topic,
-                partition,
-                expected,
-            })) => {
-                tracing::warn!(topic = %topic, partition, ?expected, "batch fenced: another loader owns the partition; rejoining");
-                self.consumer.request_rejoin();
-                return Ok(());
+        let batch = loop {
+            let shared = Arc::new(batch);
+            let written = self
+                .retry("writing a batch", |sink, group| {
+                    let batch = Arc::clone(&shared);
+                    Box::pin(async move {
+                        let started = Instant::now();
+                        sink.write(group, &batch).await.map(|()| started.elapsed())
+                    })
+                })
+                .await;
+            batch = Arc::try_unwrap(shared).expect("the batch is not shared after its write");
+            match written {
+                Ok(elapsed) => {
+                    self.metrics.committed(elapsed);
+                    break batch;
+                }
+                Err(LoaderError::Sink(SinkError::Refused(reason))) => {
+                    self.reject_refused_rows(&mut batch, &mut sources, &reason).await?;
+                }
+                Err(LoaderError::Sink(SinkError::Fenced {
+                    topic,
+                    partition,
+                    expected,
+                })) => {
+                    tracing::warn!(topic = %topic, partition, ?expected, "batch fenced: another loader owns the partition; rejoining");
+                    self.consumer.request_rejoin();
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
             }
-            Err(error) => return Err(error),
-        }
+        };
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats
             .rows_loaded
@@ -315,6 +338,41 @@ impl Loader {
             if let Err(error) = self.consumer.commit_offsets(&offsets, generation, &member).await {
                 tracing::debug!(%error, "committing offsets to the broker failed (the warehouse has them)");
             }
+        }
+        Ok(())
+    }
+
+    /// The warehouse refused the batch for the data of some rows: find them
+    /// (probe transactions, rolled back), and move each to the batch's
+    /// rejects with the warehouse's reason, so the rest loads.
+    async fn reject_refused_rows(
+        &mut self,
+        batch: &mut Batch,
+        sources: &mut Vec<&ConsumerRecord>,
+        reason: &str,
+    ) -> Result<(), LoaderError> {
+        tracing::warn!(rows = batch.rows.len(), %reason, "the warehouse refused rows of a batch; isolating them into relay_rejects");
+        let rows = Arc::new(std::mem::take(&mut batch.rows));
+        let refused = self
+            .retry("isolating refused rows", |sink, _| {
+                let rows = Arc::clone(&rows);
+                Box::pin(async move { isolate::refused_rows(sink, &rows).await })
+            })
+            .await;
+        batch.rows = Arc::try_unwrap(rows).expect("the rows are not shared after isolation");
+        let refused = refused?;
+        if refused.is_empty() {
+            // Every subset loads: the refusal was not about these rows (the
+            // warehouse changed under us). Write the batch again.
+            return Ok(());
+        }
+        for (index, why) in refused.iter().rev() {
+            batch.rows.remove(*index);
+            let record = sources.remove(*index);
+            tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason = %why, "row refused by the warehouse; recorded in relay_rejects");
+            batch
+                .rejects
+                .push(reject_of(record, format!("refused by the warehouse: {why}")));
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 use crate::config::{ColumnSpec, ColumnType, LoaderConfig, MetadataColumn};
 use relay_client::records::ConsumerRecord;
 use relay_client::time::parse_rfc3339_ms;
-use relay_proto::source_headers::{HEADER_FILE, HEADER_HOST, HEADER_POSITION};
+use relay_proto::source_headers::{HEADER_FILE, HEADER_FILE_ID, HEADER_HOST, HEADER_POSITION};
 
 /// A typed cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,15 +130,20 @@ fn metadata(column: MetadataColumn, record: &ConsumerRecord) -> Value {
     }
 }
 
-/// The row of `record`, or why it cannot be loaded.
-pub fn transform(config: &LoaderConfig, record: &ConsumerRecord) -> Result<Row, Reject> {
-    let reject = |error: String| Reject {
+/// The reject of `record`: its coordinates, its bytes, and why.
+pub fn reject_of(record: &ConsumerRecord, error: String) -> Reject {
+    Reject {
         topic: record.topic.clone(),
         partition: record.partition,
         offset: record.offset,
         raw: record.value.as_deref().unwrap_or_default().to_vec(),
         error,
-    };
+    }
+}
+
+/// The row of `record`, or why it cannot be loaded.
+pub fn transform(config: &LoaderConfig, record: &ConsumerRecord) -> Result<Row, Reject> {
+    let reject = |error: String| reject_of(record, error);
     let bytes = record
         .value
         .as_deref()
@@ -155,21 +160,27 @@ pub fn transform(config: &LoaderConfig, record: &ConsumerRecord) -> Result<Row, 
     let dedup_key = match event.pointer(&config.dedup_key) {
         Some(serde_json::Value::String(id)) if !id.is_empty() => id.clone(),
         Some(serde_json::Value::Number(n)) => n.to_string(),
-        _ => match (
-            header(record, HEADER_HOST),
-            header(record, HEADER_FILE),
-            header(record, HEADER_POSITION),
-        ) {
-            (Some(host), Some(file), Some(position)) => format!(
-                "{}:{}:{}",
-                String::from_utf8_lossy(host),
-                String::from_utf8_lossy(file),
-                String::from_utf8_lossy(position)
-            ),
-            _ => format!("{}/{}/{}", record.topic, record.partition, record.offset),
-        },
+        _ => source_key(record),
     };
     Ok(Row { values, dedup_key })
+}
+
+/// The dedup key of an event without an id: its line's source identity, the
+/// same for every copy of the line whatever the file was called. Records of
+/// senders before file ids carry the path instead (stable only while the file
+/// keeps its name); records from other producers fall back to their offset.
+fn source_key(record: &ConsumerRecord) -> String {
+    let text = |name| header(record, name).map(String::from_utf8_lossy);
+    match (
+        text(HEADER_HOST),
+        text(HEADER_FILE_ID).filter(|id| !id.is_empty()),
+        text(HEADER_FILE),
+        text(HEADER_POSITION),
+    ) {
+        (Some(host), Some(file_id), _, Some(position)) => format!("{host}:{file_id}:{position}"),
+        (Some(host), None, Some(file), Some(position)) => format!("{host}:{file}:{position}"),
+        _ => format!("{}/{}/{}", record.topic, record.partition, record.offset),
+    }
 }
 
 #[cfg(test)]
@@ -225,6 +236,36 @@ mod tests {
         assert_eq!(row.values[5], Value::Timestamp(1_767_225_600_000_000));
         assert_eq!(row.values[7], Value::BigInt(77));
         assert_eq!(row.values[8], Value::BigInt(4096));
+    }
+
+    #[test]
+    fn events_without_an_id_are_keyed_by_file_identity_not_by_name() {
+        let with_headers = |headers: &[(&str, &str)]| {
+            let mut record = record(r#"{"n":1}"#);
+            record.headers = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), Some(Bytes::from(v.to_string()))))
+                .collect();
+            transform(&config(), &record).unwrap().dedup_key
+        };
+        let id = "0123456789abcdef0123456789abcdef";
+        let old_name = [
+            (HEADER_HOST, "h"),
+            (HEADER_FILE, "app.log"),
+            (HEADER_FILE_ID, id),
+            (HEADER_POSITION, "10"),
+        ];
+        let new_name = [
+            (HEADER_HOST, "h"),
+            (HEADER_FILE, "app.log.1"),
+            (HEADER_FILE_ID, id),
+            (HEADER_POSITION, "10"),
+        ];
+        assert_eq!(with_headers(&old_name), format!("h:{id}:10"));
+        assert_eq!(with_headers(&old_name), with_headers(&new_name));
+        let before_ids = [(HEADER_HOST, "h"), (HEADER_FILE, "app.log"), (HEADER_POSITION, "10")];
+        assert_eq!(with_headers(&before_ids), "h:app.log:10");
+        assert_eq!(with_headers(&[]), "events/2/77");
     }
 
     #[test]

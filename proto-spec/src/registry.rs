@@ -5,22 +5,29 @@
 //! behind each file is. This module owns the text layout and nothing else.
 //!
 //! ```text
-//! relay-sender-registry 1
-//! <device> <inode> <fingerprint bytes> <fingerprint crc> <acked position> <path>
+//! relay-sender-registry 2
+//! <device> <inode> <fingerprint bytes> <fingerprint crc> <acked position> <file id> <path>
 //! ```
 //!
-//! One line per file; the path is last so it may hold spaces.
+//! One line per file; the path is last so it may hold spaces. The file id is
+//! 32 lowercase hex digits: the file's identity, which the `source_file_id`
+//! header carries to the loader. Version 1 (the same without the file id) is
+//! still read: its files get a new id each ([`decode`]'s `new_id`), and the
+//! next save writes version 2.
 //! `proto-spec/STORAGE.md` ("Sender state") gives the same layout.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The first line of every registry file.
-pub const HEADER: &str = "relay-sender-registry 1";
+/// The first line of every registry file this version writes.
+pub const HEADER: &str = "relay-sender-registry 2";
+/// The first line of a registry written before files had ids.
+pub const HEADER_V1: &str = "relay-sender-registry 1";
 /// The registry's file name inside the sender's state directory.
 pub const FILE_NAME: &str = "registry";
-/// Space-separated fields of an entry line.
-const FIELDS: usize = 6;
+/// Space-separated fields of an entry line (version 2, version 1).
+const FIELDS: usize = 7;
+const FIELDS_V1: usize = 6;
 
 /// Which file: device and inode, which survive a rename.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,12 +45,37 @@ pub struct Fingerprint {
     pub crc: u32,
 }
 
+/// A source file's identity: assigned at random when the sender first sees
+/// the file, kept through renames and restarts, inherited by a copytruncate
+/// copy, and never given to other content (a reused inode or a truncated
+/// file gets a new one). 128 random bits: no two files collide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub u128);
+
+impl std::fmt::Display for FileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl std::str::FromStr for FileId {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(());
+        }
+        u128::from_str_radix(text, 16).map(FileId).map_err(|_| ())
+    }
+}
+
 /// What the registry knows of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub fingerprint: Fingerprint,
     /// Every line before this byte position is acknowledged by the broker.
     pub acked_position: u64,
+    pub file_id: FileId,
     /// Where the file was when last seen.
     pub path: PathBuf,
 }
@@ -71,24 +103,28 @@ pub fn encode(entries: &Entries) -> String {
     let mut text = format!("{HEADER}\n");
     for (key, entry) in entries {
         text.push_str(&format!(
-            "{} {} {} {} {} {}\n",
+            "{} {} {} {} {} {} {}\n",
             key.device,
             key.inode,
             entry.fingerprint.bytes,
             entry.fingerprint.crc,
             entry.acked_position,
+            entry.file_id,
             entry.path.display()
         ));
     }
     text
 }
 
-/// Parses a registry file's text; `path` only names it in errors.
-pub fn decode(text: &str, path: &Path) -> Result<Entries, RegistryError> {
+/// Parses a registry file's text; `path` only names it in errors. Files of a
+/// version 1 registry get their ids from `new_id`.
+pub fn decode(text: &str, path: &Path, mut new_id: impl FnMut() -> FileId) -> Result<Entries, RegistryError> {
     let mut lines = text.lines();
-    if lines.next() != Some(HEADER) {
-        return Err(RegistryError::BadHeader { path: path.to_owned() });
-    }
+    let fields_per_line = match lines.next() {
+        Some(HEADER) => FIELDS,
+        Some(HEADER_V1) => FIELDS_V1,
+        _ => return Err(RegistryError::BadHeader { path: path.to_owned() }),
+    };
     let mut entries = BTreeMap::new();
     for (index, line) in lines.enumerate() {
         let malformed = || RegistryError::Malformed {
@@ -96,8 +132,8 @@ pub fn decode(text: &str, path: &Path) -> Result<Entries, RegistryError> {
             line: index + 2,
             text: line.to_owned(),
         };
-        let fields: Vec<&str> = line.splitn(FIELDS, ' ').collect();
-        if fields.len() != FIELDS {
+        let fields: Vec<&str> = line.splitn(fields_per_line, ' ').collect();
+        if fields.len() != fields_per_line {
             return Err(malformed());
         }
         let number = |i: usize| fields[i].parse::<u64>().map_err(|_| malformed());
@@ -109,10 +145,15 @@ pub fn decode(text: &str, path: &Path) -> Result<Entries, RegistryError> {
             bytes: number(2)?,
             crc: fields[3].parse().map_err(|_| malformed())?,
         };
+        let file_id = match fields_per_line {
+            FIELDS => fields[5].parse().map_err(|_| malformed())?,
+            _ => new_id(),
+        };
         let entry = Entry {
             fingerprint,
             acked_position: number(4)?,
-            path: PathBuf::from(fields[5]),
+            file_id,
+            path: PathBuf::from(fields[fields_per_line - 1]),
         };
         entries.insert(key, entry);
     }
@@ -120,10 +161,10 @@ pub fn decode(text: &str, path: &Path) -> Result<Entries, RegistryError> {
 }
 
 /// Reads `<state_dir>/registry`: `Ok(None)` when there is none yet.
-pub fn read(state_dir: &Path) -> Result<Option<Entries>, RegistryError> {
+pub fn read(state_dir: &Path, new_id: impl FnMut() -> FileId) -> Result<Option<Entries>, RegistryError> {
     let path = state_dir.join(FILE_NAME);
     match std::fs::read_to_string(&path) {
-        Ok(text) => decode(&text, &path).map(Some),
+        Ok(text) => decode(&text, &path, new_id).map(Some),
         Err(source) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(RegistryError::Io { path, source }),
     }
@@ -140,6 +181,7 @@ mod tests {
             Entry {
                 fingerprint: Fingerprint { bytes: 10, crc: 99 },
                 acked_position: 4711,
+                file_id: FileId(0xabc),
                 path: "/a b/c.log".into(),
             },
         );
@@ -149,18 +191,42 @@ mod tests {
     #[test]
     fn entries_round_trip_with_spaces_in_paths() {
         let text = encode(&one_entry());
-        assert_eq!(text, "relay-sender-registry 1\n1 2 10 99 4711 /a b/c.log\n");
-        assert_eq!(decode(&text, Path::new("r")).unwrap(), one_entry());
+        assert_eq!(
+            text,
+            "relay-sender-registry 2\n1 2 10 99 4711 00000000000000000000000000000abc /a b/c.log\n"
+        );
+        assert_eq!(decode(&text, Path::new("r"), no_new_ids).unwrap(), one_entry());
+    }
+
+    fn no_new_ids() -> FileId {
+        panic!("a version 2 registry names every file's id")
+    }
+
+    #[test]
+    fn a_version_1_registry_keeps_its_positions_and_gets_new_ids() {
+        let text = "relay-sender-registry 1\n1 2 10 99 4711 /a b/c.log\n";
+        let entries = decode(text, Path::new("r"), || FileId(0xabc)).unwrap();
+        assert_eq!(entries, one_entry());
+    }
+
+    #[test]
+    fn file_ids_print_and_parse_as_32_hex_digits() {
+        let id = FileId(u128::MAX - 5);
+        assert_eq!(id.to_string().len(), 32);
+        assert_eq!(id.to_string().parse::<FileId>(), Ok(id));
+        assert!("ABC".parse::<FileId>().is_err());
+        assert!("0000000000000000000000000000000g".parse::<FileId>().is_err());
     }
 
     #[test]
     fn garbage_is_refused_with_its_line_number() {
         assert!(matches!(
-            decode("garbage", Path::new("r")),
+            decode("garbage", Path::new("r"), no_new_ids),
             Err(RegistryError::BadHeader { .. })
         ));
-        let text = format!("{HEADER}\n1 2 10 99 4711 /ok\n1 2 x 99 5 /bad\n");
-        match decode(&text, Path::new("r")) {
+        let id = FileId(7);
+        let text = format!("{HEADER}\n1 2 10 99 4711 {id} /ok\n1 2 x 99 5 {id} /bad\n");
+        match decode(&text, Path::new("r"), no_new_ids) {
             Err(RegistryError::Malformed { line, .. }) => assert_eq!(line, 3),
             other => panic!("expected a malformed line 3, got {other:?}"),
         }

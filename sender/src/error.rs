@@ -16,8 +16,13 @@ pub enum SenderError {
         #[source]
         source: std::io::Error,
     },
+    #[error("state directory {path} is in use by another sender (its lock file is held); give each sender its own --state-dir")]
+    StateDirInUse { path: PathBuf },
     #[error(transparent)]
     Registry(#[from] relay_proto::registry::RegistryError),
+    /// Nothing can be sent to this cluster (a wrong cluster id).
+    #[error("stopped, positions unchanged: {0}")]
+    Fatal(#[source] relay_client::ClientError),
     #[error("cannot save the sender registry in {dir}: {source}")]
     SaveRegistry {
         dir: PathBuf,

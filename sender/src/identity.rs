@@ -7,12 +7,18 @@
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
 
 /// Bytes fingerprinted: enough to tell two log files apart by their first
 /// lines (timestamps, ids), small enough to read on every check.
 pub const FINGERPRINT_BYTES_MAX: u64 = 256;
 
-pub use relay_proto::registry::{FileKey, Fingerprint};
+pub use relay_proto::registry::{FileId, FileKey, Fingerprint};
+
+/// A new identity for content the sender has not seen before.
+pub fn new_file_id() -> FileId {
+    FileId(uuid::Uuid::new_v4().as_u128())
+}
 
 pub fn key_of(file: &File) -> std::io::Result<FileKey> {
     let metadata = file.metadata()?;
@@ -49,4 +55,27 @@ pub fn fingerprint_of_prefix(file: &File, bytes: u64) -> std::io::Result<Fingerp
 pub fn still_matches(file: &File, known: Fingerprint) -> std::io::Result<bool> {
     let now = fingerprint_of_prefix(file, known.bytes)?;
     Ok(now == known)
+}
+
+/// The file with identity `key` in `path`'s directory: at `path` itself
+/// when it kept its name, else under another name (rotated by rename).
+pub fn find_in_directory(path: &Path, key: FileKey) -> Option<(PathBuf, File)> {
+    let here = |candidate: &Path| {
+        let file = File::open(candidate).ok()?;
+        (key_of(&file).ok()? == key).then_some(file)
+    };
+    if let Some(file) = here(path) {
+        return Some((path.to_owned(), file));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+        let candidate = entry.path();
+        let metadata = entry.metadata().ok()?;
+        (metadata.is_file() && metadata.dev() == key.device && metadata.ino() == key.inode)
+            .then(|| here(&candidate).map(|file| (candidate, file)))
+            .flatten()
+    })
 }

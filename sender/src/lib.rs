@@ -7,6 +7,7 @@
 //! - [`identity`]: device + inode + fingerprint: which file is which.
 //! - [`registry`]: acknowledged positions, saved atomically.
 //! - [`lines`]: splitting bytes into lines across reads; over-long lines.
+//! - [`delivery`]: sending a line through any error not about the line.
 //! - [`tailer`]: one task per open file: read, produce, acknowledge, watch.
 //! - [`rejects`]: the rejects file for lines that cannot be sent.
 //! - [`metrics`]: per-file Prometheus counters and the bytes-behind gauge.
@@ -24,11 +25,13 @@
 //! de-duplicate them. Memory is bounded whatever the file sizes.
 
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod identity;
 pub mod lines;
 pub mod metrics;
 pub mod pattern;
+mod placement;
 pub mod registry;
 pub mod rejects;
 pub mod tailer;
@@ -87,10 +90,19 @@ pub struct SenderShared {
     pub rejects: Mutex<Rejects>,
     pub stats: SenderStats,
     pub host: Bytes,
+    /// The topic's ongoing send trouble, shared by every file's tailer.
+    pub trouble: delivery::Trouble,
+    /// An error after which nothing can be sent (a wrong cluster): the
+    /// sender stops with it, positions unchanged.
+    fatal: Mutex<Option<relay_client::ClientError>>,
     /// Files the last discovery found at a watched path.
     watched: Mutex<HashSet<FileKey>>,
     /// Files truncated in place (copytruncate), for their copies to resume from.
     handovers: Mutex<Vec<Handover>>,
+    /// Open files at their end with every line acknowledged, and since when.
+    pub idle: Mutex<HashMap<FileKey, std::time::Instant>>,
+    /// Open files asked to close to make room under `open_files_max`.
+    pub evict: Mutex<HashSet<FileKey>>,
 }
 
 /// What a truncated file's tailer had read when the truncation was seen: a
@@ -99,6 +111,8 @@ pub struct SenderShared {
 #[derive(Debug, Clone, Copy)]
 pub struct Handover {
     pub fingerprint: identity::Fingerprint,
+    /// The truncated content's identity, which its copy inherits.
+    pub file_id: identity::FileId,
     pub position: u64,
     pub at: std::time::Instant,
 }
@@ -112,6 +126,20 @@ impl SenderShared {
         let mut handovers = self.handovers.lock();
         handovers.retain(|h| h.at.elapsed() < HANDOVER_KEEP);
         handovers.push(handover);
+    }
+
+    /// Records an error after which nothing can be sent; the sender stops.
+    pub fn fail(&self, error: relay_client::ClientError) {
+        tracing::error!(topic = %self.config.topic, %error, "cannot send to this cluster; stopping the sender (positions unchanged)");
+        self.fatal.lock().get_or_insert(error);
+    }
+
+    /// Saves the registry now (a checkpoint); a failure is logged and the
+    /// next checkpoint tries again.
+    pub fn checkpoint(&self) {
+        if let Err(error) = self.registry.save() {
+            tracing::error!(%error, "saving the registry failed; retrying at the next checkpoint");
+        }
     }
 }
 
@@ -151,6 +179,7 @@ impl Sender {
             return Err(SenderError::NoPatterns);
         }
         let state_dir = config.state_dir();
+        let topic = config.topic.clone();
         let registry = Registry::open(&state_dir)?;
         let rejects = Mutex::new(Rejects::new(&state_dir));
         let shared = Arc::new(SenderShared {
@@ -160,7 +189,11 @@ impl Sender {
             rejects,
             stats: SenderStats::default(),
             host: host_name(),
+            trouble: delivery::Trouble::new(&topic),
+            fatal: Mutex::new(None),
             watched: Mutex::new(HashSet::new()),
+            idle: Mutex::new(HashMap::new()),
+            evict: Mutex::new(HashSet::new()),
             handovers: Mutex::new(Vec::new()),
         });
         Ok(Self {
@@ -182,26 +215,39 @@ impl Sender {
         let mut open: HashMap<FileKey, PathBuf> = HashMap::new();
         let mut refused_for_limit = false;
         tracing::info!(topic = %shared.config.topic, patterns = ?shared.config.paths, state_dir = %shared.config.state_dir().display(), "sender started");
+        // Tailers stop with the sender (a stop, or a fatal error), not only on a stop.
+        let (halt, halted) = watch::channel(false);
+        let checkpoints = tokio::spawn(checkpoint_while_running(Arc::clone(shared), halted.clone()));
         loop {
             while let Some(done) = tailers.try_join_next() {
                 if let Ok((key, finished)) = done {
                     self.finish(&mut open, key, finished);
                 }
             }
-            let found = self.discover();
+            let mut found = self.discover();
             *shared.watched.lock() = found.iter().map(|(key, _, _)| *key).collect();
+            found.extend(self.left_behind(&found, &open));
             for (key, path, file) in found {
-                if open.contains_key(&key) {
+                if let Some(known) = open.get_mut(&key) {
+                    if *known != path {
+                        // Renamed (rotated): the registry shows where the file is now.
+                        shared.registry.moved(key, &path);
+                        *known = path;
+                    }
                     continue;
+                }
+                if self.nothing_new(key, &file) {
+                    continue; // closed to make room, and not grown since
                 }
                 if open.len() >= shared.config.open_files_max {
                     if !refused_for_limit {
                         tracing::warn!(
                             limit = shared.config.open_files_max,
-                            "open_files_max reached; further files wait"
+                            "open_files_max reached; further files wait (idle, fully acknowledged files are closed to make room)"
                         );
                         refused_for_limit = true;
                     }
+                    self.make_room();
                     break;
                 }
                 refused_for_limit = false;
@@ -217,10 +263,10 @@ impl Sender {
                     key,
                     start_position,
                 };
-                tailers.spawn(tailer::run(Arc::clone(shared), tail, stop.clone()));
+                tailers.spawn(tailer::run(Arc::clone(shared), tail, halted.clone()));
             }
-            if let Err(error) = shared.registry.save() {
-                tracing::error!(%error, "saving the registry failed; retrying");
+            if shared.fatal.lock().is_some() {
+                break;
             }
             tokio::select! {
                 _ = tokio::time::sleep(shared.config.discover_interval()) => {}
@@ -230,6 +276,7 @@ impl Sender {
                 break;
             }
         }
+        let _ = halt.send(true);
         // Tailers stop reading; their acknowledgement tasks drain what is in flight.
         let drained = tokio::time::timeout(shared.config.drain_timeout(), async {
             while let Some(done) = tailers.join_next().await {
@@ -246,9 +293,13 @@ impl Sender {
             );
             tailers.abort_all();
         }
+        checkpoints.abort();
         shared.registry.save()?;
         tracing::info!("sender stopped; registry saved");
-        Ok(())
+        match shared.fatal.lock().take() {
+            Some(error) => Err(SenderError::Fatal(error)),
+            None => Ok(()),
+        }
     }
 
     fn finish(&self, open: &mut HashMap<FileKey, PathBuf>, key: FileKey, finished: tailer::Finished) {
@@ -262,97 +313,24 @@ impl Sender {
                 tracing::info!(file = %path.display(), "file rotated away; finished and closed");
                 self.shared.registry.remove(key);
             }
+            tailer::Finished::Evicted => {
+                tracing::info!(file = %path.display(), "idle and fully acknowledged; closed to make room (read again when it grows)");
+            }
             tailer::Finished::Stopped => {}
         }
     }
+}
 
-    /// Every file at a watched path, opened, with its identity.
-    fn discover(&self) -> Vec<(FileKey, PathBuf, std::fs::File)> {
-        let mut found = Vec::new();
-        let mut seen = HashSet::new();
-        for pattern in &self.patterns {
-            for path in pattern.matching_files() {
-                let Ok(file) = std::fs::File::open(&path) else { continue };
-                let Ok(key) = identity::key_of(&file) else { continue };
-                if seen.insert(key) {
-                    found.push((key, path, file));
-                }
-            }
+/// Saves the registry whenever acknowledged positions moved, at most every
+/// `checkpoint_interval_ms`, so a kill -9 re-sends little more than what was
+/// in flight. The fsyncs run on a blocking thread.
+async fn checkpoint_while_running(shared: Arc<SenderShared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.checkpoint_interval()) => {}
+            _ = stop.changed() => return,
         }
-        found
-    }
-
-    /// A new file whose first bytes equal those of a file being read is a
-    /// copy about to be followed by a truncation (copytruncate). It waits up
-    /// to `rotate_wait` for the handover; after that it is read as it is.
-    fn is_copy_of_open_file(&self, key: FileKey, file: &std::fs::File, open: &HashMap<FileKey, PathBuf>) -> bool {
-        if self.shared.registry.get(key).is_some() {
-            return false;
-        }
-        let Ok(fingerprint) = identity::fingerprint(file) else {
-            return false;
-        };
-        if fingerprint.bytes < identity::FINGERPRINT_BYTES_MAX {
-            return false;
-        }
-        let copy = open.keys().any(|open_key| {
-            self.shared
-                .registry
-                .get(*open_key)
-                .is_some_and(|e| e.fingerprint == fingerprint)
-        });
-        if !copy {
-            return false;
-        }
-        let mut waiting = self.copies_waiting.lock();
-        let since = *waiting.entry(key).or_insert_with(std::time::Instant::now);
-        since.elapsed() < self.shared.config.rotate_wait()
-    }
-
-    /// Where to start a file: its acknowledged position when the registry
-    /// knows this very file, the handed-over position when it is the copy of
-    /// a truncated file, else 0.
-    fn start_position(&self, key: FileKey, path: &std::path::Path, file: &std::fs::File) -> u64 {
-        let registry = &self.shared.registry;
-        let length = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let fingerprint = identity::fingerprint(file).unwrap_or(identity::Fingerprint { bytes: 0, crc: 0 });
-        let position = match registry.get(key) {
-            Some(entry) if identity::still_matches(file, entry.fingerprint).unwrap_or(false) => {
-                if entry.acked_position > length {
-                    tracing::warn!(file = %path.display(), position = entry.acked_position, size = length, "file shrank below its saved position (copytruncate); reading it from the start");
-                    0
-                } else {
-                    entry.acked_position
-                }
-            }
-            Some(_) => {
-                tracing::info!(file = %path.display(), "a different file now has this inode; reading it from the start");
-                0
-            }
-            None => {
-                let handovers = self.shared.handovers.lock();
-                match handovers
-                    .iter()
-                    .rev()
-                    .find(|h| h.fingerprint == fingerprint && h.position <= length)
-                {
-                    Some(handover) => {
-                        tracing::info!(file = %path.display(), position = handover.position, "copy of a truncated file; resuming where the original was read to");
-                        handover.position
-                    }
-                    None => 0,
-                }
-            }
-        };
-        self.copies_waiting.lock().remove(&key);
-        registry.set(
-            key,
-            Entry {
-                fingerprint,
-                acked_position: position,
-                path: path.to_path_buf(),
-            },
-        );
-        position
+        let saving = Arc::clone(&shared);
+        let _ = tokio::task::spawn_blocking(move || saving.checkpoint()).await;
     }
 }

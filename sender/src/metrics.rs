@@ -1,6 +1,7 @@
 //! The sender's Prometheus metrics, per watched file (labels `topic`, `file`):
 //! lines and bytes read and acknowledged, bytes behind (the file's size minus
-//! its acknowledged position), rejected lines and copytruncate restarts.
+//! its acknowledged position), rejected lines and copytruncate restarts;
+//! per topic, send errors and whether sending is blocked.
 //! Handles are registered once per file, so counting a line is an atomic add.
 
 use metrics::{counter, gauge, Counter, Gauge};
@@ -14,6 +15,8 @@ pub const BYTES_ACKED: &str = "relay_sender_bytes_acked_total";
 pub const BYTES_BEHIND: &str = "relay_sender_bytes_behind";
 pub const LINES_REJECTED: &str = "relay_sender_lines_rejected_total";
 pub const TRUNCATIONS: &str = "relay_sender_copytruncate_restarts_total";
+pub const SEND_ERRORS: &str = "relay_sender_send_errors_total";
+pub const SEND_BLOCKED: &str = "relay_sender_send_blocked";
 
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
@@ -36,6 +39,16 @@ pub fn describe() {
         TRUNCATIONS,
         Unit::Count,
         "Times a file was truncated or rewritten and read again from 0."
+    );
+    describe_counter!(
+        SEND_ERRORS,
+        Unit::Count,
+        "Sends that failed for a reason not about the line (retried; no line skipped), by topic."
+    );
+    describe_gauge!(
+        SEND_BLOCKED,
+        Unit::Count,
+        "1 while a topic's lines cannot be sent and are being retried, else 0."
     );
     describe_counter!(
         relay_client::producer::RETRIES_METRIC,
@@ -92,5 +105,23 @@ impl FileMetrics {
         let size = self.size_bytes.load(Ordering::Relaxed);
         let acked = self.acked_position.load(Ordering::Relaxed);
         self.bytes_behind.set(size.saturating_sub(acked) as f64);
+    }
+}
+
+/// A topic's send trouble: errors seen, and whether sending is blocked.
+pub struct TopicMetrics {
+    pub send_errors: Counter,
+    pub send_blocked: Gauge,
+}
+
+impl TopicMetrics {
+    pub fn new(topic: &str) -> Self {
+        let labels = [("topic", topic.to_owned())];
+        let metrics = Self {
+            send_errors: counter!(SEND_ERRORS, &labels),
+            send_blocked: gauge!(SEND_BLOCKED, &labels),
+        };
+        metrics.send_blocked.set(0.0);
+        metrics
     }
 }

@@ -6,7 +6,7 @@
 //! shared with `relay status`.
 
 use crate::error::{Result, SenderError};
-use crate::identity::{FileKey, Fingerprint};
+use crate::identity::{self, FileId, FileKey, Fingerprint};
 use parking_lot::Mutex;
 use relay_proto::durable_file::write_atomically;
 use relay_proto::registry::{self, Entries};
@@ -14,8 +14,15 @@ use std::path::{Path, PathBuf};
 
 pub use relay_proto::registry::{Entry, FILE_NAME};
 
+/// The lock file in a state directory: one sender per directory.
+pub const LOCK_FILE_NAME: &str = "lock";
+
 pub struct Registry {
     dir: PathBuf,
+    /// Held (locked) for the registry's life: two senders sharing a state
+    /// directory would overwrite each other's positions and read every file
+    /// twice under two identities.
+    _lock: std::fs::File,
     entries: Mutex<Entries>,
     dirty: Mutex<bool>,
 }
@@ -28,11 +35,16 @@ impl Registry {
             path: state_dir.to_owned(),
             source,
         })?;
-        let entries = registry::read(state_dir)?.unwrap_or_default();
+        let lock = lock(state_dir)?;
+        let entries = registry::read(state_dir, identity::new_file_id)?.unwrap_or_default();
+        // Saved again at the first checkpoint: a registry of an earlier
+        // version is upgraded in place (its files keep their positions).
+        let dirty = !entries.is_empty();
         Ok(Self {
             dir: state_dir.to_path_buf(),
+            _lock: lock,
             entries: Mutex::new(entries),
-            dirty: Mutex::new(false),
+            dirty: Mutex::new(dirty),
         })
     }
 
@@ -53,6 +65,28 @@ impl Registry {
             if let Some(fingerprint) = fingerprint {
                 entry.fingerprint = fingerprint;
             }
+            *self.dirty.lock() = true;
+        }
+    }
+
+    /// A file truncated in place holds new content under a new identity (its
+    /// old content's identity went to the copy): positions restart at 0.
+    /// Called in acknowledgement order, after the old content's last ack.
+    pub fn reset(&self, key: FileKey, file_id: FileId, fingerprint: Option<Fingerprint>) {
+        if let Some(entry) = self.entries.lock().get_mut(&key) {
+            entry.file_id = file_id;
+            entry.acked_position = 0;
+            if let Some(fingerprint) = fingerprint {
+                entry.fingerprint = fingerprint;
+            }
+            *self.dirty.lock() = true;
+        }
+    }
+
+    /// Records where a file is now, after a rename.
+    pub fn moved(&self, key: FileKey, path: &Path) {
+        if let Some(entry) = self.entries.lock().get_mut(&key) {
+            entry.path = path.to_owned();
             *self.dirty.lock() = true;
         }
     }
@@ -97,12 +131,34 @@ impl Registry {
     }
 }
 
+/// Takes the state directory's lock, or says who holds it.
+fn lock(state_dir: &Path) -> Result<std::fs::File> {
+    let path = state_dir.join(LOCK_FILE_NAME);
+    let io = |source| SenderError::StateDir {
+        path: path.clone(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SenderError::StateDirInUse {
+            path: state_dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(io(source)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn acknowledged_positions_survive_a_reopen_and_garbage_is_refused() {
+    fn acknowledged_positions_survive_a_reopen_and_a_second_sender_or_garbage_is_refused() {
         let dir = std::env::temp_dir().join(format!("relay-registry-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let registry = Registry::open(&dir).unwrap();
@@ -112,14 +168,22 @@ mod tests {
             Entry {
                 fingerprint: Fingerprint { bytes: 10, crc: 99 },
                 acked_position: 0,
+                file_id: FileId(42),
                 path: "/a b/c.log".into(),
             },
         );
         registry.acknowledge(key, 4711, None);
         registry.save().unwrap();
+        assert!(
+            matches!(Registry::open(&dir), Err(SenderError::StateDirInUse { .. })),
+            "a second registry on one state directory must be refused"
+        );
+        drop(registry);
         let reopened = Registry::open(&dir).unwrap();
         assert_eq!(reopened.get(key).unwrap().acked_position, 4711);
         assert_eq!(reopened.get(key).unwrap().path, PathBuf::from("/a b/c.log"));
+        assert_eq!(reopened.get(key).unwrap().file_id, FileId(42));
+        drop(reopened);
         std::fs::write(dir.join(FILE_NAME), "garbage").unwrap();
         assert!(matches!(Registry::open(&dir), Err(SenderError::Registry(_))));
         let _ = std::fs::remove_dir_all(&dir);

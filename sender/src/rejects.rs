@@ -7,8 +7,9 @@
 //! ```
 //!
 //! An over-long line is streamed in pieces as it is read, so it never has to
-//! fit in memory. A line that could not be delivered records only its
-//! position and the error: its bytes are still in the source file there.
+//! fit in memory. A line the broker refuses as too large is written whole.
+//! Nothing else ever lands here: a line that fails for any other reason is
+//! retried, never skipped.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -68,7 +69,8 @@ impl Rejects {
         self.streaming = !last;
     }
 
-    pub fn write_failure(&mut self, source: &Path, position: u64, reason: &str) {
+    /// A whole line the broker refused, with its bytes.
+    pub fn write_refused(&mut self, source: &Path, position: u64, line: &[u8], reason: &str) {
         let Some(file) = self.file() else { return };
         let reason = reason.replace('\n', " ");
         let result = writeln!(
@@ -76,6 +78,8 @@ impl Rejects {
             "# relay-reject file={} position={position} reason={reason}",
             source.display()
         )
+        .and_then(|()| file.write_all(line))
+        .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_data());
         if let Err(error) = result {
             tracing::error!(path = %self.path.display(), %error, "cannot write the rejects file");

@@ -11,7 +11,8 @@
 //! `line_bytes_max`), and the deliveries awaited (bounded by the channel and,
 //! across files, by the producer's byte budget).
 
-use super::identity::{self, FileKey, FINGERPRINT_BYTES_MAX};
+use super::delivery::{self, Outcome};
+use super::identity::{self, FileId, FileKey, Fingerprint, FINGERPRINT_BYTES_MAX};
 use super::lines::{LineSplitter, Piece};
 use super::metrics::FileMetrics;
 use super::SenderShared;
@@ -36,12 +37,21 @@ enum Ack {
     Line {
         end: u64,
         position: u64,
+        /// The line and its source, to send it again after a transient error.
+        line: Bytes,
+        file_id: Bytes,
         delivery: Delivery,
     },
     /// A line that went to the rejects file: the position moves past it.
     Skip { end: u64 },
-    /// The file was truncated or rewritten: positions restart at 0.
-    Reset,
+    /// The file grew past its fingerprint: a longer one, for its content now.
+    Fingerprint(Fingerprint),
+    /// The file was truncated or rewritten: new content, under a new
+    /// identity, from position 0.
+    Reset {
+        file_id: FileId,
+        fingerprint: Option<Fingerprint>,
+    },
 }
 
 pub struct Tail {
@@ -57,6 +67,8 @@ pub enum Finished {
     Stopped,
     Deleted,
     RotatedAway,
+    /// Idle and fully acknowledged, closed to make room under `open_files_max`.
+    Evicted,
 }
 
 pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receiver<bool>) -> (FileKey, Finished) {
@@ -71,20 +83,31 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
         counters.set_size(metadata.len());
     }
     let (acks, pending) = mpsc::channel(ACKS_IN_FLIGHT_MAX);
+    let path_text = Bytes::from(path.display().to_string());
     let ack_task = tokio::spawn(acknowledge(
         Arc::clone(&shared),
-        key,
-        path.clone(),
+        Source {
+            key,
+            path: path.clone(),
+            path_text: path_text.clone(),
+        },
         pending,
         Arc::clone(&counters),
+        stop.clone(),
     ));
+    // The tailer's own view of which content it reads; the registry learns
+    // changes through the acknowledgement queue, in file order, so a
+    // checkpoint never pairs new content with an old identity or position.
+    let entry = shared.registry.get(key);
+    let mut known: Option<Fingerprint> = entry.as_ref().map(|e| e.fingerprint);
+    let mut current_id: Option<FileId> = entry.map(|e| e.file_id);
+    let mut file_id = file_id_header(current_id);
     let mut position = start_position;
     let mut splitter = LineSplitter::new(position, shared.config.line_bytes_max);
     let mut pieces = Vec::new();
     let mut overlong_length = 0u64;
     let mut quiet_since: Option<Instant> = None;
-    let path_text = Bytes::from(path.display().to_string());
-    let finished = loop {
+    let finished = 'reading: loop {
         if *stop.borrow() {
             break Finished::Stopped;
         }
@@ -99,12 +122,12 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                 Bytes::new()
             }
         };
-        let known = shared.registry.get(key).map(|e| e.fingerprint);
         // A file rewritten under us (copytruncate with a fast writer) must not
         // be read from the old position: check its first bytes before using a chunk.
         let rewritten = known.is_some_and(|f| f.bytes > 0 && !identity::still_matches(&file, f).unwrap_or(true));
         if !chunk.is_empty() && !rewritten {
             quiet_since = None;
+            shared.idle.lock().remove(&key);
             position += chunk.len() as u64;
             shared.stats.bytes_read.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             counters.bytes_read.increment(chunk.len() as u64);
@@ -121,20 +144,30 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                         let end = line_position + line.len() as u64 + 1;
                         shared.stats.lines_read.fetch_add(1, Ordering::Relaxed);
                         counters.lines_read.increment(1);
-                        let record = record(&shared, &path_text, line_position, line);
-                        match shared.producer.send(record).await {
+                        let sent = delivery::send(
+                            &shared.producer,
+                            &shared.trouble,
+                            || record(&shared, &path_text, &file_id, line_position, line.clone()),
+                            &mut stop,
+                        )
+                        .await;
+                        match sent {
                             Ok(delivery) => Ack::Line {
                                 end,
                                 position: line_position,
+                                line,
+                                file_id: file_id.clone(),
                                 delivery,
                             },
-                            Err(error) => {
-                                shared
-                                    .rejects
-                                    .lock()
-                                    .write_failure(&path, line_position, &error.to_string());
+                            Err(Outcome::Refused(error)) => {
+                                refuse(&shared, &path, line_position, &line, &error, &counters);
                                 Ack::Skip { end }
                             }
+                            Err(Outcome::Fatal(error)) => {
+                                shared.fail(error);
+                                break 'reading Finished::Stopped;
+                            }
+                            Err(_) => break 'reading Finished::Stopped,
                         }
                     }
                     Piece::Overlong {
@@ -170,25 +203,32 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
             tracing::warn!(file = %path.display(), position, size = metadata.len(), "file truncated or rewritten (copytruncate); reading it again from the start");
             shared.stats.truncations.fetch_add(1, Ordering::Relaxed);
             counters.truncations.increment(1);
-            if let Some(old) = known {
+            if let (Some(old), Some(old_id)) = (known, current_id) {
                 let read_to = splitter.resume_position();
                 shared.hand_over(super::Handover {
                     fingerprint: old,
+                    file_id: old_id,
                     position: read_to,
                     at: Instant::now(),
                 });
             }
             position = 0;
             splitter = LineSplitter::new(0, shared.config.line_bytes_max);
-            if let Ok(fingerprint) = identity::fingerprint(&file) {
-                shared.registry.refresh_fingerprint(key, fingerprint);
-            }
-            let _ = acks.send(Ack::Reset).await;
+            let new_id = identity::new_file_id();
+            file_id = file_id_header(Some(new_id));
+            current_id = Some(new_id);
+            known = identity::fingerprint(&file).ok();
+            let reset = Ack::Reset {
+                file_id: new_id,
+                fingerprint: known,
+            };
+            let _ = acks.send(reset).await;
             continue;
         }
         if known.is_some_and(|f| f.bytes < FINGERPRINT_BYTES_MAX && metadata.len() > f.bytes) {
             if let Ok(fingerprint) = identity::fingerprint(&file) {
-                shared.registry.refresh_fingerprint(key, fingerprint);
+                known = Some(fingerprint);
+                let _ = acks.send(Ack::Fingerprint(fingerprint)).await;
             }
         }
         counters.set_size(metadata.len());
@@ -200,6 +240,15 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
         if !shared.is_watched(key) && quiet.elapsed() >= shared.config.rotate_wait() {
             break Finished::RotatedAway;
         }
+        let acknowledged = shared.registry.get(key).is_some_and(|e| e.acked_position == position);
+        if acknowledged && splitter.buffered_bytes() == 0 {
+            shared.idle.lock().entry(key).or_insert(quiet);
+            if shared.evict.lock().remove(&key) {
+                break Finished::Evicted;
+            }
+        } else {
+            shared.idle.lock().remove(&key);
+        }
         tokio::select! {
             _ = tokio::time::sleep(shared.config.poll_interval()) => {}
             _ = stop.changed() => {}
@@ -207,6 +256,8 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
     };
     drop(acks);
     let _ = ack_task.await;
+    shared.idle.lock().remove(&key);
+    shared.evict.lock().remove(&key);
     if splitter.buffered_bytes() > 0 && finished != Finished::Stopped {
         tracing::warn!(file = %path.display(), bytes = splitter.buffered_bytes(), "file closed with an unfinished last line; it is sent once completed");
     }
@@ -220,7 +271,12 @@ fn read_chunk(file: &File, position: u64) -> std::io::Result<Bytes> {
     Ok(Bytes::from(buffer))
 }
 
-fn record(shared: &SenderShared, path: &Bytes, position: u64, line: Bytes) -> ProducerRecord {
+fn file_id_header(file_id: Option<FileId>) -> Bytes {
+    Bytes::from(file_id.map_or_else(String::new, |id| id.to_string()))
+}
+
+/// The record of one line, with its source headers.
+fn record(shared: &SenderShared, path: &Bytes, file_id: &Bytes, position: u64, line: Bytes) -> ProducerRecord {
     let key = shared
         .config
         .key_field
@@ -233,6 +289,7 @@ fn record(shared: &SenderShared, path: &Bytes, position: u64, line: Bytes) -> Pr
         headers: vec![
             (source_headers::HEADER_HOST.to_owned(), Some(shared.host.clone())),
             (source_headers::HEADER_FILE.to_owned(), Some(path.clone())),
+            (source_headers::HEADER_FILE_ID.to_owned(), Some(file_id.clone())),
             (
                 source_headers::HEADER_POSITION.to_owned(),
                 Some(Bytes::from(position.to_string())),
@@ -242,35 +299,84 @@ fn record(shared: &SenderShared, path: &Bytes, position: u64, line: Bytes) -> Pr
     }
 }
 
-/// Moves the registry's position as deliveries complete, in file order.
-async fn acknowledge(
-    shared: Arc<SenderShared>,
+/// A line the broker refuses as such (larger than it accepts) goes to the
+/// rejects file with its bytes, so it can be replayed.
+fn refuse(
+    shared: &SenderShared,
+    path: &std::path::Path,
+    position: u64,
+    line: &[u8],
+    error: &relay_client::ClientError,
+    counters: &FileMetrics,
+) {
+    tracing::error!(file = %path.display(), position, %error, "the broker refuses this line; written with its bytes to the rejects file");
+    shared
+        .rejects
+        .lock()
+        .write_refused(path, position, line, &error.to_string());
+    shared.stats.lines_rejected.fetch_add(1, Ordering::Relaxed);
+    counters.lines_rejected.increment(1);
+}
+
+/// Which file an acknowledgement task serves.
+struct Source {
     key: FileKey,
     path: PathBuf,
+    path_text: Bytes,
+}
+
+/// Moves the registry's position as deliveries complete, in file order. A
+/// line whose delivery failed for a reason not about the line is sent again
+/// until it is acknowledged; the position waits for it. At a stop, a line
+/// still failing is left unacknowledged (sent again after the restart).
+async fn acknowledge(
+    shared: Arc<SenderShared>,
+    source: Source,
     mut pending: mpsc::Receiver<Ack>,
     counters: Arc<FileMetrics>,
+    mut stop: watch::Receiver<bool>,
 ) {
+    let Source { key, path, path_text } = source;
     while let Some(ack) = pending.recv().await {
         let acked = match ack {
             Ack::Line {
                 end,
                 position,
+                line,
+                file_id,
                 delivery,
-            } => match delivery.wait().await {
-                Ok(_) => {
-                    shared.stats.lines_acked.fetch_add(1, Ordering::Relaxed);
-                    counters.lines_acked.increment(1);
-                    end
+            } => {
+                let again = || record(&shared, &path_text, &file_id, position, line.clone());
+                match delivery::deliver(&shared.producer, &shared.trouble, again, delivery, &mut stop).await {
+                    Outcome::Acknowledged => {
+                        shared.stats.lines_acked.fetch_add(1, Ordering::Relaxed);
+                        counters.lines_acked.increment(1);
+                        end
+                    }
+                    Outcome::Refused(error) => {
+                        refuse(&shared, &path, position, &line, &error, &counters);
+                        end
+                    }
+                    Outcome::Fatal(error) => {
+                        shared.fail(error);
+                        return;
+                    }
+                    Outcome::Stopped => return,
                 }
-                Err(error) => {
-                    tracing::error!(file = %path.display(), position, %error, "line could not be delivered; recorded in the rejects file");
-                    shared.rejects.lock().write_failure(&path, position, &error.to_string());
-                    counters.lines_rejected.increment(1);
-                    end
-                }
-            },
+            }
             Ack::Skip { end } => end,
-            Ack::Reset => 0,
+            Ack::Fingerprint(fingerprint) => {
+                shared.registry.refresh_fingerprint(key, fingerprint);
+                continue;
+            }
+            Ack::Reset { file_id, fingerprint } => {
+                shared.registry.reset(key, file_id, fingerprint);
+                counters.set_acked(0);
+                // A handover is a checkpoint: the copy must find the old
+                // content's identity and the file its new one after a crash.
+                shared.checkpoint();
+                continue;
+            }
         };
         shared.registry.acknowledge(key, acked, None);
         counters.set_acked(acked);

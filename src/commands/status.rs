@@ -110,7 +110,8 @@ async fn look(admin: &Admin) -> Result<Snapshot, ClientError> {
 /// Sender files from a state directory: (file, size, acknowledged, behind);
 /// a file no longer at its path (rotated or deleted) has no size.
 fn sender_files(dir: &Path) -> Result<Vec<(String, Option<u64>, u64)>, String> {
-    let entries = registry::read(dir)
+    // Ids are not shown: a version 1 registry's files need none here.
+    let entries = registry::read(dir, || registry::FileId(0))
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{} holds no sender registry", dir.display()))?;
     let mut files = Vec::new();
@@ -279,6 +280,11 @@ fn render(
                             label(sample, "file"),
                             "",
                             ""
+                        ));
+                    } else if sample.name == relay_sender::metrics::SEND_BLOCKED && sample.value > 0.0 {
+                        problems.push(format!(
+                            "sender of topic {} at {address}: lines cannot be sent and are being retried (see its log); no line is skipped",
+                            label(sample, "topic")
                         ));
                     } else if sample.name == relay_loader::metrics::LAG {
                         let key = (

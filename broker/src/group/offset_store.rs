@@ -42,6 +42,9 @@ pub struct OffsetStore {
 impl OffsetStore {
     pub fn open(data_dir: &Path, base: &LogConfig, faults: FaultInjector) -> Result<Arc<Self>> {
         let config = LogConfig {
+            // A commit of many partitions, or a compaction batch of many
+            // groups, may pass a producer's 1 MiB; one segment is the bound.
+            message_bytes_max: OFFSETS_SEGMENT_BYTES as usize,
             segment_bytes: OFFSETS_SEGMENT_BYTES,
             retention_bytes: -1,
             retention_ms: -1,

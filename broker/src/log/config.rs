@@ -1,8 +1,10 @@
-//! Settings of one partition log: segment rolling, index spacing, retention
-//! and the durability policy. Read from the `[broker]` section (defaults) and
-//! per-topic overrides; every field has a default that matches Kafka's unless
-//! Relay's promise needs otherwise (fsync on every ack).
+//! Settings of one partition log: the largest batch it takes, segment
+//! rolling, index spacing, retention and the durability policy. Read from the
+//! `[broker]` section (defaults) and per-topic overrides; every field has a
+//! default that matches Kafka's unless Relay's promise needs otherwise (fsync
+//! on every ack).
 
+use relay_proto::batch::BATCH_BYTES_MAX;
 use serde::{Deserialize, Serialize};
 
 /// Largest allowed segment: positions in the offset index are u32 and Kafka
@@ -11,6 +13,23 @@ pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
 /// Smallest allowed segment: one maximal batch header plus a little data; tests
 /// use tiny segments to force rolls.
 pub const SEGMENT_BYTES_MIN: u64 = 128;
+/// Default largest batch (`message_bytes_max`): Apache Kafka's default
+/// `message.max.bytes`, 1 MiB (1,048,576) of batch plus the 12 bytes of log
+/// overhead (base offset and length) that Kafka counts in a batch's size, as
+/// this limit does. Relay's producer caps its batches at 1,000,000 bytes so
+/// they fit with room to spare.
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 1_048_588;
+/// Lowest `message_bytes_max` accepted: a batch header (61 bytes) and one
+/// small record; tests use tiny limits.
+pub const MESSAGE_BYTES_MAX_LOWEST: usize = 128;
+/// Highest `message_bytes_max` accepted: the largest batch the record-set
+/// parser takes at all (100 MiB, the default request limit).
+pub const MESSAGE_BYTES_MAX_HIGHEST: usize = BATCH_BYTES_MAX;
+const _: () = assert!(MESSAGE_BYTES_MAX_LOWEST <= MESSAGE_BYTES_MAX_DEFAULT);
+const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT <= MESSAGE_BYTES_MAX_HIGHEST);
+// Even a batch of the highest limit, alone in a new segment, keeps positions
+// inside the index's u32.
+const _: () = assert!((MESSAGE_BYTES_MAX_HIGHEST as u64) <= SEGMENT_BYTES_MAX);
 /// Largest preallocated index file: 10 MiB as in Kafka (`segment.index.bytes`),
 /// which holds 1,310,720 offset entries, i.e. one entry per 1,638 bytes of a
 /// full 2 GiB segment: far denser than the 4 KiB default interval needs.
@@ -34,7 +53,12 @@ pub enum FsyncPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// Roll to a new segment when the active one would exceed this size.
+    /// Largest batch accepted, its 12 bytes of log overhead included (Kafka's
+    /// `max.message.bytes`); a larger one is refused with MESSAGE_TOO_LARGE.
+    pub message_bytes_max: usize,
+    /// Roll to a new segment when the active one would exceed this size. A
+    /// batch larger than this (up to `message_bytes_max`) gets a segment of
+    /// its own.
     pub segment_bytes: u64,
     /// Roll to a new segment when the active one is older than this.
     pub segment_ms: u64,
@@ -54,6 +78,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
+            message_bytes_max: MESSAGE_BYTES_MAX_DEFAULT,
             segment_bytes: 1024 * 1024 * 1024,
             segment_ms: 7 * 24 * 3600 * 1000,
             index_interval_bytes: 4096,
@@ -69,6 +94,12 @@ impl Default for LogConfig {
 impl LogConfig {
     /// Checks relations between the settings; the message names the setting.
     pub fn validate(&self) -> Result<(), String> {
+        if !(MESSAGE_BYTES_MAX_LOWEST..=MESSAGE_BYTES_MAX_HIGHEST).contains(&self.message_bytes_max) {
+            return Err(format!(
+                "message_bytes_max = {} is outside {MESSAGE_BYTES_MAX_LOWEST}..={MESSAGE_BYTES_MAX_HIGHEST}",
+                self.message_bytes_max
+            ));
+        }
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
             return Err(format!(
                 "segment_bytes = {} is outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}",

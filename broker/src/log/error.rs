@@ -28,8 +28,14 @@ pub enum LogError {
     #[error("record set is empty")]
     EmptyRecordSet,
 
-    #[error("batch of {batch_bytes} bytes is larger than segment_bytes = {segment_bytes}")]
-    BatchLargerThanSegment { batch_bytes: usize, segment_bytes: u64 },
+    #[error(
+        "batch of {batch_bytes} bytes is larger than message_bytes_max = {message_bytes_max}; send smaller batches \
+         or raise the topic's message_bytes_max (Kafka: max.message.bytes)"
+    )]
+    BatchTooLarge {
+        batch_bytes: usize,
+        message_bytes_max: usize,
+    },
 
     #[error("partition {dir} refuses writes after a failed fsync ({reason}); restart the broker to recover it")]
     Poisoned { dir: PathBuf, reason: String },

@@ -173,7 +173,9 @@ impl Segment {
     }
 
     /// Whether `batch_bytes` more bytes ending at `last_offset` must go to a
-    /// new segment.
+    /// new segment. An empty segment never rolls: a batch larger than
+    /// `segment_bytes` rolls the segment before it and fills the new one
+    /// alone, and the batch after it rolls again on size.
     pub fn should_roll(&self, batch_bytes: usize, last_offset: i64, config: &LogConfig) -> bool {
         if self.is_empty() {
             return false;

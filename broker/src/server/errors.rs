@@ -13,7 +13,7 @@ pub fn log_error_code(error: &LogError) -> ResponseError {
         } => ResponseError::UnsupportedForMessageFormat,
         LogError::InvalidBatch { .. } => ResponseError::CorruptMessage,
         LogError::MultipleIdempotentBatches { .. } | LogError::EmptyRecordSet => ResponseError::InvalidRecord,
-        LogError::BatchLargerThanSegment { .. } => ResponseError::MessageTooLarge,
+        LogError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         LogError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,

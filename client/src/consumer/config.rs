@@ -14,6 +14,19 @@ pub struct ConsumerConfig {
     pub fetch_max_bytes: i32,
     pub partition_max_bytes: i32,
     pub commit_on_rebalance: bool,
+    /// Where a partition without a position starts: the group's committed
+    /// offset when it has one, or always the start position (a consumer that
+    /// keeps its positions elsewhere, like the loader in the warehouse).
+    pub resume: Resume,
+}
+
+/// Whether the broker's committed offsets say where partitions start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// The committed offset, else the start position (Kafka's behaviour).
+    FromCommitted,
+    /// Always the start position: committed offsets are only a mirror.
+    FromStartPosition,
 }
 
 impl ConsumerConfig {
@@ -28,6 +41,7 @@ impl ConsumerConfig {
             fetch_max_bytes: 50 * 1024 * 1024,
             partition_max_bytes: 1024 * 1024,
             commit_on_rebalance: true,
+            resume: Resume::FromCommitted,
         }
     }
 }

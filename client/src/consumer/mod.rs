@@ -23,7 +23,7 @@ mod group;
 pub use crate::assignor::range_assign;
 pub use crate::offsets::{commit_offsets, committed_offsets, list_offset};
 pub use crate::types::{StartPosition, TopicPartition};
-pub use config::ConsumerConfig;
+pub use config::{ConsumerConfig, Resume};
 
 use crate::cluster::Cluster;
 use crate::error::Result;
@@ -184,9 +184,11 @@ impl Consumer {
         if missing.is_empty() {
             return Ok(());
         }
-        let committed = match &self.membership {
-            Some(membership) => self.committed(&membership.group.clone(), &missing).await?,
-            None => HashMap::new(),
+        let committed = match (&self.membership, self.config.resume) {
+            (Some(membership), config::Resume::FromCommitted) => {
+                self.committed(&membership.group.clone(), &missing).await?
+            }
+            _ => HashMap::new(),
         };
         fetch::initialize(
             &self.cluster,

@@ -1,11 +1,12 @@
 //! A closed batch ([`Batch`]): its records, the identity and base sequence
-//! it was numbered with, and its encoding as one Kafka record batch (v2,
+//! it was numbered with, its encoding as one Kafka record batch (v2,
 //! compressed with the configured codec; byte layout in Kafka's
-//! `DefaultRecordBatch`, written by `kafka-protocol`). Never numbers or
-//! sends a batch: the worker does both.
+//! `DefaultRecordBatch`, written by `kafka-protocol`), and its split into two
+//! halves that share its sequence range ([`Batch::split`]). Never numbers a
+//! batch afresh or sends one: the worker does both.
 
 use super::record::Queued;
-use super::sequence::{record_sequence, Identity};
+use super::sequence::{record_sequence, sequence_after, Identity, Sequencer};
 use crate::error::{ClientError, Result};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
@@ -19,6 +20,43 @@ pub(super) struct Batch {
     pub records: Vec<Queued>,
     pub base_sequence: i32,
     pub identity: Identity,
+}
+
+impl Batch {
+    /// The batch in two halves, in order, for a broker that refused it as too
+    /// large (or an encoding over the cap). The halves keep the identity and
+    /// share out the batch's own sequence range: the first half starts at its
+    /// base sequence, the second where the first ends. That range is the
+    /// broker's next expected one (a refused batch is not written, and the
+    /// batches behind it fail with OUT_OF_ORDER_SEQUENCE_NUMBER and are sent
+    /// again after the halves), so the halves are new batches to the broker:
+    /// neither a duplicate of anything written nor a gap. Kafka's Java client
+    /// splits the same way (`ProducerBatch.split`).
+    pub fn split(mut self) -> (Batch, Batch) {
+        assert!(self.records.len() >= 2, "a batch of one record cannot be split");
+        let second_records = self.records.split_off(self.records.len() / 2);
+        let second = Batch {
+            base_sequence: sequence_after(self.base_sequence, self.records.len()),
+            identity: self.identity,
+            records: second_records,
+        };
+        (self, second)
+    }
+}
+
+/// Numbers `batches` again, in order, under `identity`: from where
+/// `sequencer` was rewound when that is the identity it counts in, from 0
+/// when the identity is new. The worker does this only to batches the broker
+/// has not written (see `worker`'s numbering invariant).
+pub(super) fn renumber<'a>(
+    batches: impl IntoIterator<Item = &'a mut Batch>,
+    sequencer: &mut Sequencer,
+    identity: Identity,
+) {
+    for batch in batches {
+        batch.identity = identity;
+        batch.base_sequence = sequencer.assign(identity, batch.records.len());
+    }
 }
 
 /// The batch as the records bytes of a Produce request's partition.
@@ -72,27 +110,41 @@ pub(super) fn record_offset(base_offset: i64, index: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::producer::record::ProducerRecord;
+    use crate::producer::record::{queued_for_test, ProducerRecord};
+    use crate::producer::sequence::SEQUENCE_NONE;
     use kafka_protocol::records::RecordBatchDecoder;
-    use std::sync::Arc;
-    use tokio::sync::{oneshot, Semaphore};
 
     fn queued(value: &'static str, timestamp_ms: i64) -> Queued {
-        let budget = Arc::new(Semaphore::new(1));
-        Queued {
-            record: ProducerRecord {
-                topic: "events".into(),
-                key: Some(Bytes::from_static(b"k")),
-                value: Some(Bytes::from_static(value.as_bytes())),
-                headers: vec![("h".into(), Some(Bytes::from_static(b"v")))],
-                ..ProducerRecord::default()
-            },
-            timestamp_ms,
-            bytes: 1,
-            delivery: oneshot::channel().0,
-            _permit: budget.try_acquire_owned().expect("one permit"),
+        let record = ProducerRecord {
+            topic: "events".into(),
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from_static(value.as_bytes())),
+            headers: vec![("h".into(), Some(Bytes::from_static(b"v")))],
+            ..ProducerRecord::default()
+        };
+        queued_for_test(record, timestamp_ms)
+    }
+
+    fn batch_of(values: &[&'static str], base_sequence: i32, identity: Identity) -> Batch {
+        Batch {
+            records: values.iter().map(|value| queued(value, 1_000)).collect(),
+            base_sequence,
+            identity,
         }
     }
+
+    fn values(batch: &Batch) -> Vec<&[u8]> {
+        batch
+            .records
+            .iter()
+            .map(|queued| queued.record.value.as_deref().unwrap())
+            .collect()
+    }
+
+    const PRODUCER: Identity = Identity {
+        producer_id: 9,
+        epoch: 2,
+    };
 
     #[test]
     fn encoded_batch_carries_identity_and_consecutive_sequences() {
@@ -125,5 +177,105 @@ mod tests {
         assert_eq!(record_offset(100, 0), 100);
         assert_eq!(record_offset(100, 3), 103);
         assert_eq!(record_offset(-1, 3), -1);
+    }
+
+    #[test]
+    fn split_halves_keep_order_identity_and_the_sequence_range() {
+        let (first, second) = batch_of(&["a", "b", "c", "d", "e"], 40, PRODUCER).split();
+        assert_eq!(values(&first), vec![&b"a"[..], b"b"]);
+        assert_eq!(values(&second), vec![&b"c"[..], b"d", b"e"]);
+        assert_eq!((first.base_sequence, first.identity), (40, PRODUCER));
+        assert_eq!((second.base_sequence, second.identity), (42, PRODUCER));
+    }
+
+    #[test]
+    fn split_second_half_wraps_its_sequence_like_the_broker() {
+        let (first, second) = batch_of(&["a", "b", "c", "d"], i32::MAX - 1, PRODUCER).split();
+        assert_eq!((first.base_sequence, second.base_sequence), (i32::MAX - 1, 0));
+    }
+
+    #[test]
+    fn split_without_a_producer_id_carries_no_sequence() {
+        let (first, second) = batch_of(&["a", "b"], SEQUENCE_NONE, Identity::NONE).split();
+        assert_eq!(
+            (first.base_sequence, second.base_sequence),
+            (SEQUENCE_NONE, SEQUENCE_NONE)
+        );
+        assert_eq!((first.records.len(), second.records.len()), (1, 1));
+    }
+
+    #[test]
+    fn split_halves_encode_as_the_records_of_the_whole_batch() {
+        let whole = batch_of(&["a", "b", "c"], 7, PRODUCER);
+        let mut bytes = encode(&whole, Compression::None, "events", 0).unwrap();
+        let whole_sequences: Vec<i32> = RecordBatchDecoder::decode(&mut bytes)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r.sequence)
+            .collect();
+        let (first, second) = whole.split();
+        let mut halves_sequences = Vec::new();
+        for half in [&first, &second] {
+            let mut bytes = encode(half, Compression::None, "events", 0).unwrap();
+            halves_sequences.extend(
+                RecordBatchDecoder::decode(&mut bytes)
+                    .unwrap()
+                    .records
+                    .iter()
+                    .map(|r| r.sequence),
+            );
+        }
+        assert_eq!(whole_sequences, vec![7, 8, 9]);
+        assert_eq!(halves_sequences, whole_sequences);
+    }
+
+    #[test]
+    #[should_panic(expected = "a batch of one record cannot be split")]
+    fn a_batch_of_one_record_is_never_split() {
+        let _ = batch_of(&["a"], 0, PRODUCER).split();
+    }
+
+    #[test]
+    fn batches_behind_a_refused_record_take_over_its_sequences_in_order() {
+        // Batches at 0 (2 records), 2 (the refused record), 3 (3) and 6 (1).
+        let mut sequencer = Sequencer::default();
+        let mut batches: Vec<Batch> = [2, 1, 3, 1]
+            .iter()
+            .map(|&count| {
+                let records = vec!["r"; count];
+                batch_of(&records, sequencer.assign(PRODUCER, count), PRODUCER)
+            })
+            .collect();
+        let refused = batches.remove(1);
+        sequencer.rewind(refused.identity, refused.base_sequence);
+        renumber(&mut batches[1..], &mut sequencer, PRODUCER);
+        let numbered: Vec<i32> = batches.iter().map(|b| b.base_sequence).collect();
+        assert_eq!(numbered, vec![0, 2, 5]);
+        assert_eq!(sequencer.assign(PRODUCER, 1), 6, "the next batch follows without a gap");
+    }
+
+    #[test]
+    fn after_an_epoch_bump_every_waiting_batch_is_numbered_from_zero_in_order() {
+        let mut sequencer = Sequencer::default();
+        let mut batches: Vec<Batch> = [4, 2, 3]
+            .iter()
+            .map(|&count| batch_of(&vec!["r"; count], sequencer.assign(PRODUCER, count + 10), PRODUCER))
+            .collect();
+        let bumped = Identity {
+            epoch: PRODUCER.epoch + 1,
+            ..PRODUCER
+        };
+        sequencer.rewind(PRODUCER, batches[0].base_sequence);
+        renumber(&mut batches, &mut sequencer, bumped);
+        let numbered: Vec<(i32, Identity)> = batches.iter().map(|b| (b.base_sequence, b.identity)).collect();
+        assert_eq!(numbered, vec![(0, bumped), (4, bumped), (6, bumped)]);
+        // A failed bump leaves the identity: the same numbers again.
+        sequencer.rewind(bumped, 0);
+        renumber(&mut batches, &mut sequencer, bumped);
+        assert_eq!(
+            batches.iter().map(|b| b.base_sequence).collect::<Vec<_>>(),
+            vec![0, 4, 6]
+        );
     }
 }

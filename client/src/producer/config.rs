@@ -4,9 +4,30 @@
 use kafka_protocol::records::Compression;
 use std::time::Duration;
 
+/// Apache Kafka's default `message.max.bytes`: 1 MiB (1,048,576) of record
+/// batch plus the 12 bytes of log overhead (base offset and length) in front
+/// of it, the largest batch a default broker (Relay's included) accepts.
+pub const KAFKA_MESSAGE_BYTES_MAX_DEFAULT: usize = 1_048_588;
+
+/// Default [`ProducerConfig::batch_bytes_max`]: 1,000,000 bytes, 48,588
+/// (4.6 %) under [`KAFKA_MESSAGE_BYTES_MAX_DEFAULT`], so every batch this
+/// producer closes fits a broker with Kafka's defaults. The cap counts the
+/// whole encoded batch (the 12 bytes of log overhead, the rest of the 61-byte
+/// header, every record's framing), so nothing is added on top of it: the
+/// margin is only a round number's, and room for a broker set a little
+/// below Kafka's default.
+pub const BATCH_BYTES_MAX_DEFAULT: usize = 1_000_000;
+const _: () = assert!(BATCH_BYTES_MAX_DEFAULT < KAFKA_MESSAGE_BYTES_MAX_DEFAULT);
+
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
     pub linger: Duration,
+    /// Largest encoded batch, header and record framing included (Kafka's
+    /// `batch.size`, here a hard cap): a record that would take a batch past
+    /// it closes the batch and starts the next; a record larger on its own
+    /// is sent alone. Keep it at most the broker's `message_bytes_max`
+    /// (Kafka's `max.message.bytes`); a batch the broker still refuses as too
+    /// large is split in two and sent again.
     pub batch_bytes_max: usize,
     pub compression: Compression,
     pub idempotent: bool,
@@ -24,7 +45,7 @@ impl Default for ProducerConfig {
     fn default() -> Self {
         Self {
             linger: Duration::from_millis(5),
-            batch_bytes_max: 1024 * 1024,
+            batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
             compression: Compression::None,
             idempotent: true,
             acks: -1,

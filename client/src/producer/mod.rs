@@ -1,15 +1,22 @@
 //! The producer: records are routed to a partition (explicit, murmur2 of the
 //! key, or round robin), gathered per partition into batches closed by size
-//! (`batch_bytes_max`) or age (`linger`), compressed, and sent by one task per
-//! partition with up to `in_flight_max` requests outstanding on the leader's
-//! connection.
+//! (`batch_bytes_max`, a hard cap on the encoded batch: only a record larger
+//! than it on its own makes a larger batch, of one) or age (`linger`),
+//! compressed, and sent by one task per partition with up to `in_flight_max`
+//! requests outstanding on the leader's connection.
 //!
 //! Idempotence (default): the producer gets an id from InitProducerId and
 //! numbers every record per partition; a failed batch is resent with the
 //! batches after it, in order and with the same sequences, so the broker
 //! de-duplicates what it already had and nothing is reordered. A real gap
 //! (OUT_OF_ORDER_SEQUENCE_NUMBER or UNKNOWN_PRODUCER_ID on the oldest batch)
-//! bumps the epoch and renumbers from 0. Retries go on with capped backoff
+//! bumps the epoch and renumbers every waiting batch from 0, in order. A
+//! batch of several records refused as too large (MESSAGE_TOO_LARGE,
+//! RECORD_LIST_TOO_LARGE) is split in two halves that share its sequence
+//! range and are sent in its place; a single record refused so fails with
+//! [`ClientError::is_record_too_large`], and the batches behind it take over
+//! its sequences (no epoch bump).
+//! Retries go on with capped backoff
 //! until `delivery_timeout` (forever when `None`), logging state changes, not
 //! every retry. Memory is bounded by `buffer_bytes_max`: `send` waits.
 //!
@@ -21,20 +28,24 @@
 //! - `config`: [`ProducerConfig`] and codec names.
 //! - `record`: [`ProducerRecord`], [`Delivery`], [`RecordMetadata`].
 //! - `worker`: one partition's batching, in-flight requests and retries.
+//! - `open_batch`: the batch being filled, and the size rule that closes it.
+//! - `batch_size`: the encoded size of a batch, counted as it fills.
 //! - `retry`: the retry policy as pure decisions.
-//! - `batch`: a closed batch and its encoding.
+//! - `batch`: a closed batch, its encoding and its split in two.
 //! - `sequence`: producer id, epoch and per-partition sequences.
 //! - `shared`: the state every worker shares (identity, unresolved count).
 
 mod batch;
+mod batch_size;
 mod config;
+mod open_batch;
 mod record;
 mod retry;
 mod sequence;
 mod shared;
 mod worker;
 
-pub use config::{parse_compression, ProducerConfig};
+pub use config::{parse_compression, ProducerConfig, BATCH_BYTES_MAX_DEFAULT, KAFKA_MESSAGE_BYTES_MAX_DEFAULT};
 pub use record::{Delivery, ProducerRecord, RecordMetadata};
 pub use retry::RETRIES_METRIC;
 
@@ -103,7 +114,6 @@ impl Producer {
         let queued = Queued {
             record,
             timestamp_ms,
-            bytes,
             delivery,
             _permit: permit,
         };

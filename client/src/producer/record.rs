@@ -45,7 +45,18 @@ impl Delivery {
 pub(super) struct Queued {
     pub record: ProducerRecord,
     pub timestamp_ms: i64,
-    pub bytes: usize,
     pub delivery: oneshot::Sender<Result<RecordMetadata>>,
     pub _permit: OwnedSemaphorePermit,
+}
+
+/// A queued record for unit tests: its own budget permit, a dropped answer channel.
+#[cfg(test)]
+pub(super) fn queued_for_test(record: ProducerRecord, timestamp_ms: i64) -> Queued {
+    let budget = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+    Queued {
+        record,
+        timestamp_ms,
+        delivery: oneshot::channel().0,
+        _permit: budget.try_acquire_owned().expect("one permit"),
+    }
 }

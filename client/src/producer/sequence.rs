@@ -7,8 +7,11 @@
 //! id or the epoch changes, and it wraps from `i32::MAX` to 0 as Kafka's
 //! does. Without a producer id (no idempotence) batches carry sequence -1.
 //! This module never talks to a broker and never renumbers a batch by
-//! itself: a retried batch keeps its numbers, and only the worker decides to
-//! number a batch again (after an epoch bump).
+//! itself: a retried batch keeps its numbers, a batch split in two after
+//! MESSAGE_TOO_LARGE hands its own range to its halves ([`sequence_after`]),
+//! and only the worker decides to number batches again ([`Sequencer::rewind`]:
+//! after an epoch bump, or to take back the range of a record refused as too
+//! large).
 
 /// A producer id and epoch, as InitProducerId answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +50,32 @@ impl Sequencer {
             return SEQUENCE_NONE;
         }
         let base_sequence = self.next_sequence;
-        self.next_sequence = ((i64::from(base_sequence) + record_count as i64) % (i64::from(i32::MAX) + 1)) as i32;
+        self.next_sequence = sequence_after(base_sequence, record_count);
         base_sequence
     }
+
+    /// The identity the last batch was numbered in.
+    pub fn numbered_in(&self) -> Option<Identity> {
+        self.numbered_in
+    }
+
+    /// Makes `next_sequence` the next base sequence under `identity`: the
+    /// worker takes back sequences the broker never wrote, or numbers its
+    /// queue again from where it starts.
+    pub fn rewind(&mut self, identity: Identity, next_sequence: i32) {
+        self.numbered_in = Some(identity);
+        self.next_sequence = next_sequence;
+    }
+}
+
+/// The base sequence of the batch that follows `record_count` records
+/// numbered from `base_sequence`, wrapping from `i32::MAX` to 0 as Kafka's
+/// broker counts. Without a producer id it stays [`SEQUENCE_NONE`].
+pub(super) fn sequence_after(base_sequence: i32, record_count: usize) -> i32 {
+    if base_sequence == SEQUENCE_NONE {
+        return SEQUENCE_NONE;
+    }
+    ((i64::from(base_sequence) + record_count as i64) % (i64::from(i32::MAX) + 1)) as i32
 }
 
 /// The sequence of the record `index` places after a batch's first.
@@ -105,6 +131,23 @@ mod tests {
     }
 
     #[test]
+    fn rewind_hands_the_same_sequences_out_again() {
+        let mut sequencer = Sequencer::default();
+        assert_eq!(sequencer.assign(FIRST, 4), 0);
+        assert_eq!(sequencer.assign(FIRST, 1), 4);
+        assert_eq!(sequencer.assign(FIRST, 3), 5);
+        // The batch at 4 was never written: the batch behind it takes 4.
+        sequencer.rewind(FIRST, 4);
+        assert_eq!(sequencer.numbered_in(), Some(FIRST));
+        assert_eq!(sequencer.assign(FIRST, 3), 4);
+        assert_eq!(sequencer.assign(FIRST, 1), 7);
+        // Rewound to an old identity, a new one still starts at 0.
+        sequencer.rewind(FIRST, 4);
+        let bumped = Identity { epoch: 1, ..FIRST };
+        assert_eq!(sequencer.assign(bumped, 3), 0);
+    }
+
+    #[test]
     fn new_producer_id_numbers_from_zero_again() {
         let mut sequencer = Sequencer::default();
         assert_eq!(sequencer.assign(FIRST, 10), 0);
@@ -123,6 +166,14 @@ mod tests {
         assert_eq!(sequencer.assign(Identity::NONE, 5), -1);
         assert_eq!(sequencer.assign(FIRST, 2), 0);
         assert_eq!(sequencer.assign(FIRST, 2), 2);
+    }
+
+    #[test]
+    fn sequence_after_a_range_wraps_to_zero_and_none_stays_none() {
+        assert_eq!(sequence_after(0, 3), 3);
+        assert_eq!(sequence_after(i32::MAX - 1, 2), 0);
+        assert_eq!(sequence_after(i32::MAX, 4), 3);
+        assert_eq!(sequence_after(SEQUENCE_NONE, 4), SEQUENCE_NONE);
     }
 
     #[test]

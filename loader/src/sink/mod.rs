@@ -4,6 +4,11 @@
 //! previous value. A loader that lost its partitions finds the offset moved,
 //! gets [`SinkError::Fenced`], and its transaction rolls back.
 //!
+//! A warehouse error is either an outage ([`SinkError::Unavailable`]: try
+//! the same batch again) or about the data ([`SinkError::Refused`]: the
+//! loader isolates the rows at fault with [`Sink::probe`] and rejects them);
+//! a table that does not fit the configuration is [`SinkError::Setup`].
+//!
 //! Tables (`proto-spec/LOADER.md`): the target table with a unique index on
 //! `dedup_key`; `relay_offsets(group_id, topic, partition, next_offset,
 //! updated_at)`; `relay_rejects(target_table, group_id, topic, partition,
@@ -41,8 +46,16 @@ pub enum SinkError {
         partition: i32,
         expected: Option<i64>,
     },
+    /// The warehouse is down or busy (connection lost, `08`/`53`/`57P`
+    /// classes, serialization failures, SQLite BUSY/IOERR/FULL): the same
+    /// batch is tried again.
     #[error("warehouse unavailable: {0}")]
     Unavailable(String),
+    /// The warehouse refused the data of a row (`22`/`23` classes, a value
+    /// too large for an index, SQLite CONSTRAINT/MISMATCH/TOOBIG): the rows
+    /// at fault go to relay_rejects and the rest load.
+    #[error("warehouse refused a row: {0}")]
+    Refused(String),
     #[error("warehouse setup: {0}")]
     Setup(String),
 }
@@ -85,6 +98,15 @@ impl Sink {
         match self {
             Self::Sqlite(sink) => sink.write(group, batch).await,
             Self::Postgres(sink) => sink.write(group, batch).await,
+        }
+    }
+
+    /// Writes `rows` into the target table in a transaction that is always
+    /// rolled back: whether the warehouse would take them, and why not.
+    pub async fn probe(&mut self, rows: Vec<Row>) -> Result<()> {
+        match self {
+            Self::Sqlite(sink) => sink.probe(rows).await,
+            Self::Postgres(sink) => sink.probe(rows).await,
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use super::{column_names, column_types, Batch, Result, SinkError, StoredOffsets};
 use crate::config::{ColumnType, LoaderConfig};
-use crate::transform::Value;
+use crate::transform::{Row, Value};
 use bytes::BytesMut;
 use postgres_types::{IsNull, ToSql, Type};
 use std::sync::Arc;
@@ -35,6 +35,25 @@ fn unavailable(error: tokio_postgres::Error) -> SinkError {
     SinkError::Unavailable(describe(&error))
 }
 
+/// What an error while writing rows means, by SQLSTATE class: the data of a
+/// row (`22` data exception, `23` integrity, `42804` datatype mismatch,
+/// `54000` a value too large for an index), the table (`42` otherwise:
+/// undefined table or column, privilege), or an outage (everything else:
+/// connection loss, `08`, `53`, `57P`, `40001`, `40P01`, errors without a
+/// server answer).
+fn classify(error: tokio_postgres::Error) -> SinkError {
+    let Some(code) = error.code().map(|code| code.code().to_owned()) else {
+        return unavailable(error);
+    };
+    let message = describe(&error);
+    match code.as_str() {
+        "42804" | "54000" => SinkError::Refused(message),
+        code if code.starts_with("22") || code.starts_with("23") => SinkError::Refused(message),
+        code if code.starts_with("42") => SinkError::Setup(message),
+        _ => SinkError::Unavailable(message),
+    }
+}
+
 /// Why one way of writing a batch failed.
 enum Failure {
     /// A direct COPY met a `dedup_key` already loaded (unique violation).
@@ -57,11 +76,17 @@ impl Failure {
     }
 }
 
+/// A COPY into the target that meets an already-loaded `dedup_key` falls
+/// back to the staged path; other unique violations are the row's data.
 fn copy_failure(error: tokio_postgres::Error) -> Failure {
-    if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+    let on_dedup_key = error
+        .as_db_error()
+        .and_then(|db| db.constraint())
+        .is_some_and(|constraint| constraint.ends_with("_dedup_key"));
+    if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) && on_dedup_key {
         Failure::Duplicate
     } else {
-        Failure::Sink(unavailable(error))
+        Failure::Sink(classify(error))
     }
 }
 
@@ -136,19 +161,28 @@ impl PostgresSink {
             types,
         };
         let client = sink.connect().await?;
-        if config.create_table {
-            let table = &config.table;
+        let table = &config.table;
+        let user_table = if config.create_table {
             let columns: Vec<String> = column_types(config)
                 .iter()
                 .map(|(name, ty)| format!("{name} {}", ty.postgres()))
                 .collect();
-            client
-                .batch_execute(&format!(
-                    "BEGIN;
-                     SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY});
-                     CREATE TABLE IF NOT EXISTS {table} ({}{}dedup_key text NOT NULL);
-                     CREATE UNIQUE INDEX IF NOT EXISTS {table}_dedup_key ON {table} (dedup_key);
-                     CREATE TABLE IF NOT EXISTS relay_offsets (
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} ({}{}dedup_key text NOT NULL);
+                 CREATE UNIQUE INDEX IF NOT EXISTS {table}_dedup_key ON {table} (dedup_key);",
+                columns.join(", "),
+                if columns.is_empty() { "" } else { ", " },
+            )
+        } else {
+            String::new()
+        };
+        // Relay's own tables exist whatever create_table says: they are not the user's.
+        client
+            .batch_execute(&format!(
+                "BEGIN;
+                 SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY});
+                 {user_table}
+                 CREATE TABLE IF NOT EXISTS relay_offsets (
                          group_id text NOT NULL, topic text NOT NULL, partition integer NOT NULL,
                          next_offset bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),
                          PRIMARY KEY (group_id, topic, partition));
@@ -157,13 +191,10 @@ impl PostgresSink {
                          partition integer NOT NULL, \"offset\" bigint NOT NULL, raw bytea NOT NULL,
                          error text NOT NULL, rejected_at timestamptz NOT NULL DEFAULT now(),
                          UNIQUE (target_table, topic, partition, \"offset\"));
-                     COMMIT;",
-                    columns.join(", "),
-                    if columns.is_empty() { "" } else { ", " },
-                ))
-                .await
-                .map_err(|e| SinkError::Setup(format!("creating tables: {}", describe(&e))))?;
-        }
+                 COMMIT;"
+            ))
+            .await
+            .map_err(|e| SinkError::Setup(format!("creating tables: {}", describe(&e))))?;
         sink.client = Some(client);
         sink.prepare_session().await?;
         Ok(sink)
@@ -217,6 +248,38 @@ impl PostgresSink {
             .collect())
     }
 
+    /// COPYs `rows` into the staging table and inserts them into the target
+    /// (every constraint checked), then rolls back.
+    pub async fn probe(&mut self, rows: Vec<Row>) -> Result<()> {
+        let table = self.config.table.clone();
+        let names = column_names(&self.config).join(", ");
+        let types = self.types.clone();
+        let client = self.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let sink = transaction
+            .copy_in(&format!(
+                "COPY relay_stage_{table} ({names}) FROM STDIN (FORMAT binary)"
+            ))
+            .await
+            .map_err(unavailable)?;
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        tokio::pin!(writer);
+        for row in &rows {
+            let mut values: Vec<&(dyn ToSql + Sync)> = row.values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+            values.push(&row.dedup_key);
+            writer.as_mut().write(&values).await.map_err(classify)?;
+        }
+        writer.finish().await.map_err(classify)?;
+        transaction
+            .execute(
+                &format!("INSERT INTO {table} ({names}) SELECT {names} FROM relay_stage_{table} ON CONFLICT (dedup_key) DO NOTHING"),
+                &[],
+            )
+            .await
+            .map_err(classify)?;
+        transaction.rollback().await.map_err(unavailable)
+    }
+
     pub async fn write(&mut self, group: &str, batch: &Arc<Batch>) -> Result<()> {
         match self.write_as(group, batch, Path::Direct).await {
             Err(Failure::Duplicate) => {
@@ -259,7 +322,7 @@ impl PostgresSink {
                         &[],
                     )
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(classify)?;
             }
             for reject in &batch.rejects {
                 transaction

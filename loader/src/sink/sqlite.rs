@@ -5,7 +5,7 @@
 
 use super::{column_names, column_types, Batch, Result, SinkError, StoredOffsets};
 use crate::config::LoaderConfig;
-use crate::transform::Value;
+use crate::transform::{Row, Value};
 use relay_client::time::format_rfc3339_micros;
 use rusqlite::types::{ToSqlOutput, Value as SqlValue};
 use rusqlite::{params, Connection, ToSql};
@@ -19,6 +19,21 @@ pub struct SqliteSink {
 
 fn unavailable(error: rusqlite::Error) -> SinkError {
     SinkError::Unavailable(error.to_string())
+}
+
+/// What a failed row insert means: the row's data (CONSTRAINT: NOT NULL,
+/// CHECK, a unique index other than dedup_key's; MISMATCH; TOOBIG), the
+/// table itself (SQLITE_ERROR: no such table or column), or an outage
+/// (BUSY, LOCKED, IOERR, FULL, NOMEM, …: the same batch is tried again).
+fn classify(error: rusqlite::Error) -> SinkError {
+    use rusqlite::ErrorCode;
+    match error.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation | ErrorCode::TypeMismatch | ErrorCode::TooBig) => {
+            SinkError::Refused(error.to_string())
+        }
+        Some(ErrorCode::Unknown) => SinkError::Setup(error.to_string()),
+        _ => SinkError::Unavailable(error.to_string()),
+    }
 }
 
 impl ToSql for Value {
@@ -69,8 +84,16 @@ impl SqliteSink {
             connection
                 .execute_batch(&format!(
                     "CREATE TABLE IF NOT EXISTS {table} ({}{}dedup_key TEXT NOT NULL);
-                     CREATE UNIQUE INDEX IF NOT EXISTS {table}_dedup_key ON {table} (dedup_key);
-                     CREATE TABLE IF NOT EXISTS relay_offsets (
+                     CREATE UNIQUE INDEX IF NOT EXISTS {table}_dedup_key ON {table} (dedup_key);",
+                    columns.join(", "),
+                    if columns.is_empty() { "" } else { ", " },
+                ))
+                .map_err(setup)?;
+        }
+        // Relay's own tables exist whatever create_table says: they are not the user's.
+        connection
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS relay_offsets (
                          group_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
                          next_offset INTEGER NOT NULL, updated_at TEXT NOT NULL,
                          PRIMARY KEY (group_id, topic, partition));
@@ -79,11 +102,8 @@ impl SqliteSink {
                          partition INTEGER NOT NULL, \"offset\" INTEGER NOT NULL, raw BLOB NOT NULL,
                          error TEXT NOT NULL, rejected_at TEXT NOT NULL,
                          UNIQUE (target_table, topic, partition, \"offset\"));",
-                    columns.join(", "),
-                    if columns.is_empty() { "" } else { ", " },
-                ))
-                .map_err(setup)?;
-        }
+            )
+            .map_err(setup)?;
         let names = column_names(config);
         let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
         let insert_row = format!(
@@ -119,6 +139,24 @@ impl SqliteSink {
         .expect("offsets task")
     }
 
+    pub async fn probe(&mut self, rows: Vec<Row>) -> Result<()> {
+        let (connection, insert_row) = (Arc::clone(&self.connection), self.insert_row.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().expect("sqlite lock");
+            let transaction = connection.transaction().map_err(unavailable)?;
+            let mut insert = transaction.prepare_cached(&insert_row).map_err(unavailable)?;
+            for row in &rows {
+                let mut values: Vec<&dyn ToSql> = row.values.iter().map(|v| v as &dyn ToSql).collect();
+                values.push(&row.dedup_key);
+                insert.execute(values.as_slice()).map_err(classify)?;
+            }
+            Ok(())
+            // Dropping the transaction rolls it back.
+        })
+        .await
+        .expect("probe task")
+    }
+
     pub async fn write(&mut self, group: &str, batch: &Arc<Batch>) -> Result<()> {
         let (connection, batch) = (Arc::clone(&self.connection), Arc::clone(batch));
         let (group, insert_row, table) = (group.to_owned(), self.insert_row.clone(), self.table.clone());
@@ -146,7 +184,7 @@ fn write_blocking(
         for row in &batch.rows {
             let mut values: Vec<&dyn ToSql> = row.values.iter().map(|v| v as &dyn ToSql).collect();
             values.push(&row.dedup_key);
-            insert.execute(values.as_slice()).map_err(unavailable)?;
+            insert.execute(values.as_slice()).map_err(classify)?;
         }
         let now = format_rfc3339_micros(relay_proto::clock::now_micros());
         let mut reject = transaction

@@ -1,9 +1,18 @@
 //! The append path of a partition log: every batch of a record set is
-//! validated (header, CRC-32C, size) before anything is written, idempotent
-//! retries are answered with their original offsets, and the rest are written
-//! with their base offsets patched in, rolling to a new segment when the
-//! active one must roll (size, age, offset range, full indexes). Nothing is
-//! decompressed. Waiting for durability is [`super::durability`]'s.
+//! validated (header, CRC-32C) before anything is written, idempotent
+//! retries are answered with their original offsets, a batch larger than
+//! `message_bytes_max` is refused, and the rest are written with their base
+//! offsets patched in, rolling to a new segment when the active one must roll
+//! (size, age, offset range, full indexes). A batch larger than
+//! `segment_bytes` is not refused: the segment before it rolls, it fills a
+//! segment of its own, and the next batch rolls again (Kafka does the same).
+//! Nothing is decompressed. Waiting for durability is
+//! [`super::durability`]'s.
+//!
+//! Order of the checks on an idempotent batch: a retry of a batch already in
+//! the log is answered as a duplicate whatever its size (so a limit lowered
+//! between a write and its retry cannot turn the retry into a split, and the
+//! split into a second copy), then the size, then the sequence.
 //!
 //! Locks: the write, and a roll's fsync of the segment it seals, happen under
 //! `state`; `sync` is taken inside it only briefly (to refuse writes to a
@@ -18,6 +27,14 @@ use crate::log::producer_state::SequenceCheck;
 use crate::log::segment::Segment;
 use relay_proto::batch::patch_base_offset;
 use relay_proto::{BatchHeader, RecordBatches};
+
+/// What validating a record set found out.
+struct Validated {
+    /// The set is one batch with a producer id.
+    idempotent: bool,
+    /// Bytes of its largest batch, log overhead included.
+    largest_batch_bytes: usize,
+}
 
 /// Result of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,19 +63,29 @@ impl PartitionLog {
     /// concurrently, so one connection's requests keep their order while
     /// their fsyncs overlap.
     pub fn append_unsynced(&self, records: &mut [u8]) -> Result<AppendInfo> {
-        let idempotent = self.validate(records)?;
+        let validated = self.validate(records)?;
         let mut state = self.state.lock();
         self.check_writable(&state)?;
-        if idempotent {
+        let sequence = validated.idempotent.then(|| {
             let header = BatchHeader::parse(records).expect("validated").expect("whole");
-            if let SequenceCheck::Duplicate(original) = state.producers.check(&header)? {
-                return Ok(AppendInfo {
-                    base_offset: original.first_offset,
-                    last_offset: original.last_offset,
-                    duplicate: true,
-                    log_start_offset: state.log_start_offset(),
-                });
-            }
+            state.producers.check(&header)
+        });
+        if let Some(Ok(SequenceCheck::Duplicate(original))) = sequence {
+            return Ok(AppendInfo {
+                base_offset: original.first_offset,
+                last_offset: original.last_offset,
+                duplicate: true,
+                log_start_offset: state.log_start_offset(),
+            });
+        }
+        if validated.largest_batch_bytes > self.config.message_bytes_max {
+            return Err(LogError::BatchTooLarge {
+                batch_bytes: validated.largest_batch_bytes,
+                message_bytes_max: self.config.message_bytes_max,
+            });
+        }
+        if let Some(Err(error)) = sequence {
+            return Err(error);
         }
         self.write_batches(&mut state, records)
     }
@@ -69,10 +96,11 @@ impl PartitionLog {
         self.after_append(info.last_offset)
     }
 
-    /// Checks every batch; returns whether the set is one idempotent batch.
-    fn validate(&self, records: &[u8]) -> Result<bool> {
+    /// Checks every batch's header and CRC, and how the set is made up.
+    fn validate(&self, records: &[u8]) -> Result<Validated> {
         let mut batch_count = 0;
         let mut idempotent = false;
+        let mut largest_batch_bytes = 0;
         let mut batches = RecordBatches::new(records);
         loop {
             let position = batches.position();
@@ -81,20 +109,21 @@ impl PartitionLog {
                 Some(Err(source)) => return Err(LogError::InvalidBatch { position, source }),
                 Some(Ok((_, header, _))) => header,
             };
-            if header.total_bytes() as u64 > self.config.segment_bytes {
-                return Err(LogError::BatchLargerThanSegment {
-                    batch_bytes: header.total_bytes(),
-                    segment_bytes: self.config.segment_bytes,
-                });
-            }
             batch_count += 1;
             idempotent |= header.has_producer_id();
+            largest_batch_bytes = largest_batch_bytes.max(header.total_bytes());
         }
         match batch_count {
             0 => Err(LogError::EmptyRecordSet),
-            1 => Ok(idempotent),
+            1 => Ok(Validated {
+                idempotent,
+                largest_batch_bytes,
+            }),
             batch_count if idempotent => Err(LogError::MultipleIdempotentBatches { batch_count }),
-            _ => Ok(false),
+            _ => Ok(Validated {
+                idempotent: false,
+                largest_batch_bytes,
+            }),
         }
     }
 

@@ -1,0 +1,208 @@
+//! The encoded size of a batch while it fills ([`BatchSize`]), so that a
+//! partition worker can close a batch before a record would take it past
+//! `ProducerConfig::batch_bytes_max`. It counts Kafka's record batch v2
+//! (`proto-spec/STORAGE.md`, "Record batch v2"): the 61-byte header, then per
+//! record a varint length, attributes (1 byte), a varlong timestamp delta, a
+//! varint offset delta, key, value and headers, uncompressed. It never
+//! encodes anything ([`super::batch::encode`] does) and never undercounts
+//! what that encoding writes without compression.
+//!
+//! The count is exact but where it must guess ahead: every record's
+//! timestamp delta is counted at the width of the batch's whole timestamp
+//! span (the encoder measures deltas from the smallest timestamp, which a
+//! later record can lower), and its length prefix as if that delta took the
+//! widest varlong. Both only overcount, and only when timestamps spread over
+//! more than 63 ms or a record's length sits just under a varint boundary.
+
+use super::record::ProducerRecord;
+use relay_proto::batch::HEADER_BYTES;
+use relay_proto::varint::VARLONG_BYTES_MAX;
+
+/// What a batch's records add up to, encoded.
+#[derive(Debug, Default, Clone)]
+pub(super) struct BatchSize {
+    records: usize,
+    /// Every record's bytes but its timestamp delta.
+    records_bytes: usize,
+    /// The smallest and largest timestamp, once a record is in.
+    timestamps: Option<(i64, i64)>,
+}
+
+impl BatchSize {
+    /// The encoded batch's bytes; 0 while it has no record.
+    pub fn bytes(&self) -> usize {
+        self.clone().total()
+    }
+
+    /// What [`BatchSize::bytes`] would be with `record` added.
+    pub fn bytes_with(&self, record: &ProducerRecord, timestamp_ms: i64) -> usize {
+        let mut added = self.clone();
+        added.add(record, timestamp_ms);
+        added.total()
+    }
+
+    /// Counts `record`, the next record of the batch.
+    pub fn add(&mut self, record: &ProducerRecord, timestamp_ms: i64) {
+        self.records_bytes += record_bytes_without_timestamp(record, self.records);
+        self.records += 1;
+        self.timestamps = Some(match self.timestamps {
+            None => (timestamp_ms, timestamp_ms),
+            Some((min, max)) => (min.min(timestamp_ms), max.max(timestamp_ms)),
+        });
+    }
+
+    fn total(self) -> usize {
+        let Some((min, max)) = self.timestamps else {
+            return 0;
+        };
+        HEADER_BYTES + self.records_bytes + self.records * varlong_bytes(max.saturating_sub(min))
+    }
+}
+
+/// A record's encoded bytes but its timestamp delta, at offset delta
+/// `offset_delta`; its length prefix is counted for the widest delta.
+fn record_bytes_without_timestamp(record: &ProducerRecord, offset_delta: usize) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(key, value)| varlong_bytes(key.len() as i64) + key.len() + nullable_bytes(value.as_deref()))
+        .sum();
+    let body = 1 // attributes
+        + varlong_bytes(offset_delta as i64)
+        + nullable_bytes(record.key.as_deref())
+        + nullable_bytes(record.value.as_deref())
+        + varlong_bytes(record.headers.len() as i64)
+        + headers;
+    varlong_bytes((body + VARLONG_BYTES_MAX) as i64) + body
+}
+
+/// A length-prefixed byte string, or the prefix −1 alone for null.
+fn nullable_bytes(bytes: Option<&[u8]>) -> usize {
+    match bytes {
+        None => varlong_bytes(-1),
+        Some(bytes) => varlong_bytes(bytes.len() as i64) + bytes.len(),
+    }
+}
+
+/// Bytes of the zig-zag varint encoding of `value`: 7 bits a byte, and at
+/// least one byte (for 0).
+fn varlong_bytes(value: i64) -> usize {
+    let zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    let bits = 64 - (zigzag | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::producer::batch::{encode, Batch};
+    use crate::producer::record::queued_for_test;
+    use crate::producer::sequence::Identity;
+    use bytes::Bytes;
+    use kafka_protocol::records::Compression;
+    use proptest::prelude::*;
+
+    fn record(key: Option<&[u8]>, value_bytes: usize, headers: &[(&str, Option<&[u8]>)]) -> ProducerRecord {
+        ProducerRecord {
+            topic: "events".into(),
+            key: key.map(Bytes::copy_from_slice),
+            value: Some(Bytes::from(vec![b'v'; value_bytes])),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(Bytes::copy_from_slice)))
+                .collect(),
+            ..ProducerRecord::default()
+        }
+    }
+
+    /// The count and the real encoding of `records` at `timestamps`.
+    fn counted_and_encoded(records: &[ProducerRecord], timestamps: &[i64]) -> (usize, usize) {
+        let mut size = BatchSize::default();
+        for (record, &timestamp) in records.iter().zip(timestamps) {
+            size.add(record, timestamp);
+        }
+        let batch = Batch {
+            records: records
+                .iter()
+                .zip(timestamps)
+                .map(|(record, &timestamp)| queued_for_test(record.clone(), timestamp))
+                .collect(),
+            base_sequence: 0,
+            identity: Identity {
+                producer_id: 3,
+                epoch: 0,
+            },
+        };
+        let encoded = encode(&batch, Compression::None, "events", 0).unwrap();
+        (size.bytes(), encoded.len())
+    }
+
+    #[test]
+    fn varlong_widths_follow_zigzag_groups_of_seven_bits() {
+        assert_eq!(varlong_bytes(0), 1);
+        assert_eq!(varlong_bytes(-1), 1);
+        assert_eq!(varlong_bytes(63), 1);
+        assert_eq!(varlong_bytes(64), 2);
+        assert_eq!(varlong_bytes(-64), 1);
+        assert_eq!(varlong_bytes(-65), 2);
+        assert_eq!(varlong_bytes(8_191), 2);
+        assert_eq!(varlong_bytes(8_192), 3);
+        assert_eq!(varlong_bytes(i64::MAX), VARLONG_BYTES_MAX);
+        assert_eq!(varlong_bytes(i64::MIN), VARLONG_BYTES_MAX);
+    }
+
+    #[test]
+    fn empty_batch_counts_nothing_and_one_record_counts_header_and_framing() {
+        assert_eq!(BatchSize::default().bytes(), 0);
+        // 61 header + 1 length + 1 attributes + 1 timestamp delta + 1 offset
+        // delta + 1 null key + (1 + 10) value + 1 header count = 78.
+        let (counted, encoded) = counted_and_encoded(&[record(None, 10, &[])], &[1_000]);
+        assert_eq!((counted, encoded), (78, 78));
+    }
+
+    #[test]
+    fn count_equals_the_encoding_for_records_stamped_together() {
+        let records = vec![
+            record(Some(b"player-7"), 100, &[("source", Some(b"app.jsonl:42"))]),
+            record(None, 0, &[("tombstone", None)]),
+            record(Some(b""), 921_600, &[]),
+            record(Some(b"k"), 300, &[("a", Some(b"1")), ("b", None)]),
+            record(None, 1_048_476, &[]),
+        ];
+        let timestamps = vec![1_767_225_600_000; records.len()];
+        let (counted, encoded) = counted_and_encoded(&records, &timestamps);
+        assert_eq!(counted, encoded);
+    }
+
+    #[test]
+    fn bytes_with_is_what_adding_the_record_gives() {
+        let mut size = BatchSize::default();
+        size.add(&record(None, 50, &[]), 2_000);
+        let next = record(Some(b"key"), 70_000, &[]);
+        let predicted = size.bytes_with(&next, 1_000);
+        size.add(&next, 1_000);
+        assert_eq!(predicted, size.bytes());
+        assert!(predicted > 70_000 + HEADER_BYTES);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn count_never_undercounts_and_overcounts_at_most_ten_bytes_a_record(
+            shapes in proptest::collection::vec((0usize..20_000, proptest::option::of(0usize..40), 0i64..100_000), 1..40),
+        ) {
+            let records: Vec<ProducerRecord> = shapes
+                .iter()
+                .map(|(value_bytes, key_bytes, _)| {
+                    let key = key_bytes.map(|n| vec![b'k'; n]);
+                    record(key.as_deref(), *value_bytes, &[("h", Some(b"x"))])
+                })
+                .collect();
+            let timestamps: Vec<i64> = shapes.iter().map(|(_, _, delta)| 1_767_225_600_000 + delta).collect();
+            let (counted, encoded) = counted_and_encoded(&records, &timestamps);
+            prop_assert!(counted >= encoded, "counted {counted} < encoded {encoded}");
+            prop_assert!(counted - encoded <= 10 * records.len(), "counted {counted}, encoded {encoded}");
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Getting one line into the broker, whatever happens around it. A line is
+//! given up only for an error about the line itself (larger than the broker
+//! accepts): it then goes to the rejects file with its bytes. Any other
+//! error (unknown topic, authorization, broker gone, a refused batch) leaves
+//! the file position where it is and the line is sent again with capped
+//! backoff, for as long as it takes; a wrong cluster is fatal (the sender
+//! stops, position unchanged). The condition is logged at WARN when it
+//! starts, once every [`TROUBLE_LOG_INTERVAL`] while it lasts, and when it
+//! ends, and is visible as the `relay_sender_send_blocked` gauge.
+
+use crate::metrics::TopicMetrics;
+use parking_lot::Mutex;
+use relay_client::producer::{Delivery, Producer, ProducerRecord};
+use relay_client::ClientError;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// First pause after a failed send.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest pause between two attempts: a topic created or a broker back
+/// is noticed within this long.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often a condition that lasts is logged again.
+pub const TROUBLE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What an error means for the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// About this line: it can never be sent (larger than the broker accepts).
+    Line,
+    /// About where the sender is sending: nothing will be sent, stop.
+    Fatal,
+    /// About the path to the broker or its state: send again later.
+    Transient,
+}
+
+pub fn classify(error: &ClientError) -> Class {
+    match error {
+        ClientError::ClusterMismatch { .. } => Class::Fatal,
+        error if error.is_record_too_large() => Class::Line,
+        _ => Class::Transient,
+    }
+}
+
+/// How a line's sending ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The broker acknowledged the line.
+    Acknowledged,
+    /// The line itself was refused; it belongs in the rejects file.
+    Refused(ClientError),
+    /// Nothing can be sent to this cluster.
+    Fatal(ClientError),
+    /// The sender is stopping; the line stays unacknowledged.
+    Stopped,
+}
+
+/// A topic's ongoing send trouble, shared by its files' tailers.
+pub struct Trouble {
+    topic: String,
+    state: Mutex<Option<TroubleState>>,
+    metrics: TopicMetrics,
+}
+
+struct TroubleState {
+    since: Instant,
+    logged: Instant,
+}
+
+impl Trouble {
+    pub fn new(topic: &str) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            state: Mutex::new(None),
+            metrics: TopicMetrics::new(topic),
+        }
+    }
+
+    fn note(&self, error: &ClientError) {
+        self.metrics.send_errors.increment(1);
+        let mut state = self.state.lock();
+        match state.as_mut() {
+            None => {
+                tracing::warn!(topic = %self.topic, %error, "cannot send lines; retrying until it works (no line is skipped, positions wait)");
+                self.metrics.send_blocked.set(1.0);
+                let now = Instant::now();
+                *state = Some(TroubleState {
+                    since: now,
+                    logged: now,
+                });
+            }
+            Some(ongoing) if ongoing.logged.elapsed() >= TROUBLE_LOG_INTERVAL => {
+                tracing::warn!(topic = %self.topic, %error, blocked_s = ongoing.since.elapsed().as_secs(), "still cannot send lines; retrying");
+                ongoing.logged = Instant::now();
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(ended) = self.state.lock().take() {
+            tracing::info!(topic = %self.topic, blocked_s = ended.since.elapsed().as_secs(), "sending lines again");
+            self.metrics.send_blocked.set(0.0);
+        }
+    }
+}
+
+/// Hands `record` to the producer, again and again through transient
+/// errors, until it takes it. `Err` carries the outcome when it never did.
+pub async fn send(
+    producer: &Producer,
+    trouble: &Trouble,
+    record: impl Fn() -> ProducerRecord,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Delivery, Outcome> {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        match producer.send(record()).await {
+            Ok(delivery) => return Ok(delivery),
+            Err(error) => match classify(&error) {
+                Class::Line => return Err(Outcome::Refused(error)),
+                Class::Fatal => return Err(Outcome::Fatal(error)),
+                Class::Transient => {
+                    trouble.note(&error);
+                    if pause(&mut backoff, stop).await {
+                        return Err(Outcome::Stopped);
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Waits for `delivery`; through transient errors the line is sent again
+/// (from `record`) until the broker acknowledges it.
+pub async fn deliver(
+    producer: &Producer,
+    trouble: &Trouble,
+    record: impl Fn() -> ProducerRecord,
+    mut delivery: Delivery,
+    stop: &mut watch::Receiver<bool>,
+) -> Outcome {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let error = match delivery.wait().await {
+            Ok(_) => {
+                trouble.clear();
+                return Outcome::Acknowledged;
+            }
+            Err(error) => error,
+        };
+        match classify(&error) {
+            Class::Line => return Outcome::Refused(error),
+            Class::Fatal => return Outcome::Fatal(error),
+            Class::Transient => trouble.note(&error),
+        }
+        if pause(&mut backoff, stop).await {
+            return Outcome::Stopped;
+        }
+        delivery = match send(producer, trouble, &record, stop).await {
+            Ok(delivery) => delivery,
+            Err(outcome) => return outcome,
+        };
+    }
+}
+
+/// Sleeps `backoff` (then doubles it, up to the cap); true when the sender
+/// is stopping instead.
+async fn pause(backoff: &mut Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(*backoff) => {}
+        _ = stop.changed() => return true,
+    }
+    *backoff = (*backoff * 2).min(BACKOFF_MAX);
+    *stop.borrow()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_wrong_cluster_is_fatal_and_everything_else_is_retried() {
+        let mismatch = ClientError::ClusterMismatch {
+            expected: "a".into(),
+            actual: "b".into(),
+        };
+        assert_eq!(classify(&mismatch), Class::Fatal);
+        assert_eq!(classify(&ClientError::UnknownTopic("t".into())), Class::Transient);
+        let refused = ClientError::Authentication {
+            address: "x".into(),
+            reason: "no".into(),
+        };
+        assert_eq!(classify(&refused), Class::Transient);
+    }
+}

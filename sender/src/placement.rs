@@ -1,0 +1,209 @@
+//! Which files a sender opens and where each starts: the files at its
+//! paths, files it knows that left them with lines still unsent, copies made
+//! by copytruncate (which inherit the original's identity and position), a
+//! new identity for new content, and room under `open_files_max`. The
+//! methods of [`Sender`] that decide; `lib.rs` holds the loop that calls them.
+
+use super::{identity, Entry, FileKey, Handover, Sender};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+impl Sender {
+    /// Asks the open file idle the longest (at its end, every line
+    /// acknowledged) to close, so a file waiting for a slot, the live one
+    /// after a rotation above all, is not starved by old ones.
+    pub(super) fn make_room(&self) {
+        let idle = self.shared.idle.lock();
+        let mut evict = self.shared.evict.lock();
+        if !evict.is_empty() {
+            return; // one at a time: the last request is not served yet
+        }
+        if let Some((key, _)) = idle.iter().min_by_key(|(_, since)| **since) {
+            evict.insert(*key);
+        }
+    }
+
+    /// The identity and position of content that left its inode (truncated
+    /// while the file was closed): a copy of it found later inherits them.
+    pub(super) fn keep_for_a_copy(&self, entry: &Entry) {
+        self.shared.hand_over(Handover {
+            fingerprint: entry.fingerprint,
+            file_id: entry.file_id,
+            position: entry.acked_position,
+            at: std::time::Instant::now(),
+        });
+    }
+
+    /// The registry entry whose content `key` is a copy of, when the
+    /// original was truncated or rewritten since (copytruncate while the
+    /// original was not open: the sender was down, or it was closed to make
+    /// room). A file that merely starts like another one is not a copy: the
+    /// original must no longer hold that content.
+    pub(super) fn truncated_original(
+        &self,
+        key: FileKey,
+        fingerprint: identity::Fingerprint,
+        length: u64,
+    ) -> Option<Entry> {
+        if fingerprint.bytes < identity::FINGERPRINT_BYTES_MAX {
+            return None;
+        }
+        self.shared.registry.entries().into_iter().find_map(|(other, entry)| {
+            if other == key || entry.fingerprint != fingerprint || entry.acked_position > length {
+                return None;
+            }
+            let still_there = identity::find_in_directory(&entry.path, other).is_some_and(|(_, file)| {
+                let long_enough = file.metadata().is_ok_and(|m| m.len() >= entry.acked_position);
+                long_enough && identity::still_matches(&file, entry.fingerprint).unwrap_or(false)
+            });
+            (!still_there).then_some(entry)
+        })
+    }
+
+    /// A file closed to make room that has not grown since: nothing to read.
+    pub(super) fn nothing_new(&self, key: FileKey, file: &std::fs::File) -> bool {
+        let Some(entry) = self.shared.registry.get(key) else {
+            return false;
+        };
+        let length = file.metadata().map_or(u64::MAX, |m| m.len());
+        length == entry.acked_position && identity::still_matches(file, entry.fingerprint).unwrap_or(false)
+    }
+
+    /// Every file at a watched path, opened, with its identity.
+    pub(super) fn discover(&self) -> Vec<(FileKey, PathBuf, std::fs::File)> {
+        let mut found = Vec::new();
+        let mut seen = HashSet::new();
+        for pattern in &self.patterns {
+            for path in pattern.matching_files() {
+                let Ok(file) = std::fs::File::open(&path) else { continue };
+                let Ok(key) = identity::key_of(&file) else { continue };
+                if seen.insert(key) {
+                    found.push((key, path, file));
+                }
+            }
+        }
+        found
+    }
+
+    /// Files the registry knows that no longer match the paths (rotated
+    /// away while the sender was down, say) and still hold lines not
+    /// acknowledged: found by identity in their directory, they are read to
+    /// their end and then closed like any rotated file. An entry whose file
+    /// is gone (deleted, or its inode holds other content) is forgotten.
+    pub(super) fn left_behind(
+        &self,
+        watched: &[(FileKey, PathBuf, std::fs::File)],
+        open: &HashMap<FileKey, PathBuf>,
+    ) -> Vec<(FileKey, PathBuf, std::fs::File)> {
+        let registry = &self.shared.registry;
+        let mut found = Vec::new();
+        for (key, entry) in registry.entries() {
+            if open.contains_key(&key) || watched.iter().any(|(watched, _, _)| *watched == key) {
+                continue;
+            }
+            match identity::find_in_directory(&entry.path, key) {
+                Some((path, file)) if identity::still_matches(&file, entry.fingerprint).unwrap_or(false) => {
+                    if file.metadata().is_ok_and(|m| m.len() > entry.acked_position) {
+                        tracing::info!(file = %path.display(), position = entry.acked_position, "a file that left the watched paths still has lines to send; finishing it");
+                        found.push((key, path, file));
+                    }
+                }
+                _ => {
+                    tracing::info!(file = %entry.path.display(), "a file the registry knew is gone; forgetting it");
+                    registry.remove(key);
+                }
+            }
+        }
+        found
+    }
+
+    /// A new file whose first bytes equal those of a file being read is a
+    /// copy about to be followed by a truncation (copytruncate). It waits up
+    /// to `rotate_wait` for the handover; after that it is read as it is.
+    pub(super) fn is_copy_of_open_file(
+        &self,
+        key: FileKey,
+        file: &std::fs::File,
+        open: &HashMap<FileKey, PathBuf>,
+    ) -> bool {
+        if self.shared.registry.get(key).is_some() {
+            return false;
+        }
+        let Ok(fingerprint) = identity::fingerprint(file) else {
+            return false;
+        };
+        if fingerprint.bytes < identity::FINGERPRINT_BYTES_MAX {
+            return false;
+        }
+        let copy = open.keys().any(|open_key| {
+            self.shared
+                .registry
+                .get(*open_key)
+                .is_some_and(|e| e.fingerprint == fingerprint)
+        });
+        if !copy {
+            return false;
+        }
+        let mut waiting = self.copies_waiting.lock();
+        let since = *waiting.entry(key).or_insert_with(std::time::Instant::now);
+        since.elapsed() < self.shared.config.rotate_wait()
+    }
+
+    /// Where to start a file, and which identity it has: its acknowledged
+    /// position and id when the registry knows this very file; the handed-over
+    /// position and the original's id when it is the copy of a truncated
+    /// file; else 0 and a new id (a new file, a reused inode, or a file that
+    /// shrank below its position: all new content).
+    pub(super) fn start_position(&self, key: FileKey, path: &std::path::Path, file: &std::fs::File) -> u64 {
+        let registry = &self.shared.registry;
+        let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let fingerprint = identity::fingerprint(file).unwrap_or(identity::Fingerprint { bytes: 0, crc: 0 });
+        let (position, file_id) = match registry.get(key) {
+            Some(entry) if identity::still_matches(file, entry.fingerprint).unwrap_or(false) => {
+                if entry.acked_position > length {
+                    tracing::warn!(file = %path.display(), position = entry.acked_position, size = length, "file shrank below its saved position (copytruncate); reading it from the start as a new file");
+                    self.keep_for_a_copy(&entry);
+                    (0, identity::new_file_id())
+                } else {
+                    (entry.acked_position, entry.file_id)
+                }
+            }
+            Some(entry) => {
+                tracing::info!(file = %path.display(), "new content at this inode (truncated and rewritten, or a new file); reading it from the start");
+                self.keep_for_a_copy(&entry);
+                (0, identity::new_file_id())
+            }
+            None => {
+                let handovers = self.shared.handovers.lock();
+                match handovers
+                    .iter()
+                    .rev()
+                    .find(|h| h.fingerprint == fingerprint && h.position <= length)
+                {
+                    Some(handover) => {
+                        tracing::info!(file = %path.display(), position = handover.position, "copy of a truncated file; resuming where the original was read to, with its identity");
+                        (handover.position, handover.file_id)
+                    }
+                    None => match self.truncated_original(key, fingerprint, length) {
+                        Some(original) => {
+                            tracing::info!(file = %path.display(), position = original.acked_position, "copy of a file truncated while it was closed; resuming where the original was acknowledged to, with its identity");
+                            (original.acked_position, original.file_id)
+                        }
+                        None => (0, identity::new_file_id()),
+                    },
+                }
+            }
+        };
+        self.copies_waiting.lock().remove(&key);
+        registry.set(
+            key,
+            Entry {
+                fingerprint,
+                acked_position: position,
+                file_id,
+                path: path.to_path_buf(),
+            },
+        );
+        position
+    }
+}
