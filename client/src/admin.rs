@@ -56,6 +56,8 @@ pub struct PartitionLag {
     pub committed: i64,
     pub end_offset: i64,
     pub lag: i64,
+    /// The committer's metadata string ("" when none).
+    pub metadata: String,
 }
 
 pub struct Admin {
@@ -231,13 +233,23 @@ impl Admin {
 
     /// Every committed offset of a group.
     pub async fn group_offsets(&self, group: &str) -> Result<Vec<(TopicPartition, i64)>> {
+        Ok(self
+            .group_offsets_with_metadata(group)
+            .await?
+            .into_iter()
+            .map(|(tp, offset, _)| (tp, offset))
+            .collect())
+    }
+
+    /// Committed offsets with their metadata strings.
+    pub async fn group_offsets_with_metadata(&self, group: &str) -> Result<Vec<(TopicPartition, i64, String)>> {
         let coordinator = self.cluster.coordinator(group).await?;
         let request = OffsetFetchRequest::default()
             .with_group_id(GroupId(text(group)))
             .with_topics(None);
         let response: OffsetFetchResponse = coordinator.send(ApiKey::OffsetFetch, &request).await?;
         check(response.error_code, || format!("fetching offsets of group {group:?}"))?;
-        let mut offsets: Vec<(TopicPartition, i64)> = response
+        let mut offsets: Vec<(TopicPartition, i64, String)> = response
             .topics
             .into_iter()
             .flat_map(|t| {
@@ -249,10 +261,11 @@ impl Admin {
                             partition: p.partition_index,
                         },
                         p.committed_offset,
+                        p.metadata.map(|m| m.to_string()).unwrap_or_default(),
                     )
                 })
             })
-            .filter(|(_, offset)| *offset >= 0)
+            .filter(|(_, offset, _)| *offset >= 0)
             .collect();
         offsets.sort();
         Ok(offsets)
@@ -261,7 +274,7 @@ impl Admin {
     /// Committed offset, end offset and lag of every partition the group committed.
     pub async fn lag(&self, group: &str) -> Result<Vec<PartitionLag>> {
         let mut lags = Vec::new();
-        for (tp, committed) in self.group_offsets(group).await? {
+        for (tp, committed, metadata) in self.group_offsets_with_metadata(group).await? {
             let end_offset = list_offset(&self.cluster, &tp, LIST_OFFSETS_LATEST).await?;
             lags.push(PartitionLag {
                 topic: tp.topic,
@@ -269,6 +282,7 @@ impl Admin {
                 committed,
                 end_offset,
                 lag: (end_offset - committed).max(0),
+                metadata,
             });
         }
         Ok(lags)

@@ -94,15 +94,30 @@ pub async fn commit_offsets(
     member_id: &str,
     offsets: &[(TopicPartition, i64)],
 ) -> Result<()> {
+    let no_metadata: Vec<(TopicPartition, i64, &str)> =
+        offsets.iter().map(|(tp, offset)| (tp.clone(), *offset, "")).collect();
+    commit_offsets_with_metadata(coordinator, group, generation, member_id, &no_metadata).await
+}
+
+/// As [`commit_offsets`], each offset with Kafka's per-partition metadata
+/// string (what the committer wants readers of the offset to know).
+pub async fn commit_offsets_with_metadata(
+    coordinator: &Connection,
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    offsets: &[(TopicPartition, i64, &str)],
+) -> Result<()> {
     if offsets.is_empty() {
         return Ok(());
     }
     let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-    for (tp, offset) in offsets {
+    for (tp, offset, metadata) in offsets {
         by_topic.entry(&tp.topic).or_default().push(
             OffsetCommitRequestPartition::default()
                 .with_partition_index(tp.partition)
-                .with_committed_offset(*offset),
+                .with_committed_offset(*offset)
+                .with_committed_metadata(Some(text(metadata))),
         );
     }
     let request = OffsetCommitRequest::default()

@@ -135,6 +135,22 @@ pub struct LoaderConfig {
     /// the warehouse holds no offset for.
     #[serde(default)]
     pub from: Option<String>,
+    /// What to do when records the loader still needed were deleted by the
+    /// broker (retention): record the gap in relay_gaps and go on, or stop.
+    #[serde(default)]
+    pub on_gap: OnGap,
+}
+
+/// What the loader does when the next offset it needs is gone from the broker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnGap {
+    /// Write a relay_gaps row in the batch's transaction, log ERROR, count
+    /// it, and load on from the partition's start.
+    #[default]
+    Record,
+    /// Refuse: the loader stops (exit 1) without moving the offset.
+    Stop,
 }
 
 fn dedup_key_default() -> String {
@@ -180,6 +196,7 @@ impl LoaderConfig {
             batch_wait_ms: BATCH_WAIT_MS_DEFAULT,
             retry_backoff_max_ms: RETRY_BACKOFF_MAX_MS_DEFAULT,
             from: None,
+            on_gap: OnGap::Record,
         }
     }
 

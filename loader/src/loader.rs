@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+mod gaps;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
     #[error(transparent)]
@@ -32,6 +34,15 @@ pub enum LoaderError {
     Sink(#[from] SinkError),
     #[error("configuration: {0}")]
     Config(String),
+    /// Records this loader needed were deleted by the broker and `on_gap =
+    /// "stop"`: the offset stays where it is.
+    #[error("offsets {first}..={last} of {topic}/{partition} were deleted by the broker (retention) before they were loaded; on_gap = \"stop\": not moving past them (set on_gap = \"record\" to record the gap in relay_gaps and go on)")]
+    Gap {
+        topic: String,
+        partition: i32,
+        first: i64,
+        last: i64,
+    },
 }
 
 /// Counters, for logs now and metrics later.
@@ -68,10 +79,15 @@ async fn open_sink(config: &LoaderConfig) -> Result<Sink, LoaderError> {
 
 pub struct Loader {
     config: LoaderConfig,
+    /// For the partitions' start offsets when a position jumps.
+    cluster: Arc<Cluster>,
     consumer: Consumer,
     sink: Sink,
     /// Next offset per partition as stored in the warehouse (`None`: no row yet).
     stored: HashMap<TopicPartition, Option<i64>>,
+    /// Unacknowledged relay_gaps rows per partition, as last read.
+    open_gaps: HashMap<TopicPartition, i64>,
+    gaps_checked: Instant,
     pub stats: Arc<LoaderStats>,
     metrics: LoaderMetrics,
 }
@@ -89,13 +105,16 @@ impl Loader {
         // an offset the broker holds for the group (a new or wiped warehouse
         // must get everything from the start).
         consumer_config.resume = Resume::FromStartPosition;
-        let consumer = Consumer::new(cluster, consumer_config).await?;
+        let consumer = Consumer::new(Arc::clone(&cluster), consumer_config).await?;
         let config_table = config.table.clone();
         Ok(Self {
             config,
+            cluster,
             consumer,
             sink,
             stored: HashMap::new(),
+            open_gaps: HashMap::new(),
+            gaps_checked: Instant::now(),
             stats: Arc::default(),
             metrics: LoaderMetrics::new(&config_table),
         })
@@ -150,6 +169,7 @@ impl Loader {
                 pending.extend(poll.records);
             }
             self.publish_lag(&pending_from);
+            self.refresh_open_gaps(false).await?;
             let full = pending.len() >= self.config.batch_records_max;
             let due = batch_started.is_some_and(|t| t.elapsed() >= self.config.batch_wait());
             if !pending.is_empty() && (full || due) {
@@ -201,6 +221,7 @@ impl Loader {
             }
             self.stored.insert(tp.clone(), offset);
         }
+        self.refresh_open_gaps(true).await?;
         tracing::info!(
             partitions = assigned.len(),
             from_warehouse = self.stored.values().filter(|o| o.is_some()).count(),
@@ -271,6 +292,7 @@ impl Loader {
                 Err(reject) => batch.rejects.push(reject),
             }
         }
+        batch.gaps = self.gaps(&records).await?;
         batch.offsets = next
             .iter()
             .map(|(tp, next)| OffsetAdvance {
@@ -328,17 +350,23 @@ impl Loader {
         if !batch.rejects.is_empty() {
             tracing::warn!(rejected = batch.rejects.len(), first = %batch.rejects[0].error, "records rejected into relay_rejects");
         }
+        for gap in &batch.gaps {
+            tracing::error!(topic = %gap.topic, partition = gap.partition, first = gap.first_offset, last = gap.last_offset, records = gap.records(),
+                "records deleted by the broker before they were loaded; recorded in relay_gaps (protect the group in the topic's retention, see docs/operations.md)");
+            self.metrics.lost(&gap.topic, gap.records());
+        }
         for (tp, offset) in &next {
             self.stored.insert(tp.clone(), Some(*offset));
         }
         self.publish_lag(&HashMap::new());
-        // For `relay lag`: best effort, the warehouse is the truth.
-        if let Some((generation, member)) = self.consumer.generation() {
-            let offsets: Vec<(TopicPartition, i64)> = next.into_iter().collect();
-            if let Err(error) = self.consumer.commit_offsets(&offsets, generation, &member).await {
-                tracing::debug!(%error, "committing offsets to the broker failed (the warehouse has them)");
-            }
+        for gap in &batch.gaps {
+            let tp = TopicPartition {
+                topic: gap.topic.clone(),
+                partition: gap.partition,
+            };
+            *self.open_gaps.entry(tp).or_default() += 1;
         }
+        self.mirror_to_broker(next.into_iter().collect()).await;
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! The loader's Prometheus metrics, by warehouse table: rows loaded and
 //! rejected, batches, warehouse errors, the latency of each committed
 //! transaction, and lag per partition (the partition's end offset minus the
-//! next offset stored in the warehouse, records not yet loaded).
+//! next offset stored in the warehouse, records not yet loaded), and records
+//! lost to retention before they were loaded.
 
 use metrics::{counter, gauge, histogram, Counter, Histogram};
 use std::time::Duration;
@@ -13,6 +14,7 @@ pub const WAREHOUSE_ERRORS: &str = "relay_loader_warehouse_errors_total";
 pub const TRANSACTION_LATENCY: &str = "relay_loader_transaction_latency_seconds";
 pub const LAG: &str = "relay_loader_lag";
 pub const WAREHOUSE_UP: &str = "relay_loader_warehouse_up";
+pub const RECORDS_LOST: &str = "relay_loader_records_lost_total";
 
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
@@ -42,6 +44,11 @@ pub fn describe() {
         LAG,
         Unit::Count,
         "Partition end offset minus the next offset stored in the warehouse."
+    );
+    describe_counter!(
+        RECORDS_LOST,
+        Unit::Count,
+        "Records deleted by the broker before this loader loaded them (recorded in relay_gaps), by topic."
     );
     describe_gauge!(
         WAREHOUSE_UP,
@@ -81,6 +88,12 @@ impl LoaderMetrics {
     /// 1 while the warehouse answers, 0 during an outage.
     pub fn warehouse_up(&self, up: bool) {
         gauge!(WAREHOUSE_UP, "table" => self.table.clone()).set(if up { 1.0 } else { 0.0 });
+    }
+
+    /// Records of `topic` lost to retention before they were loaded.
+    pub fn lost(&self, topic: &str, records: i64) {
+        counter!(RECORDS_LOST, "table" => self.table.clone(), "topic" => topic.to_owned())
+            .increment(records.max(0) as u64);
     }
 
     pub fn lag(&self, topic: &str, partition: i32, lag: i64) {

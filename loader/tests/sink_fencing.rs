@@ -27,6 +27,7 @@ fn batch(rows: std::ops::Range<i64>, previous: Option<i64>, next: i64) -> Arc<Ba
                 dedup_key: format!("k{n}"),
             })
             .collect(),
+        gaps: Vec::new(),
         rejects: vec![Reject {
             topic: "t".into(),
             partition: 0,

@@ -17,6 +17,7 @@
 //! - [`source_headers`]: the record headers that carry a line's source
 //!   identity from the sender to the loader.
 //! - [`registry`]: the sender's registry file (acknowledged file positions).
+//! - [`offset_metadata`]: what a loader says in its committed offsets' metadata (open gaps).
 //! - [`durable_file`]: replacing a state file atomically (write, fsync, rename, fsync).
 //! - [`clock`]: wall-clock milliseconds and microseconds since the Unix epoch.
 //! - [`error`]: [`BatchError`], the one error type of this layer.
@@ -29,6 +30,7 @@ pub mod clock;
 pub mod crc;
 pub mod durable_file;
 pub mod error;
+pub mod offset_metadata;
 pub mod records;
 pub mod registry;
 pub mod sasl;

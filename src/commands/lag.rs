@@ -1,12 +1,15 @@
 //! `relay lag`: per group, topic and partition: committed offset, end offset
 //! and lag, then each group's total per topic. With `--max N` it exits 1 when
 //! any group's total lag on a topic exceeds N (so also when any partition's
-//! does), for alerting from cron or a health check.
+//! does), for alerting from cron or a health check. It also exits 1 while
+//! any loader reports gaps nobody acknowledged (records deleted by retention
+//! before they were loaded, rows of `relay_gaps` in its warehouse).
 
 use super::client::{connect, fail, runtime};
 use crate::cli::LagArgs;
 use crate::exit;
 use relay_client::admin::Admin;
+use relay_proto::offset_metadata;
 use std::collections::BTreeMap;
 
 pub fn run(args: LagArgs) -> i32 {
@@ -23,10 +26,11 @@ pub fn run(args: LagArgs) -> i32 {
             },
         };
         println!(
-            "{:<30} {:<30} {:>10} {:>14} {:>14} {:>10}",
-            "GROUP", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG"
+            "{:<30} {:<30} {:>10} {:>14} {:>14} {:>10} {:>6}",
+            "GROUP", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "GAPS"
         );
         let mut totals: BTreeMap<(String, String), i64> = BTreeMap::new();
+        let mut open_gaps: BTreeMap<String, i64> = BTreeMap::new();
         for group in groups {
             let lags = match admin.lag(&group).await {
                 Ok(lags) => lags,
@@ -34,14 +38,29 @@ pub fn run(args: LagArgs) -> i32 {
             };
             for lag in lags {
                 *totals.entry((group.clone(), lag.topic.clone())).or_default() += lag.lag;
+                let gaps = offset_metadata::unacknowledged_gaps(&lag.metadata);
+                if gaps > 0 {
+                    *open_gaps.entry(group.clone()).or_default() += gaps;
+                }
                 println!(
-                    "{:<30} {:<30} {:>10} {:>14} {:>14} {:>10}",
-                    group, lag.topic, lag.partition, lag.committed, lag.end_offset, lag.lag
+                    "{:<30} {:<30} {:>10} {:>14} {:>14} {:>10} {:>6}",
+                    group, lag.topic, lag.partition, lag.committed, lag.end_offset, lag.lag, gaps
                 );
             }
         }
         for ((group, topic), total) in &totals {
             println!("total lag of group {group} on {topic}: {total}");
+        }
+        for (group, gaps) in &open_gaps {
+            eprintln!(
+                "relay lag: group {group} has {gaps} unacknowledged gap(s): records were deleted by retention before it loaded them. \
+                 See them with `SELECT * FROM relay_gaps WHERE group_id = '{group}'` in its warehouse; once accounted for, \
+                 acknowledge with `UPDATE relay_gaps SET acknowledged_at = CURRENT_TIMESTAMP WHERE group_id = '{group}' AND acknowledged_at IS NULL` \
+                 (the loader reports it within 10 s)"
+            );
+        }
+        if !open_gaps.is_empty() {
+            return exit::FAILURE;
         }
         let worst = totals.values().copied().max().unwrap_or(0);
         match args.max {

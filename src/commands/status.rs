@@ -254,6 +254,17 @@ fn render(
 
     let mut files = Vec::new();
     let mut problems = Vec::new();
+    for group in &snapshot.groups {
+        for lag in &group.lags {
+            let gaps = relay_proto::offset_metadata::unacknowledged_gaps(&lag.metadata);
+            if gaps > 0 {
+                problems.push(format!(
+                    "group {} on {}/{}: {gaps} unacknowledged gap(s), records deleted before they were loaded (relay_gaps in its warehouse; `relay lag` says how to acknowledge)",
+                    group.group, lag.topic, lag.partition
+                ));
+            }
+        }
+    }
     for dir in &args.sender_states {
         match sender_files(dir) {
             Ok(found) => {

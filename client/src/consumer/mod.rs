@@ -21,7 +21,7 @@ mod fetch;
 mod group;
 
 pub use crate::assignor::range_assign;
-pub use crate::offsets::{commit_offsets, committed_offsets, list_offset};
+pub use crate::offsets::{commit_offsets, commit_offsets_with_metadata, committed_offsets, list_offset};
 pub use crate::types::{StartPosition, TopicPartition};
 pub use config::{ConsumerConfig, Resume};
 
@@ -236,6 +236,26 @@ impl Consumer {
             return Ok(());
         };
         commit_offsets(
+            &membership.coordinator,
+            &membership.group,
+            generation,
+            member_id,
+            offsets,
+        )
+        .await
+    }
+
+    /// As [`Self::commit_offsets`], with a metadata string per partition.
+    pub async fn commit_offsets_with_metadata(
+        &self,
+        offsets: &[(TopicPartition, i64, &str)],
+        generation: i32,
+        member_id: &str,
+    ) -> Result<()> {
+        let Some(membership) = &self.membership else {
+            return Ok(());
+        };
+        commit_offsets_with_metadata(
             &membership.coordinator,
             &membership.group,
             generation,

@@ -13,7 +13,10 @@
 //! `dedup_key`; `relay_offsets(group_id, topic, partition, next_offset,
 //! updated_at)`; `relay_rejects(target_table, group_id, topic, partition,
 //! offset, raw, error, rejected_at)`, unique per (table, topic, partition,
-//! offset) so a replay never doubles a reject.
+//! offset) so a replay never doubles a reject; `relay_gaps(group_id, topic,
+//! partition, first_offset, last_offset, records, detected_at,
+//! acknowledged_at)`, records lost to retention, unique per (group, topic,
+//! partition, first offset).
 
 pub mod postgres;
 pub mod sqlite;
@@ -31,10 +34,28 @@ pub struct OffsetAdvance {
     pub next: i64,
 }
 
+/// Records a loader needed that the broker deleted before they were loaded
+/// (retention ran past the loader's position): `first..=last`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub topic: String,
+    pub partition: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+impl Gap {
+    pub fn records(&self) -> i64 {
+        self.last_offset - self.first_offset + 1
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Batch {
     pub rows: Vec<Row>,
     pub rejects: Vec<Reject>,
+    /// Recorded in relay_gaps in the same transaction as the offset jump.
+    pub gaps: Vec<Gap>,
     pub offsets: Vec<OffsetAdvance>,
 }
 
@@ -98,6 +119,14 @@ impl Sink {
         match self {
             Self::Sqlite(sink) => sink.write(group, batch).await,
             Self::Postgres(sink) => sink.write(group, batch).await,
+        }
+    }
+
+    /// Unacknowledged relay_gaps rows of `group`, per (topic, partition).
+    pub async fn open_gaps(&mut self, group: &str) -> Result<StoredOffsets> {
+        match self {
+            Self::Sqlite(sink) => sink.open_gaps(group).await,
+            Self::Postgres(sink) => sink.open_gaps(group).await,
         }
     }
 

@@ -191,6 +191,11 @@ impl PostgresSink {
                          partition integer NOT NULL, \"offset\" bigint NOT NULL, raw bytea NOT NULL,
                          error text NOT NULL, rejected_at timestamptz NOT NULL DEFAULT now(),
                          UNIQUE (target_table, topic, partition, \"offset\"));
+                 CREATE TABLE IF NOT EXISTS relay_gaps (
+                         group_id text NOT NULL, topic text NOT NULL, partition integer NOT NULL,
+                         first_offset bigint NOT NULL, last_offset bigint NOT NULL, records bigint NOT NULL,
+                         detected_at timestamptz NOT NULL DEFAULT now(), acknowledged_at timestamptz,
+                         UNIQUE (group_id, topic, partition, first_offset));
                  COMMIT;"
             ))
             .await
@@ -238,6 +243,22 @@ impl PostgresSink {
         let rows = client
             .query(
                 "SELECT topic, partition, next_offset FROM relay_offsets WHERE group_id = $1",
+                &[&group],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|r| ((r.get::<_, String>(0), r.get::<_, i32>(1)), r.get::<_, i64>(2)))
+            .collect())
+    }
+
+    pub async fn open_gaps(&mut self, group: &str) -> Result<StoredOffsets> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT topic, partition, count(*) FROM relay_gaps
+                 WHERE group_id = $1 AND acknowledged_at IS NULL GROUP BY topic, partition",
                 &[&group],
             )
             .await
@@ -330,6 +351,16 @@ impl PostgresSink {
                         "INSERT INTO relay_rejects (target_table, group_id, topic, partition, \"offset\", raw, error)
                          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
                         &[&table, &group, &reject.topic, &reject.partition, &reject.offset, &reject.raw, &reject.error],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+            }
+            for gap in &batch.gaps {
+                transaction
+                    .execute(
+                        "INSERT INTO relay_gaps (group_id, topic, partition, first_offset, last_offset, records)
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                        &[&group, &gap.topic, &gap.partition, &gap.first_offset, &gap.last_offset, &gap.records()],
                     )
                     .await
                     .map_err(unavailable)?;

@@ -101,7 +101,12 @@ impl SqliteSink {
                          target_table TEXT NOT NULL, group_id TEXT NOT NULL, topic TEXT NOT NULL,
                          partition INTEGER NOT NULL, \"offset\" INTEGER NOT NULL, raw BLOB NOT NULL,
                          error TEXT NOT NULL, rejected_at TEXT NOT NULL,
-                         UNIQUE (target_table, topic, partition, \"offset\"));",
+                         UNIQUE (target_table, topic, partition, \"offset\"));
+                     CREATE TABLE IF NOT EXISTS relay_gaps (
+                         group_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+                         first_offset INTEGER NOT NULL, last_offset INTEGER NOT NULL, records INTEGER NOT NULL,
+                         detected_at TEXT NOT NULL, acknowledged_at TEXT,
+                         UNIQUE (group_id, topic, partition, first_offset));",
             )
             .map_err(setup)?;
         let names = column_names(config);
@@ -137,6 +142,27 @@ impl SqliteSink {
         })
         .await
         .expect("offsets task")
+    }
+
+    pub async fn open_gaps(&mut self, group: &str) -> Result<StoredOffsets> {
+        let (connection, group) = (Arc::clone(&self.connection), group.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let connection = connection.lock().expect("sqlite lock");
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT topic, partition, count(*) FROM relay_gaps
+                     WHERE group_id = ?1 AND acknowledged_at IS NULL GROUP BY topic, partition",
+                )
+                .map_err(unavailable)?;
+            let rows = statement
+                .query_map(params![group], |row| {
+                    Ok(((row.get::<_, String>(0)?, row.get::<_, i32>(1)?), row.get::<_, i64>(2)?))
+                })
+                .map_err(unavailable)?;
+            rows.collect::<rusqlite::Result<StoredOffsets>>().map_err(unavailable)
+        })
+        .await
+        .expect("gaps task")
     }
 
     pub async fn probe(&mut self, rows: Vec<Row>) -> Result<()> {
@@ -206,6 +232,24 @@ fn write_blocking(
                     now
                 ])
                 .map_err(unavailable)?;
+        }
+        let mut gap = transaction
+            .prepare_cached(
+                "INSERT INTO relay_gaps (group_id, topic, partition, first_offset, last_offset, records, detected_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            )
+            .map_err(unavailable)?;
+        for g in &batch.gaps {
+            gap.execute(params![
+                group,
+                g.topic,
+                g.partition,
+                g.first_offset,
+                g.last_offset,
+                g.records(),
+                now
+            ])
+            .map_err(unavailable)?;
         }
         let mut advance = transaction
             .prepare_cached(
