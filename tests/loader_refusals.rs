@@ -186,3 +186,148 @@ fn postgres_nul_in_a_text_column_of_a_loader_made_table_is_rejected() {
     let bad = [(r#"{"uuid":"nul-text","amount":1,"note":"a\u0000b"}"#.to_owned(), "NUL")];
     load_and_check(Warehouse::Postgres(postgres), "", &columns, &bad);
 }
+
+#[test]
+fn an_undecodable_batch_goes_to_rejects_with_its_bytes_and_loading_moves_on() {
+    use support::raw_client::{self, RawConnection};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    let mut connection = RawConnection::connect(&broker.address);
+    raw_client::create_topic(&mut connection, "refusals", 1);
+    // A batch whose CRC is right but whose records are garbage: the broker
+    // checks only the header and CRC, so it takes it.
+    let mut garbage = raw_client::batch(None, 3);
+    for byte in &mut garbage[61..] {
+        *byte = 0xff;
+    }
+    relay_proto::crc::seal_batch_crc(&mut garbage);
+    let garbage_bytes = garbage.len();
+    let (code, _) = raw_client::produce(&mut connection, "refusals", 0, garbage, 3);
+    assert_eq!(code, 0);
+    let lines: Vec<String> = (0..GOOD).map(good).collect();
+    produce(&broker, dir.path(), "refusals", &lines);
+    let warehouse = Warehouse::sqlite(dir.path());
+    let loader = RelayProcess::start(
+        vec![
+            "load".into(),
+            "--broker".into(),
+            broker.address.clone(),
+            "--topic".into(),
+            "refusals".into(),
+            "--group".into(),
+            "g".into(),
+            "--warehouse".into(),
+            warehouse.url(),
+            "--table".into(),
+            "events".into(),
+        ],
+        &dir.path().join("load.log"),
+    );
+    let total = GOOD as i64 + 3;
+    let done = wait_until(Duration::from_secs(60), || {
+        warehouse.count("select coalesce(sum(next_offset), 0) from relay_offsets") >= total
+    });
+    assert!(done, "{}", loader.log());
+    assert_eq!(warehouse.count("select count(*) from events"), GOOD as i64);
+    assert_eq!(warehouse.count("select count(*) from relay_rejects"), 1);
+    assert_eq!(
+        warehouse.count("select length(raw) from relay_rejects"),
+        garbage_bytes as i64
+    );
+    assert_eq!(
+        warehouse.count("select \"offset\" from relay_rejects"),
+        2,
+        "the batch's last offset"
+    );
+    let error = warehouse.query("select error from relay_rejects");
+    assert!(error.contains("cannot be decoded"), "{error}");
+}
+
+/// `relay load` against a table that does not fit: exit 2 and the reason.
+fn refused_at_start(warehouse: &Warehouse, create: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    if !create.is_empty() {
+        match warehouse {
+            Warehouse::Sqlite(path) => rusqlite::Connection::open(path).unwrap().execute_batch(create).unwrap(),
+            Warehouse::Postgres(postgres) => {
+                postgres.query(create);
+            }
+        }
+    }
+    let config = dir.path().join("load.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[load]]\ntopic = \"t\"\ngroup = \"g\"\nwarehouse = \"{}\"\ntable = \"events\"\ncreate_table = false\n{COLUMNS}",
+            warehouse.url()
+        ),
+    )
+    .unwrap();
+    let output = run_with_timeout(
+        Command::new(relay_binary()).args([
+            "load",
+            "--broker",
+            &broker.address,
+            "--config",
+            &config.display().to_string(),
+        ]),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    stderr
+}
+
+#[test]
+fn sqlite_a_missing_table_is_a_configuration_error_and_relay_tables_are_made_anyway() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = Warehouse::sqlite(dir.path());
+    let stderr = refused_at_start(&warehouse, "");
+    assert!(stderr.contains("table events does not exist"), "{stderr}");
+    assert_eq!(
+        warehouse
+            .count("select count(*) from sqlite_master where name in ('relay_offsets', 'relay_rejects', 'relay_gaps')"),
+        3,
+        "Relay's own tables are made whatever create_table says"
+    );
+    let stderr = refused_at_start(
+        &Warehouse::sqlite(&dir.path().join("x")).tap_dir(),
+        "CREATE TABLE events (uuid TEXT, amount INTEGER, dedup_key TEXT NOT NULL)",
+    );
+    assert!(stderr.contains("no unique index"), "{stderr}");
+}
+
+#[test]
+fn postgres_a_column_of_another_type_or_a_missing_unique_index_is_a_configuration_error() {
+    let Some(postgres) = Postgres::start() else { return };
+    let warehouse = Warehouse::Postgres(postgres);
+    let stderr = refused_at_start(
+        &warehouse,
+        "CREATE TABLE events (uuid text, amount double precision, dedup_key text NOT NULL);
+         CREATE UNIQUE INDEX events_dedup_key ON events (dedup_key);",
+    );
+    assert!(
+        stderr.contains("column amount is double precision in the table but configured as Bigint"),
+        "{stderr}"
+    );
+    let stderr = refused_at_start(
+        &warehouse,
+        "DROP TABLE events; CREATE TABLE events (uuid text, amount bigint, dedup_key text NOT NULL);",
+    );
+    assert!(stderr.contains("no unique index"), "{stderr}");
+}
+
+trait TapDir {
+    fn tap_dir(self) -> Self;
+}
+
+impl TapDir for Warehouse {
+    /// Creates the SQLite file's directory.
+    fn tap_dir(self) -> Self {
+        if let Warehouse::Sqlite(path) = &self {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        }
+        self
+    }
+}

@@ -18,6 +18,12 @@ pub struct ConsumerRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     pub headers: Vec<(String, Option<Bytes>)>,
+    /// Set when a batch passed its CRC check but its records cannot be
+    /// decoded (garbage inside, an unknown codec): this one record then
+    /// stands for the whole batch, `offset` is the batch's last offset,
+    /// `value` its raw bytes, and this says why. Consumers move past it;
+    /// a loader rejects it with its bytes.
+    pub undecodable: Option<String>,
 }
 
 /// Decodes the records at or after `from_offset` in `bytes`; returns them
@@ -44,9 +50,27 @@ pub fn decode(
         if header.is_control() || header.last_offset() < from_offset {
             continue;
         }
-        let mut batch = bytes.slice(position..position + whole.len());
-        let set = RecordBatchDecoder::decode(&mut batch)
-            .map_err(|e| ClientError::Invalid(format!("cannot decode batch from {topic}/{partition}: {e:#}")))?;
+        let raw = bytes.slice(position..position + whole.len());
+        let set = match RecordBatchDecoder::decode(&mut raw.clone()) {
+            Ok(set) => set,
+            Err(error) => {
+                records.push(ConsumerRecord {
+                    topic: topic.to_owned(),
+                    partition,
+                    offset: header.last_offset(),
+                    timestamp_ms: header.max_timestamp(),
+                    key: None,
+                    value: Some(raw),
+                    headers: Vec::new(),
+                    undecodable: Some(format!(
+                        "batch of offsets {}..={} passed its CRC check but cannot be decoded: {error:#}",
+                        header.base_offset(),
+                        header.last_offset()
+                    )),
+                });
+                continue;
+            }
+        };
         for record in set.records {
             if record.offset < from_offset {
                 continue;
@@ -59,6 +83,7 @@ pub fn decode(
                 key: record.key,
                 value: record.value,
                 headers: record.headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                undecodable: None,
             });
         }
     }

@@ -97,6 +97,9 @@ const DEDUP_KEY_DEFAULT: &str = "/uuid";
 /// 10,000 rows amortises its commit (one fsync) to well under 1 % of the work.
 pub const BATCH_RECORDS_MAX_DEFAULT: usize = 10_000;
 const BATCH_WAIT_MS_DEFAULT: u64 = 500;
+/// Default bytes per micro-batch: 64 MiB of records held in memory at most
+/// (a batch of large events closes before 10,000 of them pile up).
+pub const BATCH_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 const RETRY_BACKOFF_MAX_MS_DEFAULT: u64 = 5_000;
 
 /// One loader: the `[[load]]` section of the config file as it stands
@@ -125,6 +128,9 @@ pub struct LoaderConfig {
     /// A micro-batch closes at this many records…
     #[serde(default = "batch_records_max_default")]
     pub batch_records_max: usize,
+    /// …or at this many bytes of records…
+    #[serde(default = "batch_bytes_max_default")]
+    pub batch_bytes_max: usize,
     /// …or this long after its first record.
     #[serde(default = "batch_wait_ms_default")]
     pub batch_wait_ms: u64,
@@ -158,6 +164,9 @@ fn dedup_key_default() -> String {
 }
 fn batch_records_max_default() -> usize {
     BATCH_RECORDS_MAX_DEFAULT
+}
+fn batch_bytes_max_default() -> usize {
+    BATCH_BYTES_MAX_DEFAULT
 }
 fn batch_wait_ms_default() -> u64 {
     BATCH_WAIT_MS_DEFAULT
@@ -193,6 +202,7 @@ impl LoaderConfig {
             dedup_key: DEDUP_KEY_DEFAULT.to_owned(),
             create_table: true,
             batch_records_max: BATCH_RECORDS_MAX_DEFAULT,
+            batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
             batch_wait_ms: BATCH_WAIT_MS_DEFAULT,
             retry_backoff_max_ms: RETRY_BACKOFF_MAX_MS_DEFAULT,
             from: None,
@@ -270,6 +280,9 @@ impl LoaderConfig {
             return Err(format!("[[load]] for table {}: no topic", self.table));
         }
         self.start_position()?;
+        if self.batch_bytes_max == 0 {
+            return Err("batch_bytes_max must be at least 1".into());
+        }
         if self.batch_records_max == 0 {
             return Err("batch_records_max must be at least 1".into());
         }

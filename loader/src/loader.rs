@@ -128,15 +128,28 @@ impl Loader {
         // warehouse has no offset for yet.
         let mut pending_from: HashMap<TopicPartition, i64> = HashMap::new();
         let mut batch_started: Option<Instant> = None;
+        let mut batch_bytes = 0usize;
+        let mut fetch_failing_since: Option<Instant> = None;
         while !*stop.borrow() {
             let poll = tokio::select! {
                 poll = self.consumer.poll() => poll,
                 _ = stop.changed() => continue,
             };
             let poll = match poll {
-                Ok(poll) => poll,
+                Ok(poll) => {
+                    fetch_failing_since = None;
+                    poll
+                }
                 Err(error) if error.is_retriable() => {
-                    tracing::warn!(%error, "consuming failed; retrying");
+                    // A broker that keeps failing a fetch (a storage error on
+                    // its disk) is not retried in silence.
+                    self.metrics.fetch_errors.increment(1);
+                    let failing = *fetch_failing_since.get_or_insert_with(Instant::now);
+                    if failing.elapsed() >= FETCH_FAILING_LOUD_AFTER {
+                        tracing::error!(%error, failing_s = failing.elapsed().as_secs(), "fetching keeps failing; retrying");
+                    } else {
+                        tracing::warn!(%error, "consuming failed; retrying");
+                    }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
@@ -148,6 +161,7 @@ impl Loader {
                 pending.clear();
                 pending_from.clear();
                 batch_started = None;
+                batch_bytes = 0;
                 self.resume_from_warehouse(&assigned).await?;
                 continue;
             }
@@ -166,16 +180,18 @@ impl Loader {
                     };
                     pending_from.entry(tp).or_insert(record.offset);
                 }
+                batch_bytes += poll.records.iter().map(record_bytes).sum::<usize>();
                 pending.extend(poll.records);
             }
             self.publish_lag(&pending_from);
             self.refresh_open_gaps(false).await?;
-            let full = pending.len() >= self.config.batch_records_max;
+            let full = pending.len() >= self.config.batch_records_max || batch_bytes >= self.config.batch_bytes_max;
             let due = batch_started.is_some_and(|t| t.elapsed() >= self.config.batch_wait());
             if !pending.is_empty() && (full || due) {
                 self.flush(std::mem::take(&mut pending)).await?;
                 pending_from.clear();
                 batch_started = None;
+                batch_bytes = 0;
             }
         }
         if !pending.is_empty() {
@@ -404,4 +420,18 @@ impl Loader {
         }
         Ok(())
     }
+}
+
+/// A fetch failing this long is logged at ERROR (before: WARN per attempt).
+const FETCH_FAILING_LOUD_AFTER: Duration = Duration::from_secs(30);
+
+/// What a record holds in memory, for `batch_bytes_max`.
+fn record_bytes(record: &ConsumerRecord) -> usize {
+    record.value.as_ref().map_or(0, |v| v.len())
+        + record.key.as_ref().map_or(0, |k| k.len())
+        + record
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
+            .sum::<usize>()
 }

@@ -15,6 +15,7 @@ pub const TRANSACTION_LATENCY: &str = "relay_loader_transaction_latency_seconds"
 pub const LAG: &str = "relay_loader_lag";
 pub const WAREHOUSE_UP: &str = "relay_loader_warehouse_up";
 pub const RECORDS_LOST: &str = "relay_loader_records_lost_total";
+pub const FETCH_ERRORS: &str = "relay_loader_fetch_errors_total";
 
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
@@ -46,6 +47,11 @@ pub fn describe() {
         "Partition end offset minus the next offset stored in the warehouse."
     );
     describe_counter!(
+        FETCH_ERRORS,
+        Unit::Count,
+        "Fetches from the broker that failed (each retried; ERROR in the log after 30 s of failing)."
+    );
+    describe_counter!(
         RECORDS_LOST,
         Unit::Count,
         "Records deleted by the broker before this loader loaded them (recorded in relay_gaps), by topic."
@@ -64,6 +70,7 @@ pub struct LoaderMetrics {
     pub rows_rejected: Counter,
     pub batches: Counter,
     pub warehouse_errors: Counter,
+    pub fetch_errors: Counter,
     transaction_latency: Histogram,
 }
 
@@ -76,6 +83,7 @@ impl LoaderMetrics {
             rows_rejected: counter!(ROWS_REJECTED, &label),
             batches: counter!(BATCHES, &label),
             warehouse_errors: counter!(WAREHOUSE_ERRORS, &label),
+            fetch_errors: counter!(FETCH_ERRORS, &label),
             transaction_latency: histogram!(TRANSACTION_LATENCY, &label),
         }
     }

@@ -144,6 +144,9 @@ pub fn reject_of(record: &ConsumerRecord, error: String) -> Reject {
 /// The row of `record`, or why it cannot be loaded.
 pub fn transform(config: &LoaderConfig, record: &ConsumerRecord) -> Result<Row, Reject> {
     let reject = |error: String| reject_of(record, error);
+    if let Some(why) = &record.undecodable {
+        return Err(reject(why.clone()));
+    }
     let bytes = record
         .value
         .as_deref()
@@ -218,6 +221,7 @@ mod tests {
             key: None,
             value: Some(Bytes::from(value.to_owned())),
             headers: vec![(HEADER_POSITION.into(), Some(Bytes::from_static(b"4096")))],
+            undecodable: None,
         }
     }
 

@@ -81,6 +81,11 @@ async fn print_records(consumer: &mut Consumer, args: &ConsumeArgs) -> i32 {
             if args.max.is_some_and(|max| printed >= max) {
                 break;
             }
+            if let Some(why) = &record.undecodable {
+                eprintln!("relay consume: {}/{}: {why}; skipped", record.topic, record.partition);
+                printed_now += 1;
+                continue;
+            }
             let written = if args.format == "json" {
                 writeln!(out, "{}", json_line(record))
             } else {

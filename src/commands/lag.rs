@@ -26,8 +26,8 @@ pub fn run(args: LagArgs) -> i32 {
             },
         };
         println!(
-            "{:<30} {:<30} {:>10} {:>14} {:>14} {:>10} {:>6}",
-            "GROUP", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "GAPS"
+            "{:<30} {:<30} {:>10} {:>14} {:>14} {:>10}",
+            "GROUP", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG"
         );
         let mut totals: BTreeMap<(String, String), i64> = BTreeMap::new();
         let mut open_gaps: BTreeMap<String, i64> = BTreeMap::new();
@@ -41,10 +41,14 @@ pub fn run(args: LagArgs) -> i32 {
                 let gaps = offset_metadata::unacknowledged_gaps(&lag.metadata);
                 if gaps > 0 {
                     *open_gaps.entry(group.clone()).or_default() += gaps;
+                    eprintln!(
+                        "relay lag: group {group} on {}/{}: {gaps} unacknowledged gap(s)",
+                        lag.topic, lag.partition
+                    );
                 }
                 println!(
-                    "{:<30} {:<30} {:>10} {:>14} {:>14} {:>10} {:>6}",
-                    group, lag.topic, lag.partition, lag.committed, lag.end_offset, lag.lag, gaps
+                    "{:<30} {:<30} {:>10} {:>14} {:>14} {:>10}",
+                    group, lag.topic, lag.partition, lag.committed, lag.end_offset, lag.lag
                 );
             }
         }

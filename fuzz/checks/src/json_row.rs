@@ -82,6 +82,7 @@ pub fn json_row(data: &[u8]) {
         key: None,
         value: Some(Bytes::copy_from_slice(value)),
         headers,
+        undecodable: None,
     };
     match transform(&config, &record) {
         Ok(row) => {

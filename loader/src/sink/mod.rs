@@ -19,6 +19,7 @@
 //! partition, first offset).
 
 pub mod postgres;
+pub mod schema;
 pub mod sqlite;
 
 use crate::config::LoaderConfig;

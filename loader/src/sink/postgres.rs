@@ -6,7 +6,7 @@
 //! staged way: COPY into a session-local staging table, then insert into
 //! the target ignoring conflicts. A lost connection is re-opened on the next try.
 
-use super::{column_names, column_types, Batch, Result, SinkError, StoredOffsets};
+use super::{column_names, column_types, schema, Batch, Result, SinkError, StoredOffsets};
 use crate::config::{ColumnType, LoaderConfig};
 use crate::transform::{Row, Value};
 use bytes::BytesMut;
@@ -147,6 +147,40 @@ impl ToSql for Value {
     postgres_types::to_sql_checked!();
 }
 
+/// The target table as PostgreSQL's catalog describes it, checked against
+/// the configuration.
+async fn check_table(client: &Client, config: &LoaderConfig) -> Result<()> {
+    let table = &config.table;
+    let rows = client
+        .query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns
+             WHERE table_name = $1 AND table_schema = current_schema()",
+            &[table],
+        )
+        .await
+        .map_err(unavailable)?;
+    let actual: Vec<schema::ActualColumn> = rows
+        .iter()
+        .map(|row| schema::ActualColumn {
+            name: row.get(0),
+            declared_type: row.get(1),
+        })
+        .collect();
+    let dedup_key_unique: bool = client
+        .query_one(
+            "SELECT EXISTS (
+                 SELECT 1 FROM pg_index i
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                 WHERE i.indrelid = to_regclass($1::text) AND i.indisunique AND i.indnatts = 1
+                   AND a.attname = 'dedup_key')",
+            &[table],
+        )
+        .await
+        .map_err(unavailable)?
+        .get(0);
+    schema::check(config, schema::Dialect::Postgres, &actual, dedup_key_unique)
+}
+
 impl PostgresSink {
     pub async fn open(url: &str, config: &LoaderConfig) -> Result<Self> {
         let mut types: Vec<Type> = column_types(config)
@@ -200,6 +234,7 @@ impl PostgresSink {
             ))
             .await
             .map_err(|e| SinkError::Setup(format!("creating tables: {}", describe(&e))))?;
+        check_table(&client, config).await?;
         sink.client = Some(client);
         sink.prepare_session().await?;
         Ok(sink)

@@ -3,7 +3,7 @@
 //! `BEGIN IMMEDIATE` transaction per batch. Timestamps are stored as RFC 3339
 //! text with microseconds, UUIDs as text, JSON as text.
 
-use super::{column_names, column_types, Batch, Result, SinkError, StoredOffsets};
+use super::{column_names, column_types, schema, Batch, Result, SinkError, StoredOffsets};
 use crate::config::LoaderConfig;
 use crate::transform::{Row, Value};
 use relay_client::time::format_rfc3339_micros;
@@ -109,6 +109,7 @@ impl SqliteSink {
                          UNIQUE (group_id, topic, partition, first_offset));",
             )
             .map_err(setup)?;
+        check_table(&connection, config)?;
         let names = column_names(config);
         let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
         let insert_row = format!(
@@ -193,6 +194,43 @@ impl SqliteSink {
         .await
         .expect("write task")
     }
+}
+
+/// The target table as SQLite's catalog describes it, checked against the configuration.
+fn check_table(connection: &Connection, config: &LoaderConfig) -> Result<()> {
+    let table = &config.table;
+    let mut statement = connection
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .map_err(unavailable)?;
+    let actual: Vec<schema::ActualColumn> = statement
+        .query_map([], |row| {
+            Ok(schema::ActualColumn {
+                name: row.get::<_, String>(1)?,
+                declared_type: row.get::<_, String>(2)?.to_ascii_lowercase(),
+            })
+        })
+        .map_err(unavailable)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(unavailable)?;
+    // A unique index whose only column is dedup_key.
+    let mut indexes = connection
+        .prepare(&format!("PRAGMA index_list({table})"))
+        .map_err(unavailable)?;
+    let unique: Vec<String> = indexes
+        .query_map([], |row| Ok((row.get::<_, String>(1)?, row.get::<_, i64>(2)?)))
+        .map_err(unavailable)?
+        .filter_map(|r| r.ok())
+        .filter(|(_, unique)| *unique == 1)
+        .map(|(name, _)| name)
+        .collect();
+    let dedup_key_unique = unique.iter().any(|index| {
+        let columns: Vec<String> = connection
+            .prepare(&format!("PRAGMA index_info({index})"))
+            .and_then(|mut s| s.query_map([], |row| row.get::<_, String>(2))?.collect())
+            .unwrap_or_default();
+        columns == ["dedup_key"]
+    });
+    schema::check(config, schema::Dialect::Sqlite, &actual, dedup_key_unique)
 }
 
 fn write_blocking(
