@@ -284,6 +284,47 @@ fn open_files_max_never_starves_the_live_file() {
     scene.assert_exactly_once(0..350);
 }
 
+/// Against Kafka's default `message.max.bytes` (the broker's default
+/// `message_bytes_max`), lines close to 1 MiB arrive; a line the broker
+/// refuses as too large with its headers goes to the rejects file with its
+/// bytes, and nothing around it is lost.
+#[test]
+fn lines_close_to_1_mib_arrive_and_one_the_broker_refuses_is_rejected_with_its_bytes() {
+    let scene = Scene::new();
+    let broker = BrokerProcess::start(scene.dir.path(), "");
+    let big = |n: u64, bytes: usize| {
+        let head = format!("{{\"n\":{n},\"pad\":\"");
+        format!("{head}{}\"}}\n", "x".repeat(bytes - head.len() - 3))
+    };
+    let mut text = String::new();
+    for n in 0..6 {
+        text.push_str(&big(n, 900 * 1024));
+        text.push_str(&format!("{{\"n\":{}}}\n", 100 + n));
+    }
+    // Under line_bytes_max (1 MiB), over message_bytes_max with its headers.
+    let refused = big(999, 1_048_570);
+    text.push_str(&refused);
+    text.push_str("{\"n\":1000}\n");
+    std::fs::write(scene.path("logs").join("app.jsonl"), text).unwrap();
+    let sender = scene.sender(&broker, "big");
+    let arrived = wait_until(Duration::from_secs(60), || topic_records(&broker, "big") >= 13);
+    assert!(
+        arrived,
+        "{} of 13 records\n{}",
+        topic_records(&broker, "big"),
+        sender.log()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(topic_records(&broker, "big"), 13);
+    let rejects = std::fs::read(scene.path("state").join("rejects")).unwrap_or_default();
+    let rejects = String::from_utf8_lossy(&rejects);
+    assert!(rejects.contains("reason="), "no reject header:\n{}", sender.log());
+    assert!(
+        rejects.contains(refused.trim_end()),
+        "the refused line's bytes are not in the rejects file"
+    );
+}
+
 #[test]
 fn a_missing_topic_costs_no_line_and_the_sender_says_so() {
     let scene = Scene::new();
