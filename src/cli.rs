@@ -191,6 +191,9 @@ pub struct LoadArgs {
     /// Where partitions without a stored offset start: earliest, latest, offset:N or time:RFC3339.
     #[arg(long, value_name = "POSITION")]
     pub from: Option<String>,
+    /// Exit once every partition is loaded up to its end (a one-shot backfill).
+    #[arg(long)]
+    pub until_end: bool,
 }
 
 #[derive(Debug, Args)]

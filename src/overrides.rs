@@ -46,6 +46,11 @@ pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig
         || args.table.is_some()
         || args.from.is_some();
     let mut loaders = config.load.clone();
+    if args.until_end {
+        for loader in &mut loaders {
+            loader.until_end = true;
+        }
+    }
     if !any_flag {
         if loaders.is_empty() {
             return Err("nothing to load: give --topic, --group, --warehouse and --table, or a --config file with [[load]] sections".into());
@@ -92,6 +97,7 @@ pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig
     if let Some(from) = &args.from {
         loader.from = Some(from.clone());
     }
+    loader.until_end |= args.until_end;
     loader.validate()?;
     Ok(vec![loader])
 }

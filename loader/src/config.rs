@@ -145,6 +145,10 @@ pub struct LoaderConfig {
     /// broker (retention): record the gap in relay_gaps and go on, or stop.
     #[serde(default)]
     pub on_gap: OnGap,
+    /// Stop once every partition is loaded up to its end (a one-shot
+    /// backfill), instead of following the topic (`relay load --until-end`).
+    #[serde(default)]
+    pub until_end: bool,
 }
 
 /// What the loader does when the next offset it needs is gone from the broker.
@@ -207,6 +211,7 @@ impl LoaderConfig {
             retry_backoff_max_ms: RETRY_BACKOFF_MAX_MS_DEFAULT,
             from: None,
             on_gap: OnGap::Record,
+            until_end: false,
         }
     }
 

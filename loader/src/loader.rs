@@ -120,7 +120,9 @@ impl Loader {
         })
     }
 
-    /// Loads until `stop` turns true; finishes the batch in hand first.
+    /// Loads until `stop` turns true, then goes on until it has loaded what
+    /// the topic holds (at most [`STOP_DRAIN_WAIT_MAX`]) and commits the
+    /// batch in hand; with `until_end` it also stops by itself once caught up.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), LoaderError> {
         tracing::info!(group = %self.config.group, topics = ?self.config.topics, table = %self.config.table, "loader started");
         let mut pending: Vec<ConsumerRecord> = Vec::new();
@@ -130,10 +132,24 @@ impl Loader {
         let mut batch_started: Option<Instant> = None;
         let mut batch_bytes = 0usize;
         let mut fetch_failing_since: Option<Instant> = None;
-        while !*stop.borrow() {
-            let poll = tokio::select! {
-                poll = self.consumer.poll() => poll,
-                _ = stop.changed() => continue,
+        let mut draining_since: Option<Instant> = None;
+        loop {
+            if *stop.borrow() {
+                draining_since.get_or_insert_with(Instant::now);
+            }
+            if draining_since.is_some() || self.config.until_end {
+                let expired = draining_since.is_some_and(|since| since.elapsed() >= STOP_DRAIN_WAIT_MAX);
+                if expired || self.caught_up(draining_since.is_some()) {
+                    break;
+                }
+            }
+            let poll = if draining_since.is_some() {
+                self.consumer.poll().await
+            } else {
+                tokio::select! {
+                    poll = self.consumer.poll() => poll,
+                    _ = stop.changed() => continue,
+                }
             };
             let poll = match poll {
                 Ok(poll) => {
@@ -202,6 +218,21 @@ impl Loader {
         }
         tracing::info!(rows = self.stats.rows_loaded.load(Ordering::Relaxed), "loader stopped");
         Ok(())
+    }
+
+    /// Whether every owned partition is fetched up to its end (as of the
+    /// last fetch). Without partitions: caught up when stopping (nothing
+    /// to finish), not yet otherwise (the group may still assign some).
+    fn caught_up(&self, stopping: bool) -> bool {
+        if self.stored.is_empty() {
+            return stopping;
+        }
+        self.stored.keys().all(
+            |tp| match (self.consumer.position(tp), self.consumer.high_watermark(tp)) {
+                (Some(position), Some(end)) => position >= end,
+                _ => false,
+            },
+        )
     }
 
     /// Records on the broker not yet in the warehouse, per owned partition.
@@ -421,6 +452,11 @@ impl Loader {
         Ok(())
     }
 }
+
+/// After a stop, how long a loader goes on loading what the topic already
+/// holds (the senders have drained into it) before it commits what it has
+/// and leaves: well inside the supervisor's 60 s for every role.
+pub const STOP_DRAIN_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// A fetch failing this long is logged at ERROR (before: WARN per attempt).
 const FETCH_FAILING_LOUD_AFTER: Duration = Duration::from_secs(30);

@@ -24,12 +24,14 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// Bytes read per chunk: large enough for few syscalls, small enough that a
 /// hundred open files stay within the memory budget.
 pub const READ_CHUNK_BYTES: usize = 256 * 1024;
+/// How long a stop lets a file be read on to where it ended at the stop.
+pub const STOP_READ_WAIT_MAX: Duration = Duration::from_secs(5);
 /// Deliveries awaited per file before reading pauses.
 pub const ACKS_IN_FLIGHT_MAX: usize = 20_000;
 
@@ -107,9 +109,17 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
     let mut pieces = Vec::new();
     let mut overlong_length = 0u64;
     let mut quiet_since: Option<Instant> = None;
+    // At a stop, the file is read on to where it ended at that moment (the
+    // application's last lines go out before the loaders stop), for at most
+    // STOP_READ_WAIT_MAX.
+    let mut stopping: Option<(u64, Instant)> = None;
     let finished = 'reading: loop {
         if *stop.borrow() {
-            break Finished::Stopped;
+            let (end, since) =
+                *stopping.get_or_insert_with(|| (file.metadata().map_or(0, |m| m.len()), Instant::now()));
+            if position >= end || since.elapsed() >= STOP_READ_WAIT_MAX {
+                break Finished::Stopped;
+            }
         }
         let reader = Arc::clone(&file);
         let chunk = tokio::task::spawn_blocking(move || read_chunk(&reader, position))

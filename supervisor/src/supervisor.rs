@@ -21,6 +21,7 @@ use relay_loader::loader::Loader;
 use relay_sender::{Sender, SenderConfig};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -44,6 +45,16 @@ enum Kind {
 }
 
 impl Kind {
+    /// When a stop reaches this kind: data flows generator → senders →
+    /// broker → loaders, so each is stopped after what feeds it.
+    fn stop_order(self) -> usize {
+        match self {
+            Self::Helper => 0,
+            Self::Sender => 1,
+            Self::Loader => 2,
+        }
+    }
+
     fn consequence(self) -> &'static str {
         match self {
             Self::Sender => "lines not yet acknowledged are sent again on restart",
@@ -109,10 +120,15 @@ fn announce(line: &str) {
 /// The roles of one process and how they stop.
 pub struct Supervisor {
     endpoint: Option<Endpoint>,
-    stop: watch::Sender<bool>,
+    /// One stop signal per kind of role, sent in data order.
+    stops: [watch::Sender<bool>; 3],
     tasks: Vec<Task>,
     /// Woken when a role ends with an error: the process then stops as a whole.
     failed: Arc<Notify>,
+    /// Roles still running, and the wake-up when the last one ends by itself
+    /// (loaders with `until_end`): the process then stops too.
+    running: Arc<AtomicUsize>,
+    all_done: Arc<Notify>,
     broker: Option<Broker>,
 }
 
@@ -121,12 +137,17 @@ impl Supervisor {
     /// `metrics_listen` when given. The recorder is installed here, before any
     /// role starts, since metric handles registered earlier record nothing.
     pub fn new(metrics_listen: Option<String>) -> Self {
-        let (stop, _) = watch::channel(false);
         Self {
             endpoint: metrics_listen.map(Endpoint::install),
-            stop,
+            stops: [
+                watch::channel(false).0,
+                watch::channel(false).0,
+                watch::channel(false).0,
+            ],
             tasks: Vec::new(),
             failed: Arc::new(Notify::new()),
+            running: Arc::new(AtomicUsize::new(0)),
+            all_done: Arc::new(Notify::new()),
             broker: None,
         }
     }
@@ -173,7 +194,7 @@ impl Supervisor {
                 endpoint.watch_sender(&config.topic);
             }
             let topic = config.topic.clone();
-            let stopped = self.stop.subscribe();
+            let stopped = self.stopped(Kind::Sender);
             self.spawn(format!("send {}", config.topic), Kind::Sender, async move {
                 sender
                     .run(stopped)
@@ -205,7 +226,7 @@ impl Supervisor {
             if let Some(endpoint) = &self.endpoint {
                 endpoint.watch_loader(&table, Arc::clone(&loader.stats));
             }
-            let stopped = self.stop.subscribe();
+            let stopped = self.stopped(Kind::Loader);
             let role = format!("load {table}");
             self.spawn(role, Kind::Loader, async move {
                 loader
@@ -224,14 +245,12 @@ impl Supervisor {
         role: &str,
         work: impl FnOnce(watch::Receiver<bool>) -> std::result::Result<(), String> + Send + 'static,
     ) {
-        let stopped = self.stop.subscribe();
+        let stopped = self.stopped(Kind::Helper);
         let name = role.to_owned();
-        let failed = Arc::clone(&self.failed);
+        let ended = self.ending();
         let handle = tokio::task::spawn_blocking(move || {
             let result = work(stopped).map_err(|reason| SupervisorError::Task { role: name, reason });
-            if result.is_err() {
-                failed.notify_one();
-            }
+            ended(result.is_err());
             result
         });
         self.tasks.push(Task {
@@ -241,37 +260,72 @@ impl Supervisor {
         });
     }
 
-    fn spawn(&mut self, role: String, kind: Kind, run: impl Future<Output = Result<()>> + Send + 'static) {
-        let failed = Arc::clone(&self.failed);
-        let handle = tokio::spawn(async move {
-            let result = run.await;
-            if result.is_err() {
+    /// What a role calls when it ends: wakes the run on a failure, or when
+    /// it was the last role running.
+    fn ending(&self) -> impl FnOnce(bool) + Send + 'static {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        let (failed, running, all_done) = (
+            Arc::clone(&self.failed),
+            Arc::clone(&self.running),
+            Arc::clone(&self.all_done),
+        );
+        move |error| {
+            if error {
                 failed.notify_one();
             }
+            if running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                all_done.notify_one();
+            }
+        }
+    }
+
+    /// The stop signal of a kind of role.
+    fn stopped(&self, kind: Kind) -> watch::Receiver<bool> {
+        self.stops[kind.stop_order()].subscribe()
+    }
+
+    fn spawn(&mut self, role: String, kind: Kind, run: impl Future<Output = Result<()>> + Send + 'static) {
+        let ended = self.ending();
+        let handle = tokio::spawn(async move {
+            let result = run.await;
+            ended(result.is_err());
             result
         });
         self.tasks.push(Task { role, kind, handle });
     }
 
-    /// Runs until SIGTERM or SIGINT, or until a role fails, then
+    /// Runs until SIGTERM or SIGINT, until a role fails, or until every role
+    /// has finished by itself, then
     /// [`Self::stop`]s everything.
     pub async fn run_until_signal(self) -> Vec<SupervisorError> {
         tokio::select! {
             _ = wait_for_signal() => {}
             _ = self.failed.notified() => tracing::error!("a role failed; stopping the others"),
+            _ = self.all_done.notified() => tracing::info!("every role has finished"),
         }
         tracing::info!("stopping: senders, loaders and helpers first, then the broker");
         self.stop(STOP_WAIT_MAX).await
     }
 
-    /// Tells every role to stop and waits up to `wait_max` in all for them;
-    /// then shuts the broker down. Returns what failed, in start order: a
-    /// role's own error, or that it did not stop in time (it is abandoned).
+    /// Stops the roles in data order, waiting up to `wait_max` in all:
+    /// helpers (the generator) first, then senders (which drain what they
+    /// sent), then loaders (which load what the topic now holds, bounded),
+    /// and the broker last. Returns what failed: a role's own error, or that
+    /// it did not stop in time (it is abandoned).
     pub async fn stop(self, wait_max: Duration) -> Vec<SupervisorError> {
-        let _ = self.stop.send(true);
         let deadline = Instant::now() + wait_max;
         let mut errors = Vec::new();
-        for task in self.tasks {
+        let mut tasks = self.tasks;
+        tasks.sort_by_key(|task| task.kind.stop_order());
+        let mut signalled = None;
+        for task in tasks {
+            if signalled != Some(task.kind.stop_order()) {
+                // Every kind up to this one: a kind with no tasks is signalled too.
+                for stop in &self.stops[..=task.kind.stop_order()] {
+                    let _ = stop.send(true);
+                }
+                signalled = Some(task.kind.stop_order());
+            }
             let abort = task.handle.abort_handle();
             match tokio::time::timeout_at(deadline, task.handle).await {
                 Ok(Ok(Ok(()))) => {}
@@ -289,6 +343,9 @@ impl Supervisor {
                     });
                 }
             }
+        }
+        for stop in &self.stops {
+            let _ = stop.send(true);
         }
         if let Some(broker) = self.broker {
             broker.shutdown().await;

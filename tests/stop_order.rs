@@ -1,0 +1,125 @@
+//! Stopping in data order: `relay up` told to stop (SIGTERM, as Ctrl-C)
+//! while its generator writes stops the generator, lets the senders drain
+//! what they read, lets the loaders load what the topic then holds, and
+//! only then the broker: every line written is loaded when it exits. And a
+//! one-shot backfill (`relay load --until-end`) exits 0 once caught up.
+
+mod support;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+use support::warehouse::Warehouse;
+use support::{relay_binary, run_with_timeout, wait_until, BrokerProcess, RelayProcess};
+
+#[test]
+fn relay_up_stopped_mid_stream_has_loaded_every_line_written_when_it_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let warehouse = Warehouse::sqlite(dir.path());
+    let config = dir.path().join("up.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[broker]
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+
+[[send]]
+topic = "events"
+paths = ["{logs}/*.jsonl*"]
+state_dir = "{state}"
+
+[[load]]
+topic = "events"
+group = "up-loader"
+warehouse = "{warehouse}"
+table = "events"
+batch_wait_ms = 200
+
+[[load.columns]]
+name = "uuid"
+pointer = "/uuid"
+type = "text"
+"#,
+            data = dir.path().join("data").display(),
+            logs = logs.display(),
+            state = dir.path().join("state").display(),
+            warehouse = warehouse.url(),
+        ),
+    )
+    .unwrap();
+    let mut up = RelayProcess::start(
+        vec![
+            "up".into(),
+            "--config".into(),
+            config.display().to_string(),
+            "--gen-events".into(),
+            "3000".into(),
+        ],
+        &dir.path().join("up.log"),
+    );
+    let flowing = wait_until(Duration::from_secs(30), || {
+        warehouse.count("select count(*) from events") > 0
+    });
+    assert!(flowing, "{}", up.log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(up.terminate(), Some(0), "{}", up.log());
+    let mut written = 0;
+    for entry in std::fs::read_dir(&logs).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        written += text.lines().count() as i64;
+    }
+    assert!(written > 0);
+    assert_eq!(
+        warehouse.count("select count(*) from events"),
+        written,
+        "lines written and not loaded at exit\n{}",
+        up.log()
+    );
+}
+
+#[test]
+fn a_backfill_with_until_end_exits_once_everything_is_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    let file = dir.path().join("events.jsonl");
+    let mut out = std::fs::File::create(&file).unwrap();
+    for n in 0..3000 {
+        writeln!(out, r#"{{"uuid":"e-{n}"}}"#).unwrap();
+    }
+    drop(out);
+    let produced = run_with_timeout(
+        Command::new(relay_binary())
+            .args(["produce", "--topic", "backfill", file.to_str().unwrap()])
+            .env("RELAY_BROKER", &broker.address),
+        Duration::from_secs(60),
+    );
+    assert!(produced.status.success());
+    let warehouse = Warehouse::sqlite(dir.path());
+    let output = run_with_timeout(
+        Command::new(relay_binary()).args([
+            "load",
+            "--broker",
+            &broker.address,
+            "--topic",
+            "backfill",
+            "--group",
+            "once",
+            "--warehouse",
+            &warehouse.url(),
+            "--table",
+            "events",
+            "--until-end",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(warehouse.count("select count(*) from events"), 3000);
+}
