@@ -331,3 +331,51 @@ impl TapDir for Warehouse {
         self
     }
 }
+
+/// `relay load --warehouse URL` for a warehouse that cannot work: exit 2
+/// with the server's reason, and no password anywhere in what it prints.
+fn load_refused(broker: &BrokerProcess, warehouse: &str) -> String {
+    let output = run_with_timeout(
+        Command::new(relay_binary()).args([
+            "load",
+            "--broker",
+            &broker.address,
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--warehouse",
+            warehouse,
+            "--table",
+            "events",
+        ]),
+        Duration::from_secs(60),
+    );
+    let printed = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{printed}");
+    assert!(!printed.contains("s3cret"), "a password was printed:\n{printed}");
+    printed
+}
+
+#[test]
+fn postgres_a_missing_role_or_database_is_a_configuration_error_that_names_it() {
+    let Some(postgres) = Postgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    let port = postgres.port;
+    let printed = load_refused(&broker, &format!("postgres://nobody:s3cret@127.0.0.1:{port}/postgres"));
+    assert!(
+        printed.contains("nobody") && printed.contains("does not exist"),
+        "{printed}"
+    );
+    let printed = load_refused(
+        &broker,
+        &format!("postgres://postgres:s3cret@127.0.0.1:{port}/nosuchdb"),
+    );
+    assert!(
+        printed.contains("nosuchdb") && printed.contains("does not exist"),
+        "{printed}"
+    );
+    let printed = load_refused(&broker, "sqlite://");
+    assert!(printed.contains("names no database"), "{printed}");
+}

@@ -234,6 +234,11 @@ impl LoaderConfig {
         config
     }
 
+    /// The warehouse URL as it may be shown: without its password.
+    pub fn warehouse_redacted(&self) -> String {
+        redact_url(&self.warehouse)
+    }
+
     pub fn batch_wait(&self) -> Duration {
         Duration::from_millis(self.batch_wait_ms)
     }
@@ -284,6 +289,12 @@ impl LoaderConfig {
         if self.topics.is_empty() {
             return Err(format!("[[load]] for table {}: no topic", self.table));
         }
+        if self.warehouse == "sqlite://" || self.warehouse.trim().is_empty() {
+            return Err(format!(
+                "[[load]] for table {}: warehouse {:?} names no database (sqlite:///path/to/file.db or postgres://user@host:port/db)",
+                self.table, self.warehouse
+            ));
+        }
         self.start_position()?;
         if self.batch_bytes_max == 0 {
             return Err("batch_bytes_max must be at least 1".into());
@@ -292,5 +303,41 @@ impl LoaderConfig {
             return Err("batch_records_max must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+/// `scheme://user:password@host/…` without the password (`user:***@`); any
+/// other text unchanged. URLs go to logs, errors and status screens: a
+/// password never does.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_show_in_a_url() {
+        assert_eq!(
+            redact_url("postgres://relay:s3cret@db:5432/analytics"),
+            "postgres://relay:***@db:5432/analytics"
+        );
+        assert_eq!(
+            redact_url("postgres://relay@db/analytics"),
+            "postgres://relay@db/analytics"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/w.db"), "sqlite:///tmp/w.db");
     }
 }

@@ -66,7 +66,7 @@ async fn open_sink(config: &LoaderConfig) -> Result<Sink, LoaderError> {
             Ok(sink) => return Ok(sink),
             Err(SinkError::Unavailable(error)) => {
                 if !logged {
-                    tracing::warn!(warehouse = %config.warehouse, %error, "warehouse unavailable at start; retrying");
+                    tracing::warn!(warehouse = %config.warehouse_redacted(), %error, "warehouse unavailable at start; retrying");
                     logged = true;
                 }
                 tokio::time::sleep(backoff).await;

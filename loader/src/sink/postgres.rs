@@ -35,6 +35,18 @@ fn unavailable(error: tokio_postgres::Error) -> SinkError {
     SinkError::Unavailable(describe(&error))
 }
 
+/// A connection that fails for a reason retrying cannot fix (a wrong
+/// password `28P01`, a role not allowed `28000`, a database that does not
+/// exist `3D000`) is a configuration error; anything else (refused, timed
+/// out, the server starting up) is an outage.
+fn connect_error(error: tokio_postgres::Error, url: &str) -> SinkError {
+    let message = format!("{} ({})", describe(&error), crate::config::redact_url(url));
+    match error.code().map(|code| code.code()) {
+        Some("28P01" | "28000" | "3D000") => SinkError::Setup(message),
+        _ => SinkError::Unavailable(message),
+    }
+}
+
 /// What an error while writing rows means, by SQLSTATE class: the data of a
 /// row (`22` data exception, `23` integrity, `42804` datatype mismatch,
 /// `54000` a value too large for an index), the table (`42` otherwise:
@@ -241,7 +253,9 @@ impl PostgresSink {
     }
 
     async fn connect(&self) -> Result<Client> {
-        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await.map_err(unavailable)?;
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .map_err(|error| connect_error(error, &self.url))?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "PostgreSQL connection ended");
