@@ -271,6 +271,15 @@ impl Admin {
         Ok(offsets)
     }
 
+    /// Whether the cluster knows `group`: it has members or committed
+    /// offsets. (Kafka describes any name, known or not, as "Dead".)
+    pub async fn group_exists(&self, group: &str) -> Result<bool> {
+        if self.list_groups().await?.iter().any(|g| g.group == group) {
+            return Ok(true);
+        }
+        Ok(!self.group_offsets(group).await?.is_empty())
+    }
+
     /// Committed offset, end offset and lag of every partition the group committed.
     pub async fn lag(&self, group: &str) -> Result<Vec<PartitionLag>> {
         let mut lags = Vec::new();

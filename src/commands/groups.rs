@@ -29,7 +29,14 @@ pub fn run(args: GroupsArgs) -> i32 {
                     println!("{:<40} {:<20} {:<10}", group.group, group.state, group.protocol_type);
                 }
             }),
-            GroupsCommand::Describe { group } => describe(&admin, &group).await,
+            GroupsCommand::Describe { group } => match admin.group_exists(&group).await {
+                Ok(false) => {
+                    eprintln!("relay groups: no such group {group:?} (no members, no committed offsets); `relay groups list` shows the groups");
+                    return exit::FAILURE;
+                }
+                Ok(true) => describe(&admin, &group).await,
+                Err(error) => Err(error),
+            },
             GroupsCommand::ResetOffsets { group, topic, .. } => admin
                 .reset_offsets(&group, &topic, position.expect("parsed above"))
                 .await

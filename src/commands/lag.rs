@@ -19,7 +19,14 @@ pub fn run(args: LagArgs) -> i32 {
             Err(error) => return fail("lag", &error),
         };
         let groups = match &args.group {
-            Some(group) => vec![group.clone()],
+            Some(group) => match admin.group_exists(group).await {
+                Ok(true) => vec![group.clone()],
+                Ok(false) => {
+                    eprintln!("relay lag: no such group {group:?} (no members, no committed offsets); `relay groups list` shows the groups");
+                    return exit::FAILURE;
+                }
+                Err(error) => return fail("lag", &error),
+            },
             None => match admin.list_groups().await {
                 Ok(groups) => groups.into_iter().map(|g| g.group).collect(),
                 Err(error) => return fail("lag", &error),
