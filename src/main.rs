@@ -16,7 +16,10 @@ mod overrides;
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => usage_error(error),
+    };
     relay_supervisor::logging::set_log_format_json(cli.log_format == "json");
     let code = match cli.command {
         cli::Command::Broker(args) => commands::broker::run(args),
@@ -33,4 +36,23 @@ fn main() {
         cli::Command::Status(args) => commands::status::run(args),
     };
     std::process::exit(code);
+}
+
+/// Prints clap's error (or help) and exits; an unexpected argument to
+/// `relay send` that looks like a path is a glob the shell expanded.
+fn usage_error(error: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if error.kind() != ErrorKind::UnknownArgument {
+        error.exit();
+    }
+    let _ = error.print();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("send")
+        && args.iter().skip(2).any(|a| a.contains('/') && !a.starts_with('-'))
+    {
+        eprintln!(
+            "hint: the shell expanded a path pattern into several files; quote it so relay send watches the pattern: --path './logs/*.jsonl'"
+        );
+    }
+    std::process::exit(exit::USAGE);
 }

@@ -31,3 +31,57 @@ fn an_unknown_group_is_exit_1_with_no_such_group() {
     assert_eq!(code, Some(1), "{printed}");
     assert!(printed.contains("no such group \"nosuch\""), "{printed}");
 }
+
+#[test]
+fn a_sender_that_can_read_nothing_says_so_in_its_log_and_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    let missing = dir.path().join("no-such-dir").join("*.log");
+    let sender = support::RelayProcess::start(
+        [
+            "send",
+            "--broker",
+            &broker.address,
+            "--topic",
+            "t",
+            "--path",
+            &missing.display().to_string(),
+            "--state-dir",
+            &dir.path().join("state").display().to_string(),
+            "--metrics",
+            "127.0.0.1:0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        &dir.path().join("send.log"),
+    );
+    let said = support::wait_until(Duration::from_secs(20), || {
+        sender.log().contains("cannot list directory")
+    });
+    assert!(said, "{}", sender.log());
+    assert!(sender.log().contains("No such file or directory"), "{}", sender.log());
+    let (status, body) = support::http_get(&sender.metrics_address(1), "/health").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("cannot list directory"), "{body}");
+    // The directory appears, still empty: a WARN that nothing matches.
+    std::fs::create_dir_all(missing.parent().unwrap()).unwrap();
+    let waiting = support::wait_until(Duration::from_secs(20), || sender.log().contains("matches no file yet"));
+    assert!(waiting, "{}", sender.log());
+    std::fs::write(missing.parent().unwrap().join("a.log"), "{\"n\":1}\n").unwrap();
+    let healthy = support::wait_until(Duration::from_secs(20), || {
+        support::http_get(&sender.metrics_address(1), "/health").is_some_and(|(status, _)| status == 200)
+    });
+    assert!(healthy, "{}", sender.log());
+}
+
+#[test]
+fn a_glob_the_shell_expanded_gets_a_hint_to_quote_it() {
+    let output = run_with_timeout(
+        Command::new(relay_binary()).args(["send", "--topic", "t", "--path", "./logs/a.jsonl", "./logs/b.jsonl"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("quote it"), "{stderr}");
+}

@@ -188,7 +188,7 @@ fn spawn_background(context: &Context, config: &BrokerConfig) -> Vec<JoinHandle<
             ticker.tick().await;
             let (topics, store) = (Arc::clone(&topics), Arc::clone(&store));
             let _ = tokio::task::spawn_blocking(move || {
-                topics.enforce_retention(now_ms());
+                topics.enforce_retention(now_ms(), store.as_ref());
                 if let Err(error) = store.compact_if_needed() {
                     tracing::error!(%error, "compacting the group offsets log failed");
                 }

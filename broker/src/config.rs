@@ -134,6 +134,11 @@ impl Default for BrokerConfig {
 }
 
 /// Settings one topic may override; absent fields come from `[broker.log]`.
+///
+/// A topic's file keeps the settings it was created with. The two protection
+/// settings are the exception: they describe who reads the topic and how much
+/// disk the operator grants them, which change as loaders come and go, so
+/// they are read from the config at every start and never stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TopicSettings {
@@ -145,6 +150,15 @@ pub struct TopicSettings {
     pub retention_bytes: Option<i64>,
     pub retention_ms: Option<i64>,
     pub fsync: Option<FsyncPolicy>,
+    /// Consumer groups whose committed offsets retention does not pass, up to
+    /// `retention_bytes_hard` (see [`crate::topics::retention`]). `Some([])`
+    /// protects nothing and says so explicitly (`relay up` then adds no
+    /// loader group).
+    #[serde(skip_serializing)]
+    pub protected_groups: Option<Vec<String>>,
+    /// See [`LogConfig::retention_bytes_hard`].
+    #[serde(skip_serializing)]
+    pub retention_bytes_hard: Option<i64>,
 }
 
 impl TopicSettings {
@@ -158,6 +172,7 @@ impl TopicSettings {
             retention_bytes: self.retention_bytes.unwrap_or(base.retention_bytes),
             retention_ms: self.retention_ms.unwrap_or(base.retention_ms),
             fsync: self.fsync.unwrap_or(base.fsync),
+            retention_bytes_hard: self.retention_bytes_hard.or(base.retention_bytes_hard),
             ..base.clone()
         }
     }
@@ -173,7 +188,24 @@ impl TopicSettings {
             retention_bytes: later.retention_bytes.or(self.retention_bytes),
             retention_ms: later.retention_ms.or(self.retention_ms),
             fsync: later.fsync.or(self.fsync),
+            protected_groups: later.protected_groups.clone().or_else(|| self.protected_groups.clone()),
+            retention_bytes_hard: later.retention_bytes_hard.or(self.retention_bytes_hard),
         }
+    }
+
+    /// These settings with the protection settings of `configured` (the
+    /// topic's `[broker.topics.<name>]`) in place of their own.
+    pub fn with_protection_of(&self, configured: Option<&TopicSettings>) -> TopicSettings {
+        TopicSettings {
+            protected_groups: configured.and_then(|c| c.protected_groups.clone()),
+            retention_bytes_hard: configured.and_then(|c| c.retention_bytes_hard),
+            ..self.clone()
+        }
+    }
+
+    /// The groups retention protects; empty when none.
+    pub fn protected_groups(&self) -> &[String] {
+        self.protected_groups.as_deref().unwrap_or_default()
     }
 
     /// Reads a Kafka topic config (`retention.ms = 3600000`), as CreateTopics
@@ -240,6 +272,11 @@ impl BrokerConfig {
             let log = settings.apply(&self.log);
             log.validate().map_err(|e| format!("{section}: {e}"))?;
             self.check_message_fits_request(&section, &log)?;
+            if settings.protected_groups().iter().any(|group| group.is_empty()) {
+                return Err(format!(
+                    "{section}.protected_groups names an empty group; list the group ids of the topic's loaders"
+                ));
+            }
         }
         Ok(())
     }
@@ -344,6 +381,47 @@ mod tests {
             Err(
                 "broker.topics.big.message_bytes_max (2000000) must be less than broker.request_bytes_max \
                  (1048576); lower the one or raise the other"
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn protection_settings_come_from_the_config_and_are_never_stored() {
+        let configured: BrokerConfig = toml::from_str(
+            "[log]\nretention_bytes = 1000\n\
+             [topics.events]\nprotected_groups = [\"loader\"]\nretention_bytes_hard = 9000\nretention_ms = 5\n",
+        )
+        .unwrap();
+        let settings = &configured.topics["events"];
+        assert_eq!(settings.protected_groups(), ["loader".to_owned()]);
+        let log = settings.apply(&configured.log);
+        assert_eq!(
+            (log.retention_bytes, log.retention_hard_bytes_max()),
+            (1000, Some(9000))
+        );
+        assert_eq!(
+            toml::to_string(settings).unwrap(),
+            "retention_ms = 5\n",
+            "a topic file keeps no protection setting"
+        );
+        let stored = TopicSettings {
+            retention_ms: Some(5),
+            ..TopicSettings::default()
+        };
+        assert_eq!(stored.with_protection_of(Some(settings)), *settings);
+        assert_eq!(stored.with_protection_of(None), stored);
+        assert!(TopicSettings::default().protected_groups().is_empty());
+    }
+
+    #[test]
+    fn an_empty_protected_group_name_is_refused() {
+        let config: BrokerConfig = toml::from_str("[topics.events]\nprotected_groups = [\"\"]\n").unwrap();
+        assert_eq!(
+            config.validate(),
+            Err(
+                "broker.topics.events.protected_groups names an empty group; list the group ids of the \
+                 topic's loaders"
                     .into()
             )
         );

@@ -6,13 +6,17 @@
 //!
 //! It holds state and hands it out; it never speaks the wire protocol and
 //! never runs background work (that is [`crate::server`] and
-//! [`crate::broker`], the layers above it).
+//! [`crate::broker`], the layers above it). It is where groups meet topics:
+//! the group offsets answer retention's question of how far protected groups
+//! have read ([`CommittedOffsets`]), which neither layer may ask the other.
 
 use crate::config::BrokerConfig;
 use crate::group::coordinator::Coordinator;
+use crate::group::offset_store::OffsetStore;
 use crate::health::Health;
 use crate::meta::ProducerIds;
 use crate::security::Security;
+use crate::topics::retention::CommittedOffsets;
 use crate::topics::Topics;
 use std::sync::Arc;
 use tokio::sync::{Notify, Semaphore};
@@ -50,3 +54,10 @@ impl BrokerContext {
 }
 
 pub type Context = Arc<BrokerContext>;
+
+impl CommittedOffsets for OffsetStore {
+    fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        self.committed(group, topic, partition)
+            .map(|committed| committed.offset)
+    }
+}

@@ -7,7 +7,8 @@
 //! - [`context`]: [`context::BrokerContext`], the shared state every layer
 //!   above reads: topics, groups, producer ids, cluster identity, limits.
 //! - [`group`]: consumer group coordination and durable committed offsets.
-//! - [`topics`]: which topics exist, creating and deleting them, per-partition upkeep.
+//! - [`topics`]: which topics exist, creating and deleting them, per-partition
+//!   upkeep, and retention that keeps what protected groups have not read.
 //! - [`meta`]: the cluster id and producer id allocation, kept in the data directory.
 //! - [`metrics`]: Prometheus metric names, and the state gauges computed at scrape time.
 //! - [`health`]: [`health::Health`], the partitions that refuse writes after a failed fsync.

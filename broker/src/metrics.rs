@@ -36,6 +36,9 @@ pub const GROUP_LAG: &str = "relay_broker_group_lag";
 pub const GROUP_COMMIT_AGE: &str = "relay_broker_group_commit_age_seconds";
 pub const GROUP_MEMBERS: &str = "relay_broker_group_members";
 pub const REQUEST_MEMORY_IN_USE: &str = "relay_broker_request_memory_bytes";
+pub use crate::topics::retention::PROTECTED_DELETED_RECORDS_METRIC as RETENTION_PROTECTED_DELETED_RECORDS;
+pub const RETENTION_PROTECTED_BYTES: &str = "relay_broker_retention_protected_bytes";
+pub const RETENTION_HARD_LIMIT_BYTES: &str = "relay_broker_retention_hard_limit_bytes";
 
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
@@ -114,6 +117,21 @@ pub fn describe() {
         "Time since the group last committed this partition."
     );
     describe_gauge!(GROUP_MEMBERS, Unit::Count, "Members of the group.");
+    describe_counter!(
+        RETENTION_PROTECTED_DELETED_RECORDS,
+        Unit::Count,
+        "Records deleted past retention_bytes_hard that a protected group had not read, by topic and group."
+    );
+    describe_gauge!(
+        RETENTION_PROTECTED_BYTES,
+        Unit::Bytes,
+        "Bytes of the partition kept only because protected groups have not read them."
+    );
+    describe_gauge!(
+        RETENTION_HARD_LIMIT_BYTES,
+        Unit::Bytes,
+        "retention_bytes_hard of a topic with protected groups: past it, unread records are deleted."
+    );
     describe_gauge!(
         REQUEST_MEMORY_IN_USE,
         Unit::Bytes,
@@ -189,7 +207,13 @@ pub fn publish_state_gauges(ctx: &BrokerContext) {
     let in_use = ctx.config.requests_memory_bytes_max - ctx.request_memory.available_permits();
     gauge!(REQUEST_MEMORY_IN_USE).set(in_use as f64);
     let mut end_offsets = std::collections::HashMap::new();
+    let store = ctx.coordinator.store();
+    let now = now_ms();
     for topic in ctx.topics.list() {
+        let protected = !topic.settings.protected_groups().is_empty();
+        if let (true, Some(hard)) = (protected, topic.log_config.retention_hard_bytes_max()) {
+            gauge!(RETENTION_HARD_LIMIT_BYTES, "topic" => topic.name.clone()).set(hard as f64);
+        }
         for (index, log) in topic.partitions.iter().enumerate() {
             let labels = [("topic", topic.name.clone()), ("partition", index.to_string())];
             let end = log.high_watermark();
@@ -199,10 +223,12 @@ pub fn publish_state_gauges(ctx: &BrokerContext) {
             gauge!(LOG_SEGMENTS, &labels).set(log.segment_count() as f64);
             gauge!(LOG_SIZE_BYTES, &labels).set(log.size_bytes() as f64);
             gauge!(PARTITION_POISONED, &labels).set(if log.is_poisoned() { 1.0 } else { 0.0 });
+            if protected {
+                let floor = topic.retention_floor(index as i32, store.as_ref());
+                gauge!(RETENTION_PROTECTED_BYTES, &labels).set(log.retention_protected_bytes(now, floor) as f64);
+            }
         }
     }
-    let store = ctx.coordinator.store();
-    let now = now_ms();
     for (group, _, _) in ctx.coordinator.list() {
         let members = ctx.coordinator.describe(&group).members.len();
         gauge!(GROUP_MEMBERS, "group" => group.clone()).set(members as f64);

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use relay_broker::log::{FsyncPolicy, LogConfig, LogError};
+use relay_broker::log::{FsyncPolicy, LogConfig, LogError, RetentionFloor};
 use relay_proto::BatchError;
 
 proptest! {
@@ -204,7 +204,7 @@ fn retention_by_bytes_deletes_oldest_sealed_segments() {
         log.append(&mut batch(b, 4, T0_MS)).unwrap();
     }
     let before = log.size_bytes();
-    let outcome = log.enforce_retention(T0_MS).unwrap();
+    let outcome = log.enforce_retention(T0_MS, RetentionFloor::Unprotected).unwrap();
     assert!(outcome.segments_deleted > 0);
     assert_eq!(log.size_bytes(), before - outcome.bytes_deleted);
     assert!(
@@ -237,11 +237,14 @@ fn retention_by_time_keeps_the_active_segment() {
     }
     let segments = log.segment_count();
     // An hour later only the first half is past 60 s of retention.
-    let outcome = log.enforce_retention(T0_MS + 3_600_000).unwrap();
+    let outcome = log
+        .enforce_retention(T0_MS + 3_600_000, RetentionFloor::Unprotected)
+        .unwrap();
     assert!(outcome.segments_deleted > 0 && outcome.segments_deleted < segments);
     assert!(log.log_start_offset() <= 80, "segments with new records stay");
     // Far in the future everything sealed goes, the active segment stays.
-    log.enforce_retention(T0_MS + 10 * 3_600_000).unwrap();
+    log.enforce_retention(T0_MS + 10 * 3_600_000, RetentionFloor::Unprotected)
+        .unwrap();
     assert_eq!(log.segment_count(), 1);
     assert_eq!(log.end_offset(), 160);
     log.append(&mut batch(99, 1, T0_MS)).unwrap();

@@ -7,6 +7,7 @@
 //! - [`identity`]: device + inode + fingerprint: which file is which.
 //! - [`registry`]: acknowledged positions, saved atomically.
 //! - [`lines`]: splitting bytes into lines across reads; over-long lines.
+//! - [`problems`]: paths that cannot be read, reported once, in `/health`.
 //! - [`delivery`]: sending a line through any error not about the line.
 //! - [`tailer`]: one task per open file: read, produce, acknowledge, watch.
 //! - [`rejects`]: the rejects file for lines that cannot be sent.
@@ -32,6 +33,7 @@ pub mod lines;
 pub mod metrics;
 pub mod pattern;
 mod placement;
+pub mod problems;
 pub mod registry;
 pub mod rejects;
 pub mod tailer;
@@ -92,6 +94,8 @@ pub struct SenderShared {
     pub host: Bytes,
     /// The topic's ongoing send trouble, shared by every file's tailer.
     pub trouble: delivery::Trouble,
+    /// Paths that cannot be read, for the log, `/health` and metrics.
+    pub problems: problems::Problems,
     /// An error after which nothing can be sent (a wrong cluster): the
     /// sender stops with it, positions unchanged.
     fatal: Mutex<Option<relay_client::ClientError>>,
@@ -190,6 +194,7 @@ impl Sender {
             stats: SenderStats::default(),
             host: host_name(),
             trouble: delivery::Trouble::new(&topic),
+            problems: problems::Problems::new(&topic),
             fatal: Mutex::new(None),
             watched: Mutex::new(HashSet::new()),
             idle: Mutex::new(HashMap::new()),

@@ -17,6 +17,7 @@ pub const LINES_REJECTED: &str = "relay_sender_lines_rejected_total";
 pub const TRUNCATIONS: &str = "relay_sender_copytruncate_restarts_total";
 pub const SEND_ERRORS: &str = "relay_sender_send_errors_total";
 pub const SEND_BLOCKED: &str = "relay_sender_send_blocked";
+pub const UNREADABLE_PATHS: &str = "relay_sender_unreadable_paths";
 
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
@@ -49,6 +50,11 @@ pub fn describe() {
         SEND_BLOCKED,
         Unit::Count,
         "1 while a topic's lines cannot be sent and are being retried, else 0."
+    );
+    describe_gauge!(
+        UNREADABLE_PATHS,
+        Unit::Count,
+        "Path patterns matching nothing, directories or files the sender cannot read, by topic."
     );
     describe_counter!(
         relay_client::producer::RETRIES_METRIC,

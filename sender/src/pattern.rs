@@ -41,11 +41,10 @@ impl PathPattern {
         &self.dir
     }
 
-    /// Files in the pattern's directory whose names match, sorted.
-    pub fn matching_files(&self) -> Vec<PathBuf> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
+    /// Files in the pattern's directory whose names match, sorted; the
+    /// error when the directory cannot be listed (missing, not permitted).
+    pub fn matching_files(&self) -> std::io::Result<Vec<PathBuf>> {
+        let entries = std::fs::read_dir(&self.dir)?;
         let mut files: Vec<PathBuf> = entries
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
@@ -57,7 +56,12 @@ impl PathPattern {
             .map(|e| e.path())
             .collect();
         files.sort();
-        files
+        Ok(files)
+    }
+
+    /// The pattern as written (directory and file name).
+    pub fn display(&self) -> String {
+        self.dir.join(&self.name).display().to_string()
     }
 }
 

@@ -4,6 +4,7 @@
 //! new identity for new content, and room under `open_files_max`. The
 //! methods of [`Sender`] that decide; `lib.rs` holds the loop that calls them.
 
+use super::problems::Severity;
 use super::{identity, Entry, FileKey, Handover, Sender};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -73,9 +74,36 @@ impl Sender {
     pub(super) fn discover(&self) -> Vec<(FileKey, PathBuf, std::fs::File)> {
         let mut found = Vec::new();
         let mut seen = HashSet::new();
+        let problems = &self.shared.problems;
         for pattern in &self.patterns {
-            for path in pattern.matching_files() {
-                let Ok(file) = std::fs::File::open(&path) else { continue };
+            let shown = pattern.display();
+            let paths = match pattern.matching_files() {
+                Ok(paths) if paths.is_empty() => {
+                    problems.report(&shown, "matches no file yet; waiting for one".into(), Severity::Waiting);
+                    continue;
+                }
+                Ok(paths) => {
+                    problems.clear(&shown);
+                    paths
+                }
+                Err(error) => {
+                    let problem = format!("cannot list directory {}: {error}", pattern.dir().display());
+                    problems.report(&shown, problem, Severity::Unreadable);
+                    continue;
+                }
+            };
+            for path in paths {
+                let shown_file = path.display().to_string();
+                let file = match std::fs::File::open(&path) {
+                    Ok(file) => {
+                        problems.clear(&shown_file);
+                        file
+                    }
+                    Err(error) => {
+                        problems.report(&shown_file, format!("cannot open: {error}"), Severity::Unreadable);
+                        continue;
+                    }
+                };
                 let Ok(key) = identity::key_of(&file) else { continue };
                 if seen.insert(key) {
                     found.push((key, path, file));

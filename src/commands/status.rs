@@ -292,6 +292,12 @@ fn render(
                             "",
                             ""
                         ));
+                    } else if sample.name == relay_sender::metrics::UNREADABLE_PATHS && sample.value > 0.0 {
+                        problems.push(format!(
+                            "sender of topic {} at {address}: {} path(s) match nothing or cannot be read (its /health and log name them)",
+                            label(sample, "topic"),
+                            sample.value
+                        ));
                     } else if sample.name == relay_sender::metrics::SEND_BLOCKED && sample.value > 0.0 {
                         problems.push(format!(
                             "sender of topic {} at {address}: lines cannot be sent and are being retried (see its log); no line is skipped",

@@ -13,7 +13,7 @@ use relay_supervisor::{logging, supervisor, RelayConfig, SupervisorError};
 pub fn run(args: UpArgs) -> i32 {
     logging::init_logging();
     let config = match RelayConfig::load(args.config.as_deref()).and_then(|config| {
-        config.broker.validate().map_err(SupervisorError::Config)?;
+        config.embedded_broker().validate().map_err(SupervisorError::Config)?;
         for loader in &config.load {
             loader.validate().map_err(SupervisorError::Config)?;
         }
@@ -43,7 +43,7 @@ pub fn run(args: UpArgs) -> i32 {
     };
     let metrics = args.metrics.metrics.clone().or(config.metrics_listen.clone());
     let errors = supervisor::run(metrics, async move |supervisor| {
-        let broker = supervisor.start_broker(config.broker.clone()).await?;
+        let broker = supervisor.start_broker(config.embedded_broker()).await?;
         let (address, cluster_id) = (broker.local_addr(), broker.cluster_id().to_owned());
         let client = config.embedded_client(broker)?;
         if let Some(generator) = generator {

@@ -5,6 +5,9 @@
 //! `[[send]]` is [`SenderConfig`], `[[load]]` is [`LoaderConfig`]. Unknown
 //! keys are errors that name the key, so a typo never silently falls back to
 //! a default.
+//!
+//! `relay up` runs the broker of [`RelayConfig::embedded_broker`]: the
+//! `[broker]` section with every `[[load]]`'s group protected on its topics.
 
 use crate::error::{Result, SupervisorError};
 use relay_broker::broker::Broker;
@@ -36,6 +39,33 @@ impl RelayConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SupervisorError::Config(format!("cannot read config file {}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| SupervisorError::Config(format!("config file {}: {e}", path.display())))
+    }
+
+    /// The `[broker]` section as `relay up` runs it: each `[[load]]`'s group
+    /// is added to `protected_groups` of each topic it loads, so retention
+    /// does not delete what this process's loaders have not loaded (up to
+    /// `retention_bytes_hard`). A topic whose `[broker.topics.<name>]` sets
+    /// `protected_groups` itself, even to `[]`, keeps exactly that.
+    pub fn embedded_broker(&self) -> BrokerConfig {
+        let mut broker = self.broker.clone();
+        for loader in &self.load {
+            for topic in &loader.topics {
+                let explicit = self
+                    .broker
+                    .topics
+                    .get(topic)
+                    .is_some_and(|settings| settings.protected_groups.is_some());
+                if explicit {
+                    continue;
+                }
+                let settings = broker.topics.entry(topic.clone()).or_default();
+                let groups = settings.protected_groups.get_or_insert_with(Vec::new);
+                if !groups.contains(&loader.group) {
+                    groups.push(loader.group.clone());
+                }
+            }
+        }
+        broker
     }
 
     /// How the roles of `relay up` reach its embedded `broker`: the
@@ -72,6 +102,42 @@ mod tests {
         let config = RelayConfig::load(Some(&path)).unwrap();
         assert!(!config.send.is_empty());
         assert!(!config.load.is_empty());
+    }
+
+    #[test]
+    fn embedded_broker_protects_each_loaders_group_on_its_topics_unless_the_topic_says_otherwise() {
+        let config: RelayConfig = toml::from_str(
+            "[broker.topics.events]\nretention_bytes = 4194304\n\
+             [broker.topics.audit]\nprotected_groups = []\n\
+             [broker.topics.clicks]\nprotected_groups = [\"analytics\"]\n\
+             [[load]]\ntopics = [\"events\", \"audit\", \"clicks\"]\ngroup = \"loader-a\"\nwarehouse = \"w\"\ntable = \"a\"\n\
+             [[load]]\ntopics = [\"events\", \"orders\"]\ngroup = \"loader-b\"\nwarehouse = \"w\"\ntable = \"b\"\n",
+        )
+        .unwrap();
+        let broker = config.embedded_broker();
+        let groups = |topic: &str| broker.topics[topic].protected_groups.clone();
+        assert_eq!(
+            groups("events"),
+            Some(vec!["loader-a".to_owned(), "loader-b".to_owned()])
+        );
+        assert_eq!(groups("orders"), Some(vec!["loader-b".to_owned()]));
+        assert_eq!(groups("audit"), Some(vec![]), "an explicit empty list protects nothing");
+        assert_eq!(
+            groups("clicks"),
+            Some(vec!["analytics".to_owned()]),
+            "an explicit list wins"
+        );
+        assert_eq!(
+            broker.topics["events"].retention_bytes,
+            Some(4_194_304),
+            "other settings stay"
+        );
+        assert_eq!(broker.validate(), Ok(()));
+        assert_eq!(
+            config.broker.topics.get("orders"),
+            None,
+            "the [broker] section itself is unchanged"
+        );
     }
 
     #[test]

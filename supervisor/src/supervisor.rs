@@ -191,7 +191,7 @@ impl Supervisor {
                     source,
                 })?;
             if let Some(endpoint) = &self.endpoint {
-                endpoint.watch_sender(&config.topic);
+                endpoint.watch_sender(&config.topic, Arc::clone(sender.shared()));
             }
             let topic = config.topic.clone();
             let stopped = self.stopped(Kind::Sender);

@@ -30,6 +30,15 @@ const _: () = assert!(MESSAGE_BYTES_MAX_DEFAULT <= MESSAGE_BYTES_MAX_HIGHEST);
 // Even a batch of the highest limit, alone in a new segment, keeps positions
 // inside the index's u32.
 const _: () = assert!((MESSAGE_BYTES_MAX_HIGHEST as u64) <= SEGMENT_BYTES_MAX);
+/// Default `retention_bytes_hard` as a multiple of `retention_bytes`. Read
+/// data below the protected groups' floor is still deleted by plain retention,
+/// so a partition holds about max(retention_bytes, unread bytes): a protected
+/// loader may fall 4 x retention_bytes behind before it loses anything, where
+/// without protection it could fall 1 x behind. With 1 GiB of retention and
+/// 1 MiB/s produced, that is 68 minutes of outage instead of 17. The disk must
+/// hold `retention_bytes_hard` per protected partition (plus the active
+/// segment), which is why the cap is a small multiple and not unlimited.
+pub const RETENTION_BYTES_HARD_PER_RETENTION_BYTES: i64 = 4;
 /// Largest preallocated index file: 10 MiB as in Kafka (`segment.index.bytes`),
 /// which holds 1,310,720 offset entries, i.e. one entry per 1,638 bytes of a
 /// full 2 GiB segment: far denser than the 4 KiB default interval needs.
@@ -70,6 +79,12 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// Delete sealed segments whose newest record is older; -1: no limit.
     pub retention_ms: i64,
+    /// Most bytes the log keeps for protected readers (the floor passed to
+    /// [`crate::log::PartitionLog::enforce_retention`]): past it, segments
+    /// that retention_bytes or retention_ms doom are deleted even if unread.
+    /// -1: no cap; absent: [`RETENTION_BYTES_HARD_PER_RETENTION_BYTES`] x
+    /// `retention_bytes` when that is set, else no cap.
+    pub retention_bytes_hard: Option<i64>,
     pub fsync: FsyncPolicy,
     /// Period of the `interval` policy.
     pub fsync_interval_ms: u64,
@@ -85,6 +100,7 @@ impl Default for LogConfig {
             index_bytes_max: INDEX_BYTES_MAX,
             retention_bytes: -1,
             retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes_hard: None,
             fsync: FsyncPolicy::Always,
             fsync_interval_ms: 1000,
         }
@@ -92,6 +108,19 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
+    /// The size past which retention deletes what protected readers have
+    /// not read: `retention_bytes_hard`, or its default; `None`: no cap.
+    pub fn retention_hard_bytes_max(&self) -> Option<u64> {
+        let bytes = match self.retention_bytes_hard {
+            Some(bytes) => bytes,
+            None if self.retention_bytes >= 0 => self
+                .retention_bytes
+                .saturating_mul(RETENTION_BYTES_HARD_PER_RETENTION_BYTES),
+            None => -1,
+        };
+        u64::try_from(bytes).ok()
+    }
+
     /// Checks relations between the settings; the message names the setting.
     pub fn validate(&self) -> Result<(), String> {
         if !(MESSAGE_BYTES_MAX_LOWEST..=MESSAGE_BYTES_MAX_HIGHEST).contains(&self.message_bytes_max) {
@@ -121,9 +150,90 @@ impl LogConfig {
         if self.retention_bytes < -1 || self.retention_ms < -1 {
             return Err("retention_bytes and retention_ms are -1 (no limit) or a size/age".into());
         }
+        match self.retention_bytes_hard {
+            Some(hard) if hard < -1 => {
+                return Err(format!(
+                    "retention_bytes_hard = {hard} is neither -1 (no cap) nor a size"
+                ))
+            }
+            Some(hard) if hard >= 0 && self.retention_bytes >= 0 && hard < self.retention_bytes => {
+                return Err(format!(
+                    "retention_bytes_hard ({hard}) is below retention_bytes ({}): the cap on what protected \
+                     groups keep cannot be less than what retention keeps anyway; raise it or leave it out \
+                     (default {RETENTION_BYTES_HARD_PER_RETENTION_BYTES} x retention_bytes)",
+                    self.retention_bytes
+                ))
+            }
+            _ => {}
+        }
         if self.fsync == FsyncPolicy::Interval && self.fsync_interval_ms == 0 {
             return Err("fsync_interval_ms must be at least 1 with fsync = \"interval\"".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hard_cap_defaults_to_four_times_retention_bytes_and_to_none_without_it() {
+        let sized = LogConfig {
+            retention_bytes: 4 * 1024 * 1024,
+            ..LogConfig::default()
+        };
+        assert_eq!(sized.retention_hard_bytes_max(), Some(16 * 1024 * 1024));
+        assert_eq!(LogConfig::default().retention_hard_bytes_max(), None);
+        let unlimited = LogConfig {
+            retention_bytes_hard: Some(-1),
+            ..sized.clone()
+        };
+        assert_eq!(unlimited.retention_hard_bytes_max(), None);
+        let explicit = LogConfig {
+            retention_bytes_hard: Some(5_000_000),
+            ..sized
+        };
+        assert_eq!(explicit.retention_hard_bytes_max(), Some(5_000_000));
+        let huge = LogConfig {
+            retention_bytes: i64::MAX / 2,
+            ..LogConfig::default()
+        };
+        assert_eq!(huge.retention_hard_bytes_max(), Some(i64::MAX as u64), "saturates");
+    }
+
+    #[test]
+    fn hard_cap_below_retention_bytes_is_refused_naming_both() {
+        let config = LogConfig {
+            retention_bytes: 65_536,
+            retention_bytes_hard: Some(65_535),
+            ..LogConfig::default()
+        };
+        assert_eq!(
+            config.validate(),
+            Err(
+                "retention_bytes_hard (65535) is below retention_bytes (65536): the cap on what protected \
+                 groups keep cannot be less than what retention keeps anyway; raise it or leave it out \
+                 (default 4 x retention_bytes)"
+                    .into()
+            )
+        );
+        let config = LogConfig {
+            retention_bytes_hard: Some(-2),
+            ..LogConfig::default()
+        };
+        assert_eq!(
+            config.validate(),
+            Err("retention_bytes_hard = -2 is neither -1 (no cap) nor a size".into())
+        );
+        let config = LogConfig {
+            retention_bytes_hard: Some(65_536),
+            ..LogConfig::default()
+        };
+        assert_eq!(
+            config.validate(),
+            Ok(()),
+            "a cap without retention_bytes caps what retention_ms protects"
+        );
     }
 }

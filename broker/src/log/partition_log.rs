@@ -23,7 +23,8 @@
 //!   rolling to a new segment.
 //! - [`durability`]: the fsync policy, group commit and poisoning.
 //! - [`read`]: whole batches from an offset, and the offset for a time.
-//! - [`retention`]: deleting the oldest sealed segments.
+//! - [`retention`]: deleting the oldest sealed segments, keeping what a
+//!   caller-given floor protects up to the hard cap.
 
 pub mod append;
 pub mod durability;
@@ -44,7 +45,7 @@ use std::time::Instant;
 
 pub use append::AppendInfo;
 pub use read::ReadResult;
-pub use retention::RetentionOutcome;
+pub use retention::{RetentionFloor, RetentionOutcome};
 
 /// Seconds per fsync of an active segment (exported by the broker's metrics).
 pub const FSYNC_LATENCY_METRIC: &str = "relay_broker_fsync_latency_seconds";

@@ -3,9 +3,18 @@
 //! fsync). A topic's file under `<data_dir>/topics/` is the commit point of
 //! its existence; see [`topic_file`].
 //!
-//! This layer knows logs and files, not the Kafka protocol.
+//! This layer knows logs and files, not the Kafka protocol, and not the
+//! group offsets either: retention asks its caller for them
+//! ([`retention::CommittedOffsets`]).
+//!
+//! # Layout
+//! - this file: [`Topics`], opening, creating and deleting topics.
+//! - [`retention`]: retention of every partition, protected groups' floors,
+//!   the hard cap's deletions logged and counted.
+//! - [`names`], [`topic_file`].
 
 pub mod names;
+pub mod retention;
 pub mod topic_file;
 
 use crate::config::{BrokerConfig, TopicSettings};
@@ -188,17 +197,6 @@ impl Topics {
         Ok(())
     }
 
-    /// Runs retention on every partition, logging what it deleted.
-    pub fn enforce_retention(&self, now_ms: i64) {
-        for topic in self.list() {
-            for log in &topic.partitions {
-                if let Err(error) = log.enforce_retention(now_ms) {
-                    tracing::warn!(dir = %log.dir().display(), %error, "retention failed");
-                }
-            }
-        }
-    }
-
     /// fsyncs partitions whose policy is `interval` (idle ones included).
     pub fn flush_interval_partitions(&self) {
         for topic in self.list() {
@@ -226,7 +224,8 @@ impl Topics {
 }
 
 fn open_topic(data_dir: &Path, config: &BrokerConfig, faults: &FaultInjector, file: TopicFile) -> Result<Topic> {
-    let log_config = file.settings.apply(&config.log);
+    let settings = file.settings.with_protection_of(config.topics.get(&file.name));
+    let log_config = settings.apply(&config.log);
     let partitions = file.settings.partitions.unwrap_or(config.default_partitions);
     let mut logs = Vec::with_capacity(partitions as usize);
     for index in 0..partitions {
@@ -246,11 +245,19 @@ fn open_topic(data_dir: &Path, config: &BrokerConfig, faults: &FaultInjector, fi
         }
         logs.push(Arc::new(log));
     }
+    if !settings.protected_groups().is_empty() {
+        tracing::info!(
+            topic = %file.name,
+            groups = %settings.protected_groups().join(", "),
+            retention_bytes_hard = log_config.retention_hard_bytes_max().map_or(-1, |bytes| bytes as i64),
+            "retention keeps what these groups have not read, up to retention_bytes_hard (-1: no cap)"
+        );
+    }
     Ok(Topic {
         name: file.name,
         id: file.id,
         log_config,
-        settings: file.settings,
+        settings,
         partitions: logs,
     })
 }

@@ -59,8 +59,17 @@ impl Endpoint {
         });
     }
 
-    /// A sender's health line (its counters are recorded by the sender itself).
-    pub fn watch_sender(&self, topic: &str) {
-        self.observer.add_health_check(&format!("send {topic}"), || Ok(()));
+    /// A sender's health check: failing (degraded) while a path pattern
+    /// matches nothing or a directory or file cannot be read; its counters
+    /// are recorded by the sender itself.
+    pub fn watch_sender(&self, topic: &str, shared: Arc<relay_sender::SenderShared>) {
+        self.observer.add_health_check(&format!("send {topic}"), move || {
+            let problems = shared.problems.describe();
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(problems.join("; "))
+            }
+        });
     }
 }
