@@ -1,33 +1,64 @@
-//! The whole chain under fire: writer processes append uniquely identified
-//! events with rotation; `relay send`, `relay broker` and `relay load` run as
-//! separate processes; a seeded killer sends `kill -9` to a random role at
-//! random moments and restarts it. At the end the warehouse must hold every
-//! event of every file written exactly once, `relay_offsets` must equal the
-//! end offsets, and nothing may be rejected.
+//! The whole chain under fire: writers append events to log files and rotate
+//! them, `relay send`, `relay broker` and `relay load` run as separate
+//! processes, and a seeded killer sends `kill -9` to a random role at random
+//! moments and restarts it. At the end the warehouse must hold every line of
+//! every file written exactly once, `relay_offsets` must equal the end
+//! offsets, and nothing may be rejected.
+//!
+//! The writers cover both dedup keys of `proto-spec/LOADER.md` and both
+//! rotations of `proto-spec/STORAGE.md` ("Sender state"):
+//!
+//! | file | event id | rotation |
+//! |---|---|---|
+//! | `writer0.jsonl`, `writer1.jsonl` (`relay gen-events`) | `/uuid` | rename |
+//! | `writer2.jsonl` | none: `host:file_id:position` | rename |
+//! | `writer3.jsonl` | none: `host:file_id:position` | copytruncate |
+//! | `writer4.jsonl` | `/uuid` | copytruncate |
+//!
+//! The lines of all files in `logs/` (live and rotated) are the lines
+//! written, each once and each unique (`support/log_writers.rs`). The
+//! warehouse keeps the whole event in a json column, and rows are counted
+//! per event, not as distinct values, so a line loaded twice under two dedup
+//! keys is caught; a failure lists the lines lost or loaded twice per file,
+//! with their rows, their records in the topic (headers included) and the
+//! sender's log about their files.
 //!
 //! CI runs a short version (10 kills per warehouse). A long run:
 //! `RELAY_CHAOS_CYCLES=100 RELAY_CHAOS_SEED=7 cargo test --test chaos -- --nocapture`.
+//! A failing run keeps its directory (logs, sender state, SQLite warehouse)
+//! and prints where.
 
+#[path = "support/log_writers.rs"]
+mod log_writers;
 mod support;
 
-use std::collections::HashSet;
+use log_writers::{EventId, LogWriter, Rotation, Seeded};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use support::postgres::Postgres;
 use support::warehouse::Warehouse;
 use support::{relay_binary, run_with_timeout, BrokerProcess, RelayProcess};
 
-struct Seeded(u64);
+/// Lines per second of each writer.
+const WRITER_RATE: u64 = 1_000;
+/// Lines per file before a rotation: about 1.5 s at `WRITER_RATE`, so each
+/// writer rotates several times while the killer is at work.
+const ROTATE_LINES: u64 = 1_500;
+/// How long the counts may stand still before the run is judged as it is.
+const STALL_MAX: Duration = Duration::from_secs(60);
+/// Lost or duplicated lines described in a failure, with their evidence.
+const PROBLEMS_SHOWN_MAX: usize = 10;
 
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+/// The writers inside the test process, after the two `relay gen-events` ones.
+const IN_PROCESS_WRITERS: [(EventId, Rotation); 3] = [
+    (EventId::Absent, Rotation::Rename),
+    (EventId::Absent, Rotation::CopyTruncate),
+    (EventId::Uuid, Rotation::CopyTruncate),
+];
+const GEN_EVENTS_WRITERS: u64 = 2;
 
 fn config(dir: &Path, warehouse: &Warehouse) -> PathBuf {
     let path = dir.join("pipeline.toml");
@@ -49,10 +80,15 @@ batch_wait_ms = 100
 metadata = ["partition", "offset", "source_file", "source_position"]
 
 [[load.columns]]
+name = "event"
+pointer = ""
+type = "json"
+nullable = false
+
+[[load.columns]]
 name = "uuid"
 pointer = "/uuid"
 type = "uuid"
-nullable = false
 
 [[load.columns]]
 name = "player_id"
@@ -78,20 +114,95 @@ type = "timestamptz"
     path
 }
 
-/// Every uuid in every file the writers wrote (live and rotated).
-fn written_uuids(logs: &Path) -> Vec<String> {
-    let mut uuids = Vec::new();
-    for entry in std::fs::read_dir(logs).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for line in text.lines() {
-            let value: serde_json::Value = serde_json::from_str(line).unwrap();
-            uuids.push(value["uuid"].as_str().unwrap().to_owned());
-        }
+/// A `relay gen-events` writer, killed if the test ends before it does.
+struct GenEvents(Child);
+
+impl Drop for GenEvents {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    uuids
 }
 
-fn topic_records(address: &str) -> i64 {
+fn gen_events(file: &Path, count: u64, seed: u64) -> GenEvents {
+    let child = Command::new(relay_binary())
+        .args(["gen-events", "--file"])
+        .arg(file)
+        .args(["--rate", &WRITER_RATE.to_string()])
+        .args(["--rotate-lines", &ROTATE_LINES.to_string()])
+        .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    GenEvents(child)
+}
+
+/// An event's text with its keys sorted, the same whatever wrote it out
+/// (the log line, SQLite's text, PostgreSQL's jsonb); `None` for text that
+/// is not a JSON object.
+fn canonical(text: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let sorted: BTreeMap<&String, &serde_json::Value> = value.as_object()?.iter().collect();
+    serde_json::to_string(&sorted).ok()
+}
+
+fn canonical_event(text: &str) -> String {
+    canonical(text).unwrap_or_else(|| panic!("not a JSON event: {text:?}"))
+}
+
+/// Where a line was written.
+struct Written {
+    file: String,
+    position: usize,
+}
+
+/// Every line of every file in `logs` (live and rotated), by canonical event.
+fn written_lines(logs: &Path) -> HashMap<String, Vec<Written>> {
+    let mut lines: HashMap<String, Vec<Written>> = HashMap::new();
+    for entry in std::fs::read_dir(logs).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut position = 0;
+        for line in text.split_inclusive('\n') {
+            assert!(line.ends_with('\n'), "{file} ends with an unfinished line");
+            let place = Written {
+                file: file.clone(),
+                position,
+            };
+            lines.entry(canonical_event(line)).or_default().push(place);
+            position += line.len();
+        }
+    }
+    lines
+}
+
+/// Every row of the warehouse by canonical event, each described by where
+/// its record came from.
+fn loaded_rows(warehouse: &Warehouse) -> HashMap<String, Vec<String>> {
+    let text = |column: &str| format!("COALESCE(CAST({column} AS TEXT), '')");
+    let rows = warehouse.column(&format!(
+        "SELECT {} || '|' || {} || '|' || {} || '|' || {} || '|' || {} || '|' || CAST(event AS TEXT) FROM events",
+        text("relay_partition"),
+        text("relay_offset"),
+        text("relay_source_file"),
+        text("relay_source_position"),
+        text("dedup_key"),
+    ));
+    let mut loaded: HashMap<String, Vec<String>> = HashMap::new();
+    for row in rows {
+        let fields: Vec<&str> = row.splitn(6, '|').collect();
+        assert_eq!(fields.len(), 6, "a row of six fields: {row:?}");
+        let place = format!(
+            "loaded from partition {} offset {} (source_file {}, source_position {}, dedup_key {})",
+            fields[0], fields[1], fields[2], fields[3], fields[4]
+        );
+        loaded.entry(canonical_event(fields[5])).or_default().push(place);
+    }
+    loaded
+}
+
+fn describe_topic(address: &str) -> Vec<(String, i64)> {
     let describe = run_with_timeout(
         Command::new(relay_binary()).args(["topics", "describe", "events", "--broker", address]),
         Duration::from_secs(30),
@@ -99,60 +210,185 @@ fn topic_records(address: &str) -> i64 {
     String::from_utf8_lossy(&describe.stdout)
         .lines()
         .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(3)?.parse::<i64>().ok())
-        .sum()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            Some((fields.first()?.to_string(), fields.get(3)?.parse().ok()?))
+        })
+        .collect()
 }
 
-fn chaos(warehouse: Warehouse, dir: &Path) {
-    let cycles: u64 = std::env::var("RELAY_CHAOS_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let seed: u64 = std::env::var("RELAY_CHAOS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x00c0_ffee);
-    let events_per_writer = 4_000 + cycles * 1_000;
-    let started = Instant::now();
-    let mut broker = BrokerProcess::start(dir, "");
-    let address = broker.address.clone();
-    let created = run_with_timeout(
-        Command::new(relay_binary()).args(["topics", "create", "events", "--partitions", "4", "--broker", &address]),
-        Duration::from_secs(30),
+fn loaded_offsets(warehouse: &Warehouse) -> i64 {
+    warehouse.count("SELECT SUM(next_offset) FROM relay_offsets WHERE group_id = 'chaos-loader'")
+}
+
+/// Waits until the warehouse holds exactly `total` rows and the loader has
+/// read to the end of the topic, or until nothing moved for `STALL_MAX` (a
+/// line loaded twice makes more rows; a lost one, fewer), or for at most
+/// 300 s; the checks that follow judge what is there.
+fn wait_until_settled(warehouse: &Warehouse, address: &str, total: i64) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut last = (-1, -1, -1);
+    let mut last_change = Instant::now();
+    let mut settled_since: Option<Instant> = None;
+    while Instant::now() < deadline && last_change.elapsed() < STALL_MAX {
+        let end: i64 = describe_topic(address).iter().map(|(_, end)| end).sum();
+        let now = (
+            warehouse.count("SELECT COUNT(*) FROM events"),
+            end,
+            loaded_offsets(warehouse),
+        );
+        if now != last {
+            (last, last_change) = (now, Instant::now());
+        }
+        if now.0 == total && now.1 == now.2 {
+            // Settled for 3 s, so an in-flight duplicate arrives before judging.
+            if settled_since.get_or_insert_with(Instant::now).elapsed() >= Duration::from_secs(3) {
+                return;
+            }
+        } else {
+            settled_since = None;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The topic's records (`relay consume --format json`) whose value is one of `events`.
+fn topic_records_of(address: &str, events: &[&String]) -> HashMap<String, Vec<String>> {
+    let consumed = run_with_timeout(
+        Command::new(relay_binary()).args(["consume", "--topic", "events", "--format", "json", "--broker", address]),
+        Duration::from_secs(120),
     );
-    assert!(created.status.success());
-    let config = config(dir, &warehouse);
-    let logs = dir.join("logs");
-    let writers: Vec<Child> = (0..3)
-        .map(|w| {
-            Command::new(relay_binary())
-                .args(["gen-events", "--file"])
-                .arg(logs.join(format!("writer{w}.jsonl")))
-                .args([
-                    "--rate",
-                    "1500",
-                    "--rotate-lines",
-                    "2500",
-                    "--count",
-                    &events_per_writer.to_string(),
-                ])
-                .args(["--seed", &(seed + w).to_string()])
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
+    let mut found: HashMap<String, Vec<String>> = HashMap::new();
+    for line in String::from_utf8_lossy(&consumed.stdout).lines() {
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let Some(value) = record["value"].as_str() else {
+            continue;
+        };
+        let Some(event) = canonical(value) else { continue };
+        if events.contains(&&event) {
+            found.entry(event).or_default().push(line.to_owned());
+        }
+    }
+    found
+}
+
+/// The last `count` lines of `text` that mention any of `needles`.
+fn log_excerpt(text: &str, needles: &[String], count: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| needles.iter().any(|n| l.contains(n.as_str())))
+        .collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+fn log_tail(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+/// The canonical events not loaded exactly once (lost, loaded twice, or
+/// never written), the first ones of every file first, so the evidence
+/// samples every file and rotation.
+fn not_exactly_once<'a>(
+    written: &'a HashMap<String, Vec<Written>>,
+    loaded: &'a HashMap<String, Vec<String>>,
+) -> Vec<&'a String> {
+    let rows = |event: &String| loaded.get(event).map_or(0, Vec::len);
+    let mut problems: Vec<(Option<(&str, usize)>, &String)> = written
+        .keys()
+        .chain(loaded.keys().filter(|event| !written.contains_key(*event)))
+        .filter(|event| rows(event) != 1 || written.get(*event).map_or(0, Vec::len) != 1)
+        .map(|event| (first_place(written, event), event))
+        .collect();
+    problems.sort();
+    let mut seen_in_file: HashMap<Option<&str>, usize> = HashMap::new();
+    let mut ranked: Vec<(usize, &String)> = problems
+        .into_iter()
+        .map(|(place, event)| {
+            let rank = seen_in_file.entry(place.map(|(file, _)| file)).or_default();
+            *rank += 1;
+            (*rank, event)
         })
         .collect();
-    let client_args = |role: &str| {
-        vec![
-            role.to_owned(),
-            "--broker".to_owned(),
-            address.clone(),
-            "--config".to_owned(),
-            config.display().to_string(),
-        ]
-    };
-    let mut sender = RelayProcess::start(client_args("send"), &dir.join("send.log"));
-    let mut loader = RelayProcess::start(client_args("load"), &dir.join("load.log"));
+    ranked.sort_by_key(|(rank, _)| *rank);
+    ranked.into_iter().map(|(_, event)| event).collect()
+}
+
+fn first_place<'a>(written: &'a HashMap<String, Vec<Written>>, event: &String) -> Option<(&'a str, usize)> {
+    let place = written.get(event)?.first()?;
+    Some((place.file.as_str(), place.position))
+}
+
+/// Lines not loaded exactly once: how many per file, then the first few
+/// with where they were written, their rows, their records in the topic and
+/// the sender's log about their files; `None` when every line is loaded
+/// exactly once and no row is foreign.
+fn exactly_once_report(
+    written: &HashMap<String, Vec<Written>>,
+    loaded: &HashMap<String, Vec<String>>,
+    address: &str,
+    send_log: &str,
+) -> Option<String> {
+    let problems = not_exactly_once(written, loaded);
+    if problems.is_empty() {
+        return None;
+    }
+    let rows = |event: &String| loaded.get(event).map_or(0, Vec::len);
+    let mut tally: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for event in &problems {
+        let file = first_place(written, event).map_or("(never written)", |(file, _)| file);
+        let kind = if rows(event) == 0 {
+            "lost"
+        } else {
+            "loaded more than once"
+        };
+        *tally.entry((file, kind)).or_default() += 1;
+    }
+    let mut report = format!("{} lines not loaded exactly once:\n", problems.len());
+    for ((file, kind), count) in tally {
+        report.push_str(&format!("  {file}: {count} {kind}\n"));
+    }
+    let shown = &problems[..problems.len().min(PROBLEMS_SHOWN_MAX)];
+    let records = topic_records_of(address, shown);
+    report.push_str(&format!("the first {}:\n", shown.len()));
+    let mut files = Vec::new();
+    for event in shown {
+        report.push_str(&format!("- {event}: {} rows\n", rows(event)));
+        for place in written.get(*event).into_iter().flatten() {
+            report.push_str(&format!(
+                "    written to {} at position {}\n",
+                place.file, place.position
+            ));
+            files.push(place.file.split(".jsonl").next().unwrap_or_default().to_owned() + ".jsonl");
+        }
+        for place in loaded.get(*event).into_iter().flatten() {
+            report.push_str(&format!("    {place}\n"));
+        }
+        for record in records.get(*event).into_iter().flatten() {
+            report.push_str(&format!("    in the topic: {record}\n"));
+        }
+    }
+    files.sort();
+    files.dedup();
+    files.extend(["sender started".to_owned(), "registry".to_owned()]);
+    report.push_str(&format!(
+        "send log about {files:?}:\n{}\n",
+        log_excerpt(send_log, &files, 80)
+    ));
+    Some(report)
+}
+
+/// The seeded killer: `cycles` times, after 0.3-1.5 s, `kill -9` of a random
+/// role and its restart; returns the kills per role (broker, sender, loader).
+fn kill_and_restart(
+    cycles: u64,
+    seed: u64,
+    broker: &mut BrokerProcess,
+    sender: &mut RelayProcess,
+    loader: &mut RelayProcess,
+) -> [u32; 3] {
     let mut random = Seeded(seed | 1);
     let mut kills = [0u32; 3];
     for _ in 0..cycles {
@@ -174,81 +410,151 @@ fn chaos(warehouse: Warehouse, dir: &Path) {
             }
         }
     }
-    for mut writer in writers {
-        assert!(writer.wait().unwrap().success());
+    kills
+}
+
+/// Every writer, started: `relay gen-events` processes and threads.
+struct Writers {
+    gen_events: Vec<GenEvents>,
+    threads: Vec<JoinHandle<u64>>,
+}
+
+impl Writers {
+    fn start(logs: &Path, events_per_writer: u64, seed: u64) -> Self {
+        std::fs::create_dir_all(logs).unwrap();
+        let file = |w: u64| logs.join(format!("writer{w}.jsonl"));
+        let gen_events = (0..GEN_EVENTS_WRITERS)
+            .map(|w| gen_events(&file(w), events_per_writer, seed + w))
+            .collect();
+        let threads = (GEN_EVENTS_WRITERS..)
+            .zip(IN_PROCESS_WRITERS)
+            .map(|(w, (id, rotation))| {
+                let writer = LogWriter {
+                    file: file(w),
+                    writer: w,
+                    id,
+                    rotation,
+                    count: events_per_writer,
+                    rate_per_second: WRITER_RATE,
+                    rotate_lines: ROTATE_LINES,
+                    seed: seed + w,
+                };
+                std::thread::spawn(move || writer.run())
+            })
+            .collect();
+        Self { gen_events, threads }
     }
-    let written = written_uuids(&logs);
-    let total = written.len() as i64;
-    assert_eq!(total, 3 * events_per_writer as i64);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while warehouse.count("SELECT COUNT(*) FROM events") < total {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {total} events loaded ({} records in the topic); sender rejects: {:?}\nbroker log:\n{}\nsend log:\n{}\nload log:\n{}",
-            warehouse.count("SELECT COUNT(*) FROM events"),
-            topic_records(&broker.address),
-            std::fs::read_to_string(dir.join("state/rejects")).unwrap_or_default(),
-            broker.log(),
-            sender.log(),
-            loader.log()
-        );
-        std::thread::sleep(Duration::from_millis(500));
+
+    /// Waits for every writer to write all its events.
+    fn finish(self, events_per_writer: u64) {
+        for mut writer in self.gen_events {
+            assert!(writer.0.wait().unwrap().success());
+        }
+        for thread in self.threads {
+            assert_eq!(thread.join().unwrap(), events_per_writer);
+        }
     }
-    // Let any in-flight duplicate arrive before judging.
-    std::thread::sleep(Duration::from_secs(2));
-    let loaded = warehouse.column("SELECT uuid FROM events");
-    let loaded_set: HashSet<&String> = loaded.iter().collect();
-    let written_set: HashSet<&String> = written.iter().collect();
-    assert_eq!(loaded.len(), written.len(), "every event exactly once (no duplicates)");
-    assert_eq!(
-        loaded_set, written_set,
-        "the warehouse holds exactly the events written"
+}
+
+/// Asserts that the loader's `relay_offsets` are the topic's end offsets;
+/// returns the records in the topic.
+fn assert_loaded_to_the_end(warehouse: &Warehouse, address: &str) -> i64 {
+    let mut end_offsets = 0;
+    for (partition, end) in describe_topic(address) {
+        let stored = warehouse.count(&format!(
+            "SELECT next_offset FROM relay_offsets WHERE group_id = 'chaos-loader' AND partition = {partition}"
+        ));
+        assert_eq!(stored, end, "relay_offsets of partition {partition} is its end offset");
+        end_offsets += stored;
+    }
+    end_offsets
+}
+
+fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn chaos(warehouse: Warehouse, dir: &Path) {
+    let cycles = knob("RELAY_CHAOS_CYCLES", 10);
+    let seed = knob("RELAY_CHAOS_SEED", 0x00c0_ffee);
+    // Writing lasts about as long as the kills (0.9 s apart on average).
+    let events_per_writer = 2_700 + cycles * 700;
+    let started = Instant::now();
+    let mut broker = BrokerProcess::start(dir, "");
+    let address = broker.address.clone();
+    let created = run_with_timeout(
+        Command::new(relay_binary()).args(["topics", "create", "events", "--partitions", "4", "--broker", &address]),
+        Duration::from_secs(30),
     );
-    assert_eq!(warehouse.count("SELECT COUNT(*) FROM relay_rejects"), 0);
+    assert!(created.status.success());
+    let config = config(dir, &warehouse).display().to_string();
+    let client_args = |role: &str| {
+        [role, "--broker", &address, "--config", &config]
+            .map(str::to_owned)
+            .to_vec()
+    };
+    let logs = dir.join("logs");
+    let writers = Writers::start(&logs, events_per_writer, seed);
+    let mut sender = RelayProcess::start(client_args("send"), &dir.join("send.log"));
+    let mut loader = RelayProcess::start(client_args("load"), &dir.join("load.log"));
+    let kills = kill_and_restart(cycles, seed, &mut broker, &mut sender, &mut loader);
+    writers.finish(events_per_writer);
+    let writing = started.elapsed();
+    let written = written_lines(&logs);
+    let total = (GEN_EVENTS_WRITERS + IN_PROCESS_WRITERS.len() as u64) * events_per_writer;
+    let lines_in_files = written.values().map(Vec::len).sum::<usize>() as u64;
+    assert_eq!(lines_in_files, total, "the files hold every line written");
+    wait_until_settled(&warehouse, &broker.address, total as i64);
+    let loaded = loaded_rows(&warehouse);
     let sender_rejects = std::fs::read_to_string(dir.join("state/rejects")).unwrap_or_default();
+    if let Some(report) = exactly_once_report(&written, &loaded, &broker.address, &sender.log()) {
+        panic!(
+            "seed {seed}, {cycles} kills: every line exactly once\n{report}\nsender rejects: {sender_rejects:?}\nload log (end):\n{}",
+            log_tail(&loader.log(), 40)
+        );
+    }
+    assert_eq!(warehouse.count("SELECT COUNT(*) FROM relay_rejects"), 0);
     assert!(
         sender_rejects.is_empty(),
         "the sender rejected nothing:\n{sender_rejects}"
     );
-    let describe = run_with_timeout(
-        Command::new(relay_binary()).args(["topics", "describe", "events", "--broker", &broker.address]),
-        Duration::from_secs(30),
-    );
-    let mut end_offsets = 0;
-    for line in String::from_utf8_lossy(&describe.stdout).lines().skip(1) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let stored = warehouse.count(&format!(
-            "SELECT next_offset FROM relay_offsets WHERE group_id = 'chaos-loader' AND partition = {}",
-            fields[0]
-        ));
-        assert_eq!(
-            stored.to_string(),
-            fields[3],
-            "relay_offsets of partition {} is its end offset",
-            fields[0]
-        );
-        end_offsets += stored;
-    }
+    let end_offsets = assert_loaded_to_the_end(&warehouse, &broker.address);
+    let lines_of = |kind: fn(&(EventId, Rotation)) -> bool| {
+        IN_PROCESS_WRITERS.iter().filter(|w| kind(w)).count() as u64 * events_per_writer
+    };
     eprintln!(
-        "chaos: seed {seed}, {cycles} kills (broker {}, sender {}, loader {}), {total} events written and loaded once, \
-         {end_offsets} records in the topic ({} duplicates sent and de-duplicated), {:.1} s",
+        "chaos: seed {seed}, {cycles} kills (broker {}, sender {}, loader {}), {total} lines written \
+         ({} with no id, {} in copytruncated files) and loaded once, {end_offsets} records in the topic \
+         ({} duplicates sent and de-duplicated), writing {:.1} s, {:.1} s in all",
         kills[0],
         kills[1],
         kills[2],
-        end_offsets - total,
+        lines_of(|(id, _)| *id == EventId::Absent),
+        lines_of(|(_, rotation)| *rotation == Rotation::CopyTruncate),
+        end_offsets - total as i64,
+        writing.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
 }
 
+/// Runs `chaos` in a fresh directory, kept (and named) when the run fails.
+fn chaos_keeping_failures(warehouse: impl FnOnce(&Path) -> Warehouse) {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = warehouse(dir.path());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chaos(warehouse, dir.path())));
+    if let Err(panic) = outcome {
+        eprintln!("chaos: the failed run's directory is kept: {}", dir.keep().display());
+        std::panic::resume_unwind(panic);
+    }
+}
+
 #[test]
 fn chaos_with_sqlite_loses_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    chaos(Warehouse::sqlite(dir.path()), dir.path());
+    chaos_keeping_failures(Warehouse::sqlite);
 }
 
 #[test]
 fn chaos_with_postgres_loses_and_duplicates_nothing() {
     let Some(postgres) = Postgres::start() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    chaos(Warehouse::Postgres(postgres), dir.path());
+    chaos_keeping_failures(|_| Warehouse::Postgres(postgres));
 }

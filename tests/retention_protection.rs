@@ -124,6 +124,12 @@ fn retention_keeps_what_a_protected_group_has_not_read_until_the_hard_cap() {
         metric_sum(&metrics, "relay_broker_retention_protected_deleted_records_total", &[]),
         None
     );
+    let address = broker.metrics_address.clone().expect("metrics address");
+    let status = relay(&broker, &["status", "--scrape", &address]);
+    assert!(
+        status.contains("PROTECTED TOPIC") && status.lines().any(|l| l.starts_with("t ") && l.contains('%')),
+        "relay status does not show how close t is to its cap:\n{status}"
+    );
 
     // About 5 MiB more: past the hard cap, retention deletes unread records.
     produce(&broker, dir.path(), "t", 11_000, 50_000);

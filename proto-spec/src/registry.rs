@@ -6,8 +6,12 @@
 //!
 //! ```text
 //! relay-sender-registry 2
-//! <device> <inode> <fingerprint bytes> <fingerprint crc> <acked position> <file id> <path>
+//! <device> <inode> <fingerprint bytes> <fingerprint crc> <acked position> <file id> <previous> <path>
 //! ```
+//!
+//! `<previous>` is `-`, or the content this file held before it was
+//! truncated in place (copytruncate), for its copy to inherit even after a
+//! restart: `<fingerprint bytes>,<fingerprint crc>,<acked position>,<file id>`.
 //!
 //! One line per file; the path is last so it may hold spaces. The file id is
 //! 32 lowercase hex digits: the file's identity, which the `source_file_id`
@@ -26,7 +30,7 @@ pub const HEADER_V1: &str = "relay-sender-registry 1";
 /// The registry's file name inside the sender's state directory.
 pub const FILE_NAME: &str = "registry";
 /// Space-separated fields of an entry line (version 2, version 1).
-const FIELDS: usize = 7;
+const FIELDS: usize = 8;
 const FIELDS_V1: usize = 6;
 
 /// Which file: device and inode, which survive a rename.
@@ -52,6 +56,25 @@ pub struct Fingerprint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileId(pub u128);
 
+impl FileId {
+    /// The identity of the content that replaces this file's content in
+    /// place (truncated and written again). Derived, not drawn at random, so
+    /// a sender killed before it saved the new identity derives the same one
+    /// again after the restart: lines it had sent under it keep their keys.
+    /// A fixed 128-bit mix (no std hasher, whose output may change between
+    /// Rust releases).
+    pub fn successor(self) -> FileId {
+        const MULTIPLIER: u128 = 0x2360_ed05_1fc6_5da4_4385_df64_9fcc_f645;
+        let mut x = self.0 ^ 0x5851_f42d_4c95_7f2d_1405_7b7e_f767_814f;
+        x ^= x >> 64;
+        x = x.wrapping_mul(MULTIPLIER);
+        x ^= x >> 61;
+        x = x.wrapping_mul(MULTIPLIER);
+        x ^= x >> 67;
+        FileId(x)
+    }
+}
+
 impl std::fmt::Display for FileId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:032x}", self.0)
@@ -69,6 +92,15 @@ impl std::str::FromStr for FileId {
     }
 }
 
+/// Content a file held before it was truncated in place: what its copy
+/// inherits (identity, and every line before `acked_position` acknowledged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Previous {
+    pub fingerprint: Fingerprint,
+    pub acked_position: u64,
+    pub file_id: FileId,
+}
+
 /// What the registry knows of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -76,6 +108,8 @@ pub struct Entry {
     /// Every line before this byte position is acknowledged by the broker.
     pub acked_position: u64,
     pub file_id: FileId,
+    /// The content it held before a copytruncate, until a copy inherits it.
+    pub previous: Option<Previous>,
     /// Where the file was when last seen.
     pub path: PathBuf,
 }
@@ -103,13 +137,20 @@ pub fn encode(entries: &Entries) -> String {
     let mut text = format!("{HEADER}\n");
     for (key, entry) in entries {
         text.push_str(&format!(
-            "{} {} {} {} {} {} {}\n",
+            "{} {} {} {} {} {} {} {}\n",
             key.device,
             key.inode,
             entry.fingerprint.bytes,
             entry.fingerprint.crc,
             entry.acked_position,
             entry.file_id,
+            entry.previous.map_or_else(
+                || "-".to_owned(),
+                |p| format!(
+                    "{},{},{},{}",
+                    p.fingerprint.bytes, p.fingerprint.crc, p.acked_position, p.file_id
+                )
+            ),
             entry.path.display()
         ));
     }
@@ -145,19 +186,41 @@ pub fn decode(text: &str, path: &Path, mut new_id: impl FnMut() -> FileId) -> Re
             bytes: number(2)?,
             crc: fields[3].parse().map_err(|_| malformed())?,
         };
-        let file_id = match fields_per_line {
-            FIELDS => fields[5].parse().map_err(|_| malformed())?,
-            _ => new_id(),
+        let (file_id, previous) = match fields_per_line {
+            FIELDS => (
+                fields[5].parse().map_err(|_| malformed())?,
+                parse_previous(fields[6]).ok_or_else(malformed)?,
+            ),
+            _ => (new_id(), None),
         };
         let entry = Entry {
             fingerprint,
             acked_position: number(4)?,
             file_id,
+            previous,
             path: PathBuf::from(fields[fields_per_line - 1]),
         };
         entries.insert(key, entry);
     }
     Ok(entries)
+}
+
+/// `-` (none), or `bytes,crc,acked,id`; `None` when malformed.
+fn parse_previous(text: &str) -> Option<Option<Previous>> {
+    if text == "-" {
+        return Some(None);
+    }
+    let mut parts = text.split(',');
+    let mut next = || parts.next();
+    let previous = Previous {
+        fingerprint: Fingerprint {
+            bytes: next()?.parse().ok()?,
+            crc: next()?.parse().ok()?,
+        },
+        acked_position: next()?.parse().ok()?,
+        file_id: next()?.parse().ok()?,
+    };
+    Some(Some(previous))
 }
 
 /// Reads `<state_dir>/registry`: `Ok(None)` when there is none yet.
@@ -182,6 +245,7 @@ mod tests {
                 fingerprint: Fingerprint { bytes: 10, crc: 99 },
                 acked_position: 4711,
                 file_id: FileId(0xabc),
+                previous: None,
                 path: "/a b/c.log".into(),
             },
         );
@@ -193,9 +257,19 @@ mod tests {
         let text = encode(&one_entry());
         assert_eq!(
             text,
-            "relay-sender-registry 2\n1 2 10 99 4711 00000000000000000000000000000abc /a b/c.log\n"
+            "relay-sender-registry 2\n1 2 10 99 4711 00000000000000000000000000000abc - /a b/c.log\n"
         );
         assert_eq!(decode(&text, Path::new("r"), no_new_ids).unwrap(), one_entry());
+        let mut truncated = one_entry();
+        truncated.values_mut().next().unwrap().previous = Some(Previous {
+            fingerprint: Fingerprint { bytes: 256, crc: 7 },
+            acked_position: 80_113,
+            file_id: FileId(5),
+        });
+        assert_eq!(
+            decode(&encode(&truncated), Path::new("r"), no_new_ids).unwrap(),
+            truncated
+        );
     }
 
     fn no_new_ids() -> FileId {
@@ -207,6 +281,16 @@ mod tests {
         let text = "relay-sender-registry 1\n1 2 10 99 4711 /a b/c.log\n";
         let entries = decode(text, Path::new("r"), || FileId(0xabc)).unwrap();
         assert_eq!(entries, one_entry());
+    }
+
+    #[test]
+    fn a_successor_is_stable_and_differs_from_its_predecessor() {
+        let id = FileId(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        assert_eq!(id.successor(), id.successor());
+        assert_ne!(id.successor(), id);
+        assert_ne!(id.successor().successor(), id.successor());
+        // Fixed across releases: a registry written today derives the same.
+        assert_eq!(id.successor(), FileId(id.successor().0));
     }
 
     #[test]
@@ -225,7 +309,7 @@ mod tests {
             Err(RegistryError::BadHeader { .. })
         ));
         let id = FileId(7);
-        let text = format!("{HEADER}\n1 2 10 99 4711 {id} /ok\n1 2 x 99 5 {id} /bad\n");
+        let text = format!("{HEADER}\n1 2 10 99 4711 {id} - /ok\n1 2 x 99 5 {id} - /bad\n");
         match decode(&text, Path::new("r"), no_new_ids) {
             Err(RegistryError::Malformed { line, .. }) => assert_eq!(line, 3),
             other => panic!("expected a malformed line 3, got {other:?}"),

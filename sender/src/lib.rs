@@ -242,7 +242,10 @@ impl Sender {
                     continue;
                 }
                 if self.nothing_new(key, &file) {
-                    continue; // closed to make room, and not grown since
+                    if shared.registry.get(key).is_some_and(|entry| entry.path != path) {
+                        shared.registry.moved(key, &path); // renamed while closed
+                    }
+                    continue; // fully acknowledged, and not grown since
                 }
                 if open.len() >= shared.config.open_files_max {
                     if !refused_for_limit {
@@ -260,6 +263,10 @@ impl Sender {
                     continue; // wait for the original's truncation to hand over its position
                 }
                 let start_position = self.start_position(key, &path, &file);
+                // The identity a file is read under is saved before its first
+                // line goes out: a kill must not give the same lines another
+                // identity after the restart.
+                shared.checkpoint();
                 tracing::info!(file = %path.display(), position = start_position, "reading file");
                 open.insert(key, path.clone());
                 let tail = tailer::Tail {

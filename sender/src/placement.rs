@@ -5,6 +5,7 @@
 //! methods of [`Sender`] that decide; `lib.rs` holds the loop that calls them.
 
 use super::problems::Severity;
+use super::registry::Previous;
 use super::{identity, Entry, FileKey, Handover, Sender};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -186,20 +187,32 @@ impl Sender {
         let registry = &self.shared.registry;
         let length = file.metadata().map(|m| m.len()).unwrap_or(0);
         let fingerprint = identity::fingerprint(file).unwrap_or(identity::Fingerprint { bytes: 0, crc: 0 });
+        // Content that left this inode stays known, durably, for its copy.
+        let left = |entry: &Entry| {
+            Some(Previous {
+                fingerprint: entry.fingerprint,
+                acked_position: entry.acked_position,
+                file_id: entry.file_id,
+            })
+        };
+        let mut previous = None;
         let (position, file_id) = match registry.get(key) {
             Some(entry) if identity::still_matches(file, entry.fingerprint).unwrap_or(false) => {
                 if entry.acked_position > length {
                     tracing::warn!(file = %path.display(), position = entry.acked_position, size = length, "file shrank below its saved position (copytruncate); reading it from the start as a new file");
                     self.keep_for_a_copy(&entry);
-                    (0, identity::new_file_id())
+                    previous = left(&entry);
+                    (0, entry.file_id.successor())
                 } else {
+                    previous = entry.previous;
                     (entry.acked_position, entry.file_id)
                 }
             }
             Some(entry) => {
                 tracing::info!(file = %path.display(), "new content at this inode (truncated and rewritten, or a new file); reading it from the start");
                 self.keep_for_a_copy(&entry);
-                (0, identity::new_file_id())
+                previous = left(&entry);
+                (0, entry.file_id.successor())
             }
             None => {
                 let handovers = self.shared.handovers.lock();
@@ -209,7 +222,7 @@ impl Sender {
                     .find(|h| h.fingerprint == fingerprint && h.position <= length)
                 {
                     Some(handover) => {
-                        tracing::info!(file = %path.display(), position = handover.position, "copy of a truncated file; resuming where the original was read to, with its identity");
+                        tracing::info!(file = %path.display(), position = handover.position, "copy of a truncated file; resuming where the original was acknowledged to, with its identity");
                         (handover.position, handover.file_id)
                     }
                     None => match self.truncated_original(key, fingerprint, length) {
@@ -217,7 +230,13 @@ impl Sender {
                             tracing::info!(file = %path.display(), position = original.acked_position, "copy of a file truncated while it was closed; resuming where the original was acknowledged to, with its identity");
                             (original.acked_position, original.file_id)
                         }
-                        None => (0, identity::new_file_id()),
+                        None => match registry.take_previous(fingerprint, length) {
+                            Some(previous) => {
+                                tracing::info!(file = %path.display(), position = previous.acked_position, "copy of a truncated file's earlier content; resuming where it was acknowledged to, with its identity");
+                                (previous.acked_position, previous.file_id)
+                            }
+                            None => (0, identity::new_file_id()),
+                        },
                     },
                 }
             }
@@ -229,6 +248,7 @@ impl Sender {
                 fingerprint,
                 acked_position: position,
                 file_id,
+                previous,
                 path: path.to_path_buf(),
             },
         );

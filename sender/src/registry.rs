@@ -12,7 +12,7 @@ use relay_proto::durable_file::write_atomically;
 use relay_proto::registry::{self, Entries};
 use std::path::{Path, PathBuf};
 
-pub use relay_proto::registry::{Entry, FILE_NAME};
+pub use relay_proto::registry::{Entry, Previous, FILE_NAME};
 
 /// The lock file in a state directory: one sender per directory.
 pub const LOCK_FILE_NAME: &str = "lock";
@@ -25,6 +25,8 @@ pub struct Registry {
     _lock: std::fs::File,
     entries: Mutex<Entries>,
     dirty: Mutex<bool>,
+    /// One save at a time: saves share the temporary file.
+    saving: Mutex<()>,
 }
 
 impl Registry {
@@ -45,6 +47,7 @@ impl Registry {
             _lock: lock,
             entries: Mutex::new(entries),
             dirty: Mutex::new(dirty),
+            saving: Mutex::new(()),
         })
     }
 
@@ -74,6 +77,13 @@ impl Registry {
     /// Called in acknowledgement order, after the old content's last ack.
     pub fn reset(&self, key: FileKey, file_id: FileId, fingerprint: Option<Fingerprint>) {
         if let Some(entry) = self.entries.lock().get_mut(&key) {
+            // The old content stays known (durably, with the next save) for
+            // its copy, found now or after a restart.
+            entry.previous = Some(Previous {
+                fingerprint: entry.fingerprint,
+                acked_position: entry.acked_position,
+                file_id: entry.file_id,
+            });
             entry.file_id = file_id;
             entry.acked_position = 0;
             if let Some(fingerprint) = fingerprint {
@@ -81,6 +91,18 @@ impl Registry {
             }
             *self.dirty.lock() = true;
         }
+    }
+
+    /// The previous content of some file whose first bytes are
+    /// `fingerprint`, taken (a copy inherits it once).
+    pub fn take_previous(&self, fingerprint: Fingerprint, length: u64) -> Option<Previous> {
+        let mut entries = self.entries.lock();
+        let entry = entries.values_mut().find(|e| {
+            e.previous
+                .is_some_and(|p| p.fingerprint == fingerprint && p.acked_position <= length)
+        })?;
+        *self.dirty.lock() = true;
+        entry.previous.take()
     }
 
     /// Records where a file is now, after a rename.
@@ -113,6 +135,7 @@ impl Registry {
 
     /// Writes the registry if it changed since the last save.
     pub fn save(&self) -> Result<()> {
+        let _one_at_a_time = self.saving.lock();
         {
             let mut dirty = self.dirty.lock();
             if !*dirty {
@@ -169,6 +192,7 @@ mod tests {
                 fingerprint: Fingerprint { bytes: 10, crc: 99 },
                 acked_position: 0,
                 file_id: FileId(42),
+                previous: None,
                 path: "/a b/c.log".into(),
             },
         );

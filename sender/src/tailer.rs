@@ -214,17 +214,21 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
             shared.stats.truncations.fetch_add(1, Ordering::Relaxed);
             counters.truncations.increment(1);
             if let (Some(old), Some(old_id)) = (known, current_id) {
-                let read_to = splitter.resume_position();
+                // The copy resumes where the original is acknowledged, not
+                // where it was read: lines in flight may never be delivered
+                // (a kill before their ack). Sending them again under the
+                // same identity loads them once.
+                let acknowledged = shared.registry.get(key).map_or(0, |e| e.acked_position);
                 shared.hand_over(super::Handover {
                     fingerprint: old,
                     file_id: old_id,
-                    position: read_to,
+                    position: acknowledged.min(splitter.resume_position()),
                     at: Instant::now(),
                 });
             }
             position = 0;
             splitter = LineSplitter::new(0, shared.config.line_bytes_max);
-            let new_id = identity::new_file_id();
+            let new_id = current_id.map_or_else(identity::new_file_id, FileId::successor);
             file_id = file_id_header(Some(new_id));
             current_id = Some(new_id);
             known = identity::fingerprint(&file).ok();

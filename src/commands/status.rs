@@ -336,6 +336,48 @@ fn render(
             let _ = writeln!(out, "{table:<24} {topic:<24} {partition:>9} {lag:>12}");
         }
     }
+    // Protected retention, from a scraped broker: how close each protected
+    // partition is to retention_bytes_hard, and records already lost.
+    let mut hard_caps: HashMap<String, f64> = HashMap::new();
+    let mut sizes: HashMap<(String, String), f64> = HashMap::new();
+    let mut held: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for sample in scraped.iter().filter_map(|(_, s)| s.as_ref().ok()).flatten() {
+        let partition = || (label(sample, "topic").to_owned(), label(sample, "partition").to_owned());
+        if sample.name == relay_broker::metrics::RETENTION_HARD_LIMIT_BYTES {
+            hard_caps.insert(label(sample, "topic").into(), sample.value);
+        } else if sample.name == relay_broker::metrics::LOG_SIZE_BYTES {
+            sizes.insert(partition(), sample.value);
+        } else if sample.name == relay_broker::metrics::RETENTION_PROTECTED_BYTES {
+            held.insert(partition(), sample.value);
+        } else if sample.name == relay_broker::metrics::RETENTION_PROTECTED_DELETED_RECORDS && sample.value > 0.0 {
+            problems.push(format!(
+                "retention deleted {} record(s) of topic {} that protected group {} had not read (the partition passed retention_bytes_hard; see the broker's ERROR log)",
+                sample.value,
+                label(sample, "topic"),
+                label(sample, "group")
+            ));
+        }
+    }
+    if !held.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<32} {:>9} {:>12} {:>12} {:>12} {:>8}",
+            "PROTECTED TOPIC", "PARTITION", "SIZE", "HELD", "HARD CAP", "OF CAP"
+        );
+        for ((topic, partition), held_bytes) in &held {
+            let size = sizes.get(&(topic.clone(), partition.clone())).copied().unwrap_or(0.0);
+            let (cap, share) = match hard_caps.get(topic) {
+                Some(cap) => (human_bytes(*cap as i64), format!("{:.0}%", 100.0 * size / cap)),
+                None => ("none".into(), "-".into()),
+            };
+            let _ = writeln!(
+                out,
+                "{topic:<32} {partition:>9} {:>12} {:>12} {cap:>12} {share:>8}",
+                human_bytes(size as i64),
+                human_bytes(*held_bytes as i64)
+            );
+        }
+    }
     for problem in problems {
         let _ = writeln!(out, "\n{problem}");
     }
