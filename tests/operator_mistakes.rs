@@ -85,3 +85,43 @@ fn a_glob_the_shell_expanded_gets_a_hint_to_quote_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("quote it"), "{stderr}");
 }
+
+#[test]
+fn a_second_broker_on_one_data_directory_is_refused_with_the_first_ones_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = BrokerProcess::start(dir.path(), "");
+    let output = run_with_timeout(
+        Command::new(relay_binary()).args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &first.data_dir.display().to_string(),
+        ]),
+        Duration::from_secs(30),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("in use by another broker (pid {})", first.pid())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn two_send_sections_sharing_a_state_directory_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    let config = dir.path().join("send.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[send]]\ntopic = \"a\"\npaths = [\"{0}/a*.log\"]\nstate_dir = \"{0}/state\"\n\n[[send]]\ntopic = \"b\"\npaths = [\"{0}/b*.log\"]\nstate_dir = \"{0}/state\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let (code, printed) = relay(&broker, &["send", "--config", &config.display().to_string()]);
+    assert_eq!(code, Some(2), "{printed}");
+    assert!(printed.contains("share the state directory"), "{printed}");
+}

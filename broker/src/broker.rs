@@ -6,6 +6,7 @@
 
 use crate::config::BrokerConfig;
 use crate::context::{BrokerContext, Context};
+use crate::data_dir_lock::DataDirLock;
 use crate::group::coordinator::{Coordinator, GroupSettings, TICK_INTERVAL};
 use crate::group::offset_store::OffsetStore;
 use crate::health::Health;
@@ -42,6 +43,8 @@ pub enum BrokerError {
 
 /// A started broker. Dropping it does not stop it; call [`Broker::shutdown`].
 pub struct Broker {
+    /// Released when the broker is dropped (after shutdown).
+    _data_dir_lock: DataDirLock,
     local_addr: SocketAddr,
     context: Context,
     shutdown: watch::Sender<bool>,
@@ -63,6 +66,7 @@ impl Broker {
             path: config.data_dir.clone(),
             source,
         })?;
+        let data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|source| BrokerError::Listen {
@@ -123,6 +127,7 @@ impl Broker {
             "broker started"
         );
         Ok(Self {
+            _data_dir_lock: data_dir_lock,
             local_addr,
             context,
             shutdown,

@@ -6,6 +6,7 @@
 //! - [`server`]: the Kafka wire protocol: listener, connections, one handler per API.
 //! - [`context`]: [`context::BrokerContext`], the shared state every layer
 //!   above reads: topics, groups, producer ids, cluster identity, limits.
+//! - [`data_dir_lock`]: one broker per data directory (a lock file).
 //! - [`group`]: consumer group coordination and durable committed offsets.
 //! - [`topics`]: which topics exist, creating and deleting them, per-partition
 //!   upkeep, and retention that keeps what protected groups have not read.
@@ -26,6 +27,7 @@
 pub mod broker;
 pub mod config;
 pub mod context;
+pub mod data_dir_lock;
 pub mod group;
 pub mod health;
 pub mod log;

@@ -182,6 +182,16 @@ impl Supervisor {
         if senders.is_empty() {
             return Ok(());
         }
+        let mut state_dirs = std::collections::HashMap::new();
+        for config in senders {
+            if let Some(other) = state_dirs.insert(config.state_dir(), &config.topic) {
+                return Err(SupervisorError::Config(format!(
+                    "[[send]] sections for topics {other} and {} share the state directory {}; give each its own state_dir",
+                    config.topic,
+                    config.state_dir().display()
+                )));
+            }
+        }
         let cluster = Cluster::connect(client.cluster_config(client_id)?).await?;
         let producer = Arc::new(Producer::new(cluster, relay_sender::producer_config()).await?);
         for config in senders {
