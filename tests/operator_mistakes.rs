@@ -125,3 +125,52 @@ fn two_send_sections_sharing_a_state_directory_are_refused() {
     assert_eq!(code, Some(2), "{printed}");
     assert!(printed.contains("share the state directory"), "{printed}");
 }
+
+#[test]
+fn a_start_offset_past_the_end_is_refused_with_the_partition_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, (0..1000).map(|n| format!("{{\"n\":{n}}}\n")).collect::<String>()).unwrap();
+    let (code, printed) = relay(&broker, &["produce", "--topic", "small", &file.display().to_string()]);
+    assert_eq!(code, Some(0), "{printed}");
+    let (code, printed) = relay(
+        &broker,
+        &[
+            "consume",
+            "--topic",
+            "small",
+            "--from",
+            "offset:999999999",
+            "--max",
+            "1",
+        ],
+    );
+    assert_eq!(code, Some(2), "{printed}");
+    assert!(
+        printed.contains("offset 999999999 is past the end: the partition's offsets run from 0 to 1000"),
+        "{printed}"
+    );
+    let warehouse = format!("sqlite://{}", dir.path().join("w.db").display());
+    let (code, printed) = relay(
+        &broker,
+        &[
+            "load",
+            "--topic",
+            "small",
+            "--group",
+            "g",
+            "--warehouse",
+            &warehouse,
+            "--table",
+            "events",
+            "--from",
+            "offset:999999999",
+        ],
+    );
+    assert_eq!(code, Some(2), "{printed}");
+    assert!(
+        printed.contains("small/0: offset 999999999 is past the end"),
+        "{printed}"
+    );
+}

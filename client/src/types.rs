@@ -4,7 +4,7 @@
 //! (resolving a start position takes the ListOffsets lookup as an argument)
 //! and never imports another module of this crate but `error`.
 
-use crate::error::Result;
+use crate::error::{ClientError, Result};
 use std::future::Future;
 
 /// One partition of one topic.
@@ -41,7 +41,18 @@ impl StartPosition {
         Fut: Future<Output = Result<i64>>,
     {
         match self {
-            StartPosition::Offset(offset) => Ok(offset),
+            // An offset past the end is a mistake (a typo, another topic's
+            // number), not "wait for it": refused with the partition's range.
+            StartPosition::Offset(offset) => {
+                let end = list_offset(LIST_OFFSETS_LATEST).await?;
+                if offset > end {
+                    let start = list_offset(LIST_OFFSETS_EARLIEST).await?;
+                    return Err(ClientError::Invalid(format!(
+                        "offset {offset} is past the end: the partition's offsets run from {start} to {end}"
+                    )));
+                }
+                Ok(offset)
+            }
             StartPosition::Earliest => list_offset(LIST_OFFSETS_EARLIEST).await,
             StartPosition::Latest => list_offset(LIST_OFFSETS_LATEST).await,
             StartPosition::Timestamp(ms) => match list_offset(ms).await? {
@@ -78,8 +89,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn explicit_offset_resolves_without_asking_the_broker() {
-        assert_eq!(resolve(StartPosition::Offset(42)).await, (42, vec![]));
+    async fn explicit_offset_is_checked_against_the_end_only() {
+        assert_eq!(
+            resolve(StartPosition::Offset(42)).await,
+            (42, vec![LIST_OFFSETS_LATEST])
+        );
+        assert_eq!(
+            resolve(StartPosition::Offset(90)).await,
+            (90, vec![LIST_OFFSETS_LATEST])
+        );
+    }
+
+    #[tokio::test]
+    async fn an_offset_past_the_end_is_refused_with_the_partition_range() {
+        let error = StartPosition::Offset(999_999_999)
+            .resolve(|timestamp| async move { Ok(if timestamp == LIST_OFFSETS_EARLIEST { 5 } else { 90 }) })
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "offset 999999999 is past the end: the partition's offsets run from 5 to 90"
+        );
     }
 
     #[tokio::test]

@@ -29,9 +29,10 @@ pub fn fail(command: &str, error: &ClientError) -> i32 {
     eprintln!("relay {command}: {error}");
     match error {
         error if error.is_unreachable() => exit::UNREACHABLE,
-        ClientError::ClusterMismatch { .. } | ClientError::Authentication { .. } | ClientError::Tls { .. } => {
-            exit::USAGE
-        }
+        ClientError::ClusterMismatch { .. }
+        | ClientError::Authentication { .. }
+        | ClientError::Tls { .. }
+        | ClientError::Invalid(_) => exit::USAGE,
         _ => exit::FAILURE,
     }
 }

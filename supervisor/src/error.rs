@@ -57,7 +57,10 @@ impl SupervisorError {
                 ..
             } => matches!(
                 error,
-                ClientError::ClusterMismatch { .. } | ClientError::Authentication { .. } | ClientError::Tls { .. }
+                ClientError::ClusterMismatch { .. }
+                    | ClientError::Authentication { .. }
+                    | ClientError::Tls { .. }
+                    | ClientError::Invalid(_)
             ),
             Self::Loader { source, .. } => matches!(source, LoaderError::Config(_) | LoaderError::Sink(_)),
             _ => false,

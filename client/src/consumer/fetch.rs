@@ -117,6 +117,12 @@ pub(super) async fn start_offset(cluster: &Cluster, partition: &TopicPartition, 
     start
         .resolve(|timestamp| list_offset(cluster, partition, timestamp))
         .await
+        .map_err(|error| match error {
+            ClientError::Invalid(reason) => {
+                ClientError::Invalid(format!("{}/{}: {reason}", partition.topic, partition.partition))
+            }
+            other => other,
+        })
 }
 
 /// Gives each of `missing` a position: its offset in `committed`, else `start`.
