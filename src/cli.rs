@@ -8,7 +8,12 @@ use std::path::PathBuf;
 /// Relay moves event lines from application log files through a
 /// Kafka-protocol broker into a warehouse, with no loss and no duplicates.
 #[derive(Debug, Parser)]
-#[command(name = "relay", version)]
+#[command(
+    name = "relay",
+    version,
+    after_help = "Exit codes: 0 success; 1 a checked condition failed (lag over --max, an unknown group, a role that failed); \
+                  2 usage or configuration error; 3 the broker or the warehouse cannot be reached."
+)]
 pub struct Cli {
     /// Log lines on stderr: text for people, json (one object per line) for machines.
     #[arg(long, global = true, env = "RELAY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -249,19 +254,35 @@ pub enum TopicsCommand {
     /// Every topic and its partition count.
     List,
     /// Partitions of a topic with their start and end offsets.
-    Describe { topic: String },
-    /// Create a topic.
-    Create {
+    ///
+    /// Example: relay topics describe events
+    Describe {
+        /// The topic's name.
         topic: String,
+    },
+    /// Create a topic.
+    ///
+    /// Example: relay topics create events --partitions 4 --retention-bytes 1073741824
+    Create {
+        /// The topic's name: letters, digits, '.', '_' and '-', at most 249 characters.
+        topic: String,
+        /// Partitions: the most loaders of one group that can share the topic.
         #[arg(long, default_value_t = 1)]
         partitions: i32,
+        /// Delete the oldest segments once a partition is larger than this (-1: no limit).
         #[arg(long, value_name = "BYTES")]
         retention_bytes: Option<i64>,
+        /// Delete segments whose records are all older than this (-1: no limit).
         #[arg(long, value_name = "MS")]
         retention_ms: Option<i64>,
     },
     /// Delete a topic and its data.
-    Delete { topic: String },
+    ///
+    /// Example: relay topics delete scratch
+    Delete {
+        /// The topic's name.
+        topic: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -277,10 +298,22 @@ pub enum GroupsCommand {
     /// Every group and its state.
     List,
     /// A group's members, assignments, committed offsets and lag.
-    Describe { group: String },
-    /// Move a group's committed offsets for a topic (the group must have no members).
-    ResetOffsets {
+    ///
+    /// Example: relay groups describe loader-events
+    Describe {
+        /// The group's id.
         group: String,
+    },
+    /// Move a group's committed offsets for a topic (the group must have no members).
+    ///
+    /// A loader keeps its position in its warehouse (relay_offsets), not on the broker:
+    /// move a loader with `relay load --from` on a new group, or by editing relay_offsets.
+    ///
+    /// Example: relay groups reset-offsets billing --topic orders --to time:2026-11-22T00:00:00Z
+    ResetOffsets {
+        /// The group's id.
+        group: String,
+        /// The topic whose partitions move.
         #[arg(long, value_name = "TOPIC")]
         topic: String,
         /// earliest, latest, offset:N or time:RFC3339

@@ -174,3 +174,35 @@ fn a_start_offset_past_the_end_is_refused_with_the_partition_range() {
         "{printed}"
     );
 }
+
+#[test]
+fn help_lists_exit_codes_and_every_argument_is_described() {
+    let help = |args: &[&str]| {
+        let output = Command::new(relay_binary()).args(args).arg("-h").output().unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(help(&[]).contains("Exit codes: 0 success"));
+    let long = |args: &[&str]| {
+        let output = Command::new(relay_binary()).args(args).arg("--help").output().unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    for command in [
+        &["topics", "create"][..],
+        &["topics", "describe"],
+        &["groups", "reset-offsets"],
+        &["groups", "describe"],
+    ] {
+        assert!(long(command).contains("Example: relay"), "{command:?} has no example");
+        let text = help(command);
+        // An argument line is its name, then its description on the same line.
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("  <") || l.starts_with("      --"))
+        {
+            assert!(
+                line.trim().split_whitespace().count() > 2,
+                "{command:?}: undescribed {line:?}"
+            );
+        }
+    }
+}

@@ -20,7 +20,7 @@ pub const BROKER_DEFAULT: &str = "127.0.0.1:9092";
 #[derive(Debug, Clone, Default, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientSettings {
-    /// Broker address(es), comma separated [default: [client] brokers of --config, else 127.0.0.1:9092].
+    /// Broker address(es), comma separated [default: [client] brokers of --config for the commands that take one, else 127.0.0.1:9092].
     #[arg(long = "broker", global = true, env = "RELAY_BROKER", value_name = "ADDR")]
     pub brokers: Option<String>,
     /// Refuse to work against a cluster with another id (no discovery, no cross-talk).
