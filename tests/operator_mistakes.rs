@@ -203,3 +203,48 @@ fn help_lists_exit_codes_and_every_argument_is_described() {
         }
     }
 }
+
+#[test]
+fn relative_paths_in_a_config_file_are_relative_to_the_file_and_a_new_cluster_is_announced() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(
+        conf.join("relay.toml"),
+        "[broker]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"./data\"\n",
+    )
+    .unwrap();
+    let start_line = || {
+        let mut child = Command::new(relay_binary())
+            .args(["broker", "--config", "../conf/relay.toml"])
+            .current_dir(&elsewhere)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait().unwrap();
+        line
+    };
+    let first = start_line();
+    assert!(first.contains("created as a new cluster"), "{first}");
+    let data_dir = std::fs::canonicalize(&conf).unwrap().join("data");
+    assert!(first.contains(&format!("data_dir {})", data_dir.display())), "{first}");
+    assert!(
+        conf.join("data").join("meta.toml").exists(),
+        "the data directory is next to the config file"
+    );
+    assert!(!elsewhere.join("data").exists());
+    let second = start_line();
+    assert!(!second.contains("created as a new cluster"), "{second}");
+}

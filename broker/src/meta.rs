@@ -12,7 +12,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-const META_FILE: &str = "meta.toml";
+/// The file that holds the cluster id; its absence means a new cluster.
+pub const META_FILE: &str = "meta.toml";
 const PRODUCER_IDS_FILE: &str = "producer-ids";
 /// Producer ids handed out per durable write of `producer-ids`: one small
 /// fsync per 1,000 producers, and at most 1,000 ids skipped by a crash.

@@ -43,6 +43,8 @@ pub fn run(args: UpArgs) -> i32 {
     };
     let metrics = args.metrics.metrics.clone().or(config.metrics_listen.clone());
     let errors = supervisor::run(metrics, async move |supervisor| {
+        let data_dir = std::path::absolute(&config.broker.data_dir).unwrap_or_else(|_| config.broker.data_dir.clone());
+        let new_cluster = !data_dir.join(relay_broker::meta::META_FILE).exists();
         let broker = supervisor.start_broker(config.embedded_broker()).await?;
         let (address, cluster_id) = (broker.local_addr(), broker.cluster_id().to_owned());
         let client = config.embedded_client(broker)?;
@@ -55,8 +57,13 @@ pub fn run(args: UpArgs) -> i32 {
         supervisor
             .start_loaders(&client, "relay-up-load", config.load.clone())
             .await?;
+        if config.send.is_empty() && config.load.is_empty() {
+            tracing::warn!("no [[send]] or [[load]] section: running a bare broker (relay up --config config.toml.example runs the whole pipeline)");
+        }
         Ok(format!(
-            "relay up: broker on {address} (cluster {cluster_id}), {} sender(s), {} loader(s)",
+            "relay up: broker on {address} (cluster {cluster_id}{}, data_dir {}), {} sender(s), {} loader(s)",
+            if new_cluster { ", created as a new cluster" } else { "" },
+            data_dir.display(),
             config.send.len(),
             config.load.len()
         ))

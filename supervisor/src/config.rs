@@ -16,7 +16,7 @@ use relay_client::ClientSettings;
 use relay_loader::config::LoaderConfig;
 use relay_sender::SenderConfig;
 use serde::Deserialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -38,7 +38,58 @@ impl RelayConfig {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| SupervisorError::Config(format!("cannot read config file {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| SupervisorError::Config(format!("config file {}: {e}", path.display())))
+        let mut config: Self = toml::from_str(&text)
+            .map_err(|e| SupervisorError::Config(format!("config file {}: {e}", path.display())))?;
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_owned());
+        config.resolve_paths(&base);
+        Ok(config)
+    }
+
+    /// Makes every relative path of the file relative to the file's own
+    /// directory, not to wherever the command was started: `relay broker
+    /// --config ../relay.toml` must open the same data directory as `relay
+    /// broker --config relay.toml` from the file's directory. Flags given on
+    /// the command line stay relative to the current directory.
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        resolve(&mut self.broker.data_dir);
+        if let Some(tls) = &mut self.broker.tls {
+            resolve(&mut tls.cert_path);
+            resolve(&mut tls.key_path);
+        }
+        if let Some(ca) = &mut self.client.tls_ca_path {
+            resolve(ca);
+        }
+        for sender in &mut self.send {
+            for pattern in &mut sender.paths {
+                let mut path = PathBuf::from(&*pattern);
+                resolve(&mut path);
+                *pattern = path.display().to_string();
+            }
+            let state_dir = sender.state_dir();
+            sender.state_dir = Some(if state_dir.is_relative() {
+                base.join(state_dir)
+            } else {
+                state_dir
+            });
+        }
+        for loader in &mut self.load {
+            if let Some(file) = loader.warehouse.strip_prefix("sqlite://") {
+                let mut path = PathBuf::from(file);
+                if !file.is_empty() {
+                    resolve(&mut path);
+                    loader.warehouse = format!("sqlite://{}", path.display());
+                }
+            }
+        }
     }
 
     /// The `[broker]` section as `relay up` runs it: each `[[load]]`'s group
@@ -138,6 +189,36 @@ mod tests {
             None,
             "the [broker] section itself is unchanged"
         );
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_are_relative_to_the_file() {
+        let dir = std::env::temp_dir().join(format!("relay-config-paths-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("relay.toml");
+        std::fs::write(
+            &file,
+            "[broker]\ndata_dir = \"./data\"\n[[send]]\ntopic = \"t\"\npaths = [\"logs/*.log\", \"/abs/*.log\"]\n\
+             [[load]]\ntopic = \"t\"\ngroup = \"g\"\nwarehouse = \"sqlite://./w.db\"\ntable = \"t\"\n",
+        )
+        .unwrap();
+        let config = RelayConfig::load(Some(&file)).unwrap();
+        let dir = std::fs::canonicalize(&dir).unwrap();
+        assert_eq!(config.broker.data_dir, dir.join("./data"));
+        assert_eq!(
+            config.send[0].paths,
+            vec![dir.join("logs/*.log").display().to_string(), "/abs/*.log".to_owned()]
+        );
+        assert_eq!(
+            config.send[0].state_dir(),
+            dir.join("./state/send-t"),
+            "the default too is next to the file"
+        );
+        assert_eq!(
+            config.load[0].warehouse,
+            format!("sqlite://{}", dir.join("./w.db").display())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
