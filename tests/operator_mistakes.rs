@@ -248,3 +248,41 @@ fn relative_paths_in_a_config_file_are_relative_to_the_file_and_a_new_cluster_is
     let second = start_line();
     assert!(!second.contains("created as a new cluster"), "{second}");
 }
+
+#[test]
+fn ctrl_c_during_relay_produce_reports_how_far_it_got_and_what_was_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    let file = dir.path().join("big.jsonl");
+    let line = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(200));
+    std::fs::write(&file, line.repeat(3_000_000)).unwrap();
+    let child = Command::new(relay_binary())
+        .args(["produce", "--topic", "big", &file.display().to_string()])
+        .env("RELAY_BROKER", &broker.address)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let acknowledged: u64 = stderr
+        .split("; ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no acknowledged count in {stderr:?}"));
+    assert!(stderr.contains("interrupted after"), "{stderr}");
+    assert!(acknowledged > 0 && acknowledged < 3_000_000, "{stderr}");
+    let (_, described) = relay(&broker, &["topics", "describe", "big"]);
+    let end: u64 = described
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(end, acknowledged, "what the summary calls acknowledged is in the topic");
+}

@@ -119,10 +119,18 @@ pub fn run(args: ProduceArgs) -> i32 {
         let (chunks, mut lines) = mpsc::channel::<std::io::Result<Vec<Vec<u8>>>>(LINE_CHUNKS_IN_FLIGHT_MAX);
         let reader_progress = progress.clone();
         let reader = tokio::task::spawn_blocking(move || read_lines(input, chunks, reader_progress));
+        // Ctrl-C (or SIGTERM) stops reading; what was sent is still flushed
+        // and acknowledged, and the summary says how far the input got.
+        let interrupted = relay_supervisor::signal::wait_for_signal();
+        tokio::pin!(interrupted);
         let outcome = 'produce: loop {
-            let chunk = match lines.recv().await {
+            let received = tokio::select! {
+                received = lines.recv() => received,
+                _ = &mut interrupted => break Err(Stop::Interrupted),
+            };
+            let chunk = match received {
                 None => break Ok(()),
-                Some(Err(error)) => break Err(format!("reading input: {error}")),
+                Some(Err(error)) => break Err(Stop::Failed(format!("reading input: {error}"))),
                 Some(Ok(chunk)) => chunk,
             };
             for line in chunk {
@@ -138,10 +146,10 @@ pub fn run(args: ProduceArgs) -> i32 {
                     Ok(delivery) => {
                         records += 1;
                         if deliveries.send(delivery).await.is_err() {
-                            break 'produce Err("delivery tracking stopped".into());
+                            break 'produce Err(Stop::Failed("delivery tracking stopped".into()));
                         }
                     }
-                    Err(error) => break 'produce Err(error.to_string()),
+                    Err(error) => break 'produce Err(Stop::Failed(error.to_string())),
                 }
             }
         };
@@ -161,9 +169,20 @@ pub fn run(args: ProduceArgs) -> i32 {
             args.topic,
             (records - failed) as f64 / seconds.max(1e-9)
         );
-        if let Err(error) = outcome {
-            eprintln!("relay produce: {error}");
-            return exit::FAILURE;
+        match outcome {
+            Err(Stop::Interrupted) => {
+                let input = args.file.as_deref().map_or("standard input".into(), |p| p.display().to_string());
+                eprintln!(
+                    "relay produce: interrupted after {records} records (through line {records} of {input}); {} acknowledged by the broker",
+                    records - failed
+                );
+                return exit::INTERRUPTED;
+            }
+            Err(Stop::Failed(error)) => {
+                eprintln!("relay produce: {error}");
+                return exit::FAILURE;
+            }
+            Ok(()) => {}
         }
         if let Some(error) = first_error {
             eprintln!("relay produce: {failed} records were not delivered; first error: {error}");
@@ -175,4 +194,11 @@ pub fn run(args: ProduceArgs) -> i32 {
         }
         exit::SUCCESS
     })
+}
+
+/// Why producing stopped before the end of the input.
+enum Stop {
+    Failed(String),
+    /// SIGINT or SIGTERM.
+    Interrupted,
 }
