@@ -286,3 +286,55 @@ fn ctrl_c_during_relay_produce_reports_how_far_it_got_and_what_was_acknowledged(
         .sum();
     assert_eq!(end, acknowledged, "what the summary calls acknowledged is in the topic");
 }
+
+#[test]
+fn relay_status_shows_one_row_per_file_in_one_unit_style_with_registry_and_scrape() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("app.log"), "{\"n\":1}\n".repeat(2000)).unwrap();
+    let state = dir.path().join("state");
+    let sender = support::RelayProcess::start(
+        [
+            "send",
+            "--broker",
+            &broker.address,
+            "--topic",
+            "t",
+            "--path",
+            &logs.join("*.log").display().to_string(),
+            "--state-dir",
+            &state.display().to_string(),
+            "--metrics",
+            "127.0.0.1:0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        &dir.path().join("send.log"),
+    );
+    let address = sender.metrics_address(1);
+    let registered = support::wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(state.join("registry")).is_ok_and(|r| r.contains("16000"))
+    });
+    assert!(registered, "{}", sender.log());
+    let (code, printed) = relay(
+        &broker,
+        &[
+            "status",
+            "--sender-state",
+            &state.display().to_string(),
+            "--scrape",
+            &address,
+        ],
+    );
+    assert_eq!(code, Some(0), "{printed}");
+    let rows: Vec<&str> = printed.lines().filter(|l| l.contains("app.log")).collect();
+    assert_eq!(rows.len(), 1, "one row per file:\n{printed}");
+    assert!(
+        rows[0].contains("15.6 KiB") && rows[0].ends_with("0 B"),
+        "{:?}",
+        rows[0]
+    );
+}

@@ -129,6 +129,34 @@ fn sender_files(dir: &Path) -> Result<Vec<(String, Option<u64>, u64)>, String> {
     Ok(files)
 }
 
+/// What the screen knows of one sender file, from its registry and/or a scrape.
+#[derive(Default)]
+struct FileRow {
+    /// `Some(None)`: the registry knows the file but it left its path.
+    size: Option<Option<u64>>,
+    acked: Option<u64>,
+    /// The sender's own figure, when scraped (fresher than the registry's).
+    behind: Option<f64>,
+}
+
+impl FileRow {
+    /// SIZE, ACKNOWLEDGED and BEHIND, all in the same units.
+    fn render(&self) -> String {
+        let size = match self.size {
+            Some(Some(size)) => human_bytes(size as i64),
+            Some(None) => "moved".into(),
+            None => "-".into(),
+        };
+        let acked = self.acked.map_or("-".into(), |acked| human_bytes(acked as i64));
+        let behind = match (self.behind, self.size, self.acked) {
+            (Some(behind), _, _) => human_bytes(behind as i64),
+            (None, Some(Some(size)), Some(acked)) => human_bytes(size.saturating_sub(acked) as i64),
+            _ => "-".into(),
+        };
+        format!("{size:>14} {acked:>14} {behind:>14}")
+    }
+}
+
 fn human_bytes(bytes: i64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes.max(0) as f64;
@@ -252,7 +280,6 @@ fn render(
         }
     }
 
-    let mut files = Vec::new();
     let mut problems = Vec::new();
     for group in &snapshot.groups {
         for lag in &group.lags {
@@ -265,15 +292,16 @@ fn render(
             }
         }
     }
+    // One row per file: the registry's size and position, the sender's
+    // live "behind" when it is scraped too.
+    let mut files: BTreeMap<String, FileRow> = BTreeMap::new();
     for dir in &args.sender_states {
         match sender_files(dir) {
             Ok(found) => {
                 for (file, size, acked) in found {
-                    let (size, behind) = match size {
-                        Some(size) => (size.to_string(), human_bytes(size.saturating_sub(acked) as i64)),
-                        None => ("moved".into(), "-".into()),
-                    };
-                    files.push(format!("{file:<56} {size:>14} {acked:>14} {behind:>14}"));
+                    let row = files.entry(file).or_default();
+                    row.size = Some(size);
+                    row.acked = Some(acked);
                 }
             }
             Err(error) => problems.push(format!("{}: {error}", dir.display())),
@@ -285,13 +313,7 @@ fn render(
             Ok(samples) => {
                 for sample in samples {
                     if sample.name == relay_sender::metrics::BYTES_BEHIND {
-                        let behind = human_bytes(sample.value as i64);
-                        files.push(format!(
-                            "{:<56} {:>14} {:>14} {behind:>14}",
-                            label(sample, "file"),
-                            "",
-                            ""
-                        ));
+                        files.entry(label(sample, "file").to_owned()).or_default().behind = Some(sample.value);
                     } else if sample.name == relay_sender::metrics::UNREADABLE_PATHS && sample.value > 0.0 {
                         problems.push(format!(
                             "sender of topic {} at {address}: {} path(s) match nothing or cannot be read (its /health and log name them)",
@@ -322,8 +344,8 @@ fn render(
             "\n{:<56} {:>14} {:>14} {:>14}",
             "SENDER FILE", "SIZE", "ACKNOWLEDGED", "BEHIND"
         );
-        for line in files {
-            let _ = writeln!(out, "{line}");
+        for (file, row) in files {
+            let _ = writeln!(out, "{file:<56} {}", row.render());
         }
     }
     if !loader_lags.is_empty() {
@@ -393,6 +415,11 @@ async fn scrape_all(addresses: &[String]) -> Vec<(String, Result<Vec<Sample>, St
 }
 
 pub fn run(args: StatusArgs) -> i32 {
+    if args.watch {
+        // Warnings would scroll through the redrawn screen; what goes wrong
+        // is shown on the screen itself.
+        relay_supervisor::logging::init_logging_at("error");
+    }
     runtime().block_on(async move {
         let admin = match connect(&args.client, "relay-status").await {
             Ok(cluster) => Admin::new(cluster),
