@@ -338,3 +338,43 @@ fn relay_status_shows_one_row_per_file_in_one_unit_style_with_registry_and_scrap
         rows[0]
     );
 }
+
+#[test]
+fn resetting_a_loaders_group_on_the_broker_is_refused_with_how_to_move_a_loader() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(
+        &file,
+        (0..100).map(|n| format!("{{\"uuid\":\"e{n}\"}}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let (code, printed) = relay(&broker, &["produce", "--topic", "t", &file.display().to_string()]);
+    assert_eq!(code, Some(0), "{printed}");
+    let warehouse = format!("sqlite://{}", dir.path().join("w.db").display());
+    let (code, printed) = relay(
+        &broker,
+        &[
+            "load",
+            "--topic",
+            "t",
+            "--group",
+            "loader",
+            "--warehouse",
+            &warehouse,
+            "--table",
+            "events",
+            "--until-end",
+        ],
+    );
+    assert_eq!(code, Some(0), "{printed}");
+    let (code, printed) = relay(
+        &broker,
+        &["groups", "reset-offsets", "loader", "--topic", "t", "--to", "earliest"],
+    );
+    assert_eq!(code, Some(2), "{printed}");
+    assert!(
+        printed.contains("belongs to a relay loader") && printed.contains("UPDATE relay_offsets"),
+        "{printed}"
+    );
+}

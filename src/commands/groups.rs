@@ -5,6 +5,7 @@ use crate::cli::{GroupsArgs, GroupsCommand};
 use crate::exit;
 use relay_client::admin::Admin;
 use relay_client::ClientError;
+use relay_proto::offset_metadata;
 
 pub fn run(args: GroupsArgs) -> i32 {
     let position = match &args.command {
@@ -37,14 +38,29 @@ pub fn run(args: GroupsArgs) -> i32 {
                 Ok(true) => describe(&admin, &group).await,
                 Err(error) => Err(error),
             },
-            GroupsCommand::ResetOffsets { group, topic, .. } => admin
-                .reset_offsets(&group, &topic, position.expect("parsed above"))
-                .await
-                .map(|offsets| {
-                    for (tp, offset) in offsets {
-                        println!("{group} {}/{} -> {offset}", tp.topic, tp.partition);
+            GroupsCommand::ResetOffsets { group, topic, .. } => {
+                match admin.group_offsets_with_metadata(&group).await {
+                    Ok(offsets) if offsets.iter().any(|(_, _, metadata)| offset_metadata::is_loader(metadata)) => {
+                        eprintln!(
+                            "relay groups: group {group:?} belongs to a relay loader, whose position lives in its warehouse \
+                             (relay_offsets), so a broker-side reset would be ignored. Load again from a point with a new group \
+                             (relay load --group {group}-replay --table ... --from time:RFC3339), or move this one in its warehouse: \
+                             UPDATE relay_offsets SET next_offset = N WHERE group_id = '{group}' AND topic = '{topic}' AND partition = P \
+                             (with its loaders stopped)"
+                        );
+                        return exit::USAGE;
                     }
-                }),
+                    Ok(_) => admin
+                        .reset_offsets(&group, &topic, position.expect("parsed above"))
+                        .await
+                        .map(|offsets| {
+                            for (tp, offset) in offsets {
+                                println!("{group} {}/{} -> {offset}", tp.topic, tp.partition);
+                            }
+                        }),
+                    Err(error) => Err(error),
+                }
+            }
         };
         match result {
             Ok(()) => exit::SUCCESS,
