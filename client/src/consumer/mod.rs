@@ -232,17 +232,10 @@ impl Consumer {
         generation: i32,
         member_id: &str,
     ) -> Result<()> {
-        let Some(membership) = &self.membership else {
-            return Ok(());
-        };
-        commit_offsets(
-            &membership.coordinator,
-            &membership.group,
-            generation,
-            member_id,
-            offsets,
-        )
-        .await
+        let no_metadata: Vec<(TopicPartition, i64, &str)> =
+            offsets.iter().map(|(tp, offset)| (tp.clone(), *offset, "")).collect();
+        self.commit_offsets_with_metadata(&no_metadata, generation, member_id)
+            .await
     }
 
     /// As [`Self::commit_offsets`], with a metadata string per partition.

@@ -288,30 +288,26 @@ impl PostgresSink {
     }
 
     pub async fn offsets(&mut self, group: &str) -> Result<StoredOffsets> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT topic, partition, next_offset FROM relay_offsets WHERE group_id = $1",
-                &[&group],
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(rows
-            .iter()
-            .map(|r| ((r.get::<_, String>(0), r.get::<_, i32>(1)), r.get::<_, i64>(2)))
-            .collect())
+        self.per_partition(
+            "SELECT topic, partition, next_offset FROM relay_offsets WHERE group_id = $1",
+            group,
+        )
+        .await
     }
 
     pub async fn open_gaps(&mut self, group: &str) -> Result<StoredOffsets> {
+        self.per_partition(
+            "SELECT topic, partition, count(*) FROM relay_gaps
+             WHERE group_id = $1 AND acknowledged_at IS NULL GROUP BY topic, partition",
+            group,
+        )
+        .await
+    }
+
+    /// Runs `sql` (topic, partition, a bigint; `$1` the group) into a map.
+    async fn per_partition(&mut self, sql: &str, group: &str) -> Result<StoredOffsets> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT topic, partition, count(*) FROM relay_gaps
-                 WHERE group_id = $1 AND acknowledged_at IS NULL GROUP BY topic, partition",
-                &[&group],
-            )
-            .await
-            .map_err(unavailable)?;
+        let rows = client.query(sql, &[&group]).await.map_err(unavailable)?;
         Ok(rows
             .iter()
             .map(|r| ((r.get::<_, String>(0), r.get::<_, i32>(1)), r.get::<_, i64>(2)))

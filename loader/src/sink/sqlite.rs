@@ -128,33 +128,28 @@ impl SqliteSink {
     }
 
     pub async fn offsets(&mut self, group: &str) -> Result<StoredOffsets> {
-        let (connection, group) = (Arc::clone(&self.connection), group.to_owned());
-        tokio::task::spawn_blocking(move || {
-            let connection = connection.lock().expect("sqlite lock");
-            let mut statement = connection
-                .prepare_cached("SELECT topic, partition, next_offset FROM relay_offsets WHERE group_id = ?1")
-                .map_err(unavailable)?;
-            let rows = statement
-                .query_map(params![group], |row| {
-                    Ok(((row.get::<_, String>(0)?, row.get::<_, i32>(1)?), row.get::<_, i64>(2)?))
-                })
-                .map_err(unavailable)?;
-            rows.collect::<rusqlite::Result<StoredOffsets>>().map_err(unavailable)
-        })
+        self.per_partition(
+            "SELECT topic, partition, next_offset FROM relay_offsets WHERE group_id = ?1",
+            group,
+        )
         .await
-        .expect("offsets task")
     }
 
     pub async fn open_gaps(&mut self, group: &str) -> Result<StoredOffsets> {
+        self.per_partition(
+            "SELECT topic, partition, count(*) FROM relay_gaps
+             WHERE group_id = ?1 AND acknowledged_at IS NULL GROUP BY topic, partition",
+            group,
+        )
+        .await
+    }
+
+    /// Runs `sql` (topic, partition, an integer; `?1` the group) into a map.
+    async fn per_partition(&mut self, sql: &'static str, group: &str) -> Result<StoredOffsets> {
         let (connection, group) = (Arc::clone(&self.connection), group.to_owned());
         tokio::task::spawn_blocking(move || {
             let connection = connection.lock().expect("sqlite lock");
-            let mut statement = connection
-                .prepare_cached(
-                    "SELECT topic, partition, count(*) FROM relay_gaps
-                     WHERE group_id = ?1 AND acknowledged_at IS NULL GROUP BY topic, partition",
-                )
-                .map_err(unavailable)?;
+            let mut statement = connection.prepare_cached(sql).map_err(unavailable)?;
             let rows = statement
                 .query_map(params![group], |row| {
                     Ok(((row.get::<_, String>(0)?, row.get::<_, i32>(1)?), row.get::<_, i64>(2)?))
@@ -163,7 +158,7 @@ impl SqliteSink {
             rows.collect::<rusqlite::Result<StoredOffsets>>().map_err(unavailable)
         })
         .await
-        .expect("gaps task")
+        .expect("warehouse query task")
     }
 
     pub async fn probe(&mut self, rows: Vec<Row>) -> Result<()> {
