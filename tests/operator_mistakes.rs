@@ -20,6 +20,29 @@ fn relay(broker: &BrokerProcess, args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// `relay send` of `pattern` into topic `t`, serving `/metrics` and `/health` on a free port.
+fn start_sender(
+    broker: &BrokerProcess,
+    pattern: &str,
+    state_dir: &str,
+    log: &std::path::Path,
+) -> support::RelayProcess {
+    let args = [
+        "send",
+        "--broker",
+        &broker.address,
+        "--topic",
+        "t",
+        "--path",
+        pattern,
+        "--state-dir",
+        state_dir,
+        "--metrics",
+        "127.0.0.1:0",
+    ];
+    support::RelayProcess::start(args.iter().map(|s| s.to_string()).collect(), log)
+}
+
 #[test]
 fn an_unknown_group_is_exit_1_with_no_such_group() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,23 +60,10 @@ fn a_sender_that_can_read_nothing_says_so_in_its_log_and_health() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), "");
     let missing = dir.path().join("no-such-dir").join("*.log");
-    let sender = support::RelayProcess::start(
-        [
-            "send",
-            "--broker",
-            &broker.address,
-            "--topic",
-            "t",
-            "--path",
-            &missing.display().to_string(),
-            "--state-dir",
-            &dir.path().join("state").display().to_string(),
-            "--metrics",
-            "127.0.0.1:0",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+    let sender = start_sender(
+        &broker,
+        &missing.display().to_string(),
+        &dir.path().join("state").display().to_string(),
         &dir.path().join("send.log"),
     );
     let said = support::wait_until(Duration::from_secs(20), || {
@@ -295,23 +305,10 @@ fn relay_status_shows_one_row_per_file_in_one_unit_style_with_registry_and_scrap
     std::fs::create_dir_all(&logs).unwrap();
     std::fs::write(logs.join("app.log"), "{\"n\":1}\n".repeat(2000)).unwrap();
     let state = dir.path().join("state");
-    let sender = support::RelayProcess::start(
-        [
-            "send",
-            "--broker",
-            &broker.address,
-            "--topic",
-            "t",
-            "--path",
-            &logs.join("*.log").display().to_string(),
-            "--state-dir",
-            &state.display().to_string(),
-            "--metrics",
-            "127.0.0.1:0",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+    let sender = start_sender(
+        &broker,
+        &logs.join("*.log").display().to_string(),
+        &state.display().to_string(),
         &dir.path().join("send.log"),
     );
     let address = sender.metrics_address(1);

@@ -103,6 +103,18 @@ impl Scene {
         file.write_all(text.as_bytes()).unwrap();
     }
 
+    /// Rotation by copytruncate: copy `from` to `to`, then empty `from` in place.
+    fn copytruncate(&self, from: &str, to: &str) {
+        let logs = self.path("logs");
+        std::fs::copy(logs.join(from), logs.join(to)).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(logs.join(from))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+
     fn rename(&self, from: &str, to: &str) {
         let logs = self.path("logs");
         std::fs::rename(logs.join(from), logs.join(to)).unwrap();
@@ -227,14 +239,7 @@ fn copytruncate_gives_the_copy_the_original_identity_and_loads_once() {
     let loader = scene.loader(&broker, "copytruncate");
     scene.append("app.jsonl", 0..3000);
     scene.wait_for_rows(3000, &loader, &sender);
-    let logs = scene.path("logs");
-    std::fs::copy(logs.join("app.jsonl"), logs.join("app.jsonl.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(logs.join("app.jsonl"))
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    scene.copytruncate("app.jsonl", "app.jsonl.1");
     scene.append("app.jsonl", 3000..4000);
     scene.wait_for_rows(4000, &loader, &sender);
     scene.assert_exactly_once(0..4000);
@@ -252,14 +257,7 @@ fn copytruncate_while_the_sender_is_down_gives_the_copy_the_original_identity() 
     // Written while the sender is down, then copied and truncated: the copy
     // holds 200 unsent lines after 1000 sent ones.
     scene.append("app.jsonl", 1000..1200);
-    let logs = scene.path("logs");
-    std::fs::copy(logs.join("app.jsonl"), logs.join("app.jsonl.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(logs.join("app.jsonl"))
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    scene.copytruncate("app.jsonl", "app.jsonl.1");
     scene.append("app.jsonl", 1200..1500);
     sender.launch();
     scene.wait_for_rows(1500, &loader, &sender);

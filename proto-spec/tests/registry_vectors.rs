@@ -1,0 +1,72 @@
+//! Golden sender registries in `proto-spec/vectors/sender-registry/`: a
+//! version 1 file as releases before file ids wrote it, and a version 2 file
+//! as this one writes it (one entry truncated in place, with its previous
+//! content). Both must keep reading the same way; v2 must also write back
+//! byte for byte.
+
+use relay_proto::registry::{decode, encode, FileId, FileKey, Fingerprint, Previous};
+use std::path::{Path, PathBuf};
+
+fn vector(name: &str) -> (PathBuf, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("vectors/sender-registry")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    (path, text)
+}
+
+#[test]
+fn a_version_1_registry_keeps_every_position_and_path() {
+    let (path, text) = vector("registry-v1");
+    let mut next = 0u128;
+    let entries = decode(&text, &path, || {
+        next += 1;
+        FileId(next)
+    })
+    .unwrap();
+    let first = &entries[&FileKey {
+        device: 64768,
+        inode: 1311,
+    }];
+    assert_eq!(first.acked_position, 81_549);
+    assert_eq!(
+        first.fingerprint,
+        Fingerprint {
+            bytes: 256,
+            crc: 3_405_691_582
+        }
+    );
+    assert_eq!(first.previous, None);
+    let second = &entries[&FileKey {
+        device: 64768,
+        inode: 1312,
+    }];
+    assert_eq!(second.path, PathBuf::from("/var/log/with space.jsonl"));
+    assert_eq!(second.acked_position, 40);
+    let mut ids: Vec<FileId> = entries.values().map(|e| e.file_id).collect();
+    ids.sort();
+    assert_eq!(ids, vec![FileId(1), FileId(2)], "every file gets a new id");
+}
+
+#[test]
+fn a_version_2_registry_reads_and_writes_back_byte_for_byte() {
+    let (path, text) = vector("registry-v2");
+    let entries = decode(&text, &path, || panic!("version 2 names every id")).unwrap();
+    let truncated = &entries[&FileKey {
+        device: 64768,
+        inode: 1311,
+    }];
+    assert_eq!(truncated.file_id.to_string(), "9e3779b97f4a7c15f39cc0605cedc834");
+    assert_eq!(
+        truncated.previous,
+        Some(Previous {
+            fingerprint: Fingerprint {
+                bytes: 256,
+                crc: 3_405_691_582
+            },
+            acked_position: 81_549,
+            file_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+        })
+    );
+    assert_eq!(encode(&entries), text);
+}
