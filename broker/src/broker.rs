@@ -61,11 +61,7 @@ impl Broker {
     pub async fn start_with_faults(config: BrokerConfig, faults: FaultInjector) -> Result<Self, BrokerError> {
         config.validate().map_err(BrokerError::Config)?;
         let security = Security::load(&config)?;
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| LogError::Io {
-            operation: "create data directory",
-            path: config.data_dir.clone(),
-            source,
-        })?;
+        crate::log::checkpoint::create_dir_all(&config.data_dir)?;
         let data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
         let listener = TcpListener::bind(&config.listen)
             .await

@@ -33,11 +33,18 @@ impl Registry {
     /// Loads `<state_dir>/registry`; a missing file is an empty registry, an
     /// unreadable one an error (starting over would resend everything).
     pub fn open(state_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(state_dir).map_err(|source| SenderError::StateDir {
-            path: state_dir.to_owned(),
-            source,
+        relay_proto::durable_file::create_dir_all(state_dir).map_err(|e| SenderError::StateDir {
+            path: e.path,
+            source: e.source,
         })?;
         let lock = lock(state_dir)?;
+        // A registry renamed in just before a process crash is still only in
+        // the page cache: make the directory as it is now durable before
+        // sending from the positions it holds.
+        relay_proto::durable_file::sync_dir(state_dir).map_err(|e| SenderError::StateDir {
+            path: e.path,
+            source: e.source,
+        })?;
         let entries = registry::read(state_dir, identity::new_file_id)?.unwrap_or_default();
         // Saved again at the first checkpoint: a registry of an earlier
         // version is upgraded in place (its files keep their positions).

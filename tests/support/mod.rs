@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod power;
 pub mod raw_client;
 pub mod warehouse;
 
@@ -92,7 +93,13 @@ impl BrokerProcess {
 
     /// As [`BrokerProcess::start`], with more command-line arguments (e.g. `--metrics`).
     pub fn start_with_args(dir: &Path, extra_config: &str, extra_args: &[&str]) -> Self {
-        let data_dir = dir.join("data");
+        Self::start_with_data_dir(dir, &dir.join("data"), extra_config, extra_args)
+    }
+
+    /// As [`BrokerProcess::start_with_args`], with the data directory somewhere
+    /// else than `dir` (which keeps the config and the log).
+    pub fn start_with_data_dir(dir: &Path, data_dir: &Path, extra_config: &str, extra_args: &[&str]) -> Self {
+        let data_dir = data_dir.to_owned();
         let config = dir.join("relay.toml");
         std::fs::write(
             &config,

@@ -26,6 +26,16 @@ pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> Result<()> {
     durable_file::write_atomically(dir, name, contents).map_err(from_durable)
 }
 
+/// Creates `dir` and its missing parents durably ([`durable_file::create_dir_all`]).
+pub fn create_dir_all(dir: &Path) -> Result<()> {
+    durable_file::create_dir_all(dir).map_err(from_durable)
+}
+
+/// Renames `from` to `to` durably (both parents fsynced).
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    durable_file::rename(from, to).map_err(from_durable)
+}
+
 fn from_durable(error: durable_file::DurableFileError) -> LogError {
     LogError::Io {
         operation: error.step,

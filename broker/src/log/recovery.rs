@@ -11,7 +11,7 @@
 //! - when a segment that is not the last had to be cut, the segments after it
 //!   are deleted: offsets must stay contiguous.
 
-use crate::log::checkpoint::{read_recovery_point, sync_dir, take_clean_shutdown};
+use crate::log::checkpoint::{create_dir_all, read_recovery_point, sync_dir, take_clean_shutdown};
 use crate::log::config::LogConfig;
 use crate::log::error::{io_error, Result};
 use crate::log::faults::FaultInjector;
@@ -69,7 +69,9 @@ fn segment_base_offsets(dir: &Path) -> Result<BTreeSet<i64>> {
 
 /// Opens every segment of `dir`, recovering what needs it.
 pub fn load(dir: &Path, config: &LogConfig, faults: &FaultInjector) -> Result<LoadedLog> {
-    std::fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+    // A partition directory's entry must be durable before anything in it is
+    // acknowledged: a lost directory is a lost partition.
+    create_dir_all(dir)?;
     let clean_shutdown = take_clean_shutdown(dir)?;
     let recovery_point = read_recovery_point(dir);
     let bases: Vec<i64> = segment_base_offsets(dir)?.into_iter().collect();
@@ -130,8 +132,12 @@ pub fn load(dir: &Path, config: &LogConfig, faults: &FaultInjector) -> Result<Lo
 
     if segments.is_empty() {
         segments.insert(0, Segment::create(dir, 0, config, faults.clone())?);
-        sync_dir(dir)?;
     }
+    // The directory as listed here is what the log is from now on: a segment
+    // created just before a process crash (page cache intact, directory entry
+    // not yet synced) would otherwise vanish in a later power loss with every
+    // record appended to it since.
+    sync_dir(dir)?;
     let mut producers = ProducerStates::default();
     for segment in segments.values() {
         segment.for_each_header(|header| producers.record(header))?;

@@ -267,12 +267,9 @@ fn set_aside(dir: &Path) -> Result<()> {
     let now = relay_proto::clock::now_ms() / 1000;
     let target = PathBuf::from(format!("{}.orphaned-{now}", dir.display()));
     tracing::warn!(dir = %dir.display(), moved_to = %target.display(), "partition directory of no topic moved aside");
-    std::fs::rename(dir, &target).map_err(|source| LogError::Io {
-        operation: "rename",
-        path: dir.into(),
-        source,
-    })?;
-    Ok(())
+    // Durably: a move-aside lost in a crash would bring the old data back
+    // under a new topic of the same name.
+    Ok(crate::log::checkpoint::rename(dir, &target)?)
 }
 
 fn set_aside_orphans(data_dir: &Path, topics: &BTreeMap<String, Arc<Topic>>) -> Result<()> {

@@ -13,7 +13,7 @@
 
 use super::{Result, TopicError};
 use crate::config::TopicSettings;
-use crate::log::checkpoint::{sync_dir, write_atomically};
+use crate::log::checkpoint::{create_dir_all, sync_dir, write_atomically};
 use crate::log::LogError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -44,7 +44,7 @@ fn io<'a>(operation: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error
 
 pub fn read_all(data_dir: &Path) -> Result<Vec<TopicFile>> {
     let dir = topics_dir(data_dir);
-    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    create_dir_all(&dir)?;
     let mut files = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(io("list", &dir))? {
         let path = entry.map_err(io("list", &dir))?.path();
@@ -61,13 +61,18 @@ pub fn read_all(data_dir: &Path) -> Result<Vec<TopicFile>> {
         })?;
         files.push(file);
     }
+    // Trusted as listed from now on (a topic file renamed in just before a
+    // process crash is still only in the page cache), and so is the data
+    // directory that holds `topics/` and the partition directories.
+    sync_dir(&dir)?;
+    sync_dir(data_dir)?;
     files.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(files)
 }
 
 pub fn write(data_dir: &Path, file: &TopicFile) -> Result<()> {
     let dir = topics_dir(data_dir);
-    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    create_dir_all(&dir)?;
     let text = toml::to_string(file).expect("topic file serialises");
     Ok(write_atomically(&dir, &format!("{}.toml", file.name), text.as_bytes())?)
 }

@@ -62,10 +62,13 @@ impl Segment {
             self.log
                 .set_len(position)
                 .map_err(io_error("truncate", &self.log_path))?;
-            self.faults
-                .sync_data(&self.log)
-                .map_err(io_error("fsync", &self.log_path))?;
         }
+        // What the scan kept may still be only in the page cache (a process
+        // crash keeps it there): it is served and counted as durable from now
+        // on, so make it durable before that.
+        self.faults
+            .sync_data(&self.log)
+            .map_err(io_error("fsync", &self.log_path))?;
         self.size_bytes = position;
         Ok(RecoverySummary {
             batches,
