@@ -25,6 +25,11 @@
 //!
 //! CI runs a short version (10 kills per warehouse). A long run:
 //! `RELAY_CHAOS_CYCLES=100 RELAY_CHAOS_SEED=7 cargo test --test chaos -- --nocapture`.
+//!
+//! The same run also loses power (`support/power.rs`, `relay-plugfs`): under
+//! the sender's state, under the SQLite warehouse, and under `relay up` with
+//! all three on the failing disk; each cut may also tear unsynced pages.
+//! `RELAY_POWER_LOSS_CYCLES` sets the number of cuts (10 by default).
 //! A failing run keeps its directory (logs, sender state, SQLite warehouse)
 //! and prints where.
 
@@ -39,6 +44,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use support::postgres::Postgres;
+use support::power::PowerCut;
 use support::warehouse::Warehouse;
 use support::{relay_binary, run_with_timeout, BrokerProcess, RelayProcess};
 
@@ -60,12 +66,36 @@ const IN_PROCESS_WRITERS: [(EventId, Rotation); 3] = [
 ];
 const GEN_EVENTS_WRITERS: u64 = 2;
 
-fn config(dir: &Path, warehouse: &Warehouse) -> PathBuf {
+/// How the chain is crashed, and which of its files sit on a disk that loses power.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crash {
+    /// `kill -9` of a random role (separate processes; the page cache survives).
+    Kill,
+    /// The sender's machine loses power: its state (registry, rejects) is on
+    /// `relay-plugfs`; the broker and the loader keep running.
+    SenderPower,
+    /// The warehouse's machine loses power: SQLite is on `relay-plugfs`, and
+    /// the loader goes down with it.
+    WarehousePower,
+    /// `relay up` on one machine that loses power: broker data, sender state
+    /// and SQLite all on `relay-plugfs`.
+    UpPower,
+}
+
+/// The embedded broker's section for `relay up`.
+fn broker_section(listen: &str, data_dir: &Path) -> String {
+    format!(
+        "[broker]\nlisten = \"{listen}\"\ndata_dir = \"{}\"\ndefault_partitions = 4\n\n",
+        data_dir.display()
+    )
+}
+
+fn config(dir: &Path, state: &Path, warehouse: &Warehouse, broker: &str) -> PathBuf {
     let path = dir.join("pipeline.toml");
     std::fs::write(
         &path,
         format!(
-            r#"[[send]]
+            r#"{broker}[[send]]
 topic = "events"
 paths = ["{logs}/*.jsonl*"]
 state_dir = "{state}"
@@ -106,7 +136,7 @@ pointer = "/ts"
 type = "timestamptz"
 "#,
             logs = dir.join("logs").display(),
-            state = dir.join("state").display(),
+            state = state.display(),
             warehouse = warehouse.url(),
         ),
     )
@@ -474,43 +504,187 @@ fn knob(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn chaos(warehouse: Warehouse, dir: &Path) {
-    let cycles = knob("RELAY_CHAOS_CYCLES", 10);
-    let seed = knob("RELAY_CHAOS_SEED", 0x00c0_ffee);
-    // Writing lasts about as long as the kills (0.9 s apart on average).
-    let events_per_writer = 2_700 + cycles * 700;
-    let started = Instant::now();
-    let mut broker = BrokerProcess::start(dir, "");
-    let address = broker.address.clone();
-    let created = run_with_timeout(
-        Command::new(relay_binary()).args(["topics", "create", "events", "--partitions", "4", "--broker", &address]),
-        Duration::from_secs(30),
+/// The processes of a run: separate roles, or one `relay up`.
+enum Roles {
+    Separate {
+        broker: BrokerProcess,
+        sender: RelayProcess,
+        loader: RelayProcess,
+    },
+    Up(RelayProcess),
+}
+
+impl Roles {
+    /// The log to search for what the sender said.
+    fn send_log(&self) -> String {
+        match self {
+            Roles::Separate { sender, .. } => sender.log(),
+            Roles::Up(up) => up.log(),
+        }
+    }
+}
+
+/// A free port of 127.0.0.1 for a broker that must keep its address across
+/// restarts.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The power cuts: `cycles` times, after 0.5-2 s, the plug is pulled, the
+/// processes on the lost disk die with it, the disk comes back with what
+/// survived and the processes start again on it. `after_power_on` checks the
+/// surviving image before they do.
+fn cut_power(cut: &mut PowerCut, cycles: u64, victims: &mut [&mut RelayProcess], after_power_on: impl Fn(u64)) {
+    for cycle in 0..cycles {
+        cut.random_wait(500, 2000);
+        cut.pull();
+        for victim in victims.iter_mut() {
+            victim.kill9();
+        }
+        cut.power_off();
+        cut.power_on();
+        after_power_on(cycle);
+        for victim in victims.iter_mut() {
+            victim.launch();
+        }
+    }
+}
+
+/// How many times the topic holds each line's event (`relay consume`).
+fn sends_per_event(address: &str) -> HashMap<String, usize> {
+    let consumed = run_with_timeout(
+        Command::new(relay_binary()).args(["consume", "--topic", "events", "--format", "json", "--broker", address]),
+        Duration::from_secs(120),
     );
-    assert!(created.status.success());
-    let config = config(dir, &warehouse).display().to_string();
-    let client_args = |role: &str| {
-        [role, "--broker", &address, "--config", &config]
-            .map(str::to_owned)
-            .to_vec()
+    let mut sends: HashMap<String, usize> = HashMap::new();
+    for line in String::from_utf8_lossy(&consumed.stdout).lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(event) = record["value"].as_str().and_then(canonical) {
+            *sends.entry(event).or_default() += 1;
+        }
+    }
+    sends
+}
+
+fn chaos(warehouse: Warehouse, dir: &Path, crash: Crash) {
+    let cycles = match crash {
+        Crash::Kill => knob("RELAY_CHAOS_CYCLES", 10),
+        _ => support::power::cycles(10) as u64,
+    };
+    let seed = knob("RELAY_CHAOS_SEED", 0x00c0_ffee);
+    // Writing lasts about as long as the kills (0.9 s apart on average), or
+    // the power cuts (1.25 s apart).
+    let events_per_writer = match crash {
+        Crash::Kill => 2_700 + cycles * 700,
+        _ => 2_700 + cycles * 1_000,
+    };
+    let started = Instant::now();
+    let mut cut = match crash {
+        Crash::Kill => None,
+        _ => match PowerCut::new(&dir.join("disk"), &format!("chaos {crash:?}")) {
+            Some(mut cut) => {
+                cut.power_on();
+                Some(cut)
+            }
+            None => return,
+        },
+    };
+    let state = match crash {
+        Crash::SenderPower | Crash::UpPower => dir.join("disk/state"),
+        _ => dir.join("state"),
     };
     let logs = dir.join("logs");
-    let writers = Writers::start(&logs, events_per_writer, seed);
-    let mut sender = RelayProcess::start(client_args("send"), &dir.join("send.log"));
-    let mut loader = RelayProcess::start(client_args("load"), &dir.join("load.log"));
-    let kills = kill_and_restart(cycles, seed, &mut broker, &mut sender, &mut loader);
+    let (mut roles, address) = if crash == Crash::UpPower {
+        let address = format!("127.0.0.1:{}", free_port());
+        let broker = broker_section(&address, &dir.join("disk/broker"));
+        let config = config(dir, &state, &warehouse, &broker).display().to_string();
+        let writers = Writers::start(&logs, events_per_writer, seed);
+        let up = RelayProcess::start(vec!["up".into(), "--config".into(), config], &dir.join("up.log"));
+        ((Roles::Up(up), writers), address)
+    } else {
+        let broker = BrokerProcess::start(dir, "");
+        let address = broker.address.clone();
+        let created = run_with_timeout(
+            Command::new(relay_binary()).args([
+                "topics",
+                "create",
+                "events",
+                "--partitions",
+                "4",
+                "--broker",
+                &address,
+            ]),
+            Duration::from_secs(30),
+        );
+        assert!(created.status.success());
+        let config = config(dir, &state, &warehouse, "").display().to_string();
+        let client_args = |role: &str| {
+            [role, "--broker", &address, "--config", &config]
+                .map(str::to_owned)
+                .to_vec()
+        };
+        let writers = Writers::start(&logs, events_per_writer, seed);
+        let sender = RelayProcess::start(client_args("send"), &dir.join("send.log"));
+        let loader = RelayProcess::start(client_args("load"), &dir.join("load.log"));
+        ((Roles::Separate { broker, sender, loader }, writers), address)
+    };
+    let (ref mut processes, _) = roles;
+    let integrity = |cycle: u64| {
+        if matches!(crash, Crash::WarehousePower | Crash::UpPower)
+            && std::path::Path::new(&dir.join("disk/warehouse.db")).exists()
+        {
+            let check = warehouse.query("PRAGMA integrity_check");
+            assert_eq!(check, "ok", "power cut {cycle}: the warehouse after the cut");
+        }
+    };
+    let crashes = match (crash, processes, cut.as_mut()) {
+        (Crash::Kill, Roles::Separate { broker, sender, loader }, _) => {
+            let kills = kill_and_restart(cycles, seed, broker, sender, loader);
+            format!(
+                "{cycles} kills (broker {}, sender {}, loader {})",
+                kills[0], kills[1], kills[2]
+            )
+        }
+        (Crash::SenderPower, Roles::Separate { sender, .. }, Some(cut)) => {
+            cut_power(cut, cycles, &mut [sender], integrity);
+            format!("{} power cuts under the sender ({} torn)", cut.pulls, cut.torn_pulls)
+        }
+        (Crash::WarehousePower, Roles::Separate { loader, .. }, Some(cut)) => {
+            cut_power(cut, cycles, &mut [loader], integrity);
+            format!("{} power cuts under the warehouse ({} torn)", cut.pulls, cut.torn_pulls)
+        }
+        (Crash::UpPower, Roles::Up(up), Some(cut)) => {
+            cut_power(cut, cycles, &mut [up], integrity);
+            format!("{} power cuts under relay up ({} torn)", cut.pulls, cut.torn_pulls)
+        }
+        _ => unreachable!("crash mode and roles match"),
+    };
+    if let Some(cut) = &cut {
+        cut.report(&format!("chaos {crash:?}"));
+    }
+    let (processes, writers) = roles;
     writers.finish(events_per_writer);
     let writing = started.elapsed();
     let written = written_lines(&logs);
     let total = (GEN_EVENTS_WRITERS + IN_PROCESS_WRITERS.len() as u64) * events_per_writer;
     let lines_in_files = written.values().map(Vec::len).sum::<usize>() as u64;
     assert_eq!(lines_in_files, total, "the files hold every line written");
-    wait_until_settled(&warehouse, &broker.address, total as i64);
+    wait_until_settled(&warehouse, &address, total as i64);
     let loaded = loaded_rows(&warehouse);
-    let sender_rejects = std::fs::read_to_string(dir.join("state/rejects")).unwrap_or_default();
-    if let Some(report) = exactly_once_report(&written, &loaded, &broker.address, &sender.log()) {
+    let sender_rejects = std::fs::read_to_string(state.join("rejects")).unwrap_or_default();
+    let (broker_address, send_log) = (address.clone(), processes.send_log());
+    if let Some(report) = exactly_once_report(&written, &loaded, &broker_address, &send_log) {
+        let load_log = match &processes {
+            Roles::Separate { loader, .. } => loader.log(),
+            Roles::Up(up) => up.log(),
+        };
         panic!(
-            "seed {seed}, {cycles} kills: every line exactly once\n{report}\nsender rejects: {sender_rejects:?}\nload log (end):\n{}",
-            log_tail(&loader.log(), 40)
+            "seed {seed}, {crashes}: every line exactly once\n{report}\nsender rejects: {sender_rejects:?}\nload log (end):\n{}",
+            log_tail(&load_log, 40)
         );
     }
     assert_eq!(warehouse.count("SELECT COUNT(*) FROM relay_rejects"), 0);
@@ -518,17 +692,29 @@ fn chaos(warehouse: Warehouse, dir: &Path) {
         sender_rejects.is_empty(),
         "the sender rejected nothing:\n{sender_rejects}"
     );
-    let end_offsets = assert_loaded_to_the_end(&warehouse, &broker.address);
+    let end_offsets = assert_loaded_to_the_end(&warehouse, &address);
+    if let Some(cut) = cut
+        .as_ref()
+        .filter(|_| matches!(crash, Crash::SenderPower | Crash::UpPower))
+    {
+        // Each power cut may re-send what was in flight (acknowledged but not
+        // yet saved in the registry) once, never more.
+        let sends = sends_per_event(&address);
+        let (event, most) = sends.iter().max_by_key(|(_, n)| **n).expect("events in the topic");
+        assert!(
+            *most <= 1 + cut.pulls,
+            "{event} sent {most} times in {} power cuts",
+            cut.pulls
+        );
+    }
+    drop(processes);
     let lines_of = |kind: fn(&(EventId, Rotation)) -> bool| {
         IN_PROCESS_WRITERS.iter().filter(|w| kind(w)).count() as u64 * events_per_writer
     };
     eprintln!(
-        "chaos: seed {seed}, {cycles} kills (broker {}, sender {}, loader {}), {total} lines written \
+        "chaos: seed {seed}, {crashes}, {total} lines written \
          ({} with no id, {} in copytruncated files) and loaded once, {end_offsets} records in the topic \
          ({} duplicates sent and de-duplicated), writing {:.1} s, {:.1} s in all",
-        kills[0],
-        kills[1],
-        kills[2],
         lines_of(|(id, _)| *id == EventId::Absent),
         lines_of(|(_, rotation)| *rotation == Rotation::CopyTruncate),
         end_offsets - total as i64,
@@ -538,10 +724,10 @@ fn chaos(warehouse: Warehouse, dir: &Path) {
 }
 
 /// Runs `chaos` in a fresh directory, kept (and named) when the run fails.
-fn chaos_keeping_failures(warehouse: impl FnOnce(&Path) -> Warehouse) {
+fn chaos_keeping_failures(warehouse: impl FnOnce(&Path) -> Warehouse, crash: Crash) {
     let dir = tempfile::tempdir().unwrap();
     let warehouse = warehouse(dir.path());
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chaos(warehouse, dir.path())));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chaos(warehouse, dir.path(), crash)));
     if let Err(panic) = outcome {
         eprintln!("chaos: the failed run's directory is kept: {}", dir.keep().display());
         std::panic::resume_unwind(panic);
@@ -550,11 +736,26 @@ fn chaos_keeping_failures(warehouse: impl FnOnce(&Path) -> Warehouse) {
 
 #[test]
 fn chaos_with_sqlite_loses_and_duplicates_nothing() {
-    chaos_keeping_failures(Warehouse::sqlite);
+    chaos_keeping_failures(Warehouse::sqlite, Crash::Kill);
+}
+
+#[test]
+fn power_loss_under_the_sender_loses_and_duplicates_nothing() {
+    chaos_keeping_failures(Warehouse::sqlite, Crash::SenderPower);
+}
+
+#[test]
+fn power_loss_under_the_sqlite_warehouse_loses_and_duplicates_nothing() {
+    chaos_keeping_failures(|dir| Warehouse::sqlite(&dir.join("disk")), Crash::WarehousePower);
+}
+
+#[test]
+fn power_loss_under_relay_up_loses_and_duplicates_nothing() {
+    chaos_keeping_failures(|dir| Warehouse::sqlite(&dir.join("disk")), Crash::UpPower);
 }
 
 #[test]
 fn chaos_with_postgres_loses_and_duplicates_nothing() {
     let Some(postgres) = Postgres::start() else { return };
-    chaos_keeping_failures(|_| Warehouse::Postgres(postgres));
+    chaos_keeping_failures(|_| Warehouse::Postgres(postgres), Crash::Kill);
 }

@@ -21,6 +21,9 @@ const PARTITIONS: i32 = 3;
 /// syncs, index writes); an index entry every 512 bytes.
 const BROKER_LOG: &str = "[broker.log]\nsegment_bytes = 65536\nindex_interval_bytes = 512\n";
 
+/// Plug pulls on one disk before a long run starts over on an empty one.
+const FRESH_DISK_CYCLES: usize = 10;
+
 /// What a `dump` saw: records by (partition, offset), committed offsets.
 struct Dump {
     partitions: usize,
@@ -173,6 +176,14 @@ fn broker_through_power_losses(
     let mut acked = Acknowledged::default();
     let mut lost_allowed = 0usize;
     for cycle in 0..cycles(default_cycles) {
+        if cycle > 0 && cycle % FRESH_DISK_CYCLES == 0 {
+            // A long run starts over on an empty disk now and then, so that
+            // each check reads a bounded log.
+            broker.kill9();
+            cut.wipe();
+            broker = BrokerProcess::start_with_data_dir(base.path(), &data_dir, &config, &[]);
+            acked = Acknowledged::default();
+        }
         let clients = start_clients(&python, &broker, cycle, base.path());
         cut.random_wait(300, 1500);
         if cut.rng.chance(1, 3) {

@@ -1,8 +1,8 @@
 //! A running broker: opens the data directory (cluster id, topics, group
 //! offsets), listens, runs the periodic work (group sessions, retention,
-//! interval fsyncs), and shuts down cleanly: stop accepting, finish
-//! in-flight requests, flush and close every partition with its
-//! clean-shutdown marker.
+//! interval fsyncs of the partitions and of the group offsets log), and shuts
+//! down cleanly: stop accepting, finish in-flight requests, flush and close
+//! every partition with its clean-shutdown marker.
 
 use crate::config::BrokerConfig;
 use crate::context::{BrokerContext, Context};
@@ -197,15 +197,82 @@ fn spawn_background(context: &Context, config: &BrokerConfig) -> Vec<JoinHandle<
             .await;
         }
     }));
-    let topics = Arc::clone(&context.topics);
+    let (topics, store) = (Arc::clone(&context.topics), Arc::clone(context.coordinator.store()));
     let flush_every = Duration::from_millis(config.log.fsync_interval_ms.max(1));
     tasks.push(tokio::spawn(async move {
         let mut ticker = tokio::time::interval(flush_every);
         loop {
             ticker.tick().await;
-            let topics = Arc::clone(&topics);
-            let _ = tokio::task::spawn_blocking(move || topics.flush_interval_partitions()).await;
+            let (topics, store) = (Arc::clone(&topics), Arc::clone(&store));
+            let _ = tokio::task::spawn_blocking(move || flush_interval_logs(&topics, &store)).await;
         }
     }));
     tasks
+}
+
+/// The `interval` timer's work: fsyncs every partition whose policy is
+/// `interval`, and the group offsets log when `[broker.log]` is, so an
+/// acknowledged commit, like an acknowledged append, is lost in a machine
+/// crash only within the last interval. Failures are logged; the log that
+/// failed is poisoned and refuses writes until restart.
+fn flush_interval_logs(topics: &Topics, store: &OffsetStore) {
+    topics.flush_interval_partitions();
+    if let Err(error) = store.flush_if_interval() {
+        tracing::error!(%error, "interval fsync of the group offsets log failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::records::CommittedOffset;
+    use crate::log::{FsyncPolicy, LogConfig};
+    use relay_proto::{BatchBuilder, RecordSpec};
+
+    /// Longer than any test: an `interval` append never fsyncs by itself.
+    const INTERVAL_NEVER_DUE_MS: u64 = 3_600_000;
+
+    #[test]
+    fn the_interval_timer_fsyncs_the_group_offsets_log_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            log: LogConfig {
+                fsync: FsyncPolicy::Interval,
+                fsync_interval_ms: INTERVAL_NEVER_DUE_MS,
+                ..LogConfig::default()
+            },
+            ..BrokerConfig::default()
+        };
+        let faults = FaultInjector::default();
+        let topics = Topics::open(&config, faults.clone()).unwrap();
+        let topic = topics.create("events", 1, 1, &[], false).unwrap();
+        let mut builder = BatchBuilder::new(now_ms());
+        builder.push(RecordSpec {
+            value: Some(b"event".to_vec()),
+            ..RecordSpec::default()
+        });
+        topic.partitions[0].append(&mut builder.build()).unwrap();
+        let store = OffsetStore::open(&config.data_dir, &config.log, faults.clone()).unwrap();
+        let committed = CommittedOffset {
+            offset: 1,
+            leader_epoch: 0,
+            commit_timestamp_ms: 1,
+            metadata: String::new(),
+        };
+        store.commit("g", &[("events".into(), 0, committed.clone())]).unwrap();
+
+        // Neither append was fsynced; both fsyncs of the timer fail, so each
+        // log it fsyncs is poisoned.
+        faults.fail_next_fsyncs(2);
+        flush_interval_logs(&topics, &store);
+        assert!(topic.partitions[0].is_poisoned(), "the partition was not fsynced");
+        assert!(
+            matches!(
+                store.commit("g", &[("events".into(), 0, committed)]),
+                Err(LogError::Poisoned { .. })
+            ),
+            "the group offsets log was not fsynced"
+        );
+    }
 }

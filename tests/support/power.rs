@@ -88,6 +88,18 @@ impl PowerCut {
         }
     }
 
+    /// Replaces the disk with an empty one and powers it on (a long run
+    /// starts over now and then, so that checking stays quick). Stop the
+    /// processes on it first.
+    pub fn wipe(&mut self) {
+        if let Some(fs) = self.fs.take() {
+            let _ = fs.pull_plug(Loss::Clean);
+            fs.unmount().expect("unmount plugfs");
+        }
+        self.image = Image::empty_dir();
+        self.power_on();
+    }
+
     /// Waits between `min_ms` and `max_ms`, seeded.
     pub fn random_wait(&mut self, min_ms: u64, max_ms: u64) {
         std::thread::sleep(Duration::from_millis(min_ms + self.rng.below(max_ms - min_ms + 1)));

@@ -5,10 +5,21 @@
 //! Waiting (a JoinGroup until the rebalance completes, a follower's SyncGroup
 //! until the leader's) happens outside the lock on oneshot channels. Durable
 //! writes (offsets, membership) run on the blocking pool, never under the lock.
+//!
+//! Membership is stored before it is announced: the JoinGroup answers of a
+//! new generation and the SyncGroup answers carrying assignments are sent by
+//! the blocking task that stored the group, once the store returned (as
+//! durable as the offsets log's fsync policy makes it). A restart therefore
+//! never takes back a generation a client was told, so it never hands the
+//! same generation number to a new membership while a member of the old one
+//! may still commit with it. If the membership cannot be stored, those
+//! members are answered [`MEMBERSHIP_NOT_STORED`] and rejoin. Changes that
+//! announce nothing (a member leaving or expiring) are stored without anyone
+//! waiting: losing one in a crash costs a session timeout, not a fence.
 
 use super::offset_store::OffsetStore;
 use super::records::{CommittedOffset, StoredGroup};
-use super::state::{Group, GroupState, JoinResult, Member, SyncResult};
+use super::state::{Announcements, Group, GroupState, JoinResult, Member, SyncResult};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
@@ -23,6 +34,10 @@ pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 /// How often sessions and rebalance deadlines are checked; session timeouts
 /// are seconds, so 100 ms of slack is noise.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(100);
+/// The answer to members whose new membership could not be stored, as to an
+/// offset commit that could not be: the client finds the coordinator again
+/// and rejoins.
+pub const MEMBERSHIP_NOT_STORED: ResponseError = ResponseError::CoordinatorNotAvailable;
 
 #[derive(Debug, Clone)]
 pub struct GroupSettings {
@@ -80,11 +95,22 @@ impl Coordinator {
         &self.store
     }
 
-    fn persist(&self, stored: StoredGroup) {
+    /// Stores a membership on the blocking pool, then sends the answers that
+    /// announce it, or [`MEMBERSHIP_NOT_STORED`] when it cannot be stored.
+    /// Must run inside a tokio runtime.
+    fn persist(&self, stored: StoredGroup, announcements: Announcements) {
         let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = store.save_group(&stored) {
-                tracing::error!(group = %stored.group, %error, "could not store group membership");
+        tokio::task::spawn_blocking(move || match store.save_group(&stored) {
+            Ok(()) => announcements.send(),
+            Err(error) => {
+                tracing::error!(
+                    group = %stored.group,
+                    generation = stored.generation,
+                    members_answered = announcements.len(),
+                    %error,
+                    "could not store group membership; its members are told to rejoin"
+                );
+                announcements.fail(MEMBERSHIP_NOT_STORED);
             }
         });
     }
@@ -168,10 +194,10 @@ impl Coordinator {
         member.protocols = request.protocols;
         member.last_heartbeat = now;
         group.prepare_rebalance(now, self.settings.initial_rebalance_delay);
-        if group.try_complete_join(now) {
+        if let Some(announcements) = group.try_complete_join(now) {
             let stored = group.to_stored();
             drop(groups);
-            self.persist(stored);
+            self.persist(stored, announcements);
         }
         Ok(receiver)
     }
@@ -199,24 +225,34 @@ impl Coordinator {
                 GroupState::Empty => return SyncResult::error(ResponseError::UnknownMemberId),
                 GroupState::PreparingRebalance => return SyncResult::error(ResponseError::RebalanceInProgress),
                 GroupState::Stable => {
-                    return SyncResult {
+                    // A member syncing after the leader: its assignment may
+                    // still be on its way to the store. Storing the same
+                    // membership again waits for that (the store skips what
+                    // it already holds).
+                    let result = SyncResult {
                         error: None,
                         protocol_type: group.protocol_type.clone(),
                         protocol_name: group.protocol_name.clone(),
                         assignment: member.assignment.clone(),
-                    }
+                    };
+                    let (sender, receiver) = oneshot::channel();
+                    let stored = group.to_stored();
+                    drop(groups);
+                    self.persist(stored, Announcements::sync(sender, result));
+                    receiver
                 }
-                GroupState::CompletingRebalance => {}
+                GroupState::CompletingRebalance => {
+                    let (sender, receiver) = oneshot::channel();
+                    member.sync_waiter = Some(sender);
+                    if group.leader.as_deref() == Some(member_id) {
+                        let announcements = group.complete_sync(&assignments);
+                        let stored = group.to_stored();
+                        drop(groups);
+                        self.persist(stored, announcements);
+                    }
+                    receiver
+                }
             }
-            let (sender, receiver) = oneshot::channel();
-            member.sync_waiter = Some(sender);
-            if group.leader.as_deref() == Some(member_id) {
-                group.complete_sync(&assignments);
-                let stored = group.to_stored();
-                drop(groups);
-                self.persist(stored);
-            }
-            receiver
         };
         receiver
             .await
@@ -266,11 +302,11 @@ impl Coordinator {
                 }
             })
             .collect();
-        let changed = group.try_complete_join(now) || group.state == GroupState::Empty;
-        if changed {
+        let announcements = group.try_complete_join(now);
+        if announcements.is_some() || group.state == GroupState::Empty {
             let stored = group.to_stored();
             drop(groups);
-            self.persist(stored);
+            self.persist(stored, announcements.unwrap_or_default());
         }
         results
     }
@@ -286,20 +322,20 @@ impl Coordinator {
                     tracing::info!(group = %group.id, member = %id, "member session expired");
                     group.remove_member(&id, now);
                     if group.state == GroupState::Empty {
-                        changed.push(group.to_stored());
+                        changed.push((group.to_stored(), Announcements::default()));
                     }
                 }
                 let session_max = Duration::from_millis(self.settings.session_timeout_max_ms as u64);
                 group
                     .pending_members
                     .retain(|_, since| now.duration_since(*since) < session_max);
-                if group.try_complete_join(now) {
-                    changed.push(group.to_stored());
+                if let Some(announcements) = group.try_complete_join(now) {
+                    changed.push((group.to_stored(), announcements));
                 }
             }
         }
-        for stored in changed {
-            self.persist(stored);
+        for (stored, announcements) in changed {
+            self.persist(stored, announcements);
         }
     }
 
@@ -403,5 +439,136 @@ impl Coordinator {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{FaultInjector, LogConfig};
+
+    const GROUP: &str = "g";
+
+    fn open(dir: &std::path::Path, faults: &FaultInjector) -> Arc<Coordinator> {
+        // `[broker.log]` defaults: fsync = "always".
+        let store = OffsetStore::open(dir, &LogConfig::default(), faults.clone()).unwrap();
+        Coordinator::new(
+            store,
+            GroupSettings {
+                session_timeout_min_ms: 100,
+                session_timeout_max_ms: 60_000,
+                initial_rebalance_delay: Duration::ZERO,
+            },
+        )
+    }
+
+    fn join_request(member_id: &str) -> JoinRequest {
+        JoinRequest {
+            group_id: GROUP.into(),
+            member_id: member_id.into(),
+            group_instance_id: None,
+            client_id: "test".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 2_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"subscription"))],
+            require_known_member_id: false,
+        }
+    }
+
+    fn stored(coordinator: &Coordinator) -> Option<StoredGroup> {
+        coordinator
+            .store()
+            .stored_groups()
+            .into_iter()
+            .find(|group| group.group == GROUP)
+    }
+
+    fn stored_assignment(coordinator: &Coordinator, member_id: &str) -> Option<Bytes> {
+        stored(coordinator)?
+            .members
+            .into_iter()
+            .find(|member| member.member_id == member_id)
+            .map(|member| member.assignment)
+    }
+
+    #[tokio::test]
+    async fn a_membership_is_stored_before_it_is_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator = open(dir.path(), &FaultInjector::default());
+        let joined = coordinator.join(join_request("")).await;
+        assert_eq!((joined.error, joined.generation), (None, 1));
+        // Read at once, no polling: the answer came after the store returned.
+        let generation = stored(&coordinator).map(|group| group.generation);
+        assert_eq!(generation, Some(1), "generation 1 was announced before it was stored");
+
+        let member = joined.member_id;
+        let assignment = Bytes::from_static(b"p0");
+        let synced = coordinator
+            .sync(GROUP, 1, &member, vec![(member.clone(), assignment.clone())])
+            .await;
+        assert_eq!((synced.error, &synced.assignment), (None, &assignment));
+        assert_eq!(
+            stored_assignment(&coordinator, &member),
+            Some(assignment),
+            "the assignment was announced before it was stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_generation_that_cannot_be_stored_is_not_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = FaultInjector::default();
+        let coordinator = open(dir.path(), &faults);
+        faults.fail_next_fsyncs(1);
+        let joined = coordinator.join(join_request("")).await;
+        assert_eq!((joined.error, joined.generation), (Some(MEMBERSHIP_NOT_STORED), -1));
+        assert_eq!(stored(&coordinator), None);
+    }
+
+    #[tokio::test]
+    async fn assignments_that_cannot_be_stored_are_not_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = FaultInjector::default();
+        let coordinator = open(dir.path(), &faults);
+        let member = coordinator.join(join_request("")).await.member_id;
+        faults.fail_next_fsyncs(1);
+        let synced = coordinator
+            .sync(GROUP, 1, &member, vec![(member.clone(), Bytes::from_static(b"p0"))])
+            .await;
+        assert_eq!(synced.error, Some(MEMBERSHIP_NOT_STORED));
+        assert!(synced.assignment.is_empty());
+        assert_eq!(stored_assignment(&coordinator, &member), Some(Bytes::new()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_syncing_after_the_leader_gets_its_stored_assignment() {
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator = open(dir.path(), &FaultInjector::default());
+        let leader = coordinator.join(join_request("")).await.member_id;
+        let (follower, rejoined) = tokio::join!(
+            coordinator.join(join_request("")),
+            coordinator.join(join_request(&leader))
+        );
+        assert_eq!((follower.generation, rejoined.generation), (2, 2));
+        let follower = follower.member_id;
+        let assignments = vec![
+            (leader.clone(), Bytes::from_static(b"p0")),
+            (follower.clone(), Bytes::from_static(b"p1")),
+        ];
+        let leader_sync = coordinator.sync(GROUP, 2, &leader, assignments).await;
+        assert_eq!(leader_sync.assignment, Bytes::from_static(b"p0"));
+        // The group is Stable now: the follower's answer comes from memory,
+        // once the store holds it.
+        let follower_sync = coordinator.sync(GROUP, 2, &follower, Vec::new()).await;
+        assert_eq!(
+            (follower_sync.error, follower_sync.assignment),
+            (None, Bytes::from_static(b"p1"))
+        );
+        assert_eq!(
+            stored_assignment(&coordinator, &follower),
+            Some(Bytes::from_static(b"p1"))
+        );
     }
 }

@@ -3,14 +3,18 @@
 //!
 //! A commit of several partitions is one batch, so it is all-or-nothing; it
 //! returns only when the log's fsync policy is satisfied, so an acknowledged
-//! commit survives `kill -9`. On open the log is replayed (latest record per
-//! key wins). When the log has grown past a few segments, the current state is
-//! written again as fresh records and the segments before it are deleted.
+//! commit survives `kill -9`. The log takes the `[broker.log]` policy: under
+//! `interval` the broker's interval timer fsyncs it as it does the topics'
+//! partitions ([`OffsetStore::flush_if_interval`]), so at most the last
+//! interval of acknowledged commits is lost in a machine crash. On open the
+//! log is replayed (latest record per key wins). When the log has grown past a
+//! few segments, the current state is written again as fresh records, fsynced
+//! whatever the policy, and only then are the segments before it deleted.
 //!
 //! Blocking: every method may fsync; async callers use `spawn_blocking`.
 
 use super::records::{self, CommittedOffset, Entry, OffsetKey, StoredGroup};
-use crate::log::{FaultInjector, LogConfig, LogError, PartitionLog, Result};
+use crate::log::{FaultInjector, FsyncPolicy, LogConfig, LogError, PartitionLog, Result};
 use parking_lot::Mutex;
 use relay_proto::clock::now_ms;
 use relay_proto::records::RecordIter;
@@ -189,13 +193,16 @@ impl OffsetStore {
         Ok(())
     }
 
-    /// Stores a group's membership; an older generation never overwrites a newer one.
+    /// Stores a group's membership; an older generation never overwrites a
+    /// newer one, and a membership already stored is not written again (it is
+    /// as durable as the policy makes it: the state changes only after the
+    /// append returned).
     pub fn save_group(&self, group: &StoredGroup) -> Result<()> {
         let mut state = self.state.lock();
         if state
             .groups
             .get(&group.group)
-            .is_some_and(|stored| stored.generation > group.generation)
+            .is_some_and(|stored| stored.generation > group.generation || stored == group)
         {
             return Ok(());
         }
@@ -211,8 +218,23 @@ impl OffsetStore {
         self.state.lock().groups.values().cloned().collect()
     }
 
+    /// fsyncs everything appended so far when the log's policy is
+    /// `interval`: the broker's interval timer calls it with the topics'
+    /// partitions. Under `always` every append already waited for its fsync;
+    /// under `never` flushing is left to the operating system.
+    pub fn flush_if_interval(&self) -> Result<()> {
+        if self.log.config().fsync != FsyncPolicy::Interval {
+            return Ok(());
+        }
+        self.log.flush()
+    }
+
     /// Rewrites the live state and deletes the segments it supersedes once the
-    /// log has more than a few segments.
+    /// log has more than a few segments. The rewritten state is fsynced before
+    /// any segment is deleted, whatever the fsync policy: the deletions are
+    /// made durable (directory fsync), and under `interval` or `never` a
+    /// power loss could otherwise keep them and lose the snapshot, and with
+    /// it every committed offset.
     pub fn compact_if_needed(&self) -> Result<()> {
         if self.log.segment_count() <= OFFSETS_SEGMENTS_MAX {
             return Ok(());
@@ -230,6 +252,7 @@ impl OffsetStore {
             let rest = records.split_off(records.len().min(COMPACTION_BATCH_RECORDS_MAX));
             self.append(std::mem::replace(&mut records, rest))?;
         }
+        self.log.flush()?;
         let deleted = self.log.delete_segments_before(snapshot_start)?;
         tracing::info!(segments_deleted = deleted, "compacted the group offsets log");
         Ok(())
@@ -237,5 +260,128 @@ impl OffsetStore {
 
     pub fn close(&self) -> Result<()> {
         self.log.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::file_names::{parse_segment_file, LOG_SUFFIX};
+    use std::time::Duration;
+
+    /// Longer than any test: an `interval` append never fsyncs by itself.
+    const INTERVAL_NEVER_DUE_MS: u64 = 3_600_000;
+
+    fn interval_config() -> LogConfig {
+        LogConfig {
+            fsync: FsyncPolicy::Interval,
+            fsync_interval_ms: INTERVAL_NEVER_DUE_MS,
+            ..LogConfig::default()
+        }
+    }
+
+    fn offset(value: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset: value,
+            leader_epoch: 0,
+            commit_timestamp_ms: 1,
+            metadata: String::new(),
+        }
+    }
+
+    fn segment_files(data_dir: &Path) -> usize {
+        std::fs::read_dir(data_dir.join(OFFSETS_LOG_DIR))
+            .unwrap()
+            .filter(|entry| {
+                let name = entry.as_ref().unwrap().file_name();
+                parse_segment_file(&name.to_string_lossy()).is_some_and(|(_, suffix)| suffix == LOG_SUFFIX)
+            })
+            .count()
+    }
+
+    #[test]
+    fn the_interval_flush_fsyncs_commits_an_append_left_unsynced() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = FaultInjector::default();
+        let store = OffsetStore::open(dir.path(), &interval_config(), faults.clone()).unwrap();
+        store.commit("g", &[("t".into(), 0, offset(7))]).unwrap();
+        // The commit did not fsync (the interval is not due), so the flush
+        // must: the armed failure proves it tried.
+        faults.fail_next_fsyncs(1);
+        assert!(store.flush_if_interval().is_err(), "the flush did not fsync the commit");
+        assert!(
+            matches!(
+                store.commit("g", &[("t".into(), 0, offset(8))]),
+                Err(LogError::Poisoned { .. })
+            ),
+            "a failed interval fsync poisons the offsets log as it does a partition"
+        );
+    }
+
+    #[test]
+    fn the_interval_flush_leaves_other_policies_alone() {
+        for fsync in [FsyncPolicy::Never, FsyncPolicy::Always] {
+            let dir = tempfile::tempdir().unwrap();
+            let faults = FaultInjector::default();
+            let config = LogConfig {
+                fsync,
+                ..LogConfig::default()
+            };
+            let store = OffsetStore::open(dir.path(), &config, faults.clone()).unwrap();
+            store.commit("g", &[("t".into(), 0, offset(7))]).unwrap();
+            faults.fail_next_fsyncs(1);
+            store.flush_if_interval().unwrap();
+            faults.fail_next_fsyncs(0);
+            store.commit("g", &[("t".into(), 0, offset(8))]).unwrap();
+        }
+    }
+
+    /// Writes commits into more segments than compaction allows (a segment
+    /// per commit: `segment_ms` of 1), then closes the store cleanly.
+    fn store_needing_compaction(data_dir: &Path, partitions: i32) {
+        let config = LogConfig {
+            segment_ms: 1,
+            ..interval_config()
+        };
+        let store = OffsetStore::open(data_dir, &config, FaultInjector::default()).unwrap();
+        for partition in 0..partitions {
+            std::thread::sleep(Duration::from_millis(5));
+            store
+                .commit("g", &[("t".into(), partition, offset(100 + i64::from(partition)))])
+                .unwrap();
+        }
+        store.close().unwrap();
+        assert!(segment_files(data_dir) > OFFSETS_SEGMENTS_MAX);
+    }
+
+    #[test]
+    fn compaction_deletes_no_segment_before_its_snapshot_is_fsynced() {
+        let dir = tempfile::tempdir().unwrap();
+        let partitions = OFFSETS_SEGMENTS_MAX as i32 + 2;
+        store_needing_compaction(dir.path(), partitions);
+        let segments = segment_files(dir.path());
+
+        // Opening compacts; the snapshot's fsync fails.
+        let faults = FaultInjector::default();
+        faults.fail_next_fsyncs(1);
+        assert!(
+            OffsetStore::open(dir.path(), &interval_config(), faults).is_err(),
+            "compaction went on without a durable snapshot"
+        );
+        assert_eq!(
+            segment_files(dir.path()),
+            segments,
+            "segments were deleted before the snapshot replacing them was durable"
+        );
+
+        // With a working disk compaction completes and keeps every offset.
+        let store = OffsetStore::open(dir.path(), &interval_config(), FaultInjector::default()).unwrap();
+        assert!(segment_files(dir.path()) < segments, "compaction deleted nothing");
+        for partition in 0..partitions {
+            assert_eq!(
+                store.committed("g", "t", partition).map(|c| c.offset),
+                Some(100 + i64::from(partition))
+            );
+        }
     }
 }

@@ -9,7 +9,10 @@
 //!
 //! Assignment is done by the group leader (a client); the broker passes the
 //! members' subscriptions to the leader and the leader's assignments back,
-//! byte for byte. Waiters are oneshot channels answered when the state allows.
+//! byte for byte. Waiters are oneshot channels answered when the state allows;
+//! answers that announce a new membership (a generation, assignments) are
+//! handed back as [`Announcements`] for the coordinator to send once that
+//! membership is stored. Errors are answered at once.
 //! This module has no locks and no I/O: the coordinator owns both.
 
 use super::records::{StoredGroup, StoredMember};
@@ -80,6 +83,56 @@ impl SyncResult {
             protocol_type: None,
             protocol_name: None,
             assignment: Bytes::new(),
+        }
+    }
+}
+
+/// Answers that announce a new membership: the JoinGroup answers of a new
+/// generation, the SyncGroup answers carrying the leader's assignments.
+/// Decided under the coordinator's lock, sent by it only once the membership
+/// they announce is stored, so a client is never told a generation that a
+/// restart could take back (commits are fenced by generation).
+#[derive(Default)]
+#[must_use = "waiting members hang until their answers are sent or dropped"]
+pub struct Announcements {
+    joins: Vec<(oneshot::Sender<JoinResult>, JoinResult)>,
+    syncs: Vec<(oneshot::Sender<SyncResult>, SyncResult)>,
+}
+
+impl Announcements {
+    /// One SyncGroup answer.
+    pub fn sync(waiter: oneshot::Sender<SyncResult>, result: SyncResult) -> Self {
+        Self {
+            joins: Vec::new(),
+            syncs: vec![(waiter, result)],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.joins.len() + self.syncs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sends every answer as decided (a member that gave up is skipped).
+    pub fn send(self) {
+        for (waiter, result) in self.joins {
+            let _ = waiter.send(result);
+        }
+        for (waiter, result) in self.syncs {
+            let _ = waiter.send(result);
+        }
+    }
+
+    /// Answers every waiter with `error` instead: the membership could not be stored.
+    pub fn fail(self, error: ResponseError) {
+        for (waiter, result) in self.joins {
+            let _ = waiter.send(JoinResult::error(error, &result.member_id));
+        }
+        for (waiter, _) in self.syncs {
+            let _ = waiter.send(SyncResult::error(error));
         }
     }
 }
@@ -243,17 +296,18 @@ impl Group {
     }
 
     /// Completes the join phase when every member rejoined (after the initial
-    /// delay) or the rebalance timeout passed. Returns true when a new
-    /// generation was formed or the group became empty.
-    pub fn try_complete_join(&mut self, now: Instant) -> bool {
+    /// delay) or the rebalance timeout passed. Returns, when a new generation
+    /// was formed or the group became empty, the JoinGroup answers announcing
+    /// it (none for an empty group), to send once it is stored.
+    pub fn try_complete_join(&mut self, now: Instant) -> Option<Announcements> {
         if self.state != GroupState::PreparingRebalance {
-            return false;
+            return None;
         }
         let all_joined = self.members.values().all(|m| m.join_waiter.is_some());
         let delay_over = self.join_not_before.is_none_or(|t| now >= t);
         let deadline_passed = self.rebalance_deadline.is_some_and(|d| now >= d);
         if !((all_joined && delay_over) || deadline_passed) {
-            return false;
+            return None;
         }
         let missing: Vec<String> = self
             .members
@@ -273,7 +327,7 @@ impl Group {
             self.protocol_type = None;
             self.protocol_name = None;
             self.leader = None;
-            return true;
+            return Some(Announcements::default());
         }
         let protocol = self.select_protocol();
         let protocol_type = self.members.values().next().map(|m| m.protocol_type.clone());
@@ -289,6 +343,7 @@ impl Group {
         self.state = GroupState::CompletingRebalance;
         self.protocol_type = protocol_type.clone();
         self.protocol_name = Some(protocol.clone());
+        let mut announcements = Announcements::default();
         for member in self.members.values_mut() {
             member.last_heartbeat = now;
             member.assignment = Bytes::new();
@@ -306,11 +361,11 @@ impl Group {
                 },
             };
             if let Some(waiter) = member.join_waiter.take() {
-                let _ = waiter.send(result);
+                announcements.joins.push((waiter, result));
             }
         }
         tracing::info!(group = %self.id, generation = self.generation, members = self.members.len(), %leader, %protocol, "group rebalanced");
-        true
+        Some(announcements)
     }
 
     /// The protocol every member supports that most members prefer (Kafka's vote).
@@ -380,8 +435,9 @@ impl Group {
             .collect()
     }
 
-    /// Answers every sync waiter with its assignment once the leader synced.
-    pub fn complete_sync(&mut self, assignments: &[(String, Bytes)]) {
+    /// Takes the leader's assignments and makes the group Stable; returns
+    /// the answers of every sync waiter, to send once this is stored.
+    pub fn complete_sync(&mut self, assignments: &[(String, Bytes)]) -> Announcements {
         for member in self.members.values_mut() {
             member.assignment = assignments
                 .iter()
@@ -391,15 +447,18 @@ impl Group {
         }
         self.state = GroupState::Stable;
         let (protocol_type, protocol_name) = (self.protocol_type.clone(), self.protocol_name.clone());
+        let mut announcements = Announcements::default();
         for member in self.members.values_mut() {
             if let Some(waiter) = member.sync_waiter.take() {
-                let _ = waiter.send(SyncResult {
+                let result = SyncResult {
                     error: None,
                     protocol_type: protocol_type.clone(),
                     protocol_name: protocol_name.clone(),
                     assignment: member.assignment.clone(),
-                });
+                };
+                announcements.syncs.push((waiter, result));
             }
         }
+        announcements
     }
 }

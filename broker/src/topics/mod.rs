@@ -198,6 +198,8 @@ impl Topics {
     }
 
     /// fsyncs partitions whose policy is `interval` (idle ones included).
+    /// The group offsets log, which this layer does not know, is fsynced by
+    /// the same timer next to it (`broker::flush_interval_logs`).
     pub fn flush_interval_partitions(&self) {
         for topic in self.list() {
             if topic.log_config.fsync != crate::log::FsyncPolicy::Interval {
