@@ -9,6 +9,10 @@
 # - openssl, for the TLS tests' throwaway certificates (RELAY_TEST_OPENSSL);
 # - PostgreSQL 15 server binaries (RELAY_PG_BIN); the tests start and stop
 #   their own throwaway clusters in temporary directories.
+# - FUSE, for the power-loss tests on relay-plugfs: /dev/fuse and root (the
+#   mount is made directly, without fusermount); Debian's fuse3 is installed
+#   with apt-get when root and missing, for its fusermount3 and the kernel
+#   module's configuration.
 #
 # Outside CI a missing part is reported loudly and the tests that need it
 # are skipped; with CI=true a missing part fails the run.
@@ -62,6 +66,19 @@ if [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/pg_ctl" ]; then
     export RELAY_PG_BIN="$pg_bin"
 else
     missing+=("PostgreSQL 15 server binaries in $pg_bin")
+fi
+
+if ! command -v fusermount3 >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    note "installing fuse3 with apt-get"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3) >/dev/null 2>&1
+fi
+if [ ! -e /dev/fuse ] && [ "$(id -u)" = 0 ]; then
+    modprobe fuse >/dev/null 2>&1 || true
+fi
+if [ -e /dev/fuse ] && [ "$(id -u)" = 0 ]; then
+    :
+else
+    missing+=("FUSE (/dev/fuse as root) for the power-loss tests")
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
