@@ -248,12 +248,12 @@ fn broker_through_power_losses(
 }
 
 #[test]
-fn fsync_always_keeps_every_acknowledged_record_and_commit() {
+fn power_loss_with_fsync_always_keeps_every_acknowledged_record_and_commit() {
     broker_through_power_losses("fsync_always", "fsync = \"always\"\n", 8, |_, _| true);
 }
 
 #[test]
-fn fsync_interval_loses_at_most_the_last_interval() {
+fn power_loss_with_fsync_interval_loses_at_most_the_last_interval() {
     // Documented: "fsync at most every fsync_interval_ms; an acknowledged
     // append may be lost in a machine crash". What was acknowledged more than
     // one interval (plus scheduling slack) before the pull must be there.
@@ -266,6 +266,6 @@ fn fsync_interval_loses_at_most_the_last_interval() {
 }
 
 #[test]
-fn fsync_never_still_starts_with_a_consistent_log() {
+fn power_loss_with_fsync_never_still_starts_with_a_consistent_log() {
     broker_through_power_losses("fsync_never", "fsync = \"never\"\n", 4, |_, _| false);
 }
