@@ -505,6 +505,7 @@ fn knob(name: &str, default: u64) -> u64 {
 }
 
 /// The processes of a run: separate roles, or one `relay up`.
+#[allow(clippy::large_enum_variant)] // one value per test run
 enum Roles {
     Separate {
         broker: BrokerProcess,

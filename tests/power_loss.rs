@@ -132,7 +132,8 @@ fn start_clients(python: &Path, broker: &BrokerProcess, cycle: usize, base: &Pat
 #[derive(Default)]
 struct Acknowledged {
     records: BTreeMap<(i32, i64), (String, Instant)>,
-    commit: i64,
+    /// Acknowledged commits (the offset every partition was set to), in order.
+    commits: Vec<(Instant, i64)>,
 }
 
 impl Acknowledged {
@@ -146,9 +147,9 @@ impl Acknowledged {
                 }
             }
         }
-        for (_, line) in clients.committer.kill() {
+        for (at, line) in clients.committer.kill() {
             if let Some(n) = line.strip_prefix("committed ") {
-                self.commit = self.commit.max(n.parse().unwrap());
+                self.commits.push((at, n.parse().unwrap()));
             }
         }
     }
@@ -229,16 +230,25 @@ fn broker_through_power_losses(
         acked
             .records
             .retain(|key, (value, _)| dump.records.get(key) == Some(value));
-        if acked.commit > 0 && policy.contains("always") {
+        // The last commit the policy says must have survived.
+        let must_commit = acked
+            .commits
+            .iter()
+            .filter(|(at, _)| must_survive(*at, pulled_at))
+            .map(|(_, n)| *n)
+            .max();
+        if let Some(must_commit) = must_commit {
             for p in 0..PARTITIONS {
                 let committed = dump.committed.get(&p).copied().unwrap_or(-1);
                 assert!(
-                    committed >= acked.commit,
-                    "cycle {cycle} ({loss:?}): partition {p} committed {committed}, acknowledged {}",
-                    acked.commit
+                    committed >= must_commit,
+                    "cycle {cycle} ({loss:?}, seed {}): partition {p} committed {committed}, acknowledged {must_commit}",
+                    cut.seed
                 );
             }
         }
+        // What survived is what later cycles must keep.
+        acked.commits.retain(|(_, n)| dump.committed.values().all(|c| c >= n));
     }
     cut.report(test);
     eprintln!(

@@ -1,7 +1,10 @@
 //! SQLite warehouse (the embedded default): WAL mode, `synchronous = FULL`
 //! (a committed batch survives a power cut), prepared statements, one
-//! `BEGIN IMMEDIATE` transaction per batch. Timestamps are stored as RFC 3339
-//! text with microseconds, UUIDs as text, JSON as text.
+//! `BEGIN IMMEDIATE` transaction per batch. Both settings are read back at
+//! open: SQLite keeps another journal mode where WAL is impossible (an
+//! in-memory database, a file system without shared memory), and opening
+//! fails then rather than loading with weaker guarantees. Timestamps are
+//! stored as RFC 3339 text with microseconds, UUIDs as text, JSON as text.
 
 use super::{column_names, column_types, schema, Batch, Result, SinkError, StoredOffsets};
 use crate::config::LoaderConfig;
@@ -10,6 +13,14 @@ use relay_client::time::format_rfc3339_micros;
 use rusqlite::types::{ToSqlOutput, Value as SqlValue};
 use rusqlite::{params, Connection, ToSql};
 use std::sync::{Arc, Mutex};
+
+/// The journal mode a committed batch relies on, as `PRAGMA journal_mode`
+/// names it.
+const JOURNAL_MODE_WAL: &str = "wal";
+/// `PRAGMA synchronous` set at open, and the number SQLite reads it back as:
+/// FULL fsyncs the WAL at every commit.
+const SYNCHRONOUS: &str = "FULL";
+const SYNCHRONOUS_FULL: i64 = 2;
 
 pub struct SqliteSink {
     connection: Arc<Mutex<Connection>>,
@@ -73,8 +84,30 @@ impl SqliteSink {
         connection
             .busy_timeout(std::time::Duration::from_secs(30))
             .map_err(setup)?;
-        connection.pragma_update(None, "journal_mode", "WAL").map_err(setup)?;
-        connection.pragma_update(None, "synchronous", "FULL").map_err(setup)?;
+        // The pragma answers with the mode in effect, which stays the old
+        // one where WAL cannot be used.
+        let journal_mode: String = connection
+            .pragma_update_and_check(None, "journal_mode", JOURNAL_MODE_WAL, |row| row.get(0))
+            .map_err(setup)?;
+        if !journal_mode.eq_ignore_ascii_case(JOURNAL_MODE_WAL) {
+            return Err(SinkError::Setup(format!(
+                "SQLite {path}: PRAGMA journal_mode = {JOURNAL_MODE_WAL} left the journal mode {journal_mode:?}; \
+                 the loader needs WAL so that a committed batch survives a power cut: use a database file \
+                 on a local file system (not :memory:)"
+            )));
+        }
+        connection
+            .pragma_update(None, "synchronous", SYNCHRONOUS)
+            .map_err(setup)?;
+        let synchronous: i64 = connection
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .map_err(setup)?;
+        if synchronous != SYNCHRONOUS_FULL {
+            return Err(SinkError::Setup(format!(
+                "SQLite {path}: PRAGMA synchronous = {SYNCHRONOUS} left synchronous at {synchronous} \
+                 (FULL is {SYNCHRONOUS_FULL}); a committed batch would not survive a power cut"
+            )));
+        }
         let table = &config.table;
         if config.create_table {
             let columns: Vec<String> = column_types(config)
@@ -322,4 +355,44 @@ fn write_blocking(
         }
     }
     transaction.commit().map_err(unavailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> LoaderConfig {
+        LoaderConfig::new(vec!["t".into()], "g", "sqlite://unused", "events")
+    }
+
+    #[test]
+    fn a_file_database_loads_in_wal_with_full_synchronous() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let sink = SqliteSink::open_blocking(path.to_str().unwrap(), &config()).unwrap();
+        let connection = sink.connection.lock().unwrap();
+        let journal_mode: String = connection
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        let synchronous: i64 = connection
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap();
+        assert_eq!(
+            (journal_mode.as_str(), synchronous),
+            (JOURNAL_MODE_WAL, SYNCHRONOUS_FULL)
+        );
+    }
+
+    #[test]
+    fn a_database_that_cannot_use_wal_is_refused_at_open() {
+        // SQLite keeps an in-memory database's journal in memory: no WAL.
+        match SqliteSink::open_blocking(":memory:", &config()) {
+            Err(SinkError::Setup(message)) => assert!(
+                message.contains(":memory:") && message.contains("journal_mode") && message.contains("\"memory\""),
+                "the error should name the database, the pragma and the mode it got: {message}"
+            ),
+            Err(other) => panic!("expected a setup error, got {other}"),
+            Ok(_) => panic!("an in-memory database (no WAL) was accepted"),
+        }
+    }
 }
