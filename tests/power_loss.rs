@@ -279,3 +279,142 @@ fn power_loss_with_fsync_interval_loses_at_most_the_last_interval() {
 fn power_loss_with_fsync_never_still_starts_with_a_consistent_log() {
     broker_through_power_losses("fsync_never", "fsync = \"never\"\n", 4, |_, _| false);
 }
+
+/// Lines of the sender test: every 40th is longer than `line_bytes_max`.
+fn sender_line(id: u64) -> String {
+    if id % 40 == 39 {
+        format!("long-{id}-{}\n", "z".repeat(1500 + (id as usize * 7) % 3000))
+    } else {
+        format!("line-{id}\n")
+    }
+}
+
+/// The sender's state (registry and rejects) on the failing disk, the broker
+/// and the log file on a good one: after the cuts and a clean finish, every
+/// line is in the topic (at most once per cut more), every over-long line is
+/// in the rejects file whole, and none of them is in the topic.
+#[test]
+fn power_loss_under_the_sender_keeps_every_rejected_line() {
+    let base = tempfile::tempdir().unwrap();
+    let Some(mut cut) = PowerCut::new(&base.path().join("disk"), "sender_rejects") else {
+        return;
+    };
+    cut.power_on();
+    let broker = BrokerProcess::start(base.path(), "");
+    let logs = base.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let app = logs.join("app.log");
+    let state = cut.mountpoint.join("state");
+    let config = base.path().join("send.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[send]]\ntopic = \"lines\"\npaths = [\"{}\"]\nstate_dir = \"{}\"\nline_bytes_max = 1024\n",
+            app.display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    let args = [
+        "send",
+        "--broker",
+        &broker.address,
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let mut sender = support::RelayProcess::start(args.map(str::to_owned).to_vec(), &base.path().join("send.log"));
+    let total: u64 = 4_000 * cycles(8) as u64;
+    let writer = {
+        let app = app.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&app).unwrap();
+            for id in 0..total {
+                file.write_all(sender_line(id).as_bytes()).unwrap();
+                if id % 100 == 99 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        })
+    };
+    while !writer.is_finished() {
+        cut.random_wait(200, 1200);
+        cut.pull();
+        sender.kill9();
+        cut.power_off();
+        cut.power_on();
+        sender.launch();
+    }
+    writer.join().unwrap();
+    let expected: BTreeSet<String> = (0..total)
+        .map(sender_line)
+        .filter(|l| l.starts_with("line-"))
+        .map(|l| l.trim_end().to_owned())
+        .collect();
+    // Wait until every short line is in the topic.
+    let mut sends: HashMap<String, usize> = HashMap::new();
+    let started = Instant::now();
+    loop {
+        let consumed = support::run_with_timeout(
+            std::process::Command::new(support::relay_binary()).args([
+                "consume",
+                "--topic",
+                "lines",
+                "--broker",
+                &broker.address,
+            ]),
+            Duration::from_secs(120),
+        );
+        sends.clear();
+        for value in String::from_utf8_lossy(&consumed.stdout).lines() {
+            *sends.entry(value.to_owned()).or_default() += 1;
+        }
+        if expected.iter().all(|l| sends.contains_key(l)) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{} of {} lines in the topic\n{}",
+            expected.iter().filter(|l| sends.contains_key(*l)).count(),
+            expected.len(),
+            sender.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(sender.terminate(), Some(0), "{}", sender.log());
+    for (value, count) in &sends {
+        assert!(
+            expected.contains(value),
+            "{value:.40} is in the topic and should not be"
+        );
+        assert!(
+            *count <= 1 + cut.pulls,
+            "{value} sent {count} times in {} cuts",
+            cut.pulls
+        );
+    }
+    // Every over-long line whole in the rejects file, after its header.
+    let rejects = std::fs::read(state.join("rejects")).unwrap();
+    let rejects = String::from_utf8_lossy(&rejects);
+    let mut position = 0;
+    for id in 0..total {
+        let text = sender_line(id);
+        if text.starts_with("long-") {
+            let header = format!(
+                "# relay-reject file={} position={position} reason=line longer than line_bytes_max\n{text}",
+                app.display()
+            );
+            assert!(
+                rejects.contains(&header),
+                "line {id} at {position} is not whole in the rejects file"
+            );
+        }
+        position += text.len();
+    }
+    cut.report("sender_rejects");
+    let duplicates: usize = sends.values().map(|n| n - 1).sum();
+    eprintln!(
+        "sender_rejects: {} lines, {duplicates} sent again after a cut",
+        expected.len()
+    );
+}

@@ -10,117 +10,16 @@ mod support;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::pki::{hash_password, pki, Pki};
 use support::raw_client::RawConnection;
 use support::{kcat, python, python_script, relay_binary, run_with_timeout, BrokerProcess};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-/// A CA and a server certificate for `localhost` and 127.0.0.1.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new(std::env::var_os("RELAY_TEST_OPENSSL").expect("checked by pki()"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// `None` (after a loud SKIPPED, or a failure in CI) without openssl.
-fn pki(dir: &Path) -> Option<Pki> {
-    support::external("RELAY_TEST_OPENSSL", "openssl")?;
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=relay-test-ca",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(dir.join("san.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "san.cnf",
-        ],
-    );
-    Some(Pki {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-    })
-}
-
-/// `relay hash-password` with `password` on standard input.
-fn hash_password(password: &str) -> String {
-    let mut child = Command::new(relay_binary())
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let credential = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-    assert!(credential.starts_with("SCRAM-SHA-256$8192:"), "{credential}");
-    assert!(!credential.contains(password));
-    credential
-}
-
-/// The `[broker.tls]` / `[broker.sasl]` tables for a broker with user alice.
+/// The `[broker.tls]` / `[broker.sasl]` tables for a broker with user alice (an admin).
 fn security_config(pki: Option<&Pki>, extra_sasl: &str) -> String {
     let mut config = String::new();
     if let Some(pki) = pki {
@@ -131,7 +30,8 @@ fn security_config(pki: Option<&Pki>, extra_sasl: &str) -> String {
         );
     }
     config += &format!(
-        "[broker.sasl]\nmechanisms = [\"SCRAM-SHA-256\", \"PLAIN\"]\n{extra_sasl}\n[broker.sasl.users]\nalice = \"{}\"\n",
+        "[broker.sasl]\nmechanisms = [\"SCRAM-SHA-256\", \"PLAIN\"]\n{extra_sasl}\n[broker.sasl.users]\nalice = \"{}\"\n\
+         [[broker.grants]]\nusers = [\"alice\"]\nrole = \"admin\"\n",
         hash_password(PASSWORD)
     );
     config
@@ -622,6 +522,22 @@ fn bad_security_settings_stop_the_broker_with_the_key_and_file_named() {
     assert!(stderr.contains("broker.sasl.users.alice"), "{stderr}");
     let stderr = start("[broker.sasl]\nmechanisms = [\"GSSAPI\"]\n[broker.sasl.users]\n");
     assert!(stderr.contains("GSSAPI"), "{stderr}");
+    // SASL with no grants would refuse everyone everything; grants without
+    // SASL would protect nothing. Both stop the broker, saying so.
+    let credential = hash_password(PASSWORD);
+    let stderr = start(&format!(
+        "[broker.sasl]\n[broker.sasl.users]\nalice = \"{credential}\"\n"
+    ));
+    assert!(stderr.contains("no [[broker.grants]]"), "{stderr}");
+    let stderr = start("[[broker.grants]]\nusers = [\"alice\"]\nrole = \"admin\"\n");
+    assert!(stderr.contains("without [broker.sasl]"), "{stderr}");
+    let stderr = start(&format!(
+        "[broker.sasl]\n[broker.sasl.users]\nalice = \"{credential}\"\n[[broker.grants]]\nusers = [\"bob\"]\nrole = \"admin\"\n"
+    ));
+    assert!(
+        stderr.contains("broker.grants[0]") && stderr.contains("\"bob\""),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -380,3 +380,79 @@ fn a_partial_last_line_is_sent_only_once_completed() {
     let values: Vec<String> = consume_all(&broker, "partial").into_iter().map(|(v, _, _)| v).collect();
     assert_eq!(values, vec!["{\"id\":1}", "{\"id\":2}"]);
 }
+
+#[test]
+fn a_line_the_rejects_file_cannot_take_stops_the_sender_and_is_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let app = logs.join("app.jsonl");
+    let mut text = String::new();
+    let mut long_position = 0;
+    for id in 0..100 {
+        if id == 50 {
+            long_position = text.len();
+            text.push_str(&format!("{{\"long\":\"{}\"}}\n", "y".repeat(3 << 20)));
+        }
+        text.push_str(&line(id));
+        text.push('\n');
+    }
+    std::fs::write(&app, &text).unwrap();
+    // The rejects file cannot be created: a directory holds its name.
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(state.join("rejects")).unwrap();
+    let log = dir.path().join("send.log");
+    let mut sender = SenderProcess::start(&broker, "app", &logs.join("*.jsonl"), &state, &log);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = sender.0.child.as_mut().unwrap().try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the sender kept running:\n{}",
+            sender.0.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let said = sender.0.log();
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("{}:{long_position}", app.display())) && said.contains("not skipped"),
+        "the error names the line and says it was not skipped:\n{said}"
+    );
+    assert_eq!(
+        topic_records(&broker, "app"),
+        50,
+        "nothing after the unrecorded line was sent"
+    );
+
+    // Fixed, the sender starts again at the line: it lands in the rejects file.
+    std::fs::remove_dir(state.join("rejects")).unwrap();
+    sender.0.child = None;
+    sender.launch();
+    wait_for_records(&broker, "app", 100, Duration::from_secs(60), &log);
+    assert_eq!(sender.terminate(), Some(0));
+    let rejects = std::fs::read(state.join("rejects")).unwrap();
+    let header = format!(
+        "# relay-reject file={} position={long_position} reason=line longer than line_bytes_max\n",
+        app.display()
+    );
+    assert!(
+        rejects.starts_with(header.as_bytes()),
+        "{:?}",
+        String::from_utf8_lossy(&rejects[..200.min(rejects.len())])
+    );
+    let mut ids: Vec<u64> = consume_all(&broker, "app")
+        .iter()
+        .map(|(v, _, _)| {
+            serde_json::from_str::<serde_json::Value>(v).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids, (0..100).collect::<Vec<_>>(), "every other line arrived");
+}

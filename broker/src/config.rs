@@ -65,6 +65,9 @@ pub struct BrokerConfig {
     pub tls: Option<TlsConfig>,
     /// `[broker.sasl]`: require SASL authentication (absent: none).
     pub sasl: Option<SaslConfig>,
+    /// `[[broker.grants]]`: what each SASL user may do (deny by default once
+    /// SASL is on; see `security::authorization`).
+    pub grants: Vec<crate::security::authorization::GrantConfig>,
 }
 
 /// `[broker.tls]`: the listener's certificate chain and private key, PEM files.
@@ -129,6 +132,7 @@ impl Default for BrokerConfig {
             topics: BTreeMap::new(),
             tls: None,
             sasl: None,
+            grants: Vec::new(),
         }
     }
 }

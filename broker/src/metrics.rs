@@ -23,6 +23,7 @@ pub use crate::log::partition_log::FSYNC_LATENCY_METRIC as FSYNC_LATENCY;
 pub const REQUESTS: &str = "relay_broker_requests_total";
 pub const REQUESTS_REJECTED: &str = "relay_broker_requests_rejected_total";
 pub const AUTHENTICATIONS: &str = "relay_broker_authentications_total";
+pub const AUTHORIZATION_DENIED: &str = "relay_broker_authorization_denied_total";
 pub const PRODUCE_ERRORS: &str = "relay_broker_produce_errors_total";
 pub const CONNECTIONS: &str = "relay_broker_connections";
 pub const CONNECTIONS_ACCEPTED: &str = "relay_broker_connections_accepted_total";
@@ -91,6 +92,11 @@ pub fn describe() {
         "Partition produces refused, by topic and Kafka error."
     );
     describe_gauge!(CONNECTIONS, Unit::Count, "Open client connections.");
+    describe_counter!(
+        AUTHORIZATION_DENIED,
+        Unit::Count,
+        "Operations refused to an authenticated user by [[broker.grants]], by operation."
+    );
     describe_counter!(CONNECTIONS_ACCEPTED, Unit::Count, "Client connections accepted.");
     describe_gauge!(LOG_START_OFFSET, Unit::Count, "First offset still in the log.");
     describe_gauge!(
@@ -247,4 +253,9 @@ pub fn publish_state_gauges(ctx: &BrokerContext) {
             gauge!(GROUP_COMMIT_AGE, &labels).set(age_ms as f64 / 1000.0);
         }
     }
+}
+
+/// An operation refused by the grants.
+pub fn authorization_denied(operation: &'static str) {
+    counter!(AUTHORIZATION_DENIED, "operation" => operation).increment(1);
 }

@@ -56,6 +56,8 @@ pub struct TopicMetadata {
 struct State {
     brokers: HashMap<i32, String>,
     topics: HashMap<String, TopicMetadata>,
+    /// Topics the last Metadata refused to describe to this user.
+    refused: std::collections::HashSet<String>,
     cluster_id: Option<String>,
 }
 
@@ -176,8 +178,14 @@ impl Cluster {
             };
             if topic.error_code != 0 {
                 state.topics.remove(&name);
+                if topic.error_code == ResponseError::TopicAuthorizationFailed.code() {
+                    state.refused.insert(name);
+                } else {
+                    state.refused.remove(&name);
+                }
                 continue;
             }
+            state.refused.remove(&name);
             let mut leaders = vec![-1; topic.partitions.len()];
             for partition in &topic.partitions {
                 if let Some(slot) = usize::try_from(partition.partition_index)
@@ -198,8 +206,15 @@ impl Cluster {
             return Ok(topic);
         }
         self.refresh(&[name.to_owned()], allow_auto_create).await?;
-        self.state
-            .lock()
+        let state = self.state.lock();
+        if state.refused.contains(name) {
+            // Not "unknown": waiting for it to appear would wait forever.
+            return Err(ClientError::broker(
+                format!("describing topic {name:?}"),
+                ResponseError::TopicAuthorizationFailed,
+            ));
+        }
+        state
             .topics
             .get(name)
             .cloned()

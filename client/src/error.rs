@@ -82,7 +82,7 @@ impl ClientError {
     /// "wrong cluster: stop" answer as for the original); the others
     /// carry an `io::Error` that cannot be copied and become [`Self::Invalid`]
     /// with the same message.
-    pub(crate) fn copy_for_delivery(&self) -> Self {
+    pub fn copy_for_delivery(&self) -> Self {
         match self {
             Self::Broker { context, error } => Self::Broker {
                 context: context.clone(),
@@ -94,6 +94,21 @@ impl ClientError {
             },
             other => Self::Invalid(other.to_string()),
         }
+    }
+
+    /// Whether the broker refused the logged-in user this operation (its
+    /// grants, Kafka's ACLs): asking again cannot help; the grants must change.
+    pub fn is_not_authorized(&self) -> bool {
+        matches!(
+            self,
+            Self::Broker {
+                error: ResponseError::TopicAuthorizationFailed
+                    | ResponseError::GroupAuthorizationFailed
+                    | ResponseError::ClusterAuthorizationFailed
+                    | ResponseError::TransactionalIdAuthorizationFailed,
+                ..
+            }
+        )
     }
 
     /// Whether the broker could not be reached at all (exit code 3 in the CLI).

@@ -43,6 +43,7 @@ pub mod consumer;
 pub mod error;
 pub mod offsets;
 pub mod partitioner;
+pub mod permissions;
 pub mod producer;
 pub mod records;
 pub mod security;

@@ -53,6 +53,24 @@ pub struct ClientSettings {
 /// The environment variable that holds the SASL password.
 pub const PASSWORD_ENV: &str = "RELAY_SASL_PASSWORD";
 
+/// A role's own SASL login (`[send.login]`, `[load.login]`), over `[client]`
+/// and the flags, so one `relay up` can run each role as its own user with
+/// only the grants that role needs.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub sasl_username: String,
+    /// The environment variable that holds this user's password (preferred).
+    #[serde(default)]
+    pub sasl_password_env: Option<String>,
+    /// The password itself, when it must be in the file.
+    #[serde(default)]
+    pub sasl_password: Option<String>,
+    /// SCRAM-SHA-256 (default: `[client]`'s) or PLAIN.
+    #[serde(default)]
+    pub sasl_mechanism: Option<String>,
+}
+
 impl ClientSettings {
     /// These settings (flags) where given, else `file`'s (the `[client]` section).
     pub fn over(&self, file: &ClientSettings) -> ClientSettings {
@@ -68,6 +86,34 @@ impl ClientSettings {
             sasl_password: pick(&self.sasl_password, &file.sasl_password),
             tls_ca_path: pick(&self.tls_ca_path, &file.tls_ca_path),
         }
+    }
+
+    /// These settings logged in as `login`'s user instead (when there is one);
+    /// the error names the missing password's variable.
+    pub fn with_login(&self, login: Option<&Login>) -> Result<ClientSettings> {
+        let Some(login) = login else { return Ok(self.clone()) };
+        let password = match (&login.sasl_password_env, &login.sasl_password) {
+            (Some(variable), _) => Some(std::env::var(variable).map_err(|_| {
+                ClientError::Invalid(format!(
+                    "login of user {:?}: the environment variable {variable} (sasl_password_env) is not set",
+                    login.sasl_username
+                ))
+            })?),
+            (None, Some(password)) => Some(password.clone()),
+            (None, None) => {
+                return Err(ClientError::Invalid(format!(
+                    "login of user {:?}: no sasl_password_env (or sasl_password)",
+                    login.sasl_username
+                )))
+            }
+        };
+        let mut settings = self.clone();
+        settings.sasl_username = Some(login.sasl_username.clone());
+        settings.sasl_password = password;
+        if login.sasl_mechanism.is_some() {
+            settings.sasl_mechanism = login.sasl_mechanism.clone();
+        }
+        Ok(settings)
     }
 
     /// The password from [`PASSWORD_ENV`] when none is set (for roles that

@@ -149,6 +149,9 @@ pub struct LoaderConfig {
     /// backfill), instead of following the topic (`relay load --until-end`).
     #[serde(default)]
     pub until_end: bool,
+    /// Log in as this user instead of `[client]`'s (`[load.login]`).
+    #[serde(default)]
+    pub login: Option<relay_client::settings::Login>,
 }
 
 /// What the loader does when the next offset it needs is gone from the broker.
@@ -212,6 +215,7 @@ impl LoaderConfig {
             from: None,
             on_gap: OnGap::Record,
             until_end: false,
+            login: None,
         }
     }
 

@@ -45,6 +45,16 @@ pub enum LoaderError {
     },
 }
 
+impl LoaderError {
+    /// The client's error behind this one, if any.
+    pub fn client_error(&self) -> Option<&ClientError> {
+        match self {
+            Self::Client(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
 /// Counters, for logs now and metrics later.
 #[derive(Debug, Default)]
 pub struct LoaderStats {

@@ -55,6 +55,9 @@ pub struct SenderConfig {
     /// The registry is saved at most this often while positions move.
     #[serde(default = "checkpoint_interval_ms_default")]
     pub checkpoint_interval_ms: u64,
+    /// Log in as this user instead of `[client]`'s (`[send.login]`).
+    #[serde(default)]
+    pub login: Option<relay_client::settings::Login>,
 }
 
 fn line_bytes_max_default() -> usize {
@@ -94,6 +97,7 @@ impl SenderConfig {
             rotate_wait_ms: ROTATE_WAIT_MS_DEFAULT,
             drain_timeout_ms: DRAIN_TIMEOUT_MS_DEFAULT,
             checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
+            login: None,
         }
     }
 

@@ -37,6 +37,8 @@ pub enum Class {
 pub fn classify(error: &ClientError) -> Class {
     match error {
         ClientError::ClusterMismatch { .. } => Class::Fatal,
+        // The user may not produce here: no line can go until the grants change.
+        error if error.is_not_authorized() => Class::Fatal,
         error if error.is_record_too_large() => Class::Line,
         _ => Class::Transient,
     }

@@ -23,6 +23,16 @@ pub enum SenderError {
     /// Nothing can be sent to this cluster (a wrong cluster id).
     #[error("stopped, positions unchanged: {0}")]
     Fatal(#[source] relay_client::ClientError),
+    /// A line that can be neither sent nor recorded: the sender stops rather
+    /// than skip it (its position is not saved past it).
+    #[error("cannot write the rejects file {path} for the line at {file}:{position}; stopping so that the line is not skipped: {source}")]
+    Rejects {
+        path: PathBuf,
+        file: PathBuf,
+        position: u64,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot save the sender registry in {dir}: {source}")]
     SaveRegistry {
         dir: PathBuf,
@@ -32,3 +42,13 @@ pub enum SenderError {
 }
 
 pub type Result<T, E = SenderError> = std::result::Result<T, E>;
+
+impl SenderError {
+    /// The client's error behind this one, if any.
+    pub fn client_error(&self) -> Option<&relay_client::ClientError> {
+        match self {
+            Self::Fatal(error) => Some(error),
+            _ => None,
+        }
+    }
+}

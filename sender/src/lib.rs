@@ -98,7 +98,7 @@ pub struct SenderShared {
     pub problems: problems::Problems,
     /// An error after which nothing can be sent (a wrong cluster): the
     /// sender stops with it, positions unchanged.
-    fatal: Mutex<Option<relay_client::ClientError>>,
+    fatal: Mutex<Option<SenderError>>,
     /// Files the last discovery found at a watched path.
     watched: Mutex<HashSet<FileKey>>,
     /// Files truncated in place (copytruncate), for their copies to resume from.
@@ -133,8 +133,8 @@ impl SenderShared {
     }
 
     /// Records an error after which nothing can be sent; the sender stops.
-    pub fn fail(&self, error: relay_client::ClientError) {
-        tracing::error!(topic = %self.config.topic, %error, "cannot send to this cluster; stopping the sender (positions unchanged)");
+    pub fn fail(&self, error: SenderError) {
+        tracing::error!(topic = %self.config.topic, %error, "stopping the sender (positions unchanged)");
         self.fatal.lock().get_or_insert(error);
     }
 
@@ -309,7 +309,7 @@ impl Sender {
         shared.registry.save()?;
         tracing::info!("sender stopped; registry saved");
         match shared.fatal.lock().take() {
-            Some(error) => Err(SenderError::Fatal(error)),
+            Some(error) => Err(error),
             None => Ok(()),
         }
     }

@@ -9,7 +9,14 @@
 //! An over-long line is streamed in pieces as it is read, so it never has to
 //! fit in memory. A line the broker refuses as too large is written whole.
 //! Nothing else ever lands here: a line that fails for any other reason is
-//! retried, never skipped.
+//! retried, never skipped. A line that cannot be written here is not
+//! skipped either: the write's error stops the sender, the line's position
+//! unsaved, so it is read again at the next start.
+//!
+//! Each entry is fdatasynced before the line's position may move past it. A
+//! power cut while an entry is being written can leave it cut short (on a
+//! disk that tears writes, followed by zeros); the line is then read again
+//! and written again, whole, after the start.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -35,19 +42,18 @@ impl Rejects {
         &self.path
     }
 
-    fn file(&mut self) -> Option<&mut File> {
+    fn file(&mut self) -> std::io::Result<&mut File> {
         if self.file.is_none() {
-            match OpenOptions::new().create(true).append(true).open(&self.path) {
-                Ok(file) => self.file = Some(file),
-                Err(error) => tracing::error!(path = %self.path.display(), %error, "cannot open the rejects file"),
-            }
+            self.file = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
         }
-        self.file.as_mut()
+        Ok(self.file.as_mut().expect("opened above"))
     }
 
-    pub fn write_overlong(&mut self, source: &Path, position: u64, bytes: &[u8], last: bool) {
+    /// A piece of an over-long line (`last`: its end, then the entry is
+    /// fdatasynced). An error means the line is not recorded: do not move past it.
+    pub fn write_overlong(&mut self, source: &Path, position: u64, bytes: &[u8], last: bool) -> std::io::Result<()> {
         let starting = !self.streaming;
-        let Some(file) = self.file() else { return };
+        let file = self.file()?;
         let mut write = || -> std::io::Result<()> {
             if starting {
                 writeln!(
@@ -63,15 +69,16 @@ impl Rejects {
             }
             Ok(())
         };
-        if let Err(error) = write() {
-            tracing::error!(path = %self.path.display(), %error, "cannot write the rejects file");
-        }
-        self.streaming = !last;
+        let result = write();
+        // After a failure the next entry starts with a header again.
+        self.streaming = !last && result.is_ok();
+        result
     }
 
-    /// A whole line the broker refused, with its bytes.
-    pub fn write_refused(&mut self, source: &Path, position: u64, line: &[u8], reason: &str) {
-        let Some(file) = self.file() else { return };
+    /// A whole line the broker refused, with its bytes, fdatasynced. An error
+    /// means the line is not recorded: do not move past it.
+    pub fn write_refused(&mut self, source: &Path, position: u64, line: &[u8], reason: &str) -> std::io::Result<()> {
+        let file = self.file()?;
         let reason = reason.replace('\n', " ");
         let result = writeln!(
             file,
@@ -81,8 +88,6 @@ impl Rejects {
         .and_then(|()| file.write_all(line))
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_data());
-        if let Err(error) = result {
-            tracing::error!(path = %self.path.display(), %error, "cannot write the rejects file");
-        }
+        result
     }
 }

@@ -15,7 +15,7 @@ use super::delivery::{self, Outcome};
 use super::identity::{self, FileId, FileKey, Fingerprint, FINGERPRINT_BYTES_MAX};
 use super::lines::{LineSplitter, Piece};
 use super::metrics::FileMetrics;
-use super::SenderShared;
+use super::{SenderError, SenderShared};
 use bytes::Bytes;
 use relay_client::producer::{Delivery, ProducerRecord};
 use relay_proto::source_headers;
@@ -170,11 +170,14 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                                 delivery,
                             },
                             Err(Outcome::Refused(error)) => {
-                                refuse(&shared, &path, line_position, &line, &error, &counters);
+                                if let Err(error) = refuse(&shared, &path, line_position, &line, &error, &counters) {
+                                    shared.fail(error);
+                                    break 'reading Finished::Stopped;
+                                }
                                 Ack::Skip { end }
                             }
                             Err(Outcome::Fatal(error)) => {
-                                shared.fail(error);
+                                shared.fail(SenderError::Fatal(error));
                                 break 'reading Finished::Stopped;
                             }
                             Err(_) => break 'reading Finished::Stopped,
@@ -186,7 +189,12 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                         last,
                     } => {
                         overlong_length += bytes.len() as u64;
-                        shared.rejects.lock().write_overlong(&path, line_position, &bytes, last);
+                        let written = shared.rejects.lock().write_overlong(&path, line_position, &bytes, last);
+                        if let Err(source) = written {
+                            let rejects = shared.rejects.lock().path().to_owned();
+                            shared.fail(rejects_error(rejects, &path, line_position, source));
+                            break 'reading Finished::Stopped;
+                        }
                         if !last {
                             continue;
                         }
@@ -313,8 +321,18 @@ fn record(shared: &SenderShared, path: &Bytes, file_id: &Bytes, position: u64, l
     }
 }
 
+fn rejects_error(rejects: PathBuf, file: &std::path::Path, position: u64, source: std::io::Error) -> SenderError {
+    SenderError::Rejects {
+        path: rejects,
+        file: file.to_owned(),
+        position,
+        source,
+    }
+}
+
 /// A line the broker refuses as such (larger than it accepts) goes to the
-/// rejects file with its bytes, so it can be replayed.
+/// rejects file with its bytes, so it can be replayed; the error when it
+/// cannot be written there (the line must then not be skipped).
 fn refuse(
     shared: &SenderShared,
     path: &std::path::Path,
@@ -322,14 +340,15 @@ fn refuse(
     line: &[u8],
     error: &relay_client::ClientError,
     counters: &FileMetrics,
-) {
+) -> Result<(), SenderError> {
     tracing::error!(file = %path.display(), position, %error, "the broker refuses this line; written with its bytes to the rejects file");
-    shared
-        .rejects
-        .lock()
-        .write_refused(path, position, line, &error.to_string());
+    let mut rejects = shared.rejects.lock();
+    rejects
+        .write_refused(path, position, line, &error.to_string())
+        .map_err(|source| rejects_error(rejects.path().to_owned(), path, position, source))?;
     shared.stats.lines_rejected.fetch_add(1, Ordering::Relaxed);
     counters.lines_rejected.increment(1);
+    Ok(())
 }
 
 /// Which file an acknowledgement task serves.
@@ -368,11 +387,14 @@ async fn acknowledge(
                         end
                     }
                     Outcome::Refused(error) => {
-                        refuse(&shared, &path, position, &line, &error, &counters);
+                        if let Err(error) = refuse(&shared, &path, position, &line, &error, &counters) {
+                            shared.fail(error);
+                            return;
+                        }
                         end
                     }
                     Outcome::Fatal(error) => {
-                        shared.fail(error);
+                        shared.fail(SenderError::Fatal(error));
                         return;
                     }
                     Outcome::Stopped => return,

@@ -26,6 +26,13 @@ pub async fn connect(settings: &ClientSettings, client_id: &str) -> Result<Arc<C
 
 /// Prints `error` for `command` and returns its exit code.
 pub fn fail(command: &str, error: &ClientError) -> i32 {
+    if error.is_not_authorized() {
+        eprintln!(
+            "relay {command}: {error}: the user this command logs in as (--sasl-username) is not granted this \
+             by the broker's [[broker.grants]]; `relay status` shows what it may do"
+        );
+        return exit::USAGE;
+    }
     eprintln!("relay {command}: {error}");
     match error {
         error if error.is_unreachable() => exit::UNREACHABLE,

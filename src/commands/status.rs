@@ -5,6 +5,10 @@
 //! bytes behind (from `--sender-state` directories or `--scrape`d metrics)
 //! and each loader's lag (from `--scrape`d metrics).
 //!
+//! It also shows what the logged-in user may do (ACCESS): the broker's
+//! authorized operations on the cluster, every topic the user can see and
+//! every group listed.
+//!
 //! Rates and commit ages need two looks: a single run looks twice, one
 //! interval (at most 1 s) apart; `--watch` refreshes every interval. A commit
 //! age is exact when a broker's metrics are scraped, else it is the time
@@ -17,6 +21,7 @@ use crate::cli::StatusArgs;
 use crate::exit;
 use relay_client::admin::Admin;
 use relay_client::consumer::TopicPartition;
+use relay_client::permissions::{permissions, Permissions};
 use relay_client::ClientError;
 use relay_proto::registry::{self, FileKey};
 use relay_supervisor::signal::wait_for_signal;
@@ -49,6 +54,8 @@ struct Snapshot {
     cluster_id: String,
     topics: Vec<TopicRow>,
     groups: Vec<GroupRow>,
+    /// What the user may do; the error when the broker would not say.
+    access: Result<Permissions, String>,
 }
 
 /// What earlier looks tell: previous end offsets, when committed offsets moved.
@@ -99,11 +106,14 @@ async fn look(admin: &Admin) -> Result<Snapshot, ClientError> {
             group: summary.group,
         });
     }
+    let names: Vec<String> = groups.iter().map(|g| g.group.clone()).collect();
+    let access = permissions(admin.cluster(), &names).await.map_err(|e| e.to_string());
     Ok(Snapshot {
         at,
         cluster_id,
         topics,
         groups,
+        access,
     })
 }
 
@@ -176,6 +186,45 @@ fn label<'a>(sample: &'a Sample, name: &str) -> &'a str {
     sample.labels.get(name).map_or("", String::as_str)
 }
 
+/// The ACCESS section: what `user` may do, in the grants' words.
+fn render_access(out: &mut String, user: Option<&str>, access: &Result<Permissions, String>) {
+    let who = user.map_or_else(|| "no SASL user".to_owned(), |u| format!("user {u:?}"));
+    let list = |ops: &Option<Vec<&str>>, group: bool| match ops {
+        None => "not reported".to_owned(),
+        Some(ops) if ops.is_empty() => "nothing".to_owned(),
+        // Kafka's READ of a group is joining and committing: `group` in the grants.
+        Some(ops) => ops
+            .iter()
+            .map(|op| if group && *op == "consume" { "group" } else { op })
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    match access {
+        Err(error) => {
+            let _ = writeln!(out, "\nACCESS ({who}): unknown ({error})");
+        }
+        Ok(access) if access.cluster.is_none() && access.topics.iter().all(|(_, ops)| ops.is_none()) => {
+            let _ = writeln!(
+                out,
+                "\nACCESS ({who}): not reported by the broker (without grants, every user may do everything)"
+            );
+        }
+        Ok(access) => {
+            let _ = writeln!(out, "\nACCESS ({who})");
+            let _ = writeln!(out, "  cluster: {}", list(&access.cluster, false));
+            for (topic, ops) in &access.topics {
+                let _ = writeln!(out, "  topic {topic}: {}", list(ops, false));
+            }
+            for (group, ops) in &access.groups {
+                let _ = writeln!(out, "  group {group}: {}", list(ops, true));
+            }
+            if access.topics.is_empty() {
+                let _ = writeln!(out, "  (no topic this user may see)");
+            }
+        }
+    }
+}
+
 fn render(
     snapshot: &Snapshot,
     history: &mut History,
@@ -186,6 +235,7 @@ fn render(
     let broker = args.client.brokers();
     let now = relay_client::time::format_rfc3339_micros(relay_proto::clock::now_ms() * 1000);
     let _ = writeln!(out, "cluster {}   broker {broker}   {now}", snapshot.cluster_id);
+    render_access(&mut out, args.client.sasl_username.as_deref(), &snapshot.access);
     let started = *history.started.get_or_insert(snapshot.at);
 
     let _ = writeln!(

@@ -31,6 +31,18 @@ pub enum SupervisorError {
         #[source]
         source: LoaderError,
     },
+    /// The broker refused the logged-in user an operation this role needs.
+    #[error(
+        "{role}: user {user} is not authorized: {source}; the broker's [[broker.grants]] decide what each user \
+         may do (roles sender, loader and admin: see config.toml.example). Stopped, nothing skipped."
+    )]
+    NotAuthorized {
+        role: String,
+        /// Quoted, or "(none: no SASL)".
+        user: String,
+        #[source]
+        source: ClientError,
+    },
     /// A task of the process (the event generator) failed or panicked.
     #[error("{role}: {reason}")]
     Task { role: String, reason: String },
@@ -44,12 +56,29 @@ pub enum SupervisorError {
 
 pub type Result<T, E = SupervisorError> = std::result::Result<T, E>;
 
+/// [`SupervisorError::NotAuthorized`] when `error` is the broker refusing
+/// `user` (named in the message), for `role`; `None` for any other error.
+pub fn not_authorized(
+    role: impl FnOnce() -> String,
+    user: Option<&str>,
+    error: Option<&ClientError>,
+) -> Option<SupervisorError> {
+    let error = error.filter(|e| e.is_not_authorized())?;
+    Some(SupervisorError::NotAuthorized {
+        role: role(),
+        user: user.map_or_else(|| "(none: no SASL)".to_owned(), |u| format!("{u:?}")),
+        source: error.copy_for_delivery(),
+    })
+}
+
 impl SupervisorError {
     /// A mistake in the configuration, flags, credentials or warehouse setup:
     /// fix and rerun. Ask [`Self::is_unreachable`] first.
     pub fn is_usage(&self) -> bool {
         match self {
-            Self::Config(_) | Self::Metrics(_) | Self::Sender { .. } => true,
+            Self::Config(_) | Self::Metrics(_) | Self::NotAuthorized { .. } => true,
+            // A rejects file that cannot be written is the disk's trouble, not the config's.
+            Self::Sender { source, .. } => !matches!(source, SenderError::Rejects { .. }),
             Self::Broker(BrokerError::Config(_) | BrokerError::Security(_)) => true,
             Self::Client(error)
             | Self::Loader {

@@ -9,12 +9,13 @@
 //!
 //! It never decides what a role does; it owns only their lifetimes.
 
-use crate::error::{Result, SupervisorError};
+use crate::error::{not_authorized, Result, SupervisorError};
 use crate::observe::Endpoint;
 use crate::signal::wait_for_signal;
 use relay_broker::broker::Broker;
 use relay_broker::config::BrokerConfig;
 use relay_client::producer::Producer;
+use relay_client::settings::Login;
 use relay_client::{ClientSettings, Cluster};
 use relay_loader::config::LoaderConfig;
 use relay_loader::loader::Loader;
@@ -171,7 +172,8 @@ impl Supervisor {
         Ok(self.broker.insert(broker))
     }
 
-    /// Starts one sender per config, all sharing one idempotent producer that
+    /// Starts one sender per config; senders that log in as the same user
+    /// (`[client]`, or their `[send.login]`) share one idempotent producer that
     /// retries forever (a broker outage only pauses reading).
     pub async fn start_senders(
         &mut self,
@@ -192,11 +194,41 @@ impl Supervisor {
                 )));
             }
         }
+        let mut by_login: Vec<(Option<&Login>, Vec<&SenderConfig>)> = Vec::new();
+        for config in senders {
+            match by_login.iter_mut().find(|(login, _)| *login == config.login.as_ref()) {
+                Some((_, configs)) => configs.push(config),
+                None => by_login.push((config.login.as_ref(), vec![config])),
+            }
+        }
+        for (login, configs) in by_login {
+            let settings = client
+                .with_login(login)
+                .map_err(|e| SupervisorError::Config(format!("[[send]] for topic {}: {e}", configs[0].topic)))?;
+            self.start_senders_as(&settings, client_id, &configs).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts `senders`, all logged in as `client` says, on one producer.
+    async fn start_senders_as(
+        &mut self,
+        client: &ClientSettings,
+        client_id: &str,
+        senders: &[&SenderConfig],
+    ) -> Result<()> {
         let cluster = Cluster::connect(client.cluster_config(client_id)?).await?;
-        let producer = Arc::new(Producer::new(cluster, relay_sender::producer_config()).await?);
+        let user = client.sasl_username.clone();
+        let producer = Producer::new(cluster, relay_sender::producer_config())
+            .await
+            .map_err(|e| {
+                let role = || format!("[[send]] for topic {}", senders[0].topic);
+                not_authorized(role, user.as_deref(), Some(&e)).unwrap_or(SupervisorError::Client(e))
+            })?;
+        let producer = Arc::new(producer);
         for config in senders {
             let sender =
-                Sender::new(config.clone(), Arc::clone(&producer)).map_err(|source| SupervisorError::Sender {
+                Sender::new((*config).clone(), Arc::clone(&producer)).map_err(|source| SupervisorError::Sender {
                     topic: config.topic.clone(),
                     source,
                 })?;
@@ -205,11 +237,13 @@ impl Supervisor {
             }
             let topic = config.topic.clone();
             let stopped = self.stopped(Kind::Sender);
+            let user = user.clone();
             self.spawn(format!("send {}", config.topic), Kind::Sender, async move {
-                sender
-                    .run(stopped)
-                    .await
-                    .map_err(|source| SupervisorError::Sender { topic, source })
+                sender.run(stopped).await.map_err(|source| {
+                    let role = || format!("[[send]] for topic {topic}");
+                    not_authorized(role, user.as_deref(), source.client_error())
+                        .unwrap_or(SupervisorError::Sender { topic, source })
+                })
             });
         }
         Ok(())
@@ -226,23 +260,31 @@ impl Supervisor {
     ) -> Result<()> {
         for config in loaders {
             let table = config.table.clone();
+            let client = client
+                .with_login(config.login.as_ref())
+                .map_err(|e| SupervisorError::Config(format!("[[load]] {table}: {e}")))?;
+            let user = client.sasl_username.clone();
             let cluster = Cluster::connect(client.cluster_config(client_id)?).await?;
-            let loader = Loader::new(cluster, config)
-                .await
-                .map_err(|source| SupervisorError::Loader {
-                    table: table.clone(),
-                    source,
-                })?;
+            let role = || format!("[[load]] {}", config.table);
+            let loader = match Loader::new(cluster, config.clone()).await {
+                Ok(loader) => loader,
+                Err(source) => {
+                    let refused = not_authorized(role, user.as_deref(), source.client_error());
+                    return Err(refused.unwrap_or(SupervisorError::Loader { table, source }));
+                }
+            };
             if let Some(endpoint) = &self.endpoint {
                 endpoint.watch_loader(&table, Arc::clone(&loader.stats));
             }
             let stopped = self.stopped(Kind::Loader);
             let role = format!("load {table}");
+            let user = user.clone();
             self.spawn(role, Kind::Loader, async move {
-                loader
-                    .run(stopped)
-                    .await
-                    .map_err(|source| SupervisorError::Loader { table, source })
+                loader.run(stopped).await.map_err(|source| {
+                    let role = || format!("[[load]] {table}");
+                    not_authorized(role, user.as_deref(), source.client_error())
+                        .unwrap_or(SupervisorError::Loader { table, source })
+                })
             });
         }
         Ok(())

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod postgres;
 pub mod power;
 pub mod raw_client;

@@ -6,7 +6,9 @@
 //! # Layout
 //! - [`tls`]: PEM certificate chain and key into a rustls acceptor.
 //! - [`Users`]: the configured users' parsed credentials and offered mechanisms.
+//! - [`authorization`]: what each user may do (`[[broker.grants]]`).
 
+pub mod authorization;
 pub mod tls;
 
 use crate::config::BrokerConfig;
@@ -22,6 +24,8 @@ pub enum SecurityError {
     Tls { path: String, reason: String },
     #[error("broker.sasl: {0}")]
     Sasl(String),
+    #[error("{0}")]
+    Grants(String),
 }
 
 /// The listener's security, as Kafka names it: PLAINTEXT, SSL,
@@ -30,6 +34,8 @@ pub struct Security {
     pub tls: Option<TlsAcceptor>,
     pub tls_handshake_timeout: Duration,
     pub sasl: Option<Users>,
+    /// What each user may do; everything without SASL.
+    pub authorizer: authorization::Authorizer,
 }
 
 /// SASL users and what they may use.
@@ -55,6 +61,7 @@ impl Security {
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
             sasl: None,
+            authorizer: authorization::Authorizer::open(),
         }
     }
 
@@ -63,6 +70,13 @@ impl Security {
         if let Some(tls) = &config.tls {
             security.tls = Some(tls::acceptor(&tls.cert_path, &tls.key_path)?);
             security.tls_handshake_timeout = Duration::from_millis(tls.handshake_timeout_ms);
+        }
+        if config.sasl.is_none() && !config.grants.is_empty() {
+            return Err(SecurityError::Grants(
+                "[[broker.grants]] without [broker.sasl]: without logins there are no users to apply them to, \
+                 and everyone may do everything; add [broker.sasl] (see config.toml.example)"
+                    .into(),
+            ));
         }
         if let Some(sasl) = &config.sasl {
             let mut credentials = HashMap::new();
@@ -84,6 +98,9 @@ impl Security {
                     "broker.sasl offers PLAIN without [broker.tls]: passwords cross the network in clear text"
                 );
             }
+            let names = sasl.users.keys().cloned().collect();
+            security.authorizer =
+                authorization::Authorizer::new(&config.grants, &names).map_err(SecurityError::Grants)?;
             security.sasl = Some(Users {
                 credentials,
                 mechanisms,

@@ -11,6 +11,7 @@ use super::api;
 use super::session::Session;
 use super::versions;
 use crate::context::Context;
+use crate::security::authorization::{Operation, Resource};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -54,9 +55,24 @@ pub struct RequestMeta {
     pub correlation_id: i32,
     pub client_id: String,
     pub peer: SocketAddr,
+    /// The logged-in user; `None` on a listener without SASL.
+    pub user: Option<std::sync::Arc<str>>,
 }
 
 impl RequestMeta {
+    /// May this request's user do `operation` on `resource`? A denial is
+    /// counted and logged (`security::authorization`).
+    pub fn may(&self, ctx: &Context, operation: Operation, resource: Resource<'_>) -> bool {
+        ctx.security.authorizer.check(self.user.as_deref(), operation, resource)
+    }
+
+    /// Kafka's authorized-operations bits of `resource` for this request's user.
+    pub fn authorized_operations(&self, ctx: &Context, resource: Resource<'_>) -> i32 {
+        ctx.security
+            .authorizer
+            .authorized_operations(self.user.as_deref(), resource)
+    }
+
     /// Encodes `response` with this request's correlation id as a full frame.
     pub fn encode<R: Encodable>(&self, response: &R) -> Result<Bytes, DispatchError> {
         let mut buffer = BytesMut::with_capacity(64);
@@ -113,6 +129,7 @@ pub async fn dispatch(
         correlation_id: header.correlation_id,
         client_id: header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
         peer,
+        user: session.user(),
     };
     if !session.admits(api) {
         return Err(DispatchError::Unauthenticated { api });

@@ -22,7 +22,7 @@ pub enum Session {
     /// Mechanism chosen; SaslAuthenticate messages under way.
     AwaitAuthenticate(Exchange),
     Authenticated {
-        user: String,
+        user: std::sync::Arc<str>,
     },
 }
 
@@ -62,6 +62,14 @@ impl Session {
     /// Authenticated, or nothing to authenticate.
     pub fn may_use_broker(&self) -> bool {
         matches!(self, Self::Open | Self::Authenticated { .. })
+    }
+
+    /// Who is asking: the logged-in user (`None` on a listener without SASL).
+    pub fn user(&self) -> Option<std::sync::Arc<str>> {
+        match self {
+            Self::Authenticated { user } => Some(user.clone()),
+            _ => None,
+        }
     }
 
     /// The largest request this connection may send right now.

@@ -3,20 +3,27 @@
 //! table, body decoding, and every API's handler) against a real broker
 //! whose data lives in a scratch directory. Invariants: nothing panics or
 //! aborts, and every answer is one well-formed frame carrying the request's
-//! correlation id. The broker requires SASL, and each input's frames go down
-//! two connections: one already past authentication (every API) and one
-//! that has not authenticated (the SASL exchange and its refusals); a
-//! connection stops taking frames where the broker would close it.
+//! correlation id. The broker requires SASL and has grants, and each input's
+//! frames go down four connections: three past authentication, as an admin
+//! (every API allowed), as a user with a sender's and a loader's grants on
+//! some names (allowed and refused side by side) and as a user with no
+//! grants (every refusal path), and one that has not authenticated (the
+//! SASL exchange and its refusals); a connection stops taking frames where
+//! the broker would close it.
 
 use bytes::Bytes;
 use relay_broker::broker::Broker;
 use relay_broker::config::BrokerConfig;
 use relay_broker::context::Context;
 use relay_broker::log::FsyncPolicy;
+use relay_broker::security::authorization::GrantConfig;
 use relay_broker::server::dispatch::{dispatch, Reply};
 use relay_broker::server::frame::read_frame;
 use relay_broker::server::session::Session;
 use std::time::Duration;
+
+/// The broker's users: an admin, one with some grants, one with none.
+const USERS: [&str; 3] = ["fuzz", "partial", "stranger"];
 
 /// Largest frame the target reads (the broker's limit is configurable).
 const FRAME_BYTES_MAX: usize = 1 << 20;
@@ -55,9 +62,24 @@ fn start() -> Target {
     let credential = relay_proto::sasl::Credential::derive(b"fuzz", b"fuzz-salt".to_vec(), 4096).expect("credential");
     config.sasl = Some(relay_broker::config::SaslConfig {
         mechanisms: vec!["SCRAM-SHA-256".into(), "PLAIN".into()],
-        users: [("fuzz".to_owned(), credential.to_string())].into(),
+        users: USERS
+            .iter()
+            .map(|user| (user.to_string(), credential.to_string()))
+            .collect(),
         authentication_timeout_ms: 10_000,
     });
+    let grant = |user: &str, role: &str, topics: &[&str], groups: &[&str]| GrantConfig {
+        users: vec![user.into()],
+        role: Some(role.into()),
+        topics: topics.iter().map(|t| t.to_string()).collect(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        ..GrantConfig::default()
+    };
+    config.grants = vec![
+        grant("fuzz", "admin", &[], &[]),
+        grant("partial", "sender", &["a*", "t"], &[]),
+        grant("partial", "loader", &["b*", "t"], &["g*"]),
+    ];
     let broker = runtime.block_on(Broker::start(config)).expect("broker starts");
     let context = std::sync::Arc::clone(broker.context());
     Target {
@@ -81,6 +103,10 @@ pub fn request_frame(data: &[u8]) {
             frames.push(Bytes::copy_from_slice(data));
             let mut sessions = [
                 Some(Session::Authenticated { user: "fuzz".into() }),
+                Some(Session::Authenticated { user: "partial".into() }),
+                Some(Session::Authenticated {
+                    user: "stranger".into(),
+                }),
                 Some(Session::new(&target.context.security)),
             ];
             for frame in frames {

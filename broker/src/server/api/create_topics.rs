@@ -4,6 +4,7 @@
 
 use super::{blocking, text};
 use crate::context::Context;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::topic_error_code;
 use bytes::Bytes;
@@ -22,6 +23,12 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: CreateTopicsRequ
         if names.iter().filter(|n| **n == name).count() > 1 {
             result.error_code = ResponseError::InvalidRequest.code();
             result.error_message = Some(text("the topic appears more than once in the request"));
+            results.push(result);
+            continue;
+        }
+        if !meta.may(ctx, Operation::Create, Resource::Topic(&name)) {
+            result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            result.error_message = Some(text(&format!("not authorized to create topic {name:?}")));
             results.push(result);
             continue;
         }

@@ -3,6 +3,7 @@
 
 use super::{blocking, text};
 use crate::context::Context;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::topic_error_code;
 use bytes::Bytes;
@@ -45,6 +46,14 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: DeleteTopicsRequ
             continue;
         };
         result.name = Some(TopicName(text(&name)));
+        if !meta.may(ctx, Operation::Delete, Resource::Topic(&name)) {
+            result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            if version >= 5 {
+                result.error_message = Some(text(&format!("not authorized to delete topic {name:?}")));
+            }
+            results.push(result);
+            continue;
+        }
         let (topics, store, deleting) = (
             Arc::clone(&ctx.topics),
             Arc::clone(ctx.coordinator.store()),

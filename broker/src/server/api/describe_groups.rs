@@ -3,8 +3,10 @@
 
 use super::text;
 use crate::context::Context;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 
@@ -14,6 +16,16 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: DescribeGroupsRequest)
         .groups
         .into_iter()
         .map(|group_id| {
+            if !meta.may(ctx, Operation::Describe, Resource::Group(group_id.as_str())) {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                    .with_group_state(text(""))
+                    .with_protocol_type(text(""))
+                    .with_protocol_data(text(""));
+            }
+            let authorized = (version >= 3 && request.include_authorized_operations)
+                .then(|| meta.authorized_operations(ctx, Resource::Group(group_id.as_str())));
             let description = ctx.coordinator.describe(group_id.as_str());
             let members = description
                 .members
@@ -33,12 +45,16 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: DescribeGroupsRequest)
                     },
                 )
                 .collect();
-            DescribedGroup::default()
+            let mut described = DescribedGroup::default()
                 .with_group_id(group_id)
                 .with_group_state(text(description.state))
                 .with_protocol_type(text(&description.protocol_type))
                 .with_protocol_data(text(&description.protocol_name))
-                .with_members(members)
+                .with_members(members);
+            if let Some(bits) = authorized {
+                described.authorized_operations = bits;
+            }
+            described
         })
         .collect();
     meta.encode(&DescribeGroupsResponse::default().with_groups(groups))

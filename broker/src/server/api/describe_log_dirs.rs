@@ -5,14 +5,24 @@
 
 use super::text;
 use crate::context::Context;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 
 pub fn handle(ctx: &Context, meta: &RequestMeta, request: DescribeLogDirsRequest) -> Result<Bytes, DispatchError> {
+    if !meta.may(ctx, Operation::Describe, Resource::Cluster) {
+        // As Kafka: DESCRIBE of the cluster, or nothing (v3+ say why).
+        let mut response = DescribeLogDirsResponse::default();
+        if meta.version >= 3 {
+            response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        }
+        return meta.encode(&response);
+    }
     let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
         topics
             .into_iter()

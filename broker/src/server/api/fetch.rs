@@ -10,6 +10,7 @@ use super::blocking;
 use crate::context::Context;
 use crate::log::LogError;
 use crate::metrics;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::topics::Topic;
 use bytes::Bytes;
@@ -32,6 +33,8 @@ struct WantedTopic {
     id: uuid::Uuid,
     topic: Option<Arc<Topic>>,
     partitions: Vec<FetchPartition>,
+    /// The user may not consume this topic.
+    denied: bool,
 }
 
 fn read_partition(topic: Option<&Topic>, wanted: &FetchPartition, limit_bytes: usize, version: i16) -> PartitionData {
@@ -102,6 +105,13 @@ fn read_all(wanted: &[WantedTopic], response_bytes_max: usize, version: i16) -> 
                 } else {
                     partition_max.min(response_bytes_max.saturating_sub(total))
                 };
+                if topic.denied {
+                    return PartitionData::default()
+                        .with_partition_index(partition.partition)
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_high_watermark(-1)
+                        .with_last_stable_offset(-1);
+                }
                 let data = read_partition(topic.topic.as_deref(), partition, limit, version);
                 total += data.records.as_ref().map_or(0, Bytes::len);
                 data
@@ -160,7 +170,11 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: FetchRequest) ->
                 } else {
                     ctx.topics.get(t.topic.as_str())
                 };
+                let name = topic
+                    .as_ref()
+                    .map_or_else(|| t.topic.to_string(), |known| known.name.clone());
                 WantedTopic {
+                    denied: !meta.may(ctx, Operation::Consume, Resource::Topic(&name)),
                     name: t.topic,
                     id: t.topic_id,
                     topic,

@@ -3,6 +3,7 @@
 
 use super::text;
 use crate::context::{Context, NODE_ID};
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -18,13 +19,19 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: FindCoordinatorRequest
     } else {
         (-1, "", -1, Some(ResponseError::CoordinatorNotAvailable))
     };
-    let error_code = error.map_or(0, |e| e.code());
+    // Kafka asks DESCRIBE of the group (which `group` implies).
+    let allowed = |key: &str| !available || meta.may(ctx, Operation::Describe, Resource::Group(key));
+    let answer = |key: &str| match allowed(key) {
+        true => (node, host, port, error.map_or(0, |e| e.code())),
+        false => (-1, "", -1, ResponseError::GroupAuthorizationFailed.code()),
+    };
     let mut response = FindCoordinatorResponse::default();
     if meta.version >= 4 {
         response.coordinators = request
             .coordinator_keys
             .iter()
             .map(|key| {
+                let (node, host, port, error_code) = answer(key.as_str());
                 Coordinator::default()
                     .with_key(key.clone())
                     .with_node_id(BrokerId(node))
@@ -34,6 +41,7 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: FindCoordinatorRequest
             })
             .collect();
     } else {
+        let (node, host, port, error_code) = answer(request.key.as_str());
         response.node_id = BrokerId(node);
         response.host = text(host);
         response.port = port;

@@ -2,12 +2,18 @@
 //! to rejoin.
 
 use crate::context::Context;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::code;
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 pub fn handle(ctx: &Context, meta: &RequestMeta, request: HeartbeatRequest) -> Result<Bytes, DispatchError> {
+    if !meta.may(ctx, Operation::Group, Resource::Group(request.group_id.as_str())) {
+        return meta
+            .encode(&HeartbeatResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code()));
+    }
     let error = ctx.coordinator.heartbeat(
         request.group_id.as_str(),
         request.generation_id,

@@ -4,6 +4,7 @@
 
 use super::blocking;
 use crate::context::Context;
+use crate::security::authorization::Operation;
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -18,6 +19,13 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: InitProducerIdRe
         tracing::info!(peer = %meta.peer, client = %meta.client_id, "refusing a transactional producer");
         response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return meta.encode(&response);
+    }
+    if !ctx
+        .security
+        .authorizer
+        .check_any_topic(meta.user.as_deref(), Operation::Produce)
+    {
+        return meta.encode(&response.with_error_code(ResponseError::ClusterAuthorizationFailed.code()));
     }
     let existing = (request.producer_id.0, request.producer_epoch);
     if existing.0 >= 0 && existing.1 >= 0 && existing.1 < i16::MAX - 1 {

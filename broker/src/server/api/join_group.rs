@@ -5,6 +5,7 @@
 use super::text;
 use crate::context::Context;
 use crate::group::coordinator::JoinRequest;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::code;
 use bytes::Bytes;
@@ -17,6 +18,13 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: JoinGroupRequest
     if request.group_id.is_empty() {
         let response = JoinGroupResponse::default()
             .with_error_code(ResponseError::InvalidGroupId.code())
+            .with_generation_id(-1)
+            .with_protocol_name(Some(text("")));
+        return meta.encode(&response);
+    }
+    if !meta.may(ctx, Operation::Group, Resource::Group(request.group_id.as_str())) {
+        let response = JoinGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code())
             .with_generation_id(-1)
             .with_protocol_name(Some(text("")));
         return meta.encode(&response);

@@ -1,14 +1,20 @@
 //! LeaveGroup: removes one member (v0-2) or several (v3+) and rebalances the rest.
 
 use crate::context::Context;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::code;
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 pub fn handle(ctx: &Context, meta: &RequestMeta, request: LeaveGroupRequest) -> Result<Bytes, DispatchError> {
     let group = request.group_id.as_str();
+    if !meta.may(ctx, Operation::Group, Resource::Group(group)) {
+        return meta
+            .encode(&LeaveGroupResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code()));
+    }
     if meta.version < 3 {
         let errors = ctx.coordinator.leave(group, &[request.member_id.to_string()]);
         return meta.encode(&LeaveGroupResponse::default().with_error_code(code(errors[0])));

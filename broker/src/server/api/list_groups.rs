@@ -3,6 +3,7 @@
 
 use super::text;
 use crate::context::Context;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -12,10 +13,16 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: ListGroupsRequest) -> 
     let version = meta.version;
     let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
+    // As Kafka: DESCRIBE of the cluster lists every group, else only the
+    // groups the user may describe.
+    let authorizer = &ctx.security.authorizer;
+    let user = meta.user.as_deref();
+    let every = authorizer.allows(user, Operation::Describe, Resource::Cluster);
     let groups = ctx
         .coordinator
         .list()
         .into_iter()
+        .filter(|(id, _, _)| every || authorizer.allows(user, Operation::Describe, Resource::Group(id)))
         .filter(|(_, _, state)| states.is_empty() || states.contains(&state.to_lowercase()))
         .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
         .map(|(id, protocol_type, state)| {

@@ -5,6 +5,7 @@
 
 use super::blocking;
 use crate::context::Context;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -18,6 +19,8 @@ const EARLIEST_LOCAL: i64 = -4;
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ListOffsetsRequest) -> Result<Bytes, DispatchError> {
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted in request.topics {
+        // Kafka asks DESCRIBE of the topic (which consume and produce imply).
+        let allowed = meta.may(ctx, Operation::Describe, Resource::Topic(wanted.name.as_str()));
         let topic = ctx.topics.get(wanted.name.as_str());
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
         for partition in wanted.partitions {
@@ -25,6 +28,10 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ListOffsetsReque
                 .with_partition_index(partition.partition_index)
                 .with_timestamp(-1)
                 .with_offset(-1);
+            if !allowed {
+                partitions.push(answer.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+                continue;
+            }
             let Some(log) = topic
                 .as_ref()
                 .and_then(|t| t.partition(partition.partition_index))

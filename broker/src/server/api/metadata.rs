@@ -1,9 +1,16 @@
 //! Metadata: the one broker, and every requested topic with its partitions
 //! (all led by this broker). Unknown topics are created here when
 //! `auto_create_topics` is on and the client allows it, as Kafka does.
+//!
+//! With grants (`security::authorization`), as Kafka: a listing shows only
+//! the topics the user may describe; a named topic it may not describe is
+//! TOPIC_AUTHORIZATION_FAILED whether it exists or not; auto-creation needs
+//! `create`. Asked for (v8+), each topic carries the user's authorized
+//! operations, and the cluster its own (v8-v10).
 
 use super::{blocking, text};
 use crate::context::{Context, NODE_ID};
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::topic_error_code;
 use crate::topics::{Topic, TopicError};
@@ -44,11 +51,19 @@ fn failed(name: Option<TopicName>, error: ResponseError) -> MetadataResponseTopi
         .with_error_code(error.code())
 }
 
-async fn find_or_create(ctx: &Context, name: &str, auto_create: bool) -> Result<Arc<Topic>, ResponseError> {
+async fn find_or_create(
+    ctx: &Context,
+    meta: &RequestMeta,
+    name: &str,
+    auto_create: bool,
+) -> Result<Arc<Topic>, ResponseError> {
+    if !meta.may(ctx, Operation::Describe, Resource::Topic(name)) {
+        return Err(ResponseError::TopicAuthorizationFailed);
+    }
     if let Some(topic) = ctx.topics.get(name) {
         return Ok(topic);
     }
-    if !auto_create {
+    if !auto_create || !meta.may(ctx, Operation::Create, Resource::Topic(name)) {
         return Err(ResponseError::UnknownTopicOrPartition);
     }
     let topics = Arc::clone(&ctx.topics);
@@ -71,17 +86,30 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: MetadataRequest)
         Some(list) if version == 0 && list.is_empty() => None,
         Some(list) => Some(list),
     };
-    let topics = match wanted {
-        None => ctx.topics.list().iter().map(|topic| describe(topic, version)).collect(),
+    let authorizer = &ctx.security.authorizer;
+    let user = meta.user.as_deref();
+    let mut topics: Vec<MetadataResponseTopic> = match wanted {
+        None => ctx
+            .topics
+            .list()
+            .iter()
+            .filter(|topic| authorizer.allows(user, Operation::Describe, Resource::Topic(&topic.name)))
+            .map(|topic| describe(topic, version))
+            .collect(),
         Some(list) => {
             let mut described = Vec::with_capacity(list.len());
             for wanted in list {
                 let entry = match &wanted.name {
-                    Some(name) => match find_or_create(ctx, name.as_str(), auto_create).await {
+                    Some(name) => match find_or_create(ctx, meta, name.as_str(), auto_create).await {
                         Ok(topic) => describe(&topic, version),
                         Err(error) => failed(Some(name.clone()), error),
                     },
                     None => match ctx.topics.list().into_iter().find(|t| t.id == wanted.topic_id) {
+                        Some(topic) if !meta.may(ctx, Operation::Describe, Resource::Topic(&topic.name)) => {
+                            let mut denied = failed(None, ResponseError::TopicAuthorizationFailed);
+                            denied.topic_id = wanted.topic_id;
+                            denied
+                        }
                         Some(topic) => describe(&topic, version),
                         None => {
                             let mut topic = failed(None, ResponseError::UnknownTopicId);
@@ -95,6 +123,12 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: MetadataRequest)
             described
         }
     };
+    if version >= 8 && request.include_topic_authorized_operations {
+        for topic in topics.iter_mut().filter(|t| t.error_code == 0) {
+            let name = topic.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+            topic.topic_authorized_operations = meta.authorized_operations(ctx, Resource::Topic(&name));
+        }
+    }
     let broker = MetadataResponseBroker::default()
         .with_node_id(BrokerId(NODE_ID))
         .with_host(text(&ctx.advertised_host))
@@ -107,6 +141,9 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: MetadataRequest)
     }
     if version >= 2 {
         response.cluster_id = Some(text(&ctx.cluster_id));
+    }
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = meta.authorized_operations(ctx, Resource::Cluster);
     }
     meta.encode(&response)
 }

@@ -7,6 +7,7 @@ use super::blocking;
 use crate::context::Context;
 use crate::group::coordinator::OFFSET_METADATA_BYTES_MAX;
 use crate::group::records::CommittedOffset;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -19,6 +20,8 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetCommitRequ
     let group = request.group_id.to_string();
     let group_error = if group.is_empty() {
         Some(ResponseError::InvalidGroupId)
+    } else if !meta.may(ctx, Operation::Group, Resource::Group(&group)) {
+        Some(ResponseError::GroupAuthorizationFailed)
     } else {
         ctx.coordinator.check_commit(
             &group,
@@ -31,6 +34,9 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetCommitRequ
     let mut answers: Vec<(usize, usize, Option<ResponseError>)> = Vec::new();
     for (t, topic) in request.topics.iter().enumerate() {
         let known = ctx.topics.get(topic.name.as_str());
+        // Kafka asks READ of the topic too: committing is part of consuming it.
+        let topic_allowed =
+            group_error.is_some() || meta.may(ctx, Operation::Consume, Resource::Topic(topic.name.as_str()));
         for (p, partition) in topic.partitions.iter().enumerate() {
             let metadata = partition
                 .committed_metadata
@@ -39,6 +45,8 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetCommitRequ
                 .unwrap_or_default();
             let error = if group_error.is_some() {
                 group_error
+            } else if !topic_allowed {
+                Some(ResponseError::TopicAuthorizationFailed)
             } else if known
                 .as_ref()
                 .and_then(|k| k.partition(partition.partition_index))

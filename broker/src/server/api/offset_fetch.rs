@@ -4,8 +4,10 @@
 
 use super::text;
 use crate::context::Context;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
@@ -13,34 +15,62 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use std::collections::BTreeMap;
 
-/// (offset, leader epoch, metadata) per partition, by topic.
-type Offsets = BTreeMap<String, Vec<(i32, i64, i32, String)>>;
+/// (offset, leader epoch, metadata, error code) per partition, by topic.
+type Offsets = BTreeMap<String, Vec<(i32, i64, i32, String, i16)>>;
 
-fn lookup(ctx: &Context, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Offsets {
+/// The group's offsets, or GROUP_AUTHORIZATION_FAILED. As Kafka: a listing
+/// leaves out topics the user may not describe; a named one gets
+/// TOPIC_AUTHORIZATION_FAILED per partition.
+fn lookup(
+    ctx: &Context,
+    meta: &RequestMeta,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Offsets, ResponseError> {
+    if !meta.may(ctx, Operation::Describe, Resource::Group(group)) {
+        return Err(ResponseError::GroupAuthorizationFailed);
+    }
+    let authorizer = &ctx.security.authorizer;
+    let describable =
+        |topic: &str| authorizer.allows(meta.user.as_deref(), Operation::Describe, Resource::Topic(topic));
     let store = ctx.coordinator.store();
     let mut found = Offsets::new();
     match wanted {
         None => {
             for (topic, partition, value) in store.group_offsets(group) {
+                if !describable(&topic) {
+                    continue;
+                }
                 found
                     .entry(topic)
                     .or_default()
-                    .push((partition, value.offset, value.leader_epoch, value.metadata));
+                    .push((partition, value.offset, value.leader_epoch, value.metadata, 0));
             }
         }
         Some(topics) => {
             for (topic, partitions) in topics {
+                let allowed = meta.may(ctx, Operation::Describe, Resource::Topic(&topic));
                 let entry = found.entry(topic.clone()).or_default();
                 for partition in partitions {
+                    if !allowed {
+                        entry.push((
+                            partition,
+                            -1,
+                            -1,
+                            String::new(),
+                            ResponseError::TopicAuthorizationFailed.code(),
+                        ));
+                        continue;
+                    }
                     match store.committed(group, &topic, partition) {
-                        Some(value) => entry.push((partition, value.offset, value.leader_epoch, value.metadata)),
-                        None => entry.push((partition, -1, -1, String::new())),
+                        Some(value) => entry.push((partition, value.offset, value.leader_epoch, value.metadata, 0)),
+                        None => entry.push((partition, -1, -1, String::new(), 0)),
                     }
                 }
             }
         }
     }
-    found
+    Ok(found)
 }
 
 pub fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetFetchRequest) -> Result<Bytes, DispatchError> {
@@ -55,17 +85,21 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetFetchRequest) ->
                         .map(|t| (t.name.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let topics = lookup(ctx, group.group_id.as_str(), wanted)
+                let found = lookup(ctx, meta, group.group_id.as_str(), wanted);
+                let error_code = found.as_ref().err().map_or(0, |e| e.code());
+                let topics = found
+                    .unwrap_or_default()
                     .into_iter()
                     .map(|(topic, partitions)| {
                         let partitions = partitions
                             .into_iter()
-                            .map(|(index, offset, epoch, metadata)| {
+                            .map(|(index, offset, epoch, metadata, error_code)| {
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(index)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
                                     .with_metadata(Some(text(&metadata)))
+                                    .with_error_code(error_code)
                             })
                             .collect();
                         OffsetFetchResponseTopics::default()
@@ -76,6 +110,7 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetFetchRequest) ->
                 OffsetFetchResponseGroup::default()
                     .with_group_id(group.group_id)
                     .with_topics(topics)
+                    .with_error_code(error_code)
             })
             .collect();
         return meta.encode(&OffsetFetchResponse::default().with_groups(groups));
@@ -85,16 +120,27 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetFetchRequest) ->
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let topics = lookup(ctx, request.group_id.as_str(), wanted)
+    let found = lookup(ctx, meta, request.group_id.as_str(), wanted);
+    if let Err(error) = found {
+        // v2+ carry a top-level error; v1 can only say it per partition, of none.
+        let mut response = OffsetFetchResponse::default();
+        if version >= 2 {
+            response.error_code = error.code();
+        }
+        return meta.encode(&response);
+    }
+    let topics = found
+        .unwrap_or_default()
         .into_iter()
         .map(|(topic, partitions)| {
             let partitions = partitions
                 .into_iter()
-                .map(|(index, offset, epoch, metadata)| {
+                .map(|(index, offset, epoch, metadata, error_code)| {
                     let mut partition = OffsetFetchResponsePartition::default()
                         .with_partition_index(index)
                         .with_committed_offset(offset)
-                        .with_metadata(Some(text(&metadata)));
+                        .with_metadata(Some(text(&metadata)))
+                        .with_error_code(error_code);
                     if version >= 5 {
                         partition.committed_leader_epoch = epoch;
                     }

@@ -9,6 +9,7 @@ use super::{blocking, text};
 use crate::context::Context;
 use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::metrics;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, Reply, RequestMeta};
 use crate::server::errors::log_error_code;
 use bytes::BytesMut;
@@ -86,10 +87,18 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ProduceRequest) 
         } else {
             ctx.topics.get(topic_data.name.as_str())
         };
+        let name = topic
+            .as_ref()
+            .map_or_else(|| topic_data.name.to_string(), |t| t.name.clone());
+        let allowed = meta.may(ctx, Operation::Produce, Resource::Topic(&name));
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for partition in topic_data.partition_data {
             let outcome = match (&refusal, topic.as_ref().and_then(|t| t.partition(partition.index))) {
                 (Some(refusal), _) => Err(refusal.clone()),
+                (None, _) if !allowed => Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("not authorized to produce to topic {name:?}"),
+                )),
                 (None, None) => Err((
                     ResponseError::UnknownTopicOrPartition,
                     "no such topic or partition".into(),

@@ -52,7 +52,7 @@ pub async fn handle(
         Ok(ServerStep::Authenticated { user, response }) => {
             tracing::debug!(peer = %meta.peer, %user, mechanism, "authenticated");
             crate::metrics::authentication(mechanism, true);
-            *session = Session::Authenticated { user };
+            *session = Session::Authenticated { user: user.into() };
             meta.encode(&SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(response)))
                 .map(Reply::Ready)
         }

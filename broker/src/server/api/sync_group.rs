@@ -3,12 +3,18 @@
 
 use super::text;
 use crate::context::Context;
+use crate::security::authorization::{Operation, Resource};
 use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::code;
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: SyncGroupRequest) -> Result<Bytes, DispatchError> {
+    if !meta.may(ctx, Operation::Group, Resource::Group(request.group_id.as_str())) {
+        return meta
+            .encode(&SyncGroupResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code()));
+    }
     let assignments = request
         .assignments
         .iter()

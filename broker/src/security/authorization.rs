@@ -1,0 +1,507 @@
+//! What each SASL user may do: `[[broker.grants]]`, deny by default once
+//! `[broker.sasl]` is on (a listener without SASL has no users and allows
+//! everything). A grant gives some users some operations on topics and
+//! groups (exact names, `prefix*`, or `*`) and, with `cluster = true`, on the
+//! cluster. Ready-made roles expand to operations:
+//!
+//! | role | operations | on |
+//! |---|---|---|
+//! | `sender` | produce, describe | its `topics` |
+//! | `loader` | consume, describe; group | its `topics`; its `groups` |
+//! | `admin` | every operation | every topic, every group, the cluster |
+//!
+//! As in Kafka, any operation on a topic implies `describe` of it, and
+//! `group` on a group implies describing it. Which API needs what, and the
+//! Kafka behaviours matched, is `proto-spec/PROTOCOL.md` ("Authorization").
+
+use parking_lot::Mutex;
+use serde::Deserialize;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// How often one user's denial of one operation on one resource is logged.
+pub const DENIAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// Denials remembered for rate-limiting the log; beyond it every denial logs.
+pub const DENIALS_REMEMBERED_MAX: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Operation {
+    /// Produce to a topic (and InitProducerId, with produce on any topic).
+    Produce,
+    /// Fetch from a topic, list its offsets, commit offsets of it.
+    Consume,
+    /// See a topic in Metadata, its offsets; see a group; on the cluster:
+    /// list every group, describe log dirs.
+    Describe,
+    /// Create a topic (CreateTopics, or Metadata's auto-creation).
+    Create,
+    /// Delete a topic.
+    Delete,
+    /// Join, sync, heartbeat, leave a group; commit and fetch its offsets.
+    Group,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 6] = [
+        Operation::Produce,
+        Operation::Consume,
+        Operation::Describe,
+        Operation::Create,
+        Operation::Delete,
+        Operation::Group,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Produce => "produce",
+            Operation::Consume => "consume",
+            Operation::Describe => "describe",
+            Operation::Create => "create",
+            Operation::Delete => "delete",
+            Operation::Group => "group",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// Kafka's `AclOperation` code, for the authorized-operations bit fields.
+    pub fn kafka_code(self) -> u32 {
+        match self {
+            Operation::Consume | Operation::Group => 3, // READ
+            Operation::Produce => 4,                    // WRITE
+            Operation::Create => 5,                     // CREATE
+            Operation::Delete => 6,                     // DELETE
+            Operation::Describe => 8,                   // DESCRIBE
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource<'a> {
+    Topic(&'a str),
+    Group(&'a str),
+    Cluster,
+}
+
+impl fmt::Display for Resource<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resource::Topic(name) => write!(f, "topic {name:?}"),
+            Resource::Group(name) => write!(f, "group {name:?}"),
+            Resource::Cluster => f.write_str("the cluster"),
+        }
+    }
+}
+
+/// One `[[broker.grants]]` entry as written.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    /// User names of `[broker.sasl.users]`, or `"*"` for every user.
+    pub users: Vec<String>,
+    /// `sender`, `loader` or `admin`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Operations besides the role's: produce, consume, describe, create, delete, group.
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// Topic names, `prefix*` or `*`.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Group names, `prefix*` or `*`.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The operations apply to the cluster too (describe: list every group and
+    /// the log dirs; create: create any topic).
+    #[serde(default)]
+    pub cluster: bool,
+}
+
+/// A name, `prefix*` or `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl Pattern {
+    fn parse(text: &str) -> Result<Pattern, String> {
+        let (stem, prefix) = match text.strip_suffix('*') {
+            Some(stem) => (stem, true),
+            None => (text, false),
+        };
+        if stem.contains('*') {
+            return Err(format!("{text:?}: '*' may only end a name (a prefix)"));
+        }
+        if stem.is_empty() && !prefix {
+            return Err("an empty name".into());
+        }
+        Ok(if prefix {
+            Pattern::Prefix(stem.into())
+        } else {
+            Pattern::Exact(stem.into())
+        })
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Pattern::Exact(exact) => exact == name,
+            Pattern::Prefix(prefix) => name.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Grant {
+    /// `None`: every user.
+    users: Option<BTreeSet<String>>,
+    operations: BTreeSet<Operation>,
+    topics: Vec<Pattern>,
+    groups: Vec<Pattern>,
+    cluster: bool,
+}
+
+impl Grant {
+    fn covers(&self, user: &str) -> bool {
+        self.users.as_ref().is_none_or(|users| users.contains(user))
+    }
+
+    /// Does this grant allow `operation` on `resource` (implications included)?
+    fn allows(&self, operation: Operation, resource: Resource<'_>) -> bool {
+        let has = |op: Operation| self.operations.contains(&op);
+        match resource {
+            Resource::Topic(name) => {
+                let topic_ops = [
+                    Operation::Produce,
+                    Operation::Consume,
+                    Operation::Describe,
+                    Operation::Create,
+                    Operation::Delete,
+                ];
+                let on_topic = self.topics.iter().any(|p| p.matches(name));
+                match operation {
+                    Operation::Describe => on_topic && topic_ops.into_iter().any(has),
+                    Operation::Create => {
+                        (on_topic && has(Operation::Create)) || (self.cluster && has(Operation::Create))
+                    }
+                    Operation::Group => false,
+                    op => on_topic && has(op),
+                }
+            }
+            Resource::Group(name) => {
+                self.groups.iter().any(|p| p.matches(name))
+                    && match operation {
+                        Operation::Group => has(Operation::Group),
+                        Operation::Describe => has(Operation::Group) || has(Operation::Describe),
+                        _ => false,
+                    }
+            }
+            Resource::Cluster => self.cluster && has(operation),
+        }
+    }
+}
+
+fn role(name: &str) -> Result<(Vec<Operation>, bool), String> {
+    use Operation::*;
+    match name {
+        "sender" => Ok((vec![Produce, Describe], false)),
+        "loader" => Ok((vec![Consume, Describe, Group], false)),
+        "admin" => Ok((Operation::ALL.to_vec(), true)),
+        other => Err(format!("role {other:?} is not one of sender, loader, admin")),
+    }
+}
+
+/// The grants in force, and the denial log's memory.
+pub struct Authorizer {
+    /// `false` without SASL: there are no users to tell apart.
+    enabled: bool,
+    grants: Vec<Grant>,
+    denials: Mutex<HashMap<(String, Operation, String), Instant>>,
+}
+
+impl Authorizer {
+    /// Everything allowed: a listener without SASL.
+    pub fn open() -> Authorizer {
+        Authorizer {
+            enabled: false,
+            grants: Vec::new(),
+            denials: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The grants of `[[broker.grants]]` for the users of `[broker.sasl.users]`;
+    /// the error says which grant and what is wrong with it.
+    pub fn new(grants: &[GrantConfig], users: &BTreeSet<String>) -> Result<Authorizer, String> {
+        if grants.is_empty() {
+            return Err(
+                "SASL is on but there is no [[broker.grants]]: every user would be refused everything. \
+                 Give each user a role (sender, loader or admin; see config.toml.example)"
+                    .into(),
+            );
+        }
+        let mut compiled = Vec::with_capacity(grants.len());
+        for (index, grant) in grants.iter().enumerate() {
+            let at = |reason: String| format!("broker.grants[{index}]: {reason}");
+            if grant.users.is_empty() {
+                return Err(at("users is empty".into()));
+            }
+            let everyone = grant.users.iter().any(|u| u == "*");
+            for user in &grant.users {
+                if user != "*" && !users.contains(user) {
+                    return Err(at(format!("user {user:?} is not in [broker.sasl.users]")));
+                }
+            }
+            let mut operations = BTreeSet::new();
+            let mut cluster = grant.cluster;
+            let mut topics = grant.topics.clone();
+            let mut groups = grant.groups.clone();
+            if let Some(name) = &grant.role {
+                let (ops, whole) = role(name).map_err(at)?;
+                operations.extend(ops);
+                if whole {
+                    cluster = true;
+                    topics.push("*".into());
+                    groups.push("*".into());
+                }
+            }
+            for name in &grant.operations {
+                let op = Operation::parse(name).ok_or_else(|| {
+                    at(format!(
+                        "operation {name:?} is not one of produce, consume, describe, create, delete, group"
+                    ))
+                })?;
+                operations.insert(op);
+            }
+            if operations.is_empty() {
+                return Err(at("neither a role nor operations".into()));
+            }
+            let needs = |op: Operation, enough: bool, what: &str| -> Result<(), String> {
+                if operations.contains(&op) && !enough {
+                    return Err(at(format!("{op} but no {what}")));
+                }
+                Ok(())
+            };
+            let (any_topic, any_group) = (!topics.is_empty(), !groups.is_empty());
+            needs(Operation::Produce, any_topic, "topics (name, prefix* or *)")?;
+            needs(Operation::Consume, any_topic, "topics (name, prefix* or *)")?;
+            needs(Operation::Delete, any_topic, "topics (name, prefix* or *)")?;
+            needs(
+                Operation::Create,
+                any_topic || cluster,
+                "topics (name, prefix* or *) and not cluster = true",
+            )?;
+            needs(
+                Operation::Describe,
+                any_topic || any_group || cluster,
+                "topics, groups or cluster = true",
+            )?;
+            needs(Operation::Group, any_group, "groups (name, prefix* or *)")?;
+            let parse_all = |patterns: &[String]| -> Result<Vec<Pattern>, String> {
+                patterns
+                    .iter()
+                    .map(|p| Pattern::parse(p))
+                    .collect::<Result<_, _>>()
+                    .map_err(at)
+            };
+            compiled.push(Grant {
+                users: (!everyone).then(|| grant.users.iter().cloned().collect()),
+                operations,
+                topics: parse_all(&topics)?,
+                groups: parse_all(&groups)?,
+                cluster,
+            });
+        }
+        Ok(Authorizer {
+            enabled: true,
+            grants: compiled,
+            denials: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// May `user` (`None`: no SASL) do `operation` on `resource`? Says nothing.
+    pub fn allows(&self, user: Option<&str>, operation: Operation, resource: Resource<'_>) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let Some(user) = user else { return false };
+        self.grants
+            .iter()
+            .any(|g| g.covers(user) && g.allows(operation, resource))
+    }
+
+    /// As [`Authorizer::allows`]; a denial is counted in
+    /// `relay_broker_authorization_denied_total{operation}` and logged with
+    /// user, operation and resource (once per `DENIAL_LOG_INTERVAL` each).
+    pub fn check(&self, user: Option<&str>, operation: Operation, resource: Resource<'_>) -> bool {
+        if self.allows(user, operation, resource) {
+            return true;
+        }
+        self.denied(user, operation, resource.to_string());
+        false
+    }
+
+    /// May `user` do `operation` on at least one topic (Kafka lets an
+    /// idempotent producer in with WRITE on any topic)? Denials as `check`.
+    pub fn check_any_topic(&self, user: Option<&str>, operation: Operation) -> bool {
+        let allowed = !self.enabled
+            || user.is_some_and(|user| {
+                self.grants
+                    .iter()
+                    .any(|g| g.covers(user) && g.operations.contains(&operation) && (!g.topics.is_empty() || g.cluster))
+            });
+        if !allowed {
+            self.denied(user, operation, "any topic".into());
+        }
+        allowed
+    }
+
+    fn denied(&self, user: Option<&str>, operation: Operation, resource: String) {
+        crate::metrics::authorization_denied(operation.name());
+        let user = user.unwrap_or("");
+        let key = (user.to_owned(), operation, resource.clone());
+        let now = Instant::now();
+        let mut denials = self.denials.lock();
+        let log = match denials.get(&key) {
+            Some(last) => now.duration_since(*last) >= DENIAL_LOG_INTERVAL,
+            None => true,
+        };
+        if log {
+            tracing::warn!(user, %operation, %resource, "not authorized");
+            if denials.len() >= DENIALS_REMEMBERED_MAX {
+                denials.clear();
+            }
+            denials.insert(key, now);
+        }
+    }
+
+    /// Kafka's authorized-operations bit field of `resource` for `user`
+    /// (bit n set: AclOperation n allowed), as Metadata and DescribeGroups
+    /// report it when asked.
+    pub fn authorized_operations(&self, user: Option<&str>, resource: Resource<'_>) -> i32 {
+        Operation::ALL
+            .into_iter()
+            .filter(|op| self.allows(user, *op, resource))
+            .fold(0, |bits, op| bits | (1 << op.kafka_code()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users() -> BTreeSet<String> {
+        ["app", "warehouse", "ops", "qa"].map(String::from).into()
+    }
+
+    fn grant(users: &[&str], role: Option<&str>, ops: &[&str], topics: &[&str], groups: &[&str]) -> GrantConfig {
+        GrantConfig {
+            users: users.iter().map(|s| s.to_string()).collect(),
+            role: role.map(String::from),
+            operations: ops.iter().map(|s| s.to_string()).collect(),
+            topics: topics.iter().map(|s| s.to_string()).collect(),
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+            cluster: false,
+        }
+    }
+
+    fn roles() -> Authorizer {
+        Authorizer::new(
+            &[
+                grant(&["app"], Some("sender"), &[], &["events", "audit-*"], &[]),
+                grant(&["warehouse"], Some("loader"), &[], &["events"], &["loader-*"]),
+                grant(&["ops"], Some("admin"), &[], &[], &[]),
+            ],
+            &users(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_sender_produces_to_its_topics_and_nothing_else() {
+        let a = roles();
+        let app = Some("app");
+        assert!(a.allows(app, Operation::Produce, Resource::Topic("events")));
+        assert!(a.allows(app, Operation::Produce, Resource::Topic("audit-2026")));
+        assert!(a.allows(app, Operation::Describe, Resource::Topic("events")));
+        assert!(!a.allows(app, Operation::Produce, Resource::Topic("payments")));
+        assert!(!a.allows(app, Operation::Consume, Resource::Topic("events")));
+        assert!(!a.allows(app, Operation::Delete, Resource::Topic("events")));
+        assert!(!a.allows(app, Operation::Create, Resource::Topic("events")));
+        assert!(!a.allows(app, Operation::Group, Resource::Group("loader-1")));
+        assert!(!a.allows(app, Operation::Describe, Resource::Cluster));
+    }
+
+    #[test]
+    fn a_loader_consumes_and_joins_its_groups_only() {
+        let a = roles();
+        let w = Some("warehouse");
+        assert!(a.allows(w, Operation::Consume, Resource::Topic("events")));
+        assert!(a.allows(w, Operation::Group, Resource::Group("loader-events")));
+        assert!(a.allows(w, Operation::Describe, Resource::Group("loader-events")));
+        assert!(!a.allows(w, Operation::Group, Resource::Group("other")));
+        assert!(!a.allows(w, Operation::Produce, Resource::Topic("events")));
+        assert!(!a.allows(w, Operation::Describe, Resource::Topic("audit-1")));
+    }
+
+    #[test]
+    fn admin_may_do_everything_and_strangers_nothing() {
+        let a = roles();
+        for op in Operation::ALL {
+            assert!(a.allows(Some("ops"), op, Resource::Cluster), "{op}");
+            assert!(!a.allows(Some("qa"), op, Resource::Topic("events")), "{op}");
+        }
+        assert!(a.allows(Some("ops"), Operation::Delete, Resource::Topic("anything")));
+        assert!(
+            !a.allows(None, Operation::Describe, Resource::Topic("events")),
+            "no user, SASL on"
+        );
+        assert!(Authorizer::open().allows(None, Operation::Delete, Resource::Topic("events")));
+    }
+
+    #[test]
+    fn every_user_and_cluster_create() {
+        let mut creators = grant(&["*"], None, &["create"], &[], &[]);
+        creators.cluster = true;
+        let a = Authorizer::new(&[creators], &users()).unwrap();
+        assert!(a.allows(Some("qa"), Operation::Create, Resource::Topic("new")));
+        assert!(a.allows(Some("qa"), Operation::Describe, Resource::Topic("new")) == false);
+    }
+
+    #[test]
+    fn authorized_operations_are_kafka_bits() {
+        let a = roles();
+        let bits = a.authorized_operations(Some("app"), Resource::Topic("events"));
+        assert_eq!(bits, (1 << 4) | (1 << 8), "WRITE and DESCRIBE");
+    }
+
+    #[test]
+    fn mistakes_are_refused_naming_the_grant() {
+        let u = users();
+        let err = |grants: &[GrantConfig]| Authorizer::new(grants, &u).err().unwrap();
+        assert!(err(&[]).contains("no [[broker.grants]]"));
+        assert!(err(&[grant(&["nobody"], Some("sender"), &[], &["t"], &[])]).contains("\"nobody\" is not in"));
+        assert!(err(&[grant(&["app"], Some("writer"), &[], &["t"], &[])]).contains("role \"writer\""));
+        assert!(err(&[grant(&["app"], None, &["write"], &["t"], &[])]).contains("operation \"write\""));
+        assert!(err(&[grant(&["app"], Some("sender"), &[], &[], &[])]).contains("no topics"));
+        assert!(err(&[grant(&["app"], Some("loader"), &[], &["t"], &[])]).contains("no groups"));
+        assert!(err(&[grant(&["app"], Some("sender"), &[], &["a*b"], &[])]).contains("may only end"));
+        assert!(err(&[
+            grant(&["app"], Some("sender"), &[], &["t"], &[]),
+            grant(&[], Some("sender"), &[], &["t"], &[])
+        ])
+        .starts_with("broker.grants[1]"));
+    }
+}
