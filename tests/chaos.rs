@@ -71,6 +71,9 @@ const GEN_EVENTS_WRITERS: u64 = 2;
 enum Crash {
     /// `kill -9` of a random role (separate processes; the page cache survives).
     Kill,
+    /// As `Kill`, on a SASL broker whose grants give the sender and the
+    /// loader only what their roles need, each logged in as its own user.
+    KillPerRoleUsers,
     /// The sender's machine loses power: its state (registry, rejects) is on
     /// `relay-plugfs`; the broker and the loader keep running.
     SenderPower,
@@ -80,6 +83,48 @@ enum Crash {
     /// `relay up` on one machine that loses power: broker data, sender state
     /// and SQLite all on `relay-plugfs`.
     UpPower,
+}
+
+/// The password of every user of the per-role run.
+const PASSWORD: &str = "chaos with grants";
+
+thread_local! {
+    /// Flags that log this test's own `relay` commands in (as an admin), when
+    /// the broker asks for a login.
+    static ADMIN_FLAGS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `relay ARGS` for the test's own checks, logged in when it must be.
+fn relay_command(args: &[&str]) -> Command {
+    let mut command = Command::new(relay_binary());
+    command.args(args);
+    ADMIN_FLAGS.with(|flags| command.args(flags.borrow().iter()));
+    command
+}
+
+/// The login flags of `user` on the per-role broker.
+fn login_flags(user: &str) -> Vec<String> {
+    [
+        "--security-protocol",
+        "SASL_PLAINTEXT",
+        "--sasl-username",
+        user,
+        "--sasl-password",
+        PASSWORD,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `[broker.sasl]` with users sender, loader and ops, and their grants.
+fn per_role_broker_config() -> String {
+    let credential = support::pki::hash_password(PASSWORD);
+    format!(
+        "[broker.sasl]\n[broker.sasl.users]\nsender = \"{credential}\"\nloader = \"{credential}\"\nops = \"{credential}\"\n\
+         [[broker.grants]]\nusers = [\"sender\"]\nrole = \"sender\"\ntopics = [\"events\"]\n\
+         [[broker.grants]]\nusers = [\"loader\"]\nrole = \"loader\"\ntopics = [\"events\"]\ngroups = [\"chaos-loader\"]\n\
+         [[broker.grants]]\nusers = [\"ops\"]\nrole = \"admin\"\n"
+    )
 }
 
 /// The embedded broker's section for `relay up`.
@@ -234,7 +279,7 @@ fn loaded_rows(warehouse: &Warehouse) -> HashMap<String, Vec<String>> {
 
 fn describe_topic(address: &str) -> Vec<(String, i64)> {
     let describe = run_with_timeout(
-        Command::new(relay_binary()).args(["topics", "describe", "events", "--broker", address]),
+        &mut relay_command(&["topics", "describe", "events", "--broker", address]),
         Duration::from_secs(30),
     );
     String::from_utf8_lossy(&describe.stdout)
@@ -285,7 +330,7 @@ fn wait_until_settled(warehouse: &Warehouse, address: &str, total: i64) {
 /// The topic's records (`relay consume --format json`) whose value is one of `events`.
 fn topic_records_of(address: &str, events: &[&String]) -> HashMap<String, Vec<String>> {
     let consumed = run_with_timeout(
-        Command::new(relay_binary()).args(["consume", "--topic", "events", "--format", "json", "--broker", address]),
+        &mut relay_command(&["consume", "--topic", "events", "--format", "json", "--broker", address]),
         Duration::from_secs(120),
     );
     let mut found: HashMap<String, Vec<String>> = HashMap::new();
@@ -558,7 +603,7 @@ fn cut_power(cut: &mut PowerCut, cycles: u64, victims: &mut [&mut RelayProcess],
 /// How many times the topic holds each line's event (`relay consume`).
 fn sends_per_event(address: &str) -> HashMap<String, usize> {
     let consumed = run_with_timeout(
-        Command::new(relay_binary()).args(["consume", "--topic", "events", "--format", "json", "--broker", address]),
+        &mut relay_command(&["consume", "--topic", "events", "--format", "json", "--broker", address]),
         Duration::from_secs(120),
     );
     let mut sends: HashMap<String, usize> = HashMap::new();
@@ -573,19 +618,19 @@ fn sends_per_event(address: &str) -> HashMap<String, usize> {
 
 fn chaos(warehouse: Warehouse, dir: &Path, crash: Crash) {
     let cycles = match crash {
-        Crash::Kill => knob("RELAY_CHAOS_CYCLES", 10),
+        Crash::Kill | Crash::KillPerRoleUsers => knob("RELAY_CHAOS_CYCLES", 10),
         _ => support::power::cycles(10) as u64,
     };
     let seed = knob("RELAY_CHAOS_SEED", 0x00c0_ffee);
     // Writing lasts about as long as the kills (0.9 s apart on average), or
     // the power cuts (1.25 s apart).
     let events_per_writer = match crash {
-        Crash::Kill => 2_700 + cycles * 700,
+        Crash::Kill | Crash::KillPerRoleUsers => 2_700 + cycles * 700,
         _ => 2_700 + cycles * 1_000,
     };
     let started = Instant::now();
     let mut cut = match crash {
-        Crash::Kill => None,
+        Crash::Kill | Crash::KillPerRoleUsers => None,
         _ => match PowerCut::new(&dir.join("disk"), &format!("chaos {crash:?}")) {
             Some(mut cut) => {
                 cut.power_on();
@@ -607,26 +652,34 @@ fn chaos(warehouse: Warehouse, dir: &Path, crash: Crash) {
         let up = RelayProcess::start(vec!["up".into(), "--config".into(), config], &dir.join("up.log"));
         ((Roles::Up(up), writers), address)
     } else {
-        let broker = BrokerProcess::start(dir, "");
+        let per_role = crash == Crash::KillPerRoleUsers;
+        let broker = BrokerProcess::start(
+            dir,
+            &if per_role {
+                per_role_broker_config()
+            } else {
+                String::new()
+            },
+        );
         let address = broker.address.clone();
+        if per_role {
+            ADMIN_FLAGS.with(|flags| *flags.borrow_mut() = login_flags("ops"));
+        }
         let created = run_with_timeout(
-            Command::new(relay_binary()).args([
-                "topics",
-                "create",
-                "events",
-                "--partitions",
-                "4",
-                "--broker",
-                &address,
-            ]),
+            &mut relay_command(&["topics", "create", "events", "--partitions", "4", "--broker", &address]),
             Duration::from_secs(30),
         );
         assert!(created.status.success());
         let config = config(dir, &state, &warehouse, "").display().to_string();
         let client_args = |role: &str| {
-            [role, "--broker", &address, "--config", &config]
+            let mut args = [role, "--broker", &address, "--config", &config]
                 .map(str::to_owned)
-                .to_vec()
+                .to_vec();
+            if per_role {
+                // Each role as its own user: "send" logs in as sender, "load" as loader.
+                args.extend(login_flags(if role == "send" { "sender" } else { "loader" }));
+            }
+            args
         };
         let writers = Writers::start(&logs, events_per_writer, seed);
         let sender = RelayProcess::start(client_args("send"), &dir.join("send.log"));
@@ -643,7 +696,7 @@ fn chaos(warehouse: Warehouse, dir: &Path, crash: Crash) {
         }
     };
     let crashes = match (crash, processes, cut.as_mut()) {
-        (Crash::Kill, Roles::Separate { broker, sender, loader }, _) => {
+        (Crash::Kill | Crash::KillPerRoleUsers, Roles::Separate { broker, sender, loader }, _) => {
             let kills = kill_and_restart(cycles, seed, broker, sender, loader);
             format!(
                 "{cycles} kills (broker {}, sender {}, loader {})",
@@ -738,6 +791,11 @@ fn chaos_keeping_failures(warehouse: impl FnOnce(&Path) -> Warehouse, crash: Cra
 #[test]
 fn chaos_with_sqlite_loses_and_duplicates_nothing() {
     chaos_keeping_failures(Warehouse::sqlite, Crash::Kill);
+}
+
+#[test]
+fn chaos_with_per_role_users_loses_and_duplicates_nothing() {
+    chaos_keeping_failures(Warehouse::sqlite, Crash::KillPerRoleUsers);
 }
 
 #[test]
