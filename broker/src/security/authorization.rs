@@ -391,8 +391,21 @@ impl Authorizer {
     /// (bit n set: AclOperation n allowed), as Metadata and DescribeGroups
     /// report it when asked.
     pub fn authorized_operations(&self, user: Option<&str>, resource: Resource<'_>) -> i32 {
-        Operation::ALL
-            .into_iter()
+        // Only the operations that exist for the resource's kind, as Kafka reports them.
+        let applicable: &[Operation] = match resource {
+            Resource::Topic(_) => &[
+                Operation::Produce,
+                Operation::Consume,
+                Operation::Describe,
+                Operation::Create,
+                Operation::Delete,
+            ],
+            Resource::Group(_) => &[Operation::Group, Operation::Describe],
+            Resource::Cluster => &[Operation::Describe, Operation::Create],
+        };
+        applicable
+            .iter()
+            .copied()
             .filter(|op| self.allows(user, *op, resource))
             .fold(0, |bits, op| bits | (1 << op.kafka_code()))
     }
@@ -477,7 +490,8 @@ mod tests {
         creators.cluster = true;
         let a = Authorizer::new(&[creators], &users()).unwrap();
         assert!(a.allows(Some("qa"), Operation::Create, Resource::Topic("new")));
-        assert!(a.allows(Some("qa"), Operation::Describe, Resource::Topic("new")) == false);
+        // Create on the cluster is not describe of every topic.
+        assert!(!a.allows(Some("qa"), Operation::Describe, Resource::Topic("new")));
     }
 
     #[test]
@@ -485,6 +499,17 @@ mod tests {
         let a = roles();
         let bits = a.authorized_operations(Some("app"), Resource::Topic("events"));
         assert_eq!(bits, (1 << 4) | (1 << 8), "WRITE and DESCRIBE");
+        let open = Authorizer::open();
+        assert_eq!(
+            open.authorized_operations(None, Resource::Group("g")),
+            (1 << 3) | (1 << 8),
+            "READ and DESCRIBE"
+        );
+        assert_eq!(
+            open.authorized_operations(None, Resource::Cluster),
+            (1 << 5) | (1 << 8),
+            "CREATE and DESCRIBE"
+        );
     }
 
     #[test]

@@ -45,15 +45,23 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: DeleteTopicsRequ
             results.push(result);
             continue;
         };
-        result.name = Some(TopicName(text(&name)));
+        let by_id = version >= 6 && !id.is_nil();
         if !meta.may(ctx, Operation::Delete, Resource::Topic(&name)) {
+            // Asked by id, the name is not revealed to a user refused it (as Kafka).
+            result.name = (!by_id).then(|| TopicName(text(&name)));
             result.error_code = ResponseError::TopicAuthorizationFailed.code();
             if version >= 5 {
-                result.error_message = Some(text(&format!("not authorized to delete topic {name:?}")));
+                let what = if by_id {
+                    "this topic".to_owned()
+                } else {
+                    format!("topic {name:?}")
+                };
+                result.error_message = Some(text(&format!("not authorized to delete {what}")));
             }
             results.push(result);
             continue;
         }
+        result.name = Some(TopicName(text(&name)));
         let (topics, store, deleting) = (
             Arc::clone(&ctx.topics),
             Arc::clone(ctx.coordinator.store()),

@@ -173,8 +173,10 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: FetchRequest) ->
                 let name = topic
                     .as_ref()
                     .map_or_else(|| t.topic.to_string(), |known| known.name.clone());
+                // An id that names no topic is UNKNOWN_TOPIC_ID, whoever asks (as Kafka).
+                let unknown_id = version >= 13 && topic.is_none();
                 WantedTopic {
-                    denied: !meta.may(ctx, Operation::Consume, Resource::Topic(&name)),
+                    denied: !unknown_id && !meta.may(ctx, Operation::Consume, Resource::Topic(&name)),
                     name: t.topic,
                     id: t.topic_id,
                     topic,

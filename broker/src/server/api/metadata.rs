@@ -108,6 +108,8 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: MetadataRequest)
                         Some(topic) if !meta.may(ctx, Operation::Describe, Resource::Topic(&topic.name)) => {
                             let mut denied = failed(None, ResponseError::TopicAuthorizationFailed);
                             denied.topic_id = wanted.topic_id;
+                            // Asked by id: the name is not revealed (as Kafka).
+                            denied.name = None;
                             denied
                         }
                         Some(topic) => describe(&topic, version),

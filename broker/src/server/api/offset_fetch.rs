@@ -120,12 +120,33 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetFetchRequest) ->
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
+    let requested = wanted.clone();
     let found = lookup(ctx, meta, request.group_id.as_str(), wanted);
     if let Err(error) = found {
-        // v2+ carry a top-level error; v1 can only say it per partition, of none.
         let mut response = OffsetFetchResponse::default();
         if version >= 2 {
             response.error_code = error.code();
+        } else {
+            // v0-v1 have no top-level error: each requested partition carries it (as Kafka).
+            response.topics = requested
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let partitions = partitions
+                        .into_iter()
+                        .map(|index| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_committed_offset(-1)
+                                .with_metadata(Some(text("")))
+                                .with_error_code(error.code())
+                        })
+                        .collect();
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(text(&topic)))
+                        .with_partitions(partitions)
+                })
+                .collect();
         }
         return meta.encode(&response);
     }

@@ -90,7 +90,9 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ProduceRequest) 
         let name = topic
             .as_ref()
             .map_or_else(|| topic_data.name.to_string(), |t| t.name.clone());
-        let allowed = meta.may(ctx, Operation::Produce, Resource::Topic(&name));
+        // An id that names no topic is UNKNOWN_TOPIC_ID, whoever asks (as Kafka).
+        let unknown_id = meta.version >= 13 && topic.is_none();
+        let allowed = unknown_id || meta.may(ctx, Operation::Produce, Resource::Topic(&name));
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for partition in topic_data.partition_data {
             let outcome = match (&refusal, topic.as_ref().and_then(|t| t.partition(partition.index))) {
@@ -99,6 +101,7 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ProduceRequest) 
                     ResponseError::TopicAuthorizationFailed,
                     format!("not authorized to produce to topic {name:?}"),
                 )),
+                (None, None) if unknown_id => Err((ResponseError::UnknownTopicId, "no topic has this id".into())),
                 (None, None) => Err((
                     ResponseError::UnknownTopicOrPartition,
                     "no such topic or partition".into(),
