@@ -199,6 +199,14 @@ pub struct LoadArgs {
     /// Exit once every partition is loaded up to its end (a one-shot backfill).
     #[arg(long)]
     pub until_end: bool,
+    /// Load only this table of the [[load]] section's routes (every route is
+    /// still evaluated in order): backfill a table added later, with its own --group.
+    #[arg(long, value_name = "TABLE")]
+    pub only_table: Option<String>,
+    /// What the records are, for a loader described by flags alone: json (the
+    /// whole event in a json column `event`) or text (each line in a text column `line`).
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]

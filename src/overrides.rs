@@ -44,7 +44,9 @@ pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig
         || args.group.is_some()
         || args.warehouse.is_some()
         || args.table.is_some()
-        || args.from.is_some();
+        || args.from.is_some()
+        || args.only_table.is_some()
+        || args.format.is_some();
     let mut loaders = config.load.clone();
     if args.until_end {
         for loader in &mut loaders {
@@ -54,6 +56,9 @@ pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig
     if !any_flag {
         if loaders.is_empty() {
             return Err("nothing to load: give --topic, --group, --warehouse and --table, or a --config file with [[load]] sections".into());
+        }
+        for loader in &loaders {
+            loader.validate()?;
         }
         return Ok(loaders);
     }
@@ -79,7 +84,15 @@ pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig
             if !missing.is_empty() {
                 return Err(format!("missing {}", missing.join(", ")));
             }
-            LoaderConfig::whole_event(Vec::new(), "", "", "")
+            match args.format.as_deref() {
+                None | Some("json") => LoaderConfig::whole_event(Vec::new(), "", "", ""),
+                Some("text") => LoaderConfig::text_lines(Vec::new(), "", "", ""),
+                Some(other) => {
+                    return Err(format!(
+                        "--format {other:?}: json or text (a regex needs a --config file: format = \"regex\")"
+                    ))
+                }
+            }
         }
     };
     if let Some(topic) = &args.topic {
@@ -96,6 +109,9 @@ pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig
     }
     if let Some(from) = &args.from {
         loader.from = Some(from.clone());
+    }
+    if let Some(only) = &args.only_table {
+        loader.only_table = Some(only.clone());
     }
     loader.until_end |= args.until_end;
     loader.validate()?;

@@ -85,6 +85,14 @@ enum Crash {
     UpPower,
 }
 
+/// The writer whose events a route sends to [`ROUTED_TABLE`].
+const ROUTED_WRITER: u64 = 4;
+const ROUTED_TABLE: &str = "writer4";
+/// The rows of both tables, as one (the columns the checks read).
+const ALL_ROWS: &str = "(SELECT relay_partition, relay_offset, relay_source_file, relay_source_position, dedup_key, event \
+     FROM events UNION ALL SELECT relay_partition, relay_offset, relay_source_file, relay_source_position, dedup_key, event \
+     FROM writer4) AS all_rows";
+
 /// The password of every user of the per-role run.
 const PASSWORD: &str = "chaos with grants";
 
@@ -179,6 +187,24 @@ type = "bigint"
 name = "ts"
 pointer = "/ts"
 type = "timestamptz"
+
+# Routes: writer 4's events go to a table of their own, in the same
+# transaction as the rest (exact counts per table are checked).
+[[load.route]]
+table = "{ROUTED_TABLE}"
+when = {{ pointer = "/writer", equals = {ROUTED_WRITER} }}
+metadata = ["partition", "offset", "source_file", "source_position"]
+
+[[load.route.columns]]
+name = "event"
+pointer = ""
+type = "json"
+nullable = false
+
+[[load.route.columns]]
+name = "uuid"
+pointer = "/uuid"
+type = "uuid"
 "#,
             logs = dir.join("logs").display(),
             state = state.display(),
@@ -257,7 +283,7 @@ fn written_lines(logs: &Path) -> HashMap<String, Vec<Written>> {
 fn loaded_rows(warehouse: &Warehouse) -> HashMap<String, Vec<String>> {
     let text = |column: &str| format!("COALESCE(CAST({column} AS TEXT), '')");
     let rows = warehouse.column(&format!(
-        "SELECT {} || '|' || {} || '|' || {} || '|' || {} || '|' || {} || '|' || CAST(event AS TEXT) FROM events",
+        "SELECT {} || '|' || {} || '|' || {} || '|' || {} || '|' || {} || '|' || CAST(event AS TEXT) FROM {ALL_ROWS}",
         text("relay_partition"),
         text("relay_offset"),
         text("relay_source_file"),
@@ -308,7 +334,7 @@ fn wait_until_settled(warehouse: &Warehouse, address: &str, total: i64) {
     while Instant::now() < deadline && last_change.elapsed() < STALL_MAX {
         let end: i64 = describe_topic(address).iter().map(|(_, end)| end).sum();
         let now = (
-            warehouse.count("SELECT COUNT(*) FROM events"),
+            warehouse.count(&format!("SELECT COUNT(*) FROM {ALL_ROWS}")),
             end,
             loaded_offsets(warehouse),
         );
@@ -742,6 +768,21 @@ fn chaos(warehouse: Warehouse, dir: &Path, crash: Crash) {
         );
     }
     assert_eq!(warehouse.count("SELECT COUNT(*) FROM relay_rejects"), 0);
+    // The route: exactly writer 4's lines in its table, none of them in events.
+    assert_eq!(
+        warehouse.count(&format!("SELECT COUNT(*) FROM {ROUTED_TABLE}")),
+        events_per_writer as i64,
+        "{ROUTED_TABLE} holds writer {ROUTED_WRITER}'s lines, each once"
+    );
+    let in_default = match &warehouse {
+        Warehouse::Sqlite(_) => "SELECT COUNT(*) FROM events WHERE json_extract(event, '$.writer') = 4",
+        Warehouse::Postgres(_) => "SELECT COUNT(*) FROM events WHERE (event->>'writer')::bigint = 4",
+    };
+    assert_eq!(
+        warehouse.count(in_default),
+        0,
+        "writer {ROUTED_WRITER}'s lines stay out of events"
+    );
     assert!(
         sender_rejects.is_empty(),
         "the sender rejected nothing:\n{sender_rejects}"

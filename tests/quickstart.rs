@@ -1,7 +1,9 @@
 //! The README's first command: `relay up --config config.toml.example
 //! --gen-events 200` in a fresh directory puts rows in ./warehouse.db within
-//! 30 seconds and stops cleanly on SIGTERM. (The example's port is swapped
-//! for a free one so the test never collides with a running Relay.)
+//! 30 seconds, routed by event type into logins, purchases, matches and the
+//! catch-all events table, each event once, and stops cleanly on SIGTERM.
+//! (The example's port is swapped for a free one so the test never collides
+//! with a running Relay.)
 
 mod support;
 
@@ -36,7 +38,7 @@ fn relay_up_with_the_example_config_fills_the_warehouse_within_30_seconds() {
     let started = Instant::now();
     let rows = loop {
         let rows: i64 = rusqlite::Connection::open(&warehouse)
-            .and_then(|c| c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)))
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM purchases", [], |r| r.get(0)))
             .unwrap_or(0);
         if rows > 0 {
             break rows;
@@ -61,20 +63,44 @@ fn relay_up_with_the_example_config_fills_the_warehouse_within_30_seconds() {
         std::fs::read_to_string(dir.path().join("up.log")).unwrap_or_default()
     );
     let connection = rusqlite::Connection::open(&warehouse).unwrap();
-    let (total, distinct): (i64, i64) = connection
-        .query_row("SELECT COUNT(*), COUNT(DISTINCT uuid) FROM events", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!(total, distinct);
-    let typed: i64 = connection
-        .query_row(
-            "SELECT COUNT(*) FROM events WHERE event_type IS NOT NULL AND occurred_at LIKE '20%Z'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let count = |sql: &str| -> i64 { connection.query_row(sql, [], |r| r.get(0)).unwrap() };
+    // Every table holds only its types, each event once across all of them.
+    let all = "SELECT uuid, occurred_at FROM events UNION ALL SELECT uuid, occurred_at FROM logins \
+               UNION ALL SELECT uuid, occurred_at FROM purchases UNION ALL SELECT uuid, occurred_at FROM matches";
+    let total = count(&format!("SELECT COUNT(*) FROM ({all})"));
+    let distinct = count(&format!("SELECT COUNT(DISTINCT uuid) FROM ({all})"));
+    assert_eq!(total, distinct, "an event in two tables, or twice in one");
+    let typed = count(&format!("SELECT COUNT(*) FROM ({all}) WHERE occurred_at LIKE '20%Z'"));
     assert_eq!(typed, total, "typed columns are filled");
+    for (table, types) in [
+        ("logins", "'login', 'logout'"),
+        ("purchases", "'purchase'"),
+        ("matches", "'match_start', 'match_end'"),
+    ] {
+        let column = if table == "purchases" {
+            "'purchase'"
+        } else {
+            "event_type"
+        };
+        assert!(count(&format!("SELECT COUNT(*) FROM {table}")) > 0, "{table} is empty");
+        assert_eq!(
+            count(&format!("SELECT COUNT(*) FROM {table} WHERE {column} NOT IN ({types})")),
+            0,
+            "{table}"
+        );
+    }
+    assert_eq!(
+        count("SELECT COUNT(*) FROM events WHERE event_type <> 'level_up'"),
+        0,
+        "the default table takes the rest"
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM relay_rejects"), 0);
+    // The generator's file holds each event once: every line is in a table.
+    let mut lines = 0;
+    for entry in std::fs::read_dir(dir.path().join("logs")).unwrap() {
+        lines += std::fs::read_to_string(entry.unwrap().path()).unwrap().lines().count() as i64;
+    }
+    assert_eq!(total, lines, "every generated line is loaded once");
     assert!(
         dir.path().join("data/events-0/clean-shutdown").exists(),
         "the broker shut down cleanly"

@@ -53,9 +53,28 @@ pub struct ColumnSpec {
     /// Whether a missing or null value is allowed (else the record is rejected).
     #[serde(default = "yes")]
     pub nullable: bool,
+    /// How a `timestamptz` column's text is read (default RFC 3339; a number
+    /// is milliseconds since the epoch).
+    #[serde(default)]
+    pub time_format: TimeFormat,
 }
 
-fn yes() -> bool {
+/// How a timestamp is written in the event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeFormat {
+    /// `2026-01-01T00:00:00Z` (and a number: milliseconds since the epoch).
+    #[default]
+    Rfc3339,
+    /// Common Log Format, as nginx and Apache write it: `10/Oct/2000:13:55:36 -0700`.
+    Clf,
+    /// Seconds since the epoch, as a number or text.
+    EpochSeconds,
+    /// Milliseconds since the epoch, as a number or text.
+    EpochMillis,
+}
+
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -114,7 +133,26 @@ pub struct LoaderConfig {
     pub group: String,
     /// `sqlite:///path/file.db` or `postgres://user@host:port/db`.
     pub warehouse: String,
+    /// The default table: what no route takes (empty: no default table).
+    #[serde(default)]
     pub table: String,
+    /// `[[load.route]]`: events matching a condition go to a table of their own.
+    #[serde(default)]
+    pub route: Vec<crate::route::RouteConfig>,
+    /// What a record's value is: json (default), text, regex.
+    #[serde(default)]
+    pub format: crate::format::Format,
+    /// With `format = "regex"`: the pattern, whose named captures are the
+    /// event's fields.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// The pattern's name in rejects (`does not match pattern NAME`).
+    #[serde(default)]
+    pub pattern_name: Option<String>,
+    /// Write only this table's rows (every route is still evaluated in
+    /// order): a backfill of a table added later, with its own group.
+    #[serde(default)]
+    pub only_table: Option<String>,
     #[serde(default)]
     pub columns: Vec<ColumnSpec>,
     #[serde(default)]
@@ -166,7 +204,7 @@ pub enum OnGap {
     Stop,
 }
 
-fn dedup_key_default() -> String {
+pub(crate) fn dedup_key_default() -> String {
     DEDUP_KEY_DEFAULT.to_owned()
 }
 fn batch_records_max_default() -> usize {
@@ -204,6 +242,11 @@ impl LoaderConfig {
             group: group.to_owned(),
             warehouse: warehouse.to_owned(),
             table: table.to_owned(),
+            route: Vec::new(),
+            format: crate::format::Format::Json,
+            regex: None,
+            pattern_name: None,
+            only_table: None,
             columns: Vec::new(),
             metadata: Vec::new(),
             dedup_key: DEDUP_KEY_DEFAULT.to_owned(),
@@ -228,12 +271,74 @@ impl LoaderConfig {
             pointer: String::new(),
             column_type: ColumnType::Json,
             nullable: false,
+            time_format: TimeFormat::default(),
         }];
         config.metadata = vec![
             MetadataColumn::Topic,
             MetadataColumn::Partition,
             MetadataColumn::Offset,
             MetadataColumn::RecordTimestamp,
+        ];
+        config
+    }
+
+    /// The default table (the section's own `table` and columns), if set.
+    pub fn default_table(&self) -> Option<crate::route::TableSpec> {
+        (!self.table.is_empty()).then(|| crate::route::TableSpec {
+            table: self.table.clone(),
+            columns: self.columns.clone(),
+            metadata: self.metadata.clone(),
+            dedup_key: self.dedup_key.clone(),
+            create_table: self.create_table,
+        })
+    }
+
+    /// Every table this loader writes: the routes' in order, then the default.
+    pub fn tables(&self) -> Vec<crate::route::TableSpec> {
+        crate::route::Router::new(self).tables().to_vec()
+    }
+
+    /// The loader's name in logs, metrics and errors: its default table, or
+    /// its tables joined with `+`, with `only_table` when set.
+    pub fn label(&self) -> String {
+        if let Some(only) = &self.only_table {
+            return only.clone();
+        }
+        if !self.table.is_empty() {
+            return self.table.clone();
+        }
+        self.route
+            .iter()
+            .map(|r| r.table.as_str())
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+
+    /// The parser of this loader's records.
+    pub fn parser(&self) -> Result<crate::format::Parser, String> {
+        crate::format::Parser::new(self.format, self.regex.as_deref(), self.pattern_name.as_deref())
+    }
+
+    /// What `relay load --format text` builds from flags alone: each line
+    /// in a text column `line`, plus where it came from (keyed by its source
+    /// position, so a line sent twice loads once).
+    pub fn text_lines(topics: Vec<String>, group: &str, warehouse: &str, table: &str) -> Self {
+        let mut config = Self::new(topics, group, warehouse, table);
+        config.format = crate::format::Format::Text;
+        config.columns = vec![ColumnSpec {
+            name: crate::format::TEXT_LINE_KEY.into(),
+            pointer: format!("/{}", crate::format::TEXT_LINE_KEY),
+            column_type: ColumnType::Text,
+            nullable: false,
+            time_format: TimeFormat::default(),
+        }];
+        config.metadata = vec![
+            MetadataColumn::Topic,
+            MetadataColumn::Partition,
+            MetadataColumn::Offset,
+            MetadataColumn::RecordTimestamp,
+            MetadataColumn::SourceFile,
+            MetadataColumn::SourcePosition,
         ];
         config
     }
@@ -255,7 +360,7 @@ impl LoaderConfig {
     pub fn start_position(&self) -> Result<StartPosition, String> {
         match &self.from {
             Some(from) => {
-                parse_start_position(from).map_err(|e| format!("[[load]] for table {}: from: {e}", self.table))
+                parse_start_position(from).map_err(|e| format!("[[load]] for table {}: from: {e}", self.label()))
             }
             None => Ok(StartPosition::Earliest),
         }
@@ -269,34 +374,70 @@ impl LoaderConfig {
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !name.starts_with(|c: char| c.is_ascii_digit())
         };
-        if !identifier(&self.table) {
-            return Err(format!(
-                "table name {:?} must be 1-63 characters of a-z, 0-9 and _",
-                self.table
-            ));
+        if self.table.is_empty() && self.route.is_empty() {
+            return Err("[[load]]: no table (set table, or [[load.route]] sections with their tables)".into());
         }
-        let mut names = std::collections::HashSet::new();
-        for column in &self.columns {
-            if !identifier(&column.name) || column.name == "dedup_key" {
-                return Err(format!("column name {:?} is not allowed", column.name));
-            }
-            if !column.pointer.is_empty() && !column.pointer.starts_with('/') {
+        if self.table.is_empty() && (!self.columns.is_empty() || !self.metadata.is_empty()) {
+            return Err(
+                "[[load]]: columns without a table (the section's own columns belong to its default table)".into(),
+            );
+        }
+        let mut tables = std::collections::HashSet::new();
+        for spec in self.tables() {
+            if !identifier(&spec.table) || spec.table.starts_with("relay_") {
                 return Err(format!(
-                    "column {}: pointer {:?} must start with '/'",
-                    column.name, column.pointer
+                    "table name {:?} must be 1-63 characters of a-z, 0-9 and _, not starting with relay_",
+                    spec.table
                 ));
             }
-            if !names.insert(column.name.clone()) {
-                return Err(format!("column {} appears twice", column.name));
+            if !tables.insert(spec.table.clone()) {
+                return Err(format!(
+                    "table {} is the target of two routes; give one route the conditions of both (in = [...])",
+                    spec.table
+                ));
+            }
+            let mut names = std::collections::HashSet::new();
+            for column in &spec.columns {
+                if !identifier(&column.name) || column.name == "dedup_key" {
+                    return Err(format!(
+                        "table {}: column name {:?} is not allowed",
+                        spec.table, column.name
+                    ));
+                }
+                if !column.pointer.is_empty() && !column.pointer.starts_with('/') {
+                    return Err(format!(
+                        "table {}: column {}: pointer {:?} must start with '/'",
+                        spec.table, column.name, column.pointer
+                    ));
+                }
+                if !names.insert(column.name.clone()) {
+                    return Err(format!("table {}: column {} appears twice", spec.table, column.name));
+                }
             }
         }
+        for route in &self.route {
+            route
+                .when
+                .validate()
+                .map_err(|e| format!("route to table {}: {e}", route.table))?;
+        }
+        if let Some(only) = &self.only_table {
+            if !tables.contains(only) {
+                return Err(format!(
+                    "only_table = {only:?} is not one of this loader's tables ({})",
+                    tables.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        self.parser()
+            .map_err(|e| format!("[[load]] for table {}: {e}", self.label()))?;
         if self.topics.is_empty() {
-            return Err(format!("[[load]] for table {}: no topic", self.table));
+            return Err(format!("[[load]] for table {}: no topic", self.label()));
         }
         if self.warehouse == "sqlite://" || self.warehouse.trim().is_empty() {
             return Err(format!(
                 "[[load]] for table {}: warehouse {:?} names no database (sqlite:///path/to/file.db or postgres://user@host:port/db)",
-                self.table, self.warehouse
+                self.label(), self.warehouse
             ));
         }
         self.start_position()?;

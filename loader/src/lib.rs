@@ -5,7 +5,11 @@
 //! # Layout
 //! - [`config`]: what to load where: columns (JSON pointer + type), metadata
 //!   columns, the dedup key, batch bounds.
-//! - [`transform`]: one record (a JSON line) into a typed row, or a reject.
+//! - [`format`]: a record's value (JSON, a text line, a line matched by a
+//!   regex) into one event object.
+//! - [`route`]: which table an event goes to (`[[load.route]]`).
+//! - [`transform`]: one record into a typed row of its table, a reject, or
+//!   skipped by rule.
 //! - [`sink`]: the warehouse: SQLite (rusqlite, WAL) or PostgreSQL (binary
 //!   COPY into a staging table, then insert ignoring duplicates), with the
 //!   offsets compare-and-set that fences a stale loader.
@@ -17,8 +21,10 @@
 //! Layers look only down: loader → (consumer, sink) ; sink → transform's rows.
 
 pub mod config;
+pub mod format;
 pub mod isolate;
 pub mod loader;
 pub mod metrics;
+pub mod route;
 pub mod sink;
 pub mod transform;

@@ -13,8 +13,9 @@
 use crate::config::LoaderConfig;
 use crate::isolate;
 use crate::metrics::LoaderMetrics;
+use crate::route::Routed;
 use crate::sink::{Batch, OffsetAdvance, Sink, SinkError};
-use crate::transform::{reject_of, transform};
+use crate::transform::{reject_of, transform, Loading, Transformed};
 use relay_client::consumer::{Consumer, ConsumerConfig, Resume, TopicPartition};
 use relay_client::records::ConsumerRecord;
 use relay_client::{ClientError, Cluster};
@@ -89,6 +90,8 @@ async fn open_sink(config: &LoaderConfig) -> Result<Sink, LoaderError> {
 
 pub struct Loader {
     config: LoaderConfig,
+    /// The parser and the routes, compiled once.
+    loading: Loading,
     /// For the partitions' start offsets when a position jumps.
     cluster: Arc<Cluster>,
     consumer: Consumer,
@@ -105,6 +108,7 @@ pub struct Loader {
 impl Loader {
     pub async fn new(cluster: Arc<Cluster>, config: LoaderConfig) -> Result<Self, LoaderError> {
         config.validate().map_err(LoaderError::Config)?;
+        let loading = Loading::new(&config).map_err(LoaderError::Config)?;
         let start = config.start_position().map_err(LoaderError::Config)?;
         let sink = open_sink(&config).await?;
         let mut consumer_config = ConsumerConfig::new(config.topics.clone(), Some(config.group.clone()));
@@ -116,9 +120,10 @@ impl Loader {
         // must get everything from the start).
         consumer_config.resume = Resume::FromStartPosition;
         let consumer = Consumer::new(Arc::clone(&cluster), consumer_config).await?;
-        let config_table = config.table.clone();
+        let config_table = config.label();
         Ok(Self {
             config,
+            loading,
             cluster,
             consumer,
             sink,
@@ -134,7 +139,7 @@ impl Loader {
     /// the topic holds (at most [`STOP_DRAIN_WAIT_MAX`]) and commits the
     /// batch in hand; with `until_end` it also stops by itself once caught up.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), LoaderError> {
-        tracing::info!(group = %self.config.group, topics = ?self.config.topics, table = %self.config.table, "loader started");
+        tracing::info!(group = %self.config.group, topics = ?self.config.topics, table = %self.config.label(), "loader started");
         let mut pending: Vec<ConsumerRecord> = Vec::new();
         // First pending offset per partition, for the lag of partitions the
         // warehouse has no offset for yet.
@@ -332,6 +337,7 @@ impl Loader {
         // The record of each row, to reject it if the warehouse refuses it.
         let mut sources: Vec<&ConsumerRecord> = Vec::new();
         let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        let mut unrouted = 0u64;
         for record in &records {
             let tp = TopicPartition {
                 topic: record.topic.clone(),
@@ -341,12 +347,14 @@ impl Loader {
                 continue; // not ours any more
             }
             next.insert(tp, record.offset + 1);
-            match transform(&self.config, record) {
-                Ok(row) => {
+            match transform(&self.loading, record) {
+                Transformed::Row(row) => {
                     batch.rows.push(row);
                     sources.push(record);
                 }
-                Err(reject) => batch.rejects.push(reject),
+                Transformed::Reject(reject) => batch.rejects.push(reject),
+                Transformed::Skipped(Routed::Unrouted) => unrouted += 1,
+                Transformed::Skipped(_) => {}
             }
         }
         batch.gaps = self.gaps(&records).await?;
@@ -402,6 +410,7 @@ impl Loader {
             .rows_rejected
             .fetch_add(batch.rejects.len() as u64, Ordering::Relaxed);
         self.metrics.batches.increment(1);
+        self.metrics.records_unrouted.increment(unrouted);
         self.metrics.rows_loaded.increment(batch.rows.len() as u64);
         self.metrics.rows_rejected.increment(batch.rejects.len() as u64);
         if !batch.rejects.is_empty() {
@@ -452,12 +461,13 @@ impl Loader {
             return Ok(());
         }
         for (index, why) in refused.iter().rev() {
-            batch.rows.remove(*index);
+            let row = batch.rows.remove(*index);
+            let table = &self.loading.tables()[row.table].table;
             let record = sources.remove(*index);
             tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason = %why, "row refused by the warehouse; recorded in relay_rejects");
             batch
                 .rejects
-                .push(reject_of(record, format!("refused by the warehouse: {why}")));
+                .push(reject_of(record, table, format!("refused by the warehouse: {why}")));
         }
         Ok(())
     }

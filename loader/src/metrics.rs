@@ -16,6 +16,7 @@ pub const LAG: &str = "relay_loader_lag";
 pub const WAREHOUSE_UP: &str = "relay_loader_warehouse_up";
 pub const RECORDS_LOST: &str = "relay_loader_records_lost_total";
 pub const FETCH_ERRORS: &str = "relay_loader_fetch_errors_total";
+pub const RECORDS_UNROUTED: &str = "relay_loader_records_unrouted_total";
 
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
@@ -31,6 +32,11 @@ pub fn describe() {
         "Records written to relay_rejects instead of the table."
     );
     describe_counter!(BATCHES, Unit::Count, "Transactions committed.");
+    describe_counter!(
+        RECORDS_UNROUTED,
+        Unit::Count,
+        "Records skipped by rule: no route took them and the loader has no default table."
+    );
     describe_counter!(
         WAREHOUSE_ERRORS,
         Unit::Count,
@@ -69,6 +75,7 @@ pub struct LoaderMetrics {
     pub rows_loaded: Counter,
     pub rows_rejected: Counter,
     pub batches: Counter,
+    pub records_unrouted: Counter,
     pub warehouse_errors: Counter,
     pub fetch_errors: Counter,
     transaction_latency: Histogram,
@@ -82,6 +89,7 @@ impl LoaderMetrics {
             rows_loaded: counter!(ROWS_LOADED, &label),
             rows_rejected: counter!(ROWS_REJECTED, &label),
             batches: counter!(BATCHES, &label),
+            records_unrouted: counter!(RECORDS_UNROUTED, &label),
             warehouse_errors: counter!(WAREHOUSE_ERRORS, &label),
             fetch_errors: counter!(FETCH_ERRORS, &label),
             transaction_latency: histogram!(TRANSACTION_LATENCY, &label),

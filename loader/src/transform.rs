@@ -1,9 +1,13 @@
-//! A record into a row: its value is parsed as JSON and each configured
-//! column is read by JSON pointer and checked against its type. A record
-//! that is not a JSON object, or a value that does not fit its column,
-//! becomes a reject with the reason; it never stops the loader.
+//! A record into a row of its table: its value becomes an event object
+//! ([`crate::format`]), the routes pick the table ([`crate::route`]), and
+//! each of that table's columns is read by JSON pointer and checked against
+//! its type. A record that does not parse, or a value that does not fit its
+//! column, becomes a reject naming the table it was meant for; an event no
+//! route takes is skipped by rule (counted). Nothing here stops the loader.
 
-use crate::config::{ColumnSpec, ColumnType, LoaderConfig, MetadataColumn};
+use crate::config::{ColumnSpec, ColumnType, LoaderConfig, MetadataColumn, TimeFormat};
+use crate::format::{parse_clf_time, Parser};
+use crate::route::{Routed, Router, TableSpec};
 use relay_client::records::ConsumerRecord;
 use relay_client::time::parse_rfc3339_ms;
 use relay_proto::source_headers::{HEADER_FILE, HEADER_FILE_ID, HEADER_HOST, HEADER_POSITION};
@@ -24,6 +28,8 @@ pub enum Value {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// The row's table: an index of [`Router::tables`].
+    pub table: usize,
     /// Configured columns, then metadata columns, in config order.
     pub values: Vec<Value>,
     pub dedup_key: String,
@@ -32,6 +38,8 @@ pub struct Row {
 /// Why a record was not loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {
+    /// The table the record was meant for.
+    pub table: String,
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
@@ -90,16 +98,32 @@ fn cell(spec: &ColumnSpec, value: Option<&serde_json::Value>) -> Result<Value, S
         },
         ColumnType::Boolean => value.as_bool().map(Value::Bool).ok_or_else(|| wrong("true or false")),
         ColumnType::Timestamptz => {
-            let micros = match value {
-                serde_json::Value::String(s) => parse_rfc3339_ms(s)
+            let epoch = |scale: i64| {
+                let number = match value {
+                    serde_json::Value::Number(n) => n.as_i64(),
+                    serde_json::Value::String(s) => s.trim().parse().ok(),
+                    _ => None,
+                };
+                number
+                    .and_then(|n| n.checked_mul(scale))
+                    .ok_or_else(|| wrong("a timestamp"))
+            };
+            let micros = match (spec.time_format, value) {
+                (TimeFormat::EpochSeconds, _) => epoch(1_000_000)?,
+                (TimeFormat::EpochMillis, _) => epoch(1_000)?,
+                (TimeFormat::Clf, serde_json::Value::String(s)) => {
+                    parse_clf_time(s).map_err(|e| format!("{}: {e}", spec.name))?
+                }
+                (TimeFormat::Clf, _) => return Err(wrong("a Common Log Format time")),
+                (TimeFormat::Rfc3339, serde_json::Value::String(s)) => parse_rfc3339_ms(s)
                     .map(|ms| ms * 1000)
                     .map_err(|e| format!("{}: {e}", spec.name))?,
                 // Numbers are milliseconds since the epoch.
-                serde_json::Value::Number(n) => n
+                (TimeFormat::Rfc3339, serde_json::Value::Number(n)) => n
                     .as_i64()
                     .and_then(|ms| ms.checked_mul(1000))
                     .ok_or_else(|| wrong("a timestamp"))?,
-                _ => return Err(wrong("a timestamp")),
+                (TimeFormat::Rfc3339, _) => return Err(wrong("a timestamp")),
             };
             if !(TIMESTAMP_MICROS_MIN..=TIMESTAMP_MICROS_MAX).contains(&micros) {
                 return Err(wrong("a timestamp between years 1 and 9999"));
@@ -130,9 +154,10 @@ fn metadata(column: MetadataColumn, record: &ConsumerRecord) -> Value {
     }
 }
 
-/// The reject of `record`: its coordinates, its bytes, and why.
-pub fn reject_of(record: &ConsumerRecord, error: String) -> Reject {
+/// The reject of `record` meant for `table`: its coordinates, its bytes, and why.
+pub fn reject_of(record: &ConsumerRecord, table: &str, error: String) -> Reject {
     Reject {
+        table: table.to_owned(),
         topic: record.topic.clone(),
         partition: record.partition,
         offset: record.offset,
@@ -141,31 +166,77 @@ pub fn reject_of(record: &ConsumerRecord, error: String) -> Reject {
     }
 }
 
-/// The row of `record`, or why it cannot be loaded.
-pub fn transform(config: &LoaderConfig, record: &ConsumerRecord) -> Result<Row, Reject> {
-    let reject = |error: String| reject_of(record, error);
+/// How one loader turns records into rows: its parser and its routes.
+#[derive(Debug, Clone)]
+pub struct Loading {
+    pub parser: Parser,
+    pub router: Router,
+}
+
+impl Loading {
+    pub fn new(config: &LoaderConfig) -> Result<Loading, String> {
+        Ok(Loading {
+            parser: config.parser()?,
+            router: Router::new(config),
+        })
+    }
+
+    pub fn tables(&self) -> &[TableSpec] {
+        self.router.tables()
+    }
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transformed {
+    Row(Row),
+    Reject(Reject),
+    /// No route took the event (and there is no default table), or its
+    /// table is not the one being loaded (`only_table`): skipped by rule.
+    Skipped(Routed),
+}
+
+/// The row of `record` in its table, its reject, or why it is skipped.
+pub fn transform(loading: &Loading, record: &ConsumerRecord) -> Transformed {
+    let unparsed = |error: String| Transformed::Reject(reject_of(record, loading.router.table_for_unparsed(), error));
     if let Some(why) = &record.undecodable {
-        return Err(reject(why.clone()));
+        return unparsed(why.clone());
     }
-    let bytes = record
-        .value
-        .as_deref()
-        .ok_or_else(|| reject("the record has no value".into()))?;
-    let event: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| reject(format!("not JSON: {e}")))?;
-    if !event.is_object() {
-        return Err(reject("not a JSON object".into()));
+    let Some(bytes) = record.value.as_deref() else {
+        return unparsed("the record has no value".into());
+    };
+    let event = match loading.parser.event(bytes) {
+        Ok(event) => event,
+        Err(error) => return unparsed(error),
+    };
+    let index = match loading.router.route(&event) {
+        Routed::Table(index) => index,
+        skipped => return Transformed::Skipped(skipped),
+    };
+    let spec = &loading.router.tables()[index];
+    match row(spec, index, &event, record) {
+        Ok(row) => Transformed::Row(row),
+        Err(error) => Transformed::Reject(reject_of(record, &spec.table, error)),
     }
-    let mut values = Vec::with_capacity(config.columns.len() + config.metadata.len());
-    for spec in &config.columns {
-        values.push(cell(spec, event.pointer(&spec.pointer)).map_err(reject)?);
+}
+
+/// `event` as a row of `spec` (table `index`).
+fn row(spec: &TableSpec, index: usize, event: &serde_json::Value, record: &ConsumerRecord) -> Result<Row, String> {
+    let mut values = Vec::with_capacity(spec.columns.len() + spec.metadata.len());
+    for column in &spec.columns {
+        values.push(cell(column, event.pointer(&column.pointer))?);
     }
-    values.extend(config.metadata.iter().map(|m| metadata(*m, record)));
-    let dedup_key = match event.pointer(&config.dedup_key) {
+    values.extend(spec.metadata.iter().map(|m| metadata(*m, record)));
+    let dedup_key = match event.pointer(&spec.dedup_key) {
         Some(serde_json::Value::String(id)) if !id.is_empty() => id.clone(),
         Some(serde_json::Value::Number(n)) => n.to_string(),
         _ => source_key(record),
     };
-    Ok(Row { values, dedup_key })
+    Ok(Row {
+        table: index,
+        values,
+        dedup_key,
+    })
 }
 
 /// The dedup key of an event without an id: its line's source identity, the
@@ -198,6 +269,7 @@ mod tests {
             pointer: pointer.into(),
             column_type,
             nullable: true,
+            time_format: TimeFormat::default(),
         };
         config.columns = vec![
             column("uuid", "/uuid", ColumnType::Uuid),
@@ -210,6 +282,14 @@ mod tests {
         ];
         config.metadata = vec![MetadataColumn::Offset, MetadataColumn::SourcePosition];
         config
+    }
+
+    fn row_of(config: &LoaderConfig, record: &ConsumerRecord) -> Result<Row, Reject> {
+        match transform(&Loading::new(config).unwrap(), record) {
+            Transformed::Row(row) => Ok(row),
+            Transformed::Reject(reject) => Err(reject),
+            Transformed::Skipped(why) => panic!("skipped: {why:?}"),
+        }
     }
 
     fn record(value: &str) -> ConsumerRecord {
@@ -227,7 +307,7 @@ mod tests {
 
     #[test]
     fn typed_columns_are_filled_and_checked() {
-        let row = transform(
+        let row = row_of(
             &config(),
             &record(r#"{"uuid":"6f1c0a52-3c5f-4f0e-9a4e-0d5b6c7d8e9f","player":{"id":"p1"},"amount":12,"score":"2.5","won":true,"at":"2026-01-01T00:00:00Z","extra":{"a":[1]}}"#),
         )
@@ -250,7 +330,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), Some(Bytes::from(v.to_string()))))
                 .collect();
-            transform(&config(), &record).unwrap().dedup_key
+            row_of(&config(), &record).unwrap().dedup_key
         };
         let id = "0123456789abcdef0123456789abcdef";
         let old_name = [
@@ -284,7 +364,8 @@ mod tests {
             (r#"{"at":"yesterday"}"#, "RFC 3339"),
             (r#"{"player":{"id":"a\u0000b"}}"#, "NUL"),
         ] {
-            let reject = transform(&config(), &record(line)).unwrap_err();
+            let reject = row_of(&config(), &record(line)).unwrap_err();
+            assert_eq!(reject.table, "events");
             assert!(reject.error.contains(reason), "{line}: {}", reject.error);
             assert_eq!((reject.partition, reject.offset), (2, 77));
             assert_eq!(reject.raw, line.as_bytes());
@@ -293,7 +374,136 @@ mod tests {
 
     #[test]
     fn dedup_key_falls_back_to_the_record_position() {
-        let row = transform(&config(), &record(r#"{"amount":1}"#)).unwrap();
+        let row = row_of(&config(), &record(r#"{"amount":1}"#)).unwrap();
         assert_eq!(row.dedup_key, "events/2/77");
+    }
+
+    fn routed() -> LoaderConfig {
+        let text = r#"
+            topic = "events"
+            group = "g"
+            warehouse = "sqlite://x"
+            [[route]]
+            table = "purchases"
+            when = { pointer = "/type", equals = "purchase" }
+            [[route.columns]]
+            name = "amount"
+            pointer = "/amount"
+            type = "bigint"
+            nullable = false
+            [[route]]
+            table = "sessions"
+            when = { pointer = "/type", in = ["login", "logout"] }
+            [[route.columns]]
+            name = "player"
+            pointer = "/player"
+            type = "text"
+        "#;
+        let config: LoaderConfig = toml::from_str(text).unwrap();
+        config.validate().unwrap();
+        config
+    }
+
+    #[test]
+    fn first_matching_route_wins_and_the_unrouted_are_skipped() {
+        let config = routed();
+        let loading = Loading::new(&config).unwrap();
+        let row = |value: &str| transform(&loading, &record(value));
+        match row(r#"{"type":"purchase","amount":5}"#) {
+            Transformed::Row(row) => assert_eq!((row.table, &row.values[0]), (0, &Value::BigInt(5))),
+            other => panic!("{other:?}"),
+        }
+        match row(r#"{"type":"logout","player":"p"}"#) {
+            Transformed::Row(row) => assert_eq!(row.table, 1),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(row(r#"{"type":"match"}"#), Transformed::Skipped(Routed::Unrouted));
+        match row(r#"{"type":"purchase","amount":"lots"}"#) {
+            Transformed::Reject(reject) => {
+                assert_eq!(reject.table, "purchases");
+                assert!(reject.error.contains("amount"), "{}", reject.error);
+            }
+            other => panic!("{other:?}"),
+        }
+        match row("not json") {
+            Transformed::Reject(reject) => assert_eq!(reject.table, "(unrouted)"),
+            other => panic!("{other:?}"),
+        }
+        let mut only = config.clone();
+        only.only_table = Some("sessions".into());
+        let loading = Loading::new(&only).unwrap();
+        assert_eq!(
+            transform(&loading, &record(r#"{"type":"purchase","amount":5}"#)),
+            Transformed::Skipped(Routed::OtherTable)
+        );
+    }
+
+    #[test]
+    fn a_default_table_takes_what_no_route_does() {
+        let mut config = routed();
+        config.table = "events".into();
+        let loading = Loading::new(&config).unwrap();
+        match transform(&loading, &record(r#"{"type":"match"}"#)) {
+            Transformed::Row(row) => assert_eq!(loading.tables()[row.table].table, "events"),
+            other => panic!("{other:?}"),
+        }
+        match transform(&loading, &record("[]")) {
+            Transformed::Reject(reject) => assert_eq!(reject.table, "events"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nginx_lines_load_into_typed_columns() {
+        let text = r#"
+            topic = "web"
+            group = "g"
+            warehouse = "sqlite://x"
+            table = "web"
+            format = "regex"
+            pattern_name = "nginx_combined"
+            regex = '^(?P<remote_addr>\S+) \S+ (?P<remote_user>\S+) \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+|-)'
+            [[columns]]
+            name = "remote_addr"
+            pointer = "/remote_addr"
+            type = "text"
+            [[columns]]
+            name = "time"
+            pointer = "/time"
+            type = "timestamptz"
+            time_format = "clf"
+            [[columns]]
+            name = "status"
+            pointer = "/status"
+            type = "bigint"
+        "#;
+        let config: LoaderConfig = toml::from_str(text).unwrap();
+        config.validate().unwrap();
+        let line = r#"203.0.113.9 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 404 12"#;
+        let row = row_of(&config, &record(line)).unwrap();
+        assert_eq!(row.values[0], Value::Text("203.0.113.9".into()));
+        assert_eq!(row.values[1], Value::Timestamp(971_211_336_000_000));
+        assert_eq!(row.values[2], Value::BigInt(404));
+        let reject = row_of(&config, &record("garbage")).unwrap_err();
+        assert_eq!(
+            (reject.table.as_str(), reject.error.as_str()),
+            ("web", "does not match pattern nginx_combined")
+        );
+    }
+
+    #[test]
+    fn route_mistakes_are_refused() {
+        let mut config = routed();
+        config.route[1].table = "purchases".into();
+        assert!(config.validate().unwrap_err().contains("target of two routes"));
+        let mut config = routed();
+        config.only_table = Some("nope".into());
+        assert!(config.validate().unwrap_err().contains("only_table"));
+        let mut config = routed();
+        config.route.clear();
+        assert!(config.validate().unwrap_err().contains("no table"));
+        let mut config = routed();
+        config.route[0].when.exists = Some(true);
+        assert!(config.validate().unwrap_err().contains("exactly one"));
     }
 }

@@ -2,7 +2,7 @@
 //! a partition's offset is stale is refused whole: no row, no reject and no
 //! offset of it is kept.
 
-use relay_loader::config::{ColumnSpec, ColumnType, LoaderConfig};
+use relay_loader::config::{ColumnSpec, ColumnType, LoaderConfig, TimeFormat};
 use relay_loader::sink::{Batch, OffsetAdvance, Sink, SinkError};
 use relay_loader::transform::{Reject, Row, Value};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ fn config(path: &std::path::Path) -> LoaderConfig {
         pointer: "/n".into(),
         column_type: ColumnType::Bigint,
         nullable: true,
+        time_format: TimeFormat::default(),
     }];
     config
 }
@@ -23,12 +24,14 @@ fn batch(rows: std::ops::Range<i64>, previous: Option<i64>, next: i64) -> Arc<Ba
         rows: rows
             .clone()
             .map(|n| Row {
+                table: 0,
                 values: vec![Value::BigInt(n)],
                 dedup_key: format!("k{n}"),
             })
             .collect(),
         gaps: Vec::new(),
         rejects: vec![Reject {
+            table: "events".into(),
             topic: "t".into(),
             partition: 0,
             offset: rows.end,

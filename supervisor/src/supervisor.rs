@@ -259,13 +259,13 @@ impl Supervisor {
         loaders: Vec<LoaderConfig>,
     ) -> Result<()> {
         for config in loaders {
-            let table = config.table.clone();
+            let table = config.label();
             let client = client
                 .with_login(config.login.as_ref())
                 .map_err(|e| SupervisorError::Config(format!("[[load]] {table}: {e}")))?;
             let user = client.sasl_username.clone();
             let cluster = Cluster::connect(client.cluster_config(client_id)?).await?;
-            let role = || format!("[[load]] {}", config.table);
+            let role = || format!("[[load]] {}", config.label());
             let loader = match Loader::new(cluster, config.clone()).await {
                 Ok(loader) => loader,
                 Err(source) => {

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use relay_client::records::ConsumerRecord;
 use relay_loader::config::{ColumnSpec, ColumnType, LoaderConfig, MetadataColumn};
-use relay_loader::transform::{transform, Value};
+use relay_loader::transform::{transform, Loading, Transformed, Value};
 
 const TYPES: [ColumnType; 7] = [
     ColumnType::Text,
@@ -25,6 +25,7 @@ fn config(nullable: bool) -> LoaderConfig {
                 pointer,
                 column_type: *column_type,
                 nullable,
+                time_format: Default::default(),
             });
         }
     }
@@ -84,8 +85,9 @@ pub fn json_row(data: &[u8]) {
         headers,
         undecodable: None,
     };
-    match transform(&config, &record) {
-        Ok(row) => {
+    let loading = Loading::new(&config).expect("the fuzz config is valid");
+    match transform(&loading, &record) {
+        Transformed::Row(row) => {
             assert_eq!(row.values.len(), config.columns.len() + config.metadata.len());
             for (column, value) in config.columns.iter().zip(&row.values) {
                 assert!(
@@ -97,7 +99,9 @@ pub fn json_row(data: &[u8]) {
             }
             assert!(!row.dedup_key.is_empty(), "every row has a dedup key");
         }
-        Err(reject) => {
+        Transformed::Skipped(why) => panic!("a default table skips nothing: {why:?}"),
+        Transformed::Reject(reject) => {
+            assert_eq!(reject.table, "t", "a reject names its table");
             assert_eq!(reject.raw, value, "a reject keeps the record's bytes");
             assert_eq!((reject.partition, reject.offset), (3, 42));
             assert!(!reject.error.is_empty(), "a reject says why");

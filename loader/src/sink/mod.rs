@@ -9,8 +9,9 @@
 //! loader isolates the rows at fault with [`Sink::probe`] and rejects them);
 //! a table that does not fit the configuration is [`SinkError::Setup`].
 //!
-//! Tables (`proto-spec/LOADER.md`): the target table with a unique index on
-//! `dedup_key`; `relay_offsets(group_id, topic, partition, next_offset,
+//! Tables (`proto-spec/LOADER.md`): each target table (the default and one
+//! per route; a batch's rows of every table, its rejects and its offsets go
+//! in one transaction) with a unique index on `dedup_key`; `relay_offsets(group_id, topic, partition, next_offset,
 //! updated_at)`; `relay_rejects(target_table, group_id, topic, partition,
 //! offset, raw, error, rejected_at)`, unique per (table, topic, partition,
 //! offset) so a replay never doubles a reject; `relay_gaps(group_id, topic,
@@ -23,6 +24,7 @@ pub mod schema;
 pub mod sqlite;
 
 use crate::config::LoaderConfig;
+use crate::route::TableSpec;
 use crate::transform::{Reject, Row};
 use std::collections::HashMap;
 
@@ -131,7 +133,7 @@ impl Sink {
         }
     }
 
-    /// Writes `rows` into the target table in a transaction that is always
+    /// Writes `rows` into their tables in a transaction that is always
     /// rolled back: whether the warehouse would take them, and why not.
     pub async fn probe(&mut self, rows: Vec<Row>) -> Result<()> {
         match self {
@@ -141,8 +143,8 @@ impl Sink {
     }
 }
 
-/// The column list of the target table, in row order, with `dedup_key` last.
-pub fn column_names(config: &LoaderConfig) -> Vec<String> {
+/// The column list of a table, in row order, with `dedup_key` last.
+pub fn column_names(config: &TableSpec) -> Vec<String> {
     config
         .columns
         .iter()
@@ -152,8 +154,8 @@ pub fn column_names(config: &LoaderConfig) -> Vec<String> {
         .collect()
 }
 
-/// (name, type) of every row column, `dedup_key` excluded.
-pub fn column_types(config: &LoaderConfig) -> Vec<(String, crate::config::ColumnType)> {
+/// (name, type) of every row column of a table, `dedup_key` excluded.
+pub fn column_types(config: &TableSpec) -> Vec<(String, crate::config::ColumnType)> {
     config
         .columns
         .iter()

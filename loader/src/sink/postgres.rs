@@ -14,6 +14,7 @@
 
 use super::{column_names, column_types, schema, Batch, Result, SinkError, StoredOffsets};
 use crate::config::{ColumnType, LoaderConfig};
+use crate::route::TableSpec;
 use crate::transform::{Row, Value};
 use bytes::BytesMut;
 use postgres_types::{IsNull, ToSql, Type};
@@ -24,9 +25,31 @@ use tokio_postgres::{Client, NoTls};
 
 pub struct PostgresSink {
     url: String,
-    config: LoaderConfig,
     client: Option<Client>,
+    /// The loader's tables (routes in order, then the default).
+    tables: Vec<PgTable>,
+}
+
+/// One target table as a COPY needs it.
+#[derive(Clone)]
+struct PgTable {
+    name: String,
+    /// The column list, `dedup_key` last.
+    names: String,
+    /// The binary COPY types of those columns.
     types: Vec<Type>,
+}
+
+impl PgTable {
+    fn of(spec: &TableSpec) -> PgTable {
+        let mut types: Vec<Type> = column_types(spec).into_iter().map(|(_, t)| postgres_type(t)).collect();
+        types.push(Type::TEXT);
+        PgTable {
+            name: spec.table.clone(),
+            names: column_names(spec).join(", "),
+            types,
+        }
+    }
 }
 
 /// The server's own message when there is one ("db error" alone says nothing).
@@ -117,6 +140,43 @@ enum Path {
     Staged,
 }
 
+/// COPYs `rows` (all of `table`) into it (`Path::Direct`), or into its
+/// staging table and then into it ignoring duplicates (`Path::Staged`).
+async fn copy_rows(
+    transaction: &tokio_postgres::Transaction<'_>,
+    table: &PgTable,
+    rows: &[&Row],
+    path: Path,
+) -> std::result::Result<(), Failure> {
+    let (name, names) = (&table.name, &table.names);
+    let copy_into = match path {
+        Path::Direct => name.clone(),
+        Path::Staged => format!("relay_stage_{name}"),
+    };
+    let sink = transaction
+        .copy_in(&format!("COPY {copy_into} ({names}) FROM STDIN (FORMAT binary)"))
+        .await
+        .map_err(unavailable)?;
+    let writer = BinaryCopyInWriter::new(sink, &table.types);
+    tokio::pin!(writer);
+    for row in rows {
+        let mut values: Vec<&(dyn ToSql + Sync)> = row.values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        values.push(&row.dedup_key);
+        writer.as_mut().write(&values).await.map_err(copy_failure)?;
+    }
+    writer.finish().await.map_err(copy_failure)?;
+    if path == Path::Staged {
+        transaction
+            .execute(
+                &format!("INSERT INTO {name} ({names}) SELECT {names} FROM relay_stage_{name} ON CONFLICT (dedup_key) DO NOTHING"),
+                &[],
+            )
+            .await
+            .map_err(classify)?;
+    }
+    Ok(())
+}
+
 /// Run at the start of every session, before anything is written: a commit
 /// returns only once it is flushed (and, with synchronous standbys, flushed
 /// on them), whatever the server's or the role's default says.
@@ -172,7 +232,7 @@ impl ToSql for Value {
 
 /// The target table as PostgreSQL's catalog describes it, checked against
 /// the configuration.
-async fn check_table(client: &Client, config: &LoaderConfig) -> Result<()> {
+async fn check_table(client: &Client, config: &TableSpec) -> Result<()> {
     let table = &config.table;
     let rows = client
         .query(
@@ -206,33 +266,30 @@ async fn check_table(client: &Client, config: &LoaderConfig) -> Result<()> {
 
 impl PostgresSink {
     pub async fn open(url: &str, config: &LoaderConfig) -> Result<Self> {
-        let mut types: Vec<Type> = column_types(config)
-            .into_iter()
-            .map(|(_, t)| postgres_type(t))
-            .collect();
-        types.push(Type::TEXT);
+        let specs = config.tables();
         let mut sink = Self {
             url: url.to_owned(),
-            config: config.clone(),
             client: None,
-            types,
+            tables: specs.iter().map(PgTable::of).collect(),
         };
         let client = sink.connect().await?;
-        let table = &config.table;
-        let user_table = if config.create_table {
-            let columns: Vec<String> = column_types(config)
-                .iter()
-                .map(|(name, ty)| format!("{name} {}", ty.postgres()))
-                .collect();
-            format!(
-                "CREATE TABLE IF NOT EXISTS {table} ({}{}dedup_key text NOT NULL);
-                 CREATE UNIQUE INDEX IF NOT EXISTS {table}_dedup_key ON {table} (dedup_key);",
-                columns.join(", "),
-                if columns.is_empty() { "" } else { ", " },
-            )
-        } else {
-            String::new()
-        };
+        let user_table: String = specs
+            .iter()
+            .filter(|spec| spec.create_table)
+            .map(|spec| {
+                let table = &spec.table;
+                let columns: Vec<String> = column_types(spec)
+                    .iter()
+                    .map(|(name, ty)| format!("{name} {}", ty.postgres()))
+                    .collect();
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {table} ({}{}dedup_key text NOT NULL);
+                     CREATE UNIQUE INDEX IF NOT EXISTS {table}_dedup_key ON {table} (dedup_key);",
+                    columns.join(", "),
+                    if columns.is_empty() { "" } else { ", " },
+                )
+            })
+            .collect();
         // Relay's own tables exist whatever create_table says: they are not the user's.
         client
             .batch_execute(&format!(
@@ -257,7 +314,9 @@ impl PostgresSink {
             ))
             .await
             .map_err(|e| SinkError::Setup(format!("creating tables: {}", describe(&e))))?;
-        check_table(&client, config).await?;
+        for spec in &specs {
+            check_table(&client, spec).await?;
+        }
         sink.client = Some(client);
         sink.prepare_session().await?;
         Ok(sink)
@@ -283,16 +342,19 @@ impl PostgresSink {
         Ok(client)
     }
 
-    /// The staging table lives as long as the session; rows go at commit.
+    /// The staging tables live as long as the session; rows go at commit.
     async fn prepare_session(&mut self) -> Result<()> {
-        let table = &self.config.table;
         let client = self.client.as_ref().expect("connected");
-        client
-            .batch_execute(&format!(
-                "CREATE TEMP TABLE IF NOT EXISTS relay_stage_{table} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            ))
-            .await
-            .map_err(|e| SinkError::Setup(format!("table {table}: {}", describe(&e))))
+        for table in &self.tables {
+            let table = &table.name;
+            client
+                .batch_execute(&format!(
+                    "CREATE TEMP TABLE IF NOT EXISTS relay_stage_{table} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                ))
+                .await
+                .map_err(|e| SinkError::Setup(format!("table {table}: {}", describe(&e))))?;
+        }
+        Ok(())
     }
 
     async fn client(&mut self) -> Result<&mut Client> {
@@ -333,35 +395,21 @@ impl PostgresSink {
             .collect())
     }
 
-    /// COPYs `rows` into the staging table and inserts them into the target
-    /// (every constraint checked), then rolls back.
+    /// COPYs `rows` into their staging tables and inserts them into their
+    /// tables (every constraint checked), then rolls back.
     pub async fn probe(&mut self, rows: Vec<Row>) -> Result<()> {
-        let table = self.config.table.clone();
-        let names = column_names(&self.config).join(", ");
-        let types = self.types.clone();
+        let tables = self.tables.clone();
         let client = self.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        let sink = transaction
-            .copy_in(&format!(
-                "COPY relay_stage_{table} ({names}) FROM STDIN (FORMAT binary)"
-            ))
-            .await
-            .map_err(unavailable)?;
-        let writer = BinaryCopyInWriter::new(sink, &types);
-        tokio::pin!(writer);
-        for row in &rows {
-            let mut values: Vec<&(dyn ToSql + Sync)> = row.values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            values.push(&row.dedup_key);
-            writer.as_mut().write(&values).await.map_err(classify)?;
+        for (index, table) in tables.iter().enumerate() {
+            let mine: Vec<&Row> = rows.iter().filter(|r| r.table == index).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            copy_rows(&transaction, table, &mine, Path::Staged)
+                .await
+                .map_err(Failure::into_sink_error)?;
         }
-        writer.finish().await.map_err(classify)?;
-        transaction
-            .execute(
-                &format!("INSERT INTO {table} ({names}) SELECT {names} FROM relay_stage_{table} ON CONFLICT (dedup_key) DO NOTHING"),
-                &[],
-            )
-            .await
-            .map_err(classify)?;
         transaction.rollback().await.map_err(unavailable)
     }
 
@@ -378,43 +426,30 @@ impl PostgresSink {
     }
 
     async fn write_as(&mut self, group: &str, batch: &Arc<Batch>, path: Path) -> std::result::Result<(), Failure> {
-        let table = self.config.table.clone();
-        let names = column_names(&self.config).join(", ");
-        let types = self.types.clone();
+        let tables = self.tables.clone();
         let result = async {
             let client = self.client().await?;
             let transaction = client.transaction().await.map_err(unavailable)?;
-            let copy_into = match path {
-                Path::Direct => table.clone(),
-                Path::Staged => format!("relay_stage_{table}"),
-            };
-            let sink = transaction
-                .copy_in(&format!("COPY {copy_into} ({names}) FROM STDIN (FORMAT binary)"))
-                .await
-                .map_err(unavailable)?;
-            let writer = BinaryCopyInWriter::new(sink, &types);
-            tokio::pin!(writer);
-            for row in &batch.rows {
-                let mut values: Vec<&(dyn ToSql + Sync)> = row.values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-                values.push(&row.dedup_key);
-                writer.as_mut().write(&values).await.map_err(copy_failure)?;
-            }
-            writer.finish().await.map_err(copy_failure)?;
-            if path == Path::Staged {
-                transaction
-                    .execute(
-                        &format!("INSERT INTO {table} ({names}) SELECT {names} FROM relay_stage_{table} ON CONFLICT (dedup_key) DO NOTHING"),
-                        &[],
-                    )
-                    .await
-                    .map_err(classify)?;
+            for (index, table) in tables.iter().enumerate() {
+                let mine: Vec<&Row> = batch.rows.iter().filter(|r| r.table == index).collect();
+                if !mine.is_empty() {
+                    copy_rows(&transaction, table, &mine, path).await?;
+                }
             }
             for reject in &batch.rejects {
                 transaction
                     .execute(
                         "INSERT INTO relay_rejects (target_table, group_id, topic, partition, \"offset\", raw, error)
                          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                        &[&table, &group, &reject.topic, &reject.partition, &reject.offset, &reject.raw, &reject.error],
+                        &[
+                            &reject.table,
+                            &group,
+                            &reject.topic,
+                            &reject.partition,
+                            &reject.offset,
+                            &reject.raw,
+                            &reject.error,
+                        ],
                     )
                     .await
                     .map_err(unavailable)?;
@@ -424,7 +459,14 @@ impl PostgresSink {
                     .execute(
                         "INSERT INTO relay_gaps (group_id, topic, partition, first_offset, last_offset, records)
                          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                        &[&group, &gap.topic, &gap.partition, &gap.first_offset, &gap.last_offset, &gap.records()],
+                        &[
+                            &group,
+                            &gap.topic,
+                            &gap.partition,
+                            &gap.first_offset,
+                            &gap.last_offset,
+                            &gap.records(),
+                        ],
                     )
                     .await
                     .map_err(unavailable)?;
@@ -449,7 +491,12 @@ impl PostgresSink {
                         .map_err(unavailable)?,
                 };
                 if changed != 1 {
-                    return Err(SinkError::Fenced { topic: offset.topic.clone(), partition: offset.partition, expected: offset.previous }.into());
+                    return Err(SinkError::Fenced {
+                        topic: offset.topic.clone(),
+                        partition: offset.partition,
+                        expected: offset.previous,
+                    }
+                    .into());
                 }
             }
             transaction.commit().await.map_err(|e| unavailable(e).into())

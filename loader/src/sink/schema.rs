@@ -7,7 +7,8 @@
 //! both types. Reads nothing itself: each sink passes what its catalog says.
 
 use super::{column_types, SinkError};
-use crate::config::{ColumnType, LoaderConfig};
+use crate::config::ColumnType;
+use crate::route::TableSpec;
 
 /// A warehouse's view of one column: its name and declared type, lowercase.
 pub struct ActualColumn {
@@ -53,7 +54,7 @@ fn compatible(dialect: Dialect, configured: ColumnType, declared: &str) -> bool 
 /// Checks `actual` (the table's columns) and whether `dedup_key` has a
 /// unique index of its own against `config`.
 pub fn check(
-    config: &LoaderConfig,
+    config: &TableSpec,
     dialect: Dialect,
     actual: &[ActualColumn],
     dedup_key_unique: bool,
@@ -98,17 +99,18 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ColumnSpec;
+    use crate::config::{ColumnSpec, LoaderConfig, TimeFormat};
 
-    fn config() -> LoaderConfig {
+    fn config() -> TableSpec {
         let mut config = LoaderConfig::new(vec!["t".into()], "g", "w", "events");
         config.columns = vec![ColumnSpec {
             name: "amount".into(),
             pointer: "/amount".into(),
             column_type: ColumnType::Bigint,
             nullable: true,
+            time_format: TimeFormat::default(),
         }];
-        config
+        config.default_table().unwrap()
     }
 
     fn columns(amount: &str) -> Vec<ActualColumn> {

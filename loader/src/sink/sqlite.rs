@@ -8,6 +8,7 @@
 
 use super::{column_names, column_types, schema, Batch, Result, SinkError, StoredOffsets};
 use crate::config::LoaderConfig;
+use crate::route::TableSpec;
 use crate::transform::{Row, Value};
 use relay_client::time::format_rfc3339_micros;
 use rusqlite::types::{ToSqlOutput, Value as SqlValue};
@@ -24,8 +25,9 @@ const SYNCHRONOUS_FULL: i64 = 2;
 
 pub struct SqliteSink {
     connection: Arc<Mutex<Connection>>,
-    insert_row: String,
-    table: String,
+    /// Per table (the loader's routes in order, then its default): the
+    /// table's name and its row INSERT.
+    tables: Arc<Vec<(String, String)>>,
 }
 
 fn unavailable(error: rusqlite::Error) -> SinkError {
@@ -108,20 +110,10 @@ impl SqliteSink {
                  (FULL is {SYNCHRONOUS_FULL}); a committed batch would not survive a power cut"
             )));
         }
-        let table = &config.table;
-        if config.create_table {
-            let columns: Vec<String> = column_types(config)
-                .iter()
-                .map(|(name, ty)| format!("{name} {}", ty.sqlite()))
-                .collect();
-            connection
-                .execute_batch(&format!(
-                    "CREATE TABLE IF NOT EXISTS {table} ({}{}dedup_key TEXT NOT NULL);
-                     CREATE UNIQUE INDEX IF NOT EXISTS {table}_dedup_key ON {table} (dedup_key);",
-                    columns.join(", "),
-                    if columns.is_empty() { "" } else { ", " },
-                ))
-                .map_err(setup)?;
+        for spec in config.tables() {
+            if spec.create_table {
+                create_table(&connection, &spec).map_err(setup)?;
+            }
         }
         // Relay's own tables exist whatever create_table says: they are not the user's.
         connection
@@ -142,21 +134,25 @@ impl SqliteSink {
                          UNIQUE (group_id, topic, partition, first_offset));",
             )
             .map_err(setup)?;
-        check_table(&connection, config)?;
-        let names = column_names(config);
-        let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
-        let insert_row = format!(
-            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT (dedup_key) DO NOTHING",
-            names.join(", "),
-            placeholders.join(", ")
-        );
-        connection
-            .prepare(&insert_row)
-            .map_err(|e| SinkError::Setup(format!("table {table} does not fit the configured columns: {e}")))?;
+        let mut tables = Vec::new();
+        for spec in config.tables() {
+            check_table(&connection, &spec)?;
+            let names = column_names(&spec);
+            let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+            let table = &spec.table;
+            let insert_row = format!(
+                "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT (dedup_key) DO NOTHING",
+                names.join(", "),
+                placeholders.join(", ")
+            );
+            connection
+                .prepare(&insert_row)
+                .map_err(|e| SinkError::Setup(format!("table {table} does not fit the configured columns: {e}")))?;
+            tables.push((table.clone(), insert_row));
+        }
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
-            insert_row,
-            table: table.clone(),
+            tables: Arc::new(tables),
         })
     }
 
@@ -195,16 +191,11 @@ impl SqliteSink {
     }
 
     pub async fn probe(&mut self, rows: Vec<Row>) -> Result<()> {
-        let (connection, insert_row) = (Arc::clone(&self.connection), self.insert_row.clone());
+        let (connection, tables) = (Arc::clone(&self.connection), Arc::clone(&self.tables));
         tokio::task::spawn_blocking(move || {
             let mut connection = connection.lock().expect("sqlite lock");
             let transaction = connection.transaction().map_err(unavailable)?;
-            let mut insert = transaction.prepare_cached(&insert_row).map_err(unavailable)?;
-            for row in &rows {
-                let mut values: Vec<&dyn ToSql> = row.values.iter().map(|v| v as &dyn ToSql).collect();
-                values.push(&row.dedup_key);
-                insert.execute(values.as_slice()).map_err(classify)?;
-            }
+            insert_rows(&transaction, &tables, &rows)?;
             Ok(())
             // Dropping the transaction rolls it back.
         })
@@ -214,18 +205,44 @@ impl SqliteSink {
 
     pub async fn write(&mut self, group: &str, batch: &Arc<Batch>) -> Result<()> {
         let (connection, batch) = (Arc::clone(&self.connection), Arc::clone(batch));
-        let (group, insert_row, table) = (group.to_owned(), self.insert_row.clone(), self.table.clone());
+        let (group, tables) = (group.to_owned(), Arc::clone(&self.tables));
         tokio::task::spawn_blocking(move || {
             let mut connection = connection.lock().expect("sqlite lock");
-            write_blocking(&mut connection, &group, &insert_row, &table, &batch)
+            write_blocking(&mut connection, &group, &tables, &batch)
         })
         .await
         .expect("write task")
     }
 }
 
-/// The target table as SQLite's catalog describes it, checked against the configuration.
-fn check_table(connection: &Connection, config: &LoaderConfig) -> Result<()> {
+/// `CREATE TABLE IF NOT EXISTS` for `spec`, with the unique index on dedup_key.
+fn create_table(connection: &Connection, spec: &TableSpec) -> rusqlite::Result<()> {
+    let table = &spec.table;
+    let columns: Vec<String> = column_types(spec)
+        .iter()
+        .map(|(name, ty)| format!("{name} {}", ty.sqlite()))
+        .collect();
+    connection.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} ({}{}dedup_key TEXT NOT NULL);
+         CREATE UNIQUE INDEX IF NOT EXISTS {table}_dedup_key ON {table} (dedup_key);",
+        columns.join(", "),
+        if columns.is_empty() { "" } else { ", " },
+    ))
+}
+
+/// Inserts each row into its table (duplicates by dedup_key ignored).
+fn insert_rows(transaction: &rusqlite::Transaction<'_>, tables: &[(String, String)], rows: &[Row]) -> Result<()> {
+    for row in rows {
+        let mut insert = transaction.prepare_cached(&tables[row.table].1).map_err(unavailable)?;
+        let mut values: Vec<&dyn ToSql> = row.values.iter().map(|v| v as &dyn ToSql).collect();
+        values.push(&row.dedup_key);
+        insert.execute(values.as_slice()).map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// A table as SQLite's catalog describes it, checked against the configuration.
+fn check_table(connection: &Connection, config: &TableSpec) -> Result<()> {
     let table = &config.table;
     let mut statement = connection
         .prepare(&format!("PRAGMA table_info({table})"))
@@ -261,23 +278,12 @@ fn check_table(connection: &Connection, config: &LoaderConfig) -> Result<()> {
     schema::check(config, schema::Dialect::Sqlite, &actual, dedup_key_unique)
 }
 
-fn write_blocking(
-    connection: &mut Connection,
-    group: &str,
-    insert_row: &str,
-    table: &str,
-    batch: &Batch,
-) -> Result<()> {
+fn write_blocking(connection: &mut Connection, group: &str, tables: &[(String, String)], batch: &Batch) -> Result<()> {
     let transaction = connection
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(unavailable)?;
     {
-        let mut insert = transaction.prepare_cached(insert_row).map_err(unavailable)?;
-        for row in &batch.rows {
-            let mut values: Vec<&dyn ToSql> = row.values.iter().map(|v| v as &dyn ToSql).collect();
-            values.push(&row.dedup_key);
-            insert.execute(values.as_slice()).map_err(classify)?;
-        }
+        insert_rows(&transaction, tables, &batch.rows)?;
         let now = format_rfc3339_micros(relay_proto::clock::now_micros());
         let mut reject = transaction
             .prepare_cached(
@@ -288,7 +294,7 @@ fn write_blocking(
         for r in &batch.rejects {
             reject
                 .execute(params![
-                    table,
+                    r.table,
                     group,
                     r.topic,
                     r.partition,

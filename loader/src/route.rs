@@ -1,0 +1,208 @@
+//! Which table an event goes to. A `[[load]]` section may hold routes
+//! (`[[load.route]]`), each a condition on the event and a table of its own
+//! (columns, dedup key, create setting); the section's own `table`, when
+//! set, is the default that takes what no route matched. First match wins.
+//! An event no route takes and no default exists for is skipped by rule:
+//! counted (`relay_loader_records_unrouted_total`), never rejected. With
+//! `only_table`, every route is still evaluated in order, but only the rows
+//! of that one table are written (a backfill of a table added later).
+
+use crate::config::{ColumnSpec, LoaderConfig, MetadataColumn};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// One target table: its columns and how its rows are keyed and created.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableSpec {
+    pub table: String,
+    pub columns: Vec<ColumnSpec>,
+    pub metadata: Vec<MetadataColumn>,
+    pub dedup_key: String,
+    pub create_table: bool,
+}
+
+/// `[[load.route]]`: events matching `when` are loaded into `table`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub table: String,
+    pub when: Condition,
+    #[serde(default)]
+    pub columns: Vec<ColumnSpec>,
+    #[serde(default)]
+    pub metadata: Vec<MetadataColumn>,
+    #[serde(default = "crate::config::dedup_key_default")]
+    pub dedup_key: String,
+    #[serde(default = "crate::config::yes")]
+    pub create_table: bool,
+}
+
+impl RouteConfig {
+    pub fn spec(&self) -> TableSpec {
+        TableSpec {
+            table: self.table.clone(),
+            columns: self.columns.clone(),
+            metadata: self.metadata.clone(),
+            dedup_key: self.dedup_key.clone(),
+            create_table: self.create_table,
+        }
+    }
+}
+
+/// A test of the value at `pointer`: exactly one of `equals`, `in`, `exists`.
+/// A number or boolean also matches its text (`"200"` equals `200`), since
+/// text and regex formats carry every field as text.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    pub pointer: String,
+    #[serde(default)]
+    pub equals: Option<Value>,
+    #[serde(default, rename = "in")]
+    pub one_of: Option<Vec<Value>>,
+    #[serde(default)]
+    pub exists: Option<bool>,
+}
+
+fn same(expected: &Value, actual: &Value) -> bool {
+    match (expected, actual) {
+        (Value::Number(_) | Value::Bool(_), Value::String(text)) => text.as_str() == expected.to_string().as_str(),
+        (Value::String(text), Value::Number(_) | Value::Bool(_)) => text.as_str() == actual.to_string().as_str(),
+        _ => expected == actual,
+    }
+}
+
+impl Condition {
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.pointer.is_empty() && !self.pointer.starts_with('/') {
+            return Err(format!("when: pointer {:?} must start with '/'", self.pointer));
+        }
+        let tests = [self.equals.is_some(), self.one_of.is_some(), self.exists.is_some()];
+        if tests.iter().filter(|t| **t).count() != 1 {
+            return Err(format!(
+                "when (pointer {:?}): give exactly one of equals, in, exists",
+                self.pointer
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn matches(&self, event: &Value) -> bool {
+        let found = event.pointer(&self.pointer).filter(|v| !v.is_null());
+        match (&self.equals, &self.one_of, self.exists) {
+            (Some(expected), _, _) => found.is_some_and(|v| same(expected, v)),
+            (_, Some(options), _) => found.is_some_and(|v| options.iter().any(|o| same(o, v))),
+            (_, _, Some(exists)) => found.is_some() == exists,
+            _ => false,
+        }
+    }
+}
+
+/// Where one event goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    /// The table at this index of [`Router::tables`].
+    Table(usize),
+    /// No route took it and there is no default table.
+    Unrouted,
+    /// Its table is not the one `only_table` loads.
+    OtherTable,
+}
+
+/// The routes of one loader, compiled.
+#[derive(Debug, Clone)]
+pub struct Router {
+    tables: Vec<TableSpec>,
+    /// Per table: its route's condition, `None` for the default table.
+    conditions: Vec<Option<Condition>>,
+    only: Option<usize>,
+}
+
+impl Router {
+    /// The routes of `config` (validated by `LoaderConfig::validate`).
+    pub fn new(config: &LoaderConfig) -> Router {
+        let mut tables = Vec::new();
+        let mut conditions = Vec::new();
+        for route in &config.route {
+            tables.push(route.spec());
+            conditions.push(Some(route.when.clone()));
+        }
+        if let Some(default) = config.default_table() {
+            tables.push(default);
+            conditions.push(None);
+        }
+        let only = config
+            .only_table
+            .as_ref()
+            .and_then(|name| tables.iter().position(|t| &t.table == name));
+        Router {
+            tables,
+            conditions,
+            only,
+        }
+    }
+
+    /// Every table, routes in order, then the default.
+    pub fn tables(&self) -> &[TableSpec] {
+        &self.tables
+    }
+
+    pub fn route(&self, event: &Value) -> Routed {
+        let Some(index) = self
+            .conditions
+            .iter()
+            .position(|condition| condition.as_ref().is_none_or(|c| c.matches(event)))
+        else {
+            return Routed::Unrouted;
+        };
+        match self.only {
+            Some(only) if only != index => Routed::OtherTable,
+            _ => Routed::Table(index),
+        }
+    }
+
+    /// The table an event that cannot be parsed was meant for: the default,
+    /// else the only route, else `"(unrouted)"`.
+    pub fn table_for_unparsed(&self) -> &str {
+        match self.conditions.iter().position(Option::is_none) {
+            Some(default) => &self.tables[default].table,
+            None if self.tables.len() == 1 => &self.tables[0].table,
+            None => "(unrouted)",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn condition(text: &str) -> Condition {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn equals_in_and_exists() {
+        let purchase = json!({"type": "purchase", "status": "200", "amount": 5});
+        assert!(condition("pointer = \"/type\"\nequals = \"purchase\"").matches(&purchase));
+        assert!(!condition("pointer = \"/type\"\nequals = \"login\"").matches(&purchase));
+        assert!(condition("pointer = \"/type\"\nin = [\"login\", \"purchase\"]").matches(&purchase));
+        assert!(
+            condition("pointer = \"/status\"\nequals = 200").matches(&purchase),
+            "text 200 is 200"
+        );
+        assert!(condition("pointer = \"/amount\"\nequals = \"5\"").matches(&purchase));
+        assert!(condition("pointer = \"/amount\"\nexists = true").matches(&purchase));
+        assert!(condition("pointer = \"/refund\"\nexists = false").matches(&purchase));
+        assert!(!condition("pointer = \"/refund\"\nequals = \"x\"").matches(&purchase));
+    }
+
+    #[test]
+    fn a_condition_tests_one_thing() {
+        assert!(condition("pointer = \"/t\"\nequals = 1\nexists = true")
+            .validate()
+            .is_err());
+        assert!(condition("pointer = \"/t\"").validate().is_err());
+        assert!(condition("pointer = \"t\"\nexists = true").validate().is_err());
+    }
+}
