@@ -88,10 +88,11 @@ enum Crash {
 /// The writer whose events a route sends to [`ROUTED_TABLE`].
 const ROUTED_WRITER: u64 = 4;
 const ROUTED_TABLE: &str = "writer4";
-/// The rows of both tables, as one (the columns the checks read).
+/// The rows of every table, as one (the columns the checks read).
 const ALL_ROWS: &str = "(SELECT relay_partition, relay_offset, relay_source_file, relay_source_position, dedup_key, event \
      FROM events UNION ALL SELECT relay_partition, relay_offset, relay_source_file, relay_source_position, dedup_key, event \
-     FROM writer4) AS all_rows";
+     FROM writer4 UNION ALL SELECT relay_partition, relay_offset, relay_source_file, relay_source_position, dedup_key, \
+     event FROM purchases) AS all_rows";
 
 /// The password of every user of the per-role run.
 const PASSWORD: &str = "chaos with grants";
@@ -188,8 +189,26 @@ name = "ts"
 pointer = "/ts"
 type = "timestamptz"
 
-# Routes: writer 4's events go to a table of their own, in the same
-# transaction as the rest (exact counts per table are checked).
+# Routes: the game events' purchases and writer 4's events go to tables of
+# their own, in the same transaction as the rest (exact counts per table
+# are checked).
+[[load.route]]
+table = "purchases"
+when = {{ pointer = "/type", equals = "purchase" }}
+metadata = ["partition", "offset", "source_file", "source_position"]
+
+[[load.route.columns]]
+name = "event"
+pointer = ""
+type = "json"
+nullable = false
+
+[[load.route.columns]]
+name = "amount"
+pointer = "/amount"
+type = "bigint"
+nullable = false
+
 [[load.route]]
 table = "{ROUTED_TABLE}"
 when = {{ pointer = "/writer", equals = {ROUTED_WRITER} }}
@@ -783,6 +802,22 @@ fn chaos(warehouse: Warehouse, dir: &Path, crash: Crash) {
         0,
         "writer {ROUTED_WRITER}'s lines stay out of events"
     );
+    // Game events by type: every purchase written is in purchases, once, and nowhere else.
+    let purchases_written = written
+        .keys()
+        .filter(|event| event.contains("\"type\":\"purchase\""))
+        .count() as i64;
+    assert!(purchases_written > 0, "the generators wrote purchases");
+    assert_eq!(
+        warehouse.count("SELECT COUNT(*) FROM purchases"),
+        purchases_written,
+        "purchases, each once"
+    );
+    let purchases_elsewhere = match &warehouse {
+        Warehouse::Sqlite(_) => "SELECT COUNT(*) FROM events WHERE json_extract(event, '$.type') = 'purchase'",
+        Warehouse::Postgres(_) => "SELECT COUNT(*) FROM events WHERE event->>'type' = 'purchase'",
+    };
+    assert_eq!(warehouse.count(purchases_elsewhere), 0, "purchases stay out of events");
     assert!(
         sender_rejects.is_empty(),
         "the sender rejected nothing:\n{sender_rejects}"
