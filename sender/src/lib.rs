@@ -237,6 +237,8 @@ impl Sender {
             let mut found = self.discover();
             *shared.watched.lock() = found.iter().map(|(key, _, _)| *key).collect();
             found.extend(self.left_behind(&found, &open));
+            // Files with new lines that cannot be opened this pass (open_files_max).
+            let mut waiting = 0;
             for (key, path, file) in found {
                 if let Some(known) = open.get_mut(&key) {
                     if *known != path {
@@ -253,17 +255,9 @@ impl Sender {
                     continue; // fully acknowledged, and not grown since
                 }
                 if open.len() >= shared.config.open_files_max {
-                    if !refused_for_limit {
-                        tracing::warn!(
-                            limit = shared.config.open_files_max,
-                            "open_files_max reached; further files wait (idle, fully acknowledged files are closed to make room)"
-                        );
-                        refused_for_limit = true;
-                    }
-                    self.make_room();
-                    break;
+                    waiting += 1;
+                    continue;
                 }
-                refused_for_limit = false;
                 if self.is_copy_of_open_file(key, &file, &open) {
                     continue; // wait for the original's truncation to hand over its position
                 }
@@ -281,6 +275,20 @@ impl Sender {
                     start_position,
                 };
                 tailers.spawn(tailer::run(Arc::clone(shared), tail, halted.clone()));
+            }
+            if waiting > 0 {
+                if !refused_for_limit {
+                    tracing::warn!(
+                        limit = shared.config.open_files_max,
+                        waiting,
+                        "open_files_max reached; further files wait (idle, fully acknowledged files are closed to make room)"
+                    );
+                    refused_for_limit = true;
+                }
+                // As many as wait, at once: files can appear faster than one per pass.
+                self.make_room(waiting);
+            } else {
+                refused_for_limit = false;
             }
             if shared.fatal.lock().is_some() {
                 break;

@@ -11,18 +11,19 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 impl Sender {
-    /// Asks the open file idle the longest (at its end, every line
-    /// acknowledged) to close, so a file waiting for a slot, the live one
-    /// after a rotation above all, is not starved by old ones.
-    pub(super) fn make_room(&self) {
+    /// Asks the `wanted` open files idle the longest (at their end, every
+    /// line acknowledged) to close, so files waiting for a slot, the live one
+    /// after a rotation above all, are not starved by old ones.
+    pub(super) fn make_room(&self, wanted: usize) {
         let idle = self.shared.idle.lock();
         let mut evict = self.shared.evict.lock();
         if !evict.is_empty() {
-            return; // one at a time: the last request is not served yet
+            return; // the last request is not served yet
         }
-        if let Some((key, _)) = idle.iter().min_by_key(|(_, since)| **since) {
-            evict.insert(*key);
-        }
+        // The longest idle first, as many as files wait to be opened.
+        let mut oldest: Vec<(&FileKey, &std::time::Instant)> = idle.iter().collect();
+        oldest.sort_by_key(|(_, since)| **since);
+        evict.extend(oldest.into_iter().take(wanted).map(|(key, _)| *key));
     }
 
     /// The identity and position of content that left its inode (truncated
