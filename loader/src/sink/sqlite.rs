@@ -230,13 +230,20 @@ fn create_table(connection: &Connection, spec: &TableSpec) -> rusqlite::Result<(
     ))
 }
 
-/// Inserts each row into its table (duplicates by dedup_key ignored).
+/// Inserts each row into its table (duplicates by dedup_key ignored), one
+/// prepared statement per table.
 fn insert_rows(transaction: &rusqlite::Transaction<'_>, tables: &[(String, String)], rows: &[Row]) -> Result<()> {
-    for row in rows {
-        let mut insert = transaction.prepare_cached(&tables[row.table].1).map_err(unavailable)?;
-        let mut values: Vec<&dyn ToSql> = row.values.iter().map(|v| v as &dyn ToSql).collect();
-        values.push(&row.dedup_key);
-        insert.execute(values.as_slice()).map_err(classify)?;
+    for (index, (_, insert_row)) in tables.iter().enumerate() {
+        let mut mine = rows.iter().filter(|row| row.table == index).peekable();
+        if mine.peek().is_none() {
+            continue;
+        }
+        let mut insert = transaction.prepare_cached(insert_row).map_err(unavailable)?;
+        for row in mine {
+            let mut values: Vec<&dyn ToSql> = row.values.iter().map(|v| v as &dyn ToSql).collect();
+            values.push(&row.dedup_key);
+            insert.execute(values.as_slice()).map_err(classify)?;
+        }
     }
     Ok(())
 }
