@@ -9,6 +9,7 @@
 # - openssl, for the TLS tests' throwaway certificates (RELAY_TEST_OPENSSL);
 # - PostgreSQL 15 server binaries (RELAY_PG_BIN); the tests start and stop
 #   their own throwaway clusters in temporary directories.
+# - promtool, from Debian's prometheus package, for the alert rules' tests;
 # - FUSE, for the power-loss tests on relay-plugfs: /dev/fuse and root (the
 #   mount is made directly, without fusermount); Debian's fuse3 is installed
 #   with apt-get when root and missing, for its fusermount3 and the kernel
@@ -66,6 +67,17 @@ if [ -x "$pg_bin/initdb" ] && [ -x "$pg_bin/pg_ctl" ]; then
     export RELAY_PG_BIN="$pg_bin"
 else
     missing+=("PostgreSQL 15 server binaries in $pg_bin")
+fi
+
+# promtool checks and unit-tests the alert rules (deploy/prometheus).
+if ! command -v promtool >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    note "installing prometheus (for promtool) with apt-get"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus) >/dev/null 2>&1
+fi
+if command -v promtool >/dev/null 2>&1; then
+    export RELAY_TEST_PROMTOOL="$(command -v promtool)"
+else
+    missing+=("promtool (Debian's prometheus package)")
 fi
 
 if ! command -v fusermount3 >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -410,7 +410,9 @@ async fn acknowledge(
                 counters.set_acked(0);
                 // A handover is a checkpoint: the copy must find the old
                 // content's identity and the file its new one after a crash.
-                shared.checkpoint();
+                if !shared.must_save() {
+                    return;
+                }
                 continue;
             }
         };

@@ -77,8 +77,10 @@ impl SupervisorError {
     pub fn is_usage(&self) -> bool {
         match self {
             Self::Config(_) | Self::Metrics(_) | Self::NotAuthorized { .. } => true,
-            // A rejects file that cannot be written is the disk's trouble, not the config's.
-            Self::Sender { source, .. } => !matches!(source, SenderError::Rejects { .. }),
+            // A rejects file or registry that cannot be written is the disk's trouble, not the config's.
+            Self::Sender { source, .. } => {
+                !matches!(source, SenderError::Rejects { .. } | SenderError::SaveRegistry { .. })
+            }
             Self::Broker(BrokerError::Config(_) | BrokerError::Security(_)) => true,
             Self::Client(error)
             | Self::Loader {
