@@ -9,7 +9,8 @@
 # - openssl, for the TLS tests' throwaway certificates (RELAY_TEST_OPENSSL);
 # - PostgreSQL 15 server binaries (RELAY_PG_BIN); the tests start and stop
 #   their own throwaway clusters in temporary directories.
-# - promtool, from Debian's prometheus package, for the alert rules' tests;
+# - prometheus and promtool, from Debian's prometheus package, for the alert
+#   rules' tests and a real scrape of relay up;
 # - FUSE, for the power-loss tests on relay-plugfs: /dev/fuse and root (the
 #   mount is made directly, without fusermount); Debian's fuse3 is installed
 #   with apt-get when root and missing, for its fusermount3 and the kernel
@@ -74,10 +75,11 @@ if ! command -v promtool >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     note "installing prometheus (for promtool) with apt-get"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus) >/dev/null 2>&1
 fi
-if command -v promtool >/dev/null 2>&1; then
+if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
     export RELAY_TEST_PROMTOOL="$(command -v promtool)"
+    export RELAY_TEST_PROMETHEUS="$(command -v prometheus)"
 else
-    missing+=("promtool (Debian's prometheus package)")
+    missing+=("prometheus and promtool (Debian's prometheus package)")
 fi
 
 if ! command -v fusermount3 >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -212,6 +212,7 @@ pub fn publish_state_gauges(ctx: &BrokerContext) {
     gauge!(CONNECTIONS).set(CONNECTIONS_OPEN.load(Ordering::Relaxed) as f64);
     let in_use = ctx.config.requests_memory_bytes_max - ctx.request_memory.available_permits();
     gauge!(REQUEST_MEMORY_IN_USE).set(in_use as f64);
+    ctx.security.authorizer.publish_zero_counts();
     let mut end_offsets = std::collections::HashMap::new();
     let store = ctx.coordinator.store();
     let now = now_ms();
@@ -219,6 +220,12 @@ pub fn publish_state_gauges(ctx: &BrokerContext) {
         let protected = !topic.settings.protected_groups().is_empty();
         if let (true, Some(hard)) = (protected, topic.log_config.retention_hard_bytes_max()) {
             gauge!(RETENTION_HARD_LIMIT_BYTES, "topic" => topic.name.clone()).set(hard as f64);
+        }
+        // Counted only when it happens, but shown from the start: an alert on
+        // its increase needs the series before the first event.
+        for group in topic.settings.protected_groups() {
+            counter!(RETENTION_PROTECTED_DELETED_RECORDS, "topic" => topic.name.clone(), "group" => group.clone())
+                .increment(0);
         }
         for (index, log) in topic.partitions.iter().enumerate() {
             let labels = [("topic", topic.name.clone()), ("partition", index.to_string())];
@@ -252,6 +259,13 @@ pub fn publish_state_gauges(ctx: &BrokerContext) {
             let age_ms = (now - committed.commit_timestamp_ms).max(0);
             gauge!(GROUP_COMMIT_AGE, &labels).set(age_ms as f64 / 1000.0);
         }
+    }
+}
+
+/// Shows every operation's denial counter at zero (a broker with grants).
+pub fn authorization_denied_zero(operations: &[&'static str]) {
+    for operation in operations {
+        counter!(AUTHORIZATION_DENIED, "operation" => *operation).increment(0);
     }
 }
 

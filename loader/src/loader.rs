@@ -121,6 +121,10 @@ impl Loader {
         consumer_config.resume = Resume::FromStartPosition;
         let consumer = Consumer::new(Arc::clone(&cluster), consumer_config).await?;
         let config_table = config.label();
+        let metrics = LoaderMetrics::new(&config_table);
+        for topic in &config.topics {
+            metrics.lost_zero(topic);
+        }
         Ok(Self {
             config,
             loading,
@@ -131,7 +135,7 @@ impl Loader {
             open_gaps: HashMap::new(),
             gaps_checked: Instant::now(),
             stats: Arc::default(),
-            metrics: LoaderMetrics::new(&config_table),
+            metrics,
         })
     }
 

@@ -107,6 +107,11 @@ impl LoaderMetrics {
     }
 
     /// Records of `topic` lost to retention before they were loaded.
+    /// Shows `topic`'s lost-records counter at zero from the start.
+    pub fn lost_zero(&self, topic: &str) {
+        counter!(RECORDS_LOST, "table" => self.table.clone(), "topic" => topic.to_owned()).increment(0);
+    }
+
     pub fn lost(&self, topic: &str, records: i64) {
         counter!(RECORDS_LOST, "table" => self.table.clone(), "topic" => topic.to_owned())
             .increment(records.max(0) as u64);

@@ -331,6 +331,13 @@ impl Authorizer {
         self.enabled
     }
 
+    /// Shows the denial counters at zero, so alerts see them before the first denial.
+    pub fn publish_zero_counts(&self) {
+        if self.enabled {
+            crate::metrics::authorization_denied_zero(&Operation::ALL.map(Operation::name));
+        }
+    }
+
     /// May `user` (`None`: no SASL) do `operation` on `resource`? Says nothing.
     pub fn allows(&self, user: Option<&str>, operation: Operation, resource: Resource<'_>) -> bool {
         if !self.enabled {
