@@ -1,6 +1,7 @@
 //! A real Prometheus (Debian's) scraping a running `relay up` with its
 //! alert rules loaded: every series the rules read exists with the labels
-//! the rules group by, and every rule evaluates without error. Event-only
+//! the rules group by, every rule evaluates without error, and every query
+//! of the Grafana dashboard (`deploy/grafana/relay.json`) returns data. Event-only
 //! counters (records lost, protected records deleted, authorization
 //! denials) are there at zero from the start, so an `increase()` alert sees
 //! the first event. `scripts/test.sh` installs Prometheus when root.
@@ -28,7 +29,10 @@ const SERIES: [(&str, &[&str]); 16] = [
     ("relay_sender_lines_rejected_total", &["topic", "file"]),
     ("relay_broker_log_size_bytes", &["topic", "partition"]),
     ("relay_broker_retention_hard_limit_bytes", &["topic"]),
-    ("relay_broker_retention_protected_deleted_records_total", &["topic", "group"]),
+    (
+        "relay_broker_retention_protected_deleted_records_total",
+        &["topic", "group"],
+    ),
     ("relay_broker_partition_poisoned", &["topic", "partition"]),
     ("relay_broker_fsync_latency_seconds_bucket", &["le"]),
     ("relay_broker_authorization_denied_total", &["operation"]),
@@ -36,7 +40,11 @@ const SERIES: [(&str, &[&str]); 16] = [
 ];
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Percent-encodes a query parameter value.
@@ -77,8 +85,10 @@ fn api(prometheus: &str, path: &str) -> serde_json::Value {
 }
 
 #[test]
-fn prometheus_scrapes_every_series_the_rules_read_and_evaluates_them() {
-    let Some(binary) = external("RELAY_TEST_PROMETHEUS", "prometheus (Debian's prometheus package)") else { return };
+fn prometheus_scrapes_every_series_the_rules_and_the_dashboard_read() {
+    let Some(binary) = external("RELAY_TEST_PROMETHEUS", "prometheus (Debian's prometheus package)") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (broker_port, metrics_port, prometheus_port) = (free_port(), free_port(), free_port());
     let credential = hash_password(PASSWORD);
@@ -176,7 +186,10 @@ type = "bigint"
     };
 
     // Wait until the pipeline has loaded rows and Prometheus has scraped them.
-    let loaded = format!("/api/v1/query?query={}", encode("sum(relay_loader_rows_loaded_total) > 0"));
+    let loaded = format!(
+        "/api/v1/query?query={}",
+        encode("sum(relay_loader_rows_loaded_total) > 0")
+    );
     let started = Instant::now();
     loop {
         let ready = http_get(&prometheus, &loaded)
@@ -185,7 +198,11 @@ type = "bigint"
         if ready {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(90), "no loaded rows in Prometheus\n{}", logs());
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no loaded rows in Prometheus\n{}",
+            logs()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 
@@ -206,6 +223,44 @@ type = "bigint"
         }
     }
     assert!(missing.is_empty(), "series the rules read: {missing:#?}\n{}", logs());
+
+    // Every dashboard query returns data (a latency quantile a number).
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana/relay.json")).unwrap(),
+    )
+    .unwrap();
+    let mut empty = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let started = Instant::now();
+            let answered = loop {
+                let result = api(&prometheus, &format!("/api/v1/query?query={}", encode(expr)));
+                let values: Vec<String> = result["data"]["result"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|r| r["value"][1].as_str().map(str::to_owned))
+                    .collect();
+                if !values.is_empty() && values.iter().any(|v| v != "NaN") {
+                    break true;
+                }
+                if started.elapsed() > Duration::from_secs(45) {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            };
+            if !answered {
+                empty.push(format!("{}: {expr}", panel["title"]));
+            }
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "dashboard queries without data: {empty:#?}\n{}",
+        logs()
+    );
 
     // Every rule loaded and evaluated without error; none fires on a healthy pipeline.
     let rules = api(&prometheus, "/api/v1/rules");
