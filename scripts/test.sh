@@ -9,6 +9,8 @@
 # - openssl, for the TLS tests' throwaway certificates (RELAY_TEST_OPENSSL);
 # - PostgreSQL 15 server binaries (RELAY_PG_BIN); the tests start and stop
 #   their own throwaway clusters in temporary directories.
+# - cargo-deb (cargo install, pinned) and the .deb it builds, for the
+#   package test;
 # - prometheus and promtool, from Debian's prometheus package, for the alert
 #   rules' tests and a real scrape of relay up;
 # - FUSE, for the power-loss tests on relay-plugfs: /dev/fuse and root (the
@@ -93,6 +95,24 @@ if [ -e /dev/fuse ] && [ "$(id -u)" = 0 ]; then
     :
 else
     missing+=("FUSE (/dev/fuse as root) for the power-loss tests")
+fi
+
+# The Debian package (cargo-deb, pinned), built from the test build of the
+# relay binary; tests/debian_package.rs checks it (RELAY_TEST_DEB).
+if ! cargo deb --version >/dev/null 2>&1; then
+    note "installing cargo-deb"
+    cargo install --quiet --locked cargo-deb --version 3.8.0 >/dev/null 2>&1
+fi
+if cargo deb --version >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+    mkdir -p target/test-deb
+    if cargo build --quiet -p relay && cargo deb --no-build --profile dev --no-strip --fast \
+        -o target/test-deb/relay.deb >target/test-deb/build.log 2>&1; then
+        export RELAY_TEST_DEB="$PWD/target/test-deb/relay.deb"
+    else
+        missing+=("the .deb (cargo deb failed: target/test-deb/build.log)")
+    fi
+else
+    missing+=("cargo-deb and dpkg-deb, for the Debian package")
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

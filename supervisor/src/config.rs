@@ -148,6 +148,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_debian_package_config_parses_with_absolute_paths() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/debian/config.toml");
+        let config = RelayConfig::load(Some(&path)).unwrap();
+        assert_eq!(config.broker.data_dir, Path::new("/var/lib/relay/data"));
+        assert_eq!(
+            config.send[0].state_dir(),
+            Path::new("/var/lib/relay/state/send-events")
+        );
+        for loader in &config.load {
+            loader.validate().unwrap();
+        }
+        config.embedded_broker().validate().unwrap();
+    }
+
+    #[test]
     fn the_example_file_parses_with_every_section() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.toml.example");
         let config = RelayConfig::load(Some(&path)).unwrap();
