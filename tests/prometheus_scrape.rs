@@ -26,7 +26,7 @@ const SERIES: [(&str, &[&str]); 16] = [
     ("relay_loader_records_unrouted_total", &["table"]),
     ("relay_sender_bytes_behind", &["topic", "file"]),
     ("relay_sender_send_blocked", &["topic"]),
-    ("relay_sender_lines_rejected_total", &["topic", "file"]),
+    ("relay_sender_lines_rejected_total", &["topic"]),
     ("relay_broker_log_size_bytes", &["topic", "partition"]),
     ("relay_broker_retention_hard_limit_bytes", &["topic"]),
     (

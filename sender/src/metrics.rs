@@ -1,12 +1,17 @@
-//! The sender's Prometheus metrics, per watched file (labels `topic`, `file`):
-//! lines and bytes read and acknowledged, bytes behind (the file's size minus
-//! its acknowledged position), rejected lines and copytruncate restarts;
-//! per topic, send errors and whether sending is blocked.
-//! Handles are registered once per file, so counting a line is an atomic add.
+//! The sender's Prometheus metrics. Per topic (label `topic`): lines and bytes
+//! read and acknowledged, rejected lines, copytruncate restarts, send errors
+//! and whether sending is blocked. Per watched file (labels `topic`, `file`)
+//! only bytes behind (the file's size minus its acknowledged position), a
+//! gauge: a file the sender no longer tracks disappears from the output after
+//! the exporter's idle timeout, so rotated names cannot pile up series (file
+//! paths are unbounded; counters per file would stay until a restart).
+//! Counting a line is an atomic add on a handle taken once per file.
 
 use metrics::{counter, gauge, Counter, Gauge};
+use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 pub const LINES_READ: &str = "relay_sender_lines_read_total";
 pub const BYTES_READ: &str = "relay_sender_bytes_read_total";
@@ -22,17 +27,13 @@ pub const UNREADABLE_PATHS: &str = "relay_sender_unreadable_paths";
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, Unit};
-    describe_counter!(LINES_READ, Unit::Count, "Complete lines read, by topic and file.");
-    describe_counter!(BYTES_READ, Unit::Bytes, "Bytes read, by topic and file.");
-    describe_counter!(
-        LINES_ACKED,
-        Unit::Count,
-        "Lines acknowledged by the broker, by topic and file."
-    );
+    describe_counter!(LINES_READ, Unit::Count, "Complete lines read, by topic.");
+    describe_counter!(BYTES_READ, Unit::Bytes, "Bytes read, by topic.");
+    describe_counter!(LINES_ACKED, Unit::Count, "Lines acknowledged by the broker, by topic.");
     describe_counter!(
         BYTES_ACKED,
         Unit::Bytes,
-        "Bytes whose lines the broker acknowledged, by topic and file."
+        "Bytes whose lines the broker acknowledged, by topic."
     );
     describe_gauge!(BYTES_BEHIND, Unit::Bytes, "File size minus acknowledged position.");
     describe_counter!(LINES_REJECTED, Unit::Count, "Lines written to the rejects file.");
@@ -71,22 +72,32 @@ pub struct FileMetrics {
     pub bytes_acked: Counter,
     pub lines_rejected: Counter,
     pub truncations: Counter,
-    bytes_behind: Gauge,
+    /// The gauge's handle, taken again at least every [`GAUGE_REFRESH`]: a
+    /// gauge left unset past the exporter's idle timeout is dropped, and a
+    /// handle taken before that would update nothing visible.
+    bytes_behind: Mutex<(Gauge, Instant)>,
+    labels: [(&'static str, String); 2],
     size_bytes: AtomicU64,
     acked_position: AtomicU64,
 }
 
+/// How often a file's bytes-behind handle is taken again (well inside the
+/// exporter's idle timeout, so an active file's gauge never goes away).
+const GAUGE_REFRESH: Duration = Duration::from_secs(60);
+
 impl FileMetrics {
     pub fn new(topic: &str, path: &Path, acked_position: u64) -> Self {
+        let per_topic = [("topic", topic.to_owned())];
         let labels = [("topic", topic.to_owned()), ("file", path.display().to_string())];
         Self {
-            lines_read: counter!(LINES_READ, &labels),
-            bytes_read: counter!(BYTES_READ, &labels),
-            lines_acked: counter!(LINES_ACKED, &labels),
-            bytes_acked: counter!(BYTES_ACKED, &labels),
-            lines_rejected: counter!(LINES_REJECTED, &labels),
-            truncations: counter!(TRUNCATIONS, &labels),
-            bytes_behind: gauge!(BYTES_BEHIND, &labels),
+            lines_read: counter!(LINES_READ, &per_topic),
+            bytes_read: counter!(BYTES_READ, &per_topic),
+            lines_acked: counter!(LINES_ACKED, &per_topic),
+            bytes_acked: counter!(BYTES_ACKED, &per_topic),
+            lines_rejected: counter!(LINES_REJECTED, &per_topic),
+            truncations: counter!(TRUNCATIONS, &per_topic),
+            bytes_behind: Mutex::new((gauge!(BYTES_BEHIND, &labels), Instant::now())),
+            labels,
             size_bytes: AtomicU64::new(acked_position),
             acked_position: AtomicU64::new(acked_position),
         }
@@ -110,7 +121,11 @@ impl FileMetrics {
     fn publish_behind(&self) {
         let size = self.size_bytes.load(Ordering::Relaxed);
         let acked = self.acked_position.load(Ordering::Relaxed);
-        self.bytes_behind.set(size.saturating_sub(acked) as f64);
+        let mut behind = self.bytes_behind.lock();
+        if behind.1.elapsed() >= GAUGE_REFRESH {
+            *behind = (gauge!(BYTES_BEHIND, &self.labels), Instant::now());
+        }
+        behind.0.set(size.saturating_sub(acked) as f64);
     }
 }
 
