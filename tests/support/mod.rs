@@ -298,13 +298,14 @@ impl Drop for RelayProcess {
     }
 }
 
-/// GET `path` from a `--metrics` endpoint: (status code, body); `None` while
-/// nothing listens there yet.
+/// GET `path` from a `--metrics` endpoint (or any HTTP server, Prometheus
+/// included): (status code, body); `None` while nothing listens there yet.
+/// HTTP/1.0, so the server closes after one whole, unchunked answer.
 pub fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;

@@ -140,6 +140,22 @@ enum Path {
     Staged,
 }
 
+/// COPYs each table's share of `rows` into it, tables in order.
+async fn copy_all(
+    transaction: &tokio_postgres::Transaction<'_>,
+    tables: &[PgTable],
+    rows: &[Row],
+    path: Path,
+) -> std::result::Result<(), Failure> {
+    for (index, table) in tables.iter().enumerate() {
+        let mine: Vec<&Row> = rows.iter().filter(|r| r.table == index).collect();
+        if !mine.is_empty() {
+            copy_rows(transaction, table, &mine, path).await?;
+        }
+    }
+    Ok(())
+}
+
 /// COPYs `rows` (all of `table`) into it (`Path::Direct`), or into its
 /// staging table and then into it ignoring duplicates (`Path::Staged`).
 async fn copy_rows(
@@ -401,15 +417,9 @@ impl PostgresSink {
         let tables = self.tables.clone();
         let client = self.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        for (index, table) in tables.iter().enumerate() {
-            let mine: Vec<&Row> = rows.iter().filter(|r| r.table == index).collect();
-            if mine.is_empty() {
-                continue;
-            }
-            copy_rows(&transaction, table, &mine, Path::Staged)
-                .await
-                .map_err(Failure::into_sink_error)?;
-        }
+        copy_all(&transaction, &tables, &rows, Path::Staged)
+            .await
+            .map_err(Failure::into_sink_error)?;
         transaction.rollback().await.map_err(unavailable)
     }
 
@@ -430,12 +440,7 @@ impl PostgresSink {
         let result = async {
             let client = self.client().await?;
             let transaction = client.transaction().await.map_err(unavailable)?;
-            for (index, table) in tables.iter().enumerate() {
-                let mine: Vec<&Row> = batch.rows.iter().filter(|r| r.table == index).collect();
-                if !mine.is_empty() {
-                    copy_rows(&transaction, table, &mine, path).await?;
-                }
-            }
+            copy_all(&transaction, &tables, &batch.rows, path).await?;
             for reject in &batch.rejects {
                 transaction
                     .execute(
