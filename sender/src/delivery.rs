@@ -1,4 +1,5 @@
-//! Getting one line into the broker, whatever happens around it. A line is
+//! Getting lines into the broker, a batch at a time (one read chunk's lines
+//! of one file), whatever happens around them. A line is
 //! given up only for an error about the line itself (larger than the broker
 //! accepts): it then goes to the rejects file with its bytes. Any other
 //! error (unknown topic, authorization, broker gone, a refused batch) leaves
@@ -10,7 +11,7 @@
 
 use crate::metrics::TopicMetrics;
 use parking_lot::Mutex;
-use relay_client::producer::{Delivery, Producer, ProducerRecord};
+use relay_client::producer::{BatchDelivery, BatchRecord, Producer};
 use relay_client::ClientError;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -55,6 +56,15 @@ pub enum Outcome {
     Fatal(ClientError),
     /// The sender is stopping; the line stays unacknowledged.
     Stopped,
+}
+
+/// How a batch of lines' sending ended: per line, in order,
+/// `Acknowledged` or `Refused`, or `None` for a line still unacknowledged
+/// when the batch stopped for `end` (`Fatal` or `Stopped`).
+#[derive(Debug)]
+pub struct Delivered {
+    pub outcomes: Vec<Option<Outcome>>,
+    pub end: Option<Outcome>,
 }
 
 /// A topic's ongoing send trouble, shared by its files' tailers.
@@ -107,21 +117,23 @@ impl Trouble {
     }
 }
 
-/// Hands `record` to the producer, again and again through transient
-/// errors, until it takes it. `Err` carries the outcome when it never did.
+/// Hands a batch of lines (`records`) to the producer, again and again
+/// through transient errors, until it takes them. `Err` carries the outcome
+/// when it never did (`Fatal` or `Stopped`).
 pub async fn send(
     producer: &Producer,
     trouble: &Trouble,
-    record: impl Fn() -> ProducerRecord,
+    records: impl Fn() -> Vec<BatchRecord>,
     stop: &mut watch::Receiver<bool>,
-) -> Result<Delivery, Outcome> {
+) -> Result<BatchDelivery, Outcome> {
     let mut backoff = BACKOFF_MIN;
     loop {
-        match producer.send(record()).await {
+        match producer.send_batch(&trouble.topic, None, records()).await {
             Ok(delivery) => return Ok(delivery),
             Err(error) => match classify(&error) {
-                Class::Line => return Err(Outcome::Refused(error)),
-                Class::Fatal => return Err(Outcome::Fatal(error)),
+                // Nothing about one line is known before the broker answers:
+                // an error that claims so here is not the line's to bear.
+                Class::Fatal | Class::Line => return Err(Outcome::Fatal(error)),
                 Class::Transient => {
                     trouble.note(&error);
                     if pause(&mut backoff, stop).await {
@@ -133,36 +145,74 @@ pub async fn send(
     }
 }
 
-/// Waits for `delivery`; through transient errors the line is sent again
-/// (from `record`) until the broker acknowledges it.
+/// Waits for a batch of `count` lines; the lines that failed for a reason
+/// not about themselves are sent again (built by `records` from their
+/// indexes) until the broker acknowledges them; a line refused as such is
+/// `Refused`. Stops early only for a fatal error or the sender's stop.
 pub async fn deliver(
     producer: &Producer,
     trouble: &Trouble,
-    record: impl Fn() -> ProducerRecord,
-    mut delivery: Delivery,
+    records: impl Fn(&[usize]) -> Vec<BatchRecord>,
+    count: usize,
+    mut delivery: BatchDelivery,
     stop: &mut watch::Receiver<bool>,
-) -> Outcome {
+) -> Delivered {
+    let mut outcomes: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
+    let mut waiting: Vec<usize> = (0..count).collect();
     let mut backoff = BACKOFF_MIN;
     loop {
-        let error = match delivery.wait().await {
-            Ok(_) => {
-                trouble.clear();
-                return Outcome::Acknowledged;
+        let mut results = delivery.wait().await;
+        if results.len() != waiting.len() {
+            // The producer went away: every line of the batch is unanswered.
+            let error = results
+                .pop()
+                .and_then(Result::err)
+                .unwrap_or_else(|| ClientError::Invalid("a batch answered for the wrong number of lines".into()));
+            results = waiting.iter().map(|_| Err(error.copy_for_delivery())).collect();
+        }
+        let mut again = Vec::new();
+        let mut trouble_seen = None;
+        let mut fatal = None;
+        for (&index, result) in waiting.iter().zip(results) {
+            match result {
+                Ok(_) => outcomes[index] = Some(Outcome::Acknowledged),
+                Err(error) => match classify(&error) {
+                    Class::Line => outcomes[index] = Some(Outcome::Refused(error)),
+                    Class::Fatal => fatal = fatal.or(Some(error)),
+                    Class::Transient => {
+                        again.push(index);
+                        trouble_seen = Some(error);
+                    }
+                },
             }
-            Err(error) => error,
-        };
-        match classify(&error) {
-            Class::Line => return Outcome::Refused(error),
-            Class::Fatal => return Outcome::Fatal(error),
-            Class::Transient => trouble.note(&error),
         }
+        if let Some(error) = fatal {
+            return Delivered {
+                outcomes,
+                end: Some(Outcome::Fatal(error)),
+            };
+        }
+        let Some(error) = trouble_seen else {
+            trouble.clear();
+            return Delivered { outcomes, end: None };
+        };
+        trouble.note(&error);
         if pause(&mut backoff, stop).await {
-            return Outcome::Stopped;
+            return Delivered {
+                outcomes,
+                end: Some(Outcome::Stopped),
+            };
         }
-        delivery = match send(producer, trouble, &record, stop).await {
+        delivery = match send(producer, trouble, || records(&again), stop).await {
             Ok(delivery) => delivery,
-            Err(outcome) => return outcome,
+            Err(outcome) => {
+                return Delivered {
+                    outcomes,
+                    end: Some(outcome),
+                }
+            }
         };
+        waiting = again;
     }
 }
 

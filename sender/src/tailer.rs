@@ -1,6 +1,8 @@
 //! Tailing one file: read from the acknowledged position in chunks, split
-//! into lines, produce each complete line with its source headers, and move
-//! the registry's position only as acknowledgements arrive, in file order.
+//! into lines, produce each chunk's complete lines as one batch with their
+//! source headers (`Producer::send_batch`: one answer per chunk, header
+//! names static, positions' digits in one buffer), and move the registry's
+//! position only as acknowledgements arrive, in file order.
 //!
 //! At the end of the file it watches for growth, truncation or rewriting
 //! (copytruncate: start again from 0, counted), deletion (finish what was
@@ -8,17 +10,18 @@
 //! after `rotate_wait` of quiet).
 //!
 //! Memory per file: one read chunk, the unfinished line (at most
-//! `line_bytes_max`), and the deliveries awaited (bounded by the channel and,
-//! across files, by the producer's byte budget).
+//! `line_bytes_max`), and the batches awaited (at most
+//! `BATCHES_IN_FLIGHT_MAX`, and across files the producer's byte budget).
 
 use super::delivery::{self, Outcome};
 use super::identity::{self, FileId, FileKey, Fingerprint, FINGERPRINT_BYTES_MAX};
 use super::lines::{LineSplitter, Piece};
 use super::metrics::FileMetrics;
 use super::{SenderError, SenderShared};
-use bytes::Bytes;
-use relay_client::producer::{Delivery, ProducerRecord};
+use bytes::{Bytes, BytesMut};
+use relay_client::producer::{BatchDelivery, BatchRecord};
 use relay_proto::source_headers;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
@@ -32,17 +35,24 @@ use tokio::sync::{mpsc, watch};
 pub const READ_CHUNK_BYTES: usize = 256 * 1024;
 /// How long a stop lets a file be read on to where it ended at the stop.
 pub const STOP_READ_WAIT_MAX: Duration = Duration::from_secs(5);
-/// Deliveries awaited per file before reading pauses.
-pub const ACKS_IN_FLIGHT_MAX: usize = 20_000;
+/// Batches (each at most one read chunk's lines) awaited per file before
+/// reading pauses; the producer's byte budget bounds all files together.
+pub const BATCHES_IN_FLIGHT_MAX: usize = 64;
+
+/// The source headers' names, shared by every record.
+const HOST: Bytes = Bytes::from_static(source_headers::HEADER_HOST.as_bytes());
+const FILE: Bytes = Bytes::from_static(source_headers::HEADER_FILE.as_bytes());
+const FILE_ID: Bytes = Bytes::from_static(source_headers::HEADER_FILE_ID.as_bytes());
+const POSITION: Bytes = Bytes::from_static(source_headers::HEADER_POSITION.as_bytes());
 
 enum Ack {
-    Line {
-        end: u64,
-        position: u64,
-        /// The line and its source, to send it again after a transient error.
-        line: Bytes,
+    /// Lines sent as one batch: each line's position and bytes (slices of
+    /// the read chunk), and their source, to send them again after a
+    /// transient error.
+    Lines {
+        lines: Vec<(u64, Bytes)>,
         file_id: Bytes,
-        delivery: Delivery,
+        delivery: BatchDelivery,
     },
     /// A line that went to the rejects file: the position moves past it.
     Skip { end: u64 },
@@ -84,7 +94,7 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
     if let Ok(metadata) = file.metadata() {
         counters.set_size(metadata.len());
     }
-    let (acks, pending) = mpsc::channel(ACKS_IN_FLIGHT_MAX);
+    let (acks, pending) = mpsc::channel(BATCHES_IN_FLIGHT_MAX);
     let path_text = Bytes::from(path.display().to_string());
     let ack_task = tokio::spawn(acknowledge(
         Arc::clone(&shared),
@@ -145,68 +155,67 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                 counters.set_size(metadata.len());
             }
             splitter.push(&chunk, &mut pieces);
-            for piece in pieces.drain(..) {
-                let ack = match piece {
-                    Piece::Line {
-                        position: line_position,
-                        line,
-                    } => {
-                        let end = line_position + line.len() as u64 + 1;
-                        shared.stats.lines_read.fetch_add(1, Ordering::Relaxed);
-                        counters.lines_read.increment(1);
-                        let sent = delivery::send(
-                            &shared.producer,
-                            &shared.trouble,
-                            || record(&shared, &path_text, &file_id, line_position, line.clone()),
-                            &mut stop,
-                        )
-                        .await;
-                        match sent {
-                            Ok(delivery) => Ack::Line {
-                                end,
-                                position: line_position,
-                                line,
-                                file_id: file_id.clone(),
-                                delivery,
-                            },
-                            Err(Outcome::Refused(error)) => {
-                                if let Err(error) = refuse(&shared, &path, line_position, &line, &error, &counters) {
-                                    shared.fail(error);
-                                    break 'reading Finished::Stopped;
-                                }
-                                Ack::Skip { end }
-                            }
-                            Err(Outcome::Fatal(error)) => {
-                                shared.fail(SenderError::Fatal(error));
-                                break 'reading Finished::Stopped;
-                            }
-                            Err(_) => break 'reading Finished::Stopped,
-                        }
-                    }
-                    Piece::Overlong {
-                        line_position,
-                        bytes,
-                        last,
-                    } => {
-                        overlong_length += bytes.len() as u64;
-                        let written = shared.rejects.lock().write_overlong(&path, line_position, &bytes, last);
-                        if let Err(source) = written {
-                            let rejects = shared.rejects.lock().path().to_owned();
-                            shared.fail(rejects_error(rejects, &path, line_position, source));
+            // Complete lines gather into one batch; an over-long line's
+            // pieces go to the rejects file in between, in file order.
+            let mut run: Vec<(u64, Bytes)> = Vec::new();
+            let mut pieces_left = pieces.drain(..);
+            loop {
+                let piece = pieces_left.next();
+                if let Some(Piece::Line { position, line }) = piece {
+                    run.push((position, line));
+                    continue;
+                }
+                if !run.is_empty() {
+                    let lines = std::mem::take(&mut run);
+                    shared.stats.lines_read.fetch_add(lines.len() as u64, Ordering::Relaxed);
+                    counters.lines_read.increment(lines.len() as u64);
+                    let sent = delivery::send(
+                        &shared.producer,
+                        &shared.trouble,
+                        || line_records(&shared, &path_text, &file_id, lines.iter()),
+                        &mut stop,
+                    )
+                    .await;
+                    let ack = match sent {
+                        Ok(delivery) => Ack::Lines {
+                            lines,
+                            file_id: file_id.clone(),
+                            delivery,
+                        },
+                        Err(Outcome::Fatal(error)) => {
+                            shared.fail(SenderError::Fatal(error));
                             break 'reading Finished::Stopped;
                         }
-                        if !last {
-                            continue;
-                        }
-                        shared.stats.lines_rejected.fetch_add(1, Ordering::Relaxed);
-                        counters.lines_rejected.increment(1);
-                        tracing::warn!(file = %path.display(), position = line_position, bytes = overlong_length,
-                            limit = shared.config.line_bytes_max, "line longer than line_bytes_max written to the rejects file");
-                        let end = line_position + std::mem::take(&mut overlong_length) + 1;
-                        Ack::Skip { end }
+                        Err(_) => break 'reading Finished::Stopped,
+                    };
+                    if acks.send(ack).await.is_err() {
+                        break;
                     }
+                }
+                let Some(Piece::Overlong {
+                    line_position,
+                    bytes,
+                    last,
+                }) = piece
+                else {
+                    break;
                 };
-                if acks.send(ack).await.is_err() {
+                overlong_length += bytes.len() as u64;
+                let written = shared.rejects.lock().write_overlong(&path, line_position, &bytes, last);
+                if let Err(source) = written {
+                    let rejects = shared.rejects.lock().path().to_owned();
+                    shared.fail(rejects_error(rejects, &path, line_position, source));
+                    break 'reading Finished::Stopped;
+                }
+                if !last {
+                    continue;
+                }
+                shared.stats.lines_rejected.fetch_add(1, Ordering::Relaxed);
+                counters.lines_rejected.increment(1);
+                tracing::warn!(file = %path.display(), position = line_position, bytes = overlong_length,
+                    limit = shared.config.line_bytes_max, "line longer than line_bytes_max written to the rejects file");
+                let end = line_position + std::mem::take(&mut overlong_length) + 1;
+                if acks.send(Ack::Skip { end }).await.is_err() {
                     break;
                 }
             }
@@ -297,28 +306,41 @@ fn file_id_header(file_id: Option<FileId>) -> Bytes {
     Bytes::from(file_id.map_or_else(String::new, |id| id.to_string()))
 }
 
-/// The record of one line, with its source headers.
-fn record(shared: &SenderShared, path: &Bytes, file_id: &Bytes, position: u64, line: Bytes) -> ProducerRecord {
-    let key = shared
-        .config
-        .key_field
-        .as_deref()
-        .and_then(|field| super::key_of(&line, field));
-    ProducerRecord {
-        topic: shared.config.topic.clone(),
-        key,
-        value: Some(line),
-        headers: vec![
-            (source_headers::HEADER_HOST.to_owned(), Some(shared.host.clone())),
-            (source_headers::HEADER_FILE.to_owned(), Some(path.clone())),
-            (source_headers::HEADER_FILE_ID.to_owned(), Some(file_id.clone())),
-            (
-                source_headers::HEADER_POSITION.to_owned(),
-                Some(Bytes::from(position.to_string())),
-            ),
-        ],
-        ..ProducerRecord::default()
+/// The records of lines of one file, with their source headers: the names
+/// static, path, id and host shared, every position's digits in one buffer.
+fn line_records<'a>(
+    shared: &SenderShared,
+    path: &Bytes,
+    file_id: &Bytes,
+    lines: impl ExactSizeIterator<Item = &'a (u64, Bytes)> + Clone,
+) -> Vec<BatchRecord> {
+    let mut digits = BytesMut::with_capacity(lines.len() * 12);
+    for (position, _) in lines.clone() {
+        let _ = write!(digits, "{position}");
     }
+    let mut digits = digits.freeze();
+    let key_field = shared.config.key_field.as_deref();
+    lines
+        .map(|(position, line)| {
+            let position = digits.split_to(digits_len(*position));
+            BatchRecord {
+                key: key_field.and_then(|field| super::key_of(line, field)),
+                value: Some(line.clone()),
+                headers: vec![
+                    (HOST, Some(shared.host.clone())),
+                    (FILE, Some(path.clone())),
+                    (FILE_ID, Some(file_id.clone())),
+                    (POSITION, Some(position)),
+                ],
+                timestamp_ms: None,
+            }
+        })
+        .collect()
+}
+
+/// Decimal digits of `value`.
+fn digits_len(value: u64) -> usize {
+    value.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 fn rejects_error(rejects: PathBuf, file: &std::path::Path, position: u64, source: std::io::Error) -> SenderError {
@@ -372,32 +394,58 @@ async fn acknowledge(
     let Source { key, path, path_text } = source;
     while let Some(ack) = pending.recv().await {
         let acked = match ack {
-            Ack::Line {
-                end,
-                position,
-                line,
+            Ack::Lines {
+                lines,
                 file_id,
                 delivery,
             } => {
-                let again = || record(&shared, &path_text, &file_id, position, line.clone());
-                match delivery::deliver(&shared.producer, &shared.trouble, again, delivery, &mut stop).await {
-                    Outcome::Acknowledged => {
-                        shared.stats.lines_acked.fetch_add(1, Ordering::Relaxed);
-                        counters.lines_acked.increment(1);
-                        end
-                    }
-                    Outcome::Refused(error) => {
-                        if let Err(error) = refuse(&shared, &path, position, &line, &error, &counters) {
-                            shared.fail(error);
-                            return;
+                let records = |indexes: &[usize]| {
+                    line_records(
+                        &shared,
+                        &path_text,
+                        &file_id,
+                        indexes.iter().map(|&index| &lines[index]),
+                    )
+                };
+                let delivered = delivery::deliver(
+                    &shared.producer,
+                    &shared.trouble,
+                    records,
+                    lines.len(),
+                    delivery,
+                    &mut stop,
+                )
+                .await;
+                // The position moves past every line, in file order, that
+                // was acknowledged or written to the rejects file.
+                let mut done_to = None;
+                for ((position, line), outcome) in lines.iter().zip(delivered.outcomes) {
+                    match outcome {
+                        Some(Outcome::Acknowledged) => {
+                            shared.stats.lines_acked.fetch_add(1, Ordering::Relaxed);
+                            counters.lines_acked.increment(1);
                         }
-                        end
+                        Some(Outcome::Refused(error)) => {
+                            if let Err(error) = refuse(&shared, &path, *position, line, &error, &counters) {
+                                shared.fail(error);
+                                break;
+                            }
+                        }
+                        _ => break,
                     }
-                    Outcome::Fatal(error) => {
+                    done_to = Some(position + line.len() as u64 + 1);
+                }
+                if let Some(done_to) = done_to {
+                    shared.registry.acknowledge(key, done_to, None);
+                    counters.set_acked(done_to);
+                }
+                match delivered.end {
+                    None if done_to == lines.last().map(|(p, l)| p + l.len() as u64 + 1) => continue,
+                    Some(Outcome::Fatal(error)) => {
                         shared.fail(SenderError::Fatal(error));
                         return;
                     }
-                    Outcome::Stopped => return,
+                    _ => return,
                 }
             }
             Ack::Skip { end } => end,

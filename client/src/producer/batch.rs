@@ -1,19 +1,19 @@
 //! A closed batch ([`Batch`]): its records, the identity and base sequence
 //! it was numbered with, its encoding as one Kafka record batch (v2,
 //! compressed with the configured codec; byte layout in Kafka's
-//! `DefaultRecordBatch`, written by `kafka-protocol`), and its split into two
+//! `DefaultRecordBatch` and `proto-spec/STORAGE.md`), and its split into two
 //! halves that share its sequence range ([`Batch::split`]). Never numbers a
 //! batch afresh or sends one: the worker does both.
 
 use super::record::Queued;
-use super::sequence::{record_sequence, sequence_after, Identity, Sequencer};
+use super::sequence::{sequence_after, Identity, Sequencer};
 use crate::error::{ClientError, Result};
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+use kafka_protocol::records::Compression;
+use relay_proto::batch::{HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC_V2};
+use relay_proto::crc::seal_batch_crc;
+use relay_proto::varint::{put_varint, put_varlong};
 
 /// A closed batch: its records, and the sequence numbering it was given.
 pub(super) struct Batch {
@@ -59,42 +59,88 @@ pub(super) fn renumber<'a>(
     }
 }
 
-/// The batch as the records bytes of a Produce request's partition.
+/// The batch as the records bytes of a Produce request's partition: one
+/// Kafka record batch v2 (`proto-spec/STORAGE.md`, "Record batch v2"),
+/// written straight from the queued records into one buffer (no per-record
+/// intermediate), the records section compressed with the configured codec.
+/// Timestamp deltas count from the smallest timestamp, as
+/// [`super::batch_size`] assumes.
 pub(super) fn encode(batch: &Batch, compression: Compression, topic: &str, partition: i32) -> Result<Bytes> {
     let first_timestamp = batch.records.iter().map(|q| q.timestamp_ms).min().unwrap_or(0);
-    let records: Vec<KafkaRecord> = batch
-        .records
-        .iter()
-        .enumerate()
-        .map(|(index, queued)| KafkaRecord {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: batch.identity.producer_id,
-            producer_epoch: batch.identity.epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: index as i64,
-            sequence: record_sequence(batch.base_sequence, index),
-            timestamp: queued.timestamp_ms.max(first_timestamp),
-            key: queued.record.key.clone(),
-            value: queued.record.value.clone(),
-            headers: queued
-                .record
-                .headers
-                .iter()
-                .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
-                .collect::<IndexMap<_, _>>(),
-        })
-        .collect();
-    let mut out = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression,
+    let max_timestamp = batch.records.iter().map(|q| q.timestamp_ms).max().unwrap_or(0);
+    let mut records = BytesMut::with_capacity(batch.records.len() * 64);
+    let mut body = Vec::with_capacity(256);
+    for (index, queued) in batch.records.iter().enumerate() {
+        body.clear();
+        body.push(0); // record attributes: unused in v2
+        put_varlong(&mut body, queued.timestamp_ms - first_timestamp);
+        put_varint(&mut body, index as i32);
+        put_nullable(&mut body, queued.record.key.as_deref());
+        put_nullable(&mut body, queued.record.value.as_deref());
+        put_varint(&mut body, queued.record.headers.len() as i32);
+        for (name, value) in &queued.record.headers {
+            put_nullable(&mut body, Some(name));
+            put_nullable(&mut body, value.as_deref());
+        }
+        let mut length = Vec::with_capacity(5);
+        put_varint(&mut length, body.len() as i32);
+        records.extend_from_slice(&length);
+        records.extend_from_slice(&body);
+    }
+    let failed =
+        |error: anyhow::Error| ClientError::Invalid(format!("compressing a batch for {topic}/{partition}: {error:#}"));
+    let mut out = BytesMut::with_capacity(HEADER_BYTES + records.len());
+    out.put_i64(0); // base offset: the broker assigns it
+    out.put_i32(0); // batch length, set below
+    out.put_i32(-1); // partition leader epoch: none, as producers send
+    out.put_i8(MAGIC_V2);
+    out.put_u32(0); // CRC, sealed below
+    out.put_i16(codec_id(compression)); // attributes: codec, create time
+    out.put_i32(batch.records.len() as i32 - 1);
+    out.put_i64(first_timestamp);
+    out.put_i64(max_timestamp);
+    out.put_i64(batch.identity.producer_id);
+    out.put_i16(batch.identity.epoch);
+    out.put_i32(batch.base_sequence);
+    out.put_i32(batch.records.len() as i32);
+    debug_assert_eq!(out.len(), HEADER_BYTES);
+    let write = |section: &mut BytesMut| -> anyhow::Result<()> {
+        section.extend_from_slice(&records);
+        Ok(())
     };
-    RecordBatchEncoder::encode(&mut out, &records, &options)
-        .map_err(|e| ClientError::Invalid(format!("encoding a batch for {topic}/{partition}: {e:#}")))?;
+    match compression {
+        Compression::None => out.extend_from_slice(&records),
+        Compression::Gzip => Gzip::compress(&mut out, write).map_err(failed)?,
+        Compression::Snappy => Snappy::compress(&mut out, write).map_err(failed)?,
+        Compression::Lz4 => Lz4::compress(&mut out, write).map_err(failed)?,
+        Compression::Zstd => Zstd::compress(&mut out, write).map_err(failed)?,
+    }
+    let batch_length = (out.len() - LOG_OVERHEAD_BYTES) as i32;
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    seal_batch_crc(&mut out);
     Ok(out.freeze())
+}
+
+/// The attributes' codec bits (Kafka's `CompressionType` ids).
+fn codec_id(compression: Compression) -> i16 {
+    match compression {
+        Compression::None => 0,
+        Compression::Gzip => 1,
+        Compression::Snappy => 2,
+        Compression::Lz4 => 3,
+        Compression::Zstd => 4,
+    }
+}
+
+/// A length-prefixed byte string, or the prefix -1 alone for null.
+fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => put_varint(out, -1),
+        Some(bytes) => {
+            put_varint(out, bytes.len() as i32);
+            out.extend_from_slice(bytes);
+        }
+    }
 }
 
 /// The offset of the record `index` places into an acknowledged batch

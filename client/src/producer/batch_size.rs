@@ -14,7 +14,7 @@
 //! widest varlong. Both only overcount, and only when timestamps spread over
 //! more than 63 ms or a record's length sits just under a varint boundary.
 
-use super::record::ProducerRecord;
+use super::record::Outgoing;
 use relay_proto::batch::HEADER_BYTES;
 use relay_proto::varint::VARLONG_BYTES_MAX;
 
@@ -35,14 +35,14 @@ impl BatchSize {
     }
 
     /// What [`BatchSize::bytes`] would be with `record` added.
-    pub fn bytes_with(&self, record: &ProducerRecord, timestamp_ms: i64) -> usize {
+    pub fn bytes_with(&self, record: &Outgoing, timestamp_ms: i64) -> usize {
         let mut added = self.clone();
         added.add(record, timestamp_ms);
         added.total()
     }
 
     /// Counts `record`, the next record of the batch.
-    pub fn add(&mut self, record: &ProducerRecord, timestamp_ms: i64) {
+    pub fn add(&mut self, record: &Outgoing, timestamp_ms: i64) {
         self.records_bytes += record_bytes_without_timestamp(record, self.records);
         self.records += 1;
         self.timestamps = Some(match self.timestamps {
@@ -61,7 +61,7 @@ impl BatchSize {
 
 /// A record's encoded bytes but its timestamp delta, at offset delta
 /// `offset_delta`; its length prefix is counted for the widest delta.
-fn record_bytes_without_timestamp(record: &ProducerRecord, offset_delta: usize) -> usize {
+fn record_bytes_without_timestamp(record: &Outgoing, offset_delta: usize) -> usize {
     let headers: usize = record
         .headers
         .iter()
@@ -96,7 +96,7 @@ fn varlong_bytes(value: i64) -> usize {
 mod tests {
     use super::*;
     use crate::producer::batch::{encode, Batch};
-    use crate::producer::record::queued_for_test;
+    use crate::producer::record::{queued_for_test, ProducerRecord};
     use crate::producer::sequence::Identity;
     use bytes::Bytes;
     use kafka_protocol::records::Compression;
@@ -115,11 +115,15 @@ mod tests {
         }
     }
 
+    fn outgoing(record: &ProducerRecord) -> Outgoing {
+        queued_for_test(record.clone(), 0).record
+    }
+
     /// The count and the real encoding of `records` at `timestamps`.
     fn counted_and_encoded(records: &[ProducerRecord], timestamps: &[i64]) -> (usize, usize) {
         let mut size = BatchSize::default();
         for (record, &timestamp) in records.iter().zip(timestamps) {
-            size.add(record, timestamp);
+            size.add(&outgoing(record), timestamp);
         }
         let batch = Batch {
             records: records
@@ -177,8 +181,8 @@ mod tests {
     #[test]
     fn bytes_with_is_what_adding_the_record_gives() {
         let mut size = BatchSize::default();
-        size.add(&record(None, 50, &[]), 2_000);
-        let next = record(Some(b"key"), 70_000, &[]);
+        size.add(&outgoing(&record(None, 50, &[])), 2_000);
+        let next = outgoing(&record(Some(b"key"), 70_000, &[]));
         let predicted = size.bytes_with(&next, 1_000);
         size.add(&next, 1_000);
         assert_eq!(predicted, size.bytes());

@@ -20,13 +20,23 @@
 //! until `delivery_timeout` (forever when `None`), logging state changes, not
 //! every retry. Memory is bounded by `buffer_bytes_max`: `send` waits.
 //!
+//! Two ways in: [`Producer::send`], a record at a time with its own
+//! [`Delivery`], and [`Producer::send_batch`], many records of one topic
+//! with one [`BatchDelivery`] for all of them (one budget share and one
+//! answer per call; keyless records of a call stick to one partition, as
+//! Kafka's sticky partitioner does, so they fill one batch). Both meet in
+//! the same partition workers, so retries, splits and idempotence are the
+//! same for both.
+//!
 //! This file owns the handle callers hold ([`Producer`]): routing, the
 //! buffer budget, one worker per partition, `flush`. It never batches or
 //! sends records itself.
 //!
 //! # Layout
 //! - `config`: [`ProducerConfig`] and codec names.
-//! - `record`: [`ProducerRecord`], [`Delivery`], [`RecordMetadata`].
+//! - `record`: [`ProducerRecord`], [`BatchRecord`], [`Delivery`],
+//!   [`BatchDelivery`], [`RecordMetadata`], and what answers a queued record.
+//! - `inbox`: a worker's queue, runs of records taken one at a time.
 //! - `worker`: one partition's batching, in-flight requests and retries.
 //! - `open_batch`: the batch being filled, and the size rule that closes it.
 //! - `batch_size`: the encoded size of a batch, counted as it fills.
@@ -38,6 +48,7 @@
 mod batch;
 mod batch_size;
 mod config;
+mod inbox;
 mod open_batch;
 mod record;
 mod retry;
@@ -46,15 +57,16 @@ mod shared;
 mod worker;
 
 pub use config::{parse_compression, ProducerConfig, BATCH_BYTES_MAX_DEFAULT, KAFKA_MESSAGE_BYTES_MAX_DEFAULT};
-pub use record::{Delivery, ProducerRecord, RecordMetadata};
+pub use record::{BatchDelivery, BatchRecord, Delivery, Header, ProducerRecord, RecordMetadata};
 pub use retry::RETRIES_METRIC;
 
 use crate::cluster::Cluster;
 use crate::error::{ClientError, Result};
 use crate::partitioner::partition_for_key;
 use bytes::Bytes;
+use inbox::Inbox;
 use parking_lot::Mutex;
-use record::{Queued, TIMESTAMP_UNSET};
+use record::{BatchAnswers, Outgoing, Queued, Resolver, TIMESTAMP_UNSET};
 use retry::BACKOFF_MIN;
 use shared::Shared;
 use std::collections::HashMap;
@@ -64,16 +76,22 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use worker::PartitionWorker;
 
-/// Records queued per partition task before `send` waits for it.
-const PARTITION_QUEUE_RECORDS_MAX: usize = 10_000;
-/// Bytes charged per record beyond key and value: the record framing and a
-/// share of the batch header, so tiny records still count.
-const RECORD_OVERHEAD_BYTES: usize = 64;
+/// Runs of records (one per `send`, one per partition of a `send_batch`)
+/// queued per partition task before a send waits for it.
+const PARTITION_QUEUE_RUNS_MAX: usize = 10_000;
+/// Bytes charged per record beyond key, value and headers: the queued
+/// record's own structures, its framing and a share of the batch header, so
+/// tiny records still count (measured: a sender's RSS followed the budget
+/// only once these were charged).
+const RECORD_OVERHEAD_BYTES: usize = 160;
+/// Bytes charged per header beyond its name and value: its slot in the
+/// record's header list.
+const HEADER_OVERHEAD_BYTES: usize = 64;
 
 pub struct Producer {
     shared: Arc<Shared>,
     /// Each topic's partition workers, by partition index.
-    partitions: Mutex<HashMap<String, Vec<Option<mpsc::Sender<Queued>>>>>,
+    partitions: Mutex<HashMap<String, Vec<Option<mpsc::Sender<Vec<Queued>>>>>>,
     round_robin: AtomicUsize,
     budget: Arc<Semaphore>,
 }
@@ -97,31 +115,128 @@ impl Producer {
     /// Queues a record; waits while `buffer_bytes_max` is in use.
     pub async fn send(&self, record: ProducerRecord) -> Result<Delivery> {
         let partition = self.route(&record).await?;
-        let bytes = record.key.as_ref().map_or(0, Bytes::len)
-            + record.value.as_ref().map_or(0, Bytes::len)
-            + RECORD_OVERHEAD_BYTES;
-        let permits = bytes.min(self.shared.config.buffer_bytes_max) as u32;
-        let permit = Arc::clone(&self.budget)
-            .acquire_many_owned(permits)
-            .await
-            .expect("the budget is never closed");
+        let bytes = record_bytes(record.key.as_ref(), record.value.as_ref(), 0)
+            + record
+                .headers
+                .iter()
+                .map(|(name, value)| header_bytes(name.as_bytes(), value.as_ref()))
+                .sum::<usize>();
+        let permit = self.reserve(bytes).await;
         let (delivery, receiver) = oneshot::channel();
         // Records without a timestamp get one when their partition worker
         // takes them in (one clock read per drain, not per record).
         let timestamp_ms = record.timestamp_ms.unwrap_or(TIMESTAMP_UNSET);
         let sender = self.partition_sender(&record.topic, partition);
+        let record = BatchRecord::from(record);
         self.shared.unresolved.fetch_add(1, Ordering::AcqRel);
         let queued = Queued {
-            record,
+            record: Outgoing {
+                key: record.key,
+                value: record.value,
+                headers: record.headers,
+            },
             timestamp_ms,
-            delivery,
-            _permit: permit,
+            resolver: Resolver::One {
+                delivery,
+                _permit: permit,
+            },
         };
-        if sender.send(queued).await.is_err() {
+        if sender.send(vec![queued]).await.is_err() {
             self.shared.unresolved.fetch_sub(1, Ordering::AcqRel);
             return Err(ClientError::Invalid("the producer is closed".into()));
         }
         Ok(Delivery(receiver))
+    }
+
+    /// Queues `records` for `topic` (to `partition`, or by key, or keyless
+    /// ones all to the next partition in turn) and answers once for all of
+    /// them: the [`BatchDelivery`] resolves when the last is acknowledged or
+    /// finally failed, with one result per record in the order given. Waits
+    /// while `buffer_bytes_max` is in use; the batch's share is held until
+    /// its answer. Errors only when the topic cannot be produced to at all
+    /// (unknown, no such partition, producer closed): then nothing is queued.
+    pub async fn send_batch(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        records: Vec<BatchRecord>,
+    ) -> Result<BatchDelivery> {
+        if records.is_empty() {
+            return Ok(BatchDelivery { answers: None });
+        }
+        let partitions = self.partition_count(topic).await?;
+        if partitions == 0 {
+            return Err(ClientError::UnknownTopic(topic.to_owned()));
+        }
+        if let Some(partition) = partition.filter(|p| !(0..partitions as i32).contains(p)) {
+            return Err(ClientError::Invalid(format!(
+                "topic {topic} has no partition {partition}"
+            )));
+        }
+        let sticky = (self.round_robin.fetch_add(1, Ordering::Relaxed) % partitions) as i32;
+        let bytes = records
+            .iter()
+            .map(|record| {
+                let headers = record
+                    .headers
+                    .iter()
+                    .map(|(name, value)| header_bytes(name, value.as_ref()))
+                    .sum();
+                record_bytes(record.key.as_ref(), record.value.as_ref(), headers)
+            })
+            .sum();
+        let permit = self.reserve(bytes).await;
+        let (answers, delivery) = BatchAnswers::new(records.len(), permit);
+        // Each partition's records, in the order given.
+        let mut runs: Vec<(i32, Vec<Queued>)> = Vec::new();
+        for (index, record) in records.into_iter().enumerate() {
+            let target = match (partition, &record.key) {
+                (Some(partition), _) => partition,
+                (None, Some(key)) => partition_for_key(key, partitions),
+                (None, None) => sticky,
+            };
+            let queued = Queued {
+                timestamp_ms: record.timestamp_ms.unwrap_or(TIMESTAMP_UNSET),
+                record: Outgoing {
+                    key: record.key,
+                    value: record.value,
+                    headers: record.headers,
+                },
+                resolver: Resolver::Batch {
+                    answers: Arc::clone(&answers),
+                    index,
+                },
+            };
+            match runs.iter_mut().find(|(p, _)| *p == target) {
+                Some((_, run)) => run.push(queued),
+                None => runs.push((target, vec![queued])),
+            }
+        }
+        drop(answers);
+        let queued: usize = runs.iter().map(|(_, run)| run.len()).sum();
+        self.shared.unresolved.fetch_add(queued, Ordering::AcqRel);
+        for (partition, run) in runs {
+            let sender = self.partition_sender(topic, partition);
+            if let Err(refused) = sender.send(run).await {
+                // Only a worker that is gone refuses: answer its records
+                // (and so the batch) with the error rather than never.
+                for queued in refused.0 {
+                    self.shared
+                        .resolve(queued, Err(ClientError::Invalid("the producer is closed".into())));
+                }
+            }
+        }
+        Ok(delivery)
+    }
+
+    /// Takes `bytes` of the buffer budget (at most all of it), waiting
+    /// while it is in use.
+    async fn reserve(&self, bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
+        let permits = bytes.min(self.shared.config.buffer_bytes_max) as u32;
+        Arc::clone(&self.budget)
+            .acquire_many_owned(permits)
+            .await
+            .expect("the budget is never closed")
     }
 
     /// The record's partition: its own, else its key's, else the next in turn.
@@ -178,7 +293,7 @@ impl Producer {
         }
     }
 
-    fn partition_sender(&self, topic: &str, partition: i32) -> mpsc::Sender<Queued> {
+    fn partition_sender(&self, topic: &str, partition: i32) -> mpsc::Sender<Vec<Queued>> {
         let mut partitions = self.partitions.lock();
         let index = partition as usize;
         if let Some(Some(sender)) = partitions.get(topic).and_then(|workers| workers.get(index)) {
@@ -188,9 +303,9 @@ impl Producer {
         if workers.len() <= index {
             workers.resize(index + 1, None);
         }
-        let (sender, receiver) = mpsc::channel(PARTITION_QUEUE_RECORDS_MAX);
+        let (sender, receiver) = mpsc::channel(PARTITION_QUEUE_RUNS_MAX);
         let worker = PartitionWorker::new(Arc::clone(&self.shared), topic.to_owned(), partition);
-        tokio::spawn(worker.run(receiver));
+        tokio::spawn(worker.run(Inbox::new(receiver)));
         workers[index] = Some(sender.clone());
         sender
     }
@@ -212,4 +327,15 @@ impl Producer {
     pub fn unresolved(&self) -> usize {
         self.shared.unresolved.load(Ordering::Acquire)
     }
+}
+
+/// A record's charge against the buffer budget: key, value, its headers'
+/// charge and overhead.
+fn record_bytes(key: Option<&Bytes>, value: Option<&Bytes>, headers_bytes: usize) -> usize {
+    key.map_or(0, Bytes::len) + value.map_or(0, Bytes::len) + headers_bytes + RECORD_OVERHEAD_BYTES
+}
+
+/// A header's charge against the buffer budget.
+fn header_bytes(name: &[u8], value: Option<&Bytes>) -> usize {
+    name.len() + value.map_or(0, Bytes::len) + HEADER_OVERHEAD_BYTES
 }

@@ -6,10 +6,10 @@
 //! the encoding. Closing by age (`linger`) and numbering are the worker's.
 
 use super::batch_size::BatchSize;
+use super::inbox::Inbox;
 use super::record::{Queued, TIMESTAMP_UNSET};
 use relay_proto::clock::now_ms;
 use std::time::Instant;
-use tokio::sync::mpsc;
 
 /// The records gathered into the next batch.
 #[derive(Default)]
@@ -42,12 +42,7 @@ impl OpenBatch {
     /// Returns the records of a batch closed on the way: the one a record
     /// would have taken past `batch_bytes_max`. That record then starts the
     /// open batch, and the drain stops there.
-    pub fn take_in(
-        &mut self,
-        first: Queued,
-        queue: &mut mpsc::Receiver<Queued>,
-        batch_bytes_max: usize,
-    ) -> Option<Vec<Queued>> {
+    pub fn take_in(&mut self, first: Queued, queue: &mut Inbox, batch_bytes_max: usize) -> Option<Vec<Queued>> {
         let now = now_ms();
         let mut closed = None;
         let mut next = Some(first);
@@ -62,7 +57,7 @@ impl OpenBatch {
             self.records.push(queued);
             self.since.get_or_insert_with(Instant::now);
             if closed.is_none() && !self.is_full(batch_bytes_max) {
-                next = queue.try_recv().ok();
+                next = queue.try_next();
             }
         }
         closed
@@ -80,6 +75,21 @@ mod tests {
     use crate::producer::record::{queued_for_test, ProducerRecord};
     use bytes::Bytes;
     use relay_proto::batch::HEADER_BYTES;
+    use tokio::sync::mpsc;
+
+    /// A queue of records one at a time, as `send` puts them.
+    struct Queue(mpsc::Sender<Vec<Queued>>);
+
+    impl Queue {
+        fn try_send(&self, queued: Queued) -> Result<(), ()> {
+            self.0.try_send(vec![queued]).map_err(|_| ())
+        }
+    }
+
+    fn channel(capacity: usize) -> (Queue, Inbox) {
+        let (sender, receiver) = mpsc::channel(capacity);
+        (Queue(sender), Inbox::new(receiver))
+    }
 
     const T0_MS: i64 = 1_767_225_600_000;
 
@@ -115,7 +125,7 @@ mod tests {
     #[test]
     fn a_batch_exactly_at_the_cap_takes_every_record_and_is_full() {
         let cap = 1_000 + added(500) + added(700);
-        let (sender, mut queue) = mpsc::channel(8);
+        let (sender, mut queue) = channel(8);
         sender.try_send(sized(500)).unwrap();
         sender.try_send(sized(700)).unwrap();
         let mut open = OpenBatch::default();
@@ -128,7 +138,7 @@ mod tests {
     #[test]
     fn the_record_that_would_pass_the_cap_closes_the_batch_before_it() {
         let cap = 1_000 + added(500) + added(700) - 1;
-        let (sender, mut queue) = mpsc::channel(8);
+        let (sender, mut queue) = channel(8);
         sender.try_send(sized(500)).unwrap();
         sender.try_send(sized(700)).unwrap();
         sender.try_send(sized(300)).unwrap();
@@ -143,7 +153,7 @@ mod tests {
         assert_eq!(open.size.bytes(), 700);
         assert!(open.since().is_some());
         // The drain stopped at the closed batch: the next record is still queued.
-        let next = open.take_in(queue.try_recv().unwrap(), &mut queue, cap);
+        let next = open.take_in(queue.try_next().unwrap(), &mut queue, cap);
         assert!(next.is_none());
         assert_eq!(open.size.bytes(), 700 + added(300));
     }
@@ -151,7 +161,7 @@ mod tests {
     #[test]
     fn a_record_larger_than_the_cap_goes_alone() {
         let cap = 2_000;
-        let (sender, mut queue) = mpsc::channel(8);
+        let (sender, mut queue) = channel(8);
         sender.try_send(sized(5_000)).unwrap();
         sender.try_send(sized(200)).unwrap();
         let mut open = OpenBatch::default();
@@ -168,7 +178,7 @@ mod tests {
         assert_eq!(lengths(&open.records), vec![4_930]);
         assert!(open.is_full(cap));
         assert_eq!(
-            lengths(&[queue.try_recv().unwrap(), queue.try_recv().unwrap()]),
+            lengths(&[queue.try_next().unwrap(), queue.try_next().unwrap()]),
             vec![130, 130]
         );
     }
@@ -180,7 +190,7 @@ mod tests {
             value: Some(Bytes::from_static(b"v")),
             ..ProducerRecord::default()
         };
-        let (_sender, mut queue) = mpsc::channel(1);
+        let (_sender, mut queue) = channel(1);
         let mut open = OpenBatch::default();
         let before = now_ms();
         open.take_in(queued_for_test(record, TIMESTAMP_UNSET), &mut queue, 1_000);

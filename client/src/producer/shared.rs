@@ -72,9 +72,9 @@ impl Shared {
         Ok(())
     }
 
-    /// Answers a record's `Delivery`, and wakes `flush` after the last one.
+    /// Answers a record's `Delivery` (or its share of a `BatchDelivery`), and wakes `flush` after the last one.
     pub fn resolve(&self, queued: Queued, result: Result<RecordMetadata>) {
-        let _ = queued.delivery.send(result);
+        queued.resolver.resolve(result);
         if self.unresolved.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.resolved.notify_waiters();
         }

@@ -22,6 +22,7 @@
 //! twice: every record leaves through exactly one `Shared::resolve`.
 
 use super::batch::{encode, record_offset, renumber, Batch};
+use super::inbox::Inbox;
 use super::open_batch::OpenBatch;
 use super::record::{Queued, RecordMetadata};
 use super::retry::{backoff_delay, resend_order, verdict, SentShape, Verdict, RETRIES_METRIC};
@@ -36,7 +37,6 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 
 /// How often a worker whose batches wait with none in flight (the leader
@@ -91,7 +91,7 @@ impl PartitionWorker {
     }
 
     /// Works until the queue is closed and every record is resolved.
-    pub async fn run(mut self, mut queue: mpsc::Receiver<Queued>) {
+    pub async fn run(mut self, mut queue: Inbox) {
         let config = self.shared.config.clone();
         let in_flight_max = config.in_flight_max.max(1);
         let mut open = OpenBatch::default();
@@ -114,7 +114,7 @@ impl PartitionWorker {
             }
             self.send_ready(&mut ready, &mut in_flight, in_flight_max).await;
             tokio::select! {
-                received = queue.recv(), if !closed && !open.is_full(config.batch_bytes_max) => match received {
+                received = queue.next(), if !closed && !open.is_full(config.batch_bytes_max) => match received {
                     Some(queued) => {
                         if let Some(records) = open.take_in(queued, &mut queue, config.batch_bytes_max) {
                             let batch = self.close_batch(records, ready.len() + in_flight.len());
