@@ -143,6 +143,10 @@ pub fn api_name(api: ApiKey) -> &'static str {
 }
 
 async fn read_responses(mut reader: Reader, pending: Pending, dead: Arc<AtomicBool>, address: String) {
+    // Responses are read into one buffer and split off it: once the records
+    // of earlier responses are dropped, `reserve` takes their memory back
+    // instead of faulting in fresh pages for every large fetch.
+    let mut buffer = BytesMut::new();
     let reason = loop {
         let mut prefix = [0u8; 4];
         if let Err(error) = reader.read_exact(&mut prefix).await {
@@ -156,10 +160,22 @@ async fn read_responses(mut reader: Reader, pending: Pending, dead: Arc<AtomicBo
         if length < 4 || length as usize > RESPONSE_BYTES_MAX {
             break format!("response length {length} is not plausible");
         }
-        let mut body = BytesMut::zeroed(length as usize);
-        if let Err(error) = reader.read_exact(&mut body).await {
-            break format!("reading: {error}");
+        let length = length as usize;
+        buffer.reserve(length);
+        let mut frame = (&mut reader).take(length as u64);
+        let mut failed = None;
+        while buffer.len() < length {
+            match frame.read_buf(&mut buffer).await {
+                Ok(0) => failed = Some("reading: the connection closed mid-response".to_owned()),
+                Ok(_) => continue,
+                Err(error) => failed = Some(format!("reading: {error}")),
+            }
+            break;
         }
+        if let Some(reason) = failed {
+            break reason;
+        }
+        let body = buffer.split_to(length);
         let correlation_id = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
         match pending.lock().remove(&correlation_id) {
             Some(waiter) => {
