@@ -7,7 +7,9 @@
 # Environment: RELAY (relay binary, default target/release/relay),
 # PEERS_PARTITIONS (partitions of both topics, default 1),
 # PEERS_TIMEOUT (seconds before a run is given up as failed, default 600),
-# PEERS_KEEP=1 (keep the scratch directory, for a look at the logs).
+# PEERS_KEEP=1 (keep the scratch directory, for a look at the logs),
+# PEERS_RSYSLOG_ACTION_PARAMS (extra parameters of the omkafka action, to try
+# other settings, e.g. 'queue.type="LinkedList" queue.size="4000000"').
 #
 # Each run is timed from the shipper's process start until the end offset of
 # its topic reaches LINES, polled every 50 ms from the broker's /metrics
@@ -30,7 +32,11 @@
 # rsyslog lines/s), rsyslog_version, plus rsyslog_status/relay_status ("ok",
 # "timeout", "exited", ...), rsyslog_end_offset/relay_end_offset and
 # rsyslog_identical/relay_identical (every record byte-identical to its line,
-# in order). A failed run has null figures.
+# in order), rsyslog_produce_requests/relay_produce_requests (Produce
+# requests the broker answered during the run, stop included) and
+# rsyslog_topic_bytes/relay_topic_bytes (the topic's log size on the broker:
+# relay send adds source headers to each record, rsyslog sends the bare
+# line). A failed run has null figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lines=${1:-2000000}
@@ -39,7 +45,7 @@ partitions=${PEERS_PARTITIONS:-1}
 timeout=${PEERS_TIMEOUT:-600}
 line_bytes=106
 
-case $lines in '' | *[!0-9]*) echo "usage: bash bench/peers.sh [LINES]" >&2; exit 2 ;; esac
+case $lines in '' | *[!0-9]* | 0) echo "usage: bash bench/peers.sh [LINES]" >&2; exit 2 ;; esac
 [ -x "$relay" ] || { echo "no relay binary at $relay (set RELAY)" >&2; exit 2; }
 relay=$(cd "$(dirname "$relay")" && pwd)/$(basename "$relay")
 
@@ -56,10 +62,10 @@ if [ -z "$rsyslogd_bin" ] || ! omkafka_present; then
     exit 0
   fi
   echo "== installing rsyslog and rsyslog-kafka (apt-get)"
-  install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends rsyslog rsyslog-kafka; }
-  if ! install >/dev/null 2>&1; then
+  apt_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends rsyslog rsyslog-kafka; }
+  if ! apt_install >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    install >/dev/null
+    apt_install >/dev/null
   fi
   rsyslogd_bin=$(command -v rsyslogd || echo /usr/sbin/rsyslogd)
   if [ ! -x "$rsyslogd_bin" ] || ! omkafka_present; then
@@ -161,6 +167,17 @@ print(status, f"{now - t0:.3f}", end, hwm)
 PY
 }
 
+# Sum of a broker metric's samples whose labels match LABELS (a regex), e.g.
+# the Produce requests answered so far, or a topic's bytes on disk.
+broker_metric() { # broker_metric NAME LABELS
+  python3 -c 'import re, sys, urllib.request
+t = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
+print(sum(int(float(v)) for v in re.findall(r"^%s\{%s\} (\S+)" % (sys.argv[2], sys.argv[3]), t, re.M)))' \
+    "$metrics" "$1" "$2" 2>/dev/null || echo 0
+}
+produce_requests() { broker_metric relay_broker_requests_total 'api="Produce"'; }
+topic_bytes() { broker_metric relay_broker_log_size_bytes "topic=\"$1\",partition=\"\\d+\""; }
+
 # Reads TOPIC back and compares it with the file; sets $check to "identical",
 # "reordered" (the same lines in another order) or "different".
 check_topic() { # check_topic TOPIC
@@ -185,7 +202,9 @@ global(
   processInternalMessages="on"         # rsyslogd's own messages stay in this instance (not sent to /dev/log)
 )
 # Main queue: in memory, large enough to hold the whole burst that imfile reads
-# (no back pressure on the reader from a small queue), big dequeue batches so
+# (no back pressure on the reader from a small queue; the price: when omkafka
+# falls behind, e.g. on a busy machine, the lines wait here and rsyslogd's RSS
+# grows, 40 MiB quiet, up to ~230 MiB measured under load), big dequeue batches so
 # the worker hands omkafka many messages per call. One worker: omkafka's call
 # only hands the message to librdkafka's own in-memory queue and its threads.
 main_queue(queue.type="LinkedList" queue.size="4000000" queue.dequeueBatchSize="4096" queue.workerThreads="1")
@@ -215,7 +234,7 @@ action(type="omkafka" broker=["$broker_host:$broker_port"] topic="peer-rsyslog" 
              "compression.codec=none", "socket.nagle.disable=true"]
   topicConfParam=["acks=all"]
   errorFile="$work/rsyslog/omkafka-errors.json"
-  ${PEERS_RSYSLOG_ACTION_QUEUE:-})
+  ${PEERS_RSYSLOG_ACTION_PARAMS:-})
 }
 # The default ruleset only sees rsyslogd's own messages: to a private file.
 action(type="omfile" file="$work/rsyslog/internal.log")
@@ -224,13 +243,16 @@ CONF
   echo "rsyslog rejects the config:" >&2; cat "$work/rsyslog-check.log" >&2; exit 1; }
 
 echo "== run A: rsyslogd imfile -> omkafka -> topic peer-rsyslog"
+requests_before=$(produce_requests)
 t0=$EPOCHREALTIME
 "$rsyslogd_bin" -n -f "$work/rsyslog.conf" -i "$work/rsyslog/rsyslogd.pid" > "$work/rsyslogd.out" 2>&1 &
 rs_pid=$!
 pids+=($rs_pid)
 read -r rs_status rs_seconds rs_end rs_hwm < <(watch_run peer-rsyslog "$rs_pid" "$t0" || echo "error 0 0 0")
 stop "$rs_pid"
-echo "rsyslog: $rs_status after $rs_seconds s, end offset $rs_end of $lines, peak RSS $((rs_hwm / 1024)) MiB"
+rs_requests=$(( $(produce_requests) - requests_before ))
+rs_bytes=$(topic_bytes peer-rsyslog)
+echo "rsyslog: $rs_status after $rs_seconds s, end offset $rs_end of $lines, peak RSS $((rs_hwm / 1024)) MiB, $rs_requests produce requests, $rs_bytes bytes in the topic's log"
 if [ "$rs_status" != ok ]; then
   echo "  rsyslogd output:"
   for log in "$work/rsyslogd.out" "$work/rsyslog/internal.log"; do
@@ -245,6 +267,7 @@ rs_check=$check
 
 # --- run B: relay send -----------------------------------------------------------------
 echo "== run B: relay send -> topic peer-relay"
+requests_before=$(produce_requests)
 t0=$EPOCHREALTIME
 "$relay" send --broker "$broker" --topic peer-relay --path "$file" --state-dir "$work/send-state" \
   > "$work/send.out" 2> "$work/send.log" &
@@ -252,7 +275,9 @@ rl_pid=$!
 pids+=($rl_pid)
 read -r rl_status rl_seconds rl_end rl_hwm < <(watch_run peer-relay "$rl_pid" "$t0" || echo "error 0 0 0")
 stop "$rl_pid"
-echo "relay send: $rl_status after $rl_seconds s, end offset $rl_end of $lines, peak RSS $((rl_hwm / 1024)) MiB"
+rl_requests=$(( $(produce_requests) - requests_before ))
+rl_bytes=$(topic_bytes peer-relay)
+echo "relay send: $rl_status after $rl_seconds s, end offset $rl_end of $lines, peak RSS $((rl_hwm / 1024)) MiB, $rl_requests produce requests, $rl_bytes bytes in the topic's log"
 if [ "$rl_status" != ok ]; then
   echo "  relay send log:"
   [ -f "$work/send.log" ] && tail -5 "$work/send.log" | sed 's/^/  /'
@@ -262,11 +287,11 @@ rl_check=$check
 
 # --- report --------------------------------------------------------------------------------
 python3 - "$lines" "$line_bytes" "$partitions" "$rsyslog_version" \
-  "$rs_status" "$rs_seconds" "$rs_end" "$rs_hwm" "$rs_check" \
-  "$rl_status" "$rl_seconds" "$rl_end" "$rl_hwm" "$rl_check" <<'PY'
+  "$rs_status" "$rs_seconds" "$rs_end" "$rs_hwm" "$rs_check" "$rs_requests" "$rs_bytes" \
+  "$rl_status" "$rl_seconds" "$rl_end" "$rl_hwm" "$rl_check" "$rl_requests" "$rl_bytes" <<'PY'
 import json, sys
-(lines, line_bytes, partitions, version, rs_status, rs_s, rs_end, rs_hwm, rs_check,
- rl_status, rl_s, rl_end, rl_hwm, rl_check) = sys.argv[1:]
+(lines, line_bytes, partitions, version, rs_status, rs_s, rs_end, rs_hwm, rs_check, rs_req, rs_bytes,
+ rl_status, rl_s, rl_end, rl_hwm, rl_check, rl_req, rl_bytes) = sys.argv[1:]
 lines = int(lines)
 def figures(status, seconds, hwm):
     if status != "ok":
@@ -292,5 +317,7 @@ print(json.dumps({
     "rsyslog_status": rs_status, "relay_status": rl_status,
     "rsyslog_end_offset": int(rs_end), "relay_end_offset": int(rl_end),
     "rsyslog_identical": rs_check == "identical", "relay_identical": rl_check == "identical",
+    "rsyslog_produce_requests": int(rs_req), "relay_produce_requests": int(rl_req),
+    "rsyslog_topic_bytes": int(rs_bytes), "relay_topic_bytes": int(rl_bytes),
 }))
 PY

@@ -1,15 +1,20 @@
 //! `relay-bench produce`: N producers (each its own client and connections)
 //! send fixed-size records to a topic's partitions, as fast as they can or at
-//! a target rate, through Relay's idempotent producer. Latency is from `send`
-//! to the broker's acknowledgement (durable under the broker's fsync policy),
-//! for every record and for each batch's last record. Works against Relay's broker or any Kafka cluster.
+//! a target rate, through Relay's idempotent producer: by default a batch of
+//! `--batch-records` at a time (`Producer::send_batch`, what `relay send`
+//! does), or with `--api record` one `send` per record. Latency is from the
+//! send to the broker's acknowledgement (durable under the broker's fsync
+//! policy), for every record and for each batch. Works against Relay's broker
+//! or any Kafka cluster.
 
 use crate::report::Phase;
 use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
 use relay_client::admin::Admin;
-use relay_client::producer::{parse_compression, Delivery, Producer, ProducerConfig, ProducerRecord};
+use relay_client::producer::{
+    parse_compression, BatchDelivery, BatchRecord, Delivery, Producer, ProducerConfig, ProducerRecord,
+};
 use relay_client::ClientSettings;
 use relay_client::Cluster;
 use std::time::{Duration, Instant};
@@ -41,6 +46,9 @@ pub struct ProduceBenchArgs {
     /// Target records per second in all; 0 = as fast as possible.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// `batch`: `send_batch` of --batch-records at a time; `record`: `send` per record.
+    #[arg(long, default_value = "batch")]
+    pub api: String,
     /// `--broker`, `--security-protocol`, `--sasl-*`, `--tls-ca`: the broker and how to reach it.
     #[command(flatten)]
     pub client: ClientSettings,
@@ -84,7 +92,13 @@ pub async fn run(args: &ProduceBenchArgs) -> Result<Vec<Phase>, String> {
             config.client_id = format!("relay-bench-{index}");
             let cluster = Cluster::connect(config).await.map_err(|e| e.to_string())?;
             let producer_config = ProducerConfig {
-                linger: Duration::from_millis(5),
+                // A caller of send_batch made its batch already: waiting for
+                // more would only add latency.
+                linger: if args.api == "batch" {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(5)
+                },
                 // The producer charges each record its bytes plus 64 of
                 // framing: this closes every batch at exactly batch_records.
                 batch_bytes_max: args.batch_records * (args.record_bytes + 64),
@@ -96,7 +110,11 @@ pub async fn run(args: &ProduceBenchArgs) -> Result<Vec<Phase>, String> {
             let producer = Producer::new(cluster, producer_config)
                 .await
                 .map_err(|e| e.to_string())?;
-            produce_one(&producer, &args, value, per_producer, index).await
+            match args.api.as_str() {
+                "batch" => produce_batches(&producer, &args, value, per_producer, index).await,
+                "record" => produce_one(&producer, &args, value, per_producer, index).await,
+                other => Err(format!("--api {other}: use batch or record")),
+            }
         }));
     }
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
@@ -108,7 +126,10 @@ pub async fn run(args: &ProduceBenchArgs) -> Result<Vec<Phase>, String> {
     }
     let elapsed = started.elapsed();
     let records = per_producer * args.producers as u64;
-    let name = format!("produce {}p acks={} {}", args.producers, args.acks, args.compression);
+    let name = format!(
+        "produce {}p acks={} {} {}",
+        args.producers, args.acks, args.compression, args.api
+    );
     Ok(vec![
         Phase {
             name: format!("{name} per record"),
@@ -178,6 +199,64 @@ async fn produce_one(
         if deliveries.send((sent, closes_batch, delivery)).await.is_err() {
             break;
         }
+    }
+    drop(deliveries);
+    producer.flush().await;
+    waiter.await.map_err(|e| e.to_string())?
+}
+
+/// One producer's share, `batch_records` at a time through `send_batch`,
+/// each batch to the next partition in turn; every record's latency is its
+/// batch's (they are sent and answered together).
+async fn produce_batches(
+    producer: &Producer,
+    args: &ProduceBenchArgs,
+    value: Bytes,
+    records: u64,
+    index: usize,
+) -> Result<(Histogram<u64>, Histogram<u64>), String> {
+    let (deliveries, mut waiting) = mpsc::channel::<(Instant, u64, BatchDelivery)>(1 << 12);
+    let waiter = tokio::spawn(async move {
+        let mut records = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+        let mut batches = records.clone();
+        while let Some((sent, count, delivery)) = waiting.recv().await {
+            for result in delivery.wait().await {
+                result.map_err(|e| e.to_string())?;
+            }
+            let micros = sent.elapsed().as_micros().max(1) as u64;
+            let _ = records.record_n(micros, count);
+            let _ = batches.record(micros);
+        }
+        Ok::<_, String>((records, batches))
+    });
+    let per_second = args.rate as f64 / args.producers as f64;
+    let started = Instant::now();
+    let batch = args.batch_records.max(1) as u64;
+    let mut n = 0;
+    let mut call = index as i32;
+    while n < records {
+        if per_second > 0.0 {
+            let due = started + Duration::from_secs_f64(n as f64 / per_second);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let count = batch.min(records - n);
+        let batch_records = (0..count)
+            .map(|_| BatchRecord {
+                value: Some(value.clone()),
+                ..BatchRecord::default()
+            })
+            .collect();
+        let sent = Instant::now();
+        let partition = Some(call % args.partitions);
+        call += 1;
+        let delivery = producer
+            .send_batch(&args.topic, partition, batch_records)
+            .await
+            .map_err(|e| e.to_string())?;
+        if deliveries.send((sent, count, delivery)).await.is_err() {
+            break;
+        }
+        n += count;
     }
     drop(deliveries);
     producer.flush().await;

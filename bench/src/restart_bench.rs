@@ -49,6 +49,7 @@ pub async fn run(args: &RestartBenchArgs) -> Result<Phase, String> {
         acks: 1,
         records,
         rate: 0,
+        api: "batch".into(),
         client: ClientSettings {
             brokers: Some(broker.address.clone()),
             ..ClientSettings::default()
