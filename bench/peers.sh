@@ -301,13 +301,14 @@ def figures(status, seconds, hwm):
 rs = figures(rs_status, rs_s, rs_hwm)
 rl = figures(rl_status, rl_s, rl_hwm)
 ratio = round(rl[1] / rs[1], 2) if rs[1] and rl[1] else None
-def show(name, f, status):
+def show(name, f, status, log_bytes):
     if f[0] is None:
         return f"{name:10} FAILED ({status})"
-    return f"{name:10} {f[0]:8.3f} s  {f[1]:>10,} lines/s  {f[1] * int(line_bytes) / 1e6:7.1f} MB/s  peak RSS {f[2]:6.1f} MiB"
+    return (f"{name:10} {f[0]:8.3f} s  {f[1]:>10,} lines/s  {f[1] * int(line_bytes) / 1e6:6.1f} MB/s of file"
+            f"  {int(log_bytes) / f[0] / 1e6:6.1f} MB/s into the log  peak RSS {f[2]:6.1f} MiB")
 print(f"== {lines:,} lines of {line_bytes} B, {partitions} partition(s) per topic, same broker")
-print(show("rsyslog", rs, rs_status))
-print(show("relay send", rl, rl_status))
+print(show("rsyslog", rs, rs_status, rs_bytes))
+print(show("relay send", rl, rl_status, rl_bytes))
 print(f"relay send / rsyslog lines/s: {ratio if ratio is not None else 'n/a'}")
 print(json.dumps({
     "lines": lines, "line_bytes": int(line_bytes), "partitions": int(partitions),

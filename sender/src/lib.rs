@@ -37,6 +37,7 @@ pub mod problems;
 pub mod registry;
 pub mod rejects;
 pub mod tailer;
+pub mod wake;
 
 pub use config::{SenderConfig, LINE_BYTES_MAX_DEFAULT};
 pub use error::{Result, SenderError};
@@ -71,6 +72,10 @@ pub fn producer_config() -> ProducerConfig {
     }
 }
 
+/// How long discovery waits after a new name's event before it looks, so
+/// that a burst of new files is one pass.
+const DISCOVER_AFTER_WAKE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Truncated files' positions kept for their copies, newest first. Not a
 /// time limit: with more files than `open_files_max`, a copy can be opened
 /// minutes after its truncation (found by the 200-cut power-loss run: copies
@@ -99,6 +104,8 @@ pub struct SenderShared {
     pub trouble: delivery::Trouble,
     /// Paths that cannot be read, for the log, `/health` and metrics.
     pub problems: problems::Problems,
+    /// File events that wake tailers and discovery before their polls.
+    pub wake: wake::Wake,
     /// An error after which nothing can be sent (a wrong cluster): the
     /// sender stops with it, positions unchanged.
     fatal: Mutex<Option<SenderError>>,
@@ -216,6 +223,7 @@ impl Sender {
             host: host_name(),
             trouble: delivery::Trouble::new(&topic),
             problems: problems::Problems::new(&topic),
+            wake: wake::Wake::default(),
             fatal: Mutex::new(None),
             watched: Mutex::new(HashSet::new()),
             idle: Mutex::new(HashMap::new()),
@@ -244,7 +252,11 @@ impl Sender {
         // Tailers stop with the sender (a stop, or a fatal error), not only on a stop.
         let (halt, halted) = watch::channel(false);
         let checkpoints = tokio::spawn(checkpoint_while_running(Arc::clone(shared), halted.clone()));
+        shared.wake.start();
         loop {
+            for pattern in &self.patterns {
+                shared.wake.watch_dir(pattern.dir());
+            }
             while let Some(done) = tailers.try_join_next() {
                 if let Ok((key, finished)) = done {
                     self.finish(&mut open, key, finished);
@@ -313,6 +325,10 @@ impl Sender {
             }
             tokio::select! {
                 _ = tokio::time::sleep(shared.config.discover_interval()) => {}
+                _ = shared.wake.new_name() => {
+                    // A burst of new files is taken in one pass, not one each.
+                    tokio::time::sleep(DISCOVER_AFTER_WAKE).await;
+                }
                 _ = stop.changed() => {}
             }
             if *stop.borrow() {

@@ -119,6 +119,9 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
     let mut pieces = Vec::new();
     let mut overlong_length = 0u64;
     let mut quiet_since: Option<Instant> = None;
+    // Events on the file's name wake it before the poll (written lines are
+    // read at once); the poll stays for filesystems without events.
+    let woken = shared.wake.file(&path);
     // At a stop, the file is read on to where it ended at that moment (the
     // application's last lines go out before the loaders stop), for at most
     // STOP_READ_WAIT_MAX.
@@ -282,9 +285,11 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
         }
         tokio::select! {
             _ = tokio::time::sleep(shared.config.poll_interval()) => {}
+            _ = woken.notified() => {}
             _ = stop.changed() => {}
         }
     };
+    shared.wake.forget(&path);
     drop(acks);
     let _ = ack_task.await;
     shared.idle.lock().remove(&key);
