@@ -88,10 +88,13 @@ const RECORD_OVERHEAD_BYTES: usize = 160;
 /// record's header list.
 const HEADER_OVERHEAD_BYTES: usize = 64;
 
+/// Where runs of records go to one partition's worker.
+type RunSender = mpsc::Sender<Vec<Queued>>;
+
 pub struct Producer {
     shared: Arc<Shared>,
     /// Each topic's partition workers, by partition index.
-    partitions: Mutex<HashMap<String, Vec<Option<mpsc::Sender<Vec<Queued>>>>>>,
+    partitions: Mutex<HashMap<String, Vec<Option<RunSender>>>>,
     round_robin: AtomicUsize,
     budget: Arc<Semaphore>,
 }
@@ -293,7 +296,7 @@ impl Producer {
         }
     }
 
-    fn partition_sender(&self, topic: &str, partition: i32) -> mpsc::Sender<Vec<Queued>> {
+    fn partition_sender(&self, topic: &str, partition: i32) -> RunSender {
         let mut partitions = self.partitions.lock();
         let index = partition as usize;
         if let Some(Some(sender)) = partitions.get(topic).and_then(|workers| workers.get(index)) {
