@@ -783,6 +783,10 @@ def broker_scale(n, nofile):
             if topics.get(topic) == n:
                 code = 0
                 break
+            refused = [l for l in open(os.path.join(base, "broker.log"), errors="replace") if "create topic refused" in l]
+            if refused:
+                output = "broker: " + refused[-1].split("error=", 1)[-1].strip()
+                break
             time.sleep(0.2)
         seconds = time.monotonic() - started
     row["create_s"] = round(seconds, 3)

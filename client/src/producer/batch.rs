@@ -5,6 +5,7 @@
 //! halves that share its sequence range ([`Batch::split`]). Never numbers a
 //! batch afresh or sends one: the worker does both.
 
+use super::batch_size::varlong_bytes;
 use super::record::Queued;
 use super::sequence::{sequence_after, Identity, Sequencer};
 use crate::error::{ClientError, Result};
@@ -68,57 +69,82 @@ pub(super) fn renumber<'a>(
 pub(super) fn encode(batch: &Batch, compression: Compression, topic: &str, partition: i32) -> Result<Bytes> {
     let first_timestamp = batch.records.iter().map(|q| q.timestamp_ms).min().unwrap_or(0);
     let max_timestamp = batch.records.iter().map(|q| q.timestamp_ms).max().unwrap_or(0);
-    let mut records = BytesMut::with_capacity(batch.records.len() * 64);
-    let mut body = Vec::with_capacity(256);
+    let capacity: usize = batch
+        .records
+        .iter()
+        .map(|queued| record_bytes(queued, queued.timestamp_ms - first_timestamp, batch.records.len()) + 5)
+        .sum();
+    let mut out: Vec<u8> = Vec::with_capacity(HEADER_BYTES + capacity);
+    out.resize(HEADER_BYTES, 0); // the header, written once the length is known
     for (index, queued) in batch.records.iter().enumerate() {
-        body.clear();
-        body.push(0); // record attributes: unused in v2
-        put_varlong(&mut body, queued.timestamp_ms - first_timestamp);
-        put_varint(&mut body, index as i32);
-        put_nullable(&mut body, queued.record.key.as_deref());
-        put_nullable(&mut body, queued.record.value.as_deref());
-        put_varint(&mut body, queued.record.headers.len() as i32);
+        let timestamp_delta = queued.timestamp_ms - first_timestamp;
+        put_varint(&mut out, record_bytes(queued, timestamp_delta, index) as i32);
+        out.push(0); // record attributes: unused in v2
+        put_varlong(&mut out, timestamp_delta);
+        put_varint(&mut out, index as i32);
+        put_nullable(&mut out, queued.record.key.as_deref());
+        put_nullable(&mut out, queued.record.value.as_deref());
+        put_varint(&mut out, queued.record.headers.len() as i32);
         for (name, value) in &queued.record.headers {
-            put_nullable(&mut body, Some(name));
-            put_nullable(&mut body, value.as_deref());
+            put_nullable(&mut out, Some(name));
+            put_nullable(&mut out, value.as_deref());
         }
-        let mut length = Vec::with_capacity(5);
-        put_varint(&mut length, body.len() as i32);
-        records.extend_from_slice(&length);
-        records.extend_from_slice(&body);
     }
-    let failed =
-        |error: anyhow::Error| ClientError::Invalid(format!("compressing a batch for {topic}/{partition}: {error:#}"));
-    let mut out = BytesMut::with_capacity(HEADER_BYTES + records.len());
-    out.put_i64(0); // base offset: the broker assigns it
-    out.put_i32(0); // batch length, set below
-    out.put_i32(-1); // partition leader epoch: none, as producers send
-    out.put_i8(MAGIC_V2);
-    out.put_u32(0); // CRC, sealed below
-    out.put_i16(codec_id(compression)); // attributes: codec, create time
-    out.put_i32(batch.records.len() as i32 - 1);
-    out.put_i64(first_timestamp);
-    out.put_i64(max_timestamp);
-    out.put_i64(batch.identity.producer_id);
-    out.put_i16(batch.identity.epoch);
-    out.put_i32(batch.base_sequence);
-    out.put_i32(batch.records.len() as i32);
-    debug_assert_eq!(out.len(), HEADER_BYTES);
-    let write = |section: &mut BytesMut| -> anyhow::Result<()> {
-        section.extend_from_slice(&records);
-        Ok(())
-    };
-    match compression {
-        Compression::None => out.extend_from_slice(&records),
-        Compression::Gzip => Gzip::compress(&mut out, write).map_err(failed)?,
-        Compression::Snappy => Snappy::compress(&mut out, write).map_err(failed)?,
-        Compression::Lz4 => Lz4::compress(&mut out, write).map_err(failed)?,
-        Compression::Zstd => Zstd::compress(&mut out, write).map_err(failed)?,
+    if compression != Compression::None {
+        let failed = |error: anyhow::Error| {
+            ClientError::Invalid(format!("compressing a batch for {topic}/{partition}: {error:#}"))
+        };
+        let section = &out[HEADER_BYTES..];
+        let write = |into: &mut BytesMut| -> anyhow::Result<()> {
+            into.extend_from_slice(section);
+            Ok(())
+        };
+        let mut compressed = BytesMut::with_capacity(section.len() / 2);
+        match compression {
+            Compression::Gzip => Gzip::compress(&mut compressed, write),
+            Compression::Snappy => Snappy::compress(&mut compressed, write),
+            Compression::Lz4 => Lz4::compress(&mut compressed, write),
+            Compression::Zstd => Zstd::compress(&mut compressed, write),
+            Compression::None => unreachable!("checked above"),
+        }
+        .map_err(failed)?;
+        out.truncate(HEADER_BYTES);
+        out.extend_from_slice(&compressed);
     }
     let batch_length = (out.len() - LOG_OVERHEAD_BYTES) as i32;
-    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let mut header = &mut out[..HEADER_BYTES];
+    header.put_i64(0); // base offset: the broker assigns it
+    header.put_i32(batch_length);
+    header.put_i32(-1); // partition leader epoch: none, as producers send
+    header.put_i8(MAGIC_V2);
+    header.put_u32(0); // CRC, sealed below
+    header.put_i16(codec_id(compression)); // attributes: codec, create time
+    header.put_i32(batch.records.len() as i32 - 1);
+    header.put_i64(first_timestamp);
+    header.put_i64(max_timestamp);
+    header.put_i64(batch.identity.producer_id);
+    header.put_i16(batch.identity.epoch);
+    header.put_i32(batch.base_sequence);
+    header.put_i32(batch.records.len() as i32);
+    debug_assert!(header.is_empty());
     seal_batch_crc(&mut out);
-    Ok(out.freeze())
+    Ok(Bytes::from(out))
+}
+
+/// A record's encoded bytes after its length prefix.
+fn record_bytes(queued: &Queued, timestamp_delta: i64, offset_delta: usize) -> usize {
+    let nullable = |bytes: Option<&[u8]>| bytes.map_or(1, |bytes| varlong_bytes(bytes.len() as i64) + bytes.len());
+    1 + varlong_bytes(timestamp_delta)
+        + varlong_bytes(offset_delta as i64)
+        + nullable(queued.record.key.as_deref())
+        + nullable(queued.record.value.as_deref())
+        + varlong_bytes(queued.record.headers.len() as i64)
+        + queued
+            .record
+            .headers
+            .iter()
+            .map(|(name, value)| nullable(Some(name)) + nullable(value.as_deref()))
+            .sum::<usize>()
 }
 
 /// The attributes' codec bits (Kafka's `CompressionType` ids).

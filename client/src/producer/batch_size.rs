@@ -31,14 +31,23 @@ pub(super) struct BatchSize {
 impl BatchSize {
     /// The encoded batch's bytes; 0 while it has no record.
     pub fn bytes(&self) -> usize {
-        self.clone().total()
+        let Some((min, max)) = self.timestamps else {
+            return 0;
+        };
+        HEADER_BYTES + self.records_bytes + self.records * varlong_bytes(max.saturating_sub(min))
     }
 
     /// What [`BatchSize::bytes`] would be with `record` added.
+    #[cfg(test)]
     pub fn bytes_with(&self, record: &Outgoing, timestamp_ms: i64) -> usize {
+        self.with(record, timestamp_ms).bytes()
+    }
+
+    /// This count with `record` added (self unchanged).
+    pub fn with(&self, record: &Outgoing, timestamp_ms: i64) -> BatchSize {
         let mut added = self.clone();
         added.add(record, timestamp_ms);
-        added.total()
+        added
     }
 
     /// Counts `record`, the next record of the batch.
@@ -49,13 +58,6 @@ impl BatchSize {
             None => (timestamp_ms, timestamp_ms),
             Some((min, max)) => (min.min(timestamp_ms), max.max(timestamp_ms)),
         });
-    }
-
-    fn total(self) -> usize {
-        let Some((min, max)) = self.timestamps else {
-            return 0;
-        };
-        HEADER_BYTES + self.records_bytes + self.records * varlong_bytes(max.saturating_sub(min))
     }
 }
 
@@ -86,7 +88,7 @@ fn nullable_bytes(bytes: Option<&[u8]>) -> usize {
 
 /// Bytes of the zig-zag varint encoding of `value`: 7 bits a byte, and at
 /// least one byte (for 0).
-fn varlong_bytes(value: i64) -> usize {
+pub(super) fn varlong_bytes(value: i64) -> usize {
     let zigzag = ((value << 1) ^ (value >> 63)) as u64;
     let bits = 64 - (zigzag | 1).leading_zeros() as usize;
     bits.div_ceil(7)

@@ -50,10 +50,13 @@ impl OpenBatch {
             if queued.timestamp_ms == TIMESTAMP_UNSET {
                 queued.timestamp_ms = now;
             }
-            if !self.records.is_empty() && self.size.bytes_with(&queued.record, queued.timestamp_ms) > batch_bytes_max {
+            let added = self.size.with(&queued.record, queued.timestamp_ms);
+            if !self.records.is_empty() && added.bytes() > batch_bytes_max {
                 closed = Some(self.take());
+                self.size.add(&queued.record, queued.timestamp_ms);
+            } else {
+                self.size = added;
             }
-            self.size.add(&queued.record, queued.timestamp_ms);
             self.records.push(queued);
             self.since.get_or_insert_with(Instant::now);
             if closed.is_none() && !self.is_full(batch_bytes_max) {
