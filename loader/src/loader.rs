@@ -16,7 +16,7 @@ use crate::metrics::LoaderMetrics;
 use crate::route::Routed;
 use crate::sink::{Batch, OffsetAdvance, Sink, SinkError};
 use crate::transform::{reject_of, transform, Loading, Transformed};
-use relay_client::consumer::{Consumer, ConsumerConfig, Resume, TopicPartition};
+use relay_client::consumer::{Consumer, ConsumerConfig, Poll, Resume, TopicPartition};
 use relay_client::records::ConsumerRecord;
 use relay_client::{ClientError, Cluster};
 use std::collections::{BTreeMap, HashMap};
@@ -103,6 +103,9 @@ pub struct Loader {
     gaps_checked: Instant,
     pub stats: Arc<LoaderStats>,
     metrics: LoaderMetrics,
+    /// The next records, fetched while the last batch was being written:
+    /// taken by the next pass of the loop before it fetches again.
+    prefetched: Option<Result<Poll, ClientError>>,
 }
 
 impl Loader {
@@ -136,6 +139,7 @@ impl Loader {
             gaps_checked: Instant::now(),
             stats: Arc::default(),
             metrics,
+            prefetched: None,
         })
     }
 
@@ -162,7 +166,9 @@ impl Loader {
                     break;
                 }
             }
-            let poll = if draining_since.is_some() {
+            let poll = if let Some(prefetched) = self.prefetched.take() {
+                prefetched
+            } else if draining_since.is_some() {
                 self.consumer.poll().await
             } else {
                 tokio::select! {
@@ -223,14 +229,14 @@ impl Loader {
             let full = pending.len() >= self.config.batch_records_max || batch_bytes >= self.config.batch_bytes_max;
             let due = batch_started.is_some_and(|t| t.elapsed() >= self.config.batch_wait());
             if !pending.is_empty() && (full || due) {
-                self.flush(std::mem::take(&mut pending)).await?;
+                self.flush(std::mem::take(&mut pending), true).await?;
                 pending_from.clear();
                 batch_started = None;
                 batch_bytes = 0;
             }
         }
         if !pending.is_empty() {
-            self.flush(pending).await?;
+            self.flush(pending, false).await?;
         }
         if let Err(error) = self.consumer.close().await {
             tracing::warn!(%error, "leaving the group failed");
@@ -243,6 +249,13 @@ impl Loader {
     /// last fetch). Without partitions: caught up when stopping (nothing
     /// to finish), not yet otherwise (the group may still assign some).
     fn caught_up(&self, stopping: bool) -> bool {
+        if self
+            .prefetched
+            .as_ref()
+            .is_some_and(|poll| poll.as_ref().map_or(true, |poll| !poll.records.is_empty()))
+        {
+            return false; // fetched, not loaded yet
+        }
         if self.stored.is_empty() {
             return stopping;
         }
@@ -336,7 +349,41 @@ impl Loader {
         }
     }
 
-    async fn flush(&mut self, records: Vec<ConsumerRecord>) -> Result<(), LoaderError> {
+    /// The first attempt at writing `batch`, with the next fetch running
+    /// alongside (the pipeline: the broker and the loader's decoding work
+    /// while the warehouse commits). The fetch is dropped unfinished if the
+    /// write ends first (it only fetches, see
+    /// `Consumer::next_poll_only_fetches`, so dropping it moves nothing).
+    async fn write_while_fetching(
+        &mut self,
+        batch: Batch,
+    ) -> ((Batch, Result<Duration, SinkError>), Option<Result<Poll, ClientError>>) {
+        let shared = Arc::new(batch);
+        let group = self.config.group.clone();
+        let mut fetched = None;
+        let written = {
+            let started = Instant::now();
+            let write = self.sink.write(&group, &shared);
+            let poll = self.consumer.poll();
+            tokio::pin!(write, poll);
+            loop {
+                tokio::select! {
+                    written = &mut write => break written.map(|()| started.elapsed()),
+                    polled = &mut poll, if fetched.is_none() => fetched = Some(polled),
+                }
+            }
+        };
+        if let Err(SinkError::Unavailable(_)) = &written {
+            self.stats.warehouse_errors.fetch_add(1, Ordering::Relaxed);
+            self.metrics.warehouse_errors.increment(1);
+        }
+        let batch = Arc::try_unwrap(shared).expect("the batch is not shared after its write");
+        ((batch, written), fetched)
+    }
+
+    /// Transforms `records` and writes them with their offsets in one
+    /// transaction; with `prefetch`, the next records are fetched meanwhile.
+    async fn flush(&mut self, records: Vec<ConsumerRecord>, prefetch: bool) -> Result<(), LoaderError> {
         let mut batch = Batch::default();
         // The record of each row, to reject it if the warehouse refuses it.
         let mut sources: Vec<&ConsumerRecord> = Vec::new();
@@ -374,18 +421,36 @@ impl Loader {
         if batch.offsets.is_empty() {
             return Ok(());
         }
+        let mut first_attempt = None;
+        if prefetch && self.prefetched.is_none() && self.consumer.next_poll_only_fetches() {
+            let (written, fetched) = self.write_while_fetching(batch).await;
+            batch = written.0;
+            first_attempt = Some(written.1);
+            self.prefetched = fetched;
+        }
         let batch = loop {
-            let shared = Arc::new(batch);
-            let written = self
-                .retry("writing a batch", |sink, group| {
-                    let batch = Arc::clone(&shared);
-                    Box::pin(async move {
-                        let started = Instant::now();
-                        sink.write(group, &batch).await.map(|()| started.elapsed())
-                    })
-                })
-                .await;
-            batch = Arc::try_unwrap(shared).expect("the batch is not shared after its write");
+            let written = match first_attempt.take() {
+                Some(Ok(elapsed)) => {
+                    self.stats.warehouse_down.store(false, Ordering::Relaxed);
+                    self.metrics.warehouse_up(true);
+                    Ok(elapsed)
+                }
+                Some(Err(error)) if !matches!(error, SinkError::Unavailable(_)) => Err(error.into()),
+                _ => {
+                    let shared = Arc::new(batch);
+                    let written = self
+                        .retry("writing a batch", |sink, group| {
+                            let batch = Arc::clone(&shared);
+                            Box::pin(async move {
+                                let started = Instant::now();
+                                sink.write(group, &batch).await.map(|()| started.elapsed())
+                            })
+                        })
+                        .await;
+                    batch = Arc::try_unwrap(shared).expect("the batch is not shared after its write");
+                    written
+                }
+            };
             match written {
                 Ok(elapsed) => {
                     self.metrics.committed(elapsed);
@@ -401,6 +466,10 @@ impl Loader {
                 })) => {
                     tracing::warn!(topic = %topic, partition, ?expected, "batch fenced: another loader owns the partition; rejoining");
                     self.consumer.request_rejoin();
+                    // Records fetched behind the fenced batch must not be
+                    // loaded after it: the rejoin fetches from the warehouse's
+                    // offsets again.
+                    self.prefetched = None;
                     return Ok(());
                 }
                 Err(error) => return Err(error),

@@ -2,7 +2,8 @@
 //! partition starts (its committed offset, else the start position), one
 //! Fetch request per leader, decoding what came back, advancing each
 //! position past the records returned, and resetting a position the broker
-//! reports out of range. A position only moves forward while fetching.
+//! reports out of range. A position only moves forward while fetching, and
+//! only when the whole fetch completes (a dropped fetch moves nothing).
 //! Never joins a group or commits: the consumer does.
 
 use super::config::ConsumerConfig;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 /// The next offset to fetch of each partition that has one, and each
 /// partition's high watermark as the latest fetch reported it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Positions {
     next_offsets: HashMap<TopicPartition, i64>,
     high_watermarks: HashMap<TopicPartition, i64>,
@@ -159,9 +160,13 @@ pub(super) async fn fetch(
             .1
             .push(tp.clone());
     }
+    // Positions move on a copy, taken over only once every answer is in:
+    // a fetch dropped at any await (a stop, a caller that stops waiting)
+    // leaves them where they were, so no fetched record is skipped.
+    let mut moved = positions.clone();
     let mut records = Vec::new();
     for (_, (connection, partitions)) in by_leader {
-        let request = fetch_request(config, &partitions, positions);
+        let request = fetch_request(config, &partitions, &moved);
         let response: FetchResponse = connection.send(ApiKey::Fetch, &request).await?;
         check(response.error_code, || {
             format!("fetching from {}", connection.address())
@@ -173,10 +178,11 @@ pub(super) async fn fetch(
                     topic: name.clone(),
                     partition: partition.partition_index,
                 };
-                records.extend(apply_fetched(cluster, config, positions, tp, partition).await?);
+                records.extend(apply_fetched(cluster, config, &mut moved, tp, partition).await?);
             }
         }
     }
+    *positions = moved;
     Ok(records)
 }
 

@@ -115,6 +115,18 @@ impl Consumer {
         self.joined && self.positions.at_end(&self.assignment)
     }
 
+    /// Whether the next [`Consumer::poll`] only fetches: no group join, no
+    /// partition-count check due, every owned partition's position known.
+    /// Such a poll can be dropped before it ends without harm (positions move
+    /// only once a fetch's answer is decoded), so a caller may run it
+    /// alongside other work and abandon it.
+    pub fn next_poll_only_fetches(&self) -> bool {
+        let grouped = self.config.group.is_some();
+        !(grouped && (self.needs_join() || self.counts_checked.elapsed() >= PARTITION_CHECK_INTERVAL))
+            && !self.assignment.is_empty()
+            && self.positions.missing(&self.assignment).is_empty()
+    }
+
     /// Fetches records (or, after a rebalance, reports the new assignment).
     pub async fn poll(&mut self) -> Result<Poll> {
         if self.config.group.is_some() && self.needs_join() {
