@@ -66,8 +66,14 @@ TOML
 start=$(date +%s.%N)
 $relay load --config "$work/load.toml" --broker "$broker" 2> "$work/load.log" &
 loader=$!
+# RELAY_BENCH_PERF=FILE: a CPU profile of relay load alone while it loads.
+if [ -n "${RELAY_BENCH_PERF:-}" ]; then
+  perf record -F 999 -g -o "$RELAY_BENCH_PERF" -p $loader 2>/dev/null >/dev/null &
+  perf_pid=$!
+fi
 until [ "$($psql -c "select coalesce(sum(next_offset),0) from relay_offsets" 2>/dev/null || echo 0)" = "$events" ]; do sleep 0.05; done
 end=$(date +%s.%N)
+if [ -n "${perf_pid:-}" ]; then kill -INT $perf_pid; wait $perf_pid || true; fi
 kill -TERM $loader; wait $loader || true
 load_rows=$($psql -c "select count(*) from events")
 

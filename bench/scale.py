@@ -417,11 +417,13 @@ def acked_lines(metrics):
 # ------------------------------------------------------------------- broker
 
 
-def start_broker(dir_, address="127.0.0.1:0", log_name="broker.log", config=None):
+def start_broker(dir_, address="127.0.0.1:0", log_name="broker.log", config=None, wait_line=True):
+    """Starts a broker; with wait_line (needed for port 0) returns once it
+    printed its start line, which comes after its storage is open."""
     args = ["broker", "--listen", address, "--data-dir", os.path.join(dir_, "data")]
     if config:
         args += ["--config", config]
-    return Proc(args, os.path.join(dir_, log_name))
+    return Proc(args, os.path.join(dir_, log_name), wait_line=wait_line)
 
 
 def create_topic(address, topic, partitions):
@@ -820,7 +822,7 @@ def broker_scale(n, nofile):
     # kill -9 and restart on the same address.
     broker.kill9()
     started = time.monotonic()
-    broker = start_broker(base, address, "broker-restart.log")
+    broker = start_broker(base, address, "broker-restart.log", wait_line=False)
     accepted, serving = wait_serving(address, topic, n, started)
     row["restart_accept_s"] = round(accepted, 3) if accepted is not None else None
     row["restart_serving_s"] = round(serving, 3) if serving is not None else None
@@ -870,7 +872,7 @@ def broker_scale(n, nofile):
     # Clean stop and restart, for comparison with kill -9.
     row["clean_stop_s"] = round(broker.terminate(timeout=600), 3)
     started = time.monotonic()
-    broker = start_broker(base, address, "broker-clean-restart.log")
+    broker = start_broker(base, address, "broker-clean-restart.log", wait_line=False)
     _, serving = wait_serving(address, topic, n, started)
     row["clean_restart_serving_s"] = round(serving, 3) if serving is not None else None
     broker.terminate(timeout=600)

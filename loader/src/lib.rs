@@ -25,6 +25,7 @@ pub mod format;
 pub mod isolate;
 pub mod loader;
 pub mod metrics;
+pub mod pointer;
 pub mod route;
 pub mod sink;
 pub mod transform;

@@ -88,7 +88,7 @@ impl Condition {
     }
 
     pub fn matches(&self, event: &Value) -> bool {
-        let found = event.pointer(&self.pointer).filter(|v| !v.is_null());
+        let found = crate::pointer::lookup(event, &self.pointer).filter(|v| !v.is_null());
         match (&self.equals, &self.one_of, self.exists) {
             (Some(expected), _, _) => found.is_some_and(|v| same(expected, v)),
             (_, Some(options), _) => found.is_some_and(|v| options.iter().any(|o| same(o, v))),
