@@ -9,7 +9,10 @@
 #   RELAY                    relay binary (target/release/relay); not built here
 #   SCALE_NS                 sizes N: sender files, broker partitions ("10 1000 10000")
 #   SCALE_COMPONENTS         "sender registry broker loader"
-#   SCALE_BROKER_NS          broker sizes (SCALE_NS)
+#   SCALE_BROKER_NS          broker sizes (SCALE_NS); a size needing more descriptors
+#                            than the open-files limit (3 per partition) is tried,
+#                            reported FAILED, and the largest multiple of 1,000
+#                            that fits is measured instead
 #   SCALE_REGISTRY           registry entries for the sender restart test (100000; 0 skips)
 #   SCALE_REGISTRY_BUDGET    seconds the sender gets to register them (180)
 #   SCALE_GROW_SECONDS       seconds of growth (10); SCALE_GROW_INTERVAL_MS per growing file (1000)

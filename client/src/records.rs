@@ -40,6 +40,20 @@ pub fn decode(
     from_offset: i64,
 ) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
     let mut records = Vec::new();
+    let next_offset = decode_into(topic, partition, bytes, from_offset, &mut records)?;
+    Ok((records, next_offset))
+}
+
+/// As [`decode`], appending to `records` (a fetch's records of every
+/// partition go into one vector, moved once); returns the offset after the
+/// last whole batch. On an error `records` may hold part of `bytes`' records.
+pub fn decode_into(
+    topic: &str,
+    partition: i32,
+    bytes: &Bytes,
+    from_offset: i64,
+    records: &mut Vec<ConsumerRecord>,
+) -> Result<Option<i64>> {
     let mut next_offset = None;
     for item in RecordBatches::new(bytes) {
         let (position, header, whole) = match item {
@@ -57,9 +71,9 @@ pub fn decode(
         }
         let raw = bytes.slice(position..position + whole.len());
         let decoded = if header.compression() == Compression::None {
-            walk_uncompressed(topic, partition, &raw, &header, from_offset, &mut records)
+            walk_uncompressed(topic, partition, &raw, &header, from_offset, records)
         } else {
-            decode_compressed(topic, partition, &raw, from_offset, &mut records)
+            decode_compressed(topic, partition, &raw, from_offset, records)
         };
         if let Err(error) = decoded {
             records.push(ConsumerRecord {
@@ -78,7 +92,7 @@ pub fn decode(
             });
         }
     }
-    Ok((records, next_offset))
+    Ok(next_offset)
 }
 
 /// The records of an uncompressed batch (`raw`, whole), at or after
@@ -94,6 +108,7 @@ fn walk_uncompressed(
 ) -> std::result::Result<(), String> {
     let kept = out.len();
     let count = usize::try_from(header.record_count()).unwrap_or(0);
+    out.reserve(count);
     let log_append_time = header.is_log_append_time().then(|| header.max_timestamp());
     let slice = |part: Option<&[u8]>| part.map(|part| raw.slice_ref(part));
     for view in RecordIter::of_uncompressed_batch(raw, count) {

@@ -11,7 +11,7 @@ use crate::cluster::Cluster;
 use crate::connection::Connection;
 use crate::error::{check, ClientError, Result};
 use crate::offsets::list_offset;
-use crate::records::{decode, ConsumerRecord};
+use crate::records::{decode_into, ConsumerRecord};
 use crate::types::{StartPosition, TopicPartition};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -21,6 +21,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, To
 use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use tokio::task::JoinHandle;
 
 /// The next offset to fetch of each partition that has one, and each
 /// partition's high watermark as the latest fetch reported it.
@@ -75,16 +76,23 @@ impl Positions {
     /// decodes the records at or after the position (a batch may start
     /// earlier), and moves the position past the last whole batch. Data for
     /// a partition without a position is ignored.
-    fn accept(&mut self, tp: TopicPartition, high_watermark: i64, bytes: Option<Bytes>) -> Result<Vec<ConsumerRecord>> {
+    fn accept(
+        &mut self,
+        tp: TopicPartition,
+        high_watermark: i64,
+        bytes: Option<Bytes>,
+        records: &mut Vec<ConsumerRecord>,
+    ) -> Result<()> {
         let Some(position) = self.get(&tp) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         self.high_watermarks.insert(tp.clone(), high_watermark);
         let Some(bytes) = bytes.filter(|b| !b.is_empty()) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
-        let (decoded, batches_end) = decode(&tp.topic, tp.partition, &bytes, position)?;
-        let next = decoded
+        let first = records.len();
+        let batches_end = decode_into(&tp.topic, tp.partition, &bytes, position, records)?;
+        let next = records[first..]
             .last()
             .map(|r| r.offset + 1)
             .into_iter()
@@ -93,7 +101,7 @@ impl Positions {
         if let Some(next) = next.filter(|n| *n > position) {
             self.next_offsets.insert(tp, next);
         }
-        Ok(decoded)
+        Ok(())
     }
 }
 
@@ -144,13 +152,49 @@ pub(super) async fn initialize(
     Ok(())
 }
 
-/// One Fetch per leader of `assignment`, from each partition's position.
-pub(super) async fn fetch(
+/// Fetch requests already on their way (one per leader), sent ahead from
+/// the positions in `from` (the assignment's, in order) while the caller
+/// worked on the previous fetch's records. Dropping it abandons them.
+pub(super) struct Ahead {
+    from: Vec<(TopicPartition, Option<i64>)>,
+    requests: Vec<Request>,
+}
+
+/// One leader's Fetch, answered by its own task.
+type Request = (Arc<Connection>, JoinHandle<Result<FetchResponse>>);
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        for (_, request) in &self.requests {
+            request.abort();
+        }
+    }
+}
+
+impl Ahead {
+    /// Whether these requests fetch exactly what a fetch now would.
+    fn matches(&self, assignment: &[TopicPartition], positions: &Positions) -> bool {
+        self.from.len() == assignment.len()
+            && self
+                .from
+                .iter()
+                .zip(assignment)
+                .all(|((tp, offset), now)| tp == now && *offset == positions.get(now))
+    }
+}
+
+fn snapshot(assignment: &[TopicPartition], positions: &Positions) -> Vec<(TopicPartition, Option<i64>)> {
+    assignment.iter().map(|tp| (tp.clone(), positions.get(tp))).collect()
+}
+
+/// Sends one Fetch per leader of `assignment`, from each partition's
+/// position; each is answered by its own task.
+async fn send_requests(
     cluster: &Cluster,
     config: &ConsumerConfig,
     assignment: &[TopicPartition],
-    positions: &mut Positions,
-) -> Result<Vec<ConsumerRecord>> {
+    positions: &Positions,
+) -> Result<Vec<Request>> {
     let mut by_leader: HashMap<String, (Arc<Connection>, Vec<TopicPartition>)> = HashMap::new();
     for tp in assignment {
         let connection = cluster.leader(&tp.topic, tp.partition).await?;
@@ -160,14 +204,43 @@ pub(super) async fn fetch(
             .1
             .push(tp.clone());
     }
+    Ok(by_leader
+        .into_values()
+        .map(|(connection, partitions)| {
+            let request = fetch_request(config, &partitions, positions);
+            let sender = Arc::clone(&connection);
+            let answer = tokio::spawn(async move { sender.send(ApiKey::Fetch, &request).await });
+            (connection, answer)
+        })
+        .collect())
+}
+
+/// One Fetch per leader of `assignment`, from each partition's position
+/// (taken from `ahead` when it was sent from the same positions). While the
+/// partitions hold more than was fetched, the next Fetch is sent at once
+/// into `ahead`, so the broker reads it while the caller works on these
+/// records; caught up, nothing is sent ahead (a long-polling Fetch would
+/// hold the connection's other requests behind it).
+pub(super) async fn fetch(
+    cluster: &Cluster,
+    config: &ConsumerConfig,
+    assignment: &[TopicPartition],
+    positions: &mut Positions,
+    ahead: &mut Option<Ahead>,
+) -> Result<Vec<ConsumerRecord>> {
+    let requests = match ahead.take() {
+        Some(mut sent) if sent.matches(assignment, positions) => std::mem::take(&mut sent.requests),
+        _ => send_requests(cluster, config, assignment, positions).await?,
+    };
     // Positions move on a copy, taken over only once every answer is in:
     // a fetch dropped at any await (a stop, a caller that stops waiting)
     // leaves them where they were, so no fetched record is skipped.
     let mut moved = positions.clone();
     let mut records = Vec::new();
-    for (_, (connection, partitions)) in by_leader {
-        let request = fetch_request(config, &partitions, &moved);
-        let response: FetchResponse = connection.send(ApiKey::Fetch, &request).await?;
+    for (connection, answer) in requests {
+        let response = answer
+            .await
+            .map_err(|error| ClientError::Invalid(format!("fetch task failed: {error}")))??;
         check(response.error_code, || {
             format!("fetching from {}", connection.address())
         })?;
@@ -178,11 +251,19 @@ pub(super) async fn fetch(
                     topic: name.clone(),
                     partition: partition.partition_index,
                 };
-                records.extend(apply_fetched(cluster, config, &mut moved, tp, partition).await?);
+                apply_fetched(cluster, config, &mut moved, tp, partition, &mut records).await?;
             }
         }
     }
     *positions = moved;
+    if !records.is_empty() && !positions.at_end(assignment) {
+        if let Ok(requests) = send_requests(cluster, config, assignment, positions).await {
+            *ahead = Some(Ahead {
+                from: snapshot(assignment, positions),
+                requests,
+            });
+        }
+    }
     Ok(records)
 }
 
@@ -222,21 +303,22 @@ async fn apply_fetched(
     positions: &mut Positions,
     tp: TopicPartition,
     partition: PartitionData,
-) -> Result<Vec<ConsumerRecord>> {
+    records: &mut Vec<ConsumerRecord>,
+) -> Result<()> {
     let Some(position) = positions.get(&tp) else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     match ResponseError::try_from_code(partition.error_code) {
-        None => positions.accept(tp, partition.high_watermark, partition.records),
+        None => positions.accept(tp, partition.high_watermark, partition.records, records),
         Some(ResponseError::OffsetOutOfRange) => {
             let offset = start_offset(cluster, &tp, out_of_range_reset(config.start)).await?;
             tracing::warn!(topic = %tp.topic, partition = tp.partition, position, reset_to = offset, "offset out of range; resetting");
             positions.seek(tp, offset);
-            Ok(Vec::new())
+            Ok(())
         }
         Some(error) if error.is_retriable() => {
             cluster.invalidate(&tp.topic);
-            Ok(Vec::new())
+            Ok(())
         }
         Some(error) => Err(ClientError::broker(
             format!("fetching {}/{}", tp.topic, tp.partition),
@@ -251,6 +333,18 @@ mod tests {
     use bytes::BytesMut;
     use kafka_protocol::indexmap::IndexMap;
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    /// `Positions::accept` into a fresh vector.
+    fn accept(
+        positions: &mut Positions,
+        tp: TopicPartition,
+        high_watermark: i64,
+        bytes: Option<Bytes>,
+    ) -> Result<Vec<ConsumerRecord>> {
+        let mut records = Vec::new();
+        positions.accept(tp, high_watermark, bytes, &mut records)?;
+        Ok(records)
+    }
 
     fn events(partition: i32) -> TopicPartition {
         TopicPartition {
@@ -302,7 +396,7 @@ mod tests {
     fn position_advances_past_the_last_record_of_a_fetched_batch() {
         let mut positions = Positions::default();
         positions.seek(events(0), 10);
-        let records = positions.accept(events(0), 30, fetched(&[batch(10, 5)])).unwrap();
+        let records = accept(&mut positions, events(0), 30, fetched(&[batch(10, 5)])).unwrap();
         assert_eq!(offsets(&records), vec![10, 11, 12, 13, 14]);
         assert_eq!(records[2].value.as_deref(), Some(&b"record 12"[..]));
         assert_eq!(positions.get(&events(0)), Some(15));
@@ -313,7 +407,7 @@ mod tests {
     fn records_below_the_position_are_skipped_in_a_batch_that_starts_earlier() {
         let mut positions = Positions::default();
         positions.seek(events(0), 12);
-        let records = positions.accept(events(0), 15, fetched(&[batch(10, 5)])).unwrap();
+        let records = accept(&mut positions, events(0), 15, fetched(&[batch(10, 5)])).unwrap();
         assert_eq!(offsets(&records), vec![12, 13, 14]);
         assert_eq!(positions.get(&events(0)), Some(15));
     }
@@ -324,11 +418,11 @@ mod tests {
         positions.seek(events(0), 10);
         let mut tail = batch(15, 4);
         tail.truncate(tail.len() - 3);
-        let records = positions.accept(events(0), 19, fetched(&[batch(10, 5), tail])).unwrap();
+        let records = accept(&mut positions, events(0), 19, fetched(&[batch(10, 5), tail])).unwrap();
         assert_eq!(offsets(&records), vec![10, 11, 12, 13, 14]);
         assert_eq!(positions.get(&events(0)), Some(15));
 
-        let records = positions.accept(events(0), 19, fetched(&[batch(15, 4)])).unwrap();
+        let records = accept(&mut positions, events(0), 19, fetched(&[batch(15, 4)])).unwrap();
         assert_eq!(offsets(&records), vec![15, 16, 17, 18]);
         assert_eq!(positions.get(&events(0)), Some(19));
     }
@@ -337,7 +431,7 @@ mod tests {
     fn position_never_moves_back_for_a_batch_wholly_below_it() {
         let mut positions = Positions::default();
         positions.seek(events(0), 20);
-        let records = positions.accept(events(0), 25, fetched(&[batch(10, 5)])).unwrap();
+        let records = accept(&mut positions, events(0), 25, fetched(&[batch(10, 5)])).unwrap();
         assert!(records.is_empty());
         assert_eq!(positions.get(&events(0)), Some(20));
     }
@@ -346,8 +440,10 @@ mod tests {
     fn empty_fetch_keeps_the_position_and_notes_the_high_watermark() {
         let mut positions = Positions::default();
         positions.seek(events(0), 7);
-        assert!(positions.accept(events(0), 7, None).unwrap().is_empty());
-        assert!(positions.accept(events(0), 9, Some(Bytes::new())).unwrap().is_empty());
+        assert!(accept(&mut positions, events(0), 7, None).unwrap().is_empty());
+        assert!(accept(&mut positions, events(0), 9, Some(Bytes::new()))
+            .unwrap()
+            .is_empty());
         assert_eq!(positions.get(&events(0)), Some(7));
         assert_eq!(positions.high_watermark(&events(0)), Some(9));
     }
@@ -355,7 +451,7 @@ mod tests {
     #[test]
     fn data_for_a_partition_without_a_position_is_ignored() {
         let mut positions = Positions::default();
-        let records = positions.accept(events(1), 15, fetched(&[batch(10, 5)])).unwrap();
+        let records = accept(&mut positions, events(1), 15, fetched(&[batch(10, 5)])).unwrap();
         assert!(records.is_empty());
         assert_eq!(positions.get(&events(1)), None);
         assert_eq!(positions.high_watermark(&events(1)), None);
@@ -368,7 +464,7 @@ mod tests {
         let mut corrupt = batch(10, 5);
         let last = corrupt.len() - 1;
         corrupt[last] ^= 0xff;
-        assert!(positions.accept(events(0), 15, fetched(&[corrupt])).is_err());
+        assert!(accept(&mut positions, events(0), 15, fetched(&[corrupt])).is_err());
         assert_eq!(positions.get(&events(0)), Some(10));
     }
 
@@ -418,8 +514,8 @@ mod tests {
         positions.seek(events(0), 10);
         positions.seek(events(1), 10);
         assert!(!positions.at_end(&assignment), "no high watermark yet");
-        positions.accept(events(0), 10, None).unwrap();
-        positions.accept(events(1), 11, None).unwrap();
+        accept(&mut positions, events(0), 10, None).unwrap();
+        accept(&mut positions, events(1), 11, None).unwrap();
         assert!(!positions.at_end(&assignment));
         positions.seek(events(1), 11);
         assert!(positions.at_end(&assignment));

@@ -58,6 +58,8 @@ pub struct Consumer {
     /// consumers do on a metadata refresh.
     partition_counts: HashMap<String, usize>,
     counts_checked: Instant,
+    /// The next Fetch, sent while the caller works on the last one's records.
+    ahead: Option<fetch::Ahead>,
 }
 
 impl Consumer {
@@ -71,6 +73,7 @@ impl Consumer {
             positions: Positions::default(),
             partition_counts: HashMap::new(),
             counts_checked: Instant::now(),
+            ahead: None,
         };
         if consumer.config.group.is_none() {
             for topic in consumer.config.topics.clone() {
@@ -157,7 +160,14 @@ impl Consumer {
             tokio::time::sleep(Duration::from_millis(self.config.fetch_max_wait_ms.max(0) as u64)).await;
             return Ok(Poll::default());
         }
-        let records = fetch::fetch(&self.cluster, &self.config, &self.assignment, &mut self.positions).await?;
+        let records = fetch::fetch(
+            &self.cluster,
+            &self.config,
+            &self.assignment,
+            &mut self.positions,
+            &mut self.ahead,
+        )
+        .await?;
         Ok(Poll {
             records,
             assigned: None,
