@@ -224,10 +224,10 @@ pub fn transform(loading: &Loading, record: &ConsumerRecord) -> Transformed {
 fn row(spec: &TableSpec, index: usize, event: &serde_json::Value, record: &ConsumerRecord) -> Result<Row, String> {
     let mut values = Vec::with_capacity(spec.columns.len() + spec.metadata.len());
     for column in &spec.columns {
-        values.push(cell(column, crate::pointer::lookup(&event, &column.pointer))?);
+        values.push(cell(column, crate::pointer::lookup(event, &column.pointer))?);
     }
     values.extend(spec.metadata.iter().map(|m| metadata(*m, record)));
-    let dedup_key = match crate::pointer::lookup(&event, &spec.dedup_key) {
+    let dedup_key = match crate::pointer::lookup(event, &spec.dedup_key) {
         Some(serde_json::Value::String(id)) if !id.is_empty() => id.clone(),
         Some(serde_json::Value::Number(n)) => n.to_string(),
         _ => source_key(record),

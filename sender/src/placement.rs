@@ -10,6 +10,10 @@ use super::{identity, Entry, FileKey, Handover, Sender};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+/// A file at a watched path: its identity, path, and the open file when it
+/// may need a tailer (see [`Sender::discover`]).
+pub(super) type Found = (FileKey, PathBuf, Option<std::fs::File>);
+
 impl Sender {
     /// Asks the `wanted` open files idle the longest (at their end, every
     /// line acknowledged) to close, so files waiting for a slot, the live one
@@ -72,8 +76,11 @@ impl Sender {
         length == entry.acked_position && identity::still_matches(file, entry.fingerprint).unwrap_or(false)
     }
 
-    /// Every file at a watched path, opened, with its identity.
-    pub(super) fn discover(&self) -> Vec<(FileKey, PathBuf, std::fs::File)> {
+    /// Every file at a watched path, with its identity; opened (`Some`) only
+    /// when it may need a tailer: a file already in `open`, or with nothing
+    /// new since its acknowledged position, is closed again at once, so a
+    /// pass over 10,000 files never holds 10,000 descriptors.
+    pub(super) fn discover(&self, open: &HashMap<FileKey, PathBuf>) -> Vec<Found> {
         let mut found = Vec::new();
         let mut seen = HashSet::new();
         let problems = &self.shared.problems;
@@ -108,7 +115,8 @@ impl Sender {
                 };
                 let Ok(key) = identity::key_of(&file) else { continue };
                 if seen.insert(key) {
-                    found.push((key, path, file));
+                    let needed = !open.contains_key(&key) && !self.nothing_new(key, &file);
+                    found.push((key, path, needed.then_some(file)));
                 }
             }
         }
@@ -122,13 +130,14 @@ impl Sender {
     /// is gone (deleted, or its inode holds other content) is forgotten.
     pub(super) fn left_behind(
         &self,
-        watched: &[(FileKey, PathBuf, std::fs::File)],
+        watched: &[Found],
         open: &HashMap<FileKey, PathBuf>,
     ) -> Vec<(FileKey, PathBuf, std::fs::File)> {
         let registry = &self.shared.registry;
+        let watched: std::collections::HashSet<FileKey> = watched.iter().map(|(key, _, _)| *key).collect();
         let mut found = Vec::new();
         for (key, entry) in registry.entries() {
-            if open.contains_key(&key) || watched.iter().any(|(watched, _, _)| *watched == key) {
+            if open.contains_key(&key) || watched.contains(&key) {
                 continue;
             }
             match identity::find_in_directory(&entry.path, key) {

@@ -134,10 +134,18 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                 break Finished::Stopped;
             }
         }
-        let reader = Arc::clone(&file);
-        let chunk = tokio::task::spawn_blocking(move || read_chunk(&reader, position))
-            .await
-            .expect("read task");
+        // Only what the file holds past the position is read: an idle file
+        // costs one fstat per poll, not a read buffer.
+        let available = file.metadata().map_or(u64::MAX, |m| m.len()).saturating_sub(position);
+        let chunk = if available == 0 {
+            Ok(Bytes::new())
+        } else {
+            let reader = Arc::clone(&file);
+            let bytes = available.min(READ_CHUNK_BYTES as u64) as usize;
+            tokio::task::spawn_blocking(move || read_chunk(&reader, position, bytes))
+                .await
+                .expect("read task")
+        };
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(error) => {
@@ -300,8 +308,8 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
     (key, finished)
 }
 
-fn read_chunk(file: &File, position: u64) -> std::io::Result<Bytes> {
-    let mut buffer = vec![0u8; READ_CHUNK_BYTES];
+fn read_chunk(file: &File, position: u64, bytes: usize) -> std::io::Result<Bytes> {
+    let mut buffer = vec![0u8; bytes];
     let read = file.read_at(&mut buffer, position)?;
     buffer.truncate(read);
     Ok(Bytes::from(buffer))
