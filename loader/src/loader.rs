@@ -156,20 +156,29 @@ impl Loader {
         let mut batch_bytes = 0usize;
         let mut fetch_failing_since: Option<Instant> = None;
         let mut draining_since: Option<Instant> = None;
+        // Whether a fetch sent after the stop has come back: "caught up" at a
+        // stop must mean up to what the topic holds now (the senders have
+        // drained into it), not to the end an earlier fetch (one sent ahead,
+        // or answered before the last lines) reported.
+        let mut fetched_since_stop = false;
         loop {
-            if *stop.borrow() {
-                draining_since.get_or_insert_with(Instant::now);
+            if *stop.borrow() && draining_since.is_none() {
+                draining_since = Some(Instant::now());
+                self.consumer.fetch_ahead(false);
             }
             if draining_since.is_some() || self.config.until_end {
                 let expired = draining_since.is_some_and(|since| since.elapsed() >= STOP_DRAIN_WAIT_MAX);
-                if expired || self.caught_up(draining_since.is_some()) {
+                let fresh = draining_since.is_none() || fetched_since_stop || self.stored.is_empty();
+                if expired || (fresh && self.caught_up(draining_since.is_some())) {
                     break;
                 }
             }
             let poll = if let Some(prefetched) = self.prefetched.take() {
                 prefetched
             } else if draining_since.is_some() {
-                self.consumer.poll().await
+                let poll = self.consumer.poll().await;
+                fetched_since_stop = true;
+                poll
             } else {
                 tokio::select! {
                     poll = self.consumer.poll() => poll,
@@ -229,7 +238,8 @@ impl Loader {
             let full = pending.len() >= self.config.batch_records_max || batch_bytes >= self.config.batch_bytes_max;
             let due = batch_started.is_some_and(|t| t.elapsed() >= self.config.batch_wait());
             if !pending.is_empty() && (full || due) {
-                self.flush(std::mem::take(&mut pending), true).await?;
+                self.flush(std::mem::take(&mut pending), draining_since.is_none())
+                    .await?;
                 pending_from.clear();
                 batch_started = None;
                 batch_bytes = 0;

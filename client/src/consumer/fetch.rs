@@ -154,7 +154,9 @@ pub(super) async fn initialize(
 
 /// Fetch requests already on their way (one per leader), sent ahead from
 /// the positions in `from` (the assignment's, in order) while the caller
-/// worked on the previous fetch's records. Dropping it abandons them.
+/// worked on the previous fetch's records. Dropping it abandons their
+/// answers; the tasks run to their end (aborting one could cut a request
+/// frame in the middle of the connection's stream).
 pub(super) struct Ahead {
     from: Vec<(TopicPartition, Option<i64>)>,
     requests: Vec<Request>,
@@ -162,14 +164,6 @@ pub(super) struct Ahead {
 
 /// One leader's Fetch, answered by its own task.
 type Request = (Arc<Connection>, JoinHandle<Result<FetchResponse>>);
-
-impl Drop for Ahead {
-    fn drop(&mut self) {
-        for (_, request) in &self.requests {
-            request.abort();
-        }
-    }
-}
 
 impl Ahead {
     /// Whether these requests fetch exactly what a fetch now would.
@@ -216,7 +210,8 @@ async fn send_requests(
 }
 
 /// One Fetch per leader of `assignment`, from each partition's position
-/// (taken from `ahead` when it was sent from the same positions). While the
+/// (taken from `ahead` when it was sent from the same positions; `None`:
+/// nothing is sent ahead). While the
 /// partitions hold more than was fetched, the next Fetch is sent at once
 /// into `ahead`, so the broker reads it while the caller works on these
 /// records; caught up, nothing is sent ahead (a long-polling Fetch would
@@ -226,10 +221,10 @@ pub(super) async fn fetch(
     config: &ConsumerConfig,
     assignment: &[TopicPartition],
     positions: &mut Positions,
-    ahead: &mut Option<Ahead>,
+    mut ahead: Option<&mut Option<Ahead>>,
 ) -> Result<Vec<ConsumerRecord>> {
-    let requests = match ahead.take() {
-        Some(mut sent) if sent.matches(assignment, positions) => std::mem::take(&mut sent.requests),
+    let requests = match ahead.as_mut().and_then(|ahead| ahead.take()) {
+        Some(sent) if sent.matches(assignment, positions) => sent.requests,
         _ => send_requests(cluster, config, assignment, positions).await?,
     };
     // Positions move on a copy, taken over only once every answer is in:
@@ -256,7 +251,8 @@ pub(super) async fn fetch(
         }
     }
     *positions = moved;
-    if !records.is_empty() && !positions.at_end(assignment) {
+    let ahead = ahead.filter(|_| !records.is_empty() && !positions.at_end(assignment));
+    if let Some(ahead) = ahead {
         if let Ok(requests) = send_requests(cluster, config, assignment, positions).await {
             *ahead = Some(Ahead {
                 from: snapshot(assignment, positions),

@@ -60,6 +60,8 @@ pub struct Consumer {
     counts_checked: Instant,
     /// The next Fetch, sent while the caller works on the last one's records.
     ahead: Option<fetch::Ahead>,
+    /// Whether Fetches are sent ahead at all (see [`Consumer::fetch_ahead`]).
+    ahead_on: bool,
 }
 
 impl Consumer {
@@ -74,6 +76,7 @@ impl Consumer {
             partition_counts: HashMap::new(),
             counts_checked: Instant::now(),
             ahead: None,
+            ahead_on: true,
         };
         if consumer.config.group.is_none() {
             for topic in consumer.config.topics.clone() {
@@ -116,6 +119,18 @@ impl Consumer {
     /// Whether every owned partition has been read up to its high watermark.
     pub fn at_end(&self) -> bool {
         self.joined && self.positions.at_end(&self.assignment)
+    }
+
+    /// Sends the next Fetch ahead while the caller works on records (the
+    /// default), or not: off, every poll's Fetch is sent when it is called,
+    /// so what it finds (and `at_end`) is as of that call. A caller that must
+    /// know it has read what the topic holds *now* (a loader draining at a
+    /// stop) turns it off; whatever was sent ahead is abandoned.
+    pub fn fetch_ahead(&mut self, on: bool) {
+        self.ahead_on = on;
+        if !on {
+            self.ahead = None;
+        }
     }
 
     /// Whether the next [`Consumer::poll`] only fetches: no group join, no
@@ -165,7 +180,7 @@ impl Consumer {
             &self.config,
             &self.assignment,
             &mut self.positions,
-            &mut self.ahead,
+            self.ahead_on.then_some(&mut self.ahead),
         )
         .await?;
         Ok(Poll {
