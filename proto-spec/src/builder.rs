@@ -1,7 +1,7 @@
 //! A plain encoder of uncompressed record batches v2, for tests, benches and
-//! golden files. Producers in production use the `kafka-protocol` encoder in
-//! relay-client; this builder exists so lower layers can make exact bytes
-//! without depending on it.
+//! golden files. relay-client's producer has its own encoder (straight from
+//! its queued records, any codec), checked byte for byte against this one;
+//! this builder exists so lower layers can make exact bytes without it.
 //!
 //! Record layout inside a batch (all varints zig-zag):
 //! `length, attributes i8, timestamp_delta varlong, offset_delta varint,

@@ -33,6 +33,7 @@ pub mod lines;
 pub mod metrics;
 pub mod pattern;
 mod placement;
+use placement::Seen;
 pub mod problems;
 pub mod registry;
 pub mod rejects;
@@ -262,10 +263,15 @@ impl Sender {
                     self.finish(&mut open, key, finished);
                 }
             }
-            let mut found = self.discover(&open);
+            let room = shared.config.open_files_max.saturating_sub(open.len());
+            let mut found = self.discover(&open, room);
             *shared.watched.lock() = found.iter().map(|(key, _, _)| *key).collect();
             let behind = self.left_behind(&found, &open);
-            found.extend(behind.into_iter().map(|(key, path, file)| (key, path, Some(file))));
+            found.extend(
+                behind
+                    .into_iter()
+                    .map(|(key, path, file)| (key, path, Seen::Open(file))),
+            );
             // Files with new lines that cannot be opened this pass (open_files_max).
             let mut waiting = 0;
             // Files opened this pass, started once their identities are saved.
@@ -279,11 +285,18 @@ impl Sender {
                     }
                     continue;
                 }
-                let Some(file) = file else {
-                    if shared.registry.get(key).is_some_and(|entry| entry.path != path) {
-                        shared.registry.moved(key, &path); // renamed while closed
+                let file = match file {
+                    Seen::Open(file) => file,
+                    Seen::Settled => {
+                        if shared.registry.get(key).is_some_and(|entry| entry.path != path) {
+                            shared.registry.moved(key, &path); // renamed while closed
+                        }
+                        continue; // fully acknowledged, and not grown since
                     }
-                    continue; // fully acknowledged, and not grown since
+                    Seen::NoRoom => {
+                        waiting += 1;
+                        continue;
+                    }
                 };
                 if open.len() >= shared.config.open_files_max {
                     waiting += 1;

@@ -10,9 +10,20 @@ use super::{identity, Entry, FileKey, Handover, Sender};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-/// A file at a watched path: its identity, path, and the open file when it
-/// may need a tailer (see [`Sender::discover`]).
-pub(super) type Found = (FileKey, PathBuf, Option<std::fs::File>);
+/// A file at a watched path: its identity, path, and what discovery made of it
+/// (see [`Sender::discover`]).
+pub(super) type Found = (FileKey, PathBuf, Seen);
+
+/// What discovery made of a file.
+pub(super) enum Seen {
+    /// It may need a tailer: kept open.
+    Open(std::fs::File),
+    /// Already tailed, or nothing new since its acknowledged position: closed.
+    Settled,
+    /// It needs a tailer but this pass has no room left under
+    /// `open_files_max`: closed, and counted as waiting.
+    NoRoom,
+}
 
 impl Sender {
     /// Asks the `wanted` open files idle the longest (at their end, every
@@ -76,11 +87,12 @@ impl Sender {
         length == entry.acked_position && identity::still_matches(file, entry.fingerprint).unwrap_or(false)
     }
 
-    /// Every file at a watched path, with its identity; opened (`Some`) only
-    /// when it may need a tailer: a file already in `open`, or with nothing
-    /// new since its acknowledged position, is closed again at once, so a
-    /// pass over 10,000 files never holds 10,000 descriptors.
-    pub(super) fn discover(&self, open: &HashMap<FileKey, PathBuf>) -> Vec<Found> {
+    /// Every file at a watched path, with its identity; kept open only when
+    /// it may need a tailer and fits in `room` (what `open_files_max` leaves):
+    /// a file already in `open`, with nothing new since its acknowledged
+    /// position, or beyond the room is closed again at once, so a pass over
+    /// 100,000 files holds at most `open_files_max` descriptors more.
+    pub(super) fn discover(&self, open: &HashMap<FileKey, PathBuf>, mut room: usize) -> Vec<Found> {
         let mut found = Vec::new();
         let mut seen = HashSet::new();
         let problems = &self.shared.problems;
@@ -115,8 +127,15 @@ impl Sender {
                 };
                 let Ok(key) = identity::key_of(&file) else { continue };
                 if seen.insert(key) {
-                    let needed = !open.contains_key(&key) && !self.nothing_new(key, &file);
-                    found.push((key, path, needed.then_some(file)));
+                    let seen = if open.contains_key(&key) || self.nothing_new(key, &file) {
+                        Seen::Settled
+                    } else if room == 0 {
+                        Seen::NoRoom
+                    } else {
+                        room -= 1;
+                        Seen::Open(file)
+                    };
+                    found.push((key, path, seen));
                 }
             }
         }
