@@ -5,7 +5,7 @@
 //! halves that share its sequence range ([`Batch::split`]). Never numbers a
 //! batch afresh or sends one: the worker does both.
 
-use super::batch_size::varlong_bytes;
+use super::batch_size::{body_bytes_without_timestamp, varlong_bytes};
 use super::record::Queued;
 use super::sequence::{sequence_after, Identity, Sequencer};
 use crate::error::{ClientError, Result};
@@ -133,18 +133,7 @@ pub(super) fn encode(batch: &Batch, compression: Compression, topic: &str, parti
 
 /// A record's encoded bytes after its length prefix.
 fn record_bytes(queued: &Queued, timestamp_delta: i64, offset_delta: usize) -> usize {
-    let nullable = |bytes: Option<&[u8]>| bytes.map_or(1, |bytes| varlong_bytes(bytes.len() as i64) + bytes.len());
-    1 + varlong_bytes(timestamp_delta)
-        + varlong_bytes(offset_delta as i64)
-        + nullable(queued.record.key.as_deref())
-        + nullable(queued.record.value.as_deref())
-        + varlong_bytes(queued.record.headers.len() as i64)
-        + queued
-            .record
-            .headers
-            .iter()
-            .map(|(name, value)| nullable(Some(name)) + nullable(value.as_deref()))
-            .sum::<usize>()
+    body_bytes_without_timestamp(&queued.record, offset_delta) + varlong_bytes(timestamp_delta)
 }
 
 /// The attributes' codec bits (Kafka's `CompressionType` ids).

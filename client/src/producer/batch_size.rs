@@ -64,18 +64,25 @@ impl BatchSize {
 /// A record's encoded bytes but its timestamp delta, at offset delta
 /// `offset_delta`; its length prefix is counted for the widest delta.
 fn record_bytes_without_timestamp(record: &Outgoing, offset_delta: usize) -> usize {
+    let body = body_bytes_without_timestamp(record, offset_delta);
+    varlong_bytes((body + VARLONG_BYTES_MAX) as i64) + body
+}
+
+/// A record's body (what its length prefix counts) but its timestamp delta,
+/// at offset delta `offset_delta`. The encoder sizes its length prefixes
+/// with this plus the delta's own bytes.
+pub(super) fn body_bytes_without_timestamp(record: &Outgoing, offset_delta: usize) -> usize {
     let headers: usize = record
         .headers
         .iter()
         .map(|(key, value)| varlong_bytes(key.len() as i64) + key.len() + nullable_bytes(value.as_deref()))
         .sum();
-    let body = 1 // attributes
+    1 // attributes
         + varlong_bytes(offset_delta as i64)
         + nullable_bytes(record.key.as_deref())
         + nullable_bytes(record.value.as_deref())
         + varlong_bytes(record.headers.len() as i64)
-        + headers;
-    varlong_bytes((body + VARLONG_BYTES_MAX) as i64) + body
+        + headers
 }
 
 /// A length-prefixed byte string, or the prefix −1 alone for null.

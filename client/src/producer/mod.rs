@@ -63,7 +63,6 @@ pub use retry::RETRIES_METRIC;
 use crate::cluster::Cluster;
 use crate::error::{ClientError, Result};
 use crate::partitioner::partition_for_key;
-use bytes::Bytes;
 use inbox::Inbox;
 use parking_lot::Mutex;
 use record::{BatchAnswers, Outgoing, Queued, Resolver, TIMESTAMP_UNSET};
@@ -79,15 +78,6 @@ use worker::PartitionWorker;
 /// Runs of records (one per `send`, one per partition of a `send_batch`)
 /// queued per partition task before a send waits for it.
 const PARTITION_QUEUE_RUNS_MAX: usize = 10_000;
-/// Bytes charged per record beyond key, value and headers: the queued
-/// record's own structures, its framing and a share of the batch header, so
-/// tiny records still count (measured: a sender's RSS followed the budget
-/// only once these were charged).
-const RECORD_OVERHEAD_BYTES: usize = 160;
-/// Bytes charged per header beyond its name and value: its slot in the
-/// record's header list.
-const HEADER_OVERHEAD_BYTES: usize = 64;
-
 /// Where runs of records go to one partition's worker.
 type RunSender = mpsc::Sender<Vec<Queued>>;
 
@@ -118,26 +108,16 @@ impl Producer {
     /// Queues a record; waits while `buffer_bytes_max` is in use.
     pub async fn send(&self, record: ProducerRecord) -> Result<Delivery> {
         let partition = self.route(&record).await?;
-        let bytes = record_bytes(record.key.as_ref(), record.value.as_ref(), 0)
-            + record
-                .headers
-                .iter()
-                .map(|(name, value)| header_bytes(name.as_bytes(), value.as_ref()))
-                .sum::<usize>();
-        let permit = self.reserve(bytes).await;
+        let sender = self.partition_sender(&record.topic, partition);
+        let record = BatchRecord::from(record);
+        let permit = self.reserve(record.budget_bytes()).await;
         let (delivery, receiver) = oneshot::channel();
         // Records without a timestamp get one when their partition worker
         // takes them in (one clock read per drain, not per record).
         let timestamp_ms = record.timestamp_ms.unwrap_or(TIMESTAMP_UNSET);
-        let sender = self.partition_sender(&record.topic, partition);
-        let record = BatchRecord::from(record);
         self.shared.unresolved.fetch_add(1, Ordering::AcqRel);
         let queued = Queued {
-            record: Outgoing {
-                key: record.key,
-                value: record.value,
-                headers: record.headers,
-            },
+            record: Outgoing::from(record),
             timestamp_ms,
             resolver: Resolver::One {
                 delivery,
@@ -177,17 +157,7 @@ impl Producer {
             )));
         }
         let sticky = (self.round_robin.fetch_add(1, Ordering::Relaxed) % partitions) as i32;
-        let bytes = records
-            .iter()
-            .map(|record| {
-                let headers = record
-                    .headers
-                    .iter()
-                    .map(|(name, value)| header_bytes(name, value.as_ref()))
-                    .sum();
-                record_bytes(record.key.as_ref(), record.value.as_ref(), headers)
-            })
-            .sum();
+        let bytes = records.iter().map(BatchRecord::budget_bytes).sum();
         let permit = self.reserve(bytes).await;
         let (answers, delivery) = BatchAnswers::new(records.len(), permit);
         // Each partition's records, in the order given.
@@ -200,11 +170,7 @@ impl Producer {
             };
             let queued = Queued {
                 timestamp_ms: record.timestamp_ms.unwrap_or(TIMESTAMP_UNSET),
-                record: Outgoing {
-                    key: record.key,
-                    value: record.value,
-                    headers: record.headers,
-                },
+                record: Outgoing::from(record),
                 resolver: Resolver::Batch {
                     answers: Arc::clone(&answers),
                     index,
@@ -330,15 +296,4 @@ impl Producer {
     pub fn unresolved(&self) -> usize {
         self.shared.unresolved.load(Ordering::Acquire)
     }
-}
-
-/// A record's charge against the buffer budget: key, value, its headers'
-/// charge and overhead.
-fn record_bytes(key: Option<&Bytes>, value: Option<&Bytes>, headers_bytes: usize) -> usize {
-    key.map_or(0, Bytes::len) + value.map_or(0, Bytes::len) + headers_bytes + RECORD_OVERHEAD_BYTES
-}
-
-/// A header's charge against the buffer budget.
-fn header_bytes(name: &[u8], value: Option<&Bytes>) -> usize {
-    name.len() + value.map_or(0, Bytes::len) + HEADER_OVERHEAD_BYTES
 }
