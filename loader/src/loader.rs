@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 mod gaps;
+mod probe;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
@@ -37,7 +38,7 @@ pub enum LoaderError {
     Config(String),
     /// Records this loader needed were deleted by the broker and `on_gap =
     /// "stop"`: the offset stays where it is.
-    #[error("offsets {first}..={last} of {topic}/{partition} were deleted by the broker (retention) before they were loaded; on_gap = \"stop\": not moving past them (set on_gap = \"record\" to record the gap in relay_gaps and go on)")]
+    #[error("offsets {first}..={last} of {topic}/{partition} can no longer be loaded (deleted by retention, or not served by the broker); on_gap = \"stop\": not moving past them (set on_gap = \"record\" to record the gap in relay_gaps and go on)")]
     Gap {
         topic: String,
         partition: i32,
@@ -501,7 +502,7 @@ impl Loader {
         }
         for gap in &batch.gaps {
             tracing::error!(topic = %gap.topic, partition = gap.partition, first = gap.first_offset, last = gap.last_offset, records = gap.records(),
-                "records deleted by the broker before they were loaded; recorded in relay_gaps (protect the group in the topic's retention, see docs/operations.md)");
+                "{}", gap.cause.describe());
             self.metrics.lost(&gap.topic, gap.records());
         }
         for (tp, offset) in &next {

@@ -4,9 +4,10 @@
 //! committed offsets how many gaps nobody acknowledged yet (the metadata
 //! contract of [`relay_proto::offset_metadata`]).
 
+use super::probe;
 use super::{Loader, LoaderError};
 use crate::config::OnGap;
-use crate::sink::Gap;
+use crate::sink::{Gap, GapCause};
 use relay_client::consumer::{list_offset, TopicPartition};
 use relay_client::records::ConsumerRecord;
 use relay_proto::offset_metadata;
@@ -43,7 +44,9 @@ impl Loader {
             .commit_offsets_with_metadata(&with_metadata, generation, &member)
             .await
         {
-            tracing::debug!(%error, "committing offsets to the broker failed (the warehouse has them)");
+            // WARN, not DEBUG: the committed offsets carry the count of open
+            // gaps that `relay lag` and `relay status` show.
+            tracing::warn!(%error, "committing offsets and open gap counts to the broker failed (the warehouse has them; `relay lag` may show old values until the next commit)");
         }
     }
 
@@ -74,53 +77,176 @@ impl Loader {
         Ok(())
     }
 
-    /// Offsets this loader needed that the broker no longer has: a
-    /// partition whose batch starts after the warehouse's next offset, and
-    /// whose log now starts after it too (retention deleted them). A jump
-    /// over offsets the log still has is not a gap (transaction markers of a
-    /// Kafka cluster). With `on_gap = "stop"` it is an error instead.
+    /// Offsets this loader needed and will never load: wherever a
+    /// partition's records in `records` go on past the offset expected next
+    /// (the warehouse's next offset, then each record's successor), the
+    /// offsets jumped over are deleted by retention, not served by the
+    /// broker (a corrupt batch set aside), or jumped past by the position;
+    /// transaction markers of a Kafka cluster are passed over. With
+    /// `on_gap = "stop"` a gap is an error instead.
     pub(super) async fn gaps(&self, records: &[ConsumerRecord]) -> Result<Vec<Gap>, LoaderError> {
         let mut gaps = Vec::new();
-        let mut previous: Option<(&str, i32)> = None;
-        for record in records {
-            if previous == Some((record.topic.as_str(), record.partition)) {
-                continue;
-            }
-            previous = Some((record.topic.as_str(), record.partition));
-            let tp = TopicPartition {
-                topic: record.topic.clone(),
-                partition: record.partition,
-            };
-            let Some(Some(expected)) = self.stored.get(&tp).copied() else {
-                continue;
-            };
-            if record.offset <= expected
-                || gaps
-                    .iter()
-                    .any(|g: &Gap| g.topic == tp.topic && g.partition == tp.partition)
-            {
-                continue;
-            }
-            let log_start = list_offset(&self.cluster, &tp, EARLIEST_TIMESTAMP).await?;
-            if log_start <= expected {
-                continue;
-            }
-            let last = record.offset.min(log_start) - 1;
-            if self.config.on_gap == OnGap::Stop {
+        for (tp, expected, found) in jumps(&self.stored, records) {
+            gaps.extend(self.missing(&tp, expected, found).await?);
+        }
+        if self.config.on_gap == OnGap::Stop {
+            if let Some(gap) = gaps.first().cloned() {
                 return Err(LoaderError::Gap {
-                    topic: tp.topic,
-                    partition: tp.partition,
-                    first: expected,
-                    last,
+                    topic: gap.topic,
+                    partition: gap.partition,
+                    first: gap.first_offset,
+                    last: gap.last_offset,
                 });
             }
-            gaps.push(Gap {
-                topic: tp.topic,
-                partition: tp.partition,
-                first_offset: expected,
-                last_offset: last,
-            });
         }
         Ok(gaps)
+    }
+
+    /// The gaps in `expected..found` of `tp`: what retention deleted, then,
+    /// batch by batch from the log's start, what the broker does not serve
+    /// or still holds (at most [`JUMP_PROBES_MAX`] probes).
+    async fn missing(&self, tp: &TopicPartition, expected: i64, found: i64) -> Result<Vec<Gap>, LoaderError> {
+        let gap = |first: i64, last: i64, cause: GapCause| Gap {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            first_offset: first,
+            last_offset: last,
+            cause,
+        };
+        let mut gaps = Vec::new();
+        let mut cursor = expected;
+        let log_start = list_offset(&self.cluster, tp, EARLIEST_TIMESTAMP).await?;
+        if log_start > cursor {
+            gaps.push(gap(cursor, found.min(log_start) - 1, GapCause::Retention));
+            cursor = log_start;
+        }
+        let mut probes = 0;
+        while cursor < found {
+            probes += 1;
+            let batch = if probes > JUMP_PROBES_MAX {
+                None
+            } else {
+                probe::batch_at(&self.cluster, tp, cursor).await?
+            };
+            match batch {
+                Some(batch) if batch.base_offset > cursor => {
+                    let last = found.min(batch.base_offset) - 1;
+                    gaps.push(gap(cursor, last, GapCause::NotServed));
+                    cursor = batch.base_offset;
+                }
+                Some(batch) if batch.control => cursor = batch.last_offset + 1,
+                Some(_) => {
+                    gaps.push(gap(cursor, found - 1, GapCause::Skipped));
+                    break;
+                }
+                None => {
+                    gaps.push(gap(cursor, found - 1, GapCause::NotServed));
+                    break;
+                }
+            }
+        }
+        Ok(gaps)
+    }
+}
+
+/// Probes spent walking one jump over offsets the log still covers (each
+/// transaction marker of a Kafka cluster costs one): past it, the rest of
+/// the jump is recorded as not served rather than walked any further.
+const JUMP_PROBES_MAX: usize = 64;
+
+/// (partition, offset expected next, offset found) wherever a partition's
+/// records go on past the offset expected: the warehouse's next offset
+/// (`stored`) for its first record, each record's successor after that, so
+/// a position that jumped between two fetches of one batch is seen too.
+/// Partitions not in `stored` (not ours) or without a stored offset yet
+/// start wherever they start. An undecodable batch's record stands for the
+/// whole batch at its last offset: it jumps nothing.
+pub(super) fn jumps(
+    stored: &HashMap<TopicPartition, Option<i64>>,
+    records: &[ConsumerRecord],
+) -> Vec<(TopicPartition, i64, i64)> {
+    let mut next: HashMap<TopicPartition, i64> = HashMap::new();
+    let mut found = Vec::new();
+    for record in records {
+        let tp = TopicPartition {
+            topic: record.topic.clone(),
+            partition: record.partition,
+        };
+        let expected = match next.get(&tp) {
+            Some(expected) => Some(*expected),
+            None => match stored.get(&tp) {
+                Some(stored) => *stored,
+                None => continue,
+            },
+        };
+        if let Some(expected) = expected {
+            if record.offset > expected && record.undecodable.is_none() {
+                found.push((tp.clone(), expected, record.offset));
+            }
+        }
+        let successor = expected.map_or(record.offset + 1, |e| e.max(record.offset + 1));
+        next.insert(tp, successor);
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(partition: i32, offset: i64) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: "t".into(),
+            partition,
+            offset,
+            timestamp_ms: 0,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            undecodable: None,
+        }
+    }
+
+    fn tp(partition: i32) -> TopicPartition {
+        TopicPartition {
+            topic: "t".into(),
+            partition,
+        }
+    }
+
+    #[test]
+    fn a_position_that_jumps_between_two_fetches_of_one_batch_is_a_jump() {
+        // Two polls feed one batch: 0..=9, then (an out-of-range reset or a
+        // batch the broker set aside) 500..=501.
+        let stored = HashMap::from([(tp(0), Some(0))]);
+        let records: Vec<_> = (0..10).chain(500..502).map(|o| record(0, o)).collect();
+        assert_eq!(jumps(&stored, &records), vec![(tp(0), 10, 500)]);
+    }
+
+    #[test]
+    fn every_jump_of_every_partition_is_found_from_the_stored_offset() {
+        let stored = HashMap::from([(tp(0), Some(5)), (tp(1), None)]);
+        let records = vec![
+            record(0, 7),
+            record(0, 8),
+            record(1, 40),
+            record(1, 41),
+            record(0, 20),
+            record(2, 99),
+        ];
+        assert_eq!(
+            jumps(&stored, &records),
+            vec![(tp(0), 5, 7), (tp(0), 9, 20)],
+            "partition 1 has no stored offset (starts where it starts); 2 is not ours"
+        );
+    }
+
+    #[test]
+    fn contiguous_records_and_an_undecodable_batch_jump_nothing() {
+        let stored = HashMap::from([(tp(0), Some(3))]);
+        let mut undecodable = record(0, 9);
+        undecodable.undecodable = Some("garbage".into());
+        let records = vec![record(0, 3), record(0, 4), undecodable, record(0, 10)];
+        assert_eq!(jumps(&stored, &records), Vec::new());
     }
 }

@@ -16,7 +16,8 @@
 //! offset, raw, error, rejected_at)`, unique per (table, topic, partition,
 //! offset) so a replay never doubles a reject; `relay_gaps(group_id, topic,
 //! partition, first_offset, last_offset, records, detected_at,
-//! acknowledged_at)`, records lost to retention, unique per (group, topic,
+//! acknowledged_at)`, records lost (to retention, a corrupt batch the broker
+//! set aside, a position reset past them), unique per (group, topic,
 //! partition, first offset).
 
 pub mod postgres;
@@ -37,14 +38,38 @@ pub struct OffsetAdvance {
     pub next: i64,
 }
 
-/// Records a loader needed that the broker deleted before they were loaded
-/// (retention ran past the loader's position): `first..=last`.
+/// Records a loader needed and will never load: `first..=last`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gap {
     pub topic: String,
     pub partition: i32,
     pub first_offset: i64,
     pub last_offset: i64,
+    pub cause: GapCause,
+}
+
+/// Why a gap's records are not loaded (for the log; relay_gaps counts them all alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapCause {
+    /// Retention deleted them before they were loaded.
+    Retention,
+    /// The broker serves no batch for them though its log starts before
+    /// them: it set a corrupt batch aside (a quarantine file).
+    NotServed,
+    /// The broker still holds them, but the consumer's position jumped past
+    /// them (an out-of-range reset to the end, `from = "latest"`).
+    Skipped,
+}
+
+impl GapCause {
+    /// What the loader's ERROR line says about the gap.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Retention => "records deleted by the broker (retention) before they were loaded; recorded in relay_gaps (protect the group in the topic's retention, see docs/operations.md)",
+            Self::NotServed => "records the broker no longer serves (a corrupt batch it set aside, see its quarantine files); recorded in relay_gaps",
+            Self::Skipped => "records the loader's position jumped past (an out-of-range reset to the end); recorded in relay_gaps",
+        }
+    }
 }
 
 impl Gap {

@@ -1,9 +1,9 @@
 //! PostgreSQL warehouse: per batch, one transaction that writes the rows,
 //! records rejects, and advances the offsets with a compare-and-set. Rows
 //! are first COPYed in binary straight into the target table (written once,
-//! like `psql \copy`); when that hits a `dedup_key` already present (a
-//! replayed event) the transaction is rolled back and the batch goes the
-//! staged way: COPY into a session-local staging table, then insert into
+//! like `psql \copy`); when that hits any unique violation (a replayed
+//! event, whatever its unique index is called) the transaction is rolled
+//! back and the batch goes the staged way: COPY into a session-local staging table, then insert into
 //! the target ignoring conflicts. A lost connection is re-opened on the next try.
 //!
 //! Every session pins `synchronous_commit = on` ([`SESSION_SETTINGS`]): the
@@ -111,20 +111,24 @@ impl From<SinkError> for Failure {
 impl Failure {
     fn into_sink_error(self) -> SinkError {
         match self {
-            Failure::Duplicate => SinkError::Unavailable("duplicate dedup_key in a staged write".into()),
+            // The staging table has no index: a staged write meets a
+            // duplicate only in its INSERT, which says Refused itself.
+            Failure::Duplicate => SinkError::Refused("unique violation in a staged write".into()),
             Failure::Sink(error) => error,
         }
     }
 }
 
-/// A COPY into the target that meets an already-loaded `dedup_key` falls
-/// back to the staged path; other unique violations are the row's data.
+/// A COPY into the target that meets any unique violation falls back to the
+/// staged path, whose `ON CONFLICT (dedup_key)` finds the dedup key's unique
+/// index by its column, whatever it is called (`<t>_dedup_key`, a PRIMARY
+/// KEY `<t>_pkey`, an operator's UNIQUE constraint): a replayed event is a
+/// duplicate there, and a violation of another unique index is refused
+/// there, as the row's data. Recognising the duplicate by the constraint's
+/// name instead sent a replayed event of a PRIMARY KEY table into row
+/// isolation, whose probes all passed, forever.
 fn copy_failure(error: tokio_postgres::Error) -> Failure {
-    let on_dedup_key = error
-        .as_db_error()
-        .and_then(|db| db.constraint())
-        .is_some_and(|constraint| constraint.ends_with("_dedup_key"));
-    if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) && on_dedup_key {
+    if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
         Failure::Duplicate
     } else {
         Failure::Sink(classify(error))
@@ -265,12 +269,16 @@ async fn check_table(client: &Client, config: &TableSpec) -> Result<()> {
             declared_type: row.get(1),
         })
         .collect();
+    // A unique index (a UNIQUE or PRIMARY KEY constraint's too) whose only
+    // key column is dedup_key, usable as `ON CONFLICT (dedup_key)`'s
+    // arbiter: not partial, not on an expression, not deferrable.
     let dedup_key_unique: bool = client
         .query_one(
             "SELECT EXISTS (
                  SELECT 1 FROM pg_index i
                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                 WHERE i.indrelid = to_regclass($1::text) AND i.indisunique AND i.indnatts = 1
+                 WHERE i.indrelid = to_regclass($1::text) AND i.indisunique AND i.indnkeyatts = 1
+                   AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL
                    AND a.attname = 'dedup_key')",
             &[table],
         )

@@ -264,16 +264,21 @@ fn check_table(connection: &Connection, config: &TableSpec) -> Result<()> {
         .map_err(unavailable)?
         .collect::<rusqlite::Result<_>>()
         .map_err(unavailable)?;
-    // A unique index whose only column is dedup_key.
+    // A unique index whose only column is dedup_key, by its columns and
+    // not its name: the loader's own `<t>_dedup_key`, an operator's UNIQUE
+    // constraint or PRIMARY KEY (`sqlite_autoindex_<t>_N`, origin "u" or
+    // "pk"). Not a partial one: `ON CONFLICT (dedup_key)` cannot use it.
     let mut indexes = connection
         .prepare(&format!("PRAGMA index_list({table})"))
         .map_err(unavailable)?;
     let unique: Vec<String> = indexes
-        .query_map([], |row| Ok((row.get::<_, String>(1)?, row.get::<_, i64>(2)?)))
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(1)?, row.get::<_, i64>(2)?, row.get::<_, i64>(4)?))
+        })
         .map_err(unavailable)?
         .filter_map(|r| r.ok())
-        .filter(|(_, unique)| *unique == 1)
-        .map(|(name, _)| name)
+        .filter(|(_, unique, partial)| *unique == 1 && *partial == 0)
+        .map(|(name, _, _)| name)
         .collect();
     let dedup_key_unique = unique.iter().any(|index| {
         let columns: Vec<String> = connection
