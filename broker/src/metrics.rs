@@ -32,6 +32,7 @@ pub const LOG_END_OFFSET: &str = "relay_broker_log_end_offset";
 pub const LOG_SEGMENTS: &str = "relay_broker_log_segments";
 pub const LOG_SIZE_BYTES: &str = "relay_broker_log_size_bytes";
 pub const PARTITION_POISONED: &str = "relay_broker_partition_poisoned";
+pub const CORRUPT_BATCHES: &str = "relay_broker_corrupt_batches_total";
 pub const GROUP_COMMITTED_OFFSET: &str = "relay_broker_group_committed_offset";
 pub const GROUP_LAG: &str = "relay_broker_group_lag";
 pub const GROUP_COMMIT_AGE: &str = "relay_broker_group_commit_age_seconds";
@@ -114,6 +115,11 @@ pub fn describe() {
         PARTITION_POISONED,
         Unit::Count,
         "1 when a failed fsync made the partition refuse writes."
+    );
+    describe_counter!(
+        CORRUPT_BATCHES,
+        Unit::Count,
+        "Corrupt batches set aside in quarantine files (at recovery or when read) since the broker started; their offsets are a gap."
     );
     describe_gauge!(GROUP_COMMITTED_OFFSET, Unit::Count, "A group's committed offset.");
     describe_gauge!(GROUP_LAG, Unit::Count, "End offset minus the group's committed offset.");
@@ -236,6 +242,8 @@ pub fn publish_state_gauges(ctx: &BrokerContext) {
             gauge!(LOG_SEGMENTS, &labels).set(log.segment_count() as f64);
             gauge!(LOG_SIZE_BYTES, &labels).set(log.size_bytes() as f64);
             gauge!(PARTITION_POISONED, &labels).set(if log.is_poisoned() { 1.0 } else { 0.0 });
+            // Kept by the log (recovery counts before any recorder could), shown from zero.
+            counter!(CORRUPT_BATCHES, &labels).absolute(log.corrupt_batches());
             if protected {
                 let floor = topic.retention_floor(index as i32, store.as_ref());
                 gauge!(RETENTION_PROTECTED_BYTES, &labels).set(log.retention_protected_bytes(now, floor) as f64);

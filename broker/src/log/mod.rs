@@ -1,7 +1,9 @@
 //! The storage engine: a partition is a directory of segments holding Kafka
 //! record batches (magic 2) exactly as producers sent them, with the base
 //! offset patched in. It validates every batch (header and CRC-32C) on append
-//! and on read, and survives crashes by rescanning.
+//! and on read, and survives crashes by rescanning. A batch that fails its
+//! CRC, at recovery or at read time, costs only itself: it is set aside in a
+//! quarantine file and its offsets are a gap that consumers fetch past.
 //!
 //! Appends and reads pass batches through compressed. The one place the log
 //! decompresses is a lookup by time (ListOffsets with a timestamp) that lands
@@ -16,6 +18,7 @@
 //!   preallocated, memory-mapped indexes, rebuilt when they cannot be trusted.
 //! - [`recovery`]: opening a directory and deciding what to rescan.
 //! - [`checkpoint`]: the recovery point and the clean-shutdown marker.
+//! - [`quarantine`]: corrupt batches set aside whole, named by their offsets.
 //! - [`producer_state`]: idempotent-producer sequences, rebuilt from headers.
 //! - [`file_names`], [`config`], [`error`], [`faults`] (injected I/O failures).
 //!
@@ -30,6 +33,7 @@ pub mod mapped_index;
 pub mod offset_index;
 pub mod partition_log;
 pub mod producer_state;
+pub mod quarantine;
 pub mod recovery;
 pub mod segment;
 pub mod time_index;

@@ -22,7 +22,8 @@
 //! - [`append`]: validation, offset assignment, idempotent-producer checks,
 //!   rolling to a new segment.
 //! - [`durability`]: the fsync policy, group commit and poisoning.
-//! - [`read`]: whole batches from an offset, and the offset for a time.
+//! - [`read`]: whole batches from an offset, and the offset for a time; a
+//!   corrupt batch met there is set aside and the read goes past it.
 //! - [`retention`]: deleting the oldest sealed segments, keeping what a
 //!   caller-given floor protects up to the hard cap.
 
@@ -41,6 +42,7 @@ use crate::log::segment::Segment;
 use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 pub use append::AppendInfo;
@@ -64,6 +66,9 @@ struct LogState {
     /// End of what readers may see.
     visible: LogPoint,
     closed: bool,
+    /// Times the active segment was rewritten to set a corrupt batch aside:
+    /// a byte position taken before one is stale after it.
+    rewrites: u64,
 }
 
 impl LogState {
@@ -119,6 +124,8 @@ pub struct PartitionLog {
     state: Mutex<LogState>,
     sync: Mutex<SyncState>,
     synced: Condvar,
+    /// Corrupt batches set aside since the log was opened (recovery included).
+    corrupt_batches: AtomicU64,
 }
 
 impl PartitionLog {
@@ -135,6 +142,7 @@ impl PartitionLog {
                 position: 0,
             },
             closed: false,
+            rewrites: 0,
         };
         state.visible = state.end();
         let durable_next_offset = state.visible.next_offset;
@@ -150,6 +158,7 @@ impl PartitionLog {
                 poisoned: None,
             }),
             synced: Condvar::new(),
+            corrupt_batches: AtomicU64::new(loaded.summary.batches_set_aside as u64),
         };
         Ok((log, loaded.summary))
     }
@@ -182,6 +191,12 @@ impl PartitionLog {
 
     pub fn size_bytes(&self) -> u64 {
         self.state.lock().segments.values().map(Segment::size_bytes).sum()
+    }
+
+    /// Corrupt batches set aside in quarantine files since the log was
+    /// opened, those found by its recovery included.
+    pub fn corrupt_batches(&self) -> u64 {
+        self.corrupt_batches.load(Ordering::Relaxed)
     }
 
     pub fn is_poisoned(&self) -> bool {

@@ -1,6 +1,7 @@
 //! Opening a partition directory (Kafka's `LogLoader`): find the segments,
-//! decide which to trust, rescan the rest, cut a torn or corrupt tail, and
-//! rebuild the idempotent-producer state from batch headers.
+//! decide which to trust, rescan the rest (setting corrupt batches aside and
+//! cutting only a zero-filled or torn tail, see [`crate::log::segment::repair`]),
+//! and rebuild the idempotent-producer state from batch headers.
 //!
 //! Trust rules:
 //! - after a clean shutdown, every segment's indexes are checked against its
@@ -8,17 +9,21 @@
 //! - otherwise segments wholly below the recovery point are checked the same
 //!   way, and every segment from the one holding the recovery point onwards is
 //!   rescanned batch by batch with CRCs, its indexes rebuilt;
-//! - when a segment that is not the last had to be cut, the segments after it
-//!   are deleted: offsets must stay contiguous.
+//! - a segment that ends past the next one's base is rescanned with that
+//!   base as its bound; corruption in one segment never touches another:
+//!   a corrupt batch costs only itself, its offsets a gap;
+//! - the next offset is at least one past the highest offset any quarantine
+//!   file held, so an offset is never handed out twice.
 
 use crate::log::checkpoint::{create_dir_all, read_recovery_point, sync_dir, take_clean_shutdown};
 use crate::log::config::LogConfig;
 use crate::log::error::{io_error, Result};
 use crate::log::faults::FaultInjector;
-use crate::log::file_names::{self, parse_segment_file, LOG_SUFFIX};
+use crate::log::file_names::{parse_segment_file, LOG_SUFFIX};
 use crate::log::mapped_index::Preallocate;
 use crate::log::producer_state::ProducerStates;
-use crate::log::segment::Segment;
+use crate::log::quarantine;
+use crate::log::segment::{Segment, SegmentRole};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -29,7 +34,8 @@ pub struct LoadSummary {
     pub segments: usize,
     pub segments_rescanned: usize,
     pub bytes_truncated: u64,
-    pub segments_deleted: usize,
+    /// Corrupt batches (spans) set aside in quarantine files.
+    pub batches_set_aside: usize,
 }
 
 pub struct LoadedLog {
@@ -83,55 +89,32 @@ pub fn load(dir: &Path, config: &LogConfig, faults: &FaultInjector) -> Result<Lo
 
     for (slot, &base) in bases.iter().enumerate() {
         let next_base = bases.get(slot + 1).copied();
-        let is_last = next_base.is_none();
         let holds_recovery_point = next_base.is_none_or(|next| next > recovery_point);
-        let preallocate = if is_last { Preallocate::Full } else { Preallocate::Exact };
+        let preallocate = if next_base.is_none() {
+            Preallocate::Full
+        } else {
+            Preallocate::Exact
+        };
         let mut segment = Segment::open(dir, base, config, preallocate, faults.clone())?;
-        let trusted = (clean_shutdown || !holds_recovery_point) && segment.load_trusted()?;
+        let trusted = (clean_shutdown || !holds_recovery_point)
+            && segment.load_trusted()?
+            && next_base.is_none_or(|next| segment.next_offset() <= next);
         if !trusted {
             drop(segment);
-            let mut rescanned = Segment::open(dir, base, config, Preallocate::Full, faults.clone())?;
-            let result = rescanned.recover()?;
-            summary.segments_rescanned += 1;
-            if result.truncated_bytes > 0 {
-                tracing::warn!(
-                    segment = %rescanned.log_path().display(),
-                    position = result.valid_bytes,
-                    bytes = result.truncated_bytes,
-                    reason = result.truncation_reason.as_deref().unwrap_or(""),
-                    "truncated invalid tail of segment"
-                );
-                summary.bytes_truncated += result.truncated_bytes;
-            }
-            if !is_last {
-                rescanned.seal()?;
-            }
-            let cut = result.truncated_bytes > 0;
-            segment = rescanned;
-            if cut && !is_last {
-                segments.insert(base, segment);
-                summary.segments_deleted += delete_after(dir, &bases[slot + 1..], config, faults)?;
-                break;
-            }
-        }
-        if let Some(next) = next_base {
-            if segment.next_offset() != next {
-                tracing::warn!(
-                    segment = %segment.log_path().display(),
-                    next_offset = segment.next_offset(),
-                    next_segment = next,
-                    "segment does not end where the next begins; dropping the later segments"
-                );
-                segments.insert(base, segment);
-                summary.segments_deleted += delete_after(dir, &bases[slot + 1..], config, faults)?;
-                break;
-            }
+            segment = rescan(dir, base, next_base, config, faults, &mut summary)?;
         }
         segments.insert(base, segment);
     }
 
     if segments.is_empty() {
         segments.insert(0, Segment::create(dir, 0, config, faults.clone())?);
+    }
+    if let Some(end) = quarantine::highest_end(dir)? {
+        segments
+            .values_mut()
+            .next_back()
+            .expect("one segment at least")
+            .skip_to(end);
     }
     // The directory as listed here is what the log is from now on: a segment
     // created just before a process crash (page cache intact, directory entry
@@ -151,11 +134,32 @@ pub fn load(dir: &Path, config: &LogConfig, faults: &FaultInjector) -> Result<Lo
     })
 }
 
-fn delete_after(dir: &Path, bases: &[i64], config: &LogConfig, faults: &FaultInjector) -> Result<usize> {
-    for &base in bases {
-        tracing::warn!(segment = %file_names::log_file(dir, base).display(), "deleting segment after a cut");
-        Segment::open(dir, base, config, Preallocate::Exact, faults.clone())?.delete()?;
+/// Rescans one segment batch by batch, setting corrupt batches aside.
+fn rescan(
+    dir: &Path,
+    base: i64,
+    next_base: Option<i64>,
+    config: &LogConfig,
+    faults: &FaultInjector,
+    summary: &mut LoadSummary,
+) -> Result<Segment> {
+    let mut segment = Segment::open(dir, base, config, Preallocate::Full, faults.clone())?;
+    let role = next_base.map_or(SegmentRole::Active, |next_base| SegmentRole::Sealed { next_base });
+    let result = segment.recover(role)?;
+    summary.segments_rescanned += 1;
+    summary.batches_set_aside += result.set_aside.len();
+    if result.truncated_bytes > 0 {
+        tracing::warn!(
+            segment = %segment.log_path().display(),
+            position = result.valid_bytes,
+            bytes = result.truncated_bytes,
+            reason = result.truncation_reason.as_deref().unwrap_or(""),
+            "cut the tail of the segment: it held no batch (a zero-filled or torn tail)"
+        );
+        summary.bytes_truncated += result.truncated_bytes;
     }
-    sync_dir(dir)?;
-    Ok(bases.len())
+    if next_base.is_some() {
+        segment.seal()?;
+    }
+    Ok(segment)
 }

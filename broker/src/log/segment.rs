@@ -7,17 +7,22 @@
 //! - [`lookup`]: finding a batch by offset, and a record by time (the one
 //!   place the log decompresses a batch).
 //! - [`scan`]: whole-segment walks that bring its state back from the files:
-//!   recovery after a crash, trusted load after a clean shutdown, index
-//!   rebuild, the header walk that rebuilds producer state.
+//!   trusted load after a clean shutdown, index rebuild, the header walk that
+//!   rebuilds producer state.
+//! - [`repair`]: the CRC-checked walk after a crash or a corrupt read, which
+//!   sets corrupt batches aside in quarantine files and cuts only a
+//!   zero-filled or torn tail.
 //!
 //! Invariants: batches in the file are back to back and whole up to
-//! `size_bytes`; their offsets are contiguous from `base_offset` up to
-//! `next_offset`; every index entry points at a batch start. The segment never
+//! `size_bytes`; their offsets increase from `base_offset` up to
+//! `next_offset`, contiguous except where a corrupt batch was set aside (a
+//! gap, named by a quarantine file); every index entry points at a batch start. The segment never
 //! decides when to roll or fsync: the partition log does.
 //!
 //! Byte layout of the files: `proto-spec/STORAGE.md`.
 
 pub mod lookup;
+pub mod repair;
 pub mod scan;
 
 use crate::log::config::LogConfig;
@@ -35,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-pub use scan::RecoverySummary;
+pub use repair::{CorruptSpan, RecoverySummary, SegmentRole};
 
 /// Timestamp of an empty segment, as Kafka's `RecordBatch.NO_TIMESTAMP`.
 pub const NO_TIMESTAMP: i64 = -1;
@@ -185,6 +190,13 @@ impl Segment {
         let offsets_overflow = last_offset - self.base_offset > i64::from(u32::MAX);
         let indexes_full = self.offset_index.is_full() || self.time_index.is_full();
         too_big || too_old || offsets_overflow || indexes_full
+    }
+
+    /// Moves the next offset forward to `offset` without writing anything: the
+    /// offsets skipped were held by a batch set aside, and are never handed
+    /// out again.
+    pub fn skip_to(&mut self, offset: i64) {
+        self.next_offset = self.next_offset.max(offset);
     }
 
     /// Appends one whole batch whose base offset is already `next_offset`.

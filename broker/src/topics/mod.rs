@@ -233,14 +233,14 @@ fn open_topic(data_dir: &Path, config: &BrokerConfig, faults: &FaultInjector, fi
     for index in 0..partitions {
         let dir = partition_dir(data_dir, &file.name, index);
         let (log, summary) = PartitionLog::open(&dir, log_config.clone(), faults.clone())?;
-        if summary.segments_rescanned > 0 || summary.bytes_truncated > 0 || summary.segments_deleted > 0 {
+        if summary.segments_rescanned > 0 || summary.bytes_truncated > 0 || summary.batches_set_aside > 0 {
             tracing::info!(
                 dir = %dir.display(),
                 clean_shutdown = summary.clean_shutdown,
                 segments = summary.segments,
                 rescanned = summary.segments_rescanned,
                 bytes_truncated = summary.bytes_truncated,
-                segments_deleted = summary.segments_deleted,
+                batches_set_aside = summary.batches_set_aside,
                 end_offset = log.end_offset(),
                 "recovered partition"
             );

@@ -69,19 +69,22 @@ impl PartitionLog {
 
     /// fsyncs the active segment and makes what it covered visible.
     fn sync_active(&self) -> Result<i64> {
-        let (file, path, point) = {
+        let (file, path, point, rewrites) = {
             let state = self.state.lock();
             (
                 state.active().log_file(),
                 state.active().log_path().to_path_buf(),
                 state.end(),
+                state.rewrites,
             )
         };
         let started = Instant::now();
         self.faults.sync_data(&file).map_err(io_error("fsync", &path))?;
         metrics::histogram!(FSYNC_LATENCY_METRIC).record(started.elapsed().as_secs_f64());
         let mut state = self.state.lock();
-        if point.next_offset > state.visible.next_offset {
+        // A rewrite in between made its copy durable and visible itself, and
+        // moved the byte positions this point was taken at.
+        if point.next_offset > state.visible.next_offset && state.rewrites == rewrites {
             state.visible = point;
         }
         Ok(point.next_offset)

@@ -3,13 +3,24 @@
 //! only the visible end, so a record is never served and then lost in a
 //! crash; they go on while the log is poisoned.
 //!
+//! A corrupt batch met by a read (bit rot in a segment recovery trusted) is
+//! set aside once, as recovery would ([`crate::log::segment::repair`]): its
+//! segment is rewritten without it, one ERROR names it, the counter behind
+//! `relay_broker_corrupt_batches_total` moves, and the read starts over. A
+//! read at an offset the set-aside batch held then answers with the next
+//! batch, whose base offset is higher: consumers see the gap as a jump.
+//! Batches after a corrupt one in the same read are not served with it; the
+//! next read starts at the corrupt one.
+//!
 //! Locks: only `state`. Lookups walk batch headers under it; the bulk read of
-//! a fetch happens after releasing it.
+//! a fetch happens after releasing it; setting aside takes it again.
 
-use super::PartitionLog;
+use super::{LogState, PartitionLog};
 use crate::log::error::{io_error, LogError, Result};
+use crate::log::segment::SegmentRole;
 use relay_proto::RecordBatches;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
 
 /// Whole batches read from the log, with the bounds a fetch response reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,22 +30,104 @@ pub struct ReadResult {
     pub log_start_offset: i64,
 }
 
+/// Corrupt spans one read may set aside before it gives up and fails.
+pub const READ_SET_ASIDE_MAX: usize = 8;
+
+/// Why one attempt at a read failed.
+enum Failure {
+    /// Corrupt bytes in the segment based at `segment_base`.
+    Corrupt {
+        segment_base: i64,
+        error: LogError,
+    },
+    Other(LogError),
+}
+
+impl From<LogError> for Failure {
+    fn from(error: LogError) -> Self {
+        Failure::Other(error)
+    }
+}
+
+fn corrupt_in(segment_base: i64) -> impl FnOnce(LogError) -> Failure {
+    move |error| match error {
+        LogError::Corrupt { .. } => Failure::Corrupt { segment_base, error },
+        other => Failure::Other(other),
+    }
+}
+
 impl PartitionLog {
-    /// Reads whole batches starting with the one holding `offset`, up to about
-    /// `max_bytes`. The first batch is returned whole even when larger, so a
-    /// consumer always makes progress (as Kafka does since KIP-74). Every batch
-    /// returned has passed its CRC check again.
+    /// Reads whole batches starting with the one holding `offset` (or, when
+    /// that offset was set aside with a corrupt batch, the next batch), up to
+    /// about `max_bytes`. The first batch is returned whole even when larger,
+    /// so a consumer always makes progress (as Kafka does since KIP-74). Every
+    /// batch returned has passed its CRC check again.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
-        let (file, path, location, limit, high_watermark, log_start_offset) = {
+        self.retrying_corrupt(|| self.read_once(offset, max_bytes))
+    }
+
+    /// The first visible offset whose record timestamp is at or after
+    /// `timestamp_ms`, with that record's timestamp; `None` when every record
+    /// is older.
+    pub fn offset_for_time(&self, timestamp_ms: i64) -> Result<Option<(i64, i64)>> {
+        self.retrying_corrupt(|| self.offset_for_time_once(timestamp_ms))
+    }
+
+    /// Runs `attempt`, setting aside the corrupt span it meets and running it
+    /// again, at most [`READ_SET_ASIDE_MAX`] times.
+    fn retrying_corrupt<T>(&self, mut attempt: impl FnMut() -> std::result::Result<T, Failure>) -> Result<T> {
+        let mut set_aside = 0;
+        loop {
+            match attempt() {
+                Ok(value) => return Ok(value),
+                Err(Failure::Other(error)) => return Err(error),
+                Err(Failure::Corrupt { segment_base, error }) => {
+                    if set_aside == READ_SET_ASIDE_MAX || !self.set_aside_corrupt(segment_base)? {
+                        return Err(error);
+                    }
+                    set_aside += 1;
+                }
+            }
+        }
+    }
+
+    /// Rescans the segment based at `segment_base` and sets its corrupt
+    /// batches aside. Returns whether anything changed (a read that failed
+    /// for another reason must not loop).
+    fn set_aside_corrupt(&self, segment_base: i64) -> Result<bool> {
+        let mut state = self.state.lock();
+        let next_base = state.segments.range(segment_base + 1..).next().map(|(base, _)| *base);
+        let role = next_base.map_or(SegmentRole::Active, |next_base| SegmentRole::Sealed { next_base });
+        let Some(segment) = state.segments.get_mut(&segment_base) else {
+            // Retention deleted it meanwhile: the read starts over without it.
+            return Ok(true);
+        };
+        let next_offset = segment.next_offset();
+        let result = segment.recover(role)?;
+        segment.skip_to(next_offset);
+        if next_base.is_some() {
+            segment.seal()?;
+        } else {
+            // The rewrite made the whole file durable, and moved positions.
+            state.rewrites += 1;
+            state.visible = state.end();
+        }
+        self.corrupt_batches
+            .fetch_add(result.set_aside.len() as u64, Ordering::Relaxed);
+        Ok(!result.set_aside.is_empty() || result.truncated_bytes > 0)
+    }
+
+    fn read_once(&self, offset: i64, max_bytes: usize) -> std::result::Result<ReadResult, Failure> {
+        let (segment_base, file, path, location, limit, high_watermark, log_start_offset) = {
             let mut state = self.state.lock();
             let high_watermark = state.visible.next_offset;
             let log_start_offset = state.log_start_offset();
             if offset < log_start_offset || offset > high_watermark {
-                return Err(LogError::OffsetOutOfRange {
+                return Err(Failure::Other(LogError::OffsetOutOfRange {
                     offset,
                     log_start_offset,
                     high_watermark,
-                });
+                }));
             }
             let empty = ReadResult {
                 bytes: Vec::new(),
@@ -44,26 +137,10 @@ impl PartitionLog {
             if offset == high_watermark {
                 return Ok(empty);
             }
-            let start_base = *state
-                .segments
-                .range(..=offset)
-                .next_back()
-                .expect("offset >= log start")
-                .0;
-            let bases: Vec<i64> = state.segments.range(start_base..).map(|(base, _)| *base).collect();
-            let mut found = None;
-            for base in bases {
-                let limit = state.visible_limit(&state.segments[&base]);
-                let segment = state.segments.get_mut(&base).expect("listed");
-                if let Some(location) = segment.find_batch(offset, limit)? {
-                    found = Some((segment.log_file(), segment.log_path().to_path_buf(), location, limit));
-                    break;
-                }
-            }
-            let Some((file, path, location, limit)) = found else {
+            let Some((base, file, path, location, limit)) = find(&mut state, offset)? else {
                 return Ok(empty);
             };
-            (file, path, location, limit, high_watermark, log_start_offset)
+            (base, file, path, location, limit, high_watermark, log_start_offset)
         };
         let available = (limit - location.position) as usize;
         let length = max_bytes.min(available).max(location.total_bytes as usize);
@@ -75,11 +152,15 @@ impl PartitionLog {
             match item {
                 Ok((position, _, batch)) => whole = position + batch.len(),
                 Err(relay_proto::BatchError::TrailingBytes { .. }) => break,
+                Err(_) if whole > 0 => break,
                 Err(error) => {
-                    return Err(LogError::Corrupt {
-                        path,
-                        position: location.position + whole as u64,
-                        reason: error.to_string(),
+                    return Err(Failure::Corrupt {
+                        segment_base,
+                        error: LogError::Corrupt {
+                            path,
+                            position: location.position,
+                            reason: error.to_string(),
+                        },
                     })
                 }
             }
@@ -92,10 +173,7 @@ impl PartitionLog {
         })
     }
 
-    /// The first visible offset whose record timestamp is at or after
-    /// `timestamp_ms`, with that record's timestamp; `None` when every record
-    /// is older.
-    pub fn offset_for_time(&self, timestamp_ms: i64) -> Result<Option<(i64, i64)>> {
+    fn offset_for_time_once(&self, timestamp_ms: i64) -> std::result::Result<Option<(i64, i64)>, Failure> {
         let mut state = self.state.lock();
         let bases: Vec<i64> = state.segments.keys().copied().collect();
         for base in bases {
@@ -104,10 +182,48 @@ impl PartitionLog {
                 break;
             }
             let segment = state.segments.get_mut(&base).expect("listed");
-            if let Some(found) = segment.find_offset_for_timestamp(timestamp_ms, limit)? {
+            if let Some(found) = segment
+                .find_offset_for_timestamp(timestamp_ms, limit)
+                .map_err(corrupt_in(base))?
+            {
                 return Ok(Some(found));
             }
         }
         Ok(None)
     }
+}
+
+/// Where the batch holding `offset` (or the first after it) is: its
+/// segment's base, file and path, its location and the segment's visible
+/// limit.
+type Found = (
+    i64,
+    std::sync::Arc<std::fs::File>,
+    std::path::PathBuf,
+    crate::log::segment::BatchLocation,
+    u64,
+);
+
+fn find(state: &mut LogState, offset: i64) -> std::result::Result<Option<Found>, Failure> {
+    let start_base = *state
+        .segments
+        .range(..=offset)
+        .next_back()
+        .expect("offset >= log start")
+        .0;
+    let bases: Vec<i64> = state.segments.range(start_base..).map(|(base, _)| *base).collect();
+    for base in bases {
+        let limit = state.visible_limit(&state.segments[&base]);
+        let segment = state.segments.get_mut(&base).expect("listed");
+        if let Some(location) = segment.find_batch(offset, limit).map_err(corrupt_in(base))? {
+            return Ok(Some((
+                base,
+                segment.log_file(),
+                segment.log_path().to_path_buf(),
+                location,
+                limit,
+            )));
+        }
+    }
+    Ok(None)
 }

@@ -1,6 +1,6 @@
 //! Whole-segment walks that bring a segment's in-memory state (next offset,
-//! largest timestamp, both indexes) back from its files: [`Segment::recover`]
-//! checks every batch's CRC and cuts a torn or corrupt tail after a crash;
+//! largest timestamp, both indexes) back from its files (the CRC-checked
+//! walk that sets corrupt batches aside is [`super::repair`]'s);
 //! [`Segment::load_trusted`] walks only the headers after the last index entry
 //! after a clean shutdown; the indexes are rebuilt from headers when one
 //! cannot be trusted; [`Segment::for_each_header`] feeds producer state.
@@ -9,78 +9,15 @@
 //! [`crate::log::recovery`], not here.
 
 use super::{Segment, NO_TIMESTAMP};
-use crate::log::error::{io_error, Result};
+use crate::log::error::Result;
 use crate::log::offset_index::IndexEntry;
 use relay_proto::batch::BatchHeader;
 use std::os::unix::fs::FileExt;
 
-/// What a recovery scan found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecoverySummary {
-    pub batches: u64,
-    pub valid_bytes: u64,
-    pub truncated_bytes: u64,
-    /// Why the tail was cut, when it was.
-    pub truncation_reason: Option<String>,
-}
-
 impl Segment {
-    /// Scans every batch with its CRC, rebuilds both indexes and cuts the file
-    /// after the last valid batch. Used after a crash.
-    pub fn recover(&mut self) -> Result<RecoverySummary> {
-        self.reset_indexes();
-        let file_bytes = self.log.metadata().map_err(io_error("stat", &self.log_path))?.len();
-        self.size_bytes = file_bytes;
-        let mut position = 0u64;
-        let mut batches = 0u64;
-        let mut buffer = Vec::new();
-        let mut truncation_reason = None;
-        while position < file_bytes {
-            match self.check_batch_at(position, &mut buffer) {
-                Ok(()) => {
-                    let header = BatchHeader::parse(&buffer).expect("checked").expect("whole");
-                    if header.base_offset() != self.next_offset {
-                        truncation_reason = Some(format!(
-                            "batch base offset {} where {} was expected",
-                            header.base_offset(),
-                            self.next_offset
-                        ));
-                        break;
-                    }
-                    self.index_batch(position, &header);
-                    self.next_offset = header.last_offset() + 1;
-                    position += buffer.len() as u64;
-                    batches += 1;
-                }
-                Err(reason) => {
-                    truncation_reason = Some(reason);
-                    break;
-                }
-            }
-        }
-        if position < file_bytes {
-            self.log
-                .set_len(position)
-                .map_err(io_error("truncate", &self.log_path))?;
-        }
-        // What the scan kept may still be only in the page cache (a process
-        // crash keeps it there): it is served and counted as durable from now
-        // on, so make it durable before that.
-        self.faults
-            .sync_data(&self.log)
-            .map_err(io_error("fsync", &self.log_path))?;
-        self.size_bytes = position;
-        Ok(RecoverySummary {
-            batches,
-            valid_bytes: position,
-            truncated_bytes: file_bytes - position,
-            truncation_reason,
-        })
-    }
-
     /// Reads the whole batch at `position` into `buffer` and checks its header
     /// and CRC; the error says why the bytes there are not a valid batch.
-    fn check_batch_at(&self, position: u64, buffer: &mut Vec<u8>) -> std::result::Result<(), String> {
+    pub(super) fn check_batch_at(&self, position: u64, buffer: &mut Vec<u8>) -> std::result::Result<(), String> {
         let header_bytes = match self.read_header(position) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => {
@@ -130,7 +67,9 @@ impl Segment {
         let mut position = u64::from(start.position);
         while position < self.size_bytes {
             let location = match self.location_at(position) {
-                Ok(Some(location)) if location.base_offset == self.next_offset => location,
+                // A base offset past the expected one is a gap: offsets set
+                // aside with a corrupt batch.
+                Ok(Some(location)) if location.base_offset >= self.next_offset => location,
                 _ => return Ok(false),
             };
             if location.max_timestamp_ms > self.max_timestamp_ms {
