@@ -5,6 +5,7 @@
 //! capture that did not take part is absent). A line that does not parse
 //! is rejected with the reason and, for a pattern, the pattern's name.
 
+use crate::values::timestamp::{days_from_civil, days_in_month};
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -128,8 +129,15 @@ pub fn parse_clf_time(text: &str) -> Result<i64, String> {
     let [hour, minute, second] = fields[..] else {
         return Err(bad());
     };
-    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 || !(1..=9999).contains(&year) {
+    if !(1..=9999).contains(&year)
+        || !(0..24).contains(&hour)
+        || !(0..60).contains(&minute)
+        || !(0..60).contains(&second)
+    {
         return Err(bad());
+    }
+    if !(1..=days_in_month(year, month)).contains(&day) {
+        return Err(format!("{text:?}: day {day} is not in {year:04}-{month:02}"));
     }
     let sign = match zone.as_bytes().first() {
         Some(b'+') => 1,
@@ -137,24 +145,13 @@ pub fn parse_clf_time(text: &str) -> Result<i64, String> {
         _ => return Err(bad()),
     };
     let zone_digits: i64 = zone[1..].parse().map_err(|_| bad())?;
-    if zone.len() != 5 {
+    if zone.len() != 5 || zone_digits < 0 || zone_digits % 100 > 59 {
         return Err(bad());
     }
     let offset_seconds = sign * ((zone_digits / 100) * 3600 + (zone_digits % 100) * 60);
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
     Ok(seconds * 1_000_000)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]
@@ -203,6 +200,9 @@ mod tests {
             1_709_247_599_000_000
         );
         for bad in [
+            "30/Feb/2024:00:00:00 +0000",
+            "29/Feb/2023:00:00:00 +0000",
+            "31/Dec/2016:23:59:60 +0000",
             "10/Foo/2000:13:55:36 -0700",
             "10/Oct/2000:13:55 -0700",
             "10/Oct/2000:13:55:36",

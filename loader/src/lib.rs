@@ -10,6 +10,8 @@
 //! - [`route`]: which table an event goes to (`[[load.route]]`).
 //! - [`transform`]: one record into a typed row of its table, a reject, or
 //!   skipped by rule.
+//! - [`values`]: exact conversions of written values (RFC 3339 to
+//!   microseconds, numbers a double holds, json kept as its text).
 //! - [`sink`]: the warehouse: SQLite (rusqlite, WAL) or PostgreSQL (binary
 //!   COPY into a staging table, then insert ignoring duplicates), with the
 //!   offsets compare-and-set that fences a stale loader.
@@ -29,3 +31,4 @@ pub mod pointer;
 pub mod route;
 pub mod sink;
 pub mod transform;
+pub mod values;

@@ -6,10 +6,12 @@
 //! route takes is skipped by rule (counted). Nothing here stops the loader.
 
 use crate::config::{ColumnSpec, ColumnType, LoaderConfig, MetadataColumn, TimeFormat};
-use crate::format::{parse_clf_time, Parser};
+use crate::format::{parse_clf_time, Format, Parser};
 use crate::route::{Routed, Router, TableSpec};
+use crate::values::decimal::exact_double;
+use crate::values::json_text::{raw_at, JsonText};
+use crate::values::timestamp::parse_rfc3339_micros;
 use relay_client::records::ConsumerRecord;
-use relay_client::time::parse_rfc3339_ms;
 use relay_proto::source_headers::{HEADER_FILE, HEADER_FILE_ID, HEADER_HOST, HEADER_POSITION};
 
 /// A typed cell.
@@ -23,7 +25,8 @@ pub enum Value {
     /// Microseconds since the Unix epoch.
     Timestamp(i64),
     Uuid(uuid::Uuid),
-    Json(serde_json::Value),
+    /// The value's JSON text exactly as the event wrote it.
+    Json(JsonText),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,84 +62,114 @@ fn header<'a>(record: &'a ConsumerRecord, name: &str) -> Option<&'a [u8]> {
 const TIMESTAMP_MICROS_MIN: i64 = -62_135_596_800_000_000;
 const TIMESTAMP_MICROS_MAX: i64 = 253_402_300_799_999_999;
 
-fn cell(spec: &ColumnSpec, value: Option<&serde_json::Value>) -> Result<Value, String> {
-    let Some(value) = value.filter(|v| !v.is_null()) else {
+/// One JSON value on its way into a cell: the value, and its text exactly
+/// as the event wrote it (`None` for events Relay built itself from text
+/// or regex lines, which hold only strings).
+struct Written<'a> {
+    value: &'a serde_json::Value,
+    text: Option<&'a str>,
+}
+
+impl Written<'_> {
+    /// The value's JSON text as written (strings with their quotes).
+    fn json(&self) -> String {
+        self.text.map_or_else(|| self.value.to_string(), str::to_owned)
+    }
+
+    fn wrong(&self, name: &str, expected: &str) -> String {
+        format!("{name}: {} is not {expected}", self.json())
+    }
+}
+
+/// `spec`'s cell of `event`; `document` is the event's JSON text, when it
+/// came as one.
+fn cell(spec: &ColumnSpec, event: &serde_json::Value, document: Option<&str>) -> Result<Value, String> {
+    let Some(value) = crate::pointer::lookup(event, &spec.pointer).filter(|v| !v.is_null()) else {
         return if spec.nullable {
             Ok(Value::Null)
         } else {
             Err(format!("{}: missing value at {}", spec.name, spec.pointer))
         };
     };
-    let wrong = |expected: &str| format!("{}: {} is not {expected}", spec.name, value);
+    // The text is found only for the types that read it.
+    let needs_text = match spec.column_type {
+        ColumnType::Json => true,
+        ColumnType::Double => value.is_number(),
+        ColumnType::Text => !value.is_string(),
+        _ => false,
+    };
+    let text = document.filter(|_| needs_text).and_then(|d| raw_at(d, &spec.pointer));
+    let written = Written { value, text };
+    let name = &spec.name;
     match spec.column_type {
         ColumnType::Text => match value {
-            serde_json::Value::String(text) if text.contains('\0') => {
-                Err(format!("{}: text contains a NUL character", spec.name))
-            }
+            serde_json::Value::String(text) if text.contains('\0') => Err(format!(
+                "{name}: text contains a NUL character, which a text column cannot hold"
+            )),
             serde_json::Value::String(text) => Ok(Value::Text(text.clone())),
-            other => Ok(Value::Text(other.to_string())),
+            _ => Ok(Value::Text(written.json())),
         },
         ColumnType::Bigint => match value {
-            serde_json::Value::Number(n) => n.as_i64().map(Value::BigInt).ok_or_else(|| wrong("a 64-bit integer")),
-            serde_json::Value::String(s) => s
-                .trim()
-                .parse()
-                .map(Value::BigInt)
-                .map_err(|_| wrong("a 64-bit integer")),
-            _ => Err(wrong("a 64-bit integer")),
-        },
-        ColumnType::Double => match value {
-            serde_json::Value::Number(n) => n.as_f64().map(Value::Double).ok_or_else(|| wrong("a number")),
-            serde_json::Value::String(s) => s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .map(Value::Double)
-                .ok_or_else(|| wrong("a number")),
-            _ => Err(wrong("a number")),
-        },
-        ColumnType::Boolean => value.as_bool().map(Value::Bool).ok_or_else(|| wrong("true or false")),
-        ColumnType::Timestamptz => {
-            let epoch = |scale: i64| {
-                let number = match value {
-                    serde_json::Value::Number(n) => n.as_i64(),
-                    serde_json::Value::String(s) => s.trim().parse().ok(),
-                    _ => None,
-                };
-                number
-                    .and_then(|n| n.checked_mul(scale))
-                    .ok_or_else(|| wrong("a timestamp"))
-            };
-            let micros = match (spec.time_format, value) {
-                (TimeFormat::EpochSeconds, _) => epoch(1_000_000)?,
-                (TimeFormat::EpochMillis, _) => epoch(1_000)?,
-                (TimeFormat::Clf, serde_json::Value::String(s)) => {
-                    parse_clf_time(s).map_err(|e| format!("{}: {e}", spec.name))?
-                }
-                (TimeFormat::Clf, _) => return Err(wrong("a Common Log Format time")),
-                (TimeFormat::Rfc3339, serde_json::Value::String(s)) => parse_rfc3339_ms(s)
-                    .map(|ms| ms * 1000)
-                    .map_err(|e| format!("{}: {e}", spec.name))?,
-                // Numbers are milliseconds since the epoch.
-                (TimeFormat::Rfc3339, serde_json::Value::Number(n)) => n
-                    .as_i64()
-                    .and_then(|ms| ms.checked_mul(1000))
-                    .ok_or_else(|| wrong("a timestamp"))?,
-                (TimeFormat::Rfc3339, _) => return Err(wrong("a timestamp")),
-            };
-            if !(TIMESTAMP_MICROS_MIN..=TIMESTAMP_MICROS_MAX).contains(&micros) {
-                return Err(wrong("a timestamp between years 1 and 9999"));
-            }
-            Ok(Value::Timestamp(micros))
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
         }
+        .map(Value::BigInt)
+        .ok_or_else(|| written.wrong(name, "a 64-bit integer")),
+        ColumnType::Double => {
+            let number = match value {
+                serde_json::Value::Number(_) => written.json(),
+                serde_json::Value::String(s) => s.trim().to_owned(),
+                _ => return Err(written.wrong(name, "a number")),
+            };
+            exact_double(&number)
+                .map(Value::Double)
+                .map_err(|why| format!("{name}: {why}"))
+        }
+        ColumnType::Boolean => value
+            .as_bool()
+            .map(Value::Bool)
+            .ok_or_else(|| written.wrong(name, "true or false")),
+        ColumnType::Timestamptz => timestamp(spec, &written).map(Value::Timestamp),
         ColumnType::Uuid => value
             .as_str()
             .and_then(|s| uuid::Uuid::parse_str(s).ok())
             .map(Value::Uuid)
-            .ok_or_else(|| wrong("a UUID")),
-        ColumnType::Json => Ok(Value::Json(value.clone())),
+            .ok_or_else(|| written.wrong(name, "a UUID")),
+        ColumnType::Json => Ok(Value::Json(JsonText(written.json()))),
     }
+}
+
+/// Microseconds since the epoch of a `timestamptz` cell, by its time format.
+fn timestamp(spec: &ColumnSpec, written: &Written<'_>) -> Result<i64, String> {
+    let name = &spec.name;
+    let wrong = |expected: &str| written.wrong(name, expected);
+    let epoch = |scale: i64| {
+        let number = match written.value {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        number
+            .and_then(|n| n.checked_mul(scale))
+            .ok_or_else(|| wrong("a timestamp"))
+    };
+    let micros = match (spec.time_format, written.value) {
+        (TimeFormat::EpochSeconds, _) => epoch(1_000_000)?,
+        (TimeFormat::EpochMillis, _) => epoch(1_000)?,
+        (TimeFormat::Clf, serde_json::Value::String(s)) => parse_clf_time(s).map_err(|e| format!("{name}: {e}"))?,
+        (TimeFormat::Clf, _) => return Err(wrong("a Common Log Format time")),
+        (TimeFormat::Rfc3339, serde_json::Value::String(s)) => {
+            parse_rfc3339_micros(s).map_err(|e| format!("{name}: {e}"))?
+        }
+        // Numbers are milliseconds since the epoch.
+        (TimeFormat::Rfc3339, serde_json::Value::Number(_)) => epoch(1_000)?,
+        (TimeFormat::Rfc3339, _) => return Err(wrong("a timestamp")),
+    };
+    if !(TIMESTAMP_MICROS_MIN..=TIMESTAMP_MICROS_MAX).contains(&micros) {
+        return Err(wrong("a timestamp between years 1 and 9999"));
+    }
+    Ok(micros)
 }
 
 fn metadata(column: MetadataColumn, record: &ConsumerRecord) -> Value {
@@ -214,22 +247,37 @@ pub fn transform(loading: &Loading, record: &ConsumerRecord) -> Transformed {
         skipped => return Transformed::Skipped(skipped),
     };
     let spec = &loading.router.tables()[index];
-    match row(spec, index, &event, record) {
+    // serde_json took the bytes as JSON, so they are UTF-8.
+    let document = match loading.parser.format() {
+        Format::Json => std::str::from_utf8(bytes).ok(),
+        Format::Text | Format::Regex => None,
+    };
+    match row(spec, index, &event, document, record) {
         Ok(row) => Transformed::Row(row),
         Err(error) => Transformed::Reject(reject_of(record, &spec.table, error)),
     }
 }
 
 /// `event` as a row of `spec` (table `index`).
-fn row(spec: &TableSpec, index: usize, event: &serde_json::Value, record: &ConsumerRecord) -> Result<Row, String> {
+fn row(
+    spec: &TableSpec,
+    index: usize,
+    event: &serde_json::Value,
+    document: Option<&str>,
+    record: &ConsumerRecord,
+) -> Result<Row, String> {
     let mut values = Vec::with_capacity(spec.columns.len() + spec.metadata.len());
     for column in &spec.columns {
-        values.push(cell(column, crate::pointer::lookup(event, &column.pointer))?);
+        values.push(cell(column, event, document)?);
     }
     values.extend(spec.metadata.iter().map(|m| metadata(*m, record)));
     let dedup_key = match crate::pointer::lookup(event, &spec.dedup_key) {
         Some(serde_json::Value::String(id)) if !id.is_empty() => id.clone(),
-        Some(serde_json::Value::Number(n)) => n.to_string(),
+        // As written: serde_json reads numbers past 64 bits as doubles,
+        // and two ids must not become one key.
+        Some(serde_json::Value::Number(n)) => document
+            .and_then(|d| raw_at(d, &spec.dedup_key))
+            .map_or_else(|| n.to_string(), str::to_owned),
         _ => source_key(record),
     };
     Ok(Row {
