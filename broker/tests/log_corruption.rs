@@ -297,6 +297,10 @@ fn corrupt_only_batch_of_active_segment_leaves_earlier_segments_served() {
     assert_eq!(summary.batches_set_aside, 1);
     assert_eq!(records_from(&log, 0), all);
     assert_eq!(log.end_offset(), info.last_offset + 1);
+    // Inside the gap at the end nothing is readable yet: the reader is at the end.
+    let inside = log.read(info.base_offset + 3, 4096).unwrap();
+    assert!(inside.bytes.is_empty());
+    assert_eq!(inside.high_watermark, info.base_offset + 3);
     let next = log.append(&mut batch(1001, 1, T0_MS)).unwrap();
     assert_eq!(next.base_offset, info.last_offset + 1);
     // A read inside the gap now answers with that new batch.

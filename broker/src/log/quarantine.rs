@@ -22,6 +22,11 @@ use std::path::{Path, PathBuf};
 /// Bytes copied per read when moving bytes between files.
 pub const COPY_CHUNK_BYTES_MAX: usize = 1 << 20;
 
+/// Suffix of a quarantine file being written.
+pub const QUARANTINE_TEMPORARY_SUFFIX: &str = ".quarantine.tmp";
+/// Suffix of a segment copy being written without its corrupt spans.
+pub const REWRITE_SUFFIX: &str = ".log.rewrite";
+
 /// Name suffixes tried before giving up on finding a free quarantine name.
 pub const NAME_ATTEMPTS_MAX: u32 = 1000;
 
@@ -70,7 +75,7 @@ pub fn set_aside(dir: &Path, offsets: &Range<i64>, source: &File, from: u64, len
             }
             continue;
         }
-        let temporary = path.with_extension("quarantine.tmp");
+        let temporary = path.with_extension(&QUARANTINE_TEMPORARY_SUFFIX[1..]);
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -83,10 +88,9 @@ pub fn set_aside(dir: &Path, offsets: &Range<i64>, source: &File, from: u64, len
         sync_dir(dir)?;
         return Ok(path);
     }
-    Err(crate::log::LogError::Config(format!(
-        "{} quarantine files already exist for offsets {offsets:?} in {}; move them away",
-        NAME_ATTEMPTS_MAX,
-        dir.display()
+    Err(io_error("name a quarantine file in", dir)(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{NAME_ATTEMPTS_MAX} quarantine files already exist for offsets {offsets:?}; move them away"),
     )))
 }
 

@@ -22,7 +22,7 @@ use crate::log::faults::FaultInjector;
 use crate::log::file_names::{parse_segment_file, LOG_SUFFIX};
 use crate::log::mapped_index::Preallocate;
 use crate::log::producer_state::ProducerStates;
-use crate::log::quarantine;
+use crate::log::quarantine::{self, QUARANTINE_TEMPORARY_SUFFIX, REWRITE_SUFFIX};
 use crate::log::segment::{Segment, SegmentRole};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -52,7 +52,13 @@ fn segment_base_offsets(dir: &Path) -> Result<BTreeSet<i64>> {
     for entry in std::fs::read_dir(dir).map_err(io_error("list", dir))? {
         let entry = entry.map_err(io_error("list", dir))?;
         let name = entry.file_name();
-        let Some((base, suffix)) = name.to_str().and_then(parse_segment_file) else {
+        let name = name.to_str().unwrap_or_default();
+        if name.ends_with(REWRITE_SUFFIX) || name.ends_with(QUARANTINE_TEMPORARY_SUFFIX) {
+            // A set-aside interrupted by a crash: the scan below repeats it.
+            orphans.push(entry.path());
+            continue;
+        }
+        let Some((base, suffix)) = parse_segment_file(name) else {
             continue;
         };
         if suffix == LOG_SUFFIX {
@@ -67,7 +73,7 @@ fn segment_base_offsets(dir: &Path) -> Result<BTreeSet<i64>> {
         }
     }
     for path in orphans {
-        tracing::warn!(path = %path.display(), "removing index without a segment");
+        tracing::warn!(path = %path.display(), "removing an index without a segment, or an interrupted copy");
         std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
     }
     Ok(bases)

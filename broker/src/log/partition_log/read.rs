@@ -8,7 +8,9 @@
 //! segment is rewritten without it, one ERROR names it, the counter behind
 //! `relay_broker_corrupt_batches_total` moves, and the read starts over. A
 //! read at an offset the set-aside batch held then answers with the next
-//! batch, whose base offset is higher: consumers see the gap as a jump.
+//! batch, whose base offset is higher: consumers see the gap as a jump. A
+//! read inside a gap at the end of the log, with no batch after it yet,
+//! answers empty with the high watermark at the offset asked for.
 //! Batches after a corrupt one in the same read are not served with it; the
 //! next read starts at the corrupt one.
 //!
@@ -138,7 +140,14 @@ impl PartitionLog {
                 return Ok(empty);
             }
             let Some((base, file, path, location, limit)) = find(&mut state, offset)? else {
-                return Ok(empty);
+                // Below the high watermark with no batch after it: the offset
+                // is in a gap at the end of the log (a set-aside last batch).
+                // Nothing is readable until a later batch is written, so the
+                // reader is told it is at the end rather than left waiting.
+                return Ok(ReadResult {
+                    high_watermark: offset,
+                    ..empty
+                });
             };
             (base, file, path, location, limit, high_watermark, log_start_offset)
         };

@@ -22,7 +22,7 @@
 use super::Segment;
 use crate::log::checkpoint::sync_dir;
 use crate::log::error::{io_error, Result};
-use crate::log::quarantine::{self, copy_range, COPY_CHUNK_BYTES_MAX};
+use crate::log::quarantine::{self, copy_range, COPY_CHUNK_BYTES_MAX, REWRITE_SUFFIX};
 use relay_proto::batch::{BatchHeader, HEADER_BYTES};
 use std::fs::OpenOptions;
 use std::ops::Range;
@@ -342,7 +342,7 @@ impl Segment {
     /// Replaces the log file by a copy without `spans` and without the bytes
     /// from `cut_at`, made durable before it takes the old file's name.
     fn rewrite_without(&mut self, spans: &[CorruptSpan], cut_at: u64) -> Result<()> {
-        let temporary = self.log_path.with_extension("log.rewrite");
+        let temporary = self.log_path.with_extension(&REWRITE_SUFFIX[1..]);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
