@@ -1,0 +1,504 @@
+//! One model case carried out for real: `relay broker`, `relay send` and
+//! `relay load` as three processes on 127.0.0.1 around a temporary
+//! directory (logs/, targets/, state/, the SQLite warehouse), the
+//! application's writes done by this process, operator actions done as an
+//! operator would do them, faults as `kill -9` and a held warehouse. Every
+//! action tells the reference what it did. An action whose precondition
+//! does not hold (a rotation of a file that is not there, a `Start` of a
+//! running role) is skipped, so any drawn or shrunk schedule can run.
+
+use crate::reference::{banner, Reference, Table, LONG_LINE_FILLER_BYTES};
+use crate::schedule::{Action, Case, Columns, Role, TableSetup, FILES, SYMLINKED_FILE};
+use crate::support::{metric_sum, relay_binary, run_with_timeout, wait_until, BrokerProcess, RelayProcess};
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long loading may make no progress before the case fails as stalled.
+pub const STALL_MAX: Duration = Duration::from_secs(25);
+/// How long the lag gauge may take to show lines written during an outage
+/// (the loader refreshes it while it retries).
+const LAG_VISIBLE_MAX: Duration = Duration::from_secs(15);
+/// Segments of 16 KiB: a case rolls several, so sealed segments exist.
+const SEGMENT_BYTES: u64 = 16 * 1024;
+/// The loader's consumer group.
+pub const GROUP: &str = "model";
+
+pub struct World {
+    pub dir: PathBuf,
+    pub case_columns: Columns,
+    pub reference: Reference,
+    broker: BrokerProcess,
+    sender: RelayProcess,
+    loader: RelayProcess,
+    up: HashSet<Role>,
+    loader_launches: usize,
+    config: PathBuf,
+    /// Rotated copies of each file, oldest first.
+    rotated: BTreeMap<u8, Vec<PathBuf>>,
+    /// Files written to since the last settle (their lines may be unsent).
+    dirty: HashSet<u8>,
+    copies: u32,
+    backfills: u32,
+}
+
+impl World {
+    pub fn start(case: &Case, dir: &Path) -> Self {
+        for sub in ["logs", "targets", "state"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let broker = BrokerProcess::start(dir, &format!("[broker.log]\nsegment_bytes = {SEGMENT_BYTES}\n"));
+        let created = run_with_timeout(
+            Command::new(relay_binary()).args(["topics", "create", "events", "--partitions", "2", "--broker"]).arg(&broker.address),
+            Duration::from_secs(30),
+        );
+        assert!(created.status.success(), "topics create: {created:?}");
+        let warehouse = dir.join("warehouse.db");
+        if case.table != TableSetup::Created {
+            premake_tables(&warehouse, case.table, case.columns);
+        }
+        let config = dir.join("pipeline.toml");
+        std::fs::write(&config, pipeline_config(dir, &broker.address, case)).unwrap();
+        let role_args = |role: &str| -> Vec<String> {
+            let mut args = vec![role.to_owned(), "--config".into(), config.display().to_string()];
+            if role == "load" {
+                args.extend(["--metrics".into(), "127.0.0.1:0".into()]);
+            }
+            args
+        };
+        let sender = RelayProcess::start(role_args("send"), &dir.join("send.log"));
+        let loader = RelayProcess::start(role_args("load"), &dir.join("load.log"));
+        Self {
+            dir: dir.to_owned(),
+            case_columns: case.columns,
+            reference: Reference::new(case.values_seed),
+            broker,
+            sender,
+            loader,
+            up: [Role::Broker, Role::Sender, Role::Loader].into_iter().collect(),
+            loader_launches: 1,
+            config,
+            rotated: BTreeMap::new(),
+            dirty: HashSet::new(),
+            copies: 0,
+            backfills: 0,
+        }
+    }
+
+    pub fn warehouse(&self) -> PathBuf {
+        self.dir.join("warehouse.db")
+    }
+
+    fn live_path(&self, file: u8) -> PathBuf {
+        self.dir.join("logs").join(format!("{}.log", FILES[file as usize]))
+    }
+
+    /// Where `file`'s bytes are: the link's target for the symlinked file.
+    fn data_path(&self, file: u8) -> PathBuf {
+        if file == SYMLINKED_FILE {
+            self.dir.join("targets").join(format!("{}.log", FILES[file as usize]))
+        } else {
+            self.live_path(file)
+        }
+    }
+
+    /// Appends `bytes` to `file` as the application does (O_APPEND), making
+    /// the file (and for the symlinked one, its link) when it is not there.
+    fn write(&mut self, file: u8, bytes: &[u8]) {
+        let data = self.data_path(file);
+        let mut handle = std::fs::OpenOptions::new().create(true).append(true).open(&data).unwrap();
+        handle.write_all(bytes).unwrap();
+        let live = self.live_path(file);
+        if file == SYMLINKED_FILE && std::fs::symlink_metadata(&live).is_err() {
+            std::os::unix::fs::symlink(&data, &live).unwrap();
+        }
+        self.dirty.insert(file);
+    }
+
+    /// Completes `file`'s pending half line first, as an application does
+    /// before its next line.
+    fn write_lines(&mut self, file: u8, lines: &[String]) {
+        let mut bytes = Vec::new();
+        if let Some(rest) = self.reference.finish_partial(file) {
+            bytes.extend_from_slice(rest.as_bytes());
+            bytes.push(b'\n');
+        }
+        for line in lines {
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+        }
+        self.write(file, &bytes);
+    }
+
+    fn append(&mut self, file: u8, count: u16, ids: bool, filler_bytes: usize) {
+        let lines: Vec<String> = (0..count).map(|_| self.reference.line(file, ids, filler_bytes)).collect();
+        self.write_lines(file, &lines);
+    }
+
+    /// Carries out one action; `Err` is a broken promise.
+    pub fn apply(&mut self, action: &Action) -> Result<(), String> {
+        match *action {
+            Action::Append { file, lines, ids } => self.append(file, lines, ids, 0),
+            Action::AppendLong { file } => self.append(file, 1, true, LONG_LINE_FILLER_BYTES),
+            Action::Banner { file } => {
+                self.reference.banners += 1;
+                self.write_lines(file, &[banner()]);
+            }
+            Action::StartPartial { file } => {
+                if !self.reference.pending.contains_key(&file) {
+                    let first = self.reference.start_partial(file);
+                    self.write(file, first.as_bytes());
+                }
+            }
+            Action::FinishPartial { file } => {
+                if self.reference.pending.contains_key(&file) {
+                    self.write_lines(file, &[]);
+                }
+            }
+            Action::RotateRename { file } => self.rotate_rename(file),
+            Action::CopyTruncate { file } => self.copy_truncate(file),
+            Action::Rewrite { file } => self.rewrite(file)?,
+            Action::DeleteRotated { file } => self.delete_rotated(file)?,
+            Action::Delete { file } => self.delete(file)?,
+            Action::Kill { role } => {
+                self.stop(role);
+                self.start_role(role);
+            }
+            Action::Stop { role } => self.stop(role),
+            Action::Start { role } => self.start_role(role),
+            Action::WarehouseOutage { lines } => self.warehouse_outage(lines)?,
+            Action::Backfill { own_group } => self.backfill(own_group)?,
+            Action::Settle => {
+                if self.all_up() {
+                    self.settle()?;
+                }
+            }
+            Action::Pause { ms } => std::thread::sleep(Duration::from_millis(ms.into())),
+        }
+        self.check_alive()
+    }
+
+    fn rotate_rename(&mut self, file: u8) {
+        let live = self.live_path(file);
+        if file == SYMLINKED_FILE || !live.exists() {
+            return;
+        }
+        self.copies += 1;
+        let rotated = live.with_extension(format!("log.{}", self.copies));
+        std::fs::rename(&live, &rotated).unwrap();
+        self.reference.strand_partial(file, Some(rotated.clone()));
+        self.rotated.entry(file).or_default().push(rotated);
+    }
+
+    fn copy_truncate(&mut self, file: u8) {
+        let data = self.data_path(file);
+        if !data.exists() || self.reference.pending.contains_key(&file) {
+            return;
+        }
+        self.copies += 1;
+        let copy = self.live_path(file).with_extension(format!("log.{}", self.copies));
+        std::fs::copy(&data, &copy).unwrap();
+        std::fs::OpenOptions::new().write(true).truncate(true).open(&data).unwrap();
+        self.rotated.entry(file).or_default().push(copy);
+    }
+
+    /// True when `file`'s complete lines are all loaded, waiting for that
+    /// when every role is up; false when that cannot be known now.
+    fn loaded(&mut self, file: u8) -> Result<bool, String> {
+        if !self.dirty.contains(&file) {
+            return Ok(true);
+        }
+        if !self.all_up() {
+            return Ok(false);
+        }
+        self.settle()?;
+        Ok(true)
+    }
+
+    fn rewrite(&mut self, file: u8) -> Result<(), String> {
+        let data = self.data_path(file);
+        if !data.exists() || self.reference.pending.contains_key(&file) || !self.loaded(file)? {
+            return Ok(());
+        }
+        std::fs::OpenOptions::new().write(true).truncate(true).open(&data).unwrap();
+        Ok(())
+    }
+
+    /// Deleting bytes the sender may not have read yet is the operator's
+    /// loss, not Relay's: a path holding a half line is deleted only while
+    /// the sender runs, after it had time to read it.
+    fn may_delete(&mut self, file: u8, holds_half_line: bool) -> Result<bool, String> {
+        if !self.loaded(file)? {
+            return Ok(false);
+        }
+        if holds_half_line {
+            if !self.up.contains(&Role::Sender) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Ok(true)
+    }
+
+    fn delete_rotated(&mut self, file: u8) -> Result<(), String> {
+        let Some(oldest) = self.rotated.get(&file).and_then(|r| r.first()).cloned() else {
+            return Ok(());
+        };
+        let holds = self.reference.stranded.iter().any(|s| s.path.as_deref() == Some(oldest.as_path()));
+        if !self.may_delete(file, holds)? {
+            return Ok(());
+        }
+        std::fs::remove_file(&oldest).unwrap();
+        self.rotated.get_mut(&file).unwrap().remove(0);
+        self.reference.deleted(&oldest);
+        Ok(())
+    }
+
+    fn delete(&mut self, file: u8) -> Result<(), String> {
+        let live = self.live_path(file);
+        if std::fs::symlink_metadata(&live).is_err() {
+            return Ok(());
+        }
+        let holds = self.reference.pending.contains_key(&file);
+        if !self.may_delete(file, holds)? {
+            return Ok(());
+        }
+        std::fs::remove_file(&live).unwrap();
+        if file == SYMLINKED_FILE {
+            std::fs::remove_file(self.data_path(file)).unwrap();
+        }
+        self.reference.strand_partial(file, None);
+        Ok(())
+    }
+
+    fn all_up(&self) -> bool {
+        self.up.len() == 3
+    }
+
+    fn stop(&mut self, role: Role) {
+        match role {
+            Role::Broker => self.broker.kill9(),
+            Role::Sender => self.sender.kill9(),
+            Role::Loader => self.loader.kill9(),
+        }
+        self.up.remove(&role);
+    }
+
+    fn start_role(&mut self, role: Role) {
+        if !self.up.insert(role) {
+            return;
+        }
+        match role {
+            Role::Broker => self.broker.restart(),
+            Role::Sender => self.sender.launch(),
+            Role::Loader => {
+                self.loader.launch();
+                self.loader_launches += 1;
+            }
+        }
+    }
+
+    pub fn start_all(&mut self) {
+        for role in [Role::Broker, Role::Sender, Role::Loader] {
+            self.start_role(role);
+        }
+    }
+
+    /// A role that exited by itself broke the promise, except for exit 3
+    /// (cannot reach the broker or warehouse, say while the broker restarts):
+    /// the units restart it after 1 s (`Restart=always`), and so does this.
+    fn check_alive(&mut self) -> Result<(), String> {
+        for role in [Role::Sender, Role::Loader] {
+            let process = if role == Role::Sender { &mut self.sender } else { &mut self.loader };
+            let Some(Ok(Some(status))) = process.child.as_mut().map(|child| child.try_wait()) else {
+                continue;
+            };
+            process.child = None;
+            if status.code() != Some(3) {
+                return Err(format!("{role:?} exited by itself ({status}); its log:\n{}", tail(&process.log())));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            process.launch();
+            if role == Role::Loader {
+                self.loader_launches += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Holds the warehouse while `lines` are written: the loader's lag gauge
+    /// must follow them (an outage nobody sees is the seeds' failure).
+    fn warehouse_outage(&mut self, lines: u16) -> Result<(), String> {
+        if !self.all_up() {
+            return Ok(());
+        }
+        self.settle()?;
+        let metrics = self.loader.metrics_address(self.loader_launches);
+        let lock = rusqlite::Connection::open(self.warehouse()).unwrap();
+        lock.busy_timeout(Duration::from_secs(30)).unwrap();
+        lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        self.append(0, lines, true, 0);
+        let mut lag = None;
+        let seen = wait_until(LAG_VISIBLE_MAX, || {
+            lag = crate::support::http_get(&metrics, "/metrics")
+                .and_then(|(_, body)| metric_sum(&body, "relay_loader_lag", &[("table", "events")]));
+            lag.is_some_and(|lag| lag >= f64::from(lines))
+        });
+        lock.execute_batch("COMMIT").unwrap();
+        if !seen {
+            return Err(format!(
+                "warehouse held while {lines} lines were written: relay_loader_lag showed {lag:?} after {LAG_VISIBLE_MAX:?}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn backfill(&mut self, own_group: bool) -> Result<(), String> {
+        if !self.up.contains(&Role::Broker) {
+            return Ok(());
+        }
+        self.backfills += 1;
+        let mut command = Command::new(relay_binary());
+        command.args(["load", "--config"]).arg(&self.config);
+        command.args(["--only-table", "kinds", "--until-end", "--from", "earliest"]);
+        if own_group {
+            command.args(["--group", &format!("backfill-{}", self.backfills)]);
+        }
+        let output = run_with_timeout(&mut command, Duration::from_secs(120));
+        let expected = if own_group { 0 } else { 2 };
+        if output.status.code() != Some(expected) {
+            return Err(format!(
+                "backfill of kinds ({}) exited {:?}, expected {expected}\nstderr:\n{}",
+                if own_group { "its own group" } else { "no --group" },
+                output.status.code(),
+                tail(&String::from_utf8_lossy(&output.stderr))
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits until every complete line is loaded and every banner rejected;
+    /// fails when nothing moves for `STALL_MAX`.
+    pub fn settle(&mut self) -> Result<(), String> {
+        let want = (self.reference.complete.len() as i64, self.reference.banners as i64);
+        let mut last = (-1, -1);
+        let mut moved = Instant::now();
+        loop {
+            let now = crate::check::progress(&self.warehouse(), self.case_columns);
+            if now.0 >= want.0 && now.1 >= want.1 {
+                self.dirty.clear();
+                return Ok(());
+            }
+            if now != last {
+                (last, moved) = (now, Instant::now());
+            }
+            self.check_alive()?;
+            if moved.elapsed() > STALL_MAX {
+                return Err(format!(
+                    "stalled for {STALL_MAX:?}: {} of {} lines loaded, {} of {} banners rejected",
+                    now.0, want.0, now.1, want.1
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// After the schedule: every role up, everything loaded, nothing lagging.
+    pub fn finish(&mut self) -> Result<(), String> {
+        self.start_all();
+        self.settle()?;
+        // Rotated files idle past rotate_wait_ms are closed, their half lines set aside.
+        std::thread::sleep(Duration::from_millis(2_000));
+        let lag = run_with_timeout(
+            Command::new(relay_binary())
+                .args(["lag", "--group", GROUP, "--max", "0", "--broker"])
+                .arg(&self.broker.address),
+            Duration::from_secs(30),
+        );
+        if !lag.status.success() {
+            return Err(format!(
+                "relay lag --max 0 exited {:?} with everything loaded:\n{}{}",
+                lag.status.code(),
+                String::from_utf8_lossy(&lag.stdout),
+                String::from_utf8_lossy(&lag.stderr)
+            ));
+        }
+        self.check_alive()
+    }
+
+    pub fn logs(&self) -> String {
+        format!(
+            "--- broker log (tail)\n{}\n--- sender log (tail)\n{}\n--- loader log (tail)\n{}",
+            tail(&self.broker.log()),
+            tail(&self.sender.log()),
+            tail(&self.loader.log())
+        )
+    }
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// The columns of a table: (name, JSON pointer, type) of the typed case.
+pub const TYPED_COLUMNS: [(&str, &str, &str, &str); 7] = [
+    ("seq", "/seq", "bigint", "INTEGER"),
+    ("id", "/id", "text", "TEXT"),
+    ("kind", "/kind", "text", "TEXT"),
+    ("ts", "/ts", "timestamptz", "TEXT"),
+    ("n", "/n", "bigint", "INTEGER"),
+    ("s", "/s", "text", "TEXT"),
+    ("x", "/x", "double", "REAL"),
+];
+
+fn columns_config(case: &Case, section: &str) -> String {
+    match case.columns {
+        Columns::None => String::new(),
+        Columns::Typed => TYPED_COLUMNS
+            .iter()
+            .map(|(name, pointer, ty, _)| {
+                format!("\n[[{section}.columns]]\nname = \"{name}\"\npointer = \"{pointer}\"\ntype = \"{ty}\"\n")
+            })
+            .collect(),
+    }
+}
+
+fn pipeline_config(dir: &Path, broker: &str, case: &Case) -> String {
+    let create = case.table == TableSetup::Created;
+    format!(
+        "[client]\nbrokers = \"{broker}\"\n\n\
+         [[send]]\ntopic = \"events\"\npaths = [\"{logs}/*.log*\"]\nstate_dir = \"{state}\"\n\
+         discover_interval_ms = 100\npoll_interval_ms = 50\nrotate_wait_ms = 1000\n\n\
+         [[load]]\ntopic = \"events\"\ngroup = \"{GROUP}\"\nwarehouse = \"sqlite://{warehouse}\"\n\
+         table = \"events\"\ncreate_table = {create}\ndedup_key = \"/id\"\nbatch_wait_ms = 100\n\
+         retry_backoff_max_ms = 500\n{columns}\n\
+         [[load.route]]\ntable = \"kinds\"\nwhen = {{ pointer = \"/kind\", equals = \"k\" }}\n\
+         create_table = {create}\ndedup_key = \"/id\"\n{route_columns}",
+        logs = dir.join("logs").display(),
+        state = dir.join("state").display(),
+        warehouse = dir.join("warehouse.db").display(),
+        columns = columns_config(case, "load"),
+        route_columns = columns_config(case, "load.route"),
+    )
+}
+
+/// The operator's own tables, made before the loader starts.
+fn premake_tables(warehouse: &Path, setup: TableSetup, columns: Columns) {
+    let connection = rusqlite::Connection::open(warehouse).unwrap();
+    for table in [Table::Events, Table::Kinds].map(Table::name) {
+        let body: Vec<String> = match columns {
+            Columns::Typed => TYPED_COLUMNS.iter().map(|(name, _, _, sqlite)| format!("{name} {sqlite}")).collect(),
+            Columns::None => vec!["event TEXT".into()],
+        };
+        let key = match setup {
+            TableSetup::PrimaryKey => "dedup_key TEXT PRIMARY KEY".to_owned(),
+            _ => format!("dedup_key TEXT NOT NULL, CONSTRAINT {table}_operator_unique UNIQUE (dedup_key)"),
+        };
+        connection
+            .execute_batch(&format!("CREATE TABLE {table} ({}, {key});", body.join(", ")))
+            .unwrap();
+    }
+}
