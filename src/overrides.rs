@@ -34,6 +34,10 @@ pub fn senders(args: &SendArgs, config: &RelayConfig) -> Result<Vec<SenderConfig
     if senders.is_empty() {
         return Err("nothing to send: give --topic and --path, or a --config file with [[send]] sections".into());
     }
+    let mut senders = senders;
+    if args.no_follow_symlinks {
+        senders.iter_mut().for_each(|sender| sender.follow_symlinks = false);
+    }
     Ok(senders)
 }
 
@@ -60,6 +64,7 @@ pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig
         for loader in &loaders {
             loader.validate()?;
         }
+        relay_loader::config::check_backfill_groups(&loaders)?;
         return Ok(loaders);
     }
     if loaders.len() > 1 {
@@ -68,6 +73,7 @@ pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig
             loaders.len()
         ));
     }
+    let section_group = loaders.first().map(|loader| loader.group.clone());
     let mut loader = match loaders.pop() {
         Some(loader) => loader,
         None => {
@@ -115,5 +121,8 @@ pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig
     }
     loader.until_end |= args.until_end;
     loader.validate()?;
+    if let Some(section_group) = section_group {
+        loader.check_backfill_group(&section_group)?;
+    }
     Ok(vec![loader])
 }

@@ -207,3 +207,29 @@ fn a_new_warehouse_starts_at_from_even_when_the_broker_holds_offsets_for_the_gro
         again.log()
     );
 }
+
+#[test]
+fn a_reset_to_latest_past_retention_records_every_skipped_offset_as_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = Warehouse::sqlite(dir.path());
+    let (broker, _) = loader_outlived_by_retention(dir.path(), &warehouse, "");
+    // Out of range at 1000, the consumer resets to the end (from = latest):
+    // the records retention deleted and the ones it kept are both skipped.
+    let second = loader(&broker, dir.path(), &warehouse, "from = \"latest\"");
+    let reset = wait_until(Duration::from_secs(30), || second.log().contains("offset out of range"));
+    assert!(reset, "{}", second.log());
+    produce(&broker, dir.path(), "third", 21_000..21_100);
+    let caught_up = wait_until(Duration::from_secs(60), || {
+        warehouse.count("select coalesce(max(next_offset), 0) from relay_offsets") >= 21_100
+    });
+    assert!(caught_up, "{}", second.log());
+    let lost = warehouse.count("select coalesce(sum(records), 0) from relay_gaps");
+    assert_eq!(
+        warehouse.count("select count(*) from events") + lost,
+        21_100,
+        "every offset is loaded or in relay_gaps: gaps {:?}\n{}",
+        warehouse.column("select first_offset || '..' || last_offset from relay_gaps"),
+        second.log()
+    );
+    assert_eq!(warehouse.count("select min(first_offset) from relay_gaps"), 1000);
+}

@@ -204,6 +204,40 @@ pub enum OnGap {
     Stop,
 }
 
+/// A table's columns as configured; a table configured without columns
+/// keeps the whole event in a JSON column `event`, as `relay load` from
+/// flags alone does (with its metadata columns when none are configured
+/// either): a table of dedup keys alone would throw every event's body away.
+pub(crate) fn whole_event_columns(
+    columns: &[ColumnSpec],
+    metadata: &[MetadataColumn],
+) -> (Vec<ColumnSpec>, Vec<MetadataColumn>) {
+    if !columns.is_empty() {
+        return (columns.to_vec(), metadata.to_vec());
+    }
+    let event = ColumnSpec {
+        name: WHOLE_EVENT_COLUMN.into(),
+        pointer: String::new(),
+        column_type: ColumnType::Json,
+        nullable: false,
+        time_format: TimeFormat::default(),
+    };
+    let metadata = if metadata.is_empty() {
+        vec![
+            MetadataColumn::Topic,
+            MetadataColumn::Partition,
+            MetadataColumn::Offset,
+            MetadataColumn::RecordTimestamp,
+        ]
+    } else {
+        metadata.to_vec()
+    };
+    (vec![event], metadata)
+}
+
+/// The JSON column holding the whole event of a table without columns.
+pub const WHOLE_EVENT_COLUMN: &str = "event";
+
 pub(crate) fn dedup_key_default() -> String {
     DEDUP_KEY_DEFAULT.to_owned()
 }
@@ -266,30 +300,21 @@ impl LoaderConfig {
     /// column `event`, plus where each record came from.
     pub fn whole_event(topics: Vec<String>, group: &str, warehouse: &str, table: &str) -> Self {
         let mut config = Self::new(topics, group, warehouse, table);
-        config.columns = vec![ColumnSpec {
-            name: "event".into(),
-            pointer: String::new(),
-            column_type: ColumnType::Json,
-            nullable: false,
-            time_format: TimeFormat::default(),
-        }];
-        config.metadata = vec![
-            MetadataColumn::Topic,
-            MetadataColumn::Partition,
-            MetadataColumn::Offset,
-            MetadataColumn::RecordTimestamp,
-        ];
+        (config.columns, config.metadata) = whole_event_columns(&[], &[]);
         config
     }
 
     /// The default table (the section's own `table` and columns), if set.
     pub fn default_table(&self) -> Option<crate::route::TableSpec> {
-        (!self.table.is_empty()).then(|| crate::route::TableSpec {
-            table: self.table.clone(),
-            columns: self.columns.clone(),
-            metadata: self.metadata.clone(),
-            dedup_key: self.dedup_key.clone(),
-            create_table: self.create_table,
+        (!self.table.is_empty()).then(|| {
+            let (columns, metadata) = whole_event_columns(&self.columns, &self.metadata);
+            crate::route::TableSpec {
+                table: self.table.clone(),
+                columns,
+                metadata,
+                dedup_key: self.dedup_key.clone(),
+                create_table: self.create_table,
+            }
         })
     }
 
@@ -364,6 +389,34 @@ impl LoaderConfig {
             }
             None => Ok(StartPosition::Earliest),
         }
+    }
+
+    /// Refuses an `only_table` loader that runs in `section_group`, the
+    /// group of the section whose other tables it leaves out: its offsets
+    /// would move past their rows, which they would then never get.
+    pub fn check_backfill_group(&self, section_group: &str) -> Result<(), String> {
+        let other_tables = self.tables().len() > 1;
+        if self.only_table.is_some() && other_tables && self.group == section_group {
+            return Err(self.backfill_group_error());
+        }
+        Ok(())
+    }
+
+    fn backfill_group_error(&self) -> String {
+        let only = self.only_table.as_deref().unwrap_or_default();
+        let others: Vec<String> = self
+            .tables()
+            .into_iter()
+            .map(|spec| spec.table)
+            .filter(|table| table != only)
+            .collect();
+        format!(
+            "only_table {only:?} in group {:?}, the group that loads this section's other tables ({}): \
+             its offsets would move past their rows and they would never get them; \
+             give the backfill a group of its own: --group backfill-{only}",
+            self.group,
+            others.join(", ")
+        )
     }
 
     /// Checks names so they can be used as SQL identifiers without quoting games.
@@ -449,6 +502,23 @@ impl LoaderConfig {
         }
         Ok(())
     }
+}
+
+/// Refuses `[[load]]` sections where one loads only one table
+/// (`only_table`) in the group of another that loads the same topic: both
+/// would move one set of offsets, and the other's rows would never load.
+pub fn check_backfill_groups(loaders: &[LoaderConfig]) -> Result<(), String> {
+    for backfill in loaders.iter().filter(|l| l.only_table.is_some()) {
+        let shared = loaders.iter().any(|other| {
+            !std::ptr::eq(other, backfill)
+                && other.group == backfill.group
+                && other.topics.iter().any(|t| backfill.topics.contains(t))
+        });
+        if shared {
+            return Err(backfill.backfill_group_error());
+        }
+    }
+    Ok(())
 }
 
 /// `scheme://user:password@host/…` without the password (`user:***@`); any

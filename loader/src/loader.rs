@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 mod gaps;
 mod probe;
+mod retry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
@@ -66,6 +67,32 @@ pub struct LoaderStats {
     pub warehouse_errors: AtomicU64,
     /// True from a warehouse call failing as unavailable until one succeeds.
     pub warehouse_down: AtomicBool,
+    /// Attempts in a row at the batch in hand that failed while every probe
+    /// of its rows passed (0 once a batch commits).
+    pub batch_retries: AtomicU64,
+}
+
+/// Attempts in a row at one batch, failing while every probe of it passes,
+/// after which `/health` says so (503): with the backoff doubling from
+/// 100 ms, the fifth comes about 3 s after the first; a batch that fails
+/// that often is not a passing hiccup.
+pub const BATCH_RETRIES_UNHEALTHY_MIN: u64 = 5;
+
+impl LoaderStats {
+    /// This loader's part of `/health`: failing while its warehouse is
+    /// unavailable, or while one batch keeps failing.
+    pub fn health(&self) -> Result<(), String> {
+        if self.warehouse_down.load(Ordering::Relaxed) {
+            return Err("warehouse unavailable; retrying".into());
+        }
+        let retries = self.batch_retries.load(Ordering::Relaxed);
+        if retries >= BATCH_RETRIES_UNHEALTHY_MIN {
+            return Err(format!(
+                "a batch failed {retries} times in a row though the warehouse takes each of its rows; retrying with backoff (see the loader's ERROR lines)"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Opens the warehouse, waiting (with capped backoff) while it is down: a
@@ -107,6 +134,11 @@ pub struct Loader {
     /// The next records, fetched while the last batch was being written:
     /// taken by the next pass of the loop before it fetches again.
     prefetched: Option<Result<Poll, ClientError>>,
+    /// The lag's reference while a batch waits: each partition's end
+    /// offset as last listed, and the offset its lag counts from.
+    lag: retry::LagFollower,
+    /// The batch in hand failing while its rows all pass their probes.
+    stuck: retry::StuckBatch,
 }
 
 impl Loader {
@@ -141,6 +173,8 @@ impl Loader {
             stats: Arc::default(),
             metrics,
             prefetched: None,
+            lag: retry::LagFollower::default(),
+            stuck: retry::StuckBatch::default(),
         })
     }
 
@@ -279,19 +313,21 @@ impl Loader {
     }
 
     /// Records on the broker not yet in the warehouse, per owned partition.
-    fn publish_lag(&self, pending_from: &HashMap<TopicPartition, i64>) {
+    fn publish_lag(&mut self, pending_from: &HashMap<TopicPartition, i64>) {
         self.metrics
             .warehouse_up(!self.stats.warehouse_down.load(Ordering::Relaxed));
         for (tp, stored) in &self.stored {
-            let Some(end) = self.consumer.high_watermark(tp) else {
-                continue;
-            };
             let loaded_to = stored
                 .or_else(|| pending_from.get(tp).copied())
                 .or_else(|| self.consumer.position(tp));
-            if let Some(loaded_to) = loaded_to {
-                self.metrics.lag(&tp.topic, tp.partition, end - loaded_to);
-            }
+            let Some(loaded_to) = loaded_to else {
+                continue;
+            };
+            self.lag.loaded_to.insert(tp.clone(), loaded_to);
+            let Some(end) = self.lag.end(tp, self.consumer.high_watermark(tp)) else {
+                continue;
+            };
+            self.metrics.lag(&tp.topic, tp.partition, end - loaded_to);
         }
     }
 
@@ -318,46 +354,6 @@ impl Loader {
             "resuming assigned partitions"
         );
         Ok(())
-    }
-
-    /// Retries a warehouse call while the warehouse is unavailable.
-    async fn retry<T>(
-        &mut self,
-        what: &str,
-        call: impl for<'a> Fn(
-            &'a mut Sink,
-            &'a str,
-        )
-            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, SinkError>> + Send + 'a>>,
-    ) -> Result<T, LoaderError> {
-        let group = self.config.group.clone();
-        let mut backoff = Duration::from_millis(100);
-        let mut outage: Option<Instant> = None;
-        loop {
-            match call(&mut self.sink, &group).await {
-                Ok(value) => {
-                    self.stats.warehouse_down.store(false, Ordering::Relaxed);
-                    self.metrics.warehouse_up(true);
-                    if let Some(since) = outage {
-                        tracing::info!(seconds = since.elapsed().as_secs(), "warehouse available again");
-                    }
-                    return Ok(value);
-                }
-                Err(SinkError::Unavailable(error)) => {
-                    self.stats.warehouse_errors.fetch_add(1, Ordering::Relaxed);
-                    self.stats.warehouse_down.store(true, Ordering::Relaxed);
-                    self.metrics.warehouse_errors.increment(1);
-                    self.metrics.warehouse_up(false);
-                    if outage.is_none() {
-                        tracing::warn!(%error, "{what}: warehouse unavailable; retrying the same batch with backoff");
-                        outage = Some(Instant::now());
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.config.retry_backoff_max());
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
     }
 
     /// The first attempt at writing `batch`, with the next fetch running
@@ -465,6 +461,7 @@ impl Loader {
             match written {
                 Ok(elapsed) => {
                     self.metrics.committed(elapsed);
+                    self.batch_unstuck();
                     break batch;
                 }
                 Err(LoaderError::Sink(SinkError::Refused(reason))) => {
@@ -541,7 +538,9 @@ impl Loader {
         let refused = refused?;
         if refused.is_empty() {
             // Every subset loads: the refusal was not about these rows (the
-            // warehouse changed under us). Write the batch again.
+            // warehouse changed under us, a trigger, a check at commit).
+            // Write the batch again, after a pause that grows.
+            self.back_off_stuck_batch(batch.rows.len(), reason).await;
             return Ok(());
         }
         for (index, why) in refused.iter().rev() {

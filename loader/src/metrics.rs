@@ -2,7 +2,7 @@
 //! rejected, batches, warehouse errors, the latency of each committed
 //! transaction, and lag per partition (the partition's end offset minus the
 //! next offset stored in the warehouse, records not yet loaded), and records
-//! lost to retention before they were loaded.
+//! lost before they were loaded, and attempts at a batch that kept failing.
 
 use metrics::{counter, gauge, histogram, Counter, Histogram};
 use std::time::Duration;
@@ -17,6 +17,7 @@ pub const WAREHOUSE_UP: &str = "relay_loader_warehouse_up";
 pub const RECORDS_LOST: &str = "relay_loader_records_lost_total";
 pub const FETCH_ERRORS: &str = "relay_loader_fetch_errors_total";
 pub const RECORDS_UNROUTED: &str = "relay_loader_records_unrouted_total";
+pub const BATCH_RETRIES: &str = "relay_loader_batch_retries_total";
 
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
@@ -32,6 +33,11 @@ pub fn describe() {
         "Records written to relay_rejects instead of the table."
     );
     describe_counter!(BATCHES, Unit::Count, "Transactions committed.");
+    describe_counter!(
+        BATCH_RETRIES,
+        Unit::Count,
+        "Attempts at a batch that failed though the warehouse took each of its rows in probes (each retried with backoff)."
+    );
     describe_counter!(
         RECORDS_UNROUTED,
         Unit::Count,
@@ -78,13 +84,14 @@ pub struct LoaderMetrics {
     pub records_unrouted: Counter,
     pub warehouse_errors: Counter,
     pub fetch_errors: Counter,
+    pub batch_retries: Counter,
     transaction_latency: Histogram,
 }
 
 impl LoaderMetrics {
     pub fn new(table: &str) -> Self {
         let label = [("table", table.to_owned())];
-        Self {
+        let metrics = Self {
             table: table.to_owned(),
             rows_loaded: counter!(ROWS_LOADED, &label),
             rows_rejected: counter!(ROWS_REJECTED, &label),
@@ -92,8 +99,12 @@ impl LoaderMetrics {
             records_unrouted: counter!(RECORDS_UNROUTED, &label),
             warehouse_errors: counter!(WAREHOUSE_ERRORS, &label),
             fetch_errors: counter!(FETCH_ERRORS, &label),
+            batch_retries: counter!(BATCH_RETRIES, &label),
             transaction_latency: histogram!(TRANSACTION_LATENCY, &label),
-        }
+        };
+        // At zero from the start, so an increase() alert sees the first one.
+        metrics.batch_retries.increment(0);
+        metrics
     }
 
     /// A batch's transaction committed after `elapsed`.

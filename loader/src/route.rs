@@ -38,11 +38,14 @@ pub struct RouteConfig {
 }
 
 impl RouteConfig {
+    /// The route's table; without columns it keeps the whole event (see
+    /// [`crate::config::WHOLE_EVENT_COLUMN`]).
     pub fn spec(&self) -> TableSpec {
+        let (columns, metadata) = crate::config::whole_event_columns(&self.columns, &self.metadata);
         TableSpec {
             table: self.table.clone(),
-            columns: self.columns.clone(),
-            metadata: self.metadata.clone(),
+            columns,
+            metadata,
             dedup_key: self.dedup_key.clone(),
             create_table: self.create_table,
         }

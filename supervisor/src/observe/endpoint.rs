@@ -7,7 +7,6 @@ use super::{http, Observer};
 use relay_broker::broker::Broker;
 use relay_loader::loader::LoaderStats;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Where this process serves its metrics, and the recorder behind them.
@@ -48,15 +47,11 @@ impl Endpoint {
         });
     }
 
-    /// A loader's health check: failing while its warehouse is unavailable.
+    /// A loader's health check: failing while its warehouse is unavailable
+    /// or a batch keeps failing ([`LoaderStats::health`]).
     pub fn watch_loader(&self, table: &str, stats: Arc<LoaderStats>) {
-        self.observer.add_health_check(&format!("load {table}"), move || {
-            if stats.warehouse_down.load(Ordering::Relaxed) {
-                Err("warehouse unavailable; retrying".into())
-            } else {
-                Ok(())
-            }
-        });
+        self.observer
+            .add_health_check(&format!("load {table}"), move || stats.health());
     }
 
     /// A sender's health check: failing (degraded) while a path pattern

@@ -1,0 +1,164 @@
+//! Waiting on a batch without losing sight of the broker: the same batch
+//! tried again while the warehouse is unavailable (capped backoff), or while
+//! it fails though every probe of its rows passes (capped backoff, ERROR at
+//! most once a minute, `relay_loader_batch_retries_total`, `/health` 503
+//! after [`BATCH_RETRIES_UNHEALTHY_MIN`](super::BATCH_RETRIES_UNHEALTHY_MIN)
+//! attempts). Meanwhile the lag keeps following each partition's end offset
+//! (ListOffsets latest every [`LAG_FOLLOW_INTERVAL`]), so a backlog that
+//! grows during an outage shows in `relay_loader_lag`. Never skips a batch.
+
+use super::{Loader, LoaderError};
+use crate::sink::{Sink, SinkError};
+use relay_client::consumer::{list_offset, TopicPartition};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// How often a waiting loader lists its partitions' end offsets for the
+/// lag: as often as Prometheus' usual 15 s scrape sees a fresh value, at
+/// one small request per partition.
+pub const LAG_FOLLOW_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A batch failing while its rows all pass their probes is logged at ERROR
+/// at most this often (each attempt is counted in the metric).
+pub const STUCK_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The first pause before trying a stuck batch again; it doubles up to
+/// `retry_backoff_max_ms`.
+const STUCK_BACKOFF_MIN: Duration = Duration::from_millis(100);
+
+/// ListOffsets timestamp for a partition's end offset.
+const LATEST_TIMESTAMP: i64 = -1;
+
+/// Each partition's end offset as last listed while waiting, and the offset
+/// its lag counts from (the warehouse's next offset, or the first fetched).
+#[derive(Debug, Default)]
+pub(super) struct LagFollower {
+    listed_end: HashMap<TopicPartition, i64>,
+    pub loaded_to: HashMap<TopicPartition, i64>,
+    listed_at: Option<Instant>,
+}
+
+impl LagFollower {
+    /// The partition's end: the later of the last fetch's high watermark
+    /// and the last listed end offset.
+    pub fn end(&self, tp: &TopicPartition, high_watermark: Option<i64>) -> Option<i64> {
+        match (high_watermark, self.listed_end.get(tp).copied()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// The batch in hand failing while every probe of its rows passes.
+#[derive(Debug, Default)]
+pub(super) struct StuckBatch {
+    since: Option<Instant>,
+    logged_at: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Loader {
+    /// Retries a warehouse call while the warehouse is unavailable.
+    pub(super) async fn retry<T>(
+        &mut self,
+        what: &str,
+        call: impl for<'a> Fn(
+            &'a mut Sink,
+            &'a str,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, SinkError>> + Send + 'a>>,
+    ) -> Result<T, LoaderError> {
+        let group = self.config.group.clone();
+        let mut backoff = Duration::from_millis(100);
+        let mut outage: Option<Instant> = None;
+        loop {
+            match call(&mut self.sink, &group).await {
+                Ok(value) => {
+                    self.stats.warehouse_down.store(false, Ordering::Relaxed);
+                    self.metrics.warehouse_up(true);
+                    if let Some(since) = outage {
+                        tracing::info!(seconds = since.elapsed().as_secs(), "warehouse available again");
+                    }
+                    return Ok(value);
+                }
+                Err(SinkError::Unavailable(error)) => {
+                    self.stats.warehouse_errors.fetch_add(1, Ordering::Relaxed);
+                    self.stats.warehouse_down.store(true, Ordering::Relaxed);
+                    self.metrics.warehouse_errors.increment(1);
+                    self.metrics.warehouse_up(false);
+                    if outage.is_none() {
+                        tracing::warn!(%error, "{what}: warehouse unavailable; retrying the same batch with backoff");
+                        outage = Some(Instant::now());
+                    }
+                    self.follow_lag().await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.config.retry_backoff_max());
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// The batch failed with a data error, yet every probe of its rows
+    /// passed: the refusal is not about them (a trigger, a constraint that
+    /// holds only at commit). Waits before the next attempt, doubling up to
+    /// `retry_backoff_max_ms`, and says so: counted each time, ERROR at most
+    /// once a minute, `/health` failing from the
+    /// [`BATCH_RETRIES_UNHEALTHY_MIN`](super::BATCH_RETRIES_UNHEALTHY_MIN)th.
+    pub(super) async fn back_off_stuck_batch(&mut self, rows: usize, reason: &str) {
+        let retries = self.stats.batch_retries.fetch_add(1, Ordering::Relaxed) + 1;
+        self.metrics.batch_retries.increment(1);
+        let since = *self.stuck.since.get_or_insert_with(Instant::now);
+        if self.stuck.logged_at.is_none_or(|at| at.elapsed() >= STUCK_LOG_INTERVAL) {
+            self.stuck.logged_at = Some(Instant::now());
+            tracing::error!(rows, retries, failing_s = since.elapsed().as_secs(), %reason,
+                "a batch keeps failing though the warehouse takes each of its rows on its own; retrying it with backoff (not skipping it): check the table's triggers and deferred constraints");
+        }
+        self.stuck.backoff = if self.stuck.backoff.is_zero() {
+            STUCK_BACKOFF_MIN
+        } else {
+            (self.stuck.backoff * 2).min(self.config.retry_backoff_max())
+        };
+        self.follow_lag().await;
+        tokio::time::sleep(self.stuck.backoff).await;
+    }
+
+    /// A batch committed: it is not stuck any more.
+    pub(super) fn batch_unstuck(&mut self) {
+        if let Some(since) = self.stuck.since.take() {
+            tracing::info!(
+                seconds = since.elapsed().as_secs(),
+                "the batch that kept failing committed"
+            );
+        }
+        self.stuck = StuckBatch::default();
+        self.stats.batch_retries.store(0, Ordering::Relaxed);
+    }
+
+    /// Lists each owned partition's end offset (at most every
+    /// [`LAG_FOLLOW_INTERVAL`]) and publishes the lag from it, so the lag
+    /// grows while the loader waits instead of freezing at the last fetch.
+    /// Best effort: a broker that does not answer leaves the lag as it was.
+    pub(super) async fn follow_lag(&mut self) {
+        if self.lag.listed_at.is_some_and(|at| at.elapsed() < LAG_FOLLOW_INTERVAL) {
+            return;
+        }
+        self.lag.listed_at = Some(Instant::now());
+        let partitions: Vec<TopicPartition> = self.stored.keys().cloned().collect();
+        for tp in partitions {
+            match list_offset(&self.cluster, &tp, LATEST_TIMESTAMP).await {
+                Ok(end) => {
+                    self.lag.listed_end.insert(tp.clone(), end);
+                    let end = self.lag.end(&tp, self.consumer.high_watermark(&tp)).unwrap_or(end);
+                    if let Some(loaded_to) = self.lag.loaded_to.get(&tp) {
+                        self.metrics.lag(&tp.topic, tp.partition, end - loaded_to);
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, topic = %tp.topic, partition = tp.partition, "listing the end offset for the lag failed")
+                }
+            }
+        }
+    }
+}
