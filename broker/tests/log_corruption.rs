@@ -308,3 +308,69 @@ fn corrupt_only_batch_of_active_segment_leaves_earlier_segments_served() {
     let header = BatchHeader::parse(&read.bytes).unwrap().unwrap();
     assert_eq!(header.base_offset(), next.base_offset);
 }
+
+#[test]
+fn zeroed_last_batch_of_sealed_segment_is_set_aside_not_cut_silently() {
+    for rescanned in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let all = written_log(dir.path(), &config(), 40);
+        let segments = segment_files(dir.path());
+        let (position, gap) = batches_in(&segments[1]).pop().unwrap();
+        let length = std::fs::metadata(&segments[1]).unwrap().len();
+        let file = OpenOptions::new().write(true).open(&segments[1]).unwrap();
+        file.write_all_at(&vec![0u8; (length - position) as usize], position)
+            .unwrap();
+        drop(file);
+        if rescanned {
+            std::fs::remove_file(dir.path().join("recovery-point")).unwrap();
+        }
+        let (log, summary) = PartitionLog::open(dir.path(), config(), FaultInjector::default()).unwrap();
+        assert_eq!(summary.batches_set_aside, 1, "rescanned: {rescanned}");
+        assert_eq!(
+            summary.bytes_truncated, 0,
+            "zeros where offsets were are not a tail to cut"
+        );
+        assert_eq!(records_from(&log, 0), without(&all, &gap));
+        let quarantined = quarantine_files(dir.path());
+        assert_eq!(quarantined.len(), 1);
+        assert!(quarantined[0].ends_with(quarantine_name(&gap)));
+    }
+}
+
+#[test]
+fn flipped_length_of_last_batch_in_running_active_segment_is_set_aside() {
+    for flip in [0x01u8, 0x10, 0x80] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            ..config()
+        };
+        let log = open(dir.path(), &config);
+        for b in 0..10 {
+            log.append(&mut batch(b, 3, T0_MS + b as i64)).unwrap();
+        }
+        let all = records_from(&log, 0);
+        let segment = segment_files(dir.path()).pop().unwrap();
+        let (position, gap) = batches_in(&segment).pop().unwrap();
+        let file = OpenOptions::new().read(true).write(true).open(&segment).unwrap();
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, position + 11).unwrap();
+        file.write_all_at(&[byte[0] ^ flip], position + 11).unwrap();
+        drop(file);
+        // A running log's appends were whole: nothing is taken for a torn tail.
+        assert_eq!(records_from(&log, 0), without(&all, &gap), "flip {flip:#x}");
+        assert_eq!(log.corrupt_batches(), 1);
+        assert!(quarantine_files(dir.path())[0].ends_with(quarantine_name(&gap)));
+        assert_eq!(log.append(&mut batch(10, 1, T0_MS)).unwrap().base_offset, 30);
+    }
+}
+
+#[test]
+fn failed_reads_are_logged_at_most_once_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), &config());
+    assert_eq!(log.read_failure_to_log(), Some(0));
+    for _ in 0..1000 {
+        assert_eq!(log.read_failure_to_log(), None);
+    }
+}

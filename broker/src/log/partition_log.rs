@@ -42,7 +42,7 @@ use crate::log::segment::Segment;
 use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 pub use append::AppendInfo;
@@ -126,6 +126,9 @@ pub struct PartitionLog {
     synced: Condvar,
     /// Corrupt batches set aside since the log was opened (recovery included).
     corrupt_batches: AtomicU64,
+    /// When a failed read was last logged, and how many failed since.
+    read_failure_logged_ms: AtomicI64,
+    read_failures_unlogged: AtomicU64,
 }
 
 impl PartitionLog {
@@ -159,6 +162,8 @@ impl PartitionLog {
             }),
             synced: Condvar::new(),
             corrupt_batches: AtomicU64::new(loaded.summary.batches_set_aside as u64),
+            read_failure_logged_ms: AtomicI64::new(i64::MIN),
+            read_failures_unlogged: AtomicU64::new(0),
         };
         Ok((log, loaded.summary))
     }

@@ -32,6 +32,10 @@ pub struct ReadResult {
     pub log_start_offset: i64,
 }
 
+/// Least time between two ERROR lines about failed reads of one partition:
+/// a read that keeps failing must not flood the log.
+pub const READ_FAILURE_LOG_INTERVAL_MS: i64 = 60_000;
+
 /// Corrupt spans one read may set aside before it gives up and fails.
 pub const READ_SET_ASIDE_MAX: usize = 8;
 
@@ -75,6 +79,25 @@ impl PartitionLog {
         self.retrying_corrupt(|| self.offset_for_time_once(timestamp_ms))
     }
 
+    /// Whether a failed read of this log is to be logged now: at most once
+    /// per [`READ_FAILURE_LOG_INTERVAL_MS`]. Returns the failures not logged
+    /// since the last line.
+    pub fn read_failure_to_log(&self) -> Option<u64> {
+        let now = relay_proto::clock::now_ms();
+        let last = self.read_failure_logged_ms.load(Ordering::Relaxed);
+        let due = now.saturating_sub(last) >= READ_FAILURE_LOG_INTERVAL_MS
+            && self
+                .read_failure_logged_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if due {
+            Some(self.read_failures_unlogged.swap(0, Ordering::Relaxed))
+        } else {
+            self.read_failures_unlogged.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+
     /// Runs `attempt`, setting aside the corrupt span it meets and running it
     /// again, at most [`READ_SET_ASIDE_MAX`] times.
     fn retrying_corrupt<T>(&self, mut attempt: impl FnMut() -> std::result::Result<T, Failure>) -> Result<T> {
@@ -99,7 +122,7 @@ impl PartitionLog {
     fn set_aside_corrupt(&self, segment_base: i64) -> Result<bool> {
         let mut state = self.state.lock();
         let next_base = state.segments.range(segment_base + 1..).next().map(|(base, _)| *base);
-        let role = next_base.map_or(SegmentRole::Active, |next_base| SegmentRole::Sealed { next_base });
+        let role = next_base.map_or(SegmentRole::Live, |next_base| SegmentRole::Sealed { next_base });
         let Some(segment) = state.segments.get_mut(&segment_base) else {
             // Retention deleted it meanwhile: the read starts over without it.
             return Ok(true);

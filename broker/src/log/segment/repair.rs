@@ -8,15 +8,18 @@
 //! - a batch is valid when its header parses, it lies wholly in the file, its
 //!   CRC-32C matches, its base offset is at or past the expected one (a gap
 //!   is offsets set aside earlier), its offsets fit the segment's index and,
-//!   in a sealed segment, its last offset is below the next segment's base;
+//!   where the segment's end is known (a sealed segment: the next one's base;
+//!   the active one of a running log: its next offset), it ends before it;
 //! - after an invalid batch the walk resynchronises on the next valid batch
 //!   (at the declared length first, else by searching); the bytes between
 //!   are one corrupt span, its offsets the gap up to that batch's base;
 //! - what is left at the end with no valid batch in it is cut when it is all
-//!   zeros (a crash's zero-filled tail, never a batch) or, in the active
-//!   segment, when it is not a chain of whole-length batches (a torn append,
-//!   never acknowledged). Anything else is a corrupt span: in a sealed segment
-//!   its offsets run up to the next segment's base; in the active segment up
+//!   zeros and no offsets are missing before where the segment is known to
+//!   end (a crash's zero-filled tail, never a batch) or, in the active
+//!   segment after a crash, when it is not a chain of whole-length batches (a
+//!   torn append, never acknowledged). Anything else is a corrupt span: in a
+//!   sealed segment its offsets run up to the next segment's base; in the
+//!   active segment of a running log up to its next offset; after a crash up
 //!   to the end its batch headers declare, so no offset is handed out twice.
 
 use super::Segment;
@@ -41,8 +44,11 @@ const MAGIC_V2: u8 = 2;
 pub enum SegmentRole {
     /// Not the last segment: fsynced whole before the next began at `next_base`.
     Sealed { next_base: i64 },
-    /// The last segment, whose tail may be an append torn by a crash.
+    /// The last segment after a crash, whose tail may be an append torn by it.
     Active,
+    /// The last segment of a running log: every append in it was whole and
+    /// it ends at its in-memory next offset, so nothing at its end is torn.
+    Live,
 }
 
 /// Bytes that held no valid batch, set aside in a quarantine file.
@@ -152,6 +158,7 @@ impl Segment {
     fn plan(&self, role: SegmentRole, file_bytes: u64) -> Result<Plan> {
         let upper = match role {
             SegmentRole::Sealed { next_base } => Some(next_base),
+            SegmentRole::Live => Some(self.next_offset),
             SegmentRole::Active => None,
         };
         let mut plan = Plan {
@@ -204,13 +211,20 @@ impl Segment {
         reason: String,
     ) -> Result<()> {
         let expected = plan.end_offset;
-        if self.all_zero(position, file_bytes)? {
+        // Where the offsets of this segment are known to end, when they are.
+        let known_end = match role {
+            SegmentRole::Sealed { next_base } => Some(next_base),
+            SegmentRole::Live => Some(self.next_offset),
+            SegmentRole::Active => None,
+        };
+        let loses_offsets = known_end.is_some_and(|end| end > expected);
+        if !loses_offsets && self.all_zero(position, file_bytes)? {
             plan.cut = Some((position, format!("zero-filled tail ({reason})")));
             return Ok(());
         }
-        let offsets = match role {
-            SegmentRole::Sealed { next_base } => expected..next_base.max(expected),
-            SegmentRole::Active => match self.declared_offsets(position, file_bytes)? {
+        let offsets = match (role, known_end) {
+            (_, Some(end)) => expected..end.max(expected),
+            (_, None) => match self.declared_offsets(position, file_bytes)? {
                 Some(count) => expected..expected + count,
                 None => {
                     plan.cut = Some((position, format!("torn append ({reason})")));

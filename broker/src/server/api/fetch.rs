@@ -69,7 +69,14 @@ fn read_partition(topic: Option<&Topic>, wanted: &FetchPartition, limit_bytes: u
             Some(ResponseError::OffsetOutOfRange),
         ),
         Err(error) => {
-            tracing::error!(partition = %log.dir().display(), %error, "fetch failed");
+            if let Some(unlogged) = log.read_failure_to_log() {
+                tracing::error!(
+                    partition = %log.dir().display(),
+                    %error,
+                    unlogged_since_last = unlogged,
+                    "fetch failed (logged at most once a minute per partition)"
+                );
+            }
             (
                 Bytes::new(),
                 log.high_watermark(),

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use std::sync::Arc;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -43,14 +44,26 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ListOffsetsReque
             match partition.timestamp {
                 LATEST => answer.offset = log.high_watermark(),
                 EARLIEST | EARLIEST_LOCAL => answer.offset = log.log_start_offset(),
-                timestamp if timestamp >= 0 => match blocking(move || log.offset_for_time(timestamp)).await {
+                timestamp if timestamp >= 0 => match blocking({
+                    let log = Arc::clone(&log);
+                    move || log.offset_for_time(timestamp)
+                })
+                .await
+                {
                     Ok(Some((offset, found_timestamp))) => {
                         answer.offset = offset;
                         answer.timestamp = found_timestamp;
                     }
                     Ok(None) => {}
                     Err(error) => {
-                        tracing::error!(%error, "offset lookup by time failed");
+                        if let Some(unlogged) = log.read_failure_to_log() {
+                            tracing::error!(
+                                partition = %log.dir().display(),
+                                %error,
+                                unlogged_since_last = unlogged,
+                                "offset lookup by time failed (logged at most once a minute per partition)"
+                            );
+                        }
                         answer.error_code = ResponseError::KafkaStorageError.code();
                     }
                 },
