@@ -83,7 +83,12 @@ impl Written<'_> {
 
 /// `spec`'s cell of `event`; `document` is the event's JSON text, when it
 /// came as one.
-fn cell(spec: &ColumnSpec, event: &serde_json::Value, document: Option<&str>) -> Result<Value, String> {
+fn cell(
+    spec: &ColumnSpec,
+    event: &serde_json::Value,
+    document: Option<&str>,
+    zero_sign: ZeroSign,
+) -> Result<Value, String> {
     let Some(value) = crate::pointer::lookup(event, &spec.pointer).filter(|v| !v.is_null()) else {
         return if spec.nullable {
             Ok(Value::Null)
@@ -122,9 +127,16 @@ fn cell(spec: &ColumnSpec, event: &serde_json::Value, document: Option<&str>) ->
                 serde_json::Value::String(s) => s.trim().to_owned(),
                 _ => return Err(written.wrong(name, "a number")),
             };
-            exact_double(&number)
-                .map(Value::Double)
-                .map_err(|why| format!("{name}: {why}"))
+            match exact_double(&number) {
+                Ok(double) if double == 0.0 && double.is_sign_negative() && zero_sign == ZeroSign::Lost => {
+                    Err(format!(
+                        "{name}: {number} is -0.0, which SQLite's REAL stores as 0 (no sign of zero); \
+                     load it into a text or json column to keep the sign"
+                    ))
+                }
+                Ok(double) => Ok(Value::Double(double)),
+                Err(why) => Err(format!("{name}: {why}")),
+            }
         }
         ColumnType::Boolean => value
             .as_bool()
@@ -204,6 +216,17 @@ pub fn reject_of(record: &ConsumerRecord, table: &str, error: String) -> Reject 
 pub struct Loading {
     pub parser: Parser,
     pub router: Router,
+    /// Which warehouse the cells are for: SQLite's REAL keeps no sign of zero.
+    pub zero_sign: ZeroSign,
+}
+
+/// Whether the warehouse keeps `-0.0` apart from `0.0` in a double column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroSign {
+    /// PostgreSQL's `double precision` (IEEE 754 as is).
+    Kept,
+    /// SQLite stores a whole REAL as an integer, and `-0.0` comes back `0.0`.
+    Lost,
 }
 
 impl Loading {
@@ -211,6 +234,11 @@ impl Loading {
         Ok(Loading {
             parser: config.parser()?,
             router: Router::new(config),
+            zero_sign: if config.warehouse.starts_with("sqlite:") {
+                ZeroSign::Lost
+            } else {
+                ZeroSign::Kept
+            },
         })
     }
 
@@ -252,7 +280,7 @@ pub fn transform(loading: &Loading, record: &ConsumerRecord) -> Transformed {
         Format::Json => std::str::from_utf8(bytes).ok(),
         Format::Text | Format::Regex => None,
     };
-    match row(spec, index, &event, document, record) {
+    match row(spec, index, &event, document, loading.zero_sign, record) {
         Ok(row) => Transformed::Row(row),
         Err(error) => Transformed::Reject(reject_of(record, &spec.table, error)),
     }
@@ -264,11 +292,12 @@ fn row(
     index: usize,
     event: &serde_json::Value,
     document: Option<&str>,
+    zero_sign: ZeroSign,
     record: &ConsumerRecord,
 ) -> Result<Row, String> {
     let mut values = Vec::with_capacity(spec.columns.len() + spec.metadata.len());
     for column in &spec.columns {
-        values.push(cell(column, event, document)?);
+        values.push(cell(column, event, document, zero_sign)?);
     }
     values.extend(spec.metadata.iter().map(|m| metadata(*m, record)));
     let dedup_key = match crate::pointer::lookup(event, &spec.dedup_key) {

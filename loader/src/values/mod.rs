@@ -13,3 +13,12 @@
 pub mod decimal;
 pub mod json_text;
 pub mod timestamp;
+
+#[cfg(test)]
+mod cases;
+#[cfg(test)]
+mod cluster;
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod roundtrip;

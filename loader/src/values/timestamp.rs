@@ -19,7 +19,7 @@ const FRACTION_DIGITS_KEPT: usize = 6;
 pub fn parse_rfc3339_micros(text: &str) -> Result<i64, String> {
     let bad = |why: &str| format!("{text:?} is not an RFC 3339 time like 2026-12-07T09:28:04.004729Z: {why}");
     let bytes = text.as_bytes();
-    if bytes.len() < 20 {
+    if bytes.len() < 19 {
         return Err(bad("too short"));
     }
     let digits = |at: usize, count: usize, what: &str| -> Result<i64, String> {
