@@ -374,3 +374,33 @@ fn failed_reads_are_logged_at_most_once_a_minute() {
         assert_eq!(log.read_failure_to_log(), None);
     }
 }
+
+#[test]
+fn batch_with_unwritten_sectors_after_a_crash_is_a_torn_append_and_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        message_bytes_max: 1 << 20,
+        ..small_config(FsyncPolicy::Never)
+    };
+    let all = written_log(dir.path(), &config, 10);
+    let log = open(dir.path(), &config);
+    // A large batch whose middle pages never reached the disk (zeros), as a
+    // power cut during an unsynced append leaves it, and one batch after it.
+    let big = log.append(&mut batch(7, 300, T0_MS)).unwrap();
+    log.append(&mut batch(8, 3, T0_MS)).unwrap();
+    drop(log);
+    let segment = segment_files(dir.path()).pop().unwrap();
+    let (position, offsets) = batches_in(&segment)[10].clone();
+    assert_eq!(offsets, big.base_offset..big.last_offset + 1);
+    let hole = position.div_ceil(4096) * 4096;
+    let file = OpenOptions::new().write(true).open(&segment).unwrap();
+    file.write_all_at(&[0u8; 4096], hole).unwrap();
+    drop(file);
+    let (log, summary) = PartitionLog::open(dir.path(), config, FaultInjector::default()).unwrap();
+    assert_eq!(summary.batches_set_aside, 0);
+    assert!(summary.bytes_truncated > 0);
+    assert!(quarantine_files(dir.path()).is_empty());
+    assert_eq!(records_from(&log, 0), all);
+    assert_eq!(log.end_offset(), 30, "never acknowledged: its offsets are free again");
+}

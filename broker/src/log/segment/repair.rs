@@ -13,6 +13,10 @@
 //! - after an invalid batch the walk resynchronises on the next valid batch
 //!   (at the declared length first, else by searching); the bytes between
 //!   are one corrupt span, its offsets the gap up to that batch's base;
+//! - in the active segment after a crash, an invalid batch holding a sector
+//!   the crash left unwritten (zeros from a sector boundary) starts a torn
+//!   append: it and everything after it were never covered by an fsync, so
+//!   never acknowledged, and are cut;
 //! - what is left at the end with no valid batch in it is cut when it is all
 //!   zeros and no offsets are missing before where the segment is known to
 //!   end (a crash's zero-filled tail, never a batch) or, in the active
@@ -38,6 +42,10 @@ const LOG_OVERHEAD_BYTES: u64 = 12;
 /// Where the magic byte sits in a batch.
 const MAGIC_POSITION: usize = 16;
 const MAGIC_V2: u8 = 2;
+/// The unit a disk writes whole or not at all.
+const SECTOR_BYTES: u64 = 512;
+/// Zeros from a sector boundary that count as a sector never written.
+const UNWRITTEN_RUN_BYTES_MIN: u64 = 64;
 
 /// Where a segment stands, which decides how its end is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +185,12 @@ impl Segment {
                 }
                 Err(reason) => reason,
             };
+            if role == SegmentRole::Active && self.shows_unwritten_sectors(position, file_bytes)? {
+                // Bytes the crash left unwritten: no fsync covered them, nor
+                // anything appended after them. Never acknowledged.
+                plan.cut = Some((position, format!("torn append, unwritten sectors ({reason})")));
+                break;
+            }
             if let Some((next, next_base)) = self.resync(position, plan.end_offset, upper, file_bytes, &mut buffer)? {
                 plan.corrupt
                     .push(self.span(position, next - position, plan.end_offset..next_base, reason));
@@ -311,6 +325,32 @@ impl Segment {
             start += candidates.max(1) as u64;
         }
         Ok(None)
+    }
+
+    /// Whether the invalid batch at `from` (as far as its declared length
+    /// goes, within `file_bytes`) holds an unwritten sector: from a
+    /// [`SECTOR_BYTES`] boundary, zeros to the sector's end or the batch's,
+    /// at least [`UNWRITTEN_RUN_BYTES_MIN`] of them. A crash leaves such holes
+    /// where pages never reached the disk; a flipped bit does not make them,
+    /// and record bytes (JSON text) do not hold them.
+    fn shows_unwritten_sectors(&self, from: u64, file_bytes: u64) -> Result<bool> {
+        let declared = self
+            .read_header(from)?
+            .map_or(0, |header| LOG_OVERHEAD_BYTES as i64 + i64::from(be_i32(&header, 8)));
+        let to = if declared >= HEADER_BYTES as i64 {
+            file_bytes.min(from + declared as u64)
+        } else {
+            file_bytes
+        };
+        let mut sector = from.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+        while sector < to {
+            let end = (sector + SECTOR_BYTES).min(to);
+            if end - sector >= UNWRITTEN_RUN_BYTES_MIN && self.all_zero(sector, end)? {
+                return Ok(true);
+            }
+            sector += SECTOR_BYTES;
+        }
+        Ok(false)
     }
 
     fn all_zero(&self, from: u64, to: u64) -> Result<bool> {
