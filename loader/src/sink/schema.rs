@@ -36,16 +36,20 @@ fn compatible(dialect: Dialect, configured: ColumnType, declared: &str) -> bool 
             ColumnType::Uuid => declared == "uuid",
             ColumnType::Json => declared == "jsonb",
         },
-        // SQLite stores any value in any column; its type affinity decides
-        // how: a configured number must not land in a TEXT column, nor text
-        // in an INTEGER or REAL one.
+        // SQLite stores any value in any column; its type affinity (by the
+        // rules of its datatype3 page, in their order) decides how: a
+        // configured number must not land in a TEXT column, nor text in an
+        // INTEGER, REAL or NUMERIC one (NUMERIC, which `JSON`, `DATETIME`
+        // or `DECIMAL` declare, turns the text 1.50 into the number 1.5).
         Dialect::Sqlite => {
             let integer = declared.contains("int");
-            let real = ["real", "floa", "doub"].iter().any(|t| declared.contains(t));
+            let text = !integer && ["char", "clob", "text"].iter().any(|t| declared.contains(t));
+            let blob = !integer && !text && (declared.contains("blob") || declared.is_empty());
+            let real = !integer && !text && !blob && ["real", "floa", "doub"].iter().any(|t| declared.contains(t));
             match configured {
                 ColumnType::Bigint | ColumnType::Boolean => integer,
                 ColumnType::Double => real,
-                ColumnType::Text | ColumnType::Uuid | ColumnType::Json | ColumnType::Timestamptz => !integer && !real,
+                ColumnType::Text | ColumnType::Uuid | ColumnType::Json | ColumnType::Timestamptz => text || blob,
             }
         }
     }
@@ -137,6 +141,26 @@ mod tests {
         assert!(check(&config(), Dialect::Postgres, &columns("bigint"), true).is_ok());
         assert!(check(&config(), Dialect::Sqlite, &columns("real"), true).is_err());
         assert!(check(&config(), Dialect::Sqlite, &columns("integer"), true).is_ok());
+    }
+
+    #[test]
+    fn sqlite_text_columns_need_text_affinity_so_number_like_text_stays_text() {
+        let mut config = config();
+        config.columns[0].column_type = ColumnType::Json;
+        for (declared, fits) in [
+            ("text", true),
+            ("varchar(40)", true),
+            ("", true),
+            ("blob", true),
+            ("json", false),
+            ("numeric", false),
+            ("datetime", false),
+            ("real", false),
+            ("integer", false),
+        ] {
+            let outcome = check(&config, Dialect::Sqlite, &columns(declared), true);
+            assert_eq!(outcome.is_ok(), fits, "{declared:?}: {outcome:?}");
+        }
     }
 
     #[test]
