@@ -404,3 +404,33 @@ fn batch_with_unwritten_sectors_after_a_crash_is_a_torn_append_and_cut() {
     assert_eq!(records_from(&log, 0), all);
     assert_eq!(log.end_offset(), 30, "never acknowledged: its offsets are free again");
 }
+
+#[test]
+fn unwritten_page_inside_the_unsynced_tail_cuts_from_there_without_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config(FsyncPolicy::Never)
+    };
+    let all = written_log(dir.path(), &config, 80);
+    let segment = segment_files(dir.path()).pop().unwrap();
+    let batches = batches_in(&segment);
+    // Power lost with pages 4096..8192 unwritten and the pages after it written.
+    let file = OpenOptions::new().write(true).open(&segment).unwrap();
+    file.write_all_at(&[0u8; 4096], 4096).unwrap();
+    drop(file);
+    // The first batch that reaches into the hole is where the torn append starts.
+    let sizes: Vec<u64> = batches.windows(2).map(|pair| pair[1].0 - pair[0].0).collect();
+    let torn = batches
+        .iter()
+        .zip(sizes)
+        .find(|((position, _), size)| position + size > 4096)
+        .map(|((_, offsets), _)| offsets.start)
+        .unwrap();
+    let cut_at_offset = torn;
+    let (log, summary) = PartitionLog::open(dir.path(), config, FaultInjector::default()).unwrap();
+    assert_eq!(summary.batches_set_aside, 0);
+    assert!(quarantine_files(dir.path()).is_empty(), "never acknowledged: no gap");
+    assert_eq!(records_from(&log, 0), all[..cut_at_offset as usize].to_vec());
+    assert_eq!(log.end_offset(), cut_at_offset);
+}

@@ -185,13 +185,15 @@ impl Segment {
                 }
                 Err(reason) => reason,
             };
-            if role == SegmentRole::Active && self.shows_unwritten_sectors(position, file_bytes)? {
+            let resynced = self.resync(position, plan.end_offset, upper, file_bytes, &mut buffer)?;
+            let invalid_end = resynced.map_or(file_bytes, |(next, _)| next);
+            if role == SegmentRole::Active && self.shows_unwritten_sectors(position, invalid_end)? {
                 // Bytes the crash left unwritten: no fsync covered them, nor
                 // anything appended after them. Never acknowledged.
                 plan.cut = Some((position, format!("torn append, unwritten sectors ({reason})")));
                 break;
             }
-            if let Some((next, next_base)) = self.resync(position, plan.end_offset, upper, file_bytes, &mut buffer)? {
+            if let Some((next, next_base)) = resynced {
                 plan.corrupt
                     .push(self.span(position, next - position, plan.end_offset..next_base, reason));
                 plan.end_offset = next_base;
@@ -327,21 +329,12 @@ impl Segment {
         Ok(None)
     }
 
-    /// Whether the invalid batch at `from` (as far as its declared length
-    /// goes, within `file_bytes`) holds an unwritten sector: from a
-    /// [`SECTOR_BYTES`] boundary, zeros to the sector's end or the batch's,
-    /// at least [`UNWRITTEN_RUN_BYTES_MIN`] of them. A crash leaves such holes
-    /// where pages never reached the disk; a flipped bit does not make them,
-    /// and record bytes (JSON text) do not hold them.
-    fn shows_unwritten_sectors(&self, from: u64, file_bytes: u64) -> Result<bool> {
-        let declared = self
-            .read_header(from)?
-            .map_or(0, |header| LOG_OVERHEAD_BYTES as i64 + i64::from(be_i32(&header, 8)));
-        let to = if declared >= HEADER_BYTES as i64 {
-            file_bytes.min(from + declared as u64)
-        } else {
-            file_bytes
-        };
+    /// Whether the invalid bytes from `from` to `to` hold a sector left
+    /// unwritten: from a [`SECTOR_BYTES`] boundary, zeros to the sector's end
+    /// or `to`, at least [`UNWRITTEN_RUN_BYTES_MIN`] of them. A crash leaves
+    /// such holes where pages never reached the disk; a flipped bit does not
+    /// make them, and record bytes (JSON text) do not hold them.
+    fn shows_unwritten_sectors(&self, from: u64, to: u64) -> Result<bool> {
         let mut sector = from.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
         while sector < to {
             let end = (sector + SECTOR_BYTES).min(to);
