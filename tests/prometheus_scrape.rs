@@ -17,8 +17,9 @@ use support::{external, http_get, relay_binary};
 const PASSWORD: &str = "scraped";
 
 /// The series the rules read, with the labels each must carry.
-const SERIES: [(&str, &[&str]); 16] = [
+const SERIES: [(&str, &[&str]); 17] = [
     ("relay_loader_lag", &["table", "topic", "partition"]),
+    ("relay_loader_batch_retries_total", &["table"]),
     ("relay_loader_batches_total", &["table"]),
     ("relay_loader_warehouse_up", &["table"]),
     ("relay_loader_rows_rejected_total", &["table"]),
