@@ -21,6 +21,8 @@ mod check;
 mod reference;
 #[path = "model/schedule.rs"]
 mod schedule;
+#[path = "model/store.rs"]
+mod store;
 mod support;
 #[path = "model/world.rs"]
 mod world;
@@ -58,18 +60,22 @@ fn run_case(case: &Case) -> Result<(), String> {
         outcome = world.finish().map_err(|problem| format!("at the end: {problem}"));
     }
     if outcome.is_ok() {
-        let problems = check::check(&world.warehouse(), &dir.path().join("state"), &world.reference, case.columns);
+        let problems = check::check(&world.store, &dir.path().join("state"), &world.reference, case.columns);
         if !problems.is_empty() {
             outcome = Err(problems.join("\n"));
         }
     }
     eprintln!(
-        "model case: {} actions, {} lines, {:.1} s: {}",
+        "model case: {} actions, {} lines, {}, {:.1} s: {}",
         case.actions.len(),
         world.reference.complete.len(),
+        world.store.url().split(':').next().unwrap_or_default(),
         started.elapsed().as_secs_f64(),
         if outcome.is_ok() { "ok" } else { "FAILED" }
     );
+    if outcome.is_ok() {
+        world.store.remove();
+    }
     outcome.map_err(|problem| {
         let kept = dir.keep();
         format!("{problem}\n{}\n(directory kept: {})", world.logs(), kept.display())

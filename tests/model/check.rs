@@ -1,49 +1,46 @@
 //! The comparison of what the warehouse and the sender's rejects hold with
 //! the reference: every complete line once in its table with equal values,
 //! every banner in `relay_rejects` with its bytes and nothing else there,
-//! every stranded half line set aside (or still on disk), nothing unknown.
-//! Reads the SQLite warehouse directly; changes nothing.
+//! every stranded half line set aside (or still on disk), records missing
+//! only after a corruption and then each one in `relay_gaps`, nothing
+//! unknown. Reads the warehouse through `store.rs`; changes nothing.
 
 use crate::reference::{banner, Reference, Table, Written};
 use crate::schedule::Columns;
-use rusqlite::types::Value as SqlValue;
-use rusqlite::Connection;
+use crate::store::Store;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 /// Problems of one kind listed in a failure, at most.
 const SHOWN_MAX: usize = 8;
 
-fn open(warehouse: &Path) -> Option<Connection> {
-    if !warehouse.exists() {
-        return None;
-    }
-    let connection = Connection::open(warehouse).ok()?;
-    connection.busy_timeout(Duration::from_secs(30)).ok()?;
-    Some(connection)
-}
-
-fn seq_expression(columns: Columns) -> &'static str {
-    match columns {
-        Columns::Typed => "seq",
-        Columns::None => "json_extract(event, '$.seq')",
+fn seq_expression(store: &Store, columns: Columns) -> &'static str {
+    match (columns, store.is_postgres()) {
+        (Columns::Typed, _) => "seq",
+        (Columns::None, false) => "json_extract(event, '$.seq')",
+        (Columns::None, true) => "(event->>'seq')::bigint",
     }
 }
 
-/// (distinct lines loaded, distinct records rejected) so far; zeros while
-/// the tables are not there yet.
-pub fn progress(warehouse: &Path, columns: Columns) -> (i64, i64) {
-    let Some(connection) = open(warehouse) else {
-        return (0, 0);
-    };
-    let seq = seq_expression(columns);
-    let count = |sql: &str| connection.query_row(sql, [], |row| row.get::<_, i64>(0)).unwrap_or(0);
+/// Records the main group recorded as lost (`relay_gaps`).
+fn gap_records(store: &Store) -> i64 {
+    store.count(&format!(
+        "SELECT coalesce(sum(records), 0) FROM relay_gaps WHERE group_id = '{}'",
+        crate::world::GROUP
+    ))
+}
+
+/// (distinct lines loaded, distinct records rejected, records lost) so far;
+/// zeros while the tables are not there yet.
+pub fn progress(store: &Store, columns: Columns) -> (i64, i64, i64) {
+    let seq = seq_expression(store, columns);
     (
-        count(&format!(
-            "SELECT count(DISTINCT s) FROM (SELECT {seq} AS s FROM events UNION ALL SELECT {seq} AS s FROM kinds)"
+        store.count(&format!(
+            "SELECT count(DISTINCT s) FROM (SELECT {seq} AS s FROM events UNION ALL SELECT {seq} AS s FROM kinds) AS a"
         )),
-        count("SELECT count(*) FROM (SELECT DISTINCT topic, partition, \"offset\" FROM relay_rejects)"),
+        store.count("SELECT count(*) FROM (SELECT DISTINCT topic, partition, \"offset\" FROM relay_rejects) AS r"),
+        gap_records(store),
     )
 }
 
@@ -51,64 +48,75 @@ pub fn progress(warehouse: &Path, columns: Columns) -> (i64, i64) {
 struct Row {
     table: Table,
     seq: i64,
-    values: Vec<SqlValue>,
+    values: Vec<Value>,
 }
 
-fn read_rows(connection: &Connection, columns: Columns) -> Vec<Row> {
+/// The typed columns of a row as SQL: (SQLite, PostgreSQL as one JSON array).
+fn typed_select(table: &str) -> (String, String) {
+    (
+        format!("SELECT seq, id, kind, ts, n, s, x FROM {table}"),
+        format!(
+            "SELECT json_build_array(seq, id, kind, \
+             to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), n, s, x) FROM {table}"
+        ),
+    )
+}
+
+fn read_rows(store: &Store, columns: Columns) -> Vec<Row> {
     let mut rows = Vec::new();
     for table in [Table::Events, Table::Kinds] {
-        let select = match columns {
-            Columns::Typed => format!("SELECT seq, id, kind, ts, n, s, x FROM {}", table.name()),
-            Columns::None => format!("SELECT {}, event FROM {}", seq_expression(columns), table.name()),
+        let name = table.name();
+        let (sqlite, postgres) = match columns {
+            Columns::Typed => typed_select(name),
+            Columns::None => (
+                format!("SELECT {}, event FROM {name}", seq_expression(store, columns)),
+                format!("SELECT json_build_array({}, event) FROM {name}", seq_expression(store, columns)),
+            ),
         };
-        let mut statement = connection.prepare(&select).unwrap();
-        let found = statement
-            .query_map([], |row| {
-                let width = row.as_ref().column_count();
-                let values: Vec<SqlValue> = (1..width).map(|i| row.get(i).unwrap()).collect();
-                Ok(Row {
-                    table,
-                    seq: row.get::<_, Option<i64>>(0)?.unwrap_or(-1),
-                    values,
-                })
-            })
-            .unwrap();
-        rows.extend(found.map(Result::unwrap));
+        for mut values in store.rows(&sqlite, &postgres) {
+            let seq = values.remove(0).as_i64().unwrap_or(-1);
+            rows.push(Row { table, seq, values });
+        }
     }
     rows
 }
 
 /// What a typed row must hold for `written`: id, kind, ts (UTC, µs), n, s, x.
-fn typed_values(written: &Written) -> Vec<SqlValue> {
+fn typed_values(written: &Written) -> Vec<Value> {
     let event = &written.event;
-    let text = |key: &str| match event.get(key).and_then(|v| v.as_str()) {
-        Some(text) => SqlValue::Text(text.to_owned()),
-        None => SqlValue::Null,
-    };
     vec![
-        text("id"),
-        text("kind"),
-        SqlValue::Text(written.ts_utc.clone()),
-        SqlValue::Integer(event["n"].as_i64().unwrap()),
-        text("s"),
-        SqlValue::Real(event["x"].as_f64().unwrap()),
+        event.get("id").cloned().unwrap_or(Value::Null),
+        event["kind"].clone(),
+        Value::String(written.ts_utc.clone()),
+        event["n"].clone(),
+        event["s"].clone(),
+        event["x"].clone(),
     ]
+}
+
+/// Equal as stored: integers exactly, doubles bit for bit, text byte for byte.
+fn value_equal(expected: &Value, stored: &Value) -> bool {
+    match (expected, stored) {
+        (Value::Number(a), Value::Number(b)) if a.is_f64() || b.is_f64() => {
+            a.as_f64().map(f64::to_bits) == b.as_f64().map(f64::to_bits)
+        }
+        (a, b) => a == b,
+    }
 }
 
 fn values_equal(written: &Written, row: &Row, columns: Columns) -> bool {
     match columns {
         Columns::Typed => {
             let expected = typed_values(written);
-            expected.len() == row.values.len()
-                && expected.iter().zip(&row.values).all(|(a, b)| match (a, b) {
-                    (SqlValue::Real(a), SqlValue::Real(b)) => a.to_bits() == b.to_bits(),
-                    (a, b) => a == b,
-                })
+            expected.len() == row.values.len() && expected.iter().zip(&row.values).all(|(a, b)| value_equal(a, b))
         }
-        Columns::None => match row.values.first() {
-            Some(SqlValue::Text(text)) => serde_json::from_str::<serde_json::Value>(text).ok().as_ref() == Some(&written.event),
-            _ => false,
-        },
+        Columns::None => {
+            let stored = match row.values.first() {
+                Some(Value::String(text)) => serde_json::from_str::<Value>(text).ok(),
+                other => other.cloned(),
+            };
+            stored.as_ref() == Some(&written.event)
+        }
     }
 }
 
@@ -123,9 +131,10 @@ fn shown(problems: &mut Vec<String>, title: &str, items: Vec<String>) {
     }
 }
 
-fn check_rows(connection: &Connection, reference: &Reference, columns: Columns, problems: &mut Vec<String>) {
+/// Compares rows; returns the lines never loaded (judged with the gaps by [`check`]).
+fn check_rows(store: &Store, reference: &Reference, columns: Columns, problems: &mut Vec<String>) -> Vec<String> {
     let mut by_seq: BTreeMap<i64, Vec<Row>> = BTreeMap::new();
-    for row in read_rows(connection, columns) {
+    for row in read_rows(store, columns) {
         by_seq.entry(row.seq).or_default().push(row);
     }
     let (mut missing, mut twice, mut altered, mut misrouted) = (vec![], vec![], vec![], vec![]);
@@ -145,25 +154,27 @@ fn check_rows(connection: &Connection, reference: &Reference, columns: Columns, 
         }
     }
     let unknown: Vec<String> = by_seq.keys().map(|seq| format!("seq {seq}")).collect();
-    shown(problems, "lines never loaded", missing);
     shown(problems, "lines loaded more than once", twice);
     shown(problems, "values altered", altered);
     shown(problems, "lines in the wrong table", misrouted);
     shown(problems, "rows nobody wrote", unknown);
+    missing
 }
 
-fn check_rejects(connection: &Connection, reference: &Reference, problems: &mut Vec<String>) {
-    let mut statement = connection
-        .prepare("SELECT DISTINCT partition, \"offset\", raw, error FROM relay_rejects")
-        .unwrap();
-    let rejects: Vec<(Vec<u8>, String)> = statement
-        .query_map([], |row| Ok((row.get::<_, Vec<u8>>(2)?, row.get::<_, String>(3)?)))
-        .unwrap()
-        .map(Result::unwrap)
+/// Compares `relay_rejects`; returns how many banners are not there.
+fn check_rejects(store: &Store, reference: &Reference, problems: &mut Vec<String>) -> u64 {
+    let distinct = "FROM (SELECT DISTINCT partition, \"offset\", raw, error FROM relay_rejects) AS r";
+    let rejects: Vec<(Vec<u8>, String)> = store
+        .rows(
+            &format!("SELECT hex(raw), error {distinct}"),
+            &format!("SELECT json_build_array(encode(raw, 'hex'), error) {distinct}"),
+        )
+        .into_iter()
+        .map(|row| (unhex(row[0].as_str().unwrap_or_default()), row[1].as_str().unwrap_or_default().to_owned()))
         .collect();
     let banner = banner().into_bytes();
     let banners = rejects.iter().filter(|(raw, _)| *raw == banner).count() as u64;
-    if banners != reference.banners {
+    if banners > reference.banners {
         problems.push(format!("{} banners written, {banners} in relay_rejects", reference.banners));
     }
     let unexpected: Vec<String> = rejects
@@ -172,6 +183,7 @@ fn check_rejects(connection: &Connection, reference: &Reference, problems: &mut 
         .map(|(raw, error)| format!("{:?}… ({error})", String::from_utf8_lossy(&raw[..raw.len().min(80)])))
         .collect();
     shown(problems, "records rejected that were valid lines", unexpected);
+    reference.banners.saturating_sub(banners)
 }
 
 /// The entries of the sender's `<state_dir>/rejects` (each a header line,
@@ -212,13 +224,31 @@ fn check_stranded(state: &Path, reference: &Reference, problems: &mut Vec<String
 }
 
 /// Every problem found, none when the promise held.
-pub fn check(warehouse: &Path, state: &Path, reference: &Reference, columns: Columns) -> Vec<String> {
+pub fn check(store: &Store, state: &Path, reference: &Reference, columns: Columns) -> Vec<String> {
     let mut problems = Vec::new();
-    let Some(connection) = open(warehouse) else {
-        return vec!["no warehouse file".into()];
-    };
-    check_rows(&connection, reference, columns, &mut problems);
-    check_rejects(&connection, reference, &mut problems);
+    let missing = check_rows(store, reference, columns, &mut problems);
+    let banners_missing = check_rejects(store, reference, &mut problems);
+    // Only a flipped byte may lose records, and each lost one is a gap.
+    let lost = missing.len() as i64 + banners_missing as i64;
+    let gaps = gap_records(store);
+    if lost != gaps || (lost > 0 && reference.corruptions == 0) {
+        let mut text = format!(
+            "{} lines and {banners_missing} banners never loaded nor rejected, {gaps} records in relay_gaps \
+             ({} corruptions)",
+            missing.len(),
+            reference.corruptions
+        );
+        if !missing.is_empty() {
+            text.push_str(&format!(": {}", missing[..missing.len().min(SHOWN_MAX)].join("; ")));
+        }
+        problems.push(text);
+    }
     check_stranded(state, reference, &mut problems);
     problems
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0))
+        .collect()
 }

@@ -89,6 +89,9 @@ pub struct Reference {
     /// The half line pending in each file: (seq, first half, second half).
     pub pending: BTreeMap<u8, (u64, String, String)>,
     pub stranded: Vec<Stranded>,
+    /// Bytes flipped in sealed segments: records there may be lost, each
+    /// one counted in `relay_gaps`.
+    pub corruptions: u32,
 }
 
 impl Reference {
@@ -168,7 +171,7 @@ impl Reference {
     pub fn start_partial(&mut self, file: u8) -> String {
         let seq = self.take_seq();
         let (text, _) = self.event(seq, file, true, 0);
-        let cut = text.len() / 2;
+        let cut = (0..=text.len() / 2).rev().find(|i| text.is_char_boundary(*i)).unwrap();
         let (first, second) = (text[..cut].to_owned(), text[cut..].to_owned());
         self.pending.insert(file, (seq, first.clone(), second));
         first

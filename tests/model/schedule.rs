@@ -39,6 +39,14 @@ pub enum TableSetup {
     UniqueNamed,
 }
 
+/// Where the rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Warehouse {
+    Sqlite,
+    /// A database of its own on the run's throwaway PostgreSQL cluster.
+    Postgres,
+}
+
 /// What the `[[load]]` section asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Columns {
@@ -85,6 +93,10 @@ pub enum Action {
     /// group of its own or (`own_group = false`) without `--group`, which
     /// must be refused (exit 2).
     Backfill { own_group: bool },
+    /// `kill -9` of the broker, one byte flipped in the middle of a sealed
+    /// segment (bit rot), the broker started again: the batch there may be
+    /// lost, but only it, and only as a gap the loader records.
+    CorruptSealed { pick: u16 },
     /// Waits until every complete line so far is loaded.
     Settle,
     /// Time passes.
@@ -94,6 +106,7 @@ pub enum Action {
 /// One case: the table's shape and what happens to the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Case {
+    pub warehouse: Warehouse,
     pub table: TableSetup,
     pub columns: Columns,
     /// Seeds the field values of every line (timestamps, integers, text).
@@ -127,6 +140,7 @@ pub fn action() -> impl Strategy<Value = Action> {
         2 => role().prop_map(|role| Action::Start { role }),
         1 => (1..=50u16).prop_map(|lines| Action::WarehouseOutage { lines }),
         1 => any::<bool>().prop_map(|own_group| Action::Backfill { own_group }),
+        1 => any::<u16>().prop_map(|pick| Action::CorruptSealed { pick }),
         2 => Just(Action::Settle),
         2 => (1..=1_000u16).prop_map(|ms| Action::Pause { ms }),
     ]
@@ -138,6 +152,7 @@ pub fn action() -> impl Strategy<Value = Action> {
 pub fn case() -> impl Strategy<Value = Case> {
     (
         proptest::collection::vec(action(), 1..=ACTIONS_MAX),
+        prop_oneof![2 => Just(Warehouse::Sqlite), 1 => Just(Warehouse::Postgres)],
         prop_oneof![
             2 => Just(TableSetup::Created),
             1 => Just(TableSetup::PrimaryKey),
@@ -146,7 +161,8 @@ pub fn case() -> impl Strategy<Value = Case> {
         prop_oneof![3 => Just(Columns::Typed), 1 => Just(Columns::None)],
         any::<u64>().no_shrink(),
     )
-        .prop_map(|(actions, table, columns, values_seed)| Case {
+        .prop_map(|(actions, warehouse, table, columns, values_seed)| Case {
+            warehouse,
             table,
             columns,
             values_seed,
@@ -177,11 +193,14 @@ impl Action {
             Action::Stop { role } => format!("kill -9 ${role:?}_pid"),
             Action::Start { role } => format!("start {role:?}"),
             Action::WarehouseOutage { lines } => {
-                format!("sqlite3 warehouse.db 'BEGIN EXCLUSIVE; SELECT 1;' & append a {lines} ids  # while held")
+                format!("warehouse_down; append a {lines} ids; wait_for_lag {lines}; warehouse_up")
             }
             Action::Backfill { own_group } => format!(
                 "relay load --config relay.toml --only-table kinds --until-end --from earliest{}",
                 if *own_group { " --group backfill-$((++n))" } else { "   # must exit 2" }
+            ),
+            Action::CorruptSealed { pick } => format!(
+                "kill -9 $Broker_pid; flip_middle_byte sealed_segment {pick}; start Broker"
             ),
             Action::Settle => "settle".into(),
             Action::Pause { ms } => format!("sleep {}", f64::from(*ms) / 1000.0),
@@ -194,10 +213,10 @@ impl Action {
 /// in `proto-spec/MODEL.md`.
 pub fn render_script(case: &Case) -> String {
     let mut script = format!(
-        "#!/usr/bin/env bash\n# relay model case: table {:?}, columns {:?}, values seed {}\n\
+        "#!/usr/bin/env bash\n# relay model case: {:?} warehouse, table {:?}, columns {:?}, values seed {}\n\
          # replay: RELAY_MODEL_REPLAY=<this case's .json> cargo test --test model -- --nocapture\n\
          set -e\n",
-        case.table, case.columns, case.values_seed
+        case.warehouse, case.table, case.columns, case.values_seed
     );
     for action in &case.actions {
         script.push_str(&action.shell());

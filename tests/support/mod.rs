@@ -16,8 +16,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The `relay` binary under test: cargo's, or `RELAY_TEST_BINARY` (a
+/// release build, or a copy that later builds do not replace mid-run).
 pub fn relay_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_relay"))
+    match std::env::var_os("RELAY_TEST_BINARY") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_relay")),
+    }
 }
 
 /// The external tool named by `variable`, or `None` after a loud SKIPPED line
