@@ -62,18 +62,23 @@ fn header<'a>(record: &'a ConsumerRecord, name: &str) -> Option<&'a [u8]> {
 const TIMESTAMP_MICROS_MIN: i64 = -62_135_596_800_000_000;
 const TIMESTAMP_MICROS_MAX: i64 = 253_402_300_799_999_999;
 
-/// One JSON value on its way into a cell: the value, and its text exactly
-/// as the event wrote it (`None` for events Relay built itself from text
-/// or regex lines, which hold only strings).
+/// One JSON value on its way into a cell: the value, and where its text
+/// as written is (`document`: `None` for events Relay built itself from
+/// text or regex lines, which hold only strings).
 struct Written<'a> {
     value: &'a serde_json::Value,
-    text: Option<&'a str>,
+    document: Option<&'a str>,
+    pointer: &'a str,
 }
 
 impl Written<'_> {
-    /// The value's JSON text as written (strings with their quotes).
+    /// The value's JSON text as written (strings with their quotes); found
+    /// only when asked for.
     fn json(&self) -> String {
-        self.text.map_or_else(|| self.value.to_string(), str::to_owned)
+        match self.document.and_then(|d| raw_at(d, self.pointer)) {
+            Some(text) => text.to_owned(),
+            None => self.value.to_string(),
+        }
     }
 
     fn wrong(&self, name: &str, expected: &str) -> String {
@@ -96,15 +101,11 @@ fn cell(
             Err(format!("{}: missing value at {}", spec.name, spec.pointer))
         };
     };
-    // The text is found only for the types that read it.
-    let needs_text = match spec.column_type {
-        ColumnType::Json => true,
-        ColumnType::Double => value.is_number(),
-        ColumnType::Text => !value.is_string(),
-        _ => false,
+    let written = Written {
+        value,
+        document,
+        pointer: &spec.pointer,
     };
-    let text = document.filter(|_| needs_text).and_then(|d| raw_at(d, &spec.pointer));
-    let written = Written { value, text };
     let name = &spec.name;
     match spec.column_type {
         ColumnType::Text => match value {
@@ -184,19 +185,43 @@ fn timestamp(spec: &ColumnSpec, written: &Written<'_>) -> Result<i64, String> {
     Ok(micros)
 }
 
-fn metadata(column: MetadataColumn, record: &ConsumerRecord) -> Value {
-    match column {
+/// Kafka's record timestamp for "none" (`RecordBatch.NO_TIMESTAMP`).
+const RECORD_TIMESTAMP_NONE: i64 = -1;
+
+/// A metadata cell of `record`, or why its column cannot hold it as it is.
+fn metadata(column: MetadataColumn, record: &ConsumerRecord) -> Result<Value, String> {
+    let name = column.column_name();
+    Ok(match column {
         MetadataColumn::Topic => Value::Text(record.topic.clone()),
         MetadataColumn::Partition => Value::BigInt(i64::from(record.partition)),
         MetadataColumn::Offset => Value::BigInt(record.offset),
-        MetadataColumn::RecordTimestamp => Value::Timestamp(record.timestamp_ms.saturating_mul(1000)),
-        MetadataColumn::SourceFile => {
-            header(record, HEADER_FILE).map_or(Value::Null, |f| Value::Text(String::from_utf8_lossy(f).into_owned()))
-        }
+        MetadataColumn::RecordTimestamp if record.timestamp_ms == RECORD_TIMESTAMP_NONE => Value::Null,
+        MetadataColumn::RecordTimestamp => record
+            .timestamp_ms
+            .checked_mul(1000)
+            .filter(|micros| (TIMESTAMP_MICROS_MIN..=TIMESTAMP_MICROS_MAX).contains(micros))
+            .map(Value::Timestamp)
+            .ok_or_else(|| {
+                format!(
+                    "{name}: record timestamp {} ms is not between years 1 and 9999",
+                    record.timestamp_ms
+                )
+            })?,
+        // A file name is bytes; a text column holds only UTF-8.
+        MetadataColumn::SourceFile => match header(record, HEADER_FILE).map(std::str::from_utf8) {
+            None => Value::Null,
+            Some(Ok(file)) if !file.contains('\0') => Value::Text(file.to_owned()),
+            Some(_) => {
+                return Err(format!(
+                    "{name}: the file name {:?} is not UTF-8 text without NUL, which a text column cannot hold",
+                    String::from_utf8_lossy(header(record, HEADER_FILE).unwrap_or_default())
+                ))
+            }
+        },
         MetadataColumn::SourcePosition => header(record, HEADER_POSITION)
             .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok())
             .map_or(Value::Null, Value::BigInt),
-    }
+    })
 }
 
 /// The reject of `record` meant for `table`: its coordinates, its bytes, and why.
@@ -299,7 +324,9 @@ fn row(
     for column in &spec.columns {
         values.push(cell(column, event, document, zero_sign)?);
     }
-    values.extend(spec.metadata.iter().map(|m| metadata(*m, record)));
+    for column in &spec.metadata {
+        values.push(metadata(*column, record)?);
+    }
     let dedup_key = match crate::pointer::lookup(event, &spec.dedup_key) {
         Some(serde_json::Value::String(id)) if !id.is_empty() => id.clone(),
         // As written: serde_json reads numbers past 64 bits as doubles,

@@ -245,3 +245,53 @@ fn route_mistakes_are_refused() {
     config.route[0].when.exists = Some(true);
     assert!(config.validate().unwrap_err().contains("exactly one"));
 }
+
+#[test]
+fn metadata_a_column_cannot_hold_is_rejected_not_altered() {
+    let mut config = config();
+    config.metadata = vec![MetadataColumn::SourceFile, MetadataColumn::RecordTimestamp];
+    let mut latin1 = record(r#"{"n":1}"#);
+    latin1.headers = vec![(HEADER_FILE.into(), Some(Bytes::from_static(b"caf\xe9.log")))];
+    let reject = row_of(&config, &latin1).unwrap_err();
+    assert!(
+        reject.error.contains("relay_source_file") && reject.error.contains("not UTF-8"),
+        "{}",
+        reject.error
+    );
+    let mut untimed = record(r#"{"n":1}"#);
+    untimed.timestamp_ms = -1;
+    let row = row_of(&config, &untimed).unwrap();
+    assert_eq!(row.values[7..], [Value::Null, Value::Null]);
+    untimed.timestamp_ms = i64::MAX / 10;
+    assert!(row_of(&config, &untimed)
+        .unwrap_err()
+        .error
+        .contains("between years 1 and 9999"));
+}
+
+#[test]
+fn values_keep_the_text_they_were_written_as() {
+    let mut config = config();
+    config.dedup_key = "/id".into();
+    let row = row_of(
+        &config,
+        &record(r#"{"id": 12345678901234567890123, "player": {"id": 1.50}, "score": 0.1, "at": "2026-12-07T14:58:04.004729+05:30", "extra": {"b": [1.0, 9007199254740993], "a": -0.0}}"#),
+    )
+    .unwrap();
+    assert_eq!(row.dedup_key, "12345678901234567890123");
+    let reject = row_of(&config, &record(r#"{"uuid": 12345678901234567890123}"#)).unwrap_err();
+    assert!(
+        reject.error.contains("12345678901234567890123 is not a UUID"),
+        "{}",
+        reject.error
+    );
+    assert_eq!(row.values[1], Value::Text("1.50".into()));
+    assert_eq!(row.values[3], Value::Double(0.1));
+    assert_eq!(row.values[5], Value::Timestamp(1_796_635_684_004_729));
+    assert_eq!(
+        row.values[6],
+        Value::Json(crate::values::json_text::JsonText(
+            r#"{"b": [1.0, 9007199254740993], "a": -0.0}"#.into()
+        ))
+    );
+}

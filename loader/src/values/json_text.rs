@@ -106,7 +106,9 @@ fn value_end(text: &[u8], mut at: usize) -> usize {
 
 /// A key's text (between its quotes) as the string it denotes.
 fn key_text(raw: &str) -> Cow<'_, str> {
-    let inner = &raw[1..raw.len() - 1];
+    let Some(inner) = raw.get(1..raw.len().saturating_sub(1)) else {
+        return Cow::Borrowed("");
+    };
     if inner.contains('\\') {
         Cow::Owned(serde_json::from_str::<String>(raw).unwrap_or_default())
     } else {
