@@ -17,6 +17,7 @@ pub fn run(args: UpArgs) -> i32 {
         for loader in &config.load {
             loader.validate().map_err(SupervisorError::Config)?;
         }
+        relay_loader::config::check_backfill_groups(&config.load).map_err(SupervisorError::Config)?;
         Ok(config)
     }) {
         Ok(config) => config,
