@@ -233,3 +233,60 @@ fn a_reset_to_latest_past_retention_records_every_skipped_offset_as_a_gap() {
     );
     assert_eq!(warehouse.count("select min(first_offset) from relay_gaps"), 1000);
 }
+
+/// Bytes of a batch of `records` as `raw_client::batch` builds them.
+fn batch_bytes(records: usize) -> usize {
+    support::raw_client::batch(None, records).len()
+}
+
+#[test]
+fn a_corrupt_batch_the_broker_sets_aside_is_a_gap_for_the_loader() {
+    use support::raw_client::{self, RawConnection};
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(dir.path(), "");
+    let mut connection = RawConnection::connect(&broker.address);
+    raw_client::create_topic(&mut connection, "rotten", 1);
+    for _ in 0..3 {
+        let (code, _) = raw_client::produce(&mut connection, "rotten", 0, raw_client::batch(None, 10), 10);
+        assert_eq!(code, 0);
+    }
+    drop(connection);
+    broker.kill9();
+    // Bit rot inside the second batch's records (offsets 10..=19), after
+    // its header: its CRC no longer matches.
+    let segment = broker.data_dir.join("rotten-0").join(format!("{:020}.log", 0));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let position = batch_bytes(10) + 70;
+    bytes[position] ^= 0x55;
+    std::fs::write(&segment, &bytes).unwrap();
+    broker.restart();
+    let warehouse = Warehouse::sqlite(dir.path());
+    let output = run_with_timeout(
+        Command::new(relay_binary()).args([
+            "load",
+            "--broker",
+            &broker.address,
+            "--topic",
+            "rotten",
+            "--group",
+            "g",
+            "--warehouse",
+            &warehouse.url(),
+            "--table",
+            "events",
+            "--format",
+            "text",
+            "--until-end",
+        ]),
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{}", broker.log());
+    assert_eq!(warehouse.count("select count(*) from events"), 20, "{stderr}");
+    assert_eq!(
+        warehouse.column("select first_offset || '..' || last_offset || ':' || records from relay_gaps"),
+        vec!["10..19:10".to_owned()],
+        "{stderr}"
+    );
+    assert!(stderr.contains("records the broker no longer serves"), "{stderr}");
+}
