@@ -422,3 +422,57 @@ fn postgres_load_without_columns_keeps_whole_event() {
     let Some(postgres) = Postgres::start() else { return };
     whole_events_are_kept(Warehouse::Postgres(postgres), "event->>'uuid'");
 }
+
+#[test]
+fn postgres_a_failed_offset_commit_to_the_broker_is_logged_at_warn() {
+    let Some(postgres) = Postgres::start() else { return };
+    let mut warehouse = Warehouse::Postgres(postgres);
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(dir.path(), "");
+    produce(&broker, dir.path(), "mirrored", 0..100);
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[load]]\ntopic = \"mirrored\"\ngroup = \"g\"\nwarehouse = \"{}\"\ntable = \"events\"\n\
+             batch_wait_ms = 100\nretry_backoff_max_ms = 500\n{UUID_COLUMN}",
+            warehouse.url()
+        ),
+    );
+    let loader = RelayProcess::start(
+        vec![
+            "load".into(),
+            "--broker".into(),
+            broker.address.clone(),
+            "--config".into(),
+            config,
+        ],
+        &dir.path().join("load.log"),
+    );
+    let loaded = wait_until(Duration::from_secs(30), || {
+        warehouse.count("select count(*) from events") == 100
+    });
+    assert!(loaded, "{}", loader.log());
+    let Warehouse::Postgres(postgres) = &mut warehouse else {
+        unreachable!()
+    };
+    postgres.stop_server();
+    produce(&broker, dir.path(), "mirrored", 100..200);
+    let waiting = wait_until(Duration::from_secs(30), || {
+        loader.log().contains("warehouse unavailable")
+    });
+    assert!(waiting, "{}", loader.log());
+    // The batch commits in the warehouse while the broker is gone: its
+    // mirror to the broker (offsets and open gap counts) fails, loudly.
+    broker.kill9();
+    postgres.start_server();
+    let committed = wait_until(Duration::from_secs(30), || {
+        warehouse.count("select count(*) from events") == 200
+    });
+    assert!(committed, "{}", loader.log());
+    let warned = wait_until(Duration::from_secs(10), || {
+        loader.log().lines().any(|line| {
+            line.contains(" WARN ") && line.contains("committing offsets and open gap counts to the broker failed")
+        })
+    });
+    assert!(warned, "{}", loader.log());
+}
