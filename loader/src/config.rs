@@ -1,6 +1,9 @@
 //! What a loader loads and where: [`LoaderConfig`], the `[[load]]` section
 //! of the config file (or what `relay load` flags build), and its column types.
 
+mod backfill;
+
+pub use backfill::check_backfill_groups;
 use relay_client::consumer::StartPosition;
 use relay_client::settings::parse_start_position;
 use serde::Deserialize;
@@ -391,34 +394,6 @@ impl LoaderConfig {
         }
     }
 
-    /// Refuses an `only_table` loader that runs in `section_group`, the
-    /// group of the section whose other tables it leaves out: its offsets
-    /// would move past their rows, which they would then never get.
-    pub fn check_backfill_group(&self, section_group: &str) -> Result<(), String> {
-        let other_tables = self.tables().len() > 1;
-        if self.only_table.is_some() && other_tables && self.group == section_group {
-            return Err(self.backfill_group_error());
-        }
-        Ok(())
-    }
-
-    fn backfill_group_error(&self) -> String {
-        let only = self.only_table.as_deref().unwrap_or_default();
-        let others: Vec<String> = self
-            .tables()
-            .into_iter()
-            .map(|spec| spec.table)
-            .filter(|table| table != only)
-            .collect();
-        format!(
-            "only_table {only:?} in group {:?}, the group that loads this section's other tables ({}): \
-             its offsets would move past their rows and they would never get them; \
-             give the backfill a group of its own: --group backfill-{only}",
-            self.group,
-            others.join(", ")
-        )
-    }
-
     /// Checks names so they can be used as SQL identifiers without quoting games.
     pub fn validate(&self) -> Result<(), String> {
         let identifier = |name: &str| {
@@ -502,23 +477,6 @@ impl LoaderConfig {
         }
         Ok(())
     }
-}
-
-/// Refuses `[[load]]` sections where one loads only one table
-/// (`only_table`) in the group of another that loads the same topic: both
-/// would move one set of offsets, and the other's rows would never load.
-pub fn check_backfill_groups(loaders: &[LoaderConfig]) -> Result<(), String> {
-    for backfill in loaders.iter().filter(|l| l.only_table.is_some()) {
-        let shared = loaders.iter().any(|other| {
-            !std::ptr::eq(other, backfill)
-                && other.group == backfill.group
-                && other.topics.iter().any(|t| backfill.topics.contains(t))
-        });
-        if shared {
-            return Err(backfill.backfill_group_error());
-        }
-    }
-    Ok(())
 }
 
 /// `scheme://user:password@host/…` without the password (`user:***@`); any

@@ -11,23 +11,26 @@
 //! too, so `relay lag` shows the loader's position.
 
 use crate::config::LoaderConfig;
-use crate::isolate;
 use crate::metrics::LoaderMetrics;
 use crate::route::Routed;
 use crate::sink::{Batch, OffsetAdvance, Sink, SinkError};
-use crate::transform::{reject_of, transform, Loading, Transformed};
+use crate::transform::{transform, Loading, Transformed};
 use relay_client::consumer::{Consumer, ConsumerConfig, Poll, Resume, TopicPartition};
 use relay_client::records::ConsumerRecord;
 use relay_client::{ClientError, Cluster};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 mod gaps;
 mod probe;
+mod refused;
 mod retry;
+mod stats;
+
+pub use stats::{LoaderStats, BATCH_RETRIES_UNHEALTHY_MIN};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
@@ -55,43 +58,6 @@ impl LoaderError {
             Self::Client(error) => Some(error),
             _ => None,
         }
-    }
-}
-
-/// Counters, for logs now and metrics later.
-#[derive(Debug, Default)]
-pub struct LoaderStats {
-    pub rows_loaded: AtomicU64,
-    pub rows_rejected: AtomicU64,
-    pub batches: AtomicU64,
-    pub warehouse_errors: AtomicU64,
-    /// True from a warehouse call failing as unavailable until one succeeds.
-    pub warehouse_down: AtomicBool,
-    /// Attempts in a row at the batch in hand that failed while every probe
-    /// of its rows passed (0 once a batch commits).
-    pub batch_retries: AtomicU64,
-}
-
-/// Attempts in a row at one batch, failing while every probe of it passes,
-/// after which `/health` says so (503): with the backoff doubling from
-/// 100 ms, the fifth comes about 3 s after the first; a batch that fails
-/// that often is not a passing hiccup.
-pub const BATCH_RETRIES_UNHEALTHY_MIN: u64 = 5;
-
-impl LoaderStats {
-    /// This loader's part of `/health`: failing while its warehouse is
-    /// unavailable, or while one batch keeps failing.
-    pub fn health(&self) -> Result<(), String> {
-        if self.warehouse_down.load(Ordering::Relaxed) {
-            return Err("warehouse unavailable; retrying".into());
-        }
-        let retries = self.batch_retries.load(Ordering::Relaxed);
-        if retries >= BATCH_RETRIES_UNHEALTHY_MIN {
-            return Err(format!(
-                "a batch failed {retries} times in a row though the warehouse takes each of its rows; retrying with backoff (see the loader's ERROR lines)"
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -514,44 +480,6 @@ impl Loader {
             *self.open_gaps.entry(tp).or_default() += 1;
         }
         self.mirror_to_broker(next.into_iter().collect()).await;
-        Ok(())
-    }
-
-    /// The warehouse refused the batch for the data of some rows: find them
-    /// (probe transactions, rolled back), and move each to the batch's
-    /// rejects with the warehouse's reason, so the rest loads.
-    async fn reject_refused_rows(
-        &mut self,
-        batch: &mut Batch,
-        sources: &mut Vec<&ConsumerRecord>,
-        reason: &str,
-    ) -> Result<(), LoaderError> {
-        tracing::warn!(rows = batch.rows.len(), %reason, "the warehouse refused rows of a batch; isolating them into relay_rejects");
-        let rows = Arc::new(std::mem::take(&mut batch.rows));
-        let refused = self
-            .retry("isolating refused rows", |sink, _| {
-                let rows = Arc::clone(&rows);
-                Box::pin(async move { isolate::refused_rows(sink, &rows).await })
-            })
-            .await;
-        batch.rows = Arc::try_unwrap(rows).expect("the rows are not shared after isolation");
-        let refused = refused?;
-        if refused.is_empty() {
-            // Every subset loads: the refusal was not about these rows (the
-            // warehouse changed under us, a trigger, a check at commit).
-            // Write the batch again, after a pause that grows.
-            self.back_off_stuck_batch(batch.rows.len(), reason).await;
-            return Ok(());
-        }
-        for (index, why) in refused.iter().rev() {
-            let row = batch.rows.remove(*index);
-            let table = &self.loading.tables()[row.table].table;
-            let record = sources.remove(*index);
-            tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason = %why, "row refused by the warehouse; recorded in relay_rejects");
-            batch
-                .rejects
-                .push(reject_of(record, table, format!("refused by the warehouse: {why}")));
-        }
         Ok(())
     }
 }
