@@ -3,11 +3,15 @@
 //! column type (microsecond and nanosecond timestamps with offsets and leap
 //! days, 64-bit integers past 2^53, -0.0, 1e-7, astral-plane text, a 1 MiB
 //! string, nested json with numbers no double holds), then `relay load
-//! --until-end` into SQLite and into PostgreSQL. Every value read back is
+//! --until-end` into SQLite and into PostgreSQL; then 600 generated lines
+//! of random values of every type (`support/generated_values.rs`, seed in
+//! `RELAY_VALUES_SEED`) the same way. Every value read back is
 //! the value written (by the equality `proto-spec/LOADER.md` states per
 //! type), or its line is in `relay_rejects` with the reason; nothing is
 //! altered on the way.
 
+#[path = "support/generated_values.rs"]
+mod generated_values;
 mod support;
 
 use std::collections::BTreeMap;
@@ -379,26 +383,29 @@ fn edge_cases(postgres: bool) -> Vec<(&'static str, &'static str, String, Outcom
     ]
 }
 
-fn edge_values_arrive_exactly(warehouse: Warehouse, dir: &Path) {
+/// Loads one line per case (`{"id": id, column: written}`) and checks
+/// that every value is stored as expected or rejected with its reason,
+/// listing every one that is not.
+fn values_arrive_exactly<Id: AsRef<str>>(warehouse: &Warehouse, dir: &Path, cases: &[(Id, &str, String, Outcome)]) {
     let postgres = matches!(warehouse, Warehouse::Postgres(_));
-    let cases = edge_cases(postgres);
     let lines: Vec<String> = cases
         .iter()
-        .map(|(id, column, written, _)| format!(r#"{{"id":"{id}","{column}":{written}}}"#))
+        .map(|(id, column, written, _)| format!(r#"{{"id":"{}","{column}":{written}}}"#, id.as_ref()))
         .collect();
-    let rejects = load(&warehouse, dir, &lines);
+    let rejects = load(warehouse, dir, &lines);
     let mut columns: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
-    for (_, column, _, _) in &cases {
+    for (_, column, _, _) in cases {
         columns
             .entry(column)
-            .or_insert_with(|| stored(&warehouse, "v", "id", column));
+            .or_insert_with(|| stored(warehouse, "v", "id", column));
     }
     let short = |text: &str| text.chars().take(120).collect::<String>();
     // Every altered value, not just the first.
     let mut altered = Vec::new();
-    for (id, column, written, outcome) in &cases {
-        let row = columns[column].get(*id);
-        let rejected = rejects.get(*id);
+    for (id, column, written, outcome) in cases {
+        let id = id.as_ref();
+        let row = columns[column].get(id);
+        let rejected = rejects.get(id);
         match (outcome, row) {
             (Ok(expected), Some(row)) => {
                 let equal = if postgres && *column == "j" {
@@ -433,12 +440,43 @@ fn edge_values_arrive_exactly(warehouse: Warehouse, dir: &Path) {
 #[test]
 fn edge_values_arrive_exactly_or_are_rejected_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    edge_values_arrive_exactly(Warehouse::sqlite(dir.path()), dir.path());
+    let warehouse = Warehouse::sqlite(dir.path());
+    values_arrive_exactly(&warehouse, dir.path(), &edge_cases(false));
 }
 
 #[test]
 fn edge_values_arrive_exactly_or_are_rejected_postgres() {
     let Some(postgres) = Postgres::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    edge_values_arrive_exactly(Warehouse::Postgres(postgres), dir.path());
+    values_arrive_exactly(&Warehouse::Postgres(postgres), dir.path(), &edge_cases(true));
+}
+
+/// Generated lines per warehouse.
+const GENERATED_LINES: usize = 600;
+
+fn generated_values_arrive_exactly(warehouse: Warehouse, dir: &Path) {
+    let postgres = matches!(warehouse, Warehouse::Postgres(_));
+    let seed = generated_values::seed();
+    eprintln!("generated values: RELAY_VALUES_SEED={seed}");
+    let mut rng = generated_values::Rng::new(seed);
+    let cases: Vec<_> = (0..GENERATED_LINES)
+        .map(|index| {
+            let (column, written, outcome) = generated_values::value(&mut rng, postgres);
+            (format!("g{index}"), column, written, outcome)
+        })
+        .collect();
+    values_arrive_exactly(&warehouse, dir, &cases);
+}
+
+#[test]
+fn generated_values_arrive_exactly_or_are_rejected_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    generated_values_arrive_exactly(Warehouse::sqlite(dir.path()), dir.path());
+}
+
+#[test]
+fn generated_values_arrive_exactly_or_are_rejected_postgres() {
+    let Some(postgres) = Postgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    generated_values_arrive_exactly(Warehouse::Postgres(postgres), dir.path());
 }
