@@ -1,9 +1,12 @@
 //! A record into a row of its table: its value becomes an event object
 //! ([`crate::format`]), the routes pick the table ([`crate::route`]), and
 //! each of that table's columns is read by JSON pointer and checked against
-//! its type. A record that does not parse, or a value that does not fit its
-//! column, becomes a reject naming the table it was meant for; an event no
-//! route takes is skipped by rule (counted). Nothing here stops the loader.
+//! its type. A cell is the value exactly as written or nothing
+//! ([`crate::values`]): numbers, json and non-string text are taken from the
+//! event's own text, never through a double or a re-serialisation. A record
+//! that does not parse, or a value that does not fit its column as it is,
+//! becomes a reject naming the table it was meant for; an event no route
+//! takes is skipped by rule (counted). Nothing here stops the loader.
 
 use crate::config::{ColumnSpec, ColumnType, LoaderConfig, MetadataColumn, TimeFormat};
 use crate::format::{parse_clf_time, Format, Parser};

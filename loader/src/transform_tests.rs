@@ -295,3 +295,18 @@ fn values_keep_the_text_they_were_written_as() {
         ))
     );
 }
+
+#[test]
+fn a_repeated_key_means_its_last_value_for_every_column_type() {
+    let row = row_of(
+        &config(),
+        &record(r#"{"score": 1.5, "extra": [1], "score": 2.50, "player": {"id": 7, "id": 8.0}, "extra": {"k": 1.0}}"#),
+    )
+    .unwrap();
+    assert_eq!(row.values[1], Value::Text("8.0".into()));
+    assert_eq!(row.values[3], Value::Double(2.5));
+    assert_eq!(
+        row.values[6],
+        Value::Json(crate::values::json_text::JsonText(r#"{"k": 1.0}"#.into()))
+    );
+}
