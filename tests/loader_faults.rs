@@ -325,10 +325,10 @@ fn two_sections_sharing_a_group_where_one_is_a_backfill_are_refused() {
     assert!(stderr.contains("--group backfill-a"), "{stderr}");
 }
 
-#[test]
-fn lag_follows_end_offset_during_warehouse_outage() {
-    let Some(postgres) = Postgres::start() else { return };
-    let mut warehouse = Warehouse::Postgres(postgres);
+/// Loads 500 events, then takes the warehouse away with `outage(true)`:
+/// 300 events arrive (fetched, then the batch waits), then 500 more (never
+/// fetched): the lag must reach 800, and 0 again once `outage(false)`.
+fn lag_follows_the_end_offset_during(mut warehouse: Warehouse, mut outage: impl FnMut(&mut Warehouse, bool)) {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), "");
     produce(&broker, dir.path(), "lagging", 0..500);
@@ -362,28 +362,58 @@ fn lag_follows_end_offset_during_warehouse_outage() {
         warehouse.count("select count(*) from events") == 500 && lag() == 0.0
     });
     assert!(loaded, "lag {}\n{}", lag(), loader.log());
-    let Warehouse::Postgres(postgres) = &mut warehouse else {
-        unreachable!()
-    };
-    postgres.stop_server();
+    outage(&mut warehouse, true);
     // The loader fetches these and then waits on the warehouse…
     produce(&broker, dir.path(), "lagging", 500..800);
-    let waiting = wait_until(Duration::from_secs(30), || {
-        lag() == 300.0 && loader.log().contains("warehouse unavailable")
-    });
+    let waiting = wait_until(Duration::from_secs(30), || lag() == 300.0);
     assert!(waiting, "lag {}\n{}", lag(), loader.log());
     // Past the batch's first attempt (which fetches the next records
-    // alongside): the loader only retries now.
+    // alongside): the loader only waits on the warehouse now.
     std::thread::sleep(Duration::from_secs(2));
     // …while these arrive: the lag must count them too.
     produce(&broker, dir.path(), "lagging", 800..1300);
     let growing = wait_until(Duration::from_secs(20), || lag() == 800.0);
     assert!(growing, "the lag froze at {} while 800 wait\n{}", lag(), loader.log());
-    postgres.start_server();
-    let caught_up = wait_until(Duration::from_secs(60), || {
+    outage(&mut warehouse, false);
+    let caught_up = wait_until(Duration::from_secs(90), || {
         warehouse.count("select count(*) from events") == 1300 && lag() == 0.0
     });
     assert!(caught_up, "lag {}\n{}", lag(), loader.log());
+}
+
+#[test]
+fn lag_follows_end_offset_during_warehouse_outage() {
+    let Some(postgres) = Postgres::start() else { return };
+    lag_follows_the_end_offset_during(Warehouse::Postgres(postgres), |warehouse, down| {
+        let Warehouse::Postgres(postgres) = warehouse else {
+            unreachable!()
+        };
+        if down {
+            postgres.stop_server();
+        } else {
+            postgres.start_server();
+        }
+    });
+}
+
+#[test]
+fn lag_follows_end_offset_while_the_sqlite_warehouse_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    // An exclusive transaction of another process holds every writer off
+    // (the loader waits out its 30 s busy timeout per attempt).
+    let mut lock: Option<rusqlite::Connection> = None;
+    lag_follows_the_end_offset_during(Warehouse::sqlite(dir.path()), move |warehouse, down| {
+        let Warehouse::Sqlite(path) = warehouse else {
+            unreachable!()
+        };
+        if down {
+            let connection = rusqlite::Connection::open(path).unwrap();
+            connection.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            lock = Some(connection);
+        } else if let Some(connection) = lock.take() {
+            connection.execute_batch("ROLLBACK").unwrap();
+        }
+    });
 }
 
 /// A `[[load]]` with a table and no columns: every event is kept whole.

@@ -290,7 +290,10 @@ impl Loader {
                 continue;
             };
             self.lag.loaded_to.insert(tp.clone(), loaded_to);
-            let Some(end) = self.lag.end(tp, self.consumer.high_watermark(tp)) else {
+            if let Some(high_watermark) = self.consumer.high_watermark(tp) {
+                self.lag.high_watermark.insert(tp.clone(), high_watermark);
+            }
+            let Some(end) = self.lag.end(tp) else {
                 continue;
             };
             self.metrics.lag(&tp.topic, tp.partition, end - loaded_to);
@@ -302,6 +305,8 @@ impl Loader {
             .retry("reading offsets", |sink, group| Box::pin(sink.offsets(group)))
             .await?;
         self.stored.clear();
+        // The lag is followed for the partitions owned now only.
+        self.lag = retry::LagFollower::default();
         for tp in assigned {
             let offset = stored.get(&(tp.topic.clone(), tp.partition)).copied();
             match offset {
@@ -336,7 +341,12 @@ impl Loader {
         let mut fetched = None;
         let written = {
             let started = Instant::now();
-            let write = self.sink.write(&group, &shared);
+            let write = retry::following_lag(
+                self.sink.write(&group, &shared),
+                &mut self.lag,
+                &self.cluster,
+                &self.metrics,
+            );
             let poll = self.consumer.poll();
             tokio::pin!(write, poll);
             loop {

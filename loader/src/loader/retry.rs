@@ -3,13 +3,16 @@
 //! it fails though every probe of its rows passes (capped backoff, ERROR at
 //! most once a minute, `relay_loader_batch_retries_total`, `/health` 503
 //! after [`BATCH_RETRIES_UNHEALTHY_MIN`](super::BATCH_RETRIES_UNHEALTHY_MIN)
-//! attempts). Meanwhile the lag keeps following each partition's end offset
-//! (ListOffsets latest every [`LAG_FOLLOW_INTERVAL`]), so a backlog that
-//! grows during an outage shows in `relay_loader_lag`. Never skips a batch.
+//! attempts). Meanwhile, and during any warehouse call that takes long, the
+//! lag keeps following each partition's end offset (ListOffsets latest every
+//! [`LAG_FOLLOW_INTERVAL`]), so a backlog that grows during an outage shows
+//! in `relay_loader_lag`. Never skips a batch.
 
 use super::{Loader, LoaderError};
+use crate::metrics::LoaderMetrics;
 use crate::sink::{Sink, SinkError};
 use relay_client::consumer::{list_offset, TopicPartition};
+use relay_client::Cluster;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -30,11 +33,13 @@ const STUCK_BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// ListOffsets timestamp for a partition's end offset.
 const LATEST_TIMESTAMP: i64 = -1;
 
-/// Each partition's end offset as last listed while waiting, and the offset
-/// its lag counts from (the warehouse's next offset, or the first fetched).
+/// Each partition's end offset as last listed while waiting, the last
+/// fetch's high watermark, and the offset its lag counts from (the
+/// warehouse's next offset, or the first fetched).
 #[derive(Debug, Default)]
 pub(super) struct LagFollower {
     listed_end: HashMap<TopicPartition, i64>,
+    pub high_watermark: HashMap<TopicPartition, i64>,
     pub loaded_to: HashMap<TopicPartition, i64>,
     listed_at: Option<Instant>,
 }
@@ -42,10 +47,55 @@ pub(super) struct LagFollower {
 impl LagFollower {
     /// The partition's end: the later of the last fetch's high watermark
     /// and the last listed end offset.
-    pub fn end(&self, tp: &TopicPartition, high_watermark: Option<i64>) -> Option<i64> {
-        match (high_watermark, self.listed_end.get(tp).copied()) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
+    pub fn end(&self, tp: &TopicPartition) -> Option<i64> {
+        match (self.high_watermark.get(tp), self.listed_end.get(tp)) {
+            (Some(a), Some(b)) => Some(*a.max(b)),
+            (a, b) => a.or(b).copied(),
+        }
+    }
+
+    /// Lists each partition's end offset (at most every
+    /// [`LAG_FOLLOW_INTERVAL`]) and publishes the lag from it. Best effort:
+    /// a broker that does not answer leaves the lag as it was. Touches
+    /// neither the consumer nor the warehouse, so it runs while a write is
+    /// in flight.
+    pub async fn follow(&mut self, cluster: &Cluster, metrics: &LoaderMetrics) {
+        if self.listed_at.is_some_and(|at| at.elapsed() < LAG_FOLLOW_INTERVAL) {
+            return;
+        }
+        self.listed_at = Some(Instant::now());
+        let partitions: Vec<TopicPartition> = self.loaded_to.keys().cloned().collect();
+        for tp in partitions {
+            match list_offset(cluster, &tp, LATEST_TIMESTAMP).await {
+                Ok(end) => {
+                    self.listed_end.insert(tp.clone(), end);
+                    if let (Some(end), Some(loaded_to)) = (self.end(&tp), self.loaded_to.get(&tp)) {
+                        metrics.lag(&tp.topic, tp.partition, end - loaded_to);
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, topic = %tp.topic, partition = tp.partition, "listing the end offset for the lag failed")
+                }
+            }
+        }
+    }
+}
+
+/// Awaits `work` (a warehouse call), following the lag every
+/// [`LAG_FOLLOW_INTERVAL`] meanwhile: a write that hangs (a locked SQLite
+/// file waits out its busy timeout, a server that stopped answering) does
+/// not freeze the lag either.
+pub(super) async fn following_lag<T>(
+    work: impl std::future::Future<Output = T>,
+    lag: &mut LagFollower,
+    cluster: &Cluster,
+    metrics: &LoaderMetrics,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tokio::time::sleep(LAG_FOLLOW_INTERVAL) => lag.follow(cluster, metrics).await,
         }
     }
 }
@@ -73,7 +123,14 @@ impl Loader {
         let mut backoff = Duration::from_millis(100);
         let mut outage: Option<Instant> = None;
         loop {
-            match call(&mut self.sink, &group).await {
+            let called = following_lag(
+                call(&mut self.sink, &group),
+                &mut self.lag,
+                &self.cluster,
+                &self.metrics,
+            )
+            .await;
+            match called {
                 Ok(value) => {
                     self.stats.warehouse_down.store(false, Ordering::Relaxed);
                     self.metrics.warehouse_up(true);
@@ -136,29 +193,9 @@ impl Loader {
         self.stats.batch_retries.store(0, Ordering::Relaxed);
     }
 
-    /// Lists each owned partition's end offset (at most every
-    /// [`LAG_FOLLOW_INTERVAL`]) and publishes the lag from it, so the lag
-    /// grows while the loader waits instead of freezing at the last fetch.
-    /// Best effort: a broker that does not answer leaves the lag as it was.
+    /// Follows the lag from the broker's end offsets while the loader waits
+    /// ([`LagFollower::follow`]).
     pub(super) async fn follow_lag(&mut self) {
-        if self.lag.listed_at.is_some_and(|at| at.elapsed() < LAG_FOLLOW_INTERVAL) {
-            return;
-        }
-        self.lag.listed_at = Some(Instant::now());
-        let partitions: Vec<TopicPartition> = self.stored.keys().cloned().collect();
-        for tp in partitions {
-            match list_offset(&self.cluster, &tp, LATEST_TIMESTAMP).await {
-                Ok(end) => {
-                    self.lag.listed_end.insert(tp.clone(), end);
-                    let end = self.lag.end(&tp, self.consumer.high_watermark(&tp)).unwrap_or(end);
-                    if let Some(loaded_to) = self.lag.loaded_to.get(&tp) {
-                        self.metrics.lag(&tp.topic, tp.partition, end - loaded_to);
-                    }
-                }
-                Err(error) => {
-                    tracing::debug!(%error, topic = %tp.topic, partition = tp.partition, "listing the end offset for the lag failed")
-                }
-            }
-        }
+        self.lag.follow(&self.cluster, &self.metrics).await;
     }
 }
