@@ -165,29 +165,49 @@ pub(super) fn jumps(
     stored: &HashMap<TopicPartition, Option<i64>>,
     records: &[ConsumerRecord],
 ) -> Vec<(TopicPartition, i64, i64)> {
-    let mut next: HashMap<TopicPartition, i64> = HashMap::new();
+    // Records come in runs per partition: the maps are looked up once a run.
+    let mut next: HashMap<TopicPartition, Option<i64>> = HashMap::new();
+    let mut run: Option<Run> = None;
     let mut found = Vec::new();
     for record in records {
-        let tp = TopicPartition {
-            topic: record.topic.clone(),
-            partition: record.partition,
-        };
-        let expected = match next.get(&tp) {
-            Some(expected) => Some(*expected),
-            None => match stored.get(&tp) {
-                Some(stored) => *stored,
-                None => continue,
-            },
-        };
-        if let Some(expected) = expected {
+        let same = run
+            .as_ref()
+            .is_some_and(|run| run.tp.partition == record.partition && run.tp.topic == record.topic);
+        if !same {
+            if let Some(done) = run.take().filter(|done| done.ours) {
+                next.insert(done.tp, done.expected);
+            }
+            let tp = TopicPartition {
+                topic: record.topic.clone(),
+                partition: record.partition,
+            };
+            let known = next.get(&tp).or_else(|| stored.get(&tp)).copied();
+            run = Some(Run {
+                tp,
+                ours: known.is_some(),
+                expected: known.flatten(),
+            });
+        }
+        let run = run.as_mut().expect("a run for this record");
+        if !run.ours {
+            continue;
+        }
+        if let Some(expected) = run.expected {
             if record.offset > expected && record.undecodable.is_none() {
-                found.push((tp.clone(), expected, record.offset));
+                found.push((run.tp.clone(), expected, record.offset));
             }
         }
-        let successor = expected.map_or(record.offset + 1, |e| e.max(record.offset + 1));
-        next.insert(tp, successor);
+        run.expected = Some(run.expected.map_or(record.offset + 1, |e| e.max(record.offset + 1)));
     }
     found
+}
+
+/// One partition's run of records in [`jumps`]: whether it is ours, and
+/// the offset expected next.
+struct Run {
+    tp: TopicPartition,
+    ours: bool,
+    expected: Option<i64>,
 }
 
 #[cfg(test)]
