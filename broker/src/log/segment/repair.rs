@@ -104,9 +104,10 @@ impl Segment {
     pub fn recover(&mut self, role: SegmentRole) -> Result<RecoverySummary> {
         let file_bytes = self.log.metadata().map_err(io_error("stat", &self.log_path))?.len();
         self.size_bytes = file_bytes;
-        let plan = self.plan(role, file_bytes)?;
+        let mut plan = self.plan(role, file_bytes)?;
         let cut_at = plan.cut.as_ref().map_or(file_bytes, |(position, _)| *position);
-        if plan.corrupt.is_empty() {
+        let mut corrupt = std::mem::take(&mut plan.corrupt);
+        if corrupt.is_empty() {
             if cut_at < file_bytes {
                 self.log.set_len(cut_at).map_err(io_error("truncate", &self.log_path))?;
             }
@@ -116,14 +117,13 @@ impl Segment {
                 .parent()
                 .expect("a segment lives in a directory")
                 .to_path_buf();
-            let mut corrupt = plan.corrupt.clone();
+            // Set aside before the rewrite: the bytes exist somewhere at every instant.
             for span in &mut corrupt {
                 span.quarantine = quarantine::set_aside(&dir, &span.offsets, &self.log, span.position, span.bytes)?;
             }
             self.rewrite_without(&corrupt, cut_at)?;
-            return self.finish(plan, corrupt, file_bytes, cut_at);
         }
-        self.finish(plan, Vec::new(), file_bytes, cut_at)
+        self.finish(plan, corrupt, file_bytes, cut_at)
     }
 
     fn finish(
