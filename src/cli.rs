@@ -173,6 +173,9 @@ pub struct SendArgs {
     /// Take each record's key from this top-level JSON field.
     #[arg(long, value_name = "FIELD")]
     pub key_field: Option<String>,
+    /// Skip symlinks that match the paths (they are followed by default).
+    #[arg(long)]
+    pub no_follow_symlinks: bool,
 }
 
 #[derive(Debug, Args)]

@@ -479,7 +479,7 @@ fn a_version_1_registry_is_upgraded_in_place_and_keeps_its_positions() {
     );
     sender.terminate();
     let registry = std::fs::read_to_string(scene.path("state").join("registry")).unwrap();
-    assert!(registry.starts_with("relay-sender-registry 2\n"), "{registry}");
+    assert!(registry.starts_with("relay-sender-registry 3\n"), "{registry}");
 }
 
 /// CRC-32C (Castagnoli), bitwise: the test's own, so it checks the sender's.

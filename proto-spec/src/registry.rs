@@ -5,33 +5,48 @@
 //! behind each file is. This module owns the text layout and nothing else.
 //!
 //! ```text
-//! relay-sender-registry 2
-//! <device> <inode> <fingerprint bytes> <fingerprint crc> <acked position> <file id> <previous> <path>
+//! relay-sender-registry 3
+//! <device> <inode> <fingerprint bytes> <fingerprint crc> <acked position> <file id> <previous> <before> <path>
 //! ```
 //!
 //! `<previous>` is `-`, or the content this file held before it was
 //! truncated in place (copytruncate), for its copy to inherit even after a
-//! restart: `<fingerprint bytes>,<fingerprint crc>,<acked position>,<file id>`.
+//! restart: `<fingerprint bytes>,<fingerprint crc>,<acked position>,<file id>`,
+//! then (version 3) `,<before bytes>,<before crc>` when the bytes before its
+//! position are known: a copy must hold them too.
+//!
+//! `<before>` is `-` (not known), or `<bytes>,<crc>`: the CRC-32C of the
+//! `<bytes>` bytes just before the acknowledged position (at most
+//! [`BEFORE_BYTES_MAX`]). A file whose first bytes still match but whose
+//! bytes before the position do not was rewritten in place (`app > app.log`
+//! with the same banner): new content, read from 0.
 //!
 //! One line per file; the path is last so it may hold spaces. The file id is
 //! 32 lowercase hex digits: the file's identity, which the `source_file_id`
 //! header carries to the loader. Version 1 (the same without the file id) is
-//! still read: its files get a new id each ([`decode`]'s `new_id`), and the
-//! next save writes version 2.
+//! still read: its files get a new id each ([`decode`]'s `new_id`); version 2
+//! (the same without `<before>`) is read with `<before>` unknown. The next
+//! save writes version 3.
 //! `proto-spec/STORAGE.md` ("Sender state") gives the same layout.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The first line of every registry file this version writes.
-pub const HEADER: &str = "relay-sender-registry 2";
+pub const HEADER: &str = "relay-sender-registry 3";
+/// The first line of a registry written before `<before>`.
+pub const HEADER_V2: &str = "relay-sender-registry 2";
 /// The first line of a registry written before files had ids.
 pub const HEADER_V1: &str = "relay-sender-registry 1";
 /// The registry's file name inside the sender's state directory.
 pub const FILE_NAME: &str = "registry";
-/// Space-separated fields of an entry line (version 2, version 1).
-const FIELDS: usize = 8;
+/// Space-separated fields of an entry line (version 3, 2, 1).
+const FIELDS: usize = 9;
+const FIELDS_V2: usize = 8;
 const FIELDS_V1: usize = 6;
+/// Bytes before the acknowledged position that `<before>` covers: a whole
+/// line or two of a typical log, one small read per check.
+pub const BEFORE_BYTES_MAX: u64 = 256;
 
 /// Which file: device and inode, which survive a rename.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,6 +114,8 @@ pub struct Previous {
     pub fingerprint: Fingerprint,
     pub acked_position: u64,
     pub file_id: FileId,
+    /// The bytes just before `acked_position`, as [`Entry::before`].
+    pub before: Option<Fingerprint>,
 }
 
 /// What the registry knows of one file.
@@ -110,6 +127,9 @@ pub struct Entry {
     pub file_id: FileId,
     /// The content it held before a copytruncate, until a copy inherits it.
     pub previous: Option<Previous>,
+    /// CRC-32C of the bytes just before `acked_position` (`bytes` of them,
+    /// ending there); `None` when not known (a version 2 registry).
+    pub before: Option<Fingerprint>,
     /// Where the file was when last seen.
     pub path: PathBuf,
 }
@@ -137,7 +157,7 @@ pub fn encode(entries: &Entries) -> String {
     let mut text = format!("{HEADER}\n");
     for (key, entry) in entries {
         text.push_str(&format!(
-            "{} {} {} {} {} {} {} {}\n",
+            "{} {} {} {} {} {} {} {} {}\n",
             key.device,
             key.inode,
             entry.fingerprint.bytes,
@@ -147,10 +167,17 @@ pub fn encode(entries: &Entries) -> String {
             entry.previous.map_or_else(
                 || "-".to_owned(),
                 |p| format!(
-                    "{},{},{},{}",
-                    p.fingerprint.bytes, p.fingerprint.crc, p.acked_position, p.file_id
+                    "{},{},{},{}{}",
+                    p.fingerprint.bytes,
+                    p.fingerprint.crc,
+                    p.acked_position,
+                    p.file_id,
+                    p.before.map_or_else(String::new, |b| format!(",{},{}", b.bytes, b.crc))
                 )
             ),
+            entry
+                .before
+                .map_or_else(|| "-".to_owned(), |b| format!("{},{}", b.bytes, b.crc)),
             entry.path.display()
         ));
     }
@@ -163,6 +190,7 @@ pub fn decode(text: &str, path: &Path, mut new_id: impl FnMut() -> FileId) -> Re
     let mut lines = text.lines();
     let fields_per_line = match lines.next() {
         Some(HEADER) => FIELDS,
+        Some(HEADER_V2) => FIELDS_V2,
         Some(HEADER_V1) => FIELDS_V1,
         _ => return Err(RegistryError::BadHeader { path: path.to_owned() }),
     };
@@ -187,17 +215,22 @@ pub fn decode(text: &str, path: &Path, mut new_id: impl FnMut() -> FileId) -> Re
             crc: fields[3].parse().map_err(|_| malformed())?,
         };
         let (file_id, previous) = match fields_per_line {
-            FIELDS => (
+            FIELDS_V1 => (new_id(), None),
+            _ => (
                 fields[5].parse().map_err(|_| malformed())?,
                 parse_previous(fields[6]).ok_or_else(malformed)?,
             ),
-            _ => (new_id(), None),
+        };
+        let before = match fields_per_line {
+            FIELDS => parse_before(fields[7]).ok_or_else(malformed)?,
+            _ => None,
         };
         let entry = Entry {
             fingerprint,
             acked_position: number(4)?,
             file_id,
             previous,
+            before,
             path: PathBuf::from(fields[fields_per_line - 1]),
         };
         entries.insert(key, entry);
@@ -219,8 +252,29 @@ fn parse_previous(text: &str) -> Option<Option<Previous>> {
         },
         acked_position: next()?.parse().ok()?,
         file_id: next()?.parse().ok()?,
+        before: match (next(), next()) {
+            (None, None) => None,
+            (Some(bytes), Some(crc)) => parse_before(&format!("{bytes},{crc}"))?,
+            _ => return None,
+        },
     };
+    if parts.next().is_some() {
+        return None;
+    }
     Some(Some(previous))
+}
+
+/// `-` (not known), or `bytes,crc`; `None` when malformed.
+fn parse_before(text: &str) -> Option<Option<Fingerprint>> {
+    if text == "-" {
+        return Some(None);
+    }
+    let (bytes, crc) = text.split_once(',')?;
+    let before = Fingerprint {
+        bytes: bytes.parse().ok()?,
+        crc: crc.parse().ok()?,
+    };
+    (before.bytes <= BEFORE_BYTES_MAX).then_some(Some(before))
 }
 
 /// Reads `<state_dir>/registry`: `Ok(None)` when there is none yet.
@@ -246,6 +300,7 @@ mod tests {
                 acked_position: 4711,
                 file_id: FileId(0xabc),
                 previous: None,
+                before: Some(Fingerprint { bytes: 5, crc: 7 }),
                 path: "/a b/c.log".into(),
             },
         );
@@ -257,7 +312,7 @@ mod tests {
         let text = encode(&one_entry());
         assert_eq!(
             text,
-            "relay-sender-registry 2\n1 2 10 99 4711 00000000000000000000000000000abc - /a b/c.log\n"
+            "relay-sender-registry 3\n1 2 10 99 4711 00000000000000000000000000000abc - 5,7 /a b/c.log\n"
         );
         assert_eq!(decode(&text, Path::new("r"), no_new_ids).unwrap(), one_entry());
         let mut truncated = one_entry();
@@ -265,6 +320,7 @@ mod tests {
             fingerprint: Fingerprint { bytes: 256, crc: 7 },
             acked_position: 80_113,
             file_id: FileId(5),
+            before: Some(Fingerprint { bytes: 256, crc: 1 }),
         });
         assert_eq!(
             decode(&encode(&truncated), Path::new("r"), no_new_ids).unwrap(),
@@ -273,14 +329,24 @@ mod tests {
     }
 
     fn no_new_ids() -> FileId {
-        panic!("a version 2 registry names every file's id")
+        panic!("a version 2 or 3 registry names every file's id")
+    }
+
+    #[test]
+    fn a_version_2_registry_keeps_its_ids_with_the_bytes_before_unknown() {
+        let text = "relay-sender-registry 2\n1 2 10 99 4711 00000000000000000000000000000abc - /a b/c.log\n";
+        let mut expected = one_entry();
+        expected.values_mut().next().unwrap().before = None;
+        assert_eq!(decode(text, Path::new("r"), no_new_ids).unwrap(), expected);
     }
 
     #[test]
     fn a_version_1_registry_keeps_its_positions_and_gets_new_ids() {
         let text = "relay-sender-registry 1\n1 2 10 99 4711 /a b/c.log\n";
         let entries = decode(text, Path::new("r"), || FileId(0xabc)).unwrap();
-        assert_eq!(entries, one_entry());
+        let mut expected = one_entry();
+        expected.values_mut().next().unwrap().before = None;
+        assert_eq!(entries, expected);
     }
 
     #[test]
@@ -309,7 +375,7 @@ mod tests {
             Err(RegistryError::BadHeader { .. })
         ));
         let id = FileId(7);
-        let text = format!("{HEADER}\n1 2 10 99 4711 {id} - /ok\n1 2 x 99 5 {id} - /bad\n");
+        let text = format!("{HEADER}\n1 2 10 99 4711 {id} - - /ok\n1 2 x 99 5 {id} - - /bad\n");
         match decode(&text, Path::new("r"), no_new_ids) {
             Err(RegistryError::Malformed { line, .. }) => assert_eq!(line, 3),
             other => panic!("expected a malformed line 3, got {other:?}"),

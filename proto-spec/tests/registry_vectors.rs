@@ -1,8 +1,8 @@
 //! Golden sender registries in `proto-spec/vectors/sender-registry/`: a
-//! version 1 file as releases before file ids wrote it, and a version 2 file
-//! as this one writes it (one entry truncated in place, with its previous
-//! content). Both must keep reading the same way; v2 must also write back
-//! byte for byte.
+//! version 1 file as releases before file ids wrote it, a version 2 file as
+//! releases before `<before>` wrote it (one entry truncated in place, with
+//! its previous content), and a version 3 file as this one writes it. All
+//! must keep reading the same way; v3 must also write back byte for byte.
 
 use relay_proto::registry::{decode, encode, FileId, FileKey, Fingerprint, Previous};
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ fn a_version_1_registry_keeps_every_position_and_path() {
 }
 
 #[test]
-fn a_version_2_registry_reads_and_writes_back_byte_for_byte() {
+fn a_version_2_registry_keeps_ids_and_previous_content_with_the_bytes_before_unknown() {
     let (path, text) = vector("registry-v2");
     let entries = decode(&text, &path, || panic!("version 2 names every id")).unwrap();
     let truncated = &entries[&FileKey {
@@ -66,7 +66,33 @@ fn a_version_2_registry_reads_and_writes_back_byte_for_byte() {
             },
             acked_position: 81_549,
             file_id: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            before: None,
         })
     );
+    assert!(entries.values().all(|e| e.before.is_none()));
+    let (_, v3) = vector("registry-v3");
+    let mut upgraded = decode(&v3, &path, || panic!("version 3 names every id")).unwrap();
+    for entry in upgraded.values_mut() {
+        entry.before = None;
+        if let Some(previous) = entry.previous.as_mut() {
+            assert!(
+                previous.before.is_some(),
+                "version 3 keeps the bytes before a previous position"
+            );
+            previous.before = None;
+        }
+    }
+    assert_eq!(upgraded, entries, "version 3 is version 2 plus <before>");
+}
+
+#[test]
+fn a_version_3_registry_reads_and_writes_back_byte_for_byte() {
+    let (path, text) = vector("registry-v3");
+    let entries = decode(&text, &path, || panic!("version 3 names every id")).unwrap();
+    let second = &entries[&FileKey {
+        device: 64768,
+        inode: 1312,
+    }];
+    assert_eq!(second.before, Some(Fingerprint { bytes: 40, crc: 12345 }));
     assert_eq!(encode(&entries), text);
 }

@@ -55,9 +55,17 @@ pub struct SenderConfig {
     /// The registry is saved at most this often while positions move.
     #[serde(default = "checkpoint_interval_ms_default")]
     pub checkpoint_interval_ms: u64,
+    /// Symlinks matching the paths are read (their target's identity, shown
+    /// under the link's path); `false` skips them.
+    #[serde(default = "follow_symlinks_default")]
+    pub follow_symlinks: bool,
     /// Log in as this user instead of `[client]`'s (`[send.login]`).
     #[serde(default)]
     pub login: Option<relay_client::settings::Login>,
+}
+
+fn follow_symlinks_default() -> bool {
+    true
 }
 
 fn line_bytes_max_default() -> usize {
@@ -97,6 +105,7 @@ impl SenderConfig {
             rotate_wait_ms: ROTATE_WAIT_MS_DEFAULT,
             drain_timeout_ms: DRAIN_TIMEOUT_MS_DEFAULT,
             checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
+            follow_symlinks: follow_symlinks_default(),
             login: None,
         }
     }

@@ -4,6 +4,11 @@
 //! inode or a truncated-and-rewritten file from the one read before. A file
 //! shorter than the maximum is fingerprinted over what it has, and the
 //! fingerprint grows with it.
+//!
+//! The first bytes alone cannot tell a file rewritten in place with the same
+//! banner or CSV header: the bytes just before the acknowledged position
+//! ([`BEFORE_BYTES_MAX`] of them, the registry's `<before>`) must match too,
+//! else the file holds new content and is read from 0.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -13,7 +18,7 @@ use std::path::{Path, PathBuf};
 /// lines (timestamps, ids), small enough to read on every check.
 pub const FINGERPRINT_BYTES_MAX: u64 = 256;
 
-pub use relay_proto::registry::{FileId, FileKey, Fingerprint};
+pub use relay_proto::registry::{FileId, FileKey, Fingerprint, BEFORE_BYTES_MAX};
 
 /// A new identity for content the sender has not seen before.
 pub fn new_file_id() -> FileId {
@@ -36,10 +41,15 @@ pub fn fingerprint(file: &File) -> std::io::Result<Fingerprint> {
 
 /// Fingerprint of exactly the first `bytes` bytes (fewer if the file is shorter).
 pub fn fingerprint_of_prefix(file: &File, bytes: u64) -> std::io::Result<Fingerprint> {
+    fingerprint_at(file, 0, bytes)
+}
+
+/// Fingerprint of the `bytes` bytes from `start` (fewer if the file ends first).
+fn fingerprint_at(file: &File, start: u64, bytes: u64) -> std::io::Result<Fingerprint> {
     let mut buffer = vec![0u8; bytes as usize];
     let mut read = 0;
     while read < buffer.len() {
-        match file.read_at(&mut buffer[read..], read as u64)? {
+        match file.read_at(&mut buffer[read..], start + read as u64)? {
             0 => break,
             n => read += n,
         }
@@ -51,6 +61,51 @@ pub fn fingerprint_of_prefix(file: &File, bytes: u64) -> std::io::Result<Fingerp
     })
 }
 
+/// Fingerprint of the bytes just before `position` (at most [`BEFORE_BYTES_MAX`]).
+pub fn before(file: &File, position: u64) -> std::io::Result<Fingerprint> {
+    let bytes = position.min(BEFORE_BYTES_MAX);
+    fingerprint_at(file, position - bytes, bytes)
+}
+
+/// The bytes just before `position` (at most [`BEFORE_BYTES_MAX`]).
+pub fn bytes_before(file: &File, position: u64) -> std::io::Result<Vec<u8>> {
+    let start = position.saturating_sub(BEFORE_BYTES_MAX);
+    let mut buffer = vec![0u8; (position - start) as usize];
+    file.read_exact_at(&mut buffer, start)?;
+    Ok(buffer)
+}
+
+/// Fingerprint of the last bytes (at most [`BEFORE_BYTES_MAX`]) of `recent`,
+/// the bytes of a file that end at some position.
+pub fn before_of(recent: &[u8]) -> Fingerprint {
+    let start = recent.len().saturating_sub(BEFORE_BYTES_MAX as usize);
+    Fingerprint {
+        bytes: (recent.len() - start) as u64,
+        crc: crc32c::crc32c(&recent[start..]),
+    }
+}
+
+/// Whether the bytes before `position` are still those `known` was taken
+/// over (`None`: not known, as in a version 2 registry: taken as matching).
+pub fn still_before(file: &File, position: u64, known: Option<Fingerprint>) -> std::io::Result<bool> {
+    let Some(known) = known else { return Ok(true) };
+    if known.bytes > position {
+        return Ok(false);
+    }
+    Ok(fingerprint_at(file, position - known.bytes, known.bytes)? == known)
+}
+
+/// Whether `file` still holds the content an entry was read from: the same
+/// first bytes, and the same bytes before its acknowledged position.
+pub fn still_holds(
+    file: &File,
+    head: Fingerprint,
+    position: u64,
+    before: Option<Fingerprint>,
+) -> std::io::Result<bool> {
+    Ok(still_matches(file, head)? && still_before(file, position, before)?)
+}
+
 /// Whether `file` still starts with the bytes `known` was taken over.
 pub fn still_matches(file: &File, known: Fingerprint) -> std::io::Result<bool> {
     let now = fingerprint_of_prefix(file, known.bytes)?;
@@ -59,23 +114,49 @@ pub fn still_matches(file: &File, known: Fingerprint) -> std::io::Result<bool> {
 
 /// The file with identity `key` in `path`'s directory: at `path` itself
 /// when it kept its name, else under another name (rotated by rename).
-pub fn find_in_directory(path: &Path, key: FileKey) -> Option<(PathBuf, File)> {
-    let here = |candidate: &Path| {
-        let file = File::open(candidate).ok()?;
-        (key_of(&file).ok()? == key).then_some(file)
+/// Symlinks are followed (a link's identity is its target's). `Ok(None)`
+/// only when it is truly not there; a file or directory that cannot be read
+/// now (EACCES, EMFILE, EIO) is an error, not a deleted file: the caller
+/// keeps what it knows and tries again.
+pub fn find_in_directory(path: &Path, key: FileKey) -> std::io::Result<Option<(PathBuf, File)>> {
+    let is_key = |metadata: &std::fs::Metadata| metadata.dev() == key.device && metadata.ino() == key.inode;
+    let open = |candidate: &Path| -> std::io::Result<Option<File>> {
+        let file = match File::open(candidate) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        Ok((key_of(&file)? == key).then_some(file))
     };
-    if let Some(file) = here(path) {
-        return Some((path.to_owned(), file));
+    match std::fs::metadata(path) {
+        Ok(metadata) if is_key(&metadata) => {
+            if let Some(file) = open(path)? {
+                return Ok(Some((path.to_owned(), file)));
+            }
+        }
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
     }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
-        let candidate = entry.path();
-        let metadata = entry.metadata().ok()?;
-        (metadata.is_file() && metadata.dev() == key.device && metadata.ino() == key.inode)
-            .then(|| here(&candidate).map(|file| (candidate, file)))
-            .flatten()
-    })
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    for entry in entries {
+        let candidate = entry?.path();
+        let Ok(metadata) = std::fs::metadata(&candidate) else {
+            continue; // gone since the listing, or a dangling link
+        };
+        if metadata.is_file() && is_key(&metadata) {
+            if let Some(file) = open(&candidate)? {
+                return Ok(Some((candidate, file)));
+            }
+        }
+    }
+    Ok(None)
 }

@@ -129,6 +129,8 @@ pub struct Handover {
     /// The truncated content's identity, which its copy inherits.
     pub file_id: identity::FileId,
     pub position: u64,
+    /// The bytes just before `position`: a copy must hold them too.
+    pub before: Option<identity::Fingerprint>,
     pub at: std::time::Instant,
 }
 
@@ -305,7 +307,17 @@ impl Sender {
                 if self.is_copy_of_open_file(key, &file, &open) {
                     continue; // wait for the original's truncation to hand over its position
                 }
-                let start_position = self.start_position(key, &path, &file);
+                let start_position = match self.start_position(key, &path, &file) {
+                    Ok(position) => position,
+                    Err(error) => {
+                        // Not new content: tried again at the next pass.
+                        let problem = format!("cannot read its identity: {error}");
+                        shared
+                            .problems
+                            .report(&path.display().to_string(), problem, problems::Severity::Unreadable);
+                        continue;
+                    }
+                };
                 open.insert(key, path.clone());
                 starting.push(tailer::Tail {
                     path,

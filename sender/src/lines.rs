@@ -51,6 +51,21 @@ impl LineSplitter {
         self.partial.len()
     }
 
+    /// Takes the unfinished last line, for a file that goes away before it
+    /// ends: its first byte's position, the bytes not yet handed out, and
+    /// whether earlier pieces of it already went out as `Overlong`.
+    pub fn take_unterminated(&mut self) -> Option<(u64, Bytes, bool)> {
+        if self.partial.is_empty() && !self.overlong() {
+            return None;
+        }
+        let bytes = std::mem::take(&mut self.partial).freeze();
+        let streamed = self.overlong();
+        let position = self.line_position;
+        self.line_position += self.streamed + bytes.len() as u64;
+        self.streamed = 0;
+        Some((position, bytes, streamed))
+    }
+
     fn overlong(&self) -> bool {
         self.streamed > 0
     }

@@ -41,13 +41,22 @@ impl PathPattern {
         &self.dir
     }
 
-    /// Files in the pattern's directory whose names match, sorted; the
-    /// error when the directory cannot be listed (missing, not permitted).
-    pub fn matching_files(&self) -> std::io::Result<Vec<PathBuf>> {
+    /// Files in the pattern's directory whose names match, sorted, with
+    /// symlinks to files when `follow_symlinks` (Kubernetes'
+    /// `/var/log/containers/*.log` are all links; a dangling one is no file);
+    /// the error when the directory cannot be listed (missing, not permitted).
+    pub fn matching_files(&self, follow_symlinks: bool) -> std::io::Result<Vec<PathBuf>> {
         let entries = std::fs::read_dir(&self.dir)?;
+        let is_file = |entry: &std::fs::DirEntry| match entry.file_type() {
+            Ok(kind) if kind.is_symlink() => {
+                follow_symlinks && std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file())
+            }
+            Ok(kind) => kind.is_file(),
+            Err(_) => false,
+        };
         let mut files: Vec<PathBuf> = entries
             .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(is_file)
             .filter(|e| {
                 e.file_name()
                     .to_str()

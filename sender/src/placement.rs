@@ -48,6 +48,7 @@ impl Sender {
             fingerprint: entry.fingerprint,
             file_id: entry.file_id,
             position: entry.acked_position,
+            before: entry.before,
             at: std::time::Instant::now(),
         });
     }
@@ -57,23 +58,22 @@ impl Sender {
     /// original was not open: the sender was down, or it was closed to make
     /// room). A file that merely starts like another one is not a copy: the
     /// original must no longer hold that content.
-    pub(super) fn truncated_original(
-        &self,
-        key: FileKey,
-        fingerprint: identity::Fingerprint,
-        length: u64,
-    ) -> Option<Entry> {
-        if fingerprint.bytes < identity::FINGERPRINT_BYTES_MAX {
-            return None;
-        }
+    fn truncated_original(&self, key: FileKey, is_copy: impl Fn(&Previous) -> bool) -> Option<Entry> {
         self.shared.registry.entries().into_iter().find_map(|(other, entry)| {
-            if other == key || entry.fingerprint != fingerprint || entry.acked_position > length {
+            if other == key || !is_copy(&previous_of(&entry)) {
                 return None;
             }
-            let still_there = identity::find_in_directory(&entry.path, other).is_some_and(|(_, file)| {
-                let long_enough = file.metadata().is_ok_and(|m| m.len() >= entry.acked_position);
-                long_enough && identity::still_matches(&file, entry.fingerprint).unwrap_or(false)
-            });
+            // Unreadable is taken as still there: never claim a copy on an error.
+            let still_there = match identity::find_in_directory(&entry.path, other) {
+                Ok(Some((_, file))) => {
+                    let long_enough = file.metadata().is_ok_and(|m| m.len() >= entry.acked_position);
+                    long_enough
+                        && identity::still_holds(&file, entry.fingerprint, entry.acked_position, entry.before)
+                            .unwrap_or(true)
+                }
+                Ok(None) => false,
+                Err(_) => true,
+            };
             (!still_there).then_some(entry)
         })
     }
@@ -84,7 +84,8 @@ impl Sender {
             return false;
         };
         let length = file.metadata().map_or(u64::MAX, |m| m.len());
-        length == entry.acked_position && identity::still_matches(file, entry.fingerprint).unwrap_or(false)
+        length == entry.acked_position
+            && identity::still_holds(file, entry.fingerprint, entry.acked_position, entry.before).unwrap_or(false)
     }
 
     /// Every file at a watched path, with its identity; kept open only when
@@ -98,7 +99,7 @@ impl Sender {
         let problems = &self.shared.problems;
         for pattern in &self.patterns {
             let shown = pattern.display();
-            let paths = match pattern.matching_files() {
+            let paths = match pattern.matching_files(self.shared.config.follow_symlinks) {
                 Ok(paths) if paths.is_empty() => {
                     problems.report(&shown, "matches no file yet; waiting for one".into(), Severity::Waiting);
                     continue;
@@ -159,14 +160,27 @@ impl Sender {
             if open.contains_key(&key) || watched.contains(&key) {
                 continue;
             }
-            match identity::find_in_directory(&entry.path, key) {
-                Some((path, file)) if identity::still_matches(&file, entry.fingerprint).unwrap_or(false) => {
+            let found_here = identity::find_in_directory(&entry.path, key).and_then(|found| match found {
+                Some((path, file)) => {
+                    let same = identity::still_holds(&file, entry.fingerprint, entry.acked_position, entry.before)?;
+                    Ok(same.then_some((path, file)))
+                }
+                None => Ok(None),
+            });
+            match found_here {
+                Ok(Some((path, file))) => {
                     if file.metadata().is_ok_and(|m| m.len() > entry.acked_position) {
                         tracing::info!(file = %path.display(), position = entry.acked_position, "a file that left the watched paths still has lines to send; finishing it");
                         found.push((key, path, file));
                     }
                 }
-                _ => {
+                Err(error) => {
+                    // Not gone: its unsent rest must not be forgotten.
+                    let shown = entry.path.display().to_string();
+                    let problem = format!("cannot look for a file that left the watched paths: {error}");
+                    self.shared.problems.report(&shown, problem, Severity::Unreadable);
+                }
+                Ok(None) => {
                     tracing::info!(file = %entry.path.display(), "a file the registry knew is gone; forgetting it");
                     registry.remove(key);
                 }
@@ -190,7 +204,7 @@ impl Sender {
         let Ok(fingerprint) = identity::fingerprint(file) else {
             return false;
         };
-        if fingerprint.bytes < identity::FINGERPRINT_BYTES_MAX {
+        if fingerprint.bytes == 0 {
             return false;
         }
         let copy = open.keys().any(|open_key| {
@@ -208,68 +222,45 @@ impl Sender {
     }
 
     /// Where to start a file, and which identity it has: its acknowledged
-    /// position and id when the registry knows this very file; the handed-over
+    /// position and id when the registry knows this very file (the same
+    /// first bytes and the same bytes before the position); the handed-over
     /// position and the original's id when it is the copy of a truncated
-    /// file; else 0 and a new id (a new file, a reused inode, or a file that
-    /// shrank below its position: all new content).
-    pub(super) fn start_position(&self, key: FileKey, path: &std::path::Path, file: &std::fs::File) -> u64 {
+    /// file; else 0 and a new id (a new file, a reused inode, a file
+    /// rewritten in place, or one that shrank below its position: all new
+    /// content). An error reading the file starts nothing: it is tried again
+    /// at the next pass, never taken as new content (that would send it again).
+    pub(super) fn start_position(
+        &self,
+        key: FileKey,
+        path: &std::path::Path,
+        file: &std::fs::File,
+    ) -> std::io::Result<u64> {
         let registry = &self.shared.registry;
-        let length = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let fingerprint = identity::fingerprint(file).unwrap_or(identity::Fingerprint { bytes: 0, crc: 0 });
+        let length = file.metadata()?.len();
+        let fingerprint = identity::fingerprint(file)?;
         // Content that left this inode stays known, durably, for its copy.
-        let left = |entry: &Entry| {
-            Some(Previous {
-                fingerprint: entry.fingerprint,
-                acked_position: entry.acked_position,
-                file_id: entry.file_id,
-            })
-        };
+        let left = |entry: &Entry| Some(previous_of(entry));
         let mut previous = None;
         let (position, file_id) = match registry.get(key) {
-            Some(entry) if identity::still_matches(file, entry.fingerprint).unwrap_or(false) => {
-                if entry.acked_position > length {
-                    tracing::warn!(file = %path.display(), position = entry.acked_position, size = length, "file shrank below its saved position (copytruncate); reading it from the start as a new file");
-                    self.keep_for_a_copy(&entry);
-                    previous = left(&entry);
-                    (0, entry.file_id.successor())
-                } else {
-                    previous = entry.previous;
-                    (entry.acked_position, entry.file_id)
-                }
-            }
-            Some(entry) => {
-                tracing::info!(file = %path.display(), "new content at this inode (truncated and rewritten, or a new file); reading it from the start");
+            Some(entry) if identity::still_matches(file, entry.fingerprint)? && entry.acked_position > length => {
+                tracing::warn!(file = %path.display(), position = entry.acked_position, size = length, "file shrank below its saved position (copytruncate); reading it from the start as a new file");
                 self.keep_for_a_copy(&entry);
                 previous = left(&entry);
                 (0, entry.file_id.successor())
             }
-            None => {
-                let handovers = self.shared.handovers.lock();
-                match handovers
-                    .iter()
-                    .rev()
-                    .find(|h| h.fingerprint == fingerprint && h.position <= length)
-                {
-                    Some(handover) => {
-                        tracing::info!(file = %path.display(), position = handover.position, "copy of a truncated file; resuming where the original was acknowledged to, with its identity");
-                        (handover.position, handover.file_id)
-                    }
-                    None => match self.truncated_original(key, fingerprint, length) {
-                        Some(original) => {
-                            tracing::info!(file = %path.display(), position = original.acked_position, "copy of a file truncated while it was closed; resuming where the original was acknowledged to, with its identity");
-                            (original.acked_position, original.file_id)
-                        }
-                        None => match registry.take_previous(fingerprint, length) {
-                            Some(previous) => {
-                                tracing::info!(file = %path.display(), position = previous.acked_position, "copy of a truncated file's earlier content; resuming where it was acknowledged to, with its identity");
-                                (previous.acked_position, previous.file_id)
-                            }
-                            None => (0, identity::new_file_id()),
-                        },
-                    },
-                }
+            Some(entry) if identity::still_holds(file, entry.fingerprint, entry.acked_position, entry.before)? => {
+                previous = entry.previous;
+                (entry.acked_position, entry.file_id)
             }
+            Some(entry) => {
+                tracing::info!(file = %path.display(), position = entry.acked_position, "new content at this inode (rewritten in place, or a new file); reading it from the start");
+                self.keep_for_a_copy(&entry);
+                previous = left(&entry);
+                (0, entry.file_id.successor())
+            }
+            None => self.copy_or_new(key, path, file, length),
         };
+        let before = identity::before(file, position)?;
         self.copies_waiting.lock().remove(&key);
         registry.set(
             key,
@@ -278,9 +269,62 @@ impl Sender {
                 acked_position: position,
                 file_id,
                 previous,
+                before: Some(before),
                 path: path.to_path_buf(),
             },
         );
-        position
+        Ok(position)
+    }
+
+    /// A file the registry does not know: the copy of a truncated file
+    /// (same first bytes, and the same bytes before the position it
+    /// inherits), or new content from 0.
+    fn copy_or_new(
+        &self,
+        key: FileKey,
+        path: &std::path::Path,
+        file: &std::fs::File,
+        length: u64,
+    ) -> (u64, identity::FileId) {
+        // A copy starts with the content's known first bytes (all of them
+        // for a file shorter than the fingerprint's maximum) and holds the
+        // same bytes before the position it inherits.
+        let is_copy = |content: &Previous| {
+            content.fingerprint.bytes > 0
+                && content.acked_position <= length
+                && identity::still_matches(file, content.fingerprint).unwrap_or(false)
+                && identity::still_before(file, content.acked_position, content.before).unwrap_or(false)
+        };
+        let handover = self.shared.handovers.lock().iter().rev().copied().find(|h| {
+            is_copy(&Previous {
+                fingerprint: h.fingerprint,
+                acked_position: h.position,
+                file_id: h.file_id,
+                before: h.before,
+            })
+        });
+        if let Some(handover) = handover {
+            tracing::info!(file = %path.display(), position = handover.position, "copy of a truncated file; resuming where the original was acknowledged to, with its identity");
+            return (handover.position, handover.file_id);
+        }
+        if let Some(original) = self.truncated_original(key, is_copy) {
+            tracing::info!(file = %path.display(), position = original.acked_position, "copy of a file truncated while it was closed; resuming where the original was acknowledged to, with its identity");
+            return (original.acked_position, original.file_id);
+        }
+        if let Some(previous) = self.shared.registry.take_previous(is_copy) {
+            tracing::info!(file = %path.display(), position = previous.acked_position, "copy of a truncated file's earlier content; resuming where it was acknowledged to, with its identity");
+            return (previous.acked_position, previous.file_id);
+        }
+        (0, identity::new_file_id())
+    }
+}
+
+/// An entry's content as a copy of it would inherit it.
+fn previous_of(entry: &Entry) -> Previous {
+    Previous {
+        fingerprint: entry.fingerprint,
+        acked_position: entry.acked_position,
+        file_id: entry.file_id,
+        before: entry.before,
     }
 }

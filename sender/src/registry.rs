@@ -67,14 +67,13 @@ impl Registry {
         *self.dirty.lock() = true;
     }
 
-    /// Moves a file's acknowledged position (and refreshes its fingerprint).
-    pub fn acknowledge(&self, key: FileKey, position: u64, fingerprint: Option<Fingerprint>) {
+    /// Moves a file's acknowledged position, with the fingerprint of the
+    /// bytes just before it (`None`: could not be read, so not checked).
+    pub fn acknowledge(&self, key: FileKey, position: u64, before: Option<Fingerprint>) {
         let mut entries = self.entries.lock();
         if let Some(entry) = entries.get_mut(&key) {
             entry.acked_position = position;
-            if let Some(fingerprint) = fingerprint {
-                entry.fingerprint = fingerprint;
-            }
+            entry.before = before;
             *self.dirty.lock() = true;
         }
     }
@@ -90,9 +89,11 @@ impl Registry {
                 fingerprint: entry.fingerprint,
                 acked_position: entry.acked_position,
                 file_id: entry.file_id,
+                before: entry.before,
             });
             entry.file_id = file_id;
             entry.acked_position = 0;
+            entry.before = Some(Fingerprint { bytes: 0, crc: 0 });
             if let Some(fingerprint) = fingerprint {
                 entry.fingerprint = fingerprint;
             }
@@ -100,14 +101,14 @@ impl Registry {
         }
     }
 
-    /// The previous content of some file whose first bytes are
-    /// `fingerprint`, taken (a copy inherits it once).
-    pub fn take_previous(&self, fingerprint: Fingerprint, length: u64) -> Option<Previous> {
+    /// The previous content of some file that `is_copy` says a file copies
+    /// (its first bytes, and the bytes before its position), taken (a copy
+    /// inherits it once).
+    pub fn take_previous(&self, is_copy: impl Fn(&Previous) -> bool) -> Option<Previous> {
         let mut entries = self.entries.lock();
-        let entry = entries.values_mut().find(|e| {
-            e.previous
-                .is_some_and(|p| p.fingerprint == fingerprint && p.acked_position <= length)
-        })?;
+        let entry = entries
+            .values_mut()
+            .find(|e| e.previous.as_ref().is_some_and(&is_copy))?;
         *self.dirty.lock() = true;
         entry.previous.take()
     }
@@ -200,6 +201,7 @@ mod tests {
                 acked_position: 0,
                 file_id: FileId(42),
                 previous: None,
+                before: None,
                 path: "/a b/c.log".into(),
             },
         );

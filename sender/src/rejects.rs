@@ -7,7 +7,9 @@
 //! ```
 //!
 //! An over-long line is streamed in pieces as it is read, so it never has to
-//! fit in memory. A line the broker refuses as too large is written whole.
+//! fit in memory. A line the broker refuses as too large is written whole,
+//! and so is the unterminated last line of a file that goes away (deleted,
+//! or rotated away and quiet for `rotate_wait`): it can never be completed.
 //! Nothing else ever lands here: a line that fails for any other reason is
 //! retried, never skipped. A line that cannot be written here is not
 //! skipped either: the write's error stops the sender, the line's position
@@ -75,9 +77,10 @@ impl Rejects {
         result
     }
 
-    /// A whole line the broker refused, with its bytes, fdatasynced. An error
-    /// means the line is not recorded: do not move past it.
-    pub fn write_refused(&mut self, source: &Path, position: u64, line: &[u8], reason: &str) -> std::io::Result<()> {
+    /// A whole line that cannot be sent (refused by the broker, or never
+    /// completed), with its bytes and why, fdatasynced. An error means the
+    /// line is not recorded: do not move past it.
+    pub fn write_line(&mut self, source: &Path, position: u64, line: &[u8], reason: &str) -> std::io::Result<()> {
         let file = self.file()?;
         let reason = reason.replace('\n', " ");
         let result = writeln!(

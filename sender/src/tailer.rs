@@ -14,7 +14,7 @@
 //! `BATCHES_IN_FLIGHT_MAX`, and across files the producer's byte budget).
 
 use super::delivery::{self, Outcome};
-use super::identity::{self, FileId, FileKey, Fingerprint, FINGERPRINT_BYTES_MAX};
+use super::identity::{self, FileId, FileKey, Fingerprint, BEFORE_BYTES_MAX, FINGERPRINT_BYTES_MAX};
 use super::lines::{LineSplitter, Piece};
 use super::metrics::FileMetrics;
 use super::{SenderError, SenderShared};
@@ -29,6 +29,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+
+mod acknowledge;
+use acknowledge::{acknowledge, Source};
 
 /// Bytes read per chunk: large enough for few syscalls, small enough that a
 /// hundred open files stay within the memory budget.
@@ -53,16 +56,22 @@ enum Ack {
         lines: Vec<(u64, Bytes)>,
         file_id: Bytes,
         delivery: BatchDelivery,
+        /// The bytes before the last line's end, saved with the position.
+        before: Fingerprint,
     },
     /// A line that went to the rejects file: the position moves past it.
-    Skip { end: u64 },
+    Skip { end: u64, before: Fingerprint },
     /// The file grew past its fingerprint: a longer one, for its content now.
     Fingerprint(Fingerprint),
     /// The file was truncated or rewritten: new content, under a new
     /// identity, from position 0.
+    /// The tailer sends no line under the new identity before it is saved
+    /// (`saved` answers): a kill before the save must not let a second
+    /// rewrite reuse the identity whose positions already carry other lines.
     Reset {
         file_id: FileId,
         fingerprint: Option<Fingerprint>,
+        saved: tokio::sync::oneshot::Sender<bool>,
     },
 }
 
@@ -102,6 +111,7 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
             key,
             path: path.clone(),
             path_text: path_text.clone(),
+            file: Arc::clone(&file),
         },
         pending,
         Arc::clone(&counters),
@@ -119,6 +129,12 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
     let mut pieces = Vec::new();
     let mut overlong_length = 0u64;
     let mut quiet_since: Option<Instant> = None;
+    // The bytes just before `position` (at most BEFORE_BYTES_MAX): what the
+    // file must still hold there, and what positions are saved with.
+    let mut recent = identity::bytes_before(&file, position).unwrap_or_default();
+    // An fstat failing on the open file (EIO, say) is not a deletion: said once, retried.
+    let mut stat_failing = false;
+    let mut read_failing = false;
     // Events on the file's name wake it before the poll (written lines are
     // read at once); the poll stays for filesystems without events.
     let woken = shared.wake.file(&path);
@@ -149,14 +165,25 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(error) => {
-                tracing::warn!(file = %path.display(), %error, "read failed; retrying");
+                // EIO and the like: the position is kept, never skipped.
+                if !std::mem::replace(&mut read_failing, true) {
+                    tracing::warn!(file = %path.display(), position, %error, "read failed; retrying (its position is kept)");
+                }
                 Bytes::new()
             }
         };
+        if !chunk.is_empty() {
+            read_failing = false;
+        }
         // A file rewritten under us (copytruncate with a fast writer) must not
         // be read from the old position: check its first bytes before using a chunk.
-        let rewritten = known.is_some_and(|f| f.bytes > 0 && !identity::still_matches(&file, f).unwrap_or(true));
+        // The bytes before the position must match too: a rewrite with the
+        // same banner keeps the first bytes.
+        let rewritten = known.is_some_and(|f| f.bytes > 0 && !identity::still_matches(&file, f).unwrap_or(true))
+            || (!chunk.is_empty()
+                && !identity::still_before(&file, position, Some(identity::before_of(&recent))).unwrap_or(true));
         if !chunk.is_empty() && !rewritten {
+            let chunk_start = position;
             quiet_since = None;
             shared.idle.lock().remove(&key);
             position += chunk.len() as u64;
@@ -166,6 +193,15 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                 counters.set_size(metadata.len());
             }
             splitter.push(&chunk, &mut pieces);
+            // The bytes before any position in this chunk: `recent` then the chunk.
+            let before_end = |end: u64| {
+                let in_chunk = &chunk[..(end - chunk_start) as usize];
+                if in_chunk.len() >= BEFORE_BYTES_MAX as usize {
+                    identity::before_of(in_chunk)
+                } else {
+                    identity::before_of(&[&recent[..], in_chunk].concat())
+                }
+            };
             // Complete lines gather into one batch; an over-long line's
             // pieces go to the rejects file in between, in file order.
             let mut run: Vec<(u64, Bytes)> = Vec::new();
@@ -178,6 +214,10 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                 }
                 if !run.is_empty() {
                     let lines = std::mem::take(&mut run);
+                    let before = lines
+                        .last()
+                        .map(|(p, l)| before_end(p + l.len() as u64 + 1))
+                        .expect("a run has lines");
                     shared.stats.lines_read.fetch_add(lines.len() as u64, Ordering::Relaxed);
                     counters.lines_read.increment(lines.len() as u64);
                     let sent = delivery::send(
@@ -192,6 +232,7 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                             lines,
                             file_id: file_id.clone(),
                             delivery,
+                            before,
                         },
                         Err(Outcome::Fatal(error)) => {
                             shared.fail(SenderError::Fatal(error));
@@ -226,16 +267,29 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                 tracing::warn!(file = %path.display(), position = line_position, bytes = overlong_length,
                     limit = shared.config.line_bytes_max, "line longer than line_bytes_max written to the rejects file");
                 let end = line_position + std::mem::take(&mut overlong_length) + 1;
-                if acks.send(Ack::Skip { end }).await.is_err() {
+                let before = before_end(end);
+                if acks.send(Ack::Skip { end, before }).await.is_err() {
                     break;
                 }
             }
+            recent = keep_last(&recent, &chunk);
             continue;
         }
         // At the end of what is written: what happened to the file?
         let metadata = match file.metadata() {
-            Ok(metadata) => metadata,
-            Err(_) => break Finished::Deleted,
+            Ok(metadata) => {
+                stat_failing = false;
+                metadata
+            }
+            Err(error) => {
+                // A deleted file's descriptor still answers fstat: an error is
+                // the disk's or the kernel's, and the unsent rest is kept.
+                if !std::mem::replace(&mut stat_failing, true) {
+                    tracing::warn!(file = %path.display(), position, %error, "cannot stat the open file; retrying (its position is kept)");
+                }
+                tokio::time::sleep(shared.config.poll_interval()).await;
+                continue;
+            }
         };
         if metadata.len() < position || rewritten {
             tracing::warn!(file = %path.display(), position, size = metadata.len(), "file truncated or rewritten (copytruncate); reading it again from the start");
@@ -246,25 +300,35 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                 // where it was read: lines in flight may never be delivered
                 // (a kill before their ack). Sending them again under the
                 // same identity loads them once.
-                let acknowledged = shared.registry.get(key).map_or(0, |e| e.acked_position);
+                let (acknowledged, before) = shared
+                    .registry
+                    .get(key)
+                    .map_or((0, None), |e| (e.acked_position, e.before));
                 shared.hand_over(super::Handover {
                     fingerprint: old,
                     file_id: old_id,
                     position: acknowledged.min(splitter.resume_position()),
+                    before,
                     at: Instant::now(),
                 });
             }
             position = 0;
+            recent = Vec::new();
             splitter = LineSplitter::new(0, shared.config.line_bytes_max);
             let new_id = current_id.map_or_else(identity::new_file_id, FileId::successor);
             file_id = file_id_header(Some(new_id));
             current_id = Some(new_id);
             known = identity::fingerprint(&file).ok();
+            let (saved, is_saved) = tokio::sync::oneshot::channel();
             let reset = Ack::Reset {
                 file_id: new_id,
                 fingerprint: known,
+                saved,
             };
             let _ = acks.send(reset).await;
+            if is_saved.await != Ok(true) {
+                break Finished::Stopped;
+            }
             continue;
         }
         if known.is_some_and(|f| f.bytes < FINGERPRINT_BYTES_MAX && metadata.len() > f.bytes) {
@@ -302,10 +366,59 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
     let _ = ack_task.await;
     shared.idle.lock().remove(&key);
     shared.evict.lock().remove(&key);
-    if splitter.buffered_bytes() > 0 && finished != Finished::Stopped {
-        tracing::warn!(file = %path.display(), bytes = splitter.buffered_bytes(), "file closed with an unfinished last line; it is sent once completed");
+    let gone = finished == Finished::Deleted || finished == Finished::RotatedAway;
+    if gone && !set_aside_unterminated(&shared, &path, &mut splitter, finished, &counters) {
+        // Not recorded: the registry keeps the file, to read the line again.
+        return (key, Finished::Stopped);
     }
     (key, finished)
+}
+
+/// The unterminated last line of a file that went away can never be
+/// completed: it goes whole to the rejects file with its reason, said in a
+/// WARN and counted. A failed write stops the sender (the registry keeps
+/// the file, so the line is read again at the next start).
+fn set_aside_unterminated(
+    shared: &SenderShared,
+    path: &std::path::Path,
+    splitter: &mut LineSplitter,
+    finished: Finished,
+    counters: &FileMetrics,
+) -> bool {
+    let Some((position, bytes, streamed)) = splitter.take_unterminated() else {
+        return true;
+    };
+    let reason = match finished {
+        Finished::Deleted => "unterminated last line of a deleted file",
+        _ => "unterminated last line of a file rotated away and quiet for rotate_wait",
+    };
+    let mut rejects = shared.rejects.lock();
+    let written = if streamed {
+        rejects.write_overlong(path, position, &bytes, true)
+    } else {
+        rejects.write_line(path, position, &bytes, reason)
+    };
+    if let Err(source) = written {
+        let error = rejects_error(rejects.path().to_owned(), path, position, source);
+        drop(rejects);
+        shared.fail(error);
+        return false;
+    }
+    shared.stats.lines_rejected.fetch_add(1, Ordering::Relaxed);
+    counters.lines_rejected.increment(1);
+    tracing::warn!(file = %path.display(), position, bytes = bytes.len(), reason, "a line that never ended was written whole to the rejects file");
+    true
+}
+
+/// The last (at most BEFORE_BYTES_MAX) bytes of `recent` then `chunk`.
+fn keep_last(recent: &[u8], chunk: &[u8]) -> Vec<u8> {
+    let keep = BEFORE_BYTES_MAX as usize;
+    if chunk.len() >= keep {
+        return chunk[chunk.len() - keep..].to_vec();
+    }
+    let mut kept = [recent, chunk].concat();
+    kept.drain(..kept.len().saturating_sub(keep));
+    kept
 }
 
 fn read_chunk(file: &File, position: u64, bytes: usize) -> std::io::Result<Bytes> {
@@ -362,122 +475,5 @@ fn rejects_error(rejects: PathBuf, file: &std::path::Path, position: u64, source
         file: file.to_owned(),
         position,
         source,
-    }
-}
-
-/// A line the broker refuses as such (larger than it accepts) goes to the
-/// rejects file with its bytes, so it can be replayed; the error when it
-/// cannot be written there (the line must then not be skipped).
-fn refuse(
-    shared: &SenderShared,
-    path: &std::path::Path,
-    position: u64,
-    line: &[u8],
-    error: &relay_client::ClientError,
-    counters: &FileMetrics,
-) -> Result<(), SenderError> {
-    tracing::error!(file = %path.display(), position, %error, "the broker refuses this line; written with its bytes to the rejects file");
-    let mut rejects = shared.rejects.lock();
-    rejects
-        .write_refused(path, position, line, &error.to_string())
-        .map_err(|source| rejects_error(rejects.path().to_owned(), path, position, source))?;
-    shared.stats.lines_rejected.fetch_add(1, Ordering::Relaxed);
-    counters.lines_rejected.increment(1);
-    Ok(())
-}
-
-/// Which file an acknowledgement task serves.
-struct Source {
-    key: FileKey,
-    path: PathBuf,
-    path_text: Bytes,
-}
-
-/// Moves the registry's position as deliveries complete, in file order. A
-/// line whose delivery failed for a reason not about the line is sent again
-/// until it is acknowledged; the position waits for it. At a stop, a line
-/// still failing is left unacknowledged (sent again after the restart).
-async fn acknowledge(
-    shared: Arc<SenderShared>,
-    source: Source,
-    mut pending: mpsc::Receiver<Ack>,
-    counters: Arc<FileMetrics>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let Source { key, path, path_text } = source;
-    while let Some(ack) = pending.recv().await {
-        let acked = match ack {
-            Ack::Lines {
-                lines,
-                file_id,
-                delivery,
-            } => {
-                let records = |indexes: &[usize]| {
-                    line_records(
-                        &shared,
-                        &path_text,
-                        &file_id,
-                        indexes.iter().map(|&index| &lines[index]),
-                    )
-                };
-                let delivered = delivery::deliver(
-                    &shared.producer,
-                    &shared.trouble,
-                    records,
-                    lines.len(),
-                    delivery,
-                    &mut stop,
-                )
-                .await;
-                // The position moves past every line, in file order, that
-                // was acknowledged or written to the rejects file.
-                let mut done_to = None;
-                for ((position, line), outcome) in lines.iter().zip(delivered.outcomes) {
-                    match outcome {
-                        Some(Outcome::Acknowledged) => {
-                            shared.stats.lines_acked.fetch_add(1, Ordering::Relaxed);
-                            counters.lines_acked.increment(1);
-                        }
-                        Some(Outcome::Refused(error)) => {
-                            if let Err(error) = refuse(&shared, &path, *position, line, &error, &counters) {
-                                shared.fail(error);
-                                break;
-                            }
-                        }
-                        _ => break,
-                    }
-                    done_to = Some(position + line.len() as u64 + 1);
-                }
-                if let Some(done_to) = done_to {
-                    shared.registry.acknowledge(key, done_to, None);
-                    counters.set_acked(done_to);
-                }
-                match delivered.end {
-                    None if done_to == lines.last().map(|(p, l)| p + l.len() as u64 + 1) => continue,
-                    Some(Outcome::Fatal(error)) => {
-                        shared.fail(SenderError::Fatal(error));
-                        return;
-                    }
-                    _ => return,
-                }
-            }
-            Ack::Skip { end } => end,
-            Ack::Fingerprint(fingerprint) => {
-                shared.registry.refresh_fingerprint(key, fingerprint);
-                continue;
-            }
-            Ack::Reset { file_id, fingerprint } => {
-                shared.registry.reset(key, file_id, fingerprint);
-                counters.set_acked(0);
-                // A handover is a checkpoint: the copy must find the old
-                // content's identity and the file its new one after a crash.
-                if !shared.must_save() {
-                    return;
-                }
-                continue;
-            }
-        };
-        shared.registry.acknowledge(key, acked, None);
-        counters.set_acked(acked);
     }
 }
