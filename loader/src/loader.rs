@@ -111,10 +111,16 @@ impl Loader {
     pub async fn new(cluster: Arc<Cluster>, config: LoaderConfig) -> Result<Self, LoaderError> {
         config.validate().map_err(LoaderError::Config)?;
         let loading = Loading::new(&config).map_err(LoaderError::Config)?;
-        let start = config.start_position().map_err(LoaderError::Config)?;
+        config.start_position().map_err(LoaderError::Config)?;
         let sink = open_sink(&config).await?;
         let mut consumer_config = ConsumerConfig::new(config.topics.clone(), Some(config.group.clone()));
-        consumer_config.start = start;
+        // Every assigned partition is positioned by the loader itself (the
+        // warehouse's offset, else `from`): the consumer's start only says
+        // where a position the broker no longer has goes, the log's start,
+        // so a loader that retention ran past loses only what was deleted
+        // (resetting to the end, as `from = "latest"` would, skips records
+        // the log still holds).
+        consumer_config.start = relay_client::StartPosition::Earliest;
         consumer_config.commit_on_rebalance = false;
         // The warehouse is the only truth of the loader's position: a
         // partition without a relay_offsets row starts at `from`, never at
@@ -314,7 +320,10 @@ impl Loader {
                 // Without a stored offset the position may still point past
                 // records that were fetched but dropped with the old batch:
                 // start the partition afresh, at `from`.
-                None => self.consumer.forget_position(tp),
+                None => {
+                    let offset = self.start_offset(tp).await?;
+                    self.consumer.seek(tp.clone(), offset);
+                }
             }
             self.stored.insert(tp.clone(), offset);
         }

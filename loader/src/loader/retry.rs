@@ -30,6 +30,9 @@ pub const STUCK_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// `retry_backoff_max_ms`.
 const STUCK_BACKOFF_MIN: Duration = Duration::from_millis(100);
 
+/// The pause before asking the broker again where a partition starts.
+const START_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 /// ListOffsets timestamp for a partition's end offset.
 const LATEST_TIMESTAMP: i64 = -1;
 
@@ -191,6 +194,32 @@ impl Loader {
         }
         self.stuck = StuckBatch::default();
         self.stats.batch_retries.store(0, Ordering::Relaxed);
+    }
+
+    /// Where `tp` starts without a warehouse offset: `from` resolved on the
+    /// broker, asking again while the broker is unreachable.
+    pub(super) async fn start_offset(&mut self, tp: &TopicPartition) -> Result<i64, LoaderError> {
+        let start = self.config.start_position().map_err(LoaderError::Config)?;
+        loop {
+            match start
+                .resolve(|timestamp| list_offset(&self.cluster, tp, timestamp))
+                .await
+            {
+                Ok(offset) => return Ok(offset),
+                Err(error) if error.is_retriable() => {
+                    self.metrics.fetch_errors.increment(1);
+                    tracing::warn!(%error, topic = %tp.topic, partition = tp.partition, "resolving the start position failed; retrying");
+                    tokio::time::sleep(START_RETRY_PAUSE).await;
+                }
+                Err(relay_client::ClientError::Invalid(reason)) => {
+                    return Err(LoaderError::Config(format!(
+                        "from: {}/{}: {reason}",
+                        tp.topic, tp.partition
+                    )))
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// Follows the lag from the broker's end offsets while the loader waits
