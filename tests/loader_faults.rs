@@ -230,6 +230,13 @@ fn postgres_a_batch_failing_while_its_probes_pass_backs_off_and_turns_health_unh
     );
     let errors = loader.log().matches("a batch keeps failing").count();
     assert_eq!(errors, 1, "{}", loader.log());
+    let isolations = loader.log().matches("isolating them into relay_rejects").count();
+    assert_eq!(
+        isolations,
+        1,
+        "one WARN for the first attempt, not one per attempt\n{}",
+        loader.log()
+    );
     assert_eq!(
         warehouse.count("select count(*) from relay_rejects"),
         0,

@@ -9,6 +9,7 @@ use crate::isolate;
 use crate::sink::Batch;
 use crate::transform::reject_of;
 use relay_client::records::ConsumerRecord;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Loader {
@@ -21,7 +22,13 @@ impl Loader {
         sources: &mut Vec<&ConsumerRecord>,
         reason: &str,
     ) -> Result<(), LoaderError> {
-        tracing::warn!(rows = batch.rows.len(), %reason, "the warehouse refused rows of a batch; isolating them into relay_rejects");
+        // A batch already known to fail with no row at fault says so in
+        // its own ERROR once a minute, not once per attempt.
+        if self.stats.batch_retries.load(Ordering::Relaxed) == 0 {
+            tracing::warn!(rows = batch.rows.len(), %reason, "the warehouse refused rows of a batch; isolating them into relay_rejects");
+        } else {
+            tracing::debug!(rows = batch.rows.len(), %reason, "the batch in hand failed again; isolating once more");
+        }
         let rows = Arc::new(std::mem::take(&mut batch.rows));
         let refused = self
             .retry("isolating refused rows", |sink, _| {
