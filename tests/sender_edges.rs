@@ -494,3 +494,40 @@ fn a_rotated_file_that_cannot_be_opened_for_a_while_keeps_its_unsent_rest() {
     scene.wait_for_rows(200, &loader);
     scene.assert_exactly_once(&(0..200).collect::<Vec<_>>());
 }
+
+/// A file at a watched path that cannot be opened for a while (EACCES; the
+/// same for EMFILE) has not rotated away: its open tailer goes on, its
+/// position is kept, and it is not read again as a new file afterwards.
+#[test]
+fn a_watched_file_that_cannot_be_opened_for_a_while_is_not_read_again() {
+    let uid = Command::new("id").arg("-u").output().unwrap().stdout;
+    if String::from_utf8_lossy(&uid).trim() != "0" {
+        eprintln!("SKIPPED: needs root to switch to an unprivileged user");
+        return;
+    }
+    let scene = Scene::new();
+    let broker = BrokerProcess::start(scene.dir.path(), "");
+    chmod(scene.dir.path(), 0o755);
+    std::fs::create_dir_all(scene.path("state")).unwrap();
+    for dir in ["logs", "state"] {
+        chown_nobody(&scene.path(dir));
+    }
+    scene.append("app.log", 0..100);
+    chown_nobody(&scene.log_file("app.log"));
+    let sender = Unprivileged::start(
+        scene.sender_args(&broker, "unopenable", "app.log", ""),
+        &scene.path("send.log"),
+    );
+    let loader = scene.loader(&broker, "unopenable");
+    scene.wait_for_rows(100, &loader);
+    chmod(&scene.log_file("app.log"), 0o000);
+    scene.append("app.log", 100..150);
+    let said = wait_until(Duration::from_secs(30), || sender.log().contains("Permission denied"));
+    assert!(said, "the sender never said it cannot open the file\n{}", sender.log());
+    // Longer than rotate_wait_ms (1 s): a file taken for rotated away is closed by then.
+    std::thread::sleep(Duration::from_secs(3));
+    chmod(&scene.log_file("app.log"), 0o644);
+    scene.append("app.log", 150..200);
+    scene.wait_for_rows(200, &loader);
+    scene.assert_exactly_once(&(0..200).collect::<Vec<_>>());
+}

@@ -123,10 +123,20 @@ impl Sender {
                     }
                     Err(error) => {
                         problems.report(&shown_file, format!("cannot open: {error}"), Severity::Unreadable);
+                        // Still at a watched path (EACCES, EMFILE): not rotated
+                        // away, so an open tailer keeps it and the registry its
+                        // position (else it would be read again as a new file).
+                        if let Some(key) = key_at(&path) {
+                            if seen.insert(key) {
+                                found.push((key, path, Seen::Settled));
+                            }
+                        }
                         continue;
                     }
                 };
-                let Ok(key) = identity::key_of(&file) else { continue };
+                let Some(key) = identity::key_of(&file).ok().or_else(|| key_at(&path)) else {
+                    continue;
+                };
                 if seen.insert(key) {
                     let seen = if open.contains_key(&key) || self.nothing_new(key, &file) {
                         Seen::Settled
@@ -327,4 +337,15 @@ fn previous_of(entry: &Entry) -> Previous {
         file_id: entry.file_id,
         before: entry.before,
     }
+}
+
+/// The identity of the file at `path` by `stat`, which needs no descriptor
+/// and no read permission.
+fn key_at(path: &std::path::Path) -> Option<FileKey> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some(FileKey {
+        device: metadata.dev(),
+        inode: metadata.ino(),
+    })
 }

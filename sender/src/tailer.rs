@@ -5,9 +5,14 @@
 //! position only as acknowledgements arrive, in file order.
 //!
 //! At the end of the file it watches for growth, truncation or rewriting
-//! (copytruncate: start again from 0, counted), deletion (finish what was
-//! written, then close), and rotation away from the watched paths (close
-//! after `rotate_wait` of quiet).
+//! (copytruncate, or new content with the same first bytes: start again
+//! from 0 under the id's successor, saved before any line goes out under
+//! it, counted), deletion (finish what was written, then close), and
+//! rotation away from the watched paths (close after `rotate_wait` of
+//! quiet). A file "goes away" exactly then: deleted (no name left) or
+//! rotated away and quiet; its unterminated last line, which can no longer
+//! be completed, goes whole to the rejects file. An fstat or read error on
+//! the open file is neither: it is retried, the position kept.
 //!
 //! Memory per file: one read chunk, the unfinished line (at most
 //! `line_bytes_max`), and the batches awaited (at most
