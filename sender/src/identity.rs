@@ -160,3 +160,39 @@ pub fn find_in_directory(path: &Path, key: FileKey) -> std::io::Result<Option<(P
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_rewrite_with_the_same_first_bytes_differs_before_the_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let banner = "b".repeat(300);
+        std::fs::write(&path, format!("{banner}\nline 1\nline 2\n")).unwrap();
+        let file = File::open(&path).unwrap();
+        let head = fingerprint(&file).unwrap();
+        let position = file.metadata().unwrap().len();
+        let before = before(&file, position).unwrap();
+        assert_eq!(before.bytes, BEFORE_BYTES_MAX);
+        assert_eq!(before, before_of(&std::fs::read(&path).unwrap()));
+        assert!(still_holds(&file, head, position, Some(before)).unwrap());
+        // `app > app.log`: the same banner, other lines, as long or longer.
+        let mut rewritten = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        rewritten
+            .write_all(format!("{banner}\nLINE 9\nLINE 8\nmore\n").as_bytes())
+            .unwrap();
+        assert!(still_matches(&file, head).unwrap(), "the first bytes are the same");
+        assert!(!still_holds(&file, head, position, Some(before)).unwrap());
+        assert!(
+            still_holds(&file, head, position, None).unwrap(),
+            "unknown (version 2): not checked"
+        );
+    }
+}

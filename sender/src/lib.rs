@@ -23,7 +23,11 @@
 //! first line not acknowledged, so a crash can only duplicate lines whose
 //! acknowledgement was in flight, and those carry the same source headers
 //! (`source_host`, `source_file`, `source_position`) so downstream can
-//! de-duplicate them. Memory is bounded whatever the file sizes.
+//! de-duplicate them. Memory is bounded whatever the file sizes. A line
+//! that can never be sent (too long, refused by the broker, or left
+//! unterminated by a file that went away) goes to the rejects file with its
+//! bytes and reason. Symlinks matching the paths are followed
+//! (`follow_symlinks`): identity is the target's, the path shown the link's.
 
 pub mod config;
 pub mod delivery;

@@ -175,6 +175,22 @@ mod tests {
     }
 
     #[test]
+    fn an_unterminated_line_is_taken_whole_with_its_position() {
+        let mut splitter = LineSplitter::new(10, 1024);
+        let mut out = Vec::new();
+        splitter.push(&Bytes::from_static(b"one\ntw"), &mut out);
+        splitter.push(&Bytes::from_static(b"o"), &mut out);
+        assert_eq!(
+            splitter.take_unterminated(),
+            Some((14, Bytes::from_static(b"two"), false))
+        );
+        assert_eq!(splitter.take_unterminated(), None);
+        let mut long = LineSplitter::new(0, 2);
+        long.push(&Bytes::from_static(b"abcde"), &mut out);
+        assert_eq!(long.take_unterminated(), Some((0, Bytes::new(), true)));
+    }
+
+    #[test]
     fn overlong_lines_stream_out_as_pieces_and_the_next_line_is_intact() {
         let mut input = vec![b'x'; 25];
         input.extend_from_slice(b"\nok\n");

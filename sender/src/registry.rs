@@ -1,6 +1,7 @@
 //! The sender's registry in memory: for each file it has read, its
-//! fingerprint and the position up to which every line is acknowledged by the
-//! broker. Positions only move after the ack; [`Registry::save`] replaces the
+//! fingerprint, the position up to which every line is acknowledged by the
+//! broker, and the fingerprint of the bytes just before that position (a
+//! rewrite in place with the same first bytes is told by it). Positions only move after the ack; [`Registry::save`] replaces the
 //! file atomically, so after any crash it holds positions that were all
 //! acknowledged. The file's layout is relay-proto's ([`relay_proto::registry`]),
 //! shared with `relay status`.
