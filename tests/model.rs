@@ -38,7 +38,9 @@ fn env_number(name: &str, default: u64) -> u64 {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos() as u64,
-        Ok(text) => text.parse().unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
         Err(_) => default,
     }
 }
@@ -66,8 +68,9 @@ fn run_case(case: &Case) -> Result<(), String> {
         }
     }
     eprintln!(
-        "model case: {} actions, {} lines, {}, {:.1} s: {}",
+        "model case: {} actions ({} skipped), {} lines, {}, {:.1} s: {}",
         case.actions.len(),
+        world.skipped,
         world.reference.complete.len(),
         world.store.url().split(':').next().unwrap_or_default(),
         started.elapsed().as_secs_f64(),
@@ -139,7 +142,8 @@ fn drawn_schedules_load_every_line_once_with_its_values() {
     }
 }
 
-/// Every failure the model found, kept as its minimal schedule.
+/// Every failure the model found, kept as its minimal schedule; all are
+/// run, and every one that fails is listed.
 #[test]
 fn model_regressions_stay_fixed() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/model/regressions");
@@ -148,8 +152,21 @@ fn model_regressions_stay_fixed() {
         .unwrap_or_default();
     paths.retain(|p| p.extension().is_some_and(|e| e == "json"));
     paths.sort();
-    for path in paths {
+    let mut failed = Vec::new();
+    for path in &paths {
         eprintln!("model regression: {}", path.display());
-        replay(&path);
+        let case: Case = serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+            .unwrap_or_else(|error| panic!("{}: not a model case: {error}", path.display()));
+        if let Err(problem) = run_case(&case) {
+            eprintln!("FAILED {}:\n{problem}", path.display());
+            failed.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
     }
+    assert!(
+        failed.is_empty(),
+        "{} of {} model regressions failed: {}",
+        failed.len(),
+        paths.len(),
+        failed.join(", ")
+    );
 }

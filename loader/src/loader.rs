@@ -92,6 +92,10 @@ pub struct Loader {
     sink: Sink,
     /// Next offset per partition as stored in the warehouse (`None`: no row yet).
     stored: HashMap<TopicPartition, Option<i64>>,
+    /// Where a partition without a stored offset was started (`from`
+    /// resolved): its first record must be there, or the offsets before it
+    /// are a gap like any other jump.
+    started_at: HashMap<TopicPartition, i64>,
     /// Unacknowledged relay_gaps rows per partition, as last read.
     open_gaps: HashMap<TopicPartition, i64>,
     gaps_checked: Instant,
@@ -140,6 +144,7 @@ impl Loader {
             consumer,
             sink,
             stored: HashMap::new(),
+            started_at: HashMap::new(),
             open_gaps: HashMap::new(),
             gaps_checked: Instant::now(),
             stats: Arc::default(),
@@ -311,6 +316,7 @@ impl Loader {
             .retry("reading offsets", |sink, group| Box::pin(sink.offsets(group)))
             .await?;
         self.stored.clear();
+        self.started_at.clear();
         // The lag is followed for the partitions owned now only.
         self.lag = retry::LagFollower::default();
         for tp in assigned {
@@ -323,6 +329,7 @@ impl Loader {
                 None => {
                     let offset = self.start_offset(tp).await?;
                     self.consumer.seek(tp.clone(), offset);
+                    self.started_at.insert(tp.clone(), offset);
                 }
             }
             self.stored.insert(tp.clone(), offset);

@@ -70,7 +70,10 @@ fn read_rows(store: &Store, columns: Columns) -> Vec<Row> {
             Columns::Typed => typed_select(name),
             Columns::None => (
                 format!("SELECT {}, event FROM {name}", seq_expression(store, columns)),
-                format!("SELECT json_build_array({}, event) FROM {name}", seq_expression(store, columns)),
+                format!(
+                    "SELECT json_build_array({}, event) FROM {name}",
+                    seq_expression(store, columns)
+                ),
             ),
         };
         for mut values in store.rows(&sqlite, &postgres) {
@@ -123,7 +126,11 @@ fn values_equal(written: &Written, row: &Row, columns: Columns) -> bool {
 fn shown(problems: &mut Vec<String>, title: &str, items: Vec<String>) {
     if !items.is_empty() {
         let more = items.len().saturating_sub(SHOWN_MAX);
-        let mut text = format!("{title} ({}): {}", items.len(), items[..items.len().min(SHOWN_MAX)].join("; "));
+        let mut text = format!(
+            "{title} ({}): {}",
+            items.len(),
+            items[..items.len().min(SHOWN_MAX)].join("; ")
+        );
         if more > 0 {
             text.push_str(&format!("; and {more} more"));
         }
@@ -141,7 +148,10 @@ fn check_rows(store: &Store, reference: &Reference, columns: Columns, problems: 
     for (seq, written) in &reference.complete {
         let rows = by_seq.remove(&(*seq as i64)).unwrap_or_default();
         match rows.len() {
-            0 => missing.push(format!("seq {seq} of {}", crate::schedule::FILES[written.file as usize])),
+            0 => missing.push(format!(
+                "seq {seq} of {}",
+                crate::schedule::FILES[written.file as usize]
+            )),
             1 => {}
             n => twice.push(format!("seq {seq} {n} times")),
         }
@@ -170,12 +180,20 @@ fn check_rejects(store: &Store, reference: &Reference, problems: &mut Vec<String
             &format!("SELECT json_build_array(encode(raw, 'hex'), error) {distinct}"),
         )
         .into_iter()
-        .map(|row| (unhex(row[0].as_str().unwrap_or_default()), row[1].as_str().unwrap_or_default().to_owned()))
+        .map(|row| {
+            (
+                unhex(row[0].as_str().unwrap_or_default()),
+                row[1].as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     let banner = banner().into_bytes();
     let banners = rejects.iter().filter(|(raw, _)| *raw == banner).count() as u64;
     if banners > reference.banners {
-        problems.push(format!("{} banners written, {banners} in relay_rejects", reference.banners));
+        problems.push(format!(
+            "{} banners written, {banners} in relay_rejects",
+            reference.banners
+        ));
     }
     let unexpected: Vec<String> = rejects
         .iter()
@@ -216,7 +234,11 @@ fn check_stranded(state: &Path, reference: &Reference, problems: &mut Vec<String
             lost.push(format!(
                 "half line seq {} ({})",
                 stranded.seq,
-                if stranded.path.is_some() { "rotated" } else { "its file deleted" }
+                if stranded.path.is_some() {
+                    "rotated"
+                } else {
+                    "its file deleted"
+                }
             ));
         }
     }

@@ -60,47 +60,83 @@ pub enum Columns {
 pub enum Action {
     /// The application appends `lines` complete lines to `file`; `ids`:
     /// each carries its own event id (else the source position is the key).
-    Append { file: u8, lines: u16, ids: bool },
+    Append {
+        file: u8,
+        lines: u16,
+        ids: bool,
+    },
     /// One line longer than a read chunk (70 KiB).
-    AppendLong { file: u8 },
+    AppendLong {
+        file: u8,
+    },
     /// A 300-byte banner that is not JSON (the same at every start): the
     /// loader must reject it with its bytes.
-    Banner { file: u8 },
+    Banner {
+        file: u8,
+    },
     /// The first half of a line, without its newline.
-    StartPartial { file: u8 },
+    StartPartial {
+        file: u8,
+    },
     /// The rest of the pending half line, and its newline.
-    FinishPartial { file: u8 },
+    FinishPartial {
+        file: u8,
+    },
     /// `mv F.log F.log.N`; the application goes on in a new `F.log`.
-    RotateRename { file: u8 },
+    RotateRename {
+        file: u8,
+    },
     /// `cp F.log F.log.N && : > F.log`, with the application paused.
-    CopyTruncate { file: u8 },
+    CopyTruncate {
+        file: u8,
+    },
     /// `: > F.log` once every line in it is loaded: the application starts
     /// the file over (the same banner comes back with the next `Banner`).
-    Rewrite { file: u8 },
+    Rewrite {
+        file: u8,
+    },
     /// `rm` of the oldest rotated copy of `F`, once its complete lines are loaded.
-    DeleteRotated { file: u8 },
+    DeleteRotated {
+        file: u8,
+    },
     /// `rm F.log` (its unloaded complete lines are waited for first).
-    Delete { file: u8 },
+    Delete {
+        file: u8,
+    },
     /// `kill -9` of a role, started again at once.
-    Kill { role: Role },
+    Kill {
+        role: Role,
+    },
     /// `kill -9` of a role, left down until `Start` or the end.
-    Stop { role: Role },
-    Start { role: Role },
+    Stop {
+        role: Role,
+    },
+    Start {
+        role: Role,
+    },
     /// The warehouse is held (an exclusive lock) while `lines` are appended:
     /// the loader's lag gauge must show them.
-    WarehouseOutage { lines: u16 },
+    WarehouseOutage {
+        lines: u16,
+    },
     /// `relay load --only-table kinds --until-end --from earliest`, with a
     /// group of its own or (`own_group = false`) without `--group`, which
     /// must be refused (exit 2).
-    Backfill { own_group: bool },
+    Backfill {
+        own_group: bool,
+    },
     /// `kill -9` of the broker, one byte flipped in the middle of a sealed
     /// segment (bit rot), the broker started again: the batch there may be
     /// lost, but only it, and only as a gap the loader records.
-    CorruptSealed { pick: u16 },
+    CorruptSealed {
+        pick: u16,
+    },
     /// Waits until every complete line so far is loaded.
     Settle,
     /// Time passes.
-    Pause { ms: u16 },
+    Pause {
+        ms: u16,
+    },
 }
 
 /// One case: the table's shape and what happens to the pipeline.
@@ -197,11 +233,15 @@ impl Action {
             }
             Action::Backfill { own_group } => format!(
                 "relay load --config relay.toml --only-table kinds --until-end --from earliest{}",
-                if *own_group { " --group backfill-$((++n))" } else { "   # must exit 2" }
+                if *own_group {
+                    " --group backfill-$((++n))"
+                } else {
+                    "   # must exit 2"
+                }
             ),
-            Action::CorruptSealed { pick } => format!(
-                "kill -9 $Broker_pid; flip_middle_byte sealed_segment {pick}; start Broker"
-            ),
+            Action::CorruptSealed { pick } => {
+                format!("kill -9 $Broker_pid; flip_middle_byte sealed_segment {pick}; start Broker")
+            }
             Action::Settle => "settle".into(),
             Action::Pause { ms } => format!("sleep {}", f64::from(*ms) / 1000.0),
         }

@@ -28,7 +28,17 @@ pub fn cluster() -> Option<&'static Mutex<Postgres>> {
 fn psql(port: u16, database: &str, sql: &str) -> Result<String, String> {
     let bin = PathBuf::from(std::env::var_os("RELAY_PG_BIN").expect("RELAY_PG_BIN"));
     let output = Command::new(bin.join("psql"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-At", "-v", "ON_ERROR_STOP=1"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ])
         .args(["-c", sql, database])
         .output()
         .map_err(|error| error.to_string())?;
@@ -94,13 +104,15 @@ impl Store {
                 let mut statement = connection.prepare(select).unwrap();
                 let width = statement.column_count();
                 let rows = statement
-                    .query_map([], |row| Ok((0..width).map(|i| sqlite_json(row.get(i).unwrap())).collect()))
+                    .query_map([], |row| {
+                        Ok((0..width).map(|i| sqlite_json(row.get(i).unwrap())).collect())
+                    })
                     .unwrap();
                 rows.map(Result::unwrap).collect()
             }
             Store::Postgres { port, database } => {
-                let text = psql(*port, database, select_postgres)
-                    .unwrap_or_else(|error| panic!("{select_postgres}: {error}"));
+                let text =
+                    psql(*port, database, select_postgres).unwrap_or_else(|error| panic!("{select_postgres}: {error}"));
                 text.lines()
                     .map(|line| match serde_json::from_str::<Value>(line) {
                         Ok(Value::Array(columns)) => columns,
@@ -136,7 +148,11 @@ impl Store {
     /// Drops a PostgreSQL case's database (a passing case leaves nothing).
     pub fn remove(&self) {
         if let Store::Postgres { port, database } = self {
-            let _ = psql(*port, "postgres", &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
+            let _ = psql(
+                *port,
+                "postgres",
+                &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+            );
         }
     }
 }
@@ -155,7 +171,9 @@ fn sqlite_json(value: rusqlite::types::Value) -> Value {
     match value {
         V::Null => Value::Null,
         V::Integer(n) => n.into(),
-        V::Real(x) => serde_json::Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null),
+        V::Real(x) => serde_json::Number::from_f64(x)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         V::Text(text) => text.into(),
         V::Blob(bytes) => bytes.iter().map(|b| format!("{b:02x}")).collect::<String>().into(),
     }

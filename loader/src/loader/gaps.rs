@@ -86,7 +86,13 @@ impl Loader {
     /// `on_gap = "stop"` a gap is an error instead.
     pub(super) async fn gaps(&self, records: &[ConsumerRecord]) -> Result<Vec<Gap>, LoaderError> {
         let mut gaps = Vec::new();
-        for (tp, expected, found) in jumps(&self.stored, records) {
+        // A partition without a stored offset expects its first record where it was started.
+        let expected: HashMap<TopicPartition, Option<i64>> = self
+            .stored
+            .iter()
+            .map(|(tp, stored)| (tp.clone(), stored.or_else(|| self.started_at.get(tp).copied())))
+            .collect();
+        for (tp, expected, found) in jumps(&expected, records) {
             gaps.extend(self.missing(&tp, expected, found).await?);
         }
         if self.config.on_gap == OnGap::Stop {
