@@ -29,6 +29,7 @@
 //! bytes and reason. Symlinks matching the paths are followed
 //! (`follow_symlinks`): identity is the target's, the path shown the link's.
 
+pub mod compressed;
 pub mod config;
 pub mod delivery;
 pub mod error;
@@ -122,6 +123,8 @@ pub struct SenderShared {
     pub idle: Mutex<HashMap<FileKey, std::time::Instant>>,
     /// Open files asked to close to make room under `open_files_max`.
     pub evict: Mutex<HashSet<FileKey>>,
+    /// Compressed files at a watched path, left alone (logged once each).
+    compressed: Mutex<HashSet<FileKey>>,
 }
 
 /// What a truncated file's tailer had read when the truncation was seen: a
@@ -235,6 +238,7 @@ impl Sender {
             watched: Mutex::new(HashSet::new()),
             idle: Mutex::new(HashMap::new()),
             evict: Mutex::new(HashSet::new()),
+            compressed: Mutex::new(HashSet::new()),
             handovers: Mutex::new(Vec::new()),
         });
         Ok(Self {

@@ -25,6 +25,10 @@ pub(super) enum Seen {
     NoRoom,
 }
 
+/// Compressed files remembered as logged: 4,096 keys of 16 bytes, 64 KiB,
+/// more than a year of daily rotations of a dozen files.
+const COMPRESSED_REMEMBERED_MAX: usize = 4096;
+
 impl Sender {
     /// Asks the `wanted` open files idle the longest (at their end, every
     /// line acknowledged) to close, so files waiting for a slot, the live one
@@ -138,7 +142,10 @@ impl Sender {
                     continue;
                 };
                 if seen.insert(key) {
-                    let seen = if open.contains_key(&key) || self.nothing_new(key, &file) {
+                    let seen = if open.contains_key(&key)
+                        || self.nothing_new(key, &file)
+                        || self.compressed(key, &path, &file)
+                    {
                         Seen::Settled
                     } else if room == 0 {
                         Seen::NoRoom
@@ -151,6 +158,29 @@ impl Sender {
             }
         }
         found
+    }
+
+    /// Whether `file` holds compressed bytes (a rotated copy compressed by
+    /// logrotate): never tailed, logged once.
+    fn compressed(&self, key: FileKey, path: &std::path::Path, file: &std::fs::File) -> bool {
+        let Some(format) = super::compressed::format_of(file) else {
+            return false;
+        };
+        let mut logged = self.shared.compressed.lock();
+        if logged.len() >= COMPRESSED_REMEMBERED_MAX {
+            // Old copies are deleted by logrotate long before this many pile
+            // up; forgetting them only logs a survivor once more.
+            logged.clear();
+        }
+        if logged.insert(key) {
+            tracing::info!(
+                topic = %self.shared.config.topic,
+                file = %path.display(),
+                format,
+                "compressed file at a watched path (a rotated copy compressed after it was read): not tailed"
+            );
+        }
+        true
     }
 
     /// Files the registry knows that no longer match the paths (rotated

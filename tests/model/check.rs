@@ -243,6 +243,13 @@ fn check_stranded(state: &Path, reference: &Reference, problems: &mut Vec<String
         }
     }
     shown(problems, "half lines neither set aside nor on disk", lost);
+    let overlong: Vec<String> = reference
+        .overlong
+        .iter()
+        .filter(|line| !set_aside.contains(line))
+        .map(|line| format!("{:?}…", String::from_utf8_lossy(&line[..60])))
+        .collect();
+    shown(problems, "over-long lines not set aside whole", overlong);
 }
 
 /// Every problem found, none when the promise held.

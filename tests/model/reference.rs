@@ -21,6 +21,11 @@ const _: () = assert!(21 == "# model-app starting ".len());
 /// Bytes of the long line's filler: over the sender's 64 KiB read chunk.
 pub const LONG_LINE_FILLER_BYTES: usize = 70 * 1024;
 
+/// The sender's `line_bytes_max` in the model's configuration.
+pub const LINE_BYTES_MAX: usize = 256 * 1024;
+/// Bytes of an over-long line's filler: over `LINE_BYTES_MAX`.
+pub const OVERLONG_FILLER_BYTES: usize = 300 * 1024;
+
 /// The table a line's `kind` routes it to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Table {
@@ -98,6 +103,8 @@ pub struct Reference {
     /// The half line pending in each file: (seq, first half, second half).
     pub pending: BTreeMap<u8, (u64, String, String)>,
     pub stranded: Vec<Stranded>,
+    /// Lines over `LINE_BYTES_MAX`: each must be in the sender's rejects.
+    pub overlong: Vec<Vec<u8>>,
     /// Bytes flipped in sealed segments: records there may be lost, each
     /// one counted in `relay_gaps`.
     pub corruptions: u32,
@@ -174,6 +181,14 @@ impl Reference {
             ts_utc,
         };
         (text, written)
+    }
+
+    /// A line over the sender's limit: never loaded, set aside whole.
+    pub fn overlong_line(&mut self, file: u8) -> String {
+        let seq = self.take_seq();
+        let (text, _) = self.event(seq, file, true, OVERLONG_FILLER_BYTES);
+        self.overlong.push(text.clone().into_bytes());
+        text
     }
 
     /// Starts a half line in `file`: returns its first half.

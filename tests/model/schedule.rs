@@ -69,6 +69,9 @@ pub enum Action {
     AppendLong {
         file: u8,
     },
+    /// One line over the sender's `line_bytes_max` (256 KiB here): it must
+    /// be set aside whole in the sender's rejects.
+    AppendOverlong { file: u8 },
     /// A 300-byte banner that is not JSON (the same at every start): the
     /// loader must reject it with its bytes.
     Banner {
@@ -95,6 +98,10 @@ pub enum Action {
     Rewrite {
         file: u8,
     },
+    /// `gzip` of the oldest rotated copy of `F`, once its complete lines are
+    /// loaded (logrotate's `compress`): the `.gz` matches the paths, and
+    /// must not come back as lines.
+    Compress { file: u8 },
     /// `rm` of the oldest rotated copy of `F`, once its complete lines are loaded.
     DeleteRotated {
         file: u8,
@@ -163,12 +170,14 @@ pub fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         12 => (file(), 1..=APPEND_LINES_MAX, any::<bool>()).prop_map(|(file, lines, ids)| Action::Append { file, lines, ids }),
         1 => file().prop_map(|file| Action::AppendLong { file }),
+        1 => file().prop_map(|file| Action::AppendOverlong { file }),
         2 => file().prop_map(|file| Action::Banner { file }),
         2 => file().prop_map(|file| Action::StartPartial { file }),
         2 => file().prop_map(|file| Action::FinishPartial { file }),
         2 => file().prop_map(|file| Action::RotateRename { file }),
         2 => file().prop_map(|file| Action::CopyTruncate { file }),
         2 => file().prop_map(|file| Action::Rewrite { file }),
+        1 => file().prop_map(|file| Action::Compress { file }),
         1 => file().prop_map(|file| Action::DeleteRotated { file }),
         1 => file().prop_map(|file| Action::Delete { file }),
         3 => role().prop_map(|role| Action::Kill { role }),
@@ -215,6 +224,8 @@ impl Action {
                 format!("append {} {lines} {}", name(file), if *ids { "ids" } else { "no-ids" })
             }
             Action::AppendLong { file } => format!("append_long {}", name(file)),
+            Action::AppendOverlong { file } => format!("append_overlong {}", name(file)),
+            Action::Compress { file } => format!("settle; gzip \"$(ls -tr logs/{}.log.* | grep -v gz | head -1)\"", name(file)),
             Action::Banner { file } => format!("banner {}", name(file)),
             Action::StartPartial { file } => format!("printf '{{\"seq\":0,\"half\":' >> logs/{}.log", name(file)),
             Action::FinishPartial { file } => format!("printf '1}}\\n' >> logs/{}.log", name(file)),

@@ -7,7 +7,7 @@
 //! does not hold (a rotation of a file that is not there, a `Start` of a
 //! running role) is skipped, so any drawn or shrunk schedule can run.
 
-use crate::reference::{banner, Reference, Table, LONG_LINE_FILLER_BYTES};
+use crate::reference::{banner, Reference, Table, LINE_BYTES_MAX, LONG_LINE_FILLER_BYTES};
 use crate::schedule::{Action, Case, Columns, Role, TableSetup, Warehouse, FILES, SYMLINKED_FILE};
 use crate::store::Store;
 use crate::support::{metric_sum, relay_binary, run_with_timeout, wait_until, BrokerProcess, RelayProcess};
@@ -156,6 +156,11 @@ impl World {
         match *action {
             Action::Append { file, lines, ids } => self.append(file, lines, ids, 0),
             Action::AppendLong { file } => self.append(file, 1, true, LONG_LINE_FILLER_BYTES),
+            Action::AppendOverlong { file } => {
+                let line = self.reference.overlong_line(file);
+                self.write_lines(file, &[line]);
+            }
+            Action::Compress { file } => self.compress(file)?,
             Action::Banner { file } => {
                 self.reference.banners += 1;
                 self.write_lines(file, &[banner()]);
@@ -274,6 +279,24 @@ impl World {
             std::thread::sleep(Duration::from_millis(500));
         }
         Ok(true)
+    }
+
+    fn compress(&mut self, file: u8) -> Result<(), String> {
+        let Some(oldest) = self.rotated.get(&file).and_then(|r| r.first()).cloned() else {
+            self.skip();
+            return Ok(());
+        };
+        let holds = self.reference.stranded.iter().any(|s| s.path.as_deref() == Some(oldest.as_path()));
+        if !self.may_delete(file, holds)? {
+            self.skip();
+            return Ok(());
+        }
+        let gzip = Command::new("gzip").arg(&oldest).status().expect("gzip");
+        assert!(gzip.success(), "gzip {}", oldest.display());
+        // The compressed copy stays, and is never a source of lines.
+        self.rotated.get_mut(&file).unwrap().remove(0);
+        self.reference.deleted(&oldest);
+        Ok(())
     }
 
     fn delete_rotated(&mut self, file: u8) -> Result<(), String> {
@@ -585,7 +608,7 @@ fn pipeline_config(dir: &Path, broker: &str, store: &Store, case: &Case) -> Stri
     format!(
         "[client]\nbrokers = \"{broker}\"\n\n\
          [[send]]\ntopic = \"events\"\npaths = [\"{logs}/*.log*\"]\nstate_dir = \"{state}\"\n\
-         discover_interval_ms = 100\npoll_interval_ms = 50\nrotate_wait_ms = 1000\n\n\
+         discover_interval_ms = 100\npoll_interval_ms = 50\nrotate_wait_ms = 1000\nline_bytes_max = {LINE_BYTES_MAX}\n\n\
          [[load]]\ntopic = \"events\"\ngroup = \"{GROUP}\"\nwarehouse = \"{warehouse}\"\n\
          table = \"events\"\ncreate_table = {create}\ndedup_key = \"/id\"\nbatch_wait_ms = 100\n\
          retry_backoff_max_ms = 500\n{columns}\n\
@@ -638,7 +661,9 @@ fn premake_tables(store: &Store, setup: TableSetup, columns: Columns) {
             TableSetup::PrimaryKey => "dedup_key TEXT PRIMARY KEY".to_owned(),
             _ => format!("dedup_key TEXT NOT NULL, CONSTRAINT {table}_operator_unique UNIQUE (dedup_key)"),
         };
-        store.execute(&format!("CREATE TABLE {table} ({}, {key});", body.join(", ")));
+        // A column of the operator's own that the loader never writes.
+        let note = if postgres { "note text" } else { "note TEXT" };
+        store.execute(&format!("CREATE TABLE {table} ({}, {note}, {key});", body.join(", ")));
     }
 }
 
