@@ -96,6 +96,10 @@ pub struct Loader {
     /// resolved): its first record must be there, or the offsets before it
     /// are a gap like any other jump.
     started_at: HashMap<TopicPartition, i64>,
+    /// The last commit of offsets to the broker failed: they are committed
+    /// again at the next refresh, or `relay lag` would show a backlog that is
+    /// long loaded for as long as no new batch comes.
+    mirror_failed: bool,
     /// Unacknowledged relay_gaps rows per partition, as last read.
     open_gaps: HashMap<TopicPartition, i64>,
     gaps_checked: Instant,
@@ -145,6 +149,7 @@ impl Loader {
             sink,
             stored: HashMap::new(),
             started_at: HashMap::new(),
+            mirror_failed: false,
             open_gaps: HashMap::new(),
             gaps_checked: Instant::now(),
             stats: Arc::default(),

@@ -39,11 +39,12 @@ impl Loader {
             .zip(&metadata)
             .map(|((tp, offset), metadata)| (tp, offset, metadata.as_str()))
             .collect();
-        if let Err(error) = self
+        let committed = self
             .consumer
             .commit_offsets_with_metadata(&with_metadata, generation, &member)
-            .await
-        {
+            .await;
+        self.mirror_failed = committed.is_err();
+        if let Err(error) = committed {
             // WARN, not DEBUG: the committed offsets carry the count of open
             // gaps that `relay lag` and `relay status` show.
             tracing::warn!(%error, "committing offsets and open gap counts to the broker failed (the warehouse has them; `relay lag` may show old values until the next commit)");
@@ -51,8 +52,9 @@ impl Loader {
     }
 
     /// Re-reads the unacknowledged gaps (someone may have acknowledged one)
-    /// at most every [`GAPS_REFRESH_INTERVAL`]; when the counts changed, the
-    /// broker's mirror is committed again with them.
+    /// at most every [`GAPS_REFRESH_INTERVAL`]; when the counts changed, or
+    /// the last commit to the broker failed, the broker's mirror is
+    /// committed again.
     pub(super) async fn refresh_open_gaps(&mut self, force: bool) -> Result<(), LoaderError> {
         if !force && self.gaps_checked.elapsed() < GAPS_REFRESH_INTERVAL {
             return Ok(());
@@ -65,7 +67,7 @@ impl Loader {
             .into_iter()
             .map(|((topic, partition), count)| (TopicPartition { topic, partition }, count))
             .collect();
-        if open != self.open_gaps {
+        if open != self.open_gaps || self.mirror_failed {
             self.open_gaps = open;
             let offsets: Vec<(TopicPartition, i64)> = self
                 .stored
