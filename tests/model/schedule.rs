@@ -71,7 +71,9 @@ pub enum Action {
     },
     /// One line over the sender's `line_bytes_max` (256 KiB here): it must
     /// be set aside whole in the sender's rejects.
-    AppendOverlong { file: u8 },
+    AppendOverlong {
+        file: u8,
+    },
     /// A 300-byte banner that is not JSON (the same at every start): the
     /// loader must reject it with its bytes.
     Banner {
@@ -101,7 +103,9 @@ pub enum Action {
     /// `gzip` of the oldest rotated copy of `F`, once its complete lines are
     /// loaded (logrotate's `compress`): the `.gz` matches the paths, and
     /// must not come back as lines.
-    Compress { file: u8 },
+    Compress {
+        file: u8,
+    },
     /// `rm` of the oldest rotated copy of `F`, once its complete lines are loaded.
     DeleteRotated {
         file: u8,
@@ -114,6 +118,15 @@ pub enum Action {
     Kill {
         role: Role,
     },
+    /// SIGTERM (a clean stop: lines in flight drained, the batch in hand
+    /// finished), then started again.
+    Restart {
+        role: Role,
+    },
+    /// The sender stopped cleanly and started with its paths written the
+    /// other way (`logs/*.log*` or one pattern per file): the same files, so
+    /// nothing may be sent again or skipped.
+    ChangeGlob,
     /// `kill -9` of a role, left down until `Start` or the end.
     Stop {
         role: Role,
@@ -181,6 +194,8 @@ pub fn action() -> impl Strategy<Value = Action> {
         1 => file().prop_map(|file| Action::DeleteRotated { file }),
         1 => file().prop_map(|file| Action::Delete { file }),
         3 => role().prop_map(|role| Action::Kill { role }),
+        1 => role().prop_map(|role| Action::Restart { role }),
+        1 => Just(Action::ChangeGlob),
         2 => role().prop_map(|role| Action::Stop { role }),
         2 => role().prop_map(|role| Action::Start { role }),
         1 => (1..=50u16).prop_map(|lines| Action::WarehouseOutage { lines }),
@@ -225,7 +240,10 @@ impl Action {
             }
             Action::AppendLong { file } => format!("append_long {}", name(file)),
             Action::AppendOverlong { file } => format!("append_overlong {}", name(file)),
-            Action::Compress { file } => format!("settle; gzip \"$(ls -tr logs/{}.log.* | grep -v gz | head -1)\"", name(file)),
+            Action::Compress { file } => format!(
+                "settle; gzip \"$(ls -tr logs/{}.log.* | grep -v gz | head -1)\"",
+                name(file)
+            ),
             Action::Banner { file } => format!("banner {}", name(file)),
             Action::StartPartial { file } => format!("printf '{{\"seq\":0,\"half\":' >> logs/{}.log", name(file)),
             Action::FinishPartial { file } => format!("printf '1}}\\n' >> logs/{}.log", name(file)),
@@ -237,6 +255,8 @@ impl Action {
             Action::DeleteRotated { file } => format!("settle; rm \"$(ls -tr logs/{}.log.* | head -1)\"", name(file)),
             Action::Delete { file } => format!("settle; rm logs/{}.log", name(file)),
             Action::Kill { role } => format!("kill -9 ${role:?}_pid; start {role:?}"),
+            Action::Restart { role } => format!("kill -TERM ${role:?}_pid; wait; start {role:?}"),
+            Action::ChangeGlob => "kill -TERM $Sender_pid; wait; toggle_paths relay.toml; start Sender".into(),
             Action::Stop { role } => format!("kill -9 ${role:?}_pid"),
             Action::Start { role } => format!("start {role:?}"),
             Action::WarehouseOutage { lines } => {

@@ -189,6 +189,8 @@ impl World {
                 self.stop(role);
                 self.start_role(role);
             }
+            Action::Restart { role } => self.restart_cleanly(role)?,
+            Action::ChangeGlob => self.change_glob()?,
             Action::Stop { role } => self.stop(role),
             Action::Start { role } => self.start_role(role),
             Action::WarehouseOutage { lines } => self.warehouse_outage(lines)?,
@@ -286,7 +288,11 @@ impl World {
             self.skip();
             return Ok(());
         };
-        let holds = self.reference.stranded.iter().any(|s| s.path.as_deref() == Some(oldest.as_path()));
+        let holds = self
+            .reference
+            .stranded
+            .iter()
+            .any(|s| s.path.as_deref() == Some(oldest.as_path()));
         if !self.may_delete(file, holds)? {
             self.skip();
             return Ok(());
@@ -371,6 +377,51 @@ impl World {
         std::fs::write(segment, bytes).unwrap();
         self.reference.corruptions += 1;
         self.start_role(Role::Broker);
+    }
+
+    /// SIGTERM and a start; a clean stop must exit 0.
+    fn restart_cleanly(&mut self, role: Role) -> Result<(), String> {
+        if !self.up.contains(&role) {
+            self.skip();
+            return Ok(());
+        }
+        let code = match role {
+            Role::Broker => self.broker.terminate(),
+            Role::Sender => self.sender.terminate(),
+            Role::Loader => self.loader.terminate(),
+        };
+        self.up.remove(&role);
+        // A stop while another role is down may fail to drain: exit 3 (cannot
+        // reach) is the one answer besides 0 that keeps the promise; `None`
+        // is a SIGTERM that came before the handlers were in place (as a kill).
+        if !matches!(code, Some(0) | Some(3) | None) {
+            return Err(format!("{role:?} stopped with SIGTERM exited {code:?}"));
+        }
+        self.start_role(role);
+        Ok(())
+    }
+
+    fn change_glob(&mut self) -> Result<(), String> {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let logs = self.dir.join("logs");
+        let together = format!("paths = [\"{}/*.log*\"]", logs.display());
+        let apart = format!(
+            "paths = [{}]",
+            FILES.map(|f| format!("\"{}/{f}.log*\"", logs.display())).join(", ")
+        );
+        let changed = if text.contains(&together) {
+            text.replace(&together, &apart)
+        } else {
+            text.replace(&apart, &together)
+        };
+        // Atomically: a role restarting now must read one whole config or the other.
+        let next = self.config.with_extension("toml.next");
+        std::fs::write(&next, changed).unwrap();
+        std::fs::rename(&next, &self.config).unwrap();
+        if self.up.contains(&Role::Sender) {
+            self.restart_cleanly(Role::Sender)?;
+        }
+        Ok(())
     }
 
     fn all_up(&self) -> bool {
