@@ -218,6 +218,18 @@ fn sender_rejects(state: &Path) -> Vec<Vec<u8>> {
     entries
 }
 
+/// Whether every line the sender must set aside (over-long, or half of a
+/// deleted file) is in its rejects yet.
+pub fn set_aside_done(state: &Path, reference: &Reference) -> bool {
+    let set_aside = sender_rejects(state);
+    reference.overlong.iter().all(|line| set_aside.contains(line))
+        && reference
+            .stranded
+            .iter()
+            .filter(|s| s.path.is_none())
+            .all(|s| set_aside.contains(&s.bytes))
+}
+
 fn check_stranded(state: &Path, reference: &Reference, problems: &mut Vec<String>) {
     let set_aside = sender_rejects(state);
     let mut lost = Vec::new();

@@ -589,6 +589,8 @@ impl World {
             // Rotated files idle past rotate_wait_ms are closed, their half lines set aside.
             std::thread::sleep(Duration::from_millis(2_000));
         }
+        let state = self.dir.join("state");
+        wait_until(STALL_MAX, || crate::check::set_aside_done(&state, &self.reference));
         // The broker's copy of the offsets follows each warehouse commit.
         let gaps = crate::check::progress(&self.store, self.case_columns).2;
         let expected = if gaps > 0 { 1 } else { 0 };
