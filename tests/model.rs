@@ -108,8 +108,28 @@ fn replay(path: &Path) {
     }
 }
 
+/// The tests here take turns: a case's outage stops the PostgreSQL cluster
+/// its test started, which the other test must not be using; a turn ends
+/// by stopping that cluster.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct Turn(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+impl Turn {
+    fn take() -> Self {
+        Turn(TURN.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        store::stop_cluster();
+    }
+}
+
 #[test]
 fn drawn_schedules_load_every_line_once_with_its_values() {
+    let _turn = Turn::take();
     if let Ok(path) = std::env::var("RELAY_MODEL_REPLAY") {
         return replay(Path::new(&path));
     }
@@ -148,6 +168,7 @@ fn drawn_schedules_load_every_line_once_with_its_values() {
 /// run, and every one that fails is listed.
 #[test]
 fn model_regressions_stay_fixed() {
+    let _turn = Turn::take();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/model/regressions");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|entries| entries.map(|e| e.unwrap().path()).collect())

@@ -9,7 +9,7 @@ use crate::support::postgres::Postgres;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 pub enum Store {
@@ -17,12 +17,26 @@ pub enum Store {
     Postgres { port: u16, database: String },
 }
 
-static CLUSTER: OnceLock<Option<Mutex<Postgres>>> = OnceLock::new();
+/// Leaked so that cases can hold it as `'static`; [`stop_cluster`] stops the
+/// server at the end of a test (a static is never dropped, and a server left
+/// behind would outlive the test process).
+static CLUSTER: Mutex<Option<&'static Mutex<Postgres>>> = Mutex::new(None);
 
-/// The run's PostgreSQL cluster, started on first use; `None` without the
-/// server binaries (outside CI: the case is skipped, loudly).
+/// The cluster of the running test, started on first use; `None` without
+/// the server binaries (outside CI: the case runs on SQLite, loudly).
 pub fn cluster() -> Option<&'static Mutex<Postgres>> {
-    CLUSTER.get_or_init(|| Postgres::start().map(Mutex::new)).as_ref()
+    let mut cluster = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    if cluster.is_none() {
+        *cluster = Postgres::start().map(|postgres| &*Box::leak(Box::new(Mutex::new(postgres))));
+    }
+    *cluster
+}
+
+/// Stops the cluster a test started, if any.
+pub fn stop_cluster() {
+    if let Some(cluster) = CLUSTER.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        cluster.lock().unwrap_or_else(|e| e.into_inner()).stop_server();
+    }
 }
 
 fn psql(port: u16, database: &str, sql: &str) -> Result<String, String> {
