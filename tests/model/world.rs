@@ -591,6 +591,15 @@ impl World {
         }
         let state = self.dir.join("state");
         wait_until(STALL_MAX, || crate::check::set_aside_done(&state, &self.reference));
+        // Everything is loaded and the warehouse is up: the loader is healthy.
+        let metrics = self.loader.metrics_address(self.loader_launches);
+        let mut health = None;
+        if !wait_until(LAG_VISIBLE_MAX, || {
+            health = crate::support::http_get(&metrics, "/health");
+            health.as_ref().is_some_and(|(status, _)| *status == 200)
+        }) {
+            return Err(format!("the loader's /health with everything loaded: {health:?}"));
+        }
         // The broker's copy of the offsets follows each warehouse commit.
         let gaps = crate::check::progress(&self.store, self.case_columns).2;
         let expected = if gaps > 0 { 1 } else { 0 };
