@@ -36,7 +36,9 @@ pub struct World {
     sender: RelayProcess,
     loader: RelayProcess,
     up: HashSet<Role>,
-    loader_launches: usize,
+    /// Bytes of the loader's log before its latest launch: that launch's
+    /// `--metrics` address is announced after them.
+    loader_log_mark: u64,
     config: PathBuf,
     /// Rotated copies of each file, oldest first.
     rotated: BTreeMap<u8, Vec<PathBuf>>,
@@ -89,7 +91,7 @@ impl World {
             sender,
             loader,
             up: [Role::Broker, Role::Sender, Role::Loader].into_iter().collect(),
-            loader_launches: 1,
+            loader_log_mark: 0,
             config,
             rotated: BTreeMap::new(),
             dirty: HashSet::new(),
@@ -444,11 +446,25 @@ impl World {
         match role {
             Role::Broker => self.broker.restart(),
             Role::Sender => self.sender.launch(),
-            Role::Loader => {
-                self.loader.launch();
-                self.loader_launches += 1;
-            }
+            Role::Loader => self.launch_loader(),
         }
+    }
+
+    fn launch_loader(&mut self) {
+        self.loader_log_mark = std::fs::metadata(&self.loader.log_path).map_or(0, |m| m.len());
+        self.loader.launch();
+    }
+
+    /// The running loader's `--metrics` address, as its latest launch announced it.
+    fn loader_metrics(&self) -> Result<String, String> {
+        let mut found = None;
+        wait_until(Duration::from_secs(30), || {
+            let log = std::fs::read(&self.loader.log_path).unwrap_or_default();
+            let since = String::from_utf8_lossy(&log[(self.loader_log_mark as usize).min(log.len())..]).into_owned();
+            found = since.lines().find_map(crate::support::metrics_address);
+            found.is_some()
+        });
+        found.ok_or_else(|| format!("the loader announced no metrics address:\n{}", tail(&self.loader.log())))
     }
 
     pub fn start_all(&mut self) {
@@ -478,9 +494,10 @@ impl World {
                 ));
             }
             std::thread::sleep(Duration::from_secs(1));
-            process.launch();
             if role == Role::Loader {
-                self.loader_launches += 1;
+                self.launch_loader();
+            } else {
+                process.launch();
             }
         }
         Ok(())
@@ -494,7 +511,7 @@ impl World {
             return Ok(());
         }
         self.settle()?;
-        let metrics = self.loader.metrics_address(self.loader_launches);
+        let metrics = self.loader_metrics()?;
         let store = std::mem::replace(&mut self.store, Store::Sqlite(PathBuf::new()));
         let (seen, lag) = store.outage(|| {
             let mut lag = None;
@@ -592,7 +609,7 @@ impl World {
         let state = self.dir.join("state");
         wait_until(STALL_MAX, || crate::check::set_aside_done(&state, &self.reference));
         // Everything is loaded and the warehouse is up: the loader is healthy.
-        let metrics = self.loader.metrics_address(self.loader_launches);
+        let metrics = self.loader_metrics()?;
         let mut health = None;
         if !wait_until(LAG_VISIBLE_MAX, || {
             health = crate::support::http_get(&metrics, "/health");
