@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `RELAY_MODEL_CASES` | cases drawn | 6 |
 //! | `RELAY_MODEL_SEED` | the drawing's seed (a number, or `random`) | 28 |
-//! | `RELAY_MODEL_SHRINK_SECONDS` | time spent shrinking a failure (0: none) | 900 |
+//! | `RELAY_MODEL_SHRINK_SECONDS` | time spent shrinking a failure (0: none) | 300 |
 //! | `RELAY_MODEL_REPLAY` | one saved case to run instead | — |
 
 #[path = "model/check.rs"]
@@ -137,7 +137,7 @@ fn drawn_schedules_load_every_line_once_with_its_values() {
     let seed = env_number("RELAY_MODEL_SEED", 28);
     eprintln!("model: {cases} cases, RELAY_MODEL_SEED={seed}");
     // 0 seconds: report the first failing case as drawn, unshrunk.
-    let shrink_seconds = env_number("RELAY_MODEL_SHRINK_SECONDS", 900) as u32;
+    let shrink_seconds = env_number("RELAY_MODEL_SHRINK_SECONDS", 300) as u32;
     let config = Config {
         cases,
         max_shrink_iters: if shrink_seconds == 0 { 0 } else { 1_000 },
