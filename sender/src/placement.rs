@@ -238,7 +238,9 @@ impl Sender {
         file: &std::fs::File,
         open: &HashMap<FileKey, PathBuf>,
     ) -> bool {
-        if self.shared.registry.get(key).is_some() {
+        // A known inode is not a copy, unless it was reused for other content.
+        let known = self.shared.registry.get(key);
+        if known.is_some_and(|entry| identity::still_matches(file, entry.fingerprint).unwrap_or(true)) {
             return false;
         }
         let Ok(fingerprint) = identity::fingerprint(file) else {
@@ -265,9 +267,9 @@ impl Sender {
     /// position and id when the registry knows this very file (the same
     /// first bytes and the same bytes before the position); the handed-over
     /// position and the original's id when it is the copy of a truncated
-    /// file; else 0 and a new id (a new file, a reused inode, a file
-    /// rewritten in place, or one that shrank below its position: all new
-    /// content). An error reading the file starts nothing: it is tried again
+    /// file (also at a reused inode); else 0 and a new id (a new file, a
+    /// reused inode, a file rewritten in place, or one that shrank below its
+    /// position: all new content). An error reading the file starts nothing: it is tried again
     /// at the next pass, never taken as new content (that would send it again).
     pub(super) fn start_position(
         &self,
@@ -293,12 +295,17 @@ impl Sender {
                 (entry.acked_position, entry.file_id)
             }
             Some(entry) => {
-                tracing::info!(file = %path.display(), position = entry.acked_position, "new content at this inode (rewritten in place, or a new file); reading it from the start");
                 self.keep_for_a_copy(&entry);
                 previous = left(&entry);
-                (0, entry.file_id.successor())
+                // A reused inode may hold a copytruncate's copy: it inherits.
+                self.copy_of_truncated(key, path, file, length).unwrap_or_else(|| {
+                    tracing::info!(file = %path.display(), position = entry.acked_position, "new content at this inode (rewritten in place, or a new file); reading it from the start");
+                    (0, entry.file_id.successor())
+                })
             }
-            None => self.copy_or_new(key, path, file, length),
+            None => self
+                .copy_of_truncated(key, path, file, length)
+                .unwrap_or_else(|| (0, identity::new_file_id())),
         };
         let before = identity::before(file, position)?;
         self.copies_waiting.lock().remove(&key);
@@ -316,16 +323,17 @@ impl Sender {
         Ok(position)
     }
 
-    /// A file the registry does not know: the copy of a truncated file
-    /// (same first bytes, and the same bytes before the position it
-    /// inherits), or new content from 0.
-    fn copy_or_new(
+    /// Where and as what to resume a file that holds content the registry
+    /// does not know at its inode (a new file, or a reused inode) when it is
+    /// the copy of a truncated file (same first bytes, and the same bytes
+    /// before the position it inherits); `None` for new content.
+    fn copy_of_truncated(
         &self,
         key: FileKey,
         path: &std::path::Path,
         file: &std::fs::File,
         length: u64,
-    ) -> (u64, identity::FileId) {
+    ) -> Option<(u64, identity::FileId)> {
         // A copy starts with the content's known first bytes (all of them
         // for a file shorter than the fingerprint's maximum) and holds the
         // same bytes before the position it inherits.
@@ -345,17 +353,17 @@ impl Sender {
         });
         if let Some(handover) = handover {
             tracing::info!(file = %path.display(), position = handover.position, "copy of a truncated file; resuming where the original was acknowledged to, with its identity");
-            return (handover.position, handover.file_id);
+            return Some((handover.position, handover.file_id));
         }
         if let Some(original) = self.truncated_original(key, is_copy) {
             tracing::info!(file = %path.display(), position = original.acked_position, "copy of a file truncated while it was closed; resuming where the original was acknowledged to, with its identity");
-            return (original.acked_position, original.file_id);
+            return Some((original.acked_position, original.file_id));
         }
         if let Some(previous) = self.shared.registry.take_previous(is_copy) {
             tracing::info!(file = %path.display(), position = previous.acked_position, "copy of a truncated file's earlier content; resuming where it was acknowledged to, with its identity");
-            return (previous.acked_position, previous.file_id);
+            return Some((previous.acked_position, previous.file_id));
         }
-        (0, identity::new_file_id())
+        None
     }
 }
 
