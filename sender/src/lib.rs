@@ -130,7 +130,7 @@ pub struct SenderShared {
 /// What a truncated file's tailer had read when the truncation was seen: a
 /// copy of the old content (same fingerprint) resumes there instead of
 /// sending everything again.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Handover {
     pub fingerprint: identity::Fingerprint,
     /// The truncated content's identity, which its copy inherits.
@@ -138,6 +138,8 @@ pub struct Handover {
     pub position: u64,
     /// The bytes just before `position`: a copy must hold them too.
     pub before: Option<identity::Fingerprint>,
+    /// Where the truncated file is: a copy is named after it.
+    pub original_path: std::path::PathBuf,
     pub at: std::time::Instant,
 }
 
@@ -312,7 +314,7 @@ impl Sender {
                     waiting += 1;
                     continue;
                 }
-                if self.is_copy_of_open_file(key, &file, &open) {
+                if self.is_copy_of_open_file(key, &path, &file, &open) {
                     continue; // wait for the original's truncation to hand over its position
                 }
                 let start_position = match self.start_position(key, &path, &file) {

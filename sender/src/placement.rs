@@ -8,7 +8,7 @@ use super::problems::Severity;
 use super::registry::Previous;
 use super::{identity, Entry, FileKey, Handover, Sender};
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A file at a watched path: its identity, path, and what discovery made of it
 /// (see [`Sender::discover`]).
@@ -53,6 +53,7 @@ impl Sender {
             file_id: entry.file_id,
             position: entry.acked_position,
             before: entry.before,
+            original_path: entry.path.clone(),
             at: std::time::Instant::now(),
         });
     }
@@ -62,9 +63,9 @@ impl Sender {
     /// original was not open: the sender was down, or it was closed to make
     /// room). A file that merely starts like another one is not a copy: the
     /// original must no longer hold that content.
-    fn truncated_original(&self, key: FileKey, is_copy: impl Fn(&Previous) -> bool) -> Option<Entry> {
+    fn truncated_original(&self, key: FileKey, is_copy: impl Fn(&Previous, &Path) -> bool) -> Option<Entry> {
         self.shared.registry.entries().into_iter().find_map(|(other, entry)| {
-            if other == key || !is_copy(&previous_of(&entry)) {
+            if other == key || !is_copy(&previous_of(&entry), &entry.path) {
                 return None;
             }
             // Unreadable is taken as still there: never claim a copy on an error.
@@ -229,12 +230,14 @@ impl Sender {
         found
     }
 
-    /// A new file whose first bytes equal those of a file being read is a
-    /// copy about to be followed by a truncation (copytruncate). It waits up
+    /// A new file named after a file being read, whose first bytes equal
+    /// that file's, is a copy about to be followed by a truncation
+    /// (copytruncate). It waits up
     /// to `rotate_wait` for the handover; after that it is read as it is.
     pub(super) fn is_copy_of_open_file(
         &self,
         key: FileKey,
+        path: &Path,
         file: &std::fs::File,
         open: &HashMap<FileKey, PathBuf>,
     ) -> bool {
@@ -249,11 +252,13 @@ impl Sender {
         if fingerprint.bytes == 0 {
             return false;
         }
-        let copy = open.keys().any(|open_key| {
-            self.shared
-                .registry
-                .get(*open_key)
-                .is_some_and(|e| e.fingerprint == fingerprint)
+        let copy = open.iter().any(|(open_key, open_path)| {
+            named_as_copy_of(path, open_path)
+                && self
+                    .shared
+                    .registry
+                    .get(*open_key)
+                    .is_some_and(|e| e.fingerprint == fingerprint)
         });
         if !copy {
             return false;
@@ -337,20 +342,31 @@ impl Sender {
         // A copy starts with the content's known first bytes (all of them
         // for a file shorter than the fingerprint's maximum) and holds the
         // same bytes before the position it inherits.
-        let is_copy = |content: &Previous| {
-            content.fingerprint.bytes > 0
+        let is_copy = |content: &Previous, original: &Path| {
+            named_as_copy_of(path, original)
+                && content.fingerprint.bytes > 0
                 && content.acked_position <= length
                 && identity::still_matches(file, content.fingerprint).unwrap_or(false)
                 && identity::still_before(file, content.acked_position, content.before).unwrap_or(false)
         };
-        let handover = self.shared.handovers.lock().iter().rev().copied().find(|h| {
-            is_copy(&Previous {
-                fingerprint: h.fingerprint,
-                acked_position: h.position,
-                file_id: h.file_id,
-                before: h.before,
+        let handover = self
+            .shared
+            .handovers
+            .lock()
+            .iter()
+            .rev()
+            .find(|h| {
+                is_copy(
+                    &Previous {
+                        fingerprint: h.fingerprint,
+                        acked_position: h.position,
+                        file_id: h.file_id,
+                        before: h.before,
+                    },
+                    &h.original_path,
+                )
             })
-        });
+            .cloned();
         if let Some(handover) = handover {
             tracing::info!(file = %path.display(), position = handover.position, "copy of a truncated file; resuming where the original was acknowledged to, with its identity");
             return Some((handover.position, handover.file_id));
@@ -364,6 +380,21 @@ impl Sender {
             return Some((previous.acked_position, previous.file_id));
         }
         None
+    }
+}
+
+/// Whether `copy` is named as a rotation tool names the copy of `original`:
+/// its file name is the original's and more (`app.log.1`,
+/// `app.log-20261207`), in any directory (logrotate's `olddir`). Content
+/// alone is not enough: another file that starts with the same banner or
+/// CSV header, holding no more than the truncated content did, is not its
+/// copy, and taking it for one would skip its lines.
+fn named_as_copy_of(copy: &Path, original: &Path) -> bool {
+    match (copy.file_name(), original.file_name()) {
+        (Some(copy), Some(original)) => {
+            copy.len() > original.len() && copy.as_encoded_bytes().starts_with(original.as_encoded_bytes())
+        }
+        _ => false,
     }
 }
 
@@ -386,4 +417,26 @@ fn key_at(path: &std::path::Path) -> Option<FileKey> {
         device: metadata.dev(),
         inode: metadata.ino(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::named_as_copy_of;
+    use std::path::Path;
+
+    #[test]
+    fn a_copy_is_named_after_its_original() {
+        let original = Path::new("/var/log/app.log");
+        for copy in ["/var/log/app.log.1", "/var/log/app.log-20261207", "/var/log/old/app.log.1"] {
+            assert!(named_as_copy_of(Path::new(copy), original), "{copy}");
+        }
+    }
+
+    #[test]
+    fn another_file_with_the_same_content_is_not_a_copy() {
+        let original = Path::new("/var/log/c.log");
+        for other in ["/var/log/b.log", "/var/log/c.log", "/var/log/app-c.log.1", "/var/log/c.lo"] {
+            assert!(!named_as_copy_of(Path::new(other), original), "{other}");
+        }
+    }
 }

@@ -105,11 +105,11 @@ impl Registry {
     /// The previous content of some file that `is_copy` says a file copies
     /// (its first bytes, and the bytes before its position), taken (a copy
     /// inherits it once).
-    pub fn take_previous(&self, is_copy: impl Fn(&Previous) -> bool) -> Option<Previous> {
+    pub fn take_previous(&self, is_copy: impl Fn(&Previous, &Path) -> bool) -> Option<Previous> {
         let mut entries = self.entries.lock();
         let entry = entries
             .values_mut()
-            .find(|e| e.previous.as_ref().is_some_and(&is_copy))?;
+            .find(|e| e.previous.as_ref().is_some_and(|previous| is_copy(previous, &e.path)))?;
         *self.dirty.lock() = true;
         entry.previous.take()
     }

@@ -314,6 +314,7 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                     file_id: old_id,
                     position: acknowledged.min(splitter.resume_position()),
                     before,
+                    original_path: path.to_path_buf(),
                     at: Instant::now(),
                 });
             }
