@@ -427,7 +427,11 @@ mod tests {
     #[test]
     fn a_copy_is_named_after_its_original() {
         let original = Path::new("/var/log/app.log");
-        for copy in ["/var/log/app.log.1", "/var/log/app.log-20261207", "/var/log/old/app.log.1"] {
+        for copy in [
+            "/var/log/app.log.1",
+            "/var/log/app.log-20261207",
+            "/var/log/old/app.log.1",
+        ] {
             assert!(named_as_copy_of(Path::new(copy), original), "{copy}");
         }
     }
@@ -435,7 +439,12 @@ mod tests {
     #[test]
     fn another_file_with_the_same_content_is_not_a_copy() {
         let original = Path::new("/var/log/c.log");
-        for other in ["/var/log/b.log", "/var/log/c.log", "/var/log/app-c.log.1", "/var/log/c.lo"] {
+        for other in [
+            "/var/log/b.log",
+            "/var/log/c.log",
+            "/var/log/app-c.log.1",
+            "/var/log/c.lo",
+        ] {
             assert!(!named_as_copy_of(Path::new(other), original), "{other}");
         }
     }

@@ -285,7 +285,9 @@ impl World {
         Ok(true)
     }
 
-    fn compress(&mut self, file: u8) -> Result<(), String> {
+    /// `file`'s oldest rotated copy, taken off the list as `gone` (deleted
+    /// or compressed) once it may go (see [`World::may_delete`]).
+    fn retire_oldest_rotated(&mut self, file: u8, gone: impl FnOnce(&Path)) -> Result<(), String> {
         let Some(oldest) = self.rotated.get(&file).and_then(|r| r.first()).cloned() else {
             self.skip();
             return Ok(());
@@ -299,32 +301,22 @@ impl World {
             self.skip();
             return Ok(());
         }
-        let gzip = Command::new("gzip").arg(&oldest).status().expect("gzip");
-        assert!(gzip.success(), "gzip {}", oldest.display());
-        // The compressed copy stays, and is never a source of lines.
+        gone(&oldest);
         self.rotated.get_mut(&file).unwrap().remove(0);
         self.reference.deleted(&oldest);
         Ok(())
     }
 
+    /// The compressed copy stays at the paths, and is never a source of lines.
+    fn compress(&mut self, file: u8) -> Result<(), String> {
+        self.retire_oldest_rotated(file, |oldest| {
+            let gzip = Command::new("gzip").arg(oldest).status().expect("gzip");
+            assert!(gzip.success(), "gzip {}", oldest.display());
+        })
+    }
+
     fn delete_rotated(&mut self, file: u8) -> Result<(), String> {
-        let Some(oldest) = self.rotated.get(&file).and_then(|r| r.first()).cloned() else {
-            self.skip();
-            return Ok(());
-        };
-        let holds = self
-            .reference
-            .stranded
-            .iter()
-            .any(|s| s.path.as_deref() == Some(oldest.as_path()));
-        if !self.may_delete(file, holds)? {
-            self.skip();
-            return Ok(());
-        }
-        std::fs::remove_file(&oldest).unwrap();
-        self.rotated.get_mut(&file).unwrap().remove(0);
-        self.reference.deleted(&oldest);
-        Ok(())
+        self.retire_oldest_rotated(file, |oldest| std::fs::remove_file(oldest).unwrap())
     }
 
     fn delete(&mut self, file: u8) -> Result<(), String> {
