@@ -51,6 +51,9 @@ pub struct Reject {
     pub offset: i64,
     pub raw: Vec<u8>,
     pub error: String,
+    /// The line's source identity when a Relay sender produced it: a line
+    /// sent twice (after a sender's kill -9) is one reject, as it is one row.
+    pub source: Option<String>,
 }
 
 fn header<'a>(record: &'a ConsumerRecord, name: &str) -> Option<&'a [u8]> {
@@ -236,6 +239,7 @@ pub fn reject_of(record: &ConsumerRecord, table: &str, error: String) -> Reject 
         offset: record.offset,
         raw: record.value.as_deref().unwrap_or_default().to_vec(),
         error,
+        source: source_identity(record),
     }
 }
 
@@ -351,6 +355,11 @@ fn row(
 /// senders before file ids carry the path instead (stable only while the file
 /// keeps its name); records from other producers fall back to their offset.
 fn source_key(record: &ConsumerRecord) -> String {
+    source_identity(record).unwrap_or_else(|| format!("{}/{}/{}", record.topic, record.partition, record.offset))
+}
+
+/// The line's source identity from a Relay sender's headers, if it has them.
+fn source_identity(record: &ConsumerRecord) -> Option<String> {
     let text = |name| header(record, name).map(String::from_utf8_lossy);
     match (
         text(HEADER_HOST),
@@ -358,9 +367,9 @@ fn source_key(record: &ConsumerRecord) -> String {
         text(HEADER_FILE),
         text(HEADER_POSITION),
     ) {
-        (Some(host), Some(file_id), _, Some(position)) => format!("{host}:{file_id}:{position}"),
-        (Some(host), None, Some(file), Some(position)) => format!("{host}:{file}:{position}"),
-        _ => format!("{}/{}/{}", record.topic, record.partition, record.offset),
+        (Some(host), Some(file_id), _, Some(position)) => Some(format!("{host}:{file_id}:{position}")),
+        (Some(host), None, Some(file), Some(position)) => Some(format!("{host}:{file}:{position}")),
+        _ => None,
     }
 }
 

@@ -37,6 +37,7 @@ fn batch(rows: std::ops::Range<i64>, previous: Option<i64>, next: i64) -> Arc<Ba
             offset: rows.end,
             raw: b"bad".to_vec(),
             error: "bad".into(),
+            source: None,
         }],
         offsets: vec![OffsetAdvance {
             topic: "t".into(),
@@ -88,4 +89,54 @@ async fn a_stale_loader_is_fenced_and_its_batch_rolls_back() {
     sink.write("g", &batch(10..20, Some(21), 21)).await.unwrap();
     assert_eq!(count(&path, "SELECT COUNT(*) FROM events"), 20);
     assert_eq!(count(&path, "SELECT COUNT(*) FROM relay_rejects"), 2);
+}
+
+/// A batch whose only record is a rejected line from `source` at `offset`.
+fn rejected_line(offset: i64, source: &str, previous: Option<i64>) -> Arc<Batch> {
+    Arc::new(Batch {
+        rows: Vec::new(),
+        gaps: Vec::new(),
+        rejects: vec![Reject {
+            table: "events".into(),
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            raw: b"# banner".to_vec(),
+            error: "not JSON".into(),
+            source: Some(source.into()),
+        }],
+        offsets: vec![OffsetAdvance {
+            topic: "t".into(),
+            partition: 0,
+            previous,
+            next: offset + 1,
+        }],
+    })
+}
+
+#[tokio::test]
+async fn a_line_sent_twice_is_rejected_once_even_in_a_table_made_before_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    // relay_rejects as loaders before source identities made it.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE relay_rejects (
+                 target_table TEXT NOT NULL, group_id TEXT NOT NULL, topic TEXT NOT NULL,
+                 partition INTEGER NOT NULL, \"offset\" INTEGER NOT NULL, raw BLOB NOT NULL,
+                 error TEXT NOT NULL, rejected_at TEXT NOT NULL,
+                 UNIQUE (target_table, topic, partition, \"offset\"));",
+        )
+        .unwrap();
+    let mut sink = Sink::open(&config(&path)).await.unwrap();
+    // The sender was killed after the broker acknowledged the line and
+    // before it saved its position: the line is in the topic twice.
+    sink.write("g", &rejected_line(3, "host:f1:0", None)).await.unwrap();
+    sink.write("g", &rejected_line(7, "host:f1:0", Some(4))).await.unwrap();
+    sink.write("g", &rejected_line(9, "host:f1:301", Some(8)))
+        .await
+        .unwrap();
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM relay_rejects"), 2);
+    assert_eq!(count(&path, "SELECT next_offset FROM relay_offsets"), 10);
 }

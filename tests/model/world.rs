@@ -447,16 +447,23 @@ impl World {
         self.loader.launch();
     }
 
-    /// The running loader's `--metrics` address, as its latest launch announced it.
-    fn loader_metrics(&self) -> Result<String, String> {
-        let mut found = None;
-        wait_until(Duration::from_secs(30), || {
+    /// The running loader's `--metrics` address, as its latest launch
+    /// announced it (a loader that exits 3 meanwhile is started again).
+    fn loader_metrics(&mut self) -> Result<String, String> {
+        let started = Instant::now();
+        while started.elapsed() < STALL_MAX {
             let log = std::fs::read(&self.loader.log_path).unwrap_or_default();
             let since = String::from_utf8_lossy(&log[(self.loader_log_mark as usize).min(log.len())..]).into_owned();
-            found = since.lines().find_map(crate::support::metrics_address);
-            found.is_some()
-        });
-        found.ok_or_else(|| format!("the loader announced no metrics address:\n{}", tail(&self.loader.log())))
+            if let Some(address) = since.lines().find_map(crate::support::metrics_address) {
+                return Ok(address);
+            }
+            self.check_alive()?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "the loader announced no metrics address:\n{}",
+            tail(&self.loader.log())
+        ))
     }
 
     pub fn start_all(&mut self) {

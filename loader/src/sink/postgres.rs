@@ -334,6 +334,9 @@ impl PostgresSink {
                          first_offset bigint NOT NULL, last_offset bigint NOT NULL, records bigint NOT NULL,
                          detected_at timestamptz NOT NULL DEFAULT now(), acknowledged_at timestamptz,
                          UNIQUE (group_id, topic, partition, first_offset));
+                 ALTER TABLE relay_rejects ADD COLUMN IF NOT EXISTS source text;
+                 CREATE UNIQUE INDEX IF NOT EXISTS relay_rejects_source ON relay_rejects (target_table, source)
+                         WHERE source IS NOT NULL;
                  COMMIT;"
             ))
             .await
@@ -452,8 +455,8 @@ impl PostgresSink {
             for reject in &batch.rejects {
                 transaction
                     .execute(
-                        "INSERT INTO relay_rejects (target_table, group_id, topic, partition, \"offset\", raw, error)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                        "INSERT INTO relay_rejects (target_table, group_id, topic, partition, \"offset\", raw, error, source)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
                         &[
                             &reject.table,
                             &group,
@@ -462,6 +465,7 @@ impl PostgresSink {
                             &reject.offset,
                             &reject.raw,
                             &reject.error,
+                            &reject.source,
                         ],
                     )
                     .await

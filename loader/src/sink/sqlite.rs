@@ -134,6 +134,7 @@ impl SqliteSink {
                          UNIQUE (group_id, topic, partition, first_offset));",
             )
             .map_err(setup)?;
+        add_rejects_source(&connection).map_err(setup)?;
         let mut tables = Vec::new();
         for spec in config.tables() {
             check_table(&connection, &spec)?;
@@ -213,6 +214,22 @@ impl SqliteSink {
         .await
         .expect("write task")
     }
+}
+
+/// `relay_rejects.source` (a line's source identity) and its unique index,
+/// added to a table made before they existed: a line the sender sent twice
+/// is rejected once.
+fn add_rejects_source(connection: &Connection) -> rusqlite::Result<()> {
+    let has_source = connection
+        .prepare("SELECT 1 FROM pragma_table_info('relay_rejects') WHERE name = 'source'")?
+        .exists([])?;
+    if !has_source {
+        connection.execute_batch("ALTER TABLE relay_rejects ADD COLUMN source TEXT")?;
+    }
+    connection.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS relay_rejects_source ON relay_rejects (target_table, source)
+         WHERE source IS NOT NULL",
+    )
 }
 
 /// `CREATE TABLE IF NOT EXISTS` for `spec`, with the unique index on dedup_key.
@@ -299,8 +316,8 @@ fn write_blocking(connection: &mut Connection, group: &str, tables: &[(String, S
         let now = format_rfc3339_micros(relay_proto::clock::now_micros());
         let mut reject = transaction
             .prepare_cached(
-                "INSERT INTO relay_rejects (target_table, group_id, topic, partition, \"offset\", raw, error, rejected_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+                "INSERT INTO relay_rejects (target_table, group_id, topic, partition, \"offset\", raw, error, rejected_at, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
             )
             .map_err(unavailable)?;
         for r in &batch.rejects {
@@ -313,7 +330,8 @@ fn write_blocking(connection: &mut Connection, group: &str, tables: &[(String, S
                     r.offset,
                     r.raw,
                     r.error,
-                    now
+                    now,
+                    r.source
                 ])
                 .map_err(unavailable)?;
         }
