@@ -23,10 +23,10 @@ fn config() -> LoaderConfig {
     config
 }
 
-fn row_of(config: &LoaderConfig, record: &ConsumerRecord) -> Result<Row, Reject> {
+fn row_of(config: &LoaderConfig, record: &ConsumerRecord) -> Result<Row, Box<Reject>> {
     match transform(&Loading::new(config).unwrap(), record) {
         Transformed::Row(row) => Ok(row),
-        Transformed::Reject(reject) => Err(reject),
+        Transformed::Reject(reject) => Err(Box::new(reject)),
         Transformed::Skipped(why) => panic!("skipped: {why:?}"),
     }
 }
