@@ -62,7 +62,14 @@ fn run_case(case: &Case) -> Result<(), String> {
         outcome = world.finish().map_err(|problem| format!("at the end: {problem}"));
     }
     if outcome.is_ok() {
-        let problems = check::check(&world.store, &dir.path().join("state"), &world.reference, case.columns);
+        let tail = world.tail_quarantined();
+        let problems = check::check(
+            &world.store,
+            &dir.path().join("state"),
+            &world.reference,
+            case.columns,
+            tail,
+        );
         if !problems.is_empty() {
             outcome = Err(problems.join("\n"));
         }

@@ -339,6 +339,10 @@ impl Loader {
             }
             self.stored.insert(tp.clone(), offset);
         }
+        // The broker's copy of the offsets is written again at every
+        // assignment: the warehouse is the truth, and a broker that restarted
+        // may hold an older copy than the last batch committed.
+        self.mirror_failed = true;
         self.refresh_open_gaps(true).await?;
         tracing::info!(
             partitions = assigned.len(),

@@ -28,6 +28,8 @@ impl Loader {
     /// can say so without the warehouse.
     pub(super) async fn mirror_to_broker(&mut self, offsets: Vec<(TopicPartition, i64)>) {
         let Some((generation, member)) = self.consumer.generation() else {
+            // Between two generations: committed once the group is joined again.
+            self.mirror_failed = true;
             return;
         };
         let metadata: Vec<String> = offsets
