@@ -192,8 +192,13 @@ impl Loader {
             }
             let poll = if let Some(prefetched) = self.prefetched.take() {
                 prefetched
-            } else if draining_since.is_some() {
-                let poll = self.consumer.poll().await;
+            } else if let Some(since) = draining_since {
+                // Bounded by the drain's time left: a broker that cannot be
+                // reached (a join retried forever) must not hold the stop.
+                let left = STOP_DRAIN_WAIT_MAX.saturating_sub(since.elapsed());
+                let Ok(poll) = tokio::time::timeout(left, self.consumer.poll()).await else {
+                    continue;
+                };
                 fetched_since_stop = true;
                 poll
             } else {

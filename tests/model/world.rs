@@ -350,7 +350,11 @@ impl World {
             logs.retain(|p| p.extension().is_some_and(|e| e == "log"));
             logs.sort();
             logs.pop();
-            sealed.extend(logs);
+            // A segment rewritten without a batch set aside may hold nothing.
+            sealed.extend(
+                logs.into_iter()
+                    .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0)),
+            );
         }
         sealed
     }
