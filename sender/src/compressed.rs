@@ -2,8 +2,10 @@
 //! copy compressed by logrotate's `compress` (`app.log.1.gz`) matches a
 //! pattern like `app.log*` as well as the plain copies do. Tailing it would
 //! send its bytes as lines of garbage, so it is told by the magic number at
-//! its start (never by its name) and left alone. Reads at most
-//! [`MAGIC_BYTES_MAX`] bytes; never moves a file's position.
+//! its start, or by a compressor's extension while it is still being
+//! written (gzip makes `app.log.1.gz` empty first, then fills it), and left
+//! alone. Reads at most [`MAGIC_BYTES_MAX`] bytes; never moves a file's
+//! position.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -20,6 +22,25 @@ const MAGIC_NUMBERS: [(&str, &[u8]); 5] = [
     ("lz4", &[0x04, 0x22, 0x4d, 0x18]),
 ];
 const _: () = assert!(MAGIC_NUMBERS[2].1.len() == MAGIC_BYTES_MAX);
+
+/// File name endings of the compressors below.
+const EXTENSIONS: [(&str, &str); 6] = [
+    ("gzip", ".gz"),
+    ("zstd", ".zst"),
+    ("xz", ".xz"),
+    ("bzip2", ".bz2"),
+    ("lz4", ".lz4"),
+    ("zip", ".zip"),
+];
+
+/// The compression a file name says, if any.
+pub fn format_of_name(name: &std::path::Path) -> Option<&'static str> {
+    let name = name.file_name()?.to_str()?;
+    EXTENSIONS
+        .iter()
+        .find(|(_, extension)| name.ends_with(extension))
+        .map(|(format, _)| *format)
+}
 
 /// The compression `start` (a file's first bytes) begins with, if any.
 pub fn format_of_start(start: &[u8]) -> Option<&'static str> {
@@ -48,6 +69,17 @@ mod tests {
         assert_eq!(format_of_start(b"BZh91AY"), Some("bzip2"));
         assert_eq!(format_of_start(&[0xfd, b'7', b'z', b'X', b'Z', 0]), Some("xz"));
         assert_eq!(format_of_start(&[0x04, 0x22, 0x4d, 0x18]), Some("lz4"));
+    }
+
+    #[test]
+    fn compressors_extensions_are_told_while_the_file_is_still_empty() {
+        assert_eq!(format_of_name(std::path::Path::new("/l/app.log.1.gz")), Some("gzip"));
+        assert_eq!(
+            format_of_name(std::path::Path::new("/l/app.log-20261207.zst")),
+            Some("zstd")
+        );
+        assert_eq!(format_of_name(std::path::Path::new("/l/app.log.1")), None);
+        assert_eq!(format_of_name(std::path::Path::new("/l/app.gz.log")), None);
     }
 
     #[test]

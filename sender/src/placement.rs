@@ -164,7 +164,8 @@ impl Sender {
     /// Whether `file` holds compressed bytes (a rotated copy compressed by
     /// logrotate): never tailed, logged once.
     fn compressed(&self, key: FileKey, path: &std::path::Path, file: &std::fs::File) -> bool {
-        let Some(format) = super::compressed::format_of(file) else {
+        let compressed = super::compressed::format_of_name(path).or_else(|| super::compressed::format_of(file));
+        let Some(format) = compressed else {
             return false;
         };
         let mut logged = self.shared.compressed.lock();

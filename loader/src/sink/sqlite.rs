@@ -220,16 +220,28 @@ impl SqliteSink {
 /// added to a table made before they existed: a line the sender sent twice
 /// is rejected once.
 fn add_rejects_source(connection: &Connection) -> rusqlite::Result<()> {
-    let has_source = connection
-        .prepare("SELECT 1 FROM pragma_table_info('relay_rejects') WHERE name = 'source'")?
-        .exists([])?;
-    if !has_source {
-        connection.execute_batch("ALTER TABLE relay_rejects ADD COLUMN source TEXT")?;
+    // One write transaction: loaders starting together (a backfill beside
+    // the main loader) add the column once.
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let added = (|| {
+        let has_source = connection
+            .prepare("SELECT 1 FROM pragma_table_info('relay_rejects') WHERE name = 'source'")?
+            .exists([])?;
+        if !has_source {
+            connection.execute_batch("ALTER TABLE relay_rejects ADD COLUMN source TEXT")?;
+        }
+        connection.execute_batch(
+            "CREATE UNIQUE INDEX IF NOT EXISTS relay_rejects_source ON relay_rejects (target_table, source)
+             WHERE source IS NOT NULL",
+        )
+    })();
+    match added {
+        Ok(()) => connection.execute_batch("COMMIT"),
+        Err(error) => {
+            let _ = connection.execute_batch("ROLLBACK");
+            Err(error)
+        }
     }
-    connection.execute_batch(
-        "CREATE UNIQUE INDEX IF NOT EXISTS relay_rejects_source ON relay_rejects (target_table, source)
-         WHERE source IS NOT NULL",
-    )
 }
 
 /// `CREATE TABLE IF NOT EXISTS` for `spec`, with the unique index on dedup_key.
