@@ -619,7 +619,9 @@ impl World {
             } else {
                 now.0 + now.1 + now.2 >= lines + banners
             };
-            if done {
+            // Lines the sender must set aside count too: an operator's action
+            // that waits for a settle may then destroy nothing unread.
+            if done && crate::check::set_aside_done(&self.dir.join("state"), &self.reference) {
                 self.dirty.clear();
                 return Ok(());
             }
