@@ -4,7 +4,8 @@
 //! dedups replays instead of stalling; a batch that fails while every
 //! probe of its rows passes backs off, is counted and turns `/health` 503
 //! instead of spinning; `--only-table` in the section's own group is
-//! refused; the lag keeps following the broker during a warehouse outage;
+//! refused; the lag keeps following the broker during a warehouse outage,
+//! also for a loader started during one (it serves /metrics meanwhile);
 //! a `[[load]]` without columns keeps the whole event.
 
 mod support;
@@ -332,6 +333,29 @@ fn two_sections_sharing_a_group_where_one_is_a_backfill_are_refused() {
     assert!(stderr.contains("--group backfill-a"), "{stderr}");
 }
 
+/// A `relay load` of a quick-retrying `[[load]]` of `topic` into `events`
+/// (a uuid column) of `warehouse`, serving metrics on a free port.
+fn metered_loader(dir: &Path, broker: &BrokerProcess, topic: &str, warehouse: &Warehouse) -> RelayProcess {
+    let config = write_config(
+        dir,
+        &format!(
+            "[[load]]\ntopic = \"{topic}\"\ngroup = \"g\"\nwarehouse = \"{}\"\ntable = \"events\"\n\
+             batch_wait_ms = 100\nretry_backoff_max_ms = 1000\n{UUID_COLUMN}",
+            warehouse.url()
+        ),
+    );
+    let args = [
+        "load",
+        "--broker",
+        &broker.address,
+        "--config",
+        &config,
+        "--metrics",
+        "127.0.0.1:0",
+    ];
+    RelayProcess::start(args.iter().map(|s| s.to_string()).collect(), &dir.join("load.log"))
+}
+
 /// Loads 500 events, then takes the warehouse away with `outage(true)`:
 /// 300 events arrive (fetched, then the batch waits), then 500 more (never
 /// fetched): the lag must reach 800, and 0 again once `outage(false)`.
@@ -339,26 +363,7 @@ fn lag_follows_the_end_offset_during(mut warehouse: Warehouse, mut outage: impl 
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), "");
     produce(&broker, dir.path(), "lagging", 0..500);
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[[load]]\ntopic = \"lagging\"\ngroup = \"g\"\nwarehouse = \"{}\"\ntable = \"events\"\n\
-             batch_wait_ms = 100\nretry_backoff_max_ms = 1000\n{UUID_COLUMN}",
-            warehouse.url()
-        ),
-    );
-    let loader = RelayProcess::start(
-        vec![
-            "load".into(),
-            "--broker".into(),
-            broker.address.clone(),
-            "--config".into(),
-            config,
-            "--metrics".into(),
-            "127.0.0.1:0".into(),
-        ],
-        &dir.path().join("load.log"),
-    );
+    let loader = metered_loader(dir.path(), &broker, "lagging", &warehouse);
     let metrics = loader.metrics_address(1);
     let lag = || {
         http_get(&metrics, "/metrics")
@@ -421,6 +426,51 @@ fn lag_follows_end_offset_while_the_sqlite_warehouse_is_locked() {
             connection.execute_batch("ROLLBACK").unwrap();
         }
     });
+}
+
+/// A loader (re)started while PostgreSQL is down cannot read its offsets:
+/// the backlog must still show, counted from the broker's copy of the
+/// group's offsets, with `relay_loader_warehouse_up` 0, and everything loads
+/// once the server is back.
+#[test]
+fn lag_shows_when_the_loader_starts_during_a_warehouse_outage() {
+    let Some(postgres) = Postgres::start() else { return };
+    let mut warehouse = Warehouse::Postgres(postgres);
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    produce(&broker, dir.path(), "restarted", 0..500);
+    let mut loader = metered_loader(dir.path(), &broker, "restarted", &warehouse);
+    let gauge = |metrics: &str, name: &str| {
+        http_get(metrics, "/metrics").and_then(|(_, body)| metric_sum(&body, name, &[("table", "events")]))
+    };
+    let first = loader.metrics_address(1);
+    let loaded = wait_until(Duration::from_secs(30), || {
+        warehouse.count("select count(*) from events") == 500 && gauge(&first, "relay_loader_lag") == Some(0.0)
+    });
+    assert!(loaded, "{}", loader.log());
+    loader.kill9();
+    let Warehouse::Postgres(postgres) = &mut warehouse else {
+        unreachable!()
+    };
+    postgres.stop_server();
+    produce(&broker, dir.path(), "restarted", 500..800);
+    loader.launch();
+    let second = loader.metrics_address(2);
+    let shown = wait_until(Duration::from_secs(20), || {
+        gauge(&second, "relay_loader_lag") == Some(300.0) && gauge(&second, "relay_loader_warehouse_up") == Some(0.0)
+    });
+    assert!(
+        shown,
+        "lag {:?}, warehouse_up {:?} while 300 wait and the warehouse is down\n{}",
+        gauge(&second, "relay_loader_lag"),
+        gauge(&second, "relay_loader_warehouse_up"),
+        loader.log()
+    );
+    postgres.start_server();
+    let caught_up = wait_until(Duration::from_secs(60), || {
+        warehouse.count("select count(*) from events") == 800 && gauge(&second, "relay_loader_lag") == Some(0.0)
+    });
+    assert!(caught_up, "{}", loader.log());
 }
 
 /// A `[[load]]` with a table and no columns: every event is kept whole.

@@ -2,7 +2,8 @@
 //! `relay` binary: `relay send` then `relay load` into SQLite (flags only, the
 //! whole event in a JSON column). A file rewritten in place with the same
 //! first bytes, an unterminated last line of a file that goes away, symlinked
-//! log files, a copytruncate of a small file, a rewrite whose new identity
+//! log files, a copytruncate of a small file or during a broker outage, a
+//! rewrite whose new identity
 //! could not be saved, and a rotated file that cannot be opened for a while:
 //! every line is loaded exactly once or set aside with its reason.
 
@@ -92,6 +93,17 @@ impl Scene {
             .open(self.log_file(name))
             .unwrap();
         file.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// logrotate's `copytruncate`: `cp <name> <copy> && : > <name>`.
+    fn copytruncate(&self, name: &str, copy: &str) {
+        std::fs::copy(self.log_file(name), self.log_file(copy)).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.log_file(name))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
     }
 
     /// `app > app.log`: emptied in place (same inode), then written again.
@@ -329,17 +341,40 @@ fn copytruncate_of_a_small_file_while_the_sender_is_down_loads_once() {
     sender.kill9();
     // Under 256 bytes: two more lines, then copied and truncated.
     scene.append("app.log", 3..5);
-    std::fs::copy(scene.log_file("app.log"), scene.log_file("app.log.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(scene.log_file("app.log"))
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    scene.copytruncate("app.log", "app.log.1");
     scene.append("app.log", 5..7);
     sender.launch();
     scene.wait_for_rows(7, &loader);
     scene.assert_exactly_once(&(0..7).collect::<Vec<_>>());
+}
+
+/// A copytruncate while the broker is down: the original's tailer waits in
+/// its send (it cannot reach the end of the file and see the truncation) for
+/// longer than `rotate_wait`. The copy must still inherit the original's
+/// identity and acknowledged position, not be read again from 0 as a new
+/// file (every line it holds would be loaded twice).
+#[test]
+fn copytruncate_while_the_broker_is_down_loads_once() {
+    let scene = Scene::new();
+    let mut broker = BrokerProcess::start(scene.dir.path(), "");
+    scene.append("app.log", 0..50);
+    let _sender = scene.sender(&broker, "outage", "app.log*", "poll_interval_ms = 5");
+    let loader = scene.loader(&broker, "outage");
+    scene.wait_for_rows(50, &loader);
+    broker.kill9();
+    // Lines the tailer reads one by one and cannot send: more batches than
+    // it may have in flight, so it waits in its send.
+    for n in 50..150 {
+        scene.append("app.log", n..n + 1);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    scene.copytruncate("app.log", "app.log.1");
+    // Well past rotate_wait (1 s) with the broker still down.
+    std::thread::sleep(Duration::from_secs(3));
+    scene.append("app.log", 150..155);
+    broker.restart();
+    scene.wait_for_rows(155, &loader);
+    scene.assert_exactly_once(&(0..155).collect::<Vec<_>>());
 }
 
 /// A rewrite whose new identity could not be saved must send nothing under

@@ -62,19 +62,43 @@ impl LoaderError {
 }
 
 /// Opens the warehouse, waiting (with capped backoff) while it is down: a
-/// loader started before its database keeps trying instead of exiting.
-async fn open_sink(config: &LoaderConfig) -> Result<Sink, LoaderError> {
+/// loader started before its database keeps trying instead of exiting, and
+/// meanwhile shows the warehouse down and the backlog (the lag counted from
+/// the broker's copy of the group's offsets, see [`retry::broker_positions`]).
+async fn open_sink(
+    config: &LoaderConfig,
+    cluster: &Cluster,
+    metrics: &LoaderMetrics,
+    stats: &LoaderStats,
+) -> Result<Sink, LoaderError> {
     let mut backoff = Duration::from_millis(200);
-    let mut logged = false;
+    let mut lag: Option<retry::LagFollower> = None;
     loop {
-        match Sink::open(config).await {
-            Ok(sink) => return Ok(sink),
+        let opened = match lag.as_mut() {
+            Some(lag) => retry::following_lag(Sink::open(config), lag, cluster, metrics).await,
+            None => Sink::open(config).await,
+        };
+        match opened {
+            Ok(sink) => {
+                stats.warehouse_down.store(false, Ordering::Relaxed);
+                metrics.warehouse_up(true);
+                return Ok(sink);
+            }
             Err(SinkError::Unavailable(error)) => {
-                if !logged {
-                    tracing::warn!(warehouse = %config.warehouse_redacted(), %error, "warehouse unavailable at start; retrying");
-                    logged = true;
-                }
-                tokio::time::sleep(backoff).await;
+                stats.warehouse_down.store(true, Ordering::Relaxed);
+                metrics.warehouse_up(false);
+                let lag = match lag.as_mut() {
+                    Some(lag) => lag,
+                    None => {
+                        tracing::warn!(warehouse = %config.warehouse_redacted(), %error, "warehouse unavailable at start; retrying");
+                        let start = config.start_position().map_err(LoaderError::Config)?;
+                        let partitions = retry::partitions_of(cluster, &config.topics).await;
+                        let from_broker = retry::broker_positions(cluster, &config.group, start, &partitions).await;
+                        lag.insert(retry::LagFollower::counting_from(from_broker))
+                    }
+                };
+                lag.follow(cluster, metrics).await;
+                retry::following_lag(tokio::time::sleep(backoff), lag, cluster, metrics).await;
                 backoff = (backoff * 2).min(config.retry_backoff_max());
             }
             Err(error) => return Err(error.into()),
@@ -116,11 +140,27 @@ pub struct Loader {
 }
 
 impl Loader {
-    pub async fn new(cluster: Arc<Cluster>, config: LoaderConfig) -> Result<Self, LoaderError> {
+    /// Refuses a configuration that can never load (before anything
+    /// connects, so a mistake stops the process at its start).
+    pub fn check(config: &LoaderConfig) -> Result<(), LoaderError> {
         config.validate().map_err(LoaderError::Config)?;
-        let loading = Loading::new(&config).map_err(LoaderError::Config)?;
+        Loading::new(config).map_err(LoaderError::Config)?;
         config.start_position().map_err(LoaderError::Config)?;
-        let sink = open_sink(&config).await?;
+        Ok(())
+    }
+
+    /// A loader ready to run: its warehouse open (waited for while it is
+    /// down, see [`open_sink`]) and its consumer made. `stats` is what
+    /// `/health` already watches.
+    pub async fn new(
+        cluster: Arc<Cluster>,
+        config: LoaderConfig,
+        stats: Arc<LoaderStats>,
+    ) -> Result<Self, LoaderError> {
+        Self::check(&config)?;
+        let loading = Loading::new(&config).map_err(LoaderError::Config)?;
+        let metrics = LoaderMetrics::new(&config.label());
+        let sink = open_sink(&config, &cluster, &metrics, &stats).await?;
         let mut consumer_config = ConsumerConfig::new(config.topics.clone(), Some(config.group.clone()));
         // Every assigned partition is positioned by the loader itself (the
         // warehouse's offset, else `from`): the consumer's start only says
@@ -136,8 +176,6 @@ impl Loader {
         // must get everything from the start).
         consumer_config.resume = Resume::FromStartPosition;
         let consumer = Consumer::new(Arc::clone(&cluster), consumer_config).await?;
-        let config_table = config.label();
-        let metrics = LoaderMetrics::new(&config_table);
         for topic in &config.topics {
             metrics.lost_zero(topic);
         }
@@ -152,7 +190,7 @@ impl Loader {
             mirror_failed: false,
             open_gaps: HashMap::new(),
             gaps_checked: Instant::now(),
-            stats: Arc::default(),
+            stats,
             metrics,
             prefetched: None,
             lag: retry::LagFollower::default(),
@@ -322,6 +360,13 @@ impl Loader {
     }
 
     async fn resume_from_warehouse(&mut self, assigned: &[TopicPartition]) -> Result<(), LoaderError> {
+        // Until the warehouse says where each partition is, the lag counts
+        // from the broker's copy: an outage at an assignment (a loader just
+        // restarted, a rebalance) still shows the backlog growing.
+        let start = self.config.start_position().map_err(LoaderError::Config)?;
+        let group = self.config.group.clone();
+        let from_broker = retry::broker_positions(&self.cluster, &group, start, assigned).await;
+        self.lag = retry::LagFollower::counting_from(from_broker);
         let stored = self
             .retry("reading offsets", |sink, group| Box::pin(sink.offsets(group)))
             .await?;

@@ -18,7 +18,7 @@ use relay_client::producer::Producer;
 use relay_client::settings::Login;
 use relay_client::{ClientSettings, Cluster};
 use relay_loader::config::LoaderConfig;
-use relay_loader::loader::Loader;
+use relay_loader::loader::{Loader, LoaderError, LoaderStats};
 use relay_sender::{Sender, SenderConfig};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -265,26 +265,34 @@ impl Supervisor {
                 .map_err(|e| SupervisorError::Config(format!("[[load]] {table}: {e}")))?;
             let user = client.sasl_username.clone();
             let cluster = Cluster::connect(client.cluster_config(client_id)?).await?;
-            let role = || format!("[[load]] {}", config.label());
-            let loader = match Loader::new(cluster, config.clone()).await {
-                Ok(loader) => loader,
-                Err(source) => {
-                    let refused = not_authorized(role, user.as_deref(), source.client_error());
-                    return Err(refused.unwrap_or(SupervisorError::Loader { table, source }));
-                }
-            };
+            Loader::check(&config).map_err(|source| SupervisorError::Loader {
+                table: table.clone(),
+                source,
+            })?;
+            // Watched from the start: a loader waiting for its warehouse
+            // answers /health (503) and shows its lag meanwhile.
+            let stats = Arc::new(LoaderStats::default());
             if let Some(endpoint) = &self.endpoint {
-                endpoint.watch_loader(&table, Arc::clone(&loader.stats));
+                endpoint.watch_loader(&table, Arc::clone(&stats));
             }
-            let stopped = self.stopped(Kind::Loader);
+            let mut stopped = self.stopped(Kind::Loader);
             let role = format!("load {table}");
-            let user = user.clone();
             self.spawn(role, Kind::Loader, async move {
-                loader.run(stopped).await.map_err(|source| {
+                let failed = |source: LoaderError| {
                     let role = || format!("[[load]] {table}");
-                    not_authorized(role, user.as_deref(), source.client_error())
-                        .unwrap_or(SupervisorError::Loader { table, source })
-                })
+                    not_authorized(role, user.as_deref(), source.client_error()).unwrap_or_else(|| {
+                        SupervisorError::Loader {
+                            table: table.clone(),
+                            source,
+                        }
+                    })
+                };
+                let loader = tokio::select! {
+                    loader = Loader::new(cluster, config, stats) => loader.map_err(&failed)?,
+                    // Stopped while waiting for the warehouse: nothing was fetched.
+                    _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+                };
+                loader.run(stopped).await.map_err(failed)
             });
         }
         Ok(())

@@ -22,6 +22,9 @@ pub const STALL_MAX: Duration = Duration::from_secs(25);
 /// How long the lag gauge may take to show lines written during an outage
 /// (the loader refreshes it while it retries).
 const LAG_VISIBLE_MAX: Duration = Duration::from_secs(15);
+/// How long the sender may take to set aside the half line of a file
+/// deleted under it (it looks every `poll_interval_ms`).
+const SET_ASIDE_MAX: Duration = Duration::from_secs(10);
 /// Segments of 16 KiB: a case rolls several, so sealed segments exist.
 const SEGMENT_BYTES: u64 = 16 * 1024;
 /// The loader's consumer group.
@@ -304,7 +307,7 @@ impl World {
         gone(&oldest);
         self.rotated.get_mut(&file).unwrap().remove(0);
         self.reference.deleted(&oldest);
-        Ok(())
+        self.half_line_set_aside(holds)
     }
 
     /// The compressed copy stays at the paths, and is never a source of lines.
@@ -335,6 +338,22 @@ impl World {
             std::fs::remove_file(self.data_path(file)).unwrap();
         }
         self.reference.strand_partial(file, None);
+        self.half_line_set_aside(holds)
+    }
+
+    /// After a file holding a half line is deleted, the sender (up, see
+    /// [`World::may_delete`]) sets the half line aside before the next
+    /// action: one that kills it first would leave nothing that could tell
+    /// (the bytes are gone from disk, and were never complete), so the
+    /// reference could not know the outcome.
+    fn half_line_set_aside(&mut self, held: bool) -> Result<(), String> {
+        let state = self.dir.join("state");
+        if held && !wait_until(SET_ASIDE_MAX, || crate::check::set_aside_done(&state, &self.reference)) {
+            return Err(format!(
+                "the half line of a deleted file was not set aside within {SET_ASIDE_MAX:?}; the sender's log:\n{}",
+                tail(&self.sender.log())
+            ));
+        }
         Ok(())
     }
 

@@ -11,7 +11,8 @@
 use super::{Loader, LoaderError};
 use crate::metrics::LoaderMetrics;
 use crate::sink::{Sink, SinkError};
-use relay_client::consumer::{list_offset, TopicPartition};
+use relay_client::consumer::{list_offset, StartPosition, TopicPartition};
+use relay_client::offsets::committed_offsets;
 use relay_client::Cluster;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -62,6 +63,14 @@ impl LagFollower {
     /// a broker that does not answer leaves the lag as it was. Touches
     /// neither the consumer nor the warehouse, so it runs while a write is
     /// in flight.
+    /// Follows `partitions` counting from `loaded_to` (see [`broker_positions`]).
+    pub fn counting_from(loaded_to: HashMap<TopicPartition, i64>) -> Self {
+        Self {
+            loaded_to,
+            ..Self::default()
+        }
+    }
+
     pub async fn follow(&mut self, cluster: &Cluster, metrics: &LoaderMetrics) {
         if self.listed_at.is_some_and(|at| at.elapsed() < LAG_FOLLOW_INTERVAL) {
             return;
@@ -82,6 +91,64 @@ impl LagFollower {
             }
         }
     }
+}
+
+/// Where the broker says `partitions` are loaded to, for the lag while the
+/// warehouse cannot say (an outage at an assignment, or at the loader's
+/// start): the group's offsets as the loader last mirrored them there
+/// (never ahead of the warehouse's), else where `start` resolves. Best
+/// effort, each request bounded by [`LAG_FOLLOW_INTERVAL`]: a partition the
+/// broker does not answer for is left out.
+pub(super) async fn broker_positions(
+    cluster: &Cluster,
+    group: &str,
+    start: StartPosition,
+    partitions: &[TopicPartition],
+) -> HashMap<TopicPartition, i64> {
+    let bounded = |work| tokio::time::timeout(LAG_FOLLOW_INTERVAL, work);
+    let committed = match bounded(cluster.coordinator(group)).await {
+        Ok(Ok(coordinator)) => {
+            tokio::time::timeout(LAG_FOLLOW_INTERVAL, committed_offsets(&coordinator, group, partitions))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default()
+        }
+        _ => HashMap::new(),
+    };
+    let mut positions = HashMap::new();
+    for tp in partitions {
+        let position = match committed.get(tp) {
+            Some(offset) if *offset >= 0 => Some(*offset),
+            _ => tokio::time::timeout(
+                LAG_FOLLOW_INTERVAL,
+                start.resolve(|timestamp| list_offset(cluster, tp, timestamp)),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok),
+        };
+        if let Some(position) = position {
+            positions.insert(tp.clone(), position);
+        }
+    }
+    positions
+}
+
+/// The partitions of `topics` as the broker describes them now (a topic it
+/// cannot describe is left out).
+pub(super) async fn partitions_of(cluster: &Cluster, topics: &[String]) -> Vec<TopicPartition> {
+    let mut partitions = Vec::new();
+    for topic in topics {
+        let described = tokio::time::timeout(LAG_FOLLOW_INTERVAL, cluster.topic(topic, false)).await;
+        if let Ok(Ok(metadata)) = described {
+            partitions.extend((0..metadata.leaders.len() as i32).map(|partition| TopicPartition {
+                topic: topic.clone(),
+                partition,
+            }));
+        }
+    }
+    partitions
 }
 
 /// Awaits `work` (a warehouse call), following the lag every
