@@ -88,6 +88,8 @@ fn run_case(case: &Case) -> Result<(), String> {
     }
     outcome.map_err(|problem| {
         let kept = dir.keep();
+        // The reason stays with the roles' logs (a shrink's attempts each keep theirs).
+        let _ = std::fs::write(kept.join("failure.txt"), format!("{problem}\n\n{case:#?}\n"));
         format!("{problem}\n{}\n(directory kept: {})", world.logs(), kept.display())
     })
 }

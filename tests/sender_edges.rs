@@ -377,6 +377,38 @@ fn copytruncate_while_the_broker_is_down_loads_once() {
     scene.assert_exactly_once(&(0..155).collect::<Vec<_>>());
 }
 
+/// A copytruncate's copy seen while `cp` is still writing it (empty, or
+/// shorter than the first bytes compared): still a copy, which waits for
+/// the original's truncation and inherits its position, not new content
+/// read from 0 (every line in it would be loaded twice).
+#[test]
+fn copytruncate_copy_seen_half_written_loads_once() {
+    let scene = Scene::new();
+    let broker = BrokerProcess::start(scene.dir.path(), "");
+    scene.append("app.log", 0..40);
+    let _sender = scene.sender(&broker, "halfcopy", "app.log*", "discover_interval_ms = 50");
+    let loader = scene.loader(&broker, "halfcopy");
+    scene.wait_for_rows(40, &loader);
+    scene.append("app.log", 40..50);
+    let whole = std::fs::read(scene.log_file("app.log")).unwrap();
+    // cp has made the copy and written little of it yet: the sender sees it so.
+    let mut copy = std::fs::File::create(scene.log_file("app.log.1")).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    copy.write_all(&whole[..100]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    copy.write_all(&whole[100..]).unwrap();
+    drop(copy);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(scene.log_file("app.log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    scene.append("app.log", 50..55);
+    scene.wait_for_rows(55, &loader);
+    scene.assert_exactly_once(&(0..55).collect::<Vec<_>>());
+}
+
 /// A rewrite whose new identity could not be saved must send nothing under
 /// it: after the restart, another rewrite would get the same identity (it
 /// is derived from the saved one) and its lines, at the same positions,

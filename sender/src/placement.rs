@@ -231,10 +231,12 @@ impl Sender {
         found
     }
 
-    /// A new file named after a file being read, whose first bytes equal
-    /// that file's, is a copy about to be followed by a truncation
-    /// (copytruncate). It waits up
-    /// to `rotate_wait` for the handover; after that it is read as it is.
+    /// A new file named after a file being read, whose first bytes are that
+    /// file's — all of them, or while `cp` is still writing it a prefix
+    /// (an empty file too) — is a copy about to be followed by a truncation
+    /// (copytruncate). It waits up to `rotate_wait` for the handover; after
+    /// that it is read as it is. A copy caught half-written and read as new
+    /// content would load every line it holds a second time.
     pub(super) fn is_copy_of_open_file(
         &self,
         key: FileKey,
@@ -250,16 +252,13 @@ impl Sender {
         let Ok(fingerprint) = identity::fingerprint(file) else {
             return false;
         };
-        if fingerprint.bytes == 0 {
-            return false;
-        }
         let copy = open.iter().any(|(open_key, open_path)| {
             named_as_copy_of(path, open_path)
                 && self
                     .shared
                     .registry
                     .get(*open_key)
-                    .is_some_and(|e| e.fingerprint == fingerprint)
+                    .is_some_and(|original| starts_as(file, fingerprint, *open_key, &original))
         });
         if !copy {
             return false;
@@ -394,6 +393,21 @@ fn named_as_copy_of(copy: &Path, original: &Path) -> bool {
     match (copy.file_name(), original.file_name()) {
         (Some(copy), Some(original)) => {
             copy.len() > original.len() && copy.as_encoded_bytes().starts_with(original.as_encoded_bytes())
+        }
+        _ => false,
+    }
+}
+
+/// Whether `copy` (first bytes `fingerprint`) starts as `original`'s content
+/// does: its fingerprint's bytes, or for a copy still shorter than those,
+/// as many of the original file's first bytes.
+fn starts_as(copy: &std::fs::File, fingerprint: identity::Fingerprint, key: FileKey, original: &Entry) -> bool {
+    if fingerprint.bytes >= original.fingerprint.bytes {
+        return identity::still_matches(copy, original.fingerprint).unwrap_or(false);
+    }
+    match identity::find_in_directory(&original.path, key) {
+        Ok(Some((_, file))) => {
+            identity::fingerprint_of_prefix(&file, fingerprint.bytes).is_ok_and(|f| f == fingerprint)
         }
         _ => false,
     }

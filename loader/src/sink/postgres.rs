@@ -95,6 +95,17 @@ fn classify(error: tokio_postgres::Error) -> SinkError {
     }
 }
 
+/// An error while setting tables up: an outage (the connection lost, the
+/// server shutting down, no answer) is retried like any outage; anything
+/// else (a privilege, a table in the way) is the operator's to fix.
+fn setup_error(context: &str, error: tokio_postgres::Error) -> SinkError {
+    let message = format!("{context}: {}", describe(&error));
+    match classify(error) {
+        SinkError::Unavailable(_) => SinkError::Unavailable(message),
+        _ => SinkError::Setup(message),
+    }
+}
+
 /// Why one way of writing a batch failed.
 enum Failure {
     /// A direct COPY met a `dedup_key` already loaded (unique violation).
@@ -340,7 +351,7 @@ impl PostgresSink {
                  COMMIT;"
             ))
             .await
-            .map_err(|e| SinkError::Setup(format!("creating tables: {}", describe(&e))))?;
+            .map_err(|e| setup_error("creating tables", e))?;
         for spec in &specs {
             check_table(&client, spec).await?;
         }
@@ -379,7 +390,7 @@ impl PostgresSink {
                     "CREATE TEMP TABLE IF NOT EXISTS relay_stage_{table} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 ))
                 .await
-                .map_err(|e| SinkError::Setup(format!("table {table}: {}", describe(&e))))?;
+                .map_err(|e| setup_error(&format!("table {table}"), e))?;
         }
         Ok(())
     }
