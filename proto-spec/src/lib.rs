@@ -20,6 +20,7 @@
 //! - [`offset_metadata`]: what a loader says in its committed offsets' metadata (open gaps).
 //! - [`durable_file`]: replacing a state file atomically (write, fsync, rename, fsync).
 //! - [`clock`]: wall-clock milliseconds and microseconds since the Unix epoch.
+//! - [`stop`]: the stop signal the supervisor hands every long-running task.
 //! - [`error`]: [`BatchError`], the one error type of this layer.
 //!
 //! Byte layouts live in `proto-spec/STORAGE.md`; golden files in `proto-spec/vectors/`.
@@ -35,6 +36,7 @@ pub mod records;
 pub mod registry;
 pub mod sasl;
 pub mod source_headers;
+pub mod stop;
 pub mod varint;
 
 pub use batch::{BatchHeader, Compression, RecordBatches};
