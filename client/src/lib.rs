@@ -30,6 +30,8 @@
 //! - [`types`]: [`TopicPartition`] and [`StartPosition`], shared by the
 //!   consumer, the admin client, the offsets helpers and the assignor.
 //! - [`error`]: [`ClientError`], the one error type of this layer.
+//! - [`backoff`]: [`Backoff`](backoff::Backoff), the capped doubling delay
+//!   of every retry loop (this crate's, the sender's, the loader's).
 //!
 //! Layers look only down: producer/consumer/admin → offsets/assignor/records
 //! → cluster → connection, all of them on types and error. Producer,
@@ -37,6 +39,7 @@
 
 pub mod admin;
 pub mod assignor;
+pub mod backoff;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
