@@ -11,6 +11,7 @@
 
 use crate::metrics::TopicMetrics;
 use parking_lot::Mutex;
+use relay_client::backoff::Backoff;
 use relay_client::producer::{BatchDelivery, BatchRecord, Producer};
 use relay_client::ClientError;
 use std::time::{Duration, Instant};
@@ -126,7 +127,7 @@ pub async fn send(
     records: impl Fn() -> Vec<BatchRecord>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<BatchDelivery, Outcome> {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
         match producer.send_batch(&trouble.topic, None, records()).await {
             Ok(delivery) => return Ok(delivery),
@@ -159,7 +160,7 @@ pub async fn deliver(
 ) -> Delivered {
     let mut outcomes: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
     let mut waiting: Vec<usize> = (0..count).collect();
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
         let mut results = delivery.wait().await;
         if results.len() != waiting.len() {
@@ -216,17 +217,15 @@ pub async fn deliver(
     }
 }
 
-/// Sleeps `backoff` (then doubles it, up to the cap); true when the sender
-/// is stopping instead.
-async fn pause(backoff: &mut Duration, stop: &mut watch::Receiver<bool>) -> bool {
+/// Sleeps `backoff`'s next delay; true when the sender is stopping instead.
+async fn pause(backoff: &mut Backoff, stop: &mut watch::Receiver<bool>) -> bool {
     if *stop.borrow() {
         return true;
     }
     tokio::select! {
-        _ = tokio::time::sleep(*backoff) => {}
+        _ = backoff.sleep() => {}
         _ = stop.changed() => return true,
     }
-    *backoff = (*backoff * 2).min(BACKOFF_MAX);
     *stop.borrow()
 }
 

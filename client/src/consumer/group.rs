@@ -8,6 +8,7 @@
 
 use super::config::ConsumerConfig;
 use crate::assignor::{decode_assignment, decode_subscription, encode_versioned, range_assign};
+use crate::backoff::Backoff;
 use crate::cluster::Cluster;
 use crate::connection::Connection;
 use crate::error::{check, ClientError, Result};
@@ -62,7 +63,7 @@ impl Membership {
         if let Some(previous) = previous {
             previous.stop_heartbeat();
         }
-        let mut backoff = JOIN_BACKOFF_MIN;
+        let mut backoff = Backoff::new(JOIN_BACKOFF_MIN, JOIN_BACKOFF_MAX);
         loop {
             match join_once(cluster, config, &group, &member_id).await {
                 Ok((membership, assigned)) => {
@@ -72,8 +73,7 @@ impl Membership {
                 Err(JoinFailure::Retry { member_id: next }) => member_id = next,
                 Err(JoinFailure::Fatal(error)) if error.is_retriable() => {
                     tracing::warn!(group = %group, %error, "joining the group failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(JOIN_BACKOFF_MAX);
+                    backoff.sleep().await;
                 }
                 Err(JoinFailure::Fatal(error)) => return Err(error),
             }

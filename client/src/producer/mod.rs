@@ -60,6 +60,7 @@ pub use config::{parse_compression, ProducerConfig, BATCH_BYTES_MAX_DEFAULT, KAF
 pub use record::{BatchDelivery, BatchRecord, Delivery, Header, ProducerRecord, RecordMetadata};
 pub use retry::RETRIES_METRIC;
 
+use crate::backoff::Backoff;
 use crate::cluster::Cluster;
 use crate::error::{ClientError, Result};
 use crate::partitioner::partition_for_key;
@@ -235,7 +236,7 @@ impl Producer {
             return Ok(count);
         }
         let started = Instant::now();
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::new(BACKOFF_MIN, self.shared.config.retry_backoff_max);
         let mut logged = false;
         loop {
             match self.shared.cluster.topic(topic, true).await {
@@ -254,8 +255,7 @@ impl Producer {
                         tracing::warn!(topic, %error, "no metadata for the topic; retrying with backoff");
                         logged = true;
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.shared.config.retry_backoff_max);
+                    backoff.sleep().await;
                 }
                 Err(error) => return Err(error),
             }
