@@ -22,6 +22,8 @@
 //! This module never allocates and never decompresses: it reads fixed
 //! positions and checks the CRC over the bytes as they are.
 
+pub use crate::crc::{CRC_COVERED_START, CRC_POSITION};
+
 use crate::crc::batch_crc;
 use crate::error::{BatchError, Result};
 
@@ -29,10 +31,6 @@ use crate::error::{BatchError, Result};
 pub const HEADER_BYTES: usize = 61;
 /// Bytes before the part that `batch_length` counts: base offset + length.
 pub const LOG_OVERHEAD_BYTES: usize = 12;
-/// Position of the CRC field.
-pub const CRC_POSITION: usize = 17;
-/// First byte covered by the CRC (the attributes field).
-pub const CRC_COVERED_START: usize = 21;
 /// Position of the magic byte.
 pub const MAGIC_POSITION: usize = 16;
 /// The only record batch format Relay stores.
@@ -44,7 +42,6 @@ pub const MAGIC_V2: i8 = 2;
 pub const BATCH_BYTES_MAX: usize = 100 * 1024 * 1024;
 
 const _: () = assert!(HEADER_BYTES == 61);
-const _: () = assert!(CRC_COVERED_START == CRC_POSITION + 4);
 const _: () = assert!(BATCH_BYTES_MAX < i32::MAX as usize);
 
 const ATTRIBUTE_CODEC_MASK: i16 = 0x07;

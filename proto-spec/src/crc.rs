@@ -4,8 +4,15 @@
 //! of the batch. The base offset, length, partition leader epoch and magic lie
 //! before it, which is why a broker can patch the base offset without
 //! recomputing the CRC. See `proto-spec/STORAGE.md`, "Record batch v2".
+//! This module owns where the CRC field sits and what it covers; the batch
+//! header view (`batch.rs`) builds on it, never the other way round.
 
-use crate::batch::{CRC_COVERED_START, CRC_POSITION};
+/// Position of the CRC field.
+pub const CRC_POSITION: usize = 17;
+/// First byte covered by the CRC (the attributes field).
+pub const CRC_COVERED_START: usize = 21;
+
+const _: () = assert!(CRC_COVERED_START == CRC_POSITION + 4);
 
 /// CRC-32C of `bytes`, hardware accelerated where the CPU has it.
 pub fn crc32c(bytes: &[u8]) -> u32 {
