@@ -7,14 +7,15 @@
 use crate::config::BrokerConfig;
 use crate::context::{BrokerContext, Context};
 use crate::data_dir_lock::DataDirLock;
+pub use crate::error::BrokerError;
 use crate::group::coordinator::{Coordinator, GroupSettings, TICK_INTERVAL};
 use crate::group::offset_store::OffsetStore;
 use crate::health::Health;
-use crate::log::{FaultInjector, LogError};
+use crate::log::FaultInjector;
 use crate::meta::{load_cluster_id, ProducerIds};
-use crate::security::{Security, SecurityError};
+use crate::security::Security;
 use crate::server::listener;
-use crate::topics::{TopicError, Topics};
+use crate::topics::Topics;
 use relay_proto::clock::now_ms;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,24 +23,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
-
-#[derive(Debug, thiserror::Error)]
-pub enum BrokerError {
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("cannot listen on {address}: {source}")]
-    Listen {
-        address: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Storage(#[from] LogError),
-    #[error(transparent)]
-    Topics(#[from] TopicError),
-    #[error(transparent)]
-    Security(#[from] SecurityError),
-}
 
 /// A started broker. Dropping it does not stop it; call [`Broker::shutdown`].
 pub struct Broker {
@@ -226,7 +209,7 @@ fn flush_interval_logs(topics: &Topics, store: &OffsetStore) {
 mod tests {
     use super::*;
     use crate::group::records::CommittedOffset;
-    use crate::log::{FsyncPolicy, LogConfig};
+    use crate::log::{FsyncPolicy, LogConfig, LogError};
     use relay_proto::{BatchBuilder, RecordSpec};
 
     /// Longer than any test: an `interval` append never fsyncs by itself.

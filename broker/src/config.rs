@@ -67,7 +67,7 @@ pub struct BrokerConfig {
     pub sasl: Option<SaslConfig>,
     /// `[[broker.grants]]`: what each SASL user may do (deny by default once
     /// SASL is on; see `security::authorization`).
-    pub grants: Vec<crate::security::authorization::GrantConfig>,
+    pub grants: Vec<GrantConfig>,
 }
 
 /// `[broker.tls]`: the listener's certificate chain and private key, PEM files.
@@ -135,6 +135,31 @@ impl Default for BrokerConfig {
             grants: Vec::new(),
         }
     }
+}
+
+/// One `[[broker.grants]]` entry as written; what it allows is
+/// [`crate::security::authorization`]'s to decide.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    /// User names of `[broker.sasl.users]`, or `"*"` for every user.
+    pub users: Vec<String>,
+    /// `sender`, `loader` or `admin`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Operations besides the role's: produce, consume, describe, create, delete, group.
+    #[serde(default)]
+    pub operations: Vec<String>,
+    /// Topic names, `prefix*` or `*`.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Group names, `prefix*` or `*`.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The operations apply to the cluster too (describe: list every group and
+    /// the log dirs; create: create any topic).
+    #[serde(default)]
+    pub cluster: bool,
 }
 
 /// Settings one topic may override; absent fields come from `[broker.log]`.

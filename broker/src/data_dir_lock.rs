@@ -5,7 +5,7 @@
 //! aside, losing acknowledged records; it is refused instead, naming the
 //! holder's pid.
 
-use crate::broker::BrokerError;
+use crate::error::BrokerError;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::Path;

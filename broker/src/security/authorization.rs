@@ -14,8 +14,8 @@
 //! `group` on a group implies describing it. Which API needs what, and the
 //! Kafka behaviours matched, is `proto-spec/PROTOCOL.md` ("Authorization").
 
+pub use crate::config::GrantConfig;
 use parking_lot::Mutex;
-use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -100,30 +100,6 @@ impl fmt::Display for Resource<'_> {
             Resource::Cluster => f.write_str("the cluster"),
         }
     }
-}
-
-/// One `[[broker.grants]]` entry as written.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct GrantConfig {
-    /// User names of `[broker.sasl.users]`, or `"*"` for every user.
-    pub users: Vec<String>,
-    /// `sender`, `loader` or `admin`.
-    #[serde(default)]
-    pub role: Option<String>,
-    /// Operations besides the role's: produce, consume, describe, create, delete, group.
-    #[serde(default)]
-    pub operations: Vec<String>,
-    /// Topic names, `prefix*` or `*`.
-    #[serde(default)]
-    pub topics: Vec<String>,
-    /// Group names, `prefix*` or `*`.
-    #[serde(default)]
-    pub groups: Vec<String>,
-    /// The operations apply to the cluster too (describe: list every group and
-    /// the log dirs; create: create any topic).
-    #[serde(default)]
-    pub cluster: bool,
 }
 
 /// A name, `prefix*` or `*`.
@@ -334,7 +310,7 @@ impl Authorizer {
     /// Shows the denial counters at zero, so alerts see them before the first denial.
     pub fn publish_zero_counts(&self) {
         if self.enabled {
-            crate::metrics::authorization_denied_zero(&Operation::ALL.map(Operation::name));
+            crate::metric_names::authorization_denied_zero(&Operation::ALL.map(Operation::name));
         }
     }
 
@@ -376,7 +352,7 @@ impl Authorizer {
     }
 
     fn denied(&self, user: Option<&str>, operation: Operation, resource: String) {
-        crate::metrics::authorization_denied(operation.name());
+        crate::metric_names::authorization_denied(operation.name());
         let user = user.unwrap_or("");
         let key = (user.to_owned(), operation, resource.clone());
         let now = Instant::now();

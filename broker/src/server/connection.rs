@@ -17,8 +17,9 @@
 //! and a client that does not read its responses stops being read from once
 //! `connection_send_bytes_max` of them wait to be sent.
 
-use super::dispatch::{dispatch, DispatchError, Reply};
+use super::dispatch::dispatch;
 use super::frame::{read_body, read_length, FrameError};
+use super::request::{DispatchError, Reply};
 use super::session::Session;
 use crate::context::Context;
 use crate::metrics;

@@ -6,6 +6,8 @@
 //! - [`connection`]: frames in, responses out in request order, pipelining.
 //! - [`frame`]: the 4-byte length prefix and its limit.
 //! - [`dispatch`]: request header decoding and routing to [`api`] handlers.
+//! - [`request`]: what handlers share with dispatch: the request's header and
+//!   sender, the reply, the dispatch error.
 //! - [`versions`]: the APIs and versions served; ApiVersions advertises exactly this.
 //! - [`errors`]: storage and topic errors as Kafka error codes.
 //! - [`session`]: a connection's SASL state; what it may ask before authenticating.
@@ -21,5 +23,6 @@ pub mod dispatch;
 pub mod errors;
 pub mod frame;
 pub mod listener;
+pub mod request;
 pub mod session;
 pub mod versions;

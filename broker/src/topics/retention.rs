@@ -20,7 +20,7 @@ use std::ops::Range;
 
 /// Records the hard cap deleted that a protected group had not read, by
 /// topic and group (exported by the broker's metrics).
-pub const PROTECTED_DELETED_RECORDS_METRIC: &str = "relay_broker_retention_protected_deleted_records_total";
+pub use crate::metric_names::RETENTION_PROTECTED_DELETED_RECORDS as PROTECTED_DELETED_RECORDS_METRIC;
 
 /// How far groups have read, as retention needs to know it.
 pub trait CommittedOffsets {

@@ -2,7 +2,7 @@
 //! version we do not serve is answered in v0 with UNSUPPORTED_VERSION and the
 //! list, so the client can pick one (KIP-511).
 
-use crate::server::dispatch::{DispatchError, RequestMeta};
+use crate::server::request::{DispatchError, RequestMeta};
 use crate::server::versions::SUPPORTED;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;

@@ -11,7 +11,7 @@ use crate::context::Context;
 use crate::log::LogError;
 use crate::metrics;
 use crate::security::authorization::{Operation, Resource};
-use crate::server::dispatch::{DispatchError, RequestMeta};
+use crate::server::request::{DispatchError, RequestMeta};
 use crate::topics::Topic;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;

@@ -2,8 +2,8 @@
 
 use crate::context::Context;
 use crate::security::authorization::{Operation, Resource};
-use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::code;
+use crate::server::request::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;

@@ -4,7 +4,7 @@
 use super::text;
 use crate::context::Context;
 use crate::security::authorization::{Operation, Resource};
-use crate::server::dispatch::{DispatchError, RequestMeta};
+use crate::server::request::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};

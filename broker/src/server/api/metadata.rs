@@ -11,8 +11,8 @@
 use super::{blocking, text};
 use crate::context::{Context, NODE_ID};
 use crate::security::authorization::{Operation, Resource};
-use crate::server::dispatch::{DispatchError, RequestMeta};
 use crate::server::errors::topic_error_code;
+use crate::server::request::{DispatchError, RequestMeta};
 use crate::topics::{Topic, TopicError};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;

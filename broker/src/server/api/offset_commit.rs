@@ -8,7 +8,7 @@ use crate::context::Context;
 use crate::group::coordinator::OFFSET_METADATA_BYTES_MAX;
 use crate::group::records::CommittedOffset;
 use crate::security::authorization::{Operation, Resource};
-use crate::server::dispatch::{DispatchError, RequestMeta};
+use crate::server::request::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};

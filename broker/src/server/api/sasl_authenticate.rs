@@ -6,7 +6,7 @@
 
 use crate::context::Context;
 use crate::security::Users;
-use crate::server::dispatch::{DispatchError, Reply, RequestMeta};
+use crate::server::request::{DispatchError, Reply, RequestMeta};
 use crate::server::session::{Exchange, Session};
 use bytes::Bytes;
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslAuthenticateResponse};

@@ -5,7 +5,7 @@
 //! Version 0 (SASL tokens outside Kafka framing) is not served.
 
 use crate::context::Context;
-use crate::server::dispatch::{DispatchError, Reply, RequestMeta};
+use crate::server::request::{DispatchError, Reply, RequestMeta};
 use crate::server::session::{Exchange, Session};
 use kafka_protocol::messages::{SaslHandshakeRequest, SaslHandshakeResponse};
 use kafka_protocol::ResponseError;
