@@ -394,14 +394,9 @@ impl LoaderConfig {
         }
     }
 
-    /// Checks names so they can be used as SQL identifiers without quoting games.
+    /// Checks names so they can be used as SQL identifiers without quoting
+    /// games, and the rest of the section for what can never load.
     pub fn validate(&self) -> Result<(), String> {
-        let identifier = |name: &str| {
-            !name.is_empty()
-                && name.len() <= 63
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-        };
         if self.table.is_empty() && self.route.is_empty() {
             return Err("[[load]]: no table (set table, or [[load.route]] sections with their tables)".into());
         }
@@ -410,9 +405,29 @@ impl LoaderConfig {
                 "[[load]]: columns without a table (the section's own columns belong to its default table)".into(),
             );
         }
+        let tables = self.validate_tables()?;
+        for route in &self.route {
+            route
+                .when
+                .validate()
+                .map_err(|e| format!("route to table {}: {e}", route.table))?;
+        }
+        if let Some(only) = &self.only_table {
+            if !tables.contains(only) {
+                return Err(format!(
+                    "only_table = {only:?} is not one of this loader's tables ({})",
+                    tables.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        self.validate_source_and_batch()
+    }
+
+    /// Each table's name and columns; the set of table names.
+    fn validate_tables(&self) -> Result<std::collections::HashSet<String>, String> {
         let mut tables = std::collections::HashSet::new();
         for spec in self.tables() {
-            if !identifier(&spec.table) || spec.table.starts_with("relay_") {
+            if !is_identifier(&spec.table) || spec.table.starts_with("relay_") {
                 return Err(format!(
                     "table name {:?} must be 1-63 characters of a-z, 0-9 and _, not starting with relay_",
                     spec.table
@@ -426,7 +441,7 @@ impl LoaderConfig {
             }
             let mut names = std::collections::HashSet::new();
             for column in &spec.columns {
-                if !identifier(&column.name) || column.name == "dedup_key" {
+                if !is_identifier(&column.name) || column.name == "dedup_key" {
                     return Err(format!(
                         "table {}: column name {:?} is not allowed",
                         spec.table, column.name
@@ -443,20 +458,11 @@ impl LoaderConfig {
                 }
             }
         }
-        for route in &self.route {
-            route
-                .when
-                .validate()
-                .map_err(|e| format!("route to table {}: {e}", route.table))?;
-        }
-        if let Some(only) = &self.only_table {
-            if !tables.contains(only) {
-                return Err(format!(
-                    "only_table = {only:?} is not one of this loader's tables ({})",
-                    tables.iter().cloned().collect::<Vec<_>>().join(", ")
-                ));
-            }
-        }
+        Ok(tables)
+    }
+
+    /// The parser, the topics, the warehouse, `from` and the batch limits.
+    fn validate_source_and_batch(&self) -> Result<(), String> {
         self.parser()
             .map_err(|e| format!("[[load]] for table {}: {e}", self.label()))?;
         if self.topics.is_empty() {
@@ -477,6 +483,17 @@ impl LoaderConfig {
         }
         Ok(())
     }
+}
+
+/// The longest identifier PostgreSQL keeps whole (NAMEDATALEN - 1).
+const IDENTIFIER_BYTES_MAX: usize = 63;
+
+/// A name usable as an SQL identifier unquoted in both warehouses.
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= IDENTIFIER_BYTES_MAX
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
 /// `scheme://user:password@host/…` without the password (`user:***@`); any

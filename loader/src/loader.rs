@@ -12,18 +12,18 @@
 
 use crate::config::LoaderConfig;
 use crate::metrics::LoaderMetrics;
-use crate::route::Routed;
-use crate::sink::{Batch, OffsetAdvance, Sink, SinkError};
-use crate::transform::{transform, Loading, Transformed};
+use crate::sink::{Sink, SinkError};
+use crate::transform::Loading;
 use relay_client::consumer::{Consumer, ConsumerConfig, Poll, Resume, TopicPartition};
 use relay_client::records::ConsumerRecord;
 use relay_client::{ClientError, Cluster};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+mod flush;
 mod gaps;
 mod probe;
 mod refused;
@@ -203,47 +203,19 @@ impl Loader {
     /// batch in hand; with `until_end` it also stops by itself once caught up.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), LoaderError> {
         tracing::info!(group = %self.config.group, topics = ?self.config.topics, table = %self.config.label(), "loader started");
-        let mut pending: Vec<ConsumerRecord> = Vec::new();
-        // First pending offset per partition, for the lag of partitions the
-        // warehouse has no offset for yet.
-        let mut pending_from: HashMap<TopicPartition, i64> = HashMap::new();
-        let mut batch_started: Option<Instant> = None;
-        let mut batch_bytes = 0usize;
+        let mut gathering = Gathering::default();
         let mut fetch_failing_since: Option<Instant> = None;
-        let mut draining_since: Option<Instant> = None;
-        // Whether a fetch sent after the stop has come back: "caught up" at a
-        // stop must mean up to what the topic holds now (the senders have
-        // drained into it), not to the end an earlier fetch (one sent ahead,
-        // or answered before the last lines) reported.
-        let mut fetched_since_stop = false;
+        let mut drain = Drain::default();
         loop {
-            if *stop.borrow() && draining_since.is_none() {
-                draining_since = Some(Instant::now());
+            if *stop.borrow() && drain.since.is_none() {
+                drain.since = Some(Instant::now());
                 self.consumer.fetch_ahead(false);
             }
-            if draining_since.is_some() || self.config.until_end {
-                let expired = draining_since.is_some_and(|since| since.elapsed() >= STOP_DRAIN_WAIT_MAX);
-                let fresh = draining_since.is_none() || fetched_since_stop || self.stored.is_empty();
-                if expired || (fresh && self.caught_up(draining_since.is_some())) {
-                    break;
-                }
+            if self.done(&drain) {
+                break;
             }
-            let poll = if let Some(prefetched) = self.prefetched.take() {
-                prefetched
-            } else if let Some(since) = draining_since {
-                // Bounded by the drain's time left: a broker that cannot be
-                // reached (a join retried forever) must not hold the stop.
-                let left = STOP_DRAIN_WAIT_MAX.saturating_sub(since.elapsed());
-                let Ok(poll) = tokio::time::timeout(left, self.consumer.poll()).await else {
-                    continue;
-                };
-                fetched_since_stop = true;
-                poll
-            } else {
-                tokio::select! {
-                    poll = self.consumer.poll() => poll,
-                    _ = stop.changed() => continue,
-                }
+            let Some(poll) = self.next_poll(&mut stop, &mut drain).await else {
+                continue;
             };
             let poll = match poll {
                 Ok(poll) => {
@@ -251,16 +223,7 @@ impl Loader {
                     poll
                 }
                 Err(error) if error.is_retriable() => {
-                    // A broker that keeps failing a fetch (a storage error on
-                    // its disk) is not retried in silence.
-                    self.metrics.fetch_errors.increment(1);
-                    let failing = *fetch_failing_since.get_or_insert_with(Instant::now);
-                    if failing.elapsed() >= FETCH_FAILING_LOUD_AFTER {
-                        tracing::error!(%error, failing_s = failing.elapsed().as_secs(), "fetching keeps failing; retrying");
-                    } else {
-                        tracing::warn!(%error, "consuming failed; retrying");
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    self.fetch_failed(&error, &mut fetch_failing_since).await;
                     continue;
                 }
                 Err(error) => return Err(error.into()),
@@ -268,51 +231,75 @@ impl Loader {
             if let Some(assigned) = poll.assigned {
                 // Records fetched under the old assignment are fetched again
                 // from the warehouse's positions.
-                pending.clear();
-                pending_from.clear();
-                batch_started = None;
-                batch_bytes = 0;
+                gathering.clear();
                 self.resume_from_warehouse(&assigned).await?;
                 continue;
             }
-            if !poll.records.is_empty() {
-                batch_started.get_or_insert_with(Instant::now);
-                // Records come in runs per partition: look at each run's first.
-                let mut previous: Option<(&str, i32)> = None;
-                for record in &poll.records {
-                    if previous == Some((record.topic.as_str(), record.partition)) {
-                        continue;
-                    }
-                    previous = Some((record.topic.as_str(), record.partition));
-                    let tp = TopicPartition {
-                        topic: record.topic.clone(),
-                        partition: record.partition,
-                    };
-                    pending_from.entry(tp).or_insert(record.offset);
-                }
-                batch_bytes += poll.records.iter().map(record_bytes).sum::<usize>();
-                pending.extend(poll.records);
-            }
-            self.publish_lag(&pending_from);
+            gathering.add(poll.records);
+            self.publish_lag(&gathering.from);
             self.refresh_open_gaps(false).await?;
-            let full = pending.len() >= self.config.batch_records_max || batch_bytes >= self.config.batch_bytes_max;
-            let due = batch_started.is_some_and(|t| t.elapsed() >= self.config.batch_wait());
-            if !pending.is_empty() && (full || due) {
-                self.flush(std::mem::take(&mut pending), draining_since.is_none())
-                    .await?;
-                pending_from.clear();
-                batch_started = None;
-                batch_bytes = 0;
+            if gathering.is_ready(&self.config) {
+                self.flush(gathering.take_records(), drain.since.is_none()).await?;
             }
         }
-        if !pending.is_empty() {
-            self.flush(pending, false).await?;
+        if !gathering.records.is_empty() {
+            self.flush(gathering.records, false).await?;
         }
         if let Err(error) = self.consumer.close().await {
             tracing::warn!(%error, "leaving the group failed");
         }
         tracing::info!(rows = self.stats.rows_loaded.load(Ordering::Relaxed), "loader stopped");
         Ok(())
+    }
+
+    /// Whether the loop ends: after a stop, once caught up with what the
+    /// topic holds now or after [`STOP_DRAIN_WAIT_MAX`]; with `until_end`,
+    /// once caught up.
+    fn done(&self, drain: &Drain) -> bool {
+        if drain.since.is_none() && !self.config.until_end {
+            return false;
+        }
+        let expired = drain.since.is_some_and(|since| since.elapsed() >= STOP_DRAIN_WAIT_MAX);
+        let fresh = drain.since.is_none() || drain.fetched_since_stop || self.stored.is_empty();
+        expired || (fresh && self.caught_up(drain.since.is_some()))
+    }
+
+    /// The next records: the ones fetched during the last write, else a
+    /// fetch (bounded by the drain's time left after a stop). `None`: the
+    /// loop looks again (the stop changed, or the drain's time ran out).
+    async fn next_poll(
+        &mut self,
+        stop: &mut watch::Receiver<bool>,
+        drain: &mut Drain,
+    ) -> Option<Result<Poll, ClientError>> {
+        if let Some(prefetched) = self.prefetched.take() {
+            return Some(prefetched);
+        }
+        if let Some(since) = drain.since {
+            // Bounded by the drain's time left: a broker that cannot be
+            // reached (a join retried forever) must not hold the stop.
+            let left = STOP_DRAIN_WAIT_MAX.saturating_sub(since.elapsed());
+            let poll = tokio::time::timeout(left, self.consumer.poll()).await.ok()?;
+            drain.fetched_since_stop = true;
+            return Some(poll);
+        }
+        tokio::select! {
+            poll = self.consumer.poll() => Some(poll),
+            _ = stop.changed() => None,
+        }
+    }
+
+    /// A fetch failed and is retried after a pause: a broker that keeps
+    /// failing it (a storage error on its disk) is not retried in silence.
+    async fn fetch_failed(&mut self, error: &ClientError, failing_since: &mut Option<Instant>) {
+        self.metrics.fetch_errors.increment(1);
+        let failing = *failing_since.get_or_insert_with(Instant::now);
+        if failing.elapsed() >= FETCH_FAILING_LOUD_AFTER {
+            tracing::error!(%error, failing_s = failing.elapsed().as_secs(), "fetching keeps failing; retrying");
+        } else {
+            tracing::warn!(%error, "consuming failed; retrying");
+        }
+        tokio::time::sleep(FETCH_RETRY_PAUSE).await;
     }
 
     /// Whether every owned partition is fetched up to its end (as of the
@@ -401,172 +388,6 @@ impl Loader {
         );
         Ok(())
     }
-
-    /// The first attempt at writing `batch`, with the next fetch running
-    /// alongside (the pipeline: the broker and the loader's decoding work
-    /// while the warehouse commits). The fetch is dropped unfinished if the
-    /// write ends first (it only fetches, see
-    /// `Consumer::next_poll_only_fetches`, so dropping it moves nothing).
-    async fn write_while_fetching(
-        &mut self,
-        batch: Batch,
-    ) -> ((Batch, Result<Duration, SinkError>), Option<Result<Poll, ClientError>>) {
-        let shared = Arc::new(batch);
-        let group = self.config.group.clone();
-        let mut fetched = None;
-        let written = {
-            let started = Instant::now();
-            let write = retry::following_lag(
-                self.sink.write(&group, &shared),
-                &mut self.lag,
-                &self.cluster,
-                &self.metrics,
-            );
-            let poll = self.consumer.poll();
-            tokio::pin!(write, poll);
-            loop {
-                tokio::select! {
-                    written = &mut write => break written.map(|()| started.elapsed()),
-                    polled = &mut poll, if fetched.is_none() => fetched = Some(polled),
-                }
-            }
-        };
-        if let Err(SinkError::Unavailable(_)) = &written {
-            self.stats.warehouse_errors.fetch_add(1, Ordering::Relaxed);
-            self.metrics.warehouse_errors.increment(1);
-        }
-        let batch = Arc::try_unwrap(shared).expect("the batch is not shared after its write");
-        ((batch, written), fetched)
-    }
-
-    /// Transforms `records` and writes them with their offsets in one
-    /// transaction; with `prefetch`, the next records are fetched meanwhile.
-    async fn flush(&mut self, records: Vec<ConsumerRecord>, prefetch: bool) -> Result<(), LoaderError> {
-        let mut batch = Batch::default();
-        // The record of each row, to reject it if the warehouse refuses it.
-        let mut sources: Vec<&ConsumerRecord> = Vec::new();
-        let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-        let mut unrouted = 0u64;
-        for record in &records {
-            let tp = TopicPartition {
-                topic: record.topic.clone(),
-                partition: record.partition,
-            };
-            if !self.stored.contains_key(&tp) {
-                continue; // not ours any more
-            }
-            next.insert(tp, record.offset + 1);
-            match transform(&self.loading, record) {
-                Transformed::Row(row) => {
-                    batch.rows.push(row);
-                    sources.push(record);
-                }
-                Transformed::Reject(reject) => batch.rejects.push(reject),
-                Transformed::Skipped(Routed::Unrouted) => unrouted += 1,
-                Transformed::Skipped(_) => {}
-            }
-        }
-        batch.gaps = self.gaps(&records).await?;
-        batch.offsets = next
-            .iter()
-            .map(|(tp, next)| OffsetAdvance {
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-                previous: self.stored.get(tp).copied().flatten(),
-                next: *next,
-            })
-            .collect();
-        if batch.offsets.is_empty() {
-            return Ok(());
-        }
-        let mut first_attempt = None;
-        if prefetch && self.prefetched.is_none() && self.consumer.next_poll_only_fetches() {
-            let (written, fetched) = self.write_while_fetching(batch).await;
-            batch = written.0;
-            first_attempt = Some(written.1);
-            self.prefetched = fetched;
-        }
-        let batch = loop {
-            let written = match first_attempt.take() {
-                Some(Ok(elapsed)) => {
-                    self.stats.warehouse_down.store(false, Ordering::Relaxed);
-                    self.metrics.warehouse_up(true);
-                    Ok(elapsed)
-                }
-                Some(Err(error)) if !matches!(error, SinkError::Unavailable(_)) => Err(error.into()),
-                _ => {
-                    let shared = Arc::new(batch);
-                    let written = self
-                        .retry("writing a batch", |sink, group| {
-                            let batch = Arc::clone(&shared);
-                            Box::pin(async move {
-                                let started = Instant::now();
-                                sink.write(group, &batch).await.map(|()| started.elapsed())
-                            })
-                        })
-                        .await;
-                    batch = Arc::try_unwrap(shared).expect("the batch is not shared after its write");
-                    written
-                }
-            };
-            match written {
-                Ok(elapsed) => {
-                    self.metrics.committed(elapsed);
-                    self.batch_unstuck();
-                    break batch;
-                }
-                Err(LoaderError::Sink(SinkError::Refused(reason))) => {
-                    self.reject_refused_rows(&mut batch, &mut sources, &reason).await?;
-                }
-                Err(LoaderError::Sink(SinkError::Fenced {
-                    topic,
-                    partition,
-                    expected,
-                })) => {
-                    tracing::warn!(topic = %topic, partition, ?expected, "batch fenced: another loader owns the partition; rejoining");
-                    self.consumer.request_rejoin();
-                    // Records fetched behind the fenced batch must not be
-                    // loaded after it: the rejoin fetches from the warehouse's
-                    // offsets again.
-                    self.prefetched = None;
-                    return Ok(());
-                }
-                Err(error) => return Err(error),
-            }
-        };
-        self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .rows_loaded
-            .fetch_add(batch.rows.len() as u64, Ordering::Relaxed);
-        self.stats
-            .rows_rejected
-            .fetch_add(batch.rejects.len() as u64, Ordering::Relaxed);
-        self.metrics.batches.increment(1);
-        self.metrics.records_unrouted.increment(unrouted);
-        self.metrics.rows_loaded.increment(batch.rows.len() as u64);
-        self.metrics.rows_rejected.increment(batch.rejects.len() as u64);
-        if !batch.rejects.is_empty() {
-            tracing::warn!(rejected = batch.rejects.len(), first = %batch.rejects[0].error, "records rejected into relay_rejects");
-        }
-        for gap in &batch.gaps {
-            tracing::error!(topic = %gap.topic, partition = gap.partition, first = gap.first_offset, last = gap.last_offset, records = gap.records(),
-                "{}", gap.cause.describe());
-            self.metrics.lost(&gap.topic, gap.records());
-        }
-        for (tp, offset) in &next {
-            self.stored.insert(tp.clone(), Some(*offset));
-        }
-        self.publish_lag(&HashMap::new());
-        for gap in &batch.gaps {
-            let tp = TopicPartition {
-                topic: gap.topic.clone(),
-                partition: gap.partition,
-            };
-            *self.open_gaps.entry(tp).or_default() += 1;
-        }
-        self.mirror_to_broker(next.into_iter().collect()).await;
-        Ok(())
-    }
 }
 
 /// After a stop, how long a loader goes on loading what the topic already
@@ -576,6 +397,77 @@ pub const STOP_DRAIN_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// A fetch failing this long is logged at ERROR (before: WARN per attempt).
 const FETCH_FAILING_LOUD_AFTER: Duration = Duration::from_secs(30);
+
+/// The pause before fetching again after a retriable fetch error.
+const FETCH_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// Records fetched and not yet written: the micro-batch being gathered,
+/// bounded by records, bytes and time.
+#[derive(Default)]
+struct Gathering {
+    records: Vec<ConsumerRecord>,
+    /// First pending offset per partition, for the lag of partitions the
+    /// warehouse has no offset for yet.
+    from: HashMap<TopicPartition, i64>,
+    started: Option<Instant>,
+    bytes: usize,
+}
+
+impl Gathering {
+    fn add(&mut self, records: Vec<ConsumerRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        self.started.get_or_insert_with(Instant::now);
+        // Records come in runs per partition: look at each run's first.
+        let mut previous: Option<(&str, i32)> = None;
+        for record in &records {
+            if previous == Some((record.topic.as_str(), record.partition)) {
+                continue;
+            }
+            previous = Some((record.topic.as_str(), record.partition));
+            let tp = TopicPartition {
+                topic: record.topic.clone(),
+                partition: record.partition,
+            };
+            self.from.entry(tp).or_insert(record.offset);
+        }
+        self.bytes += records.iter().map(record_bytes).sum::<usize>();
+        self.records.extend(records);
+    }
+
+    /// Full (by records or bytes) or due (by time), and not empty.
+    fn is_ready(&self, config: &LoaderConfig) -> bool {
+        let full = self.records.len() >= config.batch_records_max || self.bytes >= config.batch_bytes_max;
+        let due = self.started.is_some_and(|t| t.elapsed() >= config.batch_wait());
+        !self.records.is_empty() && (full || due)
+    }
+
+    /// The records, for a flush; the batch starts afresh.
+    fn take_records(&mut self) -> Vec<ConsumerRecord> {
+        let records = std::mem::take(&mut self.records);
+        self.clear();
+        records
+    }
+
+    /// Drops what was gathered (keeping the records' allocation).
+    fn clear(&mut self) {
+        self.records.clear();
+        self.from.clear();
+        self.started = None;
+        self.bytes = 0;
+    }
+}
+
+/// A stop's drain: since when, and whether a fetch sent after the stop has
+/// come back: "caught up" at a stop must mean up to what the topic holds
+/// now (the senders have drained into it), not to the end an earlier fetch
+/// (one sent ahead, or answered before the last lines) reported.
+#[derive(Debug, Default)]
+struct Drain {
+    since: Option<Instant>,
+    fetched_since_stop: bool,
+}
 
 /// What a record holds in memory, for `batch_bytes_max`.
 fn record_bytes(record: &ConsumerRecord) -> usize {

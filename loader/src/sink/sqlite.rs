@@ -73,84 +73,21 @@ impl SqliteSink {
     }
 
     fn open_blocking(path: &str, config: &LoaderConfig) -> Result<Self> {
-        // Another process setting the same file up at the same moment (two
-        // loaders starting together) can make SQLite answer "locked" at once
-        // without waiting: that is worth retrying, not a configuration error.
-        let setup = |e: rusqlite::Error| match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-                SinkError::Unavailable(format!("SQLite {path}: {e}"))
-            }
-            _ => SinkError::Setup(format!("SQLite {path}: {e}")),
-        };
+        let setup = |e: rusqlite::Error| setup_error(path, e);
         let connection = Connection::open(path).map_err(setup)?;
         connection
             .busy_timeout(std::time::Duration::from_secs(30))
             .map_err(setup)?;
-        // The pragma answers with the mode in effect, which stays the old
-        // one where WAL cannot be used.
-        let journal_mode: String = connection
-            .pragma_update_and_check(None, "journal_mode", JOURNAL_MODE_WAL, |row| row.get(0))
-            .map_err(setup)?;
-        if !journal_mode.eq_ignore_ascii_case(JOURNAL_MODE_WAL) {
-            return Err(SinkError::Setup(format!(
-                "SQLite {path}: PRAGMA journal_mode = {JOURNAL_MODE_WAL} left the journal mode {journal_mode:?}; \
-                 the loader needs WAL so that a committed batch survives a power cut: use a database file \
-                 on a local file system (not :memory:)"
-            )));
-        }
-        connection
-            .pragma_update(None, "synchronous", SYNCHRONOUS)
-            .map_err(setup)?;
-        let synchronous: i64 = connection
-            .pragma_query_value(None, "synchronous", |row| row.get(0))
-            .map_err(setup)?;
-        if synchronous != SYNCHRONOUS_FULL {
-            return Err(SinkError::Setup(format!(
-                "SQLite {path}: PRAGMA synchronous = {SYNCHRONOUS} left synchronous at {synchronous} \
-                 (FULL is {SYNCHRONOUS_FULL}); a committed batch would not survive a power cut"
-            )));
-        }
+        set_durability(&connection, path)?;
         for spec in config.tables() {
             if spec.create_table {
                 create_table(&connection, &spec).map_err(setup)?;
             }
         }
         // Relay's own tables exist whatever create_table says: they are not the user's.
-        connection
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS relay_offsets (
-                         group_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
-                         next_offset INTEGER NOT NULL, updated_at TEXT NOT NULL,
-                         PRIMARY KEY (group_id, topic, partition));
-                     CREATE TABLE IF NOT EXISTS relay_rejects (
-                         target_table TEXT NOT NULL, group_id TEXT NOT NULL, topic TEXT NOT NULL,
-                         partition INTEGER NOT NULL, \"offset\" INTEGER NOT NULL, raw BLOB NOT NULL,
-                         error TEXT NOT NULL, rejected_at TEXT NOT NULL,
-                         UNIQUE (target_table, topic, partition, \"offset\"));
-                     CREATE TABLE IF NOT EXISTS relay_gaps (
-                         group_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
-                         first_offset INTEGER NOT NULL, last_offset INTEGER NOT NULL, records INTEGER NOT NULL,
-                         detected_at TEXT NOT NULL, acknowledged_at TEXT,
-                         UNIQUE (group_id, topic, partition, first_offset));",
-            )
-            .map_err(setup)?;
+        connection.execute_batch(RELAY_TABLES).map_err(setup)?;
         add_rejects_source(&connection).map_err(setup)?;
-        let mut tables = Vec::new();
-        for spec in config.tables() {
-            check_table(&connection, &spec)?;
-            let names = column_names(&spec);
-            let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
-            let table = &spec.table;
-            let insert_row = format!(
-                "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT (dedup_key) DO NOTHING",
-                names.join(", "),
-                placeholders.join(", ")
-            );
-            connection
-                .prepare(&insert_row)
-                .map_err(|e| SinkError::Setup(format!("table {table} does not fit the configured columns: {e}")))?;
-            tables.push((table.clone(), insert_row));
-        }
+        let tables = prepare_inserts(&connection, config)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
             tables: Arc::new(tables),
@@ -214,6 +151,88 @@ impl SqliteSink {
         .await
         .expect("write task")
     }
+}
+
+/// Relay's own tables: the offsets, the rejects and the gaps.
+const RELAY_TABLES: &str = "CREATE TABLE IF NOT EXISTS relay_offsets (
+         group_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+         next_offset INTEGER NOT NULL, updated_at TEXT NOT NULL,
+         PRIMARY KEY (group_id, topic, partition));
+     CREATE TABLE IF NOT EXISTS relay_rejects (
+         target_table TEXT NOT NULL, group_id TEXT NOT NULL, topic TEXT NOT NULL,
+         partition INTEGER NOT NULL, \"offset\" INTEGER NOT NULL, raw BLOB NOT NULL,
+         error TEXT NOT NULL, rejected_at TEXT NOT NULL,
+         UNIQUE (target_table, topic, partition, \"offset\"));
+     CREATE TABLE IF NOT EXISTS relay_gaps (
+         group_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+         first_offset INTEGER NOT NULL, last_offset INTEGER NOT NULL, records INTEGER NOT NULL,
+         detected_at TEXT NOT NULL, acknowledged_at TEXT,
+         UNIQUE (group_id, topic, partition, first_offset));";
+
+/// A failure while opening `path`. Another process setting the same file
+/// up at the same moment (two loaders starting together) can make SQLite
+/// answer "locked" at once without waiting: that is worth retrying, not a
+/// configuration error.
+fn setup_error(path: &str, e: rusqlite::Error) -> SinkError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            SinkError::Unavailable(format!("SQLite {path}: {e}"))
+        }
+        _ => SinkError::Setup(format!("SQLite {path}: {e}")),
+    }
+}
+
+/// Sets WAL and `synchronous = FULL`, and reads both back: opening fails
+/// rather than loading with weaker guarantees.
+fn set_durability(connection: &Connection, path: &str) -> Result<()> {
+    let setup = |e: rusqlite::Error| setup_error(path, e);
+    // The pragma answers with the mode in effect, which stays the old
+    // one where WAL cannot be used.
+    let journal_mode: String = connection
+        .pragma_update_and_check(None, "journal_mode", JOURNAL_MODE_WAL, |row| row.get(0))
+        .map_err(setup)?;
+    if !journal_mode.eq_ignore_ascii_case(JOURNAL_MODE_WAL) {
+        return Err(SinkError::Setup(format!(
+            "SQLite {path}: PRAGMA journal_mode = {JOURNAL_MODE_WAL} left the journal mode {journal_mode:?}; \
+             the loader needs WAL so that a committed batch survives a power cut: use a database file \
+             on a local file system (not :memory:)"
+        )));
+    }
+    connection
+        .pragma_update(None, "synchronous", SYNCHRONOUS)
+        .map_err(setup)?;
+    let synchronous: i64 = connection
+        .pragma_query_value(None, "synchronous", |row| row.get(0))
+        .map_err(setup)?;
+    if synchronous != SYNCHRONOUS_FULL {
+        return Err(SinkError::Setup(format!(
+            "SQLite {path}: PRAGMA synchronous = {SYNCHRONOUS} left synchronous at {synchronous} \
+             (FULL is {SYNCHRONOUS_FULL}); a committed batch would not survive a power cut"
+        )));
+    }
+    Ok(())
+}
+
+/// Per table: checked against the configuration, and its row INSERT
+/// (prepared once, so a table that does not fit fails at open).
+fn prepare_inserts(connection: &Connection, config: &LoaderConfig) -> Result<Vec<(String, String)>> {
+    let mut tables = Vec::new();
+    for spec in config.tables() {
+        check_table(connection, &spec)?;
+        let names = column_names(&spec);
+        let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+        let table = &spec.table;
+        let insert_row = format!(
+            "INSERT INTO {table} ({}) VALUES ({}) ON CONFLICT (dedup_key) DO NOTHING",
+            names.join(", "),
+            placeholders.join(", ")
+        );
+        connection
+            .prepare(&insert_row)
+            .map_err(|e| SinkError::Setup(format!("table {table} does not fit the configured columns: {e}")))?;
+        tables.push((table.clone(), insert_row));
+    }
+    Ok(tables)
 }
 
 /// `relay_rejects.source` (a line's source identity) and its unique index,
@@ -323,86 +342,103 @@ fn write_blocking(connection: &mut Connection, group: &str, tables: &[(String, S
     let transaction = connection
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(unavailable)?;
-    {
-        insert_rows(&transaction, tables, &batch.rows)?;
-        let now = format_rfc3339_micros(relay_proto::clock::now_micros());
-        let mut reject = transaction
-            .prepare_cached(
-                "INSERT INTO relay_rejects (target_table, group_id, topic, partition, \"offset\", raw, error, rejected_at, source)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
-            )
-            .map_err(unavailable)?;
-        for r in &batch.rejects {
-            reject
-                .execute(params![
-                    r.table,
-                    group,
-                    r.topic,
-                    r.partition,
-                    r.offset,
-                    r.raw,
-                    r.error,
-                    now,
-                    r.source
-                ])
-                .map_err(unavailable)?;
-        }
-        let mut gap = transaction
-            .prepare_cached(
-                "INSERT INTO relay_gaps (group_id, topic, partition, first_offset, last_offset, records, detected_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-            )
-            .map_err(unavailable)?;
-        for g in &batch.gaps {
-            gap.execute(params![
+    insert_rows(&transaction, tables, &batch.rows)?;
+    let now = format_rfc3339_micros(relay_proto::clock::now_micros());
+    insert_rejects(&transaction, group, batch, &now)?;
+    insert_gaps(&transaction, group, batch, &now)?;
+    advance_offsets(&transaction, group, batch, &now)?;
+    transaction.commit().map_err(unavailable)
+}
+
+/// The batch's rejects into relay_rejects (one per source line).
+fn insert_rejects(transaction: &rusqlite::Transaction<'_>, group: &str, batch: &Batch, now: &str) -> Result<()> {
+    let mut reject = transaction
+        .prepare_cached(
+            "INSERT INTO relay_rejects (target_table, group_id, topic, partition, \"offset\", raw, error, rejected_at, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+        )
+        .map_err(unavailable)?;
+    for r in &batch.rejects {
+        reject
+            .execute(params![
+                r.table,
                 group,
-                g.topic,
-                g.partition,
-                g.first_offset,
-                g.last_offset,
-                g.records(),
-                now
+                r.topic,
+                r.partition,
+                r.offset,
+                r.raw,
+                r.error,
+                now,
+                r.source
             ])
             .map_err(unavailable)?;
-        }
-        let mut advance = transaction
-            .prepare_cached(
-                "UPDATE relay_offsets SET next_offset = ?1, updated_at = ?2
-                 WHERE group_id = ?3 AND topic = ?4 AND partition = ?5 AND next_offset = ?6",
-            )
-            .map_err(unavailable)?;
-        let mut first = transaction
-            .prepare_cached(
-                "INSERT INTO relay_offsets (group_id, topic, partition, next_offset, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-            )
-            .map_err(unavailable)?;
-        for offset in &batch.offsets {
-            let changed = match offset.previous {
-                Some(previous) => advance
-                    .execute(params![
-                        offset.next,
-                        now,
-                        group,
-                        offset.topic,
-                        offset.partition,
-                        previous
-                    ])
-                    .map_err(unavailable)?,
-                None => first
-                    .execute(params![group, offset.topic, offset.partition, offset.next, now])
-                    .map_err(unavailable)?,
-            };
-            if changed != 1 {
-                return Err(SinkError::Fenced {
-                    topic: offset.topic.clone(),
-                    partition: offset.partition,
-                    expected: offset.previous,
-                });
-            }
+    }
+    Ok(())
+}
+
+/// The batch's gaps into relay_gaps.
+fn insert_gaps(transaction: &rusqlite::Transaction<'_>, group: &str, batch: &Batch, now: &str) -> Result<()> {
+    let mut gap = transaction
+        .prepare_cached(
+            "INSERT INTO relay_gaps (group_id, topic, partition, first_offset, last_offset, records, detected_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+        )
+        .map_err(unavailable)?;
+    for g in &batch.gaps {
+        gap.execute(params![
+            group,
+            g.topic,
+            g.partition,
+            g.first_offset,
+            g.last_offset,
+            g.records(),
+            now
+        ])
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Moves each partition's offset from where the loader last stored it;
+/// a partition whose row is elsewhere (or already there) is fenced.
+fn advance_offsets(transaction: &rusqlite::Transaction<'_>, group: &str, batch: &Batch, now: &str) -> Result<()> {
+    let mut advance = transaction
+        .prepare_cached(
+            "UPDATE relay_offsets SET next_offset = ?1, updated_at = ?2
+             WHERE group_id = ?3 AND topic = ?4 AND partition = ?5 AND next_offset = ?6",
+        )
+        .map_err(unavailable)?;
+    let mut first = transaction
+        .prepare_cached(
+            "INSERT INTO relay_offsets (group_id, topic, partition, next_offset, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )
+        .map_err(unavailable)?;
+    for offset in &batch.offsets {
+        let changed = match offset.previous {
+            Some(previous) => advance
+                .execute(params![
+                    offset.next,
+                    now,
+                    group,
+                    offset.topic,
+                    offset.partition,
+                    previous
+                ])
+                .map_err(unavailable)?,
+            None => first
+                .execute(params![group, offset.topic, offset.partition, offset.next, now])
+                .map_err(unavailable)?,
+        };
+        if changed != 1 {
+            return Err(SinkError::Fenced {
+                topic: offset.topic.clone(),
+                partition: offset.partition,
+                expected: offset.previous,
+            });
         }
     }
-    transaction.commit().map_err(unavailable)
+    Ok(())
 }
 
 #[cfg(test)]

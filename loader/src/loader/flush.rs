@@ -1,0 +1,245 @@
+//! One micro-batch from fetched records to a committed transaction, in
+//! three steps: build the batch (transform each record, find the gaps, the
+//! offsets to advance), write it until the warehouse commits it (the first
+//! attempt alongside the next fetch, then retried; refused rows isolated
+//! into the rejects; a fenced batch dropped), and record the commit (stats,
+//! metrics, the stored offsets, the broker's mirror).
+
+use super::{retry, Loader, LoaderError};
+use crate::route::Routed;
+use crate::sink::{Batch, OffsetAdvance, SinkError};
+use crate::transform::{transform, Transformed};
+use relay_client::consumer::{Poll, TopicPartition};
+use relay_client::records::ConsumerRecord;
+use relay_client::ClientError;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A batch built from fetched records, before its write.
+struct Built<'r> {
+    batch: Batch,
+    /// The record of each row, to reject it if the warehouse refuses it.
+    sources: Vec<&'r ConsumerRecord>,
+    /// The next offset per partition once the batch commits.
+    next: BTreeMap<TopicPartition, i64>,
+    /// Records no route took.
+    unrouted: u64,
+}
+
+impl Loader {
+    /// Transforms `records` and writes them with their offsets in one
+    /// transaction; with `prefetch`, the next records are fetched meanwhile.
+    pub(super) async fn flush(&mut self, records: Vec<ConsumerRecord>, prefetch: bool) -> Result<(), LoaderError> {
+        let Built {
+            batch,
+            mut sources,
+            next,
+            unrouted,
+        } = self.build_batch(&records).await?;
+        if batch.offsets.is_empty() {
+            return Ok(());
+        }
+        let Some(batch) = self.write_until_committed(batch, &mut sources, prefetch).await? else {
+            return Ok(()); // fenced: the rejoin fetches again
+        };
+        self.record_commit(&batch, next, unrouted).await;
+        Ok(())
+    }
+
+    /// The batch of `records` for the partitions still owned: rows,
+    /// rejects, gaps and the offsets it advances.
+    async fn build_batch<'r>(&self, records: &'r [ConsumerRecord]) -> Result<Built<'r>, LoaderError> {
+        let mut batch = Batch::default();
+        let mut sources: Vec<&ConsumerRecord> = Vec::new();
+        let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+        let mut unrouted = 0u64;
+        for record in records {
+            let tp = TopicPartition {
+                topic: record.topic.clone(),
+                partition: record.partition,
+            };
+            if !self.stored.contains_key(&tp) {
+                continue; // not ours any more
+            }
+            next.insert(tp, record.offset + 1);
+            match transform(&self.loading, record) {
+                Transformed::Row(row) => {
+                    batch.rows.push(row);
+                    sources.push(record);
+                }
+                Transformed::Reject(reject) => batch.rejects.push(reject),
+                Transformed::Skipped(Routed::Unrouted) => unrouted += 1,
+                Transformed::Skipped(_) => {}
+            }
+        }
+        batch.gaps = self.gaps(records).await?;
+        batch.offsets = next
+            .iter()
+            .map(|(tp, next)| OffsetAdvance {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                previous: self.stored.get(tp).copied().flatten(),
+                next: *next,
+            })
+            .collect();
+        Ok(Built {
+            batch,
+            sources,
+            next,
+            unrouted,
+        })
+    }
+
+    /// Writes `batch` until the warehouse commits it (the batch as
+    /// committed, refused rows moved to its rejects), or `None` when it was
+    /// fenced (another loader owns a partition now: the loader rejoins).
+    async fn write_until_committed(
+        &mut self,
+        mut batch: Batch,
+        sources: &mut Vec<&ConsumerRecord>,
+        prefetch: bool,
+    ) -> Result<Option<Batch>, LoaderError> {
+        let mut first_attempt = None;
+        if prefetch && self.prefetched.is_none() && self.consumer.next_poll_only_fetches() {
+            let (written, fetched) = self.write_while_fetching(batch).await;
+            batch = written.0;
+            first_attempt = Some(written.1);
+            self.prefetched = fetched;
+        }
+        loop {
+            let (returned, written) = self.write_attempt(batch, first_attempt.take()).await;
+            batch = returned;
+            match written {
+                Ok(elapsed) => {
+                    self.metrics.committed(elapsed);
+                    self.batch_unstuck();
+                    return Ok(Some(batch));
+                }
+                Err(LoaderError::Sink(SinkError::Refused(reason))) => {
+                    self.reject_refused_rows(&mut batch, sources, &reason).await?;
+                }
+                Err(LoaderError::Sink(SinkError::Fenced {
+                    topic,
+                    partition,
+                    expected,
+                })) => {
+                    tracing::warn!(topic = %topic, partition, ?expected, "batch fenced: another loader owns the partition; rejoining");
+                    self.consumer.request_rejoin();
+                    // Records fetched behind the fenced batch must not be
+                    // loaded after it: the rejoin fetches from the warehouse's
+                    // offsets again.
+                    self.prefetched = None;
+                    return Ok(None);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// One attempt's outcome: the first one's (made alongside a fetch) if
+    /// it is given and was not an outage, else a write retried while the
+    /// warehouse is unavailable.
+    async fn write_attempt(
+        &mut self,
+        batch: Batch,
+        first_attempt: Option<Result<Duration, SinkError>>,
+    ) -> (Batch, Result<Duration, LoaderError>) {
+        match first_attempt {
+            Some(Ok(elapsed)) => {
+                self.stats.warehouse_down.store(false, Ordering::Relaxed);
+                self.metrics.warehouse_up(true);
+                (batch, Ok(elapsed))
+            }
+            Some(Err(error)) if !matches!(error, SinkError::Unavailable(_)) => (batch, Err(error.into())),
+            _ => {
+                let shared = Arc::new(batch);
+                let written = self
+                    .retry("writing a batch", |sink, group| {
+                        let batch = Arc::clone(&shared);
+                        Box::pin(async move {
+                            let started = Instant::now();
+                            sink.write(group, &batch).await.map(|()| started.elapsed())
+                        })
+                    })
+                    .await;
+                let batch = Arc::try_unwrap(shared).expect("the batch is not shared after its write");
+                (batch, written)
+            }
+        }
+    }
+
+    /// The first attempt at writing `batch`, with the next fetch running
+    /// alongside (the pipeline: the broker and the loader's decoding work
+    /// while the warehouse commits). The fetch is dropped unfinished if the
+    /// write ends first (it only fetches, see
+    /// `Consumer::next_poll_only_fetches`, so dropping it moves nothing).
+    async fn write_while_fetching(
+        &mut self,
+        batch: Batch,
+    ) -> ((Batch, Result<Duration, SinkError>), Option<Result<Poll, ClientError>>) {
+        let shared = Arc::new(batch);
+        let group = self.config.group.clone();
+        let mut fetched = None;
+        let written = {
+            let started = Instant::now();
+            let write = retry::following_lag(
+                self.sink.write(&group, &shared),
+                &mut self.lag,
+                &self.cluster,
+                &self.metrics,
+            );
+            let poll = self.consumer.poll();
+            tokio::pin!(write, poll);
+            loop {
+                tokio::select! {
+                    written = &mut write => break written.map(|()| started.elapsed()),
+                    polled = &mut poll, if fetched.is_none() => fetched = Some(polled),
+                }
+            }
+        };
+        if let Err(SinkError::Unavailable(_)) = &written {
+            self.stats.warehouse_errors.fetch_add(1, Ordering::Relaxed);
+            self.metrics.warehouse_errors.increment(1);
+        }
+        let batch = Arc::try_unwrap(shared).expect("the batch is not shared after its write");
+        ((batch, written), fetched)
+    }
+
+    /// A batch committed: counts it, logs its rejects and gaps, moves the
+    /// stored offsets to `next` and mirrors them to the broker.
+    async fn record_commit(&mut self, batch: &Batch, next: BTreeMap<TopicPartition, i64>, unrouted: u64) {
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .rows_loaded
+            .fetch_add(batch.rows.len() as u64, Ordering::Relaxed);
+        self.stats
+            .rows_rejected
+            .fetch_add(batch.rejects.len() as u64, Ordering::Relaxed);
+        self.metrics.batches.increment(1);
+        self.metrics.records_unrouted.increment(unrouted);
+        self.metrics.rows_loaded.increment(batch.rows.len() as u64);
+        self.metrics.rows_rejected.increment(batch.rejects.len() as u64);
+        if !batch.rejects.is_empty() {
+            tracing::warn!(rejected = batch.rejects.len(), first = %batch.rejects[0].error, "records rejected into relay_rejects");
+        }
+        for gap in &batch.gaps {
+            tracing::error!(topic = %gap.topic, partition = gap.partition, first = gap.first_offset, last = gap.last_offset, records = gap.records(),
+                "{}", gap.cause.describe());
+            self.metrics.lost(&gap.topic, gap.records());
+        }
+        for (tp, offset) in &next {
+            self.stored.insert(tp.clone(), Some(*offset));
+        }
+        self.publish_lag(&HashMap::new());
+        for gap in &batch.gaps {
+            let tp = TopicPartition {
+                topic: gap.topic.clone(),
+                partition: gap.partition,
+            };
+            *self.open_gaps.entry(tp).or_default() += 1;
+        }
+        self.mirror_to_broker(next.into_iter().collect()).await;
+    }
+}
