@@ -3,7 +3,8 @@
 //! come out; a partial last line waits for more bytes. A line longer than
 //! `line_bytes_max` never grows the buffer past that: it comes out in pieces
 //! marked `Overlong`, so the caller can write it to the rejects file as it
-//! streams by, and nothing is silently dropped.
+//! streams by, and nothing is silently dropped. Also a JSON line's record
+//! key ([`key_of`]).
 
 use bytes::{Bytes, BytesMut};
 
@@ -129,6 +130,17 @@ impl LineSplitter {
             bytes: piece.freeze(),
             last: false,
         });
+    }
+}
+
+/// The key of a JSON line: the field's string, or its JSON text for numbers
+/// and booleans; `None` when the line is not a JSON object with that field.
+pub fn key_of(line: &[u8], field: &str) -> Option<Bytes> {
+    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
+    match value.get(field)? {
+        serde_json::Value::String(text) => Some(Bytes::from(text.clone())),
+        serde_json::Value::Null => None,
+        other => Some(Bytes::from(other.to_string())),
     }
 }
 

@@ -19,10 +19,11 @@
 //! `BATCHES_IN_FLIGHT_MAX`, and across files the producer's byte budget).
 
 use super::delivery::{self, Outcome};
+use super::error::SenderError;
 use super::identity::{self, FileId, FileKey, Fingerprint, BEFORE_BYTES_MAX, FINGERPRINT_BYTES_MAX};
 use super::lines::{LineSplitter, Piece};
 use super::metrics::FileMetrics;
-use super::{SenderError, SenderShared};
+use super::shared::{Handover, SenderShared};
 use bytes::{Bytes, BytesMut};
 use relay_client::producer::{BatchDelivery, BatchRecord};
 use relay_proto::source_headers;
@@ -190,7 +191,7 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
         if !chunk.is_empty() && !rewritten {
             let chunk_start = position;
             quiet_since = None;
-            shared.idle.lock().remove(&key);
+            shared.mark_busy(key);
             position += chunk.len() as u64;
             shared.stats.bytes_read.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             counters.bytes_read.increment(chunk.len() as u64);
@@ -258,10 +259,8 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                     break;
                 };
                 overlong_length += bytes.len() as u64;
-                let written = shared.rejects.lock().write_overlong(&path, line_position, &bytes, last);
-                if let Err(source) = written {
-                    let rejects = shared.rejects.lock().path().to_owned();
-                    shared.fail(rejects_error(rejects, &path, line_position, source));
+                if let Err(error) = shared.reject_overlong(&path, line_position, &bytes, last) {
+                    shared.fail(error);
                     break 'reading Finished::Stopped;
                 }
                 if !last {
@@ -309,7 +308,7 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
                     .registry
                     .get(key)
                     .map_or((0, None), |e| (e.acked_position, e.before));
-                shared.hand_over(super::Handover {
+                shared.hand_over(Handover {
                     fingerprint: old,
                     file_id: old_id,
                     position: acknowledged.min(splitter.resume_position()),
@@ -354,12 +353,12 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
         }
         let acknowledged = shared.registry.get(key).is_some_and(|e| e.acked_position == position);
         if acknowledged && splitter.buffered_bytes() == 0 {
-            shared.idle.lock().entry(key).or_insert(quiet);
-            if shared.evict.lock().remove(&key) {
+            shared.mark_idle(key, quiet);
+            if shared.take_eviction(key) {
                 break Finished::Evicted;
             }
         } else {
-            shared.idle.lock().remove(&key);
+            shared.mark_busy(key);
         }
         tokio::select! {
             _ = tokio::time::sleep(shared.config.poll_interval()) => {}
@@ -370,8 +369,7 @@ pub async fn run(shared: Arc<SenderShared>, tail: Tail, mut stop: watch::Receive
     shared.wake.forget(&path);
     drop(acks);
     let _ = ack_task.await;
-    shared.idle.lock().remove(&key);
-    shared.evict.lock().remove(&key);
+    shared.closed(key);
     let gone = finished == Finished::Deleted || finished == Finished::RotatedAway;
     if gone && !set_aside_unterminated(&shared, &path, &mut splitter, finished, &counters) {
         // Not recorded: the registry keeps the file, to read the line again.
@@ -398,15 +396,12 @@ fn set_aside_unterminated(
         Finished::Deleted => "unterminated last line of a deleted file",
         _ => "unterminated last line of a file rotated away and quiet for rotate_wait",
     };
-    let mut rejects = shared.rejects.lock();
     let written = if streamed {
-        rejects.write_overlong(path, position, &bytes, true)
+        shared.reject_overlong(path, position, &bytes, true)
     } else {
-        rejects.write_line(path, position, &bytes, reason)
+        shared.reject_line(path, position, &bytes, reason)
     };
-    if let Err(source) = written {
-        let error = rejects_error(rejects.path().to_owned(), path, position, source);
-        drop(rejects);
+    if let Err(error) = written {
         shared.fail(error);
         return false;
     }
@@ -456,7 +451,7 @@ fn line_records<'a>(
         .map(|(position, line)| {
             let position = digits.split_to(digits_len(*position));
             BatchRecord {
-                key: key_field.and_then(|field| super::key_of(line, field)),
+                key: key_field.and_then(|field| super::lines::key_of(line, field)),
                 value: Some(line.clone()),
                 headers: vec![
                     (HOST, Some(shared.host.clone())),
@@ -473,13 +468,4 @@ fn line_records<'a>(
 /// Decimal digits of `value`.
 fn digits_len(value: u64) -> usize {
     value.checked_ilog10().map_or(1, |log| log as usize + 1)
-}
-
-fn rejects_error(rejects: PathBuf, file: &std::path::Path, position: u64, source: std::io::Error) -> SenderError {
-    SenderError::Rejects {
-        path: rejects,
-        file: file.to_owned(),
-        position,
-        source,
-    }
 }

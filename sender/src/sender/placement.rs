@@ -1,12 +1,14 @@
 //! Which files a sender opens and where each starts: the files at its
 //! paths, files it knows that left them with lines still unsent, copies made
 //! by copytruncate (which inherit the original's identity and position), a
-//! new identity for new content, and room under `open_files_max`. The
-//! methods of [`Sender`] that decide; `lib.rs` holds the loop that calls them.
+//! new identity for new content. The methods of [`Sender`] that decide;
+//! `sender.rs` holds the loop that calls them.
 
-use super::problems::Severity;
-use super::registry::Previous;
-use super::{identity, Entry, FileKey, Handover, Sender};
+use super::Sender;
+use crate::identity::{self, FileKey};
+use crate::problems::Severity;
+use crate::registry::{Entry, Previous};
+use crate::shared::Handover;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -25,26 +27,7 @@ pub(super) enum Seen {
     NoRoom,
 }
 
-/// Compressed files remembered as logged: 4,096 keys of 16 bytes, 64 KiB,
-/// more than a year of daily rotations of a dozen files.
-const COMPRESSED_REMEMBERED_MAX: usize = 4096;
-
 impl Sender {
-    /// Asks the `wanted` open files idle the longest (at their end, every
-    /// line acknowledged) to close, so files waiting for a slot, the live one
-    /// after a rotation above all, are not starved by old ones.
-    pub(super) fn make_room(&self, wanted: usize) {
-        let idle = self.shared.idle.lock();
-        let mut evict = self.shared.evict.lock();
-        if !evict.is_empty() {
-            return; // the last request is not served yet
-        }
-        // The longest idle first, as many as files wait to be opened.
-        let mut oldest: Vec<(&FileKey, &std::time::Instant)> = idle.iter().collect();
-        oldest.sort_by_key(|(_, since)| **since);
-        evict.extend(oldest.into_iter().take(wanted).map(|(key, _)| *key));
-    }
-
     /// The identity and position of content that left its inode (truncated
     /// while the file was closed): a copy of it found later inherits them.
     pub(super) fn keep_for_a_copy(&self, entry: &Entry) {
@@ -164,17 +147,11 @@ impl Sender {
     /// Whether `file` holds compressed bytes (a rotated copy compressed by
     /// logrotate): never tailed, logged once.
     fn compressed(&self, key: FileKey, path: &std::path::Path, file: &std::fs::File) -> bool {
-        let compressed = super::compressed::format_of_name(path).or_else(|| super::compressed::format_of(file));
+        let compressed = crate::compressed::format_of_name(path).or_else(|| crate::compressed::format_of(file));
         let Some(format) = compressed else {
             return false;
         };
-        let mut logged = self.shared.compressed.lock();
-        if logged.len() >= COMPRESSED_REMEMBERED_MAX {
-            // Old copies are deleted by logrotate long before this many pile
-            // up; forgetting them only logs a survivor once more.
-            logged.clear();
-        }
-        if logged.insert(key) {
+        if self.shared.first_seen_compressed(key) {
             tracing::info!(
                 topic = %self.shared.config.topic,
                 file = %path.display(),
@@ -349,24 +326,17 @@ impl Sender {
                 && identity::still_matches(file, content.fingerprint).unwrap_or(false)
                 && identity::still_before(file, content.acked_position, content.before).unwrap_or(false)
         };
-        let handover = self
-            .shared
-            .handovers
-            .lock()
-            .iter()
-            .rev()
-            .find(|h| {
-                is_copy(
-                    &Previous {
-                        fingerprint: h.fingerprint,
-                        acked_position: h.position,
-                        file_id: h.file_id,
-                        before: h.before,
-                    },
-                    &h.original_path,
-                )
-            })
-            .cloned();
+        let handover = self.shared.find_handover(|h| {
+            is_copy(
+                &Previous {
+                    fingerprint: h.fingerprint,
+                    acked_position: h.position,
+                    file_id: h.file_id,
+                    before: h.before,
+                },
+                &h.original_path,
+            )
+        });
         if let Some(handover) = handover {
             tracing::info!(file = %path.display(), position = handover.position, "copy of a truncated file; resuming where the original was acknowledged to, with its identity");
             return Some((handover.position, handover.file_id));

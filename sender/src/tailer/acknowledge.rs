@@ -3,11 +3,12 @@
 //! order; writes lines the broker refuses to the rejects file; applies a
 //! truncation's new identity and saves it before the tailer sends under it.
 
-use super::{line_records, rejects_error, Ack};
+use super::{line_records, Ack};
 use crate::delivery::{self, Outcome};
+use crate::error::SenderError;
 use crate::identity::{self, FileKey};
 use crate::metrics::FileMetrics;
-use crate::{SenderError, SenderShared};
+use crate::shared::SenderShared;
 use bytes::Bytes;
 use std::fs::File;
 use std::path::PathBuf;
@@ -27,10 +28,7 @@ fn refuse(
     counters: &FileMetrics,
 ) -> Result<(), SenderError> {
     tracing::error!(file = %path.display(), position, %error, "the broker refuses this line; written with its bytes to the rejects file");
-    let mut rejects = shared.rejects.lock();
-    rejects
-        .write_line(path, position, line, &error.to_string())
-        .map_err(|source| rejects_error(rejects.path().to_owned(), path, position, source))?;
+    shared.reject_line(path, position, line, &error.to_string())?;
     shared.stats.lines_rejected.fetch_add(1, Ordering::Relaxed);
     counters.lines_rejected.increment(1);
     Ok(())

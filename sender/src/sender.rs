@@ -1,0 +1,267 @@
+//! [`Sender`]: one `[[send]]` section at work. Its loop discovers the files
+//! at the watched paths (which to open and where each starts: [`placement`]),
+//! starts one [`tailer`](crate::tailer) per open file once its identity is
+//! saved, closes idle files to make room under `open_files_max`, and saves
+//! the registry at every checkpoint. At a stop it lets the tailers drain
+//! their acknowledgements (bounded by `drain_timeout`) and saves it last.
+
+use crate::config::SenderConfig;
+use crate::error::{Result, SenderError};
+use crate::identity::FileKey;
+use crate::pattern::PathPattern;
+use crate::problems;
+use crate::registry::Registry;
+use crate::shared::SenderShared;
+use crate::tailer;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use relay_client::producer::{Producer, ProducerConfig};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+mod placement;
+use placement::Seen;
+
+/// The producer's byte budget for all senders of a process: with one read
+/// chunk and one unfinished line per open file on top, a process with the
+/// default 256 files stays well under 64 MiB.
+pub const PRODUCER_BUFFER_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// The settings of the producer senders share: the byte budget above, and
+/// no delivery timeout, so a broker outage only pauses reading (the file is
+/// the buffer) and never drops a line.
+pub fn producer_config() -> ProducerConfig {
+    ProducerConfig {
+        buffer_bytes_max: PRODUCER_BUFFER_BYTES_MAX,
+        delivery_timeout: None,
+        ..ProducerConfig::default()
+    }
+}
+
+/// How long discovery waits after a new name's event before it looks, so
+/// that a burst of new files is one pass.
+const DISCOVER_AFTER_WAKE: std::time::Duration = std::time::Duration::from_millis(10);
+
+fn host_name() -> Bytes {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| Bytes::from(h.trim().to_owned()))
+        .unwrap_or_else(|_| Bytes::from_static(b"unknown"))
+}
+
+pub struct Sender {
+    shared: Arc<SenderShared>,
+    patterns: Vec<PathPattern>,
+    /// Copies of open files seen, and since when.
+    copies_waiting: Mutex<HashMap<FileKey, std::time::Instant>>,
+}
+
+impl Sender {
+    pub fn new(config: SenderConfig, producer: Arc<Producer>) -> Result<Self> {
+        let patterns = config
+            .paths
+            .iter()
+            .map(|p| PathPattern::parse(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        if patterns.is_empty() {
+            return Err(SenderError::NoPatterns);
+        }
+        let registry = Registry::open(&config.state_dir())?;
+        let shared = Arc::new(SenderShared::new(config, producer, registry, host_name()));
+        Ok(Self {
+            shared,
+            patterns,
+            copies_waiting: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn shared(&self) -> &Arc<SenderShared> {
+        &self.shared
+    }
+
+    /// Runs until `stop` turns true; then drains acknowledgements (bounded by
+    /// `drain_timeout`) and saves the registry.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) -> Result<()> {
+        let shared = &self.shared;
+        let mut tailers: JoinSet<(FileKey, tailer::Finished)> = JoinSet::new();
+        let mut open: HashMap<FileKey, PathBuf> = HashMap::new();
+        let mut refused_for_limit = false;
+        tracing::info!(topic = %shared.config.topic, patterns = ?shared.config.paths, state_dir = %shared.config.state_dir().display(), "sender started");
+        // Tailers stop with the sender (a stop, or a fatal error), not only on a stop.
+        let (halt, halted) = watch::channel(false);
+        let checkpoints = tokio::spawn(checkpoint_while_running(Arc::clone(shared), halted.clone()));
+        shared.wake.start();
+        loop {
+            for pattern in &self.patterns {
+                shared.wake.watch_dir(pattern.dir());
+            }
+            while let Some(done) = tailers.try_join_next() {
+                if let Ok((key, finished)) = done {
+                    self.finish(&mut open, key, finished);
+                }
+            }
+            let room = shared.config.open_files_max.saturating_sub(open.len());
+            let mut found = self.discover(&open, room);
+            shared.set_watched(found.iter().map(|(key, _, _)| *key).collect());
+            let behind = self.left_behind(&found, &open);
+            found.extend(
+                behind
+                    .into_iter()
+                    .map(|(key, path, file)| (key, path, Seen::Open(file))),
+            );
+            // Files with new lines that cannot be opened this pass (open_files_max).
+            let mut waiting = 0;
+            // Files opened this pass, started once their identities are saved.
+            let mut starting: Vec<tailer::Tail> = Vec::new();
+            for (key, path, file) in found {
+                if let Some(known) = open.get_mut(&key) {
+                    if *known != path {
+                        // Renamed (rotated): the registry shows where the file is now.
+                        shared.registry.moved(key, &path);
+                        *known = path;
+                    }
+                    continue;
+                }
+                let file = match file {
+                    Seen::Open(file) => file,
+                    Seen::Settled => {
+                        if shared.registry.get(key).is_some_and(|entry| entry.path != path) {
+                            shared.registry.moved(key, &path); // renamed while closed
+                        }
+                        continue; // fully acknowledged, and not grown since
+                    }
+                    Seen::NoRoom => {
+                        waiting += 1;
+                        continue;
+                    }
+                };
+                if open.len() >= shared.config.open_files_max {
+                    waiting += 1;
+                    continue;
+                }
+                if self.is_copy_of_open_file(key, &path, &file, &open) {
+                    continue; // wait for the original's truncation to hand over its position
+                }
+                let start_position = match self.start_position(key, &path, &file) {
+                    Ok(position) => position,
+                    Err(error) => {
+                        // Not new content: tried again at the next pass.
+                        let problem = format!("cannot read its identity: {error}");
+                        shared
+                            .problems
+                            .report(&path.display().to_string(), problem, problems::Severity::Unreadable);
+                        continue;
+                    }
+                };
+                open.insert(key, path.clone());
+                starting.push(tailer::Tail {
+                    path,
+                    file: Arc::new(file),
+                    key,
+                    start_position,
+                });
+            }
+            // The identities files are read under are saved before their
+            // first lines go out (a kill must not give the same lines another
+            // identity after the restart): once per pass for all the files it
+            // opens, not once per file (10,000 files were 10,000 rewrites of
+            // the whole registry at start-up).
+            if !starting.is_empty() && !shared.must_save() {
+                for tail in starting.drain(..) {
+                    open.remove(&tail.key);
+                }
+            }
+            for tail in starting.drain(..) {
+                tracing::info!(file = %tail.path.display(), position = tail.start_position, "reading file");
+                tailers.spawn(tailer::run(Arc::clone(shared), tail, halted.clone()));
+            }
+            if waiting > 0 {
+                if !refused_for_limit {
+                    tracing::warn!(
+                        limit = shared.config.open_files_max,
+                        waiting,
+                        "open_files_max reached; further files wait (idle, fully acknowledged files are closed to make room)"
+                    );
+                    refused_for_limit = true;
+                }
+                // As many as wait, at once: files can appear faster than one per pass.
+                shared.evict_idlest(waiting);
+            } else {
+                refused_for_limit = false;
+            }
+            if shared.has_failed() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(shared.config.discover_interval()) => {}
+                _ = shared.wake.new_name() => {
+                    // A burst of new files is taken in one pass, not one each.
+                    tokio::time::sleep(DISCOVER_AFTER_WAKE).await;
+                }
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+        let _ = halt.send(true);
+        // Tailers stop reading; their acknowledgement tasks drain what is in flight.
+        let drained = tokio::time::timeout(shared.config.drain_timeout(), async {
+            while let Some(done) = tailers.join_next().await {
+                if let Ok((key, finished)) = done {
+                    self.finish(&mut open, key, finished);
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                files = tailers.len(),
+                "acknowledgements still missing at shutdown; those lines are sent again next time"
+            );
+            tailers.abort_all();
+        }
+        checkpoints.abort();
+        shared.registry.save()?;
+        tracing::info!("sender stopped; registry saved");
+        match shared.take_failure() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&self, open: &mut HashMap<FileKey, PathBuf>, key: FileKey, finished: tailer::Finished) {
+        let path = open.remove(&key).unwrap_or_default();
+        match finished {
+            tailer::Finished::Deleted => {
+                tracing::info!(file = %path.display(), "file deleted; finished and closed");
+                self.shared.registry.remove(key);
+            }
+            tailer::Finished::RotatedAway => {
+                tracing::info!(file = %path.display(), "file rotated away; finished and closed");
+                self.shared.registry.remove(key);
+            }
+            tailer::Finished::Evicted => {
+                tracing::info!(file = %path.display(), "idle and fully acknowledged; closed to make room (read again when it grows)");
+            }
+            tailer::Finished::Stopped => {}
+        }
+    }
+}
+
+/// Saves the registry whenever acknowledged positions moved, at most every
+/// `checkpoint_interval_ms`, so a kill -9 re-sends little more than what was
+/// in flight. The fsyncs run on a blocking thread.
+async fn checkpoint_while_running(shared: Arc<SenderShared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(shared.config.checkpoint_interval()) => {}
+            _ = stop.changed() => return,
+        }
+        let saving = Arc::clone(&shared);
+        let _ = tokio::task::spawn_blocking(move || saving.checkpoint()).await;
+    }
+}
