@@ -1,120 +1,18 @@
 //! What a loader loads and where: [`LoaderConfig`], the `[[load]]` section
-//! of the config file (or what `relay load` flags build), and its column types.
+//! of the config file (or what `relay load` flags build). Its tables' shape
+//! (column types, metadata columns) lives in [`crate::table`], re-exported here.
 
 mod backfill;
 
+use crate::route::{RouteConfig, Router};
+use crate::table::{dedup_key_default, whole_event_columns, TableSpec};
+pub use crate::table::{ColumnSpec, ColumnType, MetadataColumn, TimeFormat, WHOLE_EVENT_COLUMN};
 pub use backfill::check_backfill_groups;
 use relay_client::consumer::StartPosition;
 use relay_client::settings::parse_start_position;
 use serde::Deserialize;
 use std::time::Duration;
 
-/// A column's warehouse type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ColumnType {
-    Text,
-    Bigint,
-    Double,
-    Boolean,
-    Timestamptz,
-    Uuid,
-    Json,
-}
-
-impl ColumnType {
-    pub fn sqlite(self) -> &'static str {
-        match self {
-            Self::Text | Self::Uuid | Self::Json | Self::Timestamptz => "TEXT",
-            Self::Bigint | Self::Boolean => "INTEGER",
-            Self::Double => "REAL",
-        }
-    }
-
-    pub fn postgres(self) -> &'static str {
-        match self {
-            Self::Text => "text",
-            Self::Bigint => "bigint",
-            Self::Double => "double precision",
-            Self::Boolean => "boolean",
-            Self::Timestamptz => "timestamptz",
-            Self::Uuid => "uuid",
-            Self::Json => "jsonb",
-        }
-    }
-}
-
-/// A column filled from the record's JSON value.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ColumnSpec {
-    pub name: String,
-    /// RFC 6901 JSON pointer into the event, e.g. `/player/id`.
-    pub pointer: String,
-    #[serde(rename = "type")]
-    pub column_type: ColumnType,
-    /// Whether a missing or null value is allowed (else the record is rejected).
-    #[serde(default = "yes")]
-    pub nullable: bool,
-    /// How a `timestamptz` column's text is read (default RFC 3339; a number
-    /// is milliseconds since the epoch).
-    #[serde(default)]
-    pub time_format: TimeFormat,
-}
-
-/// How a timestamp is written in the event.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimeFormat {
-    /// `2026-01-01T00:00:00Z` (and a number: milliseconds since the epoch).
-    #[default]
-    Rfc3339,
-    /// Common Log Format, as nginx and Apache write it: `10/Oct/2000:13:55:36 -0700`.
-    Clf,
-    /// Seconds since the epoch, as a number or text.
-    EpochSeconds,
-    /// Milliseconds since the epoch, as a number or text.
-    EpochMillis,
-}
-
-pub(crate) fn yes() -> bool {
-    true
-}
-
-/// Columns filled from where the record came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MetadataColumn {
-    Topic,
-    Partition,
-    Offset,
-    RecordTimestamp,
-    SourceFile,
-    SourcePosition,
-}
-
-impl MetadataColumn {
-    pub fn column_name(self) -> &'static str {
-        match self {
-            Self::Topic => "relay_topic",
-            Self::Partition => "relay_partition",
-            Self::Offset => "relay_offset",
-            Self::RecordTimestamp => "relay_timestamp",
-            Self::SourceFile => "relay_source_file",
-            Self::SourcePosition => "relay_source_position",
-        }
-    }
-
-    pub fn column_type(self) -> ColumnType {
-        match self {
-            Self::Topic | Self::SourceFile => ColumnType::Text,
-            Self::Partition | Self::Offset | Self::SourcePosition => ColumnType::Bigint,
-            Self::RecordTimestamp => ColumnType::Timestamptz,
-        }
-    }
-}
-
-const DEDUP_KEY_DEFAULT: &str = "/uuid";
 /// Default records per micro-batch: one warehouse transaction of about
 /// 10,000 rows amortises its commit (one fsync) to well under 1 % of the work.
 pub const BATCH_RECORDS_MAX_DEFAULT: usize = 10_000;
@@ -141,7 +39,7 @@ pub struct LoaderConfig {
     pub table: String,
     /// `[[load.route]]`: events matching a condition go to a table of their own.
     #[serde(default)]
-    pub route: Vec<crate::route::RouteConfig>,
+    pub route: Vec<RouteConfig>,
     /// What a record's value is: json (default), text, regex.
     #[serde(default)]
     pub format: crate::format::Format,
@@ -164,7 +62,7 @@ pub struct LoaderConfig {
     /// sender's source position (host, file, byte), else topic/partition/offset.
     #[serde(default = "dedup_key_default")]
     pub dedup_key: String,
-    #[serde(default = "yes")]
+    #[serde(default = "crate::table::yes")]
     pub create_table: bool,
     /// A micro-batch closes at this many records…
     #[serde(default = "batch_records_max_default")]
@@ -207,43 +105,6 @@ pub enum OnGap {
     Stop,
 }
 
-/// A table's columns as configured; a table configured without columns
-/// keeps the whole event in a JSON column `event`, as `relay load` from
-/// flags alone does (with its metadata columns when none are configured
-/// either): a table of dedup keys alone would throw every event's body away.
-pub(crate) fn whole_event_columns(
-    columns: &[ColumnSpec],
-    metadata: &[MetadataColumn],
-) -> (Vec<ColumnSpec>, Vec<MetadataColumn>) {
-    if !columns.is_empty() {
-        return (columns.to_vec(), metadata.to_vec());
-    }
-    let event = ColumnSpec {
-        name: WHOLE_EVENT_COLUMN.into(),
-        pointer: String::new(),
-        column_type: ColumnType::Json,
-        nullable: false,
-        time_format: TimeFormat::default(),
-    };
-    let metadata = if metadata.is_empty() {
-        vec![
-            MetadataColumn::Topic,
-            MetadataColumn::Partition,
-            MetadataColumn::Offset,
-            MetadataColumn::RecordTimestamp,
-        ]
-    } else {
-        metadata.to_vec()
-    };
-    (vec![event], metadata)
-}
-
-/// The JSON column holding the whole event of a table without columns.
-pub const WHOLE_EVENT_COLUMN: &str = "event";
-
-pub(crate) fn dedup_key_default() -> String {
-    DEDUP_KEY_DEFAULT.to_owned()
-}
 fn batch_records_max_default() -> usize {
     BATCH_RECORDS_MAX_DEFAULT
 }
@@ -286,7 +147,7 @@ impl LoaderConfig {
             only_table: None,
             columns: Vec::new(),
             metadata: Vec::new(),
-            dedup_key: DEDUP_KEY_DEFAULT.to_owned(),
+            dedup_key: dedup_key_default(),
             create_table: true,
             batch_records_max: BATCH_RECORDS_MAX_DEFAULT,
             batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
@@ -308,10 +169,10 @@ impl LoaderConfig {
     }
 
     /// The default table (the section's own `table` and columns), if set.
-    pub fn default_table(&self) -> Option<crate::route::TableSpec> {
+    pub fn default_table(&self) -> Option<TableSpec> {
         (!self.table.is_empty()).then(|| {
             let (columns, metadata) = whole_event_columns(&self.columns, &self.metadata);
-            crate::route::TableSpec {
+            TableSpec {
                 table: self.table.clone(),
                 columns,
                 metadata,
@@ -322,8 +183,13 @@ impl LoaderConfig {
     }
 
     /// Every table this loader writes: the routes' in order, then the default.
-    pub fn tables(&self) -> Vec<crate::route::TableSpec> {
-        crate::route::Router::new(self).tables().to_vec()
+    pub fn tables(&self) -> Vec<TableSpec> {
+        self.router().tables().to_vec()
+    }
+
+    /// The routes, compiled (validated by [`LoaderConfig::validate`]).
+    pub fn router(&self) -> Router {
+        Router::new(&self.route, self.default_table(), self.only_table.as_deref())
     }
 
     /// The loader's name in logs, metrics and errors: its default table, or

@@ -7,6 +7,8 @@
 //!   columns, the dedup key, batch bounds.
 //! - [`format`]: a record's value (JSON, a text line, a line matched by a
 //!   regex) into one event object.
+//! - [`table`]: one target table's shape (columns, their types, metadata
+//!   columns, the dedup key), below both `config` and `route`.
 //! - [`route`]: which table an event goes to (`[[load.route]]`).
 //! - [`transform`]: one record into a typed row of its table, a reject, or
 //!   skipped by rule.
@@ -20,7 +22,8 @@
 //!   resume from the warehouse's offsets on every assignment.
 //! - [`metrics`]: Prometheus counters, transaction latency and lag per partition.
 //!
-//! Layers look only down: loader → (consumer, sink) ; sink → transform's rows.
+//! Layers look only down: loader → (consumer, sink) ; sink → transform's rows;
+//! config → route → table.
 
 pub mod config;
 pub mod format;
@@ -30,5 +33,6 @@ pub mod metrics;
 pub mod pointer;
 pub mod route;
 pub mod sink;
+pub mod table;
 pub mod transform;
 pub mod values;

@@ -7,19 +7,9 @@
 //! `only_table`, every route is still evaluated in order, but only the rows
 //! of that one table are written (a backfill of a table added later).
 
-use crate::config::{ColumnSpec, LoaderConfig, MetadataColumn};
+use crate::table::{whole_event_columns, ColumnSpec, MetadataColumn, TableSpec};
 use serde::Deserialize;
 use serde_json::Value;
-
-/// One target table: its columns and how its rows are keyed and created.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TableSpec {
-    pub table: String,
-    pub columns: Vec<ColumnSpec>,
-    pub metadata: Vec<MetadataColumn>,
-    pub dedup_key: String,
-    pub create_table: bool,
-}
 
 /// `[[load.route]]`: events matching `when` are loaded into `table`.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,17 +21,17 @@ pub struct RouteConfig {
     pub columns: Vec<ColumnSpec>,
     #[serde(default)]
     pub metadata: Vec<MetadataColumn>,
-    #[serde(default = "crate::config::dedup_key_default")]
+    #[serde(default = "crate::table::dedup_key_default")]
     pub dedup_key: String,
-    #[serde(default = "crate::config::yes")]
+    #[serde(default = "crate::table::yes")]
     pub create_table: bool,
 }
 
 impl RouteConfig {
     /// The route's table; without columns it keeps the whole event (see
-    /// [`crate::config::WHOLE_EVENT_COLUMN`]).
+    /// [`crate::table::WHOLE_EVENT_COLUMN`]).
     pub fn spec(&self) -> TableSpec {
-        let (columns, metadata) = crate::config::whole_event_columns(&self.columns, &self.metadata);
+        let (columns, metadata) = whole_event_columns(&self.columns, &self.metadata);
         TableSpec {
             table: self.table.clone(),
             columns,
@@ -122,22 +112,20 @@ pub struct Router {
 }
 
 impl Router {
-    /// The routes of `config` (validated by `LoaderConfig::validate`).
-    pub fn new(config: &LoaderConfig) -> Router {
+    /// `routes` in order, then the `default` table (if any); with
+    /// `only_table`, only that table's rows are written.
+    pub fn new(routes: &[RouteConfig], default: Option<TableSpec>, only_table: Option<&str>) -> Router {
         let mut tables = Vec::new();
         let mut conditions = Vec::new();
-        for route in &config.route {
+        for route in routes {
             tables.push(route.spec());
             conditions.push(Some(route.when.clone()));
         }
-        if let Some(default) = config.default_table() {
+        if let Some(default) = default {
             tables.push(default);
             conditions.push(None);
         }
-        let only = config
-            .only_table
-            .as_ref()
-            .and_then(|name| tables.iter().position(|t| &t.table == name));
+        let only = only_table.and_then(|name| tables.iter().position(|t| t.table == name));
         Router {
             tables,
             conditions,

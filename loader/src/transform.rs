@@ -8,9 +8,10 @@
 //! becomes a reject naming the table it was meant for; an event no route
 //! takes is skipped by rule (counted). Nothing here stops the loader.
 
-use crate::config::{ColumnSpec, ColumnType, LoaderConfig, MetadataColumn, TimeFormat};
+use crate::config::LoaderConfig;
 use crate::format::{parse_clf_time, Format, Parser};
-use crate::route::{Routed, Router, TableSpec};
+use crate::route::{Routed, Router};
+use crate::table::{ColumnSpec, ColumnType, MetadataColumn, TableSpec, TimeFormat};
 use crate::values::decimal::exact_double;
 use crate::values::json_text::{raw_at, JsonText};
 use crate::values::timestamp::parse_rfc3339_micros;
@@ -265,7 +266,7 @@ impl Loading {
     pub fn new(config: &LoaderConfig) -> Result<Loading, String> {
         Ok(Loading {
             parser: config.parser()?,
-            router: Router::new(config),
+            router: config.router(),
             zero_sign: if config.warehouse.starts_with("sqlite:") {
                 ZeroSign::Lost
             } else {

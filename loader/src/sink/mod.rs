@@ -25,7 +25,7 @@ pub mod schema;
 pub mod sqlite;
 
 use crate::config::LoaderConfig;
-use crate::route::TableSpec;
+use crate::table::TableSpec;
 use crate::transform::{Reject, Row};
 use std::collections::HashMap;
 
@@ -180,7 +180,7 @@ pub fn column_names(config: &TableSpec) -> Vec<String> {
 }
 
 /// (name, type) of every row column of a table, `dedup_key` excluded.
-pub fn column_types(config: &TableSpec) -> Vec<(String, crate::config::ColumnType)> {
+pub fn column_types(config: &TableSpec) -> Vec<(String, crate::table::ColumnType)> {
     config
         .columns
         .iter()

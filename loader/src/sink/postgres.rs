@@ -13,8 +13,8 @@
 //! broker already counts as loaded.
 
 use super::{column_names, column_types, schema, Batch, Result, SinkError, StoredOffsets};
-use crate::config::{ColumnType, LoaderConfig};
-use crate::route::TableSpec;
+use crate::config::LoaderConfig;
+use crate::table::{ColumnType, TableSpec};
 use crate::transform::{Row, Value};
 use bytes::BytesMut;
 use postgres_types::{IsNull, ToSql, Type};

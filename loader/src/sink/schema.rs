@@ -7,8 +7,7 @@
 //! both types. Reads nothing itself: each sink passes what its catalog says.
 
 use super::{column_types, SinkError};
-use crate::config::ColumnType;
-use crate::route::TableSpec;
+use crate::table::{ColumnType, TableSpec};
 
 /// A warehouse's view of one column: its name and declared type, lowercase.
 pub struct ActualColumn {
@@ -103,7 +102,8 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ColumnSpec, LoaderConfig, TimeFormat};
+    use crate::config::LoaderConfig;
+    use crate::table::{ColumnSpec, TimeFormat};
 
     fn config() -> TableSpec {
         let mut config = LoaderConfig::new(vec!["t".into()], "g", "w", "events");

@@ -8,7 +8,7 @@
 
 use super::{column_names, column_types, schema, Batch, Result, SinkError, StoredOffsets};
 use crate::config::LoaderConfig;
-use crate::route::TableSpec;
+use crate::table::TableSpec;
 use crate::transform::{Row, Value};
 use relay_client::time::format_rfc3339_micros;
 use rusqlite::types::{ToSqlOutput, Value as SqlValue};

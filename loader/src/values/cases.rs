@@ -5,7 +5,7 @@
 //! The expectations are computed here independently of the loader's own
 //! conversions (a day count by years, the float parser of `std`).
 
-use crate::config::ColumnType;
+use crate::table::ColumnType;
 use proptest::prelude::*;
 
 /// What a written value must become.

@@ -4,7 +4,8 @@
 //! warehouse (the warehouses' own round trips are in [`super::roundtrip`]).
 
 use super::cases::{of_type, Case, Expect, TYPES};
-use crate::config::{ColumnSpec, ColumnType, LoaderConfig, TimeFormat};
+use crate::config::LoaderConfig;
+use crate::table::{ColumnSpec, ColumnType, TimeFormat};
 use crate::transform::{transform, Loading, Transformed, Value, ZeroSign};
 use crate::values::json_text::JsonText;
 use bytes::Bytes;
