@@ -6,6 +6,7 @@
 //! - [`pattern`]: which paths are watched (`*`, `?` in the file name).
 //! - [`identity`]: device + inode + fingerprint: which file is which.
 //! - [`registry`]: acknowledged positions, saved atomically.
+//! - [`status`]: a state directory's files as `relay status` shows them.
 //! - [`lines`]: splitting bytes into lines across reads; over-long lines.
 //! - [`problems`]: paths that cannot be read, reported once, in `/health`.
 //! - [`delivery`]: sending a line through any error not about the line.
@@ -46,6 +47,7 @@ pub mod registry;
 pub mod rejects;
 pub mod sender;
 pub mod shared;
+pub mod status;
 pub mod tailer;
 pub mod wake;
 

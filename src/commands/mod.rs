@@ -10,7 +10,6 @@ pub mod hash_password;
 pub mod lag;
 pub mod load;
 pub mod produce;
-pub mod scrape;
 pub mod send;
 pub mod status;
 pub mod topics;

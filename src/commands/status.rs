@@ -16,19 +16,17 @@
 //! moved since status started).
 
 use super::client::{connect, fail, runtime};
-use super::scrape::{scrape, Sample};
 use crate::cli::StatusArgs;
 use crate::exit;
 use relay_client::admin::Admin;
 use relay_client::consumer::TopicPartition;
 use relay_client::permissions::{permissions, Permissions};
 use relay_client::ClientError;
-use relay_proto::registry::{self, FileKey};
+use relay_sender::status::file_statuses;
+use relay_supervisor::scrape::{scrape_all, Sample};
 use relay_supervisor::signal::wait_for_signal;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Longest wait of a single (non-watch) run between its two looks.
@@ -115,28 +113,6 @@ async fn look(admin: &Admin) -> Result<Snapshot, ClientError> {
         groups,
         access,
     })
-}
-
-/// Sender files from a state directory: (file, size, acknowledged, behind);
-/// a file no longer at its path (rotated or deleted) has no size.
-fn sender_files(dir: &Path) -> Result<Vec<(String, Option<u64>, u64)>, String> {
-    // Ids are not shown: a version 1 registry's files need none here.
-    let entries = registry::read(dir, || registry::FileId(0))
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{} holds no sender registry", dir.display()))?;
-    let mut files = Vec::new();
-    for (key, entry) in entries {
-        let size = std::fs::metadata(&entry.path).ok().and_then(|metadata| {
-            let here = FileKey {
-                device: metadata.dev(),
-                inode: metadata.ino(),
-            };
-            (here == key).then_some(metadata.len())
-        });
-        files.push((entry.path.display().to_string(), size, entry.acked_position));
-    }
-    files.sort();
-    Ok(files)
 }
 
 /// What the screen knows of one sender file, from its registry and/or a scrape.
@@ -346,14 +322,15 @@ fn render(
     // live "behind" when it is scraped too.
     let mut files: BTreeMap<String, FileRow> = BTreeMap::new();
     for dir in &args.sender_states {
-        match sender_files(dir) {
-            Ok(found) => {
-                for (file, size, acked) in found {
-                    let row = files.entry(file).or_default();
-                    row.size = Some(size);
-                    row.acked = Some(acked);
+        match file_statuses(dir) {
+            Ok(Some(found)) => {
+                for file in found {
+                    let row = files.entry(file.path).or_default();
+                    row.size = Some(file.size);
+                    row.acked = Some(file.acked_position);
                 }
             }
+            Ok(None) => problems.push(format!("{}: {} holds no sender registry", dir.display(), dir.display())),
             Err(error) => problems.push(format!("{}: {error}", dir.display())),
         }
     }
@@ -454,14 +431,6 @@ fn render(
         let _ = writeln!(out, "\n{problem}");
     }
     out
-}
-
-async fn scrape_all(addresses: &[String]) -> Vec<(String, Result<Vec<Sample>, String>)> {
-    let mut scraped = Vec::with_capacity(addresses.len());
-    for address in addresses {
-        scraped.push((address.clone(), scrape(address).await));
-    }
-    scraped
 }
 
 pub fn run(args: StatusArgs) -> i32 {

@@ -10,6 +10,8 @@
 //!   config types.
 //! - [`observe`]: the Prometheus recorder, the hooks each role registers, and
 //!   the HTTP endpoint serving `/metrics` and `/health`.
+//! - [`scrape`]: the other side: reading a process's `/metrics` into samples
+//!   (for `relay status`).
 //! - [`generator`]: the event generator of `relay gen-events` and `relay up --gen-events`.
 //! - [`signal`]: SIGTERM and SIGINT, the one way a long-running role is stopped.
 //! - [`logging`]: log lines on stderr, text or JSON.
@@ -23,6 +25,7 @@ pub mod error;
 pub mod generator;
 pub mod logging;
 pub mod observe;
+pub mod scrape;
 pub mod signal;
 pub mod supervisor;
 

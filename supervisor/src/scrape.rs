@@ -1,8 +1,9 @@
-//! Reading another Relay process's `/metrics` for `relay status`: one
-//! HTTP/1.1 GET through hyper's client on loopback or a LAN address, parsed
-//! by `prom_text_format_parser` into flat samples (`name{label="value",...}
-//! number`), the way Prometheus stores them: a histogram's series keep their
-//! `_bucket`, `_sum` and `_count` names and its `le` label.
+//! The client side of [`crate::observe`]: reading another Relay process's
+//! `/metrics` (for `relay status`). One HTTP/1.1 GET through hyper's client
+//! on loopback or a LAN address, parsed by `prom_text_format_parser` into
+//! flat samples (`name{label="value",...} number`), the way Prometheus
+//! stores them: a histogram's series keep their `_bucket`, `_sum` and
+//! `_count` names and its `le` label.
 //!
 //! It never retries and never follows redirects: one answer per call.
 
@@ -20,8 +21,9 @@ use tokio::task::JoinSet;
 /// Largest exposition read: a sender with thousands of files writes about
 /// 200 bytes of series per file, so 16 MiB leaves room for ~80,000 files.
 pub const SCRAPE_BYTES_MAX: usize = 16 * 1024 * 1024;
-/// How long one scrape may take, connect to last byte.
-const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one scrape may take, connect to last byte: a local endpoint
+/// answers in milliseconds, so 5 s only ends a hung or unreachable one.
+pub const SCRAPE_WAIT_MAX: Duration = Duration::from_secs(5);
 
 /// One sample: metric name, labels, value.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,10 +35,20 @@ pub struct Sample {
 
 /// Fetches `http://address/metrics` and parses its samples.
 pub async fn scrape(address: &str) -> Result<Vec<Sample>, String> {
-    let body = tokio::time::timeout(SCRAPE_TIMEOUT, fetch(address))
+    let body = tokio::time::timeout(SCRAPE_WAIT_MAX, fetch(address))
         .await
-        .map_err(|_| format!("metrics at {address}: no answer in {} s", SCRAPE_TIMEOUT.as_secs()))??;
+        .map_err(|_| format!("metrics at {address}: no answer in {} s", SCRAPE_WAIT_MAX.as_secs()))??;
     parse(&String::from_utf8_lossy(&body)).map_err(|error| format!("metrics at {address}: {error}"))
+}
+
+/// Scrapes each address in turn: every address with its samples, or why
+/// there are none.
+pub async fn scrape_all(addresses: &[String]) -> Vec<(String, Result<Vec<Sample>, String>)> {
+    let mut scraped = Vec::with_capacity(addresses.len());
+    for address in addresses {
+        scraped.push((address.clone(), scrape(address).await));
+    }
+    scraped
 }
 
 /// The body of a `200 OK` answer to `GET /metrics`.
