@@ -91,40 +91,8 @@ fn measure(args: &E2eBenchArgs, dir: &std::path::Path, warehouse: &std::path::Pa
         .append(true)
         .open(dir.join("logs/events.jsonl"))
         .map_err(|e| e.to_string())?;
-    // Wait for the table to exist (the loader creates it at start).
-    let started_wait = Instant::now();
-    let db = loop {
-        if let Ok(db) = rusqlite::Connection::open_with_flags(warehouse, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
-            if db.prepare("SELECT count(*) FROM events").is_ok() {
-                break db;
-            }
-        }
-        if started_wait.elapsed() > Duration::from_secs(30) {
-            return Err("the loader did not create its table within 30 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    // Warm up: one line through the whole pipeline (topic creation, the
-    // loader's rebalance onto it) before anything is measured.
-    writeln!(
-        file,
-        "{{\"uuid\":\"00000000-0000-4000-9000-000000000000\",\"written_us\":{}}}",
-        now_us()
-    )
-    .map_err(|e| e.to_string())?;
-    let warm = Instant::now();
-    let mut last_rowid: i64 = loop {
-        let rows: i64 = db
-            .query_row("SELECT coalesce(max(rowid), 0) FROM events", [], |row| row.get(0))
-            .map_err(|e| e.to_string())?;
-        if rows > 0 {
-            break rows;
-        }
-        if warm.elapsed() > Duration::from_secs(60) {
-            return Err("the warm-up line was not loaded within 60 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let db = wait_for_table(warehouse)?;
+    let mut last_rowid = warm_up(&mut file, &db)?;
     let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds");
     let started = Instant::now();
     let mut written = 0u64;
@@ -137,26 +105,10 @@ fn measure(args: &E2eBenchArgs, dir: &std::path::Path, warehouse: &std::path::Pa
         // Write what is due by now, in one append.
         let due = ((started.elapsed().as_secs_f64() * args.rate as f64) as u64).min(total);
         if due > written {
-            let mut chunk = String::new();
-            let stamp = now_us();
-            for n in written..due {
-                chunk.push_str(&format!(
-                    "{{\"uuid\":\"00000000-0000-4000-8000-{n:012}\",\"written_us\":{stamp}}}\n"
-                ));
-            }
-            file.write_all(chunk.as_bytes()).map_err(|e| e.to_string())?;
+            write_lines(&mut file, written..due)?;
             written = due;
         }
-        let now = now_us();
-        let rows = query
-            .query_map([last_rowid], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
-            .map_err(|e| e.to_string())?;
-        for row in rows {
-            let (rowid, written_us) = row.map_err(|e| e.to_string())?;
-            last_rowid = last_rowid.max(rowid);
-            let _ = latency.record((now - written_us).max(1) as u64);
-            seen += 1;
-        }
+        seen += record_new_rows(&mut query, &mut last_rowid, &mut latency)?;
         if started.elapsed() > deadline {
             return Err(format!(
                 "only {seen} of {total} rows visible after {} s",
@@ -172,4 +124,77 @@ fn measure(args: &E2eBenchArgs, dir: &std::path::Path, warehouse: &std::path::Pa
         elapsed: started.elapsed(),
         latency_us: Some(latency),
     })
+}
+
+/// The warehouse, once the loader has created its table (it does at start).
+fn wait_for_table(warehouse: &std::path::Path) -> Result<rusqlite::Connection, String> {
+    let started_wait = Instant::now();
+    loop {
+        if let Ok(db) = rusqlite::Connection::open_with_flags(warehouse, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            if db.prepare("SELECT count(*) FROM events").is_ok() {
+                return Ok(db);
+            }
+        }
+        if started_wait.elapsed() > Duration::from_secs(30) {
+            return Err("the loader did not create its table within 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends one line through the whole pipeline (topic creation, the loader's
+/// rebalance onto it) before anything is measured; the rowid it got.
+fn warm_up(file: &mut std::fs::File, db: &rusqlite::Connection) -> Result<i64, String> {
+    writeln!(
+        file,
+        "{{\"uuid\":\"00000000-0000-4000-9000-000000000000\",\"written_us\":{}}}",
+        now_us()
+    )
+    .map_err(|e| e.to_string())?;
+    let warm = Instant::now();
+    loop {
+        let rows: i64 = db
+            .query_row("SELECT coalesce(max(rowid), 0) FROM events", [], |row| row.get(0))
+            .map_err(|e| e.to_string())?;
+        if rows > 0 {
+            return Ok(rows);
+        }
+        if warm.elapsed() > Duration::from_secs(60) {
+            return Err("the warm-up line was not loaded within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Appends lines number `lines` in one write, all stamped with now.
+fn write_lines(file: &mut std::fs::File, lines: std::ops::Range<u64>) -> Result<(), String> {
+    let mut chunk = String::new();
+    let stamp = now_us();
+    for n in lines {
+        chunk.push_str(&format!(
+            "{{\"uuid\":\"00000000-0000-4000-8000-{n:012}\",\"written_us\":{stamp}}}\n"
+        ));
+    }
+    file.write_all(chunk.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// Records the latency of every row after `last_rowid` (moved past them);
+/// how many there were.
+fn record_new_rows(
+    query: &mut rusqlite::Statement<'_>,
+    last_rowid: &mut i64,
+    latency: &mut Histogram<u64>,
+) -> Result<u64, String> {
+    let now = now_us();
+    let rows = query
+        .query_map([*last_rowid], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
+        .map_err(|e| e.to_string())?;
+    let mut seen = 0;
+    for row in rows {
+        let (rowid, written_us) = row.map_err(|e| e.to_string())?;
+        *last_rowid = (*last_rowid).max(rowid);
+        let _ = latency.record((now - written_us).max(1) as u64);
+        seen += 1;
+    }
+    Ok(seen)
 }

@@ -53,20 +53,7 @@ fn template_batch(args: &LogBenchArgs) -> Vec<u8> {
 }
 
 pub fn run(args: &LogBenchArgs) -> Result<(), String> {
-    let base = args.dir.clone().unwrap_or_else(|| PathBuf::from("target/bench-data"));
-    std::fs::create_dir_all(&base).map_err(|e| format!("create {}: {e}", base.display()))?;
-    let scratch = tempfile::tempdir_in(&base).map_err(|e| format!("temporary dir in {}: {e}", base.display()))?;
-    let fsync = match args.fsync {
-        Fsync::Always => FsyncPolicy::Always,
-        Fsync::Interval => FsyncPolicy::Interval,
-        Fsync::Never => FsyncPolicy::Never,
-    };
-    let config = LogConfig {
-        fsync,
-        retention_ms: -1,
-        ..LogConfig::default()
-    };
-    let (log, _) = PartitionLog::open(scratch.path(), config, FaultInjector::default()).map_err(|e| e.to_string())?;
+    let (scratch, log) = open_log(args)?;
     let template = template_batch(args);
     let payload_bytes = (args.batch_records * args.record_bytes) as u64;
     println!(
@@ -79,51 +66,10 @@ pub fn run(args: &LogBenchArgs) -> Result<(), String> {
         args.seconds,
         scratch.path().display()
     );
-
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let started = Instant::now();
-    let histograms: Vec<Histogram<u64>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..args.writers)
-            .map(|_| {
-                let (log, template) = (&log, &template);
-                scope.spawn(move || {
-                    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
-                    let mut batch = template.clone();
-                    while Instant::now() < deadline {
-                        batch.copy_from_slice(template);
-                        let start = Instant::now();
-                        log.append(&mut batch).expect("append");
-                        latency.saturating_record(start.elapsed().as_micros() as u64);
-                    }
-                    latency
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("writer thread")).collect()
-    });
-    let append_elapsed = started.elapsed();
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
-    for histogram in &histograms {
-        latency.add(histogram).expect("same bounds");
-    }
+    let (latency, append_elapsed) = append_for(args, &log, &template);
     let batches = latency.len();
     log.flush().map_err(|e| e.to_string())?;
-
-    let read_started = Instant::now();
-    let (mut offset, mut records, mut bytes) = (0i64, 0u64, 0u64);
-    loop {
-        let result = log.read(offset, args.read_bytes).map_err(|e| e.to_string())?;
-        if result.bytes.is_empty() {
-            break;
-        }
-        bytes += result.bytes.len() as u64;
-        for item in RecordBatches::new(&result.bytes) {
-            let (_, header, _) = item.map_err(|e| e.to_string())?;
-            records += header.record_count() as u64;
-            offset = header.last_offset() + 1;
-        }
-    }
-    let read_elapsed = read_started.elapsed();
+    let (records, bytes, read_elapsed) = read_all(&log, args.read_bytes)?;
 
     report::print(&[
         Phase {
@@ -142,4 +88,75 @@ pub fn run(args: &LogBenchArgs) -> Result<(), String> {
         },
     ]);
     Ok(())
+}
+
+/// A fresh partition under `--dir` (default `target/bench-data`) with the
+/// chosen fsync policy and no retention; the directory goes with the guard.
+fn open_log(args: &LogBenchArgs) -> Result<(tempfile::TempDir, PartitionLog), String> {
+    let base = args.dir.clone().unwrap_or_else(|| PathBuf::from("target/bench-data"));
+    std::fs::create_dir_all(&base).map_err(|e| format!("create {}: {e}", base.display()))?;
+    let scratch = tempfile::tempdir_in(&base).map_err(|e| format!("temporary dir in {}: {e}", base.display()))?;
+    let fsync = match args.fsync {
+        Fsync::Always => FsyncPolicy::Always,
+        Fsync::Interval => FsyncPolicy::Interval,
+        Fsync::Never => FsyncPolicy::Never,
+    };
+    let config = LogConfig {
+        fsync,
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
+    let (log, _) = PartitionLog::open(scratch.path(), config, FaultInjector::default()).map_err(|e| e.to_string())?;
+    Ok((scratch, log))
+}
+
+/// `--writers` threads append copies of `template` until `--seconds` pass;
+/// the append latencies (µs) of all of them, and how long it took.
+fn append_for(args: &LogBenchArgs, log: &PartitionLog, template: &[u8]) -> (Histogram<u64>, Duration) {
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let histograms: Vec<Histogram<u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..args.writers)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+                    let mut batch = template.to_vec();
+                    while Instant::now() < deadline {
+                        batch.copy_from_slice(template);
+                        let start = Instant::now();
+                        log.append(&mut batch).expect("append");
+                        latency.saturating_record(start.elapsed().as_micros() as u64);
+                    }
+                    latency
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("writer thread")).collect()
+    });
+    let elapsed = started.elapsed();
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+    for histogram in &histograms {
+        latency.add(histogram).expect("same bounds");
+    }
+    (latency, elapsed)
+}
+
+/// Reads the whole partition from offset 0 in `read_bytes` chunks: records,
+/// bytes, and how long it took.
+fn read_all(log: &PartitionLog, read_bytes: usize) -> Result<(u64, u64, Duration), String> {
+    let started = Instant::now();
+    let (mut offset, mut records, mut bytes) = (0i64, 0u64, 0u64);
+    loop {
+        let result = log.read(offset, read_bytes).map_err(|e| e.to_string())?;
+        if result.bytes.is_empty() {
+            break;
+        }
+        bytes += result.bytes.len() as u64;
+        for item in RecordBatches::new(&result.bytes) {
+            let (_, header, _) = item.map_err(|e| e.to_string())?;
+            records += header.record_count() as u64;
+            offset = header.last_offset() + 1;
+        }
+    }
+    Ok((records, bytes, started.elapsed()))
 }

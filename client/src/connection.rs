@@ -12,7 +12,7 @@
 //! Frame layout: `proto-spec/PROTOCOL.md` (4-byte length, header, body).
 
 use crate::error::{ClientError, Result};
-use crate::security::{Mechanism, SaslLogin, Security};
+use crate::security::{Mechanism, SaslLogin, Security, Tls};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::messages::{
@@ -193,55 +193,75 @@ async fn read_responses(mut reader: Reader, pending: Pending, dead: Arc<AtomicBo
     }
 }
 
+/// Opens the TCP connection to `address` within `timeout`, without delay
+/// on small writes.
+async fn dial(address: &str, timeout: Duration) -> Result<TcpStream> {
+    let connect_error = |source| ClientError::Connect {
+        address: address.to_owned(),
+        source,
+    };
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+        Err(_) => {
+            return Err(connect_error(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out",
+            )))
+        }
+        Ok(result) => result.map_err(connect_error)?,
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Runs the TLS handshake over `stream` within `timeout`, checking the
+/// certificate against the host part of `address`.
+async fn tls_handshake(address: &str, timeout: Duration, tls: &Tls, stream: TcpStream) -> Result<(Reader, Writer)> {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| ClientError::Tls {
+        address: address.to_owned(),
+        reason: format!("{host:?} is not a host name or IP address: {e}"),
+    })?;
+    let tls_error = |reason: String| ClientError::Tls {
+        address: address.to_owned(),
+        reason,
+    };
+    match tokio::time::timeout(timeout, tls.connector.connect(name, stream)).await {
+        Err(_) => Err(tls_error("handshake timed out".into())),
+        Ok(Err(error)) => Err(tls_error(format!(
+            "{error} (CA file {}; is the listener TLS, and does its certificate name {host}?)",
+            tls.ca_path.display()
+        ))),
+        Ok(Ok(stream)) => {
+            let (reader, writer) = tokio::io::split(stream);
+            Ok((Box::new(reader), Box::new(writer)))
+        }
+    }
+}
+
 impl Connection {
     /// Connects (TLS when `security` says), learns the broker's API
     /// versions, and logs in when `security` has a SASL login.
     pub async fn connect(address: &str, client_id: &str, timeout: Duration, security: &Security) -> Result<Arc<Self>> {
-        let connect_error = |source| ClientError::Connect {
-            address: address.to_owned(),
-            source,
-        };
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
-            Err(_) => {
-                return Err(connect_error(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "connect timed out",
-                )))
-            }
-            Ok(result) => result.map_err(connect_error)?,
-        };
-        let _ = stream.set_nodelay(true);
+        let stream = dial(address, timeout).await?;
         let (reader, writer): (Reader, Writer) = match &security.tls {
             None => {
                 let (reader, writer) = stream.into_split();
                 (Box::new(reader), Box::new(writer))
             }
-            Some(tls) => {
-                let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| ClientError::Tls {
-                    address: address.to_owned(),
-                    reason: format!("{host:?} is not a host name or IP address: {e}"),
-                })?;
-                let tls_error = |reason: String| ClientError::Tls {
-                    address: address.to_owned(),
-                    reason,
-                };
-                match tokio::time::timeout(timeout, tls.connector.connect(name, stream)).await {
-                    Err(_) => return Err(tls_error("handshake timed out".into())),
-                    Ok(Err(error)) => {
-                        return Err(tls_error(format!(
-                            "{error} (CA file {}; is the listener TLS, and does its certificate name {host}?)",
-                            tls.ca_path.display()
-                        )))
-                    }
-                    Ok(Ok(stream)) => {
-                        let (reader, writer) = tokio::io::split(stream);
-                        (Box::new(reader), Box::new(writer))
-                    }
-                }
-            }
+            Some(tls) => tls_handshake(address, timeout, tls, stream).await?,
         };
+        let mut connection = Self::start_reading(address, client_id, timeout, reader, writer);
+        connection.versions = connection.learn_versions().await?;
+        if let Some(login) = &security.sasl {
+            connection.authenticate(login).await?;
+        }
+        Ok(Arc::new(connection))
+    }
+
+    /// A connection over `reader` and `writer` whose responses a spawned
+    /// task reads; it knows no API versions yet.
+    fn start_reading(address: &str, client_id: &str, timeout: Duration, reader: Reader, writer: Writer) -> Self {
         let pending: Pending = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
         tokio::spawn(read_responses(
@@ -250,7 +270,7 @@ impl Connection {
             Arc::clone(&dead),
             address.to_owned(),
         ));
-        let mut connection = Self {
+        Self {
             address: address.to_owned(),
             client_id: StrBytes::from_string(client_id.to_owned()),
             writer: tokio::sync::Mutex::new(writer),
@@ -259,31 +279,28 @@ impl Connection {
             dead,
             versions: HashMap::new(),
             timeout,
-        };
+        }
+    }
+
+    /// The (lowest, highest) version of each API the broker speaks, from
+    /// ApiVersions v3, or v0 when the broker refuses v3.
+    async fn learn_versions(&self) -> Result<HashMap<i16, (i16, i16)>> {
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("relay"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let mut response: ApiVersionsResponse = connection
-            .start(ApiKey::ApiVersions, 3, &request)
-            .await?
-            .response()
-            .await?;
+        let mut response: ApiVersionsResponse = self.start(ApiKey::ApiVersions, 3, &request).await?.response().await?;
         if response.error_code != 0 {
-            response = connection
+            response = self
                 .start(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default())
                 .await?
                 .response()
                 .await?;
         }
-        connection.versions = response
+        Ok(response
             .api_keys
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
-            .collect();
-        if let Some(login) = &security.sasl {
-            connection.authenticate(login).await?;
-        }
-        Ok(Arc::new(connection))
+            .collect())
     }
 
     /// SaslHandshake v1 then the mechanism's SaslAuthenticate rounds; for

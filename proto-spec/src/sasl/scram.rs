@@ -152,81 +152,129 @@ impl ScramServer {
         message: &str,
         lookup: impl FnOnce(&str) -> Option<Credential>,
     ) -> Result<ServerStep, SaslError> {
-        let (cbind, rest) = message.split_once(',').ok_or_else(|| malformed("no GS2 header"))?;
-        match cbind {
-            "n" | "y" => {}
-            flag if flag.starts_with("p=") => {
-                return Err(SaslError::Unsupported {
-                    mechanism: SCRAM_SHA_256,
-                    feature: "channel binding".into(),
-                })
-            }
-            _ => return Err(malformed("GS2 header must start with n, y or p=")),
-        }
-        let (authzid, bare) = rest
-            .split_once(',')
-            .ok_or_else(|| malformed("GS2 header has no second ','"))?;
-        let gs2_header = format!("{cbind},{authzid},");
-        let mut fields = bare.split(',');
-        let user = match fields.next() {
-            Some(field) if field.starts_with("m=") => {
-                return Err(SaslError::Unsupported {
-                    mechanism: SCRAM_SHA_256,
-                    feature: "mandatory extension".into(),
-                })
-            }
-            Some(field) => field.strip_prefix("n=").ok_or_else(|| malformed("expected n=<user>"))?,
-            None => return Err(malformed("empty client-first message")),
-        };
-        let user = unescape_name(user)?;
-        if user.is_empty() {
-            return Err(malformed("empty user name"));
-        }
-        if let Some(authzid) = authzid.strip_prefix("a=") {
-            if unescape_name(authzid)? != user {
-                return Err(SaslError::Unsupported {
-                    mechanism: SCRAM_SHA_256,
-                    feature: "acting as another user (authzid)".into(),
-                });
-            }
-        } else if !authzid.is_empty() {
-            return Err(malformed("authzid must be a=<name>"));
-        }
-        let client_nonce = fields
-            .next()
-            .and_then(|f| f.strip_prefix("r="))
-            .ok_or_else(|| malformed("expected r=<nonce> after the user"))?;
-        if client_nonce.is_empty() || !client_nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',') {
-            return Err(malformed("the nonce must be printable ASCII without ','"));
-        }
-        for extension in fields {
-            // Kafka's delegation tokens ride here as tokenauth=true.
-            if extension.starts_with("tokenauth=") {
-                return Err(SaslError::Unsupported {
-                    mechanism: SCRAM_SHA_256,
-                    feature: "delegation tokens".into(),
-                });
-            }
-        }
-        let credential = lookup(&user);
+        let first = parse_client_first(message)?;
+        let credential = lookup(&first.user);
         let (salt, iterations) = match &credential {
             Some(credential) => (credential.salt.clone(), credential.iterations),
             None => (
-                hmac_sha256(&self.secret, user.as_bytes())[..16].to_vec(),
+                hmac_sha256(&self.secret, first.user.as_bytes())[..16].to_vec(),
                 super::credential::ITERATIONS_DEFAULT,
             ),
         };
-        let nonce = format!("{client_nonce}{}", nonce());
+        let nonce = format!("{}{}", first.client_nonce, nonce());
         let server_first = format!("r={nonce},s={},i={iterations}", BASE64.encode(salt));
         self.state = ServerState::AwaitClientFinal {
-            user,
-            gs2_header,
+            user: first.user,
+            gs2_header: first.gs2_header,
             nonce,
-            auth_prefix: format!("{bare},{server_first}"),
+            auth_prefix: format!("{},{server_first}", first.bare),
             credential,
         };
         Ok(ServerStep::Continue(server_first.into_bytes()))
     }
+}
+
+/// A client-first message, parsed and checked.
+struct ClientFirst<'a> {
+    /// `<cbind>,<authzid>,`, repeated (base64) in client-final.
+    gs2_header: String,
+    /// The message after the GS2 header, signed by both sides.
+    bare: &'a str,
+    user: String,
+    client_nonce: &'a str,
+}
+
+/// Parses `n,[a=authzid],n=<user>,r=<nonce>[,ext...]`, refusing what Relay
+/// does not offer (channel binding, mandatory extensions, acting as another
+/// user, delegation tokens).
+fn parse_client_first(message: &str) -> Result<ClientFirst<'_>, SaslError> {
+    let (cbind, rest) = message.split_once(',').ok_or_else(|| malformed("no GS2 header"))?;
+    check_channel_binding(cbind)?;
+    let (authzid, bare) = rest
+        .split_once(',')
+        .ok_or_else(|| malformed("GS2 header has no second ','"))?;
+    let mut fields = bare.split(',');
+    let user = parse_user(fields.next())?;
+    check_authzid(authzid, &user)?;
+    let client_nonce = parse_client_nonce(fields.next())?;
+    refuse_extensions(fields)?;
+    Ok(ClientFirst {
+        gs2_header: format!("{cbind},{authzid},"),
+        bare,
+        user,
+        client_nonce,
+    })
+}
+
+/// The GS2 channel-binding flag: `n` or `y`; `p=` (binding) is not offered.
+fn check_channel_binding(cbind: &str) -> Result<(), SaslError> {
+    match cbind {
+        "n" | "y" => Ok(()),
+        flag if flag.starts_with("p=") => Err(SaslError::Unsupported {
+            mechanism: SCRAM_SHA_256,
+            feature: "channel binding".into(),
+        }),
+        _ => Err(malformed("GS2 header must start with n, y or p=")),
+    }
+}
+
+/// The user of the first field of the bare message (`n=<saslname>`), unescaped.
+fn parse_user(field: Option<&str>) -> Result<String, SaslError> {
+    let user = match field {
+        Some(field) if field.starts_with("m=") => {
+            return Err(SaslError::Unsupported {
+                mechanism: SCRAM_SHA_256,
+                feature: "mandatory extension".into(),
+            })
+        }
+        Some(field) => field.strip_prefix("n=").ok_or_else(|| malformed("expected n=<user>"))?,
+        None => return Err(malformed("empty client-first message")),
+    };
+    let user = unescape_name(user)?;
+    if user.is_empty() {
+        return Err(malformed("empty user name"));
+    }
+    Ok(user)
+}
+
+/// An authzid is accepted only when empty or naming `user` itself.
+fn check_authzid(authzid: &str, user: &str) -> Result<(), SaslError> {
+    if let Some(authzid) = authzid.strip_prefix("a=") {
+        if unescape_name(authzid)? != user {
+            return Err(SaslError::Unsupported {
+                mechanism: SCRAM_SHA_256,
+                feature: "acting as another user (authzid)".into(),
+            });
+        }
+    } else if !authzid.is_empty() {
+        return Err(malformed("authzid must be a=<name>"));
+    }
+    Ok(())
+}
+
+/// The client nonce (`r=<printable ASCII without ','>`).
+fn parse_client_nonce(field: Option<&str>) -> Result<&str, SaslError> {
+    let client_nonce = field
+        .and_then(|f| f.strip_prefix("r="))
+        .ok_or_else(|| malformed("expected r=<nonce> after the user"))?;
+    if client_nonce.is_empty() || !client_nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',') {
+        return Err(malformed("the nonce must be printable ASCII without ','"));
+    }
+    Ok(client_nonce)
+}
+
+/// Optional extensions are ignored, except the ones Relay cannot honour.
+fn refuse_extensions<'a>(extensions: impl Iterator<Item = &'a str>) -> Result<(), SaslError> {
+    for extension in extensions {
+        // Kafka's delegation tokens ride here as tokenauth=true.
+        if extension.starts_with("tokenauth=") {
+            return Err(SaslError::Unsupported {
+                mechanism: SCRAM_SHA_256,
+                feature: "delegation tokens".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn client_final(
