@@ -131,7 +131,7 @@ fn postgres_members_joining_dying_and_leaving_load_every_event_once() {
 /// The fencing test's rounds: the first is loaded by all three members
 /// before anything else; a small one (100 records a partition, fewer than
 /// `batch_records_max` for any member) each member holds as a batch until its
-/// next fetch waits out `fetch_max_wait_ms` (500 ms); a burst only the live
+/// next fetch waits out `fetch_wait_ms_max` (500 ms); a burst only the live
 /// members load while one is paused; and the last, loaded by all three again.
 const FIRST_ROUND: u64 = 6_000;
 const SMALL_ROUND: u64 = 600;

@@ -10,9 +10,9 @@ pub struct ConsumerConfig {
     pub start: StartPosition,
     pub session_timeout_ms: i32,
     pub rebalance_timeout_ms: i32,
-    pub fetch_max_wait_ms: i32,
-    pub fetch_max_bytes: i32,
-    pub partition_max_bytes: i32,
+    pub fetch_wait_ms_max: i32,
+    pub fetch_bytes_max: i32,
+    pub partition_bytes_max: i32,
     pub commit_on_rebalance: bool,
     /// Where a partition without a position starts: the group's committed
     /// offset when it has one, or always the start position (a consumer that
@@ -37,9 +37,9 @@ impl ConsumerConfig {
             start: StartPosition::Earliest,
             session_timeout_ms: 10_000,
             rebalance_timeout_ms: 30_000,
-            fetch_max_wait_ms: 500,
-            fetch_max_bytes: 50 * 1024 * 1024,
-            partition_max_bytes: 1024 * 1024,
+            fetch_wait_ms_max: 500,
+            fetch_bytes_max: 50 * 1024 * 1024,
+            partition_bytes_max: 1024 * 1024,
             commit_on_rebalance: true,
             resume: Resume::FromCommitted,
         }

@@ -270,14 +270,14 @@ fn fetch_request(config: &ConsumerConfig, partitions: &[TopicPartition], positio
             FetchPartition::default()
                 .with_partition(tp.partition)
                 .with_fetch_offset(positions.next_offsets[tp])
-                .with_partition_max_bytes(config.partition_max_bytes),
+                .with_partition_max_bytes(config.partition_bytes_max),
         );
     }
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(config.fetch_max_wait_ms)
+        .with_max_wait_ms(config.fetch_wait_ms_max)
         .with_min_bytes(1)
-        .with_max_bytes(config.fetch_max_bytes)
+        .with_max_bytes(config.fetch_bytes_max)
         .with_session_epoch(-1)
         .with_topics(
             topics

@@ -31,8 +31,8 @@ use tokio::task::JoinHandle;
 const JOIN_BACKOFF_MIN: Duration = Duration::from_millis(100);
 const JOIN_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Heartbeats go every third of the session timeout, within these bounds.
-const HEARTBEAT_INTERVAL_MIN_MS: i32 = 100;
-const HEARTBEAT_INTERVAL_MAX_MS: i32 = 3_000;
+const HEARTBEAT_INTERVAL_MS_MIN: i32 = 100;
+const HEARTBEAT_INTERVAL_MS_MAX: i32 = 3_000;
 
 fn text(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
@@ -273,7 +273,7 @@ async fn assign(cluster: &Cluster, joined: &JoinGroupResponse) -> Result<Vec<Syn
 
 /// How often a member with this session timeout heartbeats.
 fn heartbeat_interval(session_timeout_ms: i32) -> Duration {
-    let interval_ms = (session_timeout_ms / 3).clamp(HEARTBEAT_INTERVAL_MIN_MS, HEARTBEAT_INTERVAL_MAX_MS);
+    let interval_ms = (session_timeout_ms / 3).clamp(HEARTBEAT_INTERVAL_MS_MIN, HEARTBEAT_INTERVAL_MS_MAX);
     Duration::from_millis(interval_ms as u64)
 }
 

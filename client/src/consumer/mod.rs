@@ -172,7 +172,7 @@ impl Consumer {
         }
         self.initialize_positions().await?;
         if self.assignment.is_empty() {
-            tokio::time::sleep(Duration::from_millis(self.config.fetch_max_wait_ms.max(0) as u64)).await;
+            tokio::time::sleep(Duration::from_millis(self.config.fetch_wait_ms_max.max(0) as u64)).await;
             return Ok(Poll::default());
         }
         let records = fetch::fetch(
