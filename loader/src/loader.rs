@@ -359,23 +359,28 @@ impl Loader {
             .await?;
         self.stored.clear();
         self.started_at.clear();
-        // The lag is followed for the partitions owned now only.
-        self.lag = retry::LagFollower::default();
+        // The lag is followed for the partitions owned now only, from where
+        // each resumes (the rest of the assignment may still wait on the
+        // warehouse: reading the gaps below).
+        let mut resumed_at = HashMap::new();
         for tp in assigned {
             let offset = stored.get(&(tp.topic.clone(), tp.partition)).copied();
-            match offset {
-                Some(offset) => self.consumer.seek(tp.clone(), offset),
+            let position = match offset {
+                Some(offset) => offset,
                 // Without a stored offset the position may still point past
                 // records that were fetched but dropped with the old batch:
                 // start the partition afresh, at `from`.
                 None => {
                     let offset = self.start_offset(tp).await?;
-                    self.consumer.seek(tp.clone(), offset);
                     self.started_at.insert(tp.clone(), offset);
+                    offset
                 }
-            }
+            };
+            self.consumer.seek(tp.clone(), position);
+            resumed_at.insert(tp.clone(), position);
             self.stored.insert(tp.clone(), offset);
         }
+        self.lag = retry::LagFollower::counting_from(resumed_at);
         // The broker's copy of the offsets is written again at every
         // assignment: the warehouse is the truth, and a broker that restarted
         // may hold an older copy than the last batch committed.
