@@ -46,53 +46,9 @@ impl Broker {
         let security = Security::load(&config)?;
         crate::log::checkpoint::create_dir_all(&config.data_dir)?;
         let data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .map_err(|source| BrokerError::Listen {
-                address: config.listen.clone(),
-                source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| BrokerError::Listen {
-            address: config.listen.clone(),
-            source,
-        })?;
-
-        let opening = config.clone();
-        let open_faults = faults.clone();
-        let (cluster_id, topics, store, producer_ids) = tokio::task::spawn_blocking(move || {
-            let cluster_id = load_cluster_id(&opening.data_dir, opening.cluster_id.as_deref())?;
-            let topics = Topics::open(&opening, open_faults.clone())?;
-            let store = OffsetStore::open(&opening.data_dir, &opening.log, open_faults)?;
-            let producer_ids = ProducerIds::open(&opening.data_dir)?;
-            Ok::<_, BrokerError>((cluster_id, topics, store, producer_ids))
-        })
-        .await
-        .expect("opening the data directory does not panic")?;
-
-        let coordinator = Coordinator::new(
-            store,
-            GroupSettings {
-                session_timeout_min_ms: config.group_session_timeout_min_ms,
-                session_timeout_max_ms: config.group_session_timeout_max_ms,
-                initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
-            },
-        );
-        let advertised_host = match local_addr.ip() {
-            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
-            ip => ip.to_string(),
-        };
-        let context = Arc::new(BrokerContext {
-            config: config.clone(),
-            cluster_id,
-            advertised_host,
-            advertised_port: i32::from(local_addr.port()),
-            topics: Arc::new(topics),
-            coordinator,
-            producer_ids: Arc::new(producer_ids),
-            data_visible: Notify::new(),
-            request_memory: Arc::new(Semaphore::new(config.requests_memory_bytes_max)),
-            security,
-        });
+        let (listener, local_addr) = bind(&config).await?;
+        let opened = open_data_dir(&config, faults).await?;
+        let context = build_context(&config, local_addr, opened, security);
         let (shutdown, shutdown_signal) = watch::channel(false);
         let background = spawn_background(&context, &config);
         let listener = tokio::spawn(listener::run(listener, Arc::clone(&context), shutdown_signal));
@@ -151,6 +107,69 @@ impl Broker {
         .await;
         tracing::info!("broker stopped cleanly");
     }
+}
+
+/// The listening socket on `listen`, and the address it got (port 0 picks one).
+async fn bind(config: &BrokerConfig) -> Result<(TcpListener, SocketAddr), BrokerError> {
+    let listen_error = |source| BrokerError::Listen {
+        address: config.listen.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&config.listen).await.map_err(listen_error)?;
+    let local_addr = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, local_addr))
+}
+
+/// What the data directory holds, opened (recovered where it must be).
+struct Opened {
+    cluster_id: String,
+    topics: Topics,
+    store: Arc<OffsetStore>,
+    producer_ids: ProducerIds,
+}
+
+/// Opens the cluster id, the topics, the group offsets and the producer ids,
+/// off the async threads (recovery reads and writes files).
+async fn open_data_dir(config: &BrokerConfig, faults: FaultInjector) -> Result<Opened, BrokerError> {
+    let opening = config.clone();
+    tokio::task::spawn_blocking(move || {
+        Ok::<_, BrokerError>(Opened {
+            cluster_id: load_cluster_id(&opening.data_dir, opening.cluster_id.as_deref())?,
+            topics: Topics::open(&opening, faults.clone())?,
+            store: OffsetStore::open(&opening.data_dir, &opening.log, faults)?,
+            producer_ids: ProducerIds::open(&opening.data_dir)?,
+        })
+    })
+    .await
+    .expect("opening the data directory does not panic")
+}
+
+/// The shared state every layer reads, from the opened data directory.
+fn build_context(config: &BrokerConfig, local_addr: SocketAddr, opened: Opened, security: Security) -> Context {
+    let coordinator = Coordinator::new(
+        opened.store,
+        GroupSettings {
+            session_timeout_min_ms: config.group_session_timeout_min_ms,
+            session_timeout_max_ms: config.group_session_timeout_max_ms,
+            initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
+        },
+    );
+    let advertised_host = match local_addr.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        ip => ip.to_string(),
+    };
+    Arc::new(BrokerContext {
+        config: config.clone(),
+        cluster_id: opened.cluster_id,
+        advertised_host,
+        advertised_port: i32::from(local_addr.port()),
+        topics: Arc::new(opened.topics),
+        coordinator,
+        producer_ids: Arc::new(opened.producer_ids),
+        data_visible: Notify::new(),
+        request_memory: Arc::new(Semaphore::new(config.requests_memory_bytes_max)),
+        security,
+    })
 }
 
 fn spawn_background(context: &Context, config: &BrokerConfig) -> Vec<JoinHandle<()>> {

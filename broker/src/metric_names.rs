@@ -5,7 +5,7 @@
 //! broker state, so every layer may record; the state gauges computed at
 //! scrape time are [`crate::metrics`]'s, above the context they read.
 
-use metrics::{counter, histogram};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram, Unit};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -42,7 +42,15 @@ pub const RETENTION_HARD_LIMIT_BYTES: &str = "relay_broker_retention_hard_limit_
 
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_traffic();
+    describe_requests();
+    describe_partitions();
+    describe_groups();
+    describe_retention_and_memory();
+}
+
+/// Records and bytes in and out, and how long produce, fetch and fsync take.
+fn describe_traffic() {
     describe_counter!(
         RECORDS_IN,
         Unit::Count,
@@ -74,6 +82,10 @@ pub fn describe() {
         Unit::Seconds,
         "fsync of a partition's active segment (one per group commit)."
     );
+}
+
+/// Requests, logins, connections, and what was turned away or refused.
+fn describe_requests() {
     describe_counter!(REQUESTS, Unit::Count, "Requests decoded and handled, by API.");
     describe_counter!(
         AUTHENTICATIONS,
@@ -97,6 +109,10 @@ pub fn describe() {
         "Operations refused to an authenticated user by [[broker.grants]], by operation."
     );
     describe_counter!(CONNECTIONS_ACCEPTED, Unit::Count, "Client connections accepted.");
+}
+
+/// Each partition's offsets, segments, size and health.
+fn describe_partitions() {
     describe_gauge!(LOG_START_OFFSET, Unit::Count, "First offset still in the log.");
     describe_gauge!(
         LOG_END_OFFSET,
@@ -119,6 +135,10 @@ pub fn describe() {
         Unit::Count,
         "Corrupt batches set aside in quarantine files (at recovery or when read) since the broker started; their offsets are a gap."
     );
+}
+
+/// Each group's committed offsets, lag, commit age and members.
+fn describe_groups() {
     describe_gauge!(GROUP_COMMITTED_OFFSET, Unit::Count, "A group's committed offset.");
     describe_gauge!(GROUP_LAG, Unit::Count, "End offset minus the group's committed offset.");
     describe_gauge!(
@@ -127,6 +147,10 @@ pub fn describe() {
         "Time since the group last committed this partition."
     );
     describe_gauge!(GROUP_MEMBERS, Unit::Count, "Members of the group.");
+}
+
+/// Protected retention, and the request memory in use.
+fn describe_retention_and_memory() {
     describe_counter!(
         RETENTION_PROTECTED_DELETED_RECORDS,
         Unit::Count,

@@ -144,55 +144,9 @@ impl Coordinator {
                 &request.member_id,
             )));
         }
-        let member_id = if request.member_id.is_empty() {
-            let id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
-            if request.require_known_member_id {
-                group.pending_members.insert(id.clone(), now);
-                return Err(Box::new(JoinResult::error(ResponseError::MemberIdRequired, &id)));
-            }
-            id
-        } else {
-            if !group.members.contains_key(&request.member_id)
-                && group.pending_members.remove(&request.member_id).is_none()
-            {
-                return Err(Box::new(JoinResult::error(
-                    ResponseError::UnknownMemberId,
-                    &request.member_id,
-                )));
-            }
-            request.member_id.clone()
-        };
+        let member_id = admit_member(group, &request, now)?;
         let (sender, receiver) = oneshot::channel();
-        let rebalance_ms = if request.rebalance_timeout_ms > 0 {
-            request.rebalance_timeout_ms
-        } else {
-            session
-        };
-        let member = group.members.entry(member_id.clone()).or_insert_with(|| Member {
-            id: member_id.clone(),
-            group_instance_id: None,
-            client_id: String::new(),
-            client_host: String::new(),
-            session_timeout: Duration::ZERO,
-            rebalance_timeout: Duration::ZERO,
-            protocol_type: String::new(),
-            protocols: Vec::new(),
-            assignment: Bytes::new(),
-            last_heartbeat: now,
-            join_waiter: None,
-            sync_waiter: None,
-        });
-        if let Some(previous) = member.join_waiter.replace(sender) {
-            let _ = previous.send(JoinResult::error(ResponseError::RebalanceInProgress, &member_id));
-        }
-        member.group_instance_id = request.group_instance_id;
-        member.client_id = request.client_id;
-        member.client_host = request.client_host;
-        member.session_timeout = Duration::from_millis(session as u64);
-        member.rebalance_timeout = Duration::from_millis(rebalance_ms as u64);
-        member.protocol_type = request.protocol_type;
-        member.protocols = request.protocols;
-        member.last_heartbeat = now;
+        record_join(group, &member_id, request, sender, now);
         group.prepare_rebalance(now, self.settings.initial_rebalance_delay);
         if let Some(announcements) = group.try_complete_join(now) {
             let stored = group.to_stored();
@@ -440,6 +394,70 @@ impl Coordinator {
                 .collect(),
         }
     }
+}
+
+/// The id the joining member goes by in `group`. A new member gets one; a
+/// member that must learn it first (KIP-394) is refused with it, and
+/// remembered as pending. A member id the group does not know is refused.
+fn admit_member(group: &mut Group, request: &JoinRequest, now: Instant) -> Result<String, Box<JoinResult>> {
+    if request.member_id.is_empty() {
+        let id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
+        if request.require_known_member_id {
+            group.pending_members.insert(id.clone(), now);
+            return Err(Box::new(JoinResult::error(ResponseError::MemberIdRequired, &id)));
+        }
+        return Ok(id);
+    }
+    if !group.members.contains_key(&request.member_id) && group.pending_members.remove(&request.member_id).is_none() {
+        return Err(Box::new(JoinResult::error(
+            ResponseError::UnknownMemberId,
+            &request.member_id,
+        )));
+    }
+    Ok(request.member_id.clone())
+}
+
+/// Records the join of `member_id` (a new member or one joining again) and
+/// where its answer goes; an earlier join still waiting is answered
+/// REBALANCE_IN_PROGRESS.
+fn record_join(
+    group: &mut Group,
+    member_id: &str,
+    request: JoinRequest,
+    answer: oneshot::Sender<JoinResult>,
+    now: Instant,
+) {
+    let session = request.session_timeout_ms;
+    let rebalance_ms = if request.rebalance_timeout_ms > 0 {
+        request.rebalance_timeout_ms
+    } else {
+        session
+    };
+    let member = group.members.entry(member_id.to_owned()).or_insert_with(|| Member {
+        id: member_id.to_owned(),
+        group_instance_id: None,
+        client_id: String::new(),
+        client_host: String::new(),
+        session_timeout: Duration::ZERO,
+        rebalance_timeout: Duration::ZERO,
+        protocol_type: String::new(),
+        protocols: Vec::new(),
+        assignment: Bytes::new(),
+        last_heartbeat: now,
+        join_waiter: None,
+        sync_waiter: None,
+    });
+    if let Some(previous) = member.join_waiter.replace(answer) {
+        let _ = previous.send(JoinResult::error(ResponseError::RebalanceInProgress, member_id));
+    }
+    member.group_instance_id = request.group_instance_id;
+    member.client_id = request.client_id;
+    member.client_host = request.client_host;
+    member.session_timeout = Duration::from_millis(session as u64);
+    member.rebalance_timeout = Duration::from_millis(rebalance_ms as u64);
+    member.protocol_type = request.protocol_type;
+    member.protocols = request.protocols;
+    member.last_heartbeat = now;
 }
 
 #[cfg(test)]

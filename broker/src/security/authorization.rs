@@ -186,6 +186,103 @@ impl Grant {
     }
 }
 
+impl Grant {
+    /// One `[[broker.grants]]` entry checked, its role expanded and its
+    /// names parsed; the error says what is wrong with it.
+    fn compile(grant: &GrantConfig, users: &BTreeSet<String>) -> Result<Grant, String> {
+        check_users(grant, users)?;
+        let expanded = Expanded::of(grant)?;
+        expanded.check_targets()?;
+        let parse_all = |patterns: &[String]| -> Result<Vec<Pattern>, String> {
+            patterns.iter().map(|p| Pattern::parse(p)).collect()
+        };
+        let everyone = grant.users.iter().any(|u| u == "*");
+        Ok(Grant {
+            users: (!everyone).then(|| grant.users.iter().cloned().collect()),
+            topics: parse_all(&expanded.topics)?,
+            groups: parse_all(&expanded.groups)?,
+            operations: expanded.operations,
+            cluster: expanded.cluster,
+        })
+    }
+}
+
+/// A grant names users, `"*"` or users of `[broker.sasl.users]`.
+fn check_users(grant: &GrantConfig, users: &BTreeSet<String>) -> Result<(), String> {
+    if grant.users.is_empty() {
+        return Err("users is empty".into());
+    }
+    for user in &grant.users {
+        if user != "*" && !users.contains(user) {
+            return Err(format!("user {user:?} is not in [broker.sasl.users]"));
+        }
+    }
+    Ok(())
+}
+
+/// A grant with its role expanded into operations and resources.
+struct Expanded {
+    operations: BTreeSet<Operation>,
+    cluster: bool,
+    topics: Vec<String>,
+    groups: Vec<String>,
+}
+
+impl Expanded {
+    fn of(grant: &GrantConfig) -> Result<Expanded, String> {
+        let mut expanded = Expanded {
+            operations: BTreeSet::new(),
+            cluster: grant.cluster,
+            topics: grant.topics.clone(),
+            groups: grant.groups.clone(),
+        };
+        if let Some(name) = &grant.role {
+            let (ops, whole) = role(name)?;
+            expanded.operations.extend(ops);
+            if whole {
+                expanded.cluster = true;
+                expanded.topics.push("*".into());
+                expanded.groups.push("*".into());
+            }
+        }
+        for name in &grant.operations {
+            let op = Operation::parse(name).ok_or_else(|| {
+                format!("operation {name:?} is not one of produce, consume, describe, create, delete, group")
+            })?;
+            expanded.operations.insert(op);
+        }
+        if expanded.operations.is_empty() {
+            return Err("neither a role nor operations".into());
+        }
+        Ok(expanded)
+    }
+
+    /// Every operation granted has something to act on.
+    fn check_targets(&self) -> Result<(), String> {
+        let needs = |op: Operation, enough: bool, what: &str| -> Result<(), String> {
+            if self.operations.contains(&op) && !enough {
+                return Err(format!("{op} but no {what}"));
+            }
+            Ok(())
+        };
+        let (any_topic, any_group, cluster) = (!self.topics.is_empty(), !self.groups.is_empty(), self.cluster);
+        needs(Operation::Produce, any_topic, "topics (name, prefix* or *)")?;
+        needs(Operation::Consume, any_topic, "topics (name, prefix* or *)")?;
+        needs(Operation::Delete, any_topic, "topics (name, prefix* or *)")?;
+        needs(
+            Operation::Create,
+            any_topic || cluster,
+            "topics (name, prefix* or *) and not cluster = true",
+        )?;
+        needs(
+            Operation::Describe,
+            any_topic || any_group || cluster,
+            "topics, groups or cluster = true",
+        )?;
+        needs(Operation::Group, any_group, "groups (name, prefix* or *)")
+    }
+}
+
 fn role(name: &str) -> Result<(Vec<Operation>, bool), String> {
     use Operation::*;
     match name {
@@ -224,78 +321,13 @@ impl Authorizer {
                     .into(),
             );
         }
-        let mut compiled = Vec::with_capacity(grants.len());
-        for (index, grant) in grants.iter().enumerate() {
-            let at = |reason: String| format!("broker.grants[{index}]: {reason}");
-            if grant.users.is_empty() {
-                return Err(at("users is empty".into()));
-            }
-            let everyone = grant.users.iter().any(|u| u == "*");
-            for user in &grant.users {
-                if user != "*" && !users.contains(user) {
-                    return Err(at(format!("user {user:?} is not in [broker.sasl.users]")));
-                }
-            }
-            let mut operations = BTreeSet::new();
-            let mut cluster = grant.cluster;
-            let mut topics = grant.topics.clone();
-            let mut groups = grant.groups.clone();
-            if let Some(name) = &grant.role {
-                let (ops, whole) = role(name).map_err(at)?;
-                operations.extend(ops);
-                if whole {
-                    cluster = true;
-                    topics.push("*".into());
-                    groups.push("*".into());
-                }
-            }
-            for name in &grant.operations {
-                let op = Operation::parse(name).ok_or_else(|| {
-                    at(format!(
-                        "operation {name:?} is not one of produce, consume, describe, create, delete, group"
-                    ))
-                })?;
-                operations.insert(op);
-            }
-            if operations.is_empty() {
-                return Err(at("neither a role nor operations".into()));
-            }
-            let needs = |op: Operation, enough: bool, what: &str| -> Result<(), String> {
-                if operations.contains(&op) && !enough {
-                    return Err(at(format!("{op} but no {what}")));
-                }
-                Ok(())
-            };
-            let (any_topic, any_group) = (!topics.is_empty(), !groups.is_empty());
-            needs(Operation::Produce, any_topic, "topics (name, prefix* or *)")?;
-            needs(Operation::Consume, any_topic, "topics (name, prefix* or *)")?;
-            needs(Operation::Delete, any_topic, "topics (name, prefix* or *)")?;
-            needs(
-                Operation::Create,
-                any_topic || cluster,
-                "topics (name, prefix* or *) and not cluster = true",
-            )?;
-            needs(
-                Operation::Describe,
-                any_topic || any_group || cluster,
-                "topics, groups or cluster = true",
-            )?;
-            needs(Operation::Group, any_group, "groups (name, prefix* or *)")?;
-            let parse_all = |patterns: &[String]| -> Result<Vec<Pattern>, String> {
-                patterns
-                    .iter()
-                    .map(|p| Pattern::parse(p))
-                    .collect::<Result<_, _>>()
-                    .map_err(at)
-            };
-            compiled.push(Grant {
-                users: (!everyone).then(|| grant.users.iter().cloned().collect()),
-                operations,
-                topics: parse_all(&topics)?,
-                groups: parse_all(&groups)?,
-                cluster,
-            });
-        }
+        let compiled = grants
+            .iter()
+            .enumerate()
+            .map(|(index, grant)| {
+                Grant::compile(grant, users).map_err(|reason| format!("broker.grants[{index}]: {reason}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Authorizer {
             enabled: true,
             grants: compiled,

@@ -23,6 +23,7 @@ use super::request::{DispatchError, Reply};
 use super::session::Session;
 use crate::context::Context;
 use crate::metrics;
+use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,122 +46,193 @@ struct Queued {
 
 /// Serves one connection until it closes or shutdown: the two halves of a
 /// TCP stream (`into_split`, no lock between them) or of a TLS stream.
-pub async fn serve<R, W>(ctx: Context, mut reader: R, writer: W, peer: SocketAddr, mut shutdown: watch::Receiver<bool>)
+pub async fn serve<R, W>(ctx: Context, reader: R, writer: W, peer: SocketAddr, shutdown: watch::Receiver<bool>)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let mut session = Session::new(&ctx.security);
-    let authentication_deadline = ctx
-        .security
-        .sasl
-        .as_ref()
-        .map(|users| Instant::now() + users.authentication_timeout);
     let (replies, queue) = mpsc::channel(IN_FLIGHT_REQUESTS_MAX);
     let writer = tokio::spawn(write_replies(writer, queue, peer));
-    let idle = Duration::from_millis(ctx.config.idle_timeout_ms);
-    let request_bytes_max = ctx.config.request_bytes_max;
     let send_bytes_max = ctx.config.connection_send_bytes_max;
     let send_budget = Arc::new(Semaphore::new(send_bytes_max));
-    loop {
-        let (wait, authenticating) = match authentication_deadline {
-            Some(deadline) if !session.may_use_broker() => {
-                (deadline.saturating_duration_since(Instant::now()).min(idle), true)
-            }
-            _ => (idle, false),
-        };
-        let bytes_max = session.request_bytes_max(request_bytes_max);
-        let length = tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            length = tokio::time::timeout(wait, read_length(&mut reader, bytes_max)) => length,
-        };
-        let length = match length {
-            Err(_) if authenticating => {
-                tracing::warn!(%peer, "closing connection: not authenticated within authentication_timeout_ms");
-                metrics::rejected("unauthenticated");
-                break;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "closing idle connection");
-                break;
-            }
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(length))) => length,
-            Ok(Err(FrameError::Io(error))) => {
-                tracing::debug!(%peer, %error, "connection closed by the client");
-                break;
-            }
-            Ok(Err(error)) => {
-                tracing::warn!(%peer, %error, "closing connection: bad frame");
-                metrics::rejected("bad_frame");
-                break;
-            }
-        };
-        // Backpressure: the body is read only once the broker-wide request
-        // budget has room for it; until then this client is not read from.
-        let request_memory = tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            permit = Arc::clone(&ctx.request_memory).acquire_many_owned(length as u32) => {
-                permit.expect("the request budget is never closed")
-            }
-        };
-        let frame = match tokio::time::timeout(idle, read_body(&mut reader, length)).await {
-            Ok(Ok(frame)) => frame,
-            Ok(Err(error)) => {
-                tracing::warn!(%peer, %error, "closing connection: bad frame");
-                metrics::rejected("bad_frame");
-                break;
-            }
-            Err(_) => {
-                tracing::warn!(%peer, length, "closing connection: request body not sent within the idle timeout");
-                metrics::rejected("bad_frame");
-                break;
-            }
-        };
-        let dispatched = dispatch(&ctx, &mut session, peer, frame).await;
+    let mut requests = Requests::new(ctx, reader, peer, shutdown);
+    while let Some((frame, request_memory)) = requests.next().await {
+        let dispatched = requests.handle(frame).await;
         // The request's bytes are gone once it is handled (a produce's
         // records are in the log; only its small answer may still wait).
         drop(request_memory);
-        match dispatched {
-            Ok(reply) => {
-                // A client that does not read its responses stops being read
-                // from once this connection holds send_bytes_max unsent bytes
-                // (one larger response still goes, alone).
-                let last = matches!(reply, Reply::Last(_));
-                let send_memory = match &reply {
-                    Reply::Ready(bytes) | Reply::Last(bytes) => {
-                        let permits = bytes.len().min(send_bytes_max) as u32;
-                        match Arc::clone(&send_budget).acquire_many_owned(permits).await {
-                            Ok(permit) => Some(permit),
-                            Err(_) => break,
-                        }
-                    }
-                    _ => None,
-                };
-                let queued = Queued {
-                    reply,
-                    _send_memory: send_memory,
-                };
-                if replies.send(queued).await.is_err() || last {
-                    break;
-                }
-            }
-            Err(error @ DispatchError::Unauthenticated { .. }) => {
-                tracing::warn!(%peer, %error, "closing connection: not authenticated");
-                metrics::rejected("unauthenticated");
-                break;
-            }
-            Err(error) => {
-                tracing::warn!(%peer, %error, "closing connection: bad request");
-                metrics::rejected("bad_request");
-                break;
-            }
+        let Some(reply) = reply_or_close(dispatched, peer) else {
+            break;
+        };
+        if !queue_reply(reply, &replies, &send_budget, send_bytes_max).await {
+            break;
         }
     }
     drop(replies);
     let _ = writer.await;
+}
+
+/// The reading side of one connection: what its loop keeps between requests.
+struct Requests<R> {
+    ctx: Context,
+    reader: R,
+    peer: SocketAddr,
+    session: Session,
+    /// When a connection still unauthenticated is closed (SASL listeners only).
+    authentication_deadline: Option<Instant>,
+    idle: Duration,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<R: AsyncRead + Unpin> Requests<R> {
+    fn new(ctx: Context, reader: R, peer: SocketAddr, shutdown: watch::Receiver<bool>) -> Self {
+        let authentication_deadline = ctx
+            .security
+            .sasl
+            .as_ref()
+            .map(|users| Instant::now() + users.authentication_timeout);
+        Self {
+            session: Session::new(&ctx.security),
+            idle: Duration::from_millis(ctx.config.idle_timeout_ms),
+            ctx,
+            reader,
+            peer,
+            authentication_deadline,
+            shutdown,
+        }
+    }
+
+    /// The next request frame, with its share of the broker-wide request
+    /// budget; `None` when the connection is to close (each reason logged).
+    async fn next(&mut self) -> Option<(Bytes, OwnedSemaphorePermit)> {
+        let length = self.read_length().await?;
+        let request_memory = self.reserve_request_memory(length).await?;
+        let frame = self.read_body(length).await?;
+        Some((frame, request_memory))
+    }
+
+    /// Routes one frame to its handler, in this connection's SASL state.
+    async fn handle(&mut self, frame: Bytes) -> Result<Reply, DispatchError> {
+        dispatch(&self.ctx, &mut self.session, self.peer, frame).await
+    }
+
+    /// How long to wait for the next length prefix, and whether the wait is
+    /// the authentication deadline (not yet authenticated) rather than idleness.
+    fn length_wait(&self) -> (Duration, bool) {
+        match self.authentication_deadline {
+            Some(deadline) if !self.session.may_use_broker() => {
+                (deadline.saturating_duration_since(Instant::now()).min(self.idle), true)
+            }
+            _ => (self.idle, false),
+        }
+    }
+
+    async fn read_length(&mut self) -> Option<usize> {
+        let (wait, authenticating) = self.length_wait();
+        let bytes_max = self.session.request_bytes_max(self.ctx.config.request_bytes_max);
+        let length = tokio::select! {
+            biased;
+            _ = self.shutdown.changed() => return None,
+            length = tokio::time::timeout(wait, read_length(&mut self.reader, bytes_max)) => length,
+        };
+        let peer = self.peer;
+        match length {
+            Err(_) if authenticating => {
+                tracing::warn!(%peer, "closing connection: not authenticated within authentication_timeout_ms");
+                metrics::rejected("unauthenticated");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "closing idle connection");
+                None
+            }
+            Ok(Ok(length)) => length,
+            Ok(Err(FrameError::Io(error))) => {
+                tracing::debug!(%peer, %error, "connection closed by the client");
+                None
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%peer, %error, "closing connection: bad frame");
+                metrics::rejected("bad_frame");
+                None
+            }
+        }
+    }
+
+    /// Backpressure: the body is read only once the broker-wide request
+    /// budget has room for it; until then this client is not read from.
+    async fn reserve_request_memory(&mut self, length: usize) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            biased;
+            _ = self.shutdown.changed() => None,
+            permit = Arc::clone(&self.ctx.request_memory).acquire_many_owned(length as u32) => {
+                Some(permit.expect("the request budget is never closed"))
+            }
+        }
+    }
+
+    async fn read_body(&mut self, length: usize) -> Option<Bytes> {
+        let peer = self.peer;
+        match tokio::time::timeout(self.idle, read_body(&mut self.reader, length)).await {
+            Ok(Ok(frame)) => Some(frame),
+            Ok(Err(error)) => {
+                tracing::warn!(%peer, %error, "closing connection: bad frame");
+                metrics::rejected("bad_frame");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(%peer, length, "closing connection: request body not sent within the idle timeout");
+                metrics::rejected("bad_frame");
+                None
+            }
+        }
+    }
+}
+
+/// The reply to send, or `None` when the request closes the connection
+/// (logged and counted by reason).
+fn reply_or_close(dispatched: Result<Reply, DispatchError>, peer: SocketAddr) -> Option<Reply> {
+    match dispatched {
+        Ok(reply) => Some(reply),
+        Err(error @ DispatchError::Unauthenticated { .. }) => {
+            tracing::warn!(%peer, %error, "closing connection: not authenticated");
+            metrics::rejected("unauthenticated");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%peer, %error, "closing connection: bad request");
+            metrics::rejected("bad_request");
+            None
+        }
+    }
+}
+
+/// Queues `reply` for the writer; `false` when the connection is to close
+/// (the writer is gone, or the reply was the last one). A client that does
+/// not read its responses stops being read from once this connection holds
+/// `send_bytes_max` unsent bytes (one larger response still goes, alone).
+async fn queue_reply(
+    reply: Reply,
+    replies: &mpsc::Sender<Queued>,
+    send_budget: &Arc<Semaphore>,
+    send_bytes_max: usize,
+) -> bool {
+    let last = matches!(reply, Reply::Last(_));
+    let send_memory = match &reply {
+        Reply::Ready(bytes) | Reply::Last(bytes) => {
+            let permits = bytes.len().min(send_bytes_max) as u32;
+            match Arc::clone(send_budget).acquire_many_owned(permits).await {
+                Ok(permit) => Some(permit),
+                Err(_) => return false,
+            }
+        }
+        _ => None,
+    };
+    let queued = Queued {
+        reply,
+        _send_memory: send_memory,
+    };
+    replies.send(queued).await.is_ok() && !last
 }
 
 async fn write_replies<W: AsyncWrite + Unpin>(mut writer: W, mut queue: mpsc::Receiver<Queued>, peer: SocketAddr) {

@@ -21,6 +21,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use std::sync::Arc;
+use uuid::Uuid;
 
 fn describe(topic: &Topic, version: i16) -> MetadataResponseTopic {
     let partitions = (0..topic.partitions.len() as i32)
@@ -104,21 +105,7 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: MetadataRequest)
                         Ok(topic) => describe(&topic, version),
                         Err(error) => failed(Some(name.clone()), error),
                     },
-                    None => match ctx.topics.list().into_iter().find(|t| t.id == wanted.topic_id) {
-                        Some(topic) if !meta.may(ctx, Operation::Describe, Resource::Topic(&topic.name)) => {
-                            let mut denied = failed(None, ResponseError::TopicAuthorizationFailed);
-                            denied.topic_id = wanted.topic_id;
-                            // Asked by id: the name is not revealed (as Kafka).
-                            denied.name = None;
-                            denied
-                        }
-                        Some(topic) => describe(&topic, version),
-                        None => {
-                            let mut topic = failed(None, ResponseError::UnknownTopicId);
-                            topic.topic_id = wanted.topic_id;
-                            topic
-                        }
-                    },
+                    None => described_by_id(ctx, meta, wanted.topic_id, version),
                 };
                 described.push(entry);
             }
@@ -148,4 +135,24 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: MetadataRequest)
         response.cluster_authorized_operations = meta.authorized_operations(ctx, Resource::Cluster);
     }
     meta.encode(&response)
+}
+
+/// A topic asked for by id: described, or UNKNOWN_TOPIC_ID, or refused
+/// without revealing its name (as Kafka).
+fn described_by_id(ctx: &Context, meta: &RequestMeta, topic_id: Uuid, version: i16) -> MetadataResponseTopic {
+    match ctx.topics.list().into_iter().find(|t| t.id == topic_id) {
+        Some(topic) if !meta.may(ctx, Operation::Describe, Resource::Topic(&topic.name)) => {
+            let mut denied = failed(None, ResponseError::TopicAuthorizationFailed);
+            denied.topic_id = topic_id;
+            // Asked by id: the name is not revealed (as Kafka).
+            denied.name = None;
+            denied
+        }
+        Some(topic) => describe(&topic, version),
+        None => {
+            let mut topic = failed(None, ResponseError::UnknownTopicId);
+            topic.topic_id = topic_id;
+            topic
+        }
+    }
 }

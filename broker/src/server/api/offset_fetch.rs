@@ -8,6 +8,7 @@ use crate::security::authorization::{Operation, Resource};
 use crate::server::request::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
@@ -74,44 +75,11 @@ fn lookup(
 }
 
 pub fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetFetchRequest) -> Result<Bytes, DispatchError> {
-    let version = meta.version;
-    if version >= 8 {
+    if meta.version >= 8 {
         let groups = request
             .groups
             .into_iter()
-            .map(|group| {
-                let wanted = group.topics.map(|ts| {
-                    ts.into_iter()
-                        .map(|t| (t.name.to_string(), t.partition_indexes))
-                        .collect()
-                });
-                let found = lookup(ctx, meta, group.group_id.as_str(), wanted);
-                let error_code = found.as_ref().err().map_or(0, |e| e.code());
-                let topics = found
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(topic, partitions)| {
-                        let partitions = partitions
-                            .into_iter()
-                            .map(|(index, offset, epoch, metadata, error_code)| {
-                                OffsetFetchResponsePartitions::default()
-                                    .with_partition_index(index)
-                                    .with_committed_offset(offset)
-                                    .with_committed_leader_epoch(epoch)
-                                    .with_metadata(Some(text(&metadata)))
-                                    .with_error_code(error_code)
-                            })
-                            .collect();
-                        OffsetFetchResponseTopics::default()
-                            .with_name(TopicName(text(&topic)))
-                            .with_partitions(partitions)
-                    })
-                    .collect();
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(group.group_id)
-                    .with_topics(topics)
-                    .with_error_code(error_code)
-            })
+            .map(|group| group_offsets(ctx, meta, group))
             .collect();
         return meta.encode(&OffsetFetchResponse::default().with_groups(groups));
     }
@@ -121,37 +89,85 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetFetchRequest) ->
             .collect()
     });
     let requested = wanted.clone();
-    let found = lookup(ctx, meta, request.group_id.as_str(), wanted);
-    if let Err(error) = found {
-        let mut response = OffsetFetchResponse::default();
-        if version >= 2 {
-            response.error_code = error.code();
-        } else {
-            // v0-v1 have no top-level error: each requested partition carries it (as Kafka).
-            response.topics = requested
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    let partitions = partitions
-                        .into_iter()
-                        .map(|index| {
-                            OffsetFetchResponsePartition::default()
-                                .with_partition_index(index)
-                                .with_committed_offset(-1)
-                                .with_metadata(Some(text("")))
-                                .with_error_code(error.code())
-                        })
-                        .collect();
-                    OffsetFetchResponseTopic::default()
-                        .with_name(TopicName(text(&topic)))
-                        .with_partitions(partitions)
-                })
-                .collect();
-        }
-        return meta.encode(&response);
+    match lookup(ctx, meta, request.group_id.as_str(), wanted) {
+        Ok(found) => meta.encode(&OffsetFetchResponse::default().with_topics(topics_v0_to_v7(found, meta.version))),
+        Err(error) => meta.encode(&refusal_v0_to_v7(requested, error, meta.version)),
     }
+}
+
+/// One group's answer of a v8+ request (which names several).
+fn group_offsets(ctx: &Context, meta: &RequestMeta, group: OffsetFetchRequestGroup) -> OffsetFetchResponseGroup {
+    let wanted = group.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let found = lookup(ctx, meta, group.group_id.as_str(), wanted);
+    let error_code = found.as_ref().err().map_or(0, |e| e.code());
     let topics = found
         .unwrap_or_default()
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, offset, epoch, metadata, error_code)| {
+                    OffsetFetchResponsePartitions::default()
+                        .with_partition_index(index)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(epoch)
+                        .with_metadata(Some(text(&metadata)))
+                        .with_error_code(error_code)
+                })
+                .collect();
+            OffsetFetchResponseTopics::default()
+                .with_name(TopicName(text(&topic)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponseGroup::default()
+        .with_group_id(group.group_id)
+        .with_topics(topics)
+        .with_error_code(error_code)
+}
+
+/// The answer of v0-v7 when the group may not be described: v2+ say so
+/// once; v0-v1 have no top-level error, so each requested partition
+/// carries it (as Kafka).
+fn refusal_v0_to_v7(
+    requested: Option<Vec<(String, Vec<i32>)>>,
+    error: ResponseError,
+    version: i16,
+) -> OffsetFetchResponse {
+    let mut response = OffsetFetchResponse::default();
+    if version >= 2 {
+        response.error_code = error.code();
+        return response;
+    }
+    response.topics = requested
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|index| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(index)
+                        .with_committed_offset(-1)
+                        .with_metadata(Some(text("")))
+                        .with_error_code(error.code())
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(TopicName(text(&topic)))
+                .with_partitions(partitions)
+        })
+        .collect();
+    response
+}
+
+/// The found offsets as v0-v7 topics (the leader epoch from v5).
+fn topics_v0_to_v7(found: Offsets, version: i16) -> Vec<OffsetFetchResponseTopic> {
+    found
         .into_iter()
         .map(|(topic, partitions)| {
             let partitions = partitions
@@ -172,6 +188,5 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: OffsetFetchRequest) ->
                 .with_name(TopicName(text(&topic)))
                 .with_partitions(partitions)
         })
-        .collect();
-    meta.encode(&OffsetFetchResponse::default().with_topics(topics))
+        .collect()
 }
