@@ -17,8 +17,6 @@ pub mod timestamp;
 #[cfg(test)]
 mod cases;
 #[cfg(test)]
-mod cluster;
-#[cfg(test)]
 mod properties;
 #[cfg(test)]
 mod roundtrip;

@@ -185,7 +185,7 @@ fn values_round_trip_through_sqlite_equal_or_rejected() {
 
 #[test]
 fn values_round_trip_through_postgres_equal_or_rejected() {
-    let Some(cluster) = super::cluster::Cluster::start() else {
+    let Some(cluster) = relay_testkit::Postgres::start_with(&[("fsync", "off")]) else {
         return;
     };
     let runtime = runtime();
