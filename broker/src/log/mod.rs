@@ -14,8 +14,9 @@
 //! - [`partition_log`]: [`PartitionLog`], offsets, rolling, reads, durability
 //!   (group commit, poisoning), retention, clean close.
 //! - [`segment`]: one `.log` file with its indexes: append, find, recover, seal.
-//! - [`offset_index`], [`time_index`] on [`mapped_index`]: sparse,
-//!   preallocated, memory-mapped indexes, rebuilt when they cannot be trusted.
+//! - [`offset_index`], [`time_index`] on [`segment_index`] (what they share)
+//!   on [`mapped_index`]: sparse, preallocated, memory-mapped indexes, rebuilt
+//!   when they cannot be trusted.
 //! - [`recovery`]: opening a directory and deciding what to rescan.
 //! - [`checkpoint`]: the recovery point and the clean-shutdown marker.
 //! - [`quarantine`]: corrupt batches set aside whole, named by their offsets.
@@ -36,6 +37,7 @@ pub mod producer_state;
 pub mod quarantine;
 pub mod recovery;
 pub mod segment;
+pub mod segment_index;
 pub mod time_index;
 
 pub use config::{FsyncPolicy, LogConfig};

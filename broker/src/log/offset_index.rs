@@ -8,9 +8,7 @@
 //! the nearest entry at or before the target, and the segment scans batch
 //! headers forward from there. Entries are strictly increasing in both fields.
 
-use crate::log::error::Result;
-use crate::log::mapped_index::{MappedIndex, Preallocate};
-use std::path::Path;
+use crate::log::segment_index::{SegmentIndex, SlotEntry};
 
 pub const OFFSET_INDEX_ENTRY_BYTES: usize = 8;
 const _: () = assert!(OFFSET_INDEX_ENTRY_BYTES == 4 + 4);
@@ -22,53 +20,23 @@ pub struct IndexEntry {
     pub position: u32,
 }
 
-pub struct OffsetIndex {
-    base_offset: i64,
-    index: MappedIndex<OFFSET_INDEX_ENTRY_BYTES>,
-}
+/// The offset index of one segment.
+pub type OffsetIndex = SegmentIndex<IndexEntry, OFFSET_INDEX_ENTRY_BYTES>;
 
-impl OffsetIndex {
-    pub fn open(path: &Path, base_offset: i64, bytes_max: u32, preallocate: Preallocate) -> Result<Self> {
-        Ok(Self {
-            base_offset,
-            index: MappedIndex::open(path, bytes_max, preallocate)?,
-        })
-    }
-
-    fn decode(&self, entry: &[u8]) -> IndexEntry {
-        let relative = u32::from_be_bytes(entry[0..4].try_into().expect("4 bytes"));
-        let position = u32::from_be_bytes(entry[4..8].try_into().expect("4 bytes"));
+impl SlotEntry<OFFSET_INDEX_ENTRY_BYTES> for IndexEntry {
+    fn decode(slot: &[u8], base_offset: i64) -> Self {
+        let relative = u32::from_be_bytes(slot[0..4].try_into().expect("4 bytes"));
+        let position = u32::from_be_bytes(slot[4..8].try_into().expect("4 bytes"));
         IndexEntry {
-            offset: self.base_offset + i64::from(relative),
+            offset: base_offset + i64::from(relative),
             position,
         }
     }
+}
 
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.index.is_full()
-    }
-
-    pub fn last(&self) -> Option<IndexEntry> {
-        self.index
-            .len()
-            .checked_sub(1)
-            .map(|slot| self.decode(self.index.entry(slot)))
-    }
-
+impl OffsetIndex {
     pub fn append(&mut self, offset: i64, position: u32) {
-        let relative = offset - self.base_offset;
-        assert!(
-            (0..=i64::from(u32::MAX)).contains(&relative),
-            "offset {offset} outside segment"
-        );
+        let relative = self.relative(offset);
         if let Some(last) = self.last() {
             assert!(
                 offset > last.offset && position > last.position,
@@ -76,21 +44,17 @@ impl OffsetIndex {
             );
         }
         let mut entry = [0u8; OFFSET_INDEX_ENTRY_BYTES];
-        entry[0..4].copy_from_slice(&(relative as u32).to_be_bytes());
+        entry[0..4].copy_from_slice(&relative.to_be_bytes());
         entry[4..8].copy_from_slice(&position.to_be_bytes());
-        self.index.push(&entry);
+        self.push(&entry);
     }
 
     /// The last entry at or before `offset`; the segment start when none is.
     pub fn lookup(&self, offset: i64) -> IndexEntry {
-        let relative = offset - self.base_offset;
-        self.index
-            .last_slot_where(|entry| {
-                i64::from(u32::from_be_bytes(entry[0..4].try_into().expect("4 bytes"))) <= relative
-            })
-            .map(|slot| self.decode(self.index.entry(slot)))
+        let relative = offset - self.base_offset();
+        self.last_where(|entry| i64::from(u32::from_be_bytes(entry[0..4].try_into().expect("4 bytes"))) <= relative)
             .unwrap_or(IndexEntry {
-                offset: self.base_offset,
+                offset: self.base_offset(),
                 position: 0,
             })
     }
@@ -98,38 +62,17 @@ impl OffsetIndex {
     /// Checks what can be checked without the log: entries strictly grow and
     /// every position lies inside a log of `log_bytes`.
     pub fn is_consistent(&self, log_bytes: u64) -> bool {
-        let mut previous: Option<IndexEntry> = None;
-        for slot in 0..self.index.len() {
-            let entry = self.decode(self.index.entry(slot));
-            if u64::from(entry.position) >= log_bytes {
-                return false;
-            }
-            if let Some(previous) = previous {
-                if entry.offset <= previous.offset || entry.position <= previous.position {
-                    return false;
-                }
-            }
-            previous = Some(entry);
-        }
-        true
-    }
-
-    pub fn clear(&mut self) {
-        self.index.truncate(0);
-    }
-
-    pub fn trim(&mut self) -> Result<()> {
-        self.index.trim()
-    }
-
-    pub fn path(&self) -> &Path {
-        self.index.path()
+        self.entries_hold(
+            |entry| u64::from(entry.position) < log_bytes,
+            |previous, entry| entry.offset > previous.offset && entry.position > previous.position,
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::mapped_index::Preallocate;
 
     #[test]
     fn lookup_finds_the_last_entry_at_or_before() {

@@ -10,9 +10,7 @@
 //! is older than `t`, so a scan for the first batch at or after `t` may start
 //! there.
 
-use crate::log::error::Result;
-use crate::log::mapped_index::{MappedIndex, Preallocate};
-use std::path::Path;
+use crate::log::segment_index::{SegmentIndex, SlotEntry};
 
 pub const TIME_INDEX_ENTRY_BYTES: usize = 12;
 const _: () = assert!(TIME_INDEX_ENTRY_BYTES == 8 + 4);
@@ -23,47 +21,21 @@ pub struct TimeEntry {
     pub offset: i64,
 }
 
-pub struct TimeIndex {
-    base_offset: i64,
-    index: MappedIndex<TIME_INDEX_ENTRY_BYTES>,
+/// The time index of one segment.
+pub type TimeIndex = SegmentIndex<TimeEntry, TIME_INDEX_ENTRY_BYTES>;
+
+impl SlotEntry<TIME_INDEX_ENTRY_BYTES> for TimeEntry {
+    fn decode(slot: &[u8], base_offset: i64) -> Self {
+        let max_timestamp_ms = i64::from_be_bytes(slot[0..8].try_into().expect("8 bytes"));
+        let relative = u32::from_be_bytes(slot[8..12].try_into().expect("4 bytes"));
+        TimeEntry {
+            max_timestamp_ms,
+            offset: base_offset + i64::from(relative),
+        }
+    }
 }
 
 impl TimeIndex {
-    pub fn open(path: &Path, base_offset: i64, bytes_max: u32, preallocate: Preallocate) -> Result<Self> {
-        Ok(Self {
-            base_offset,
-            index: MappedIndex::open(path, bytes_max, preallocate)?,
-        })
-    }
-
-    fn decode(&self, entry: &[u8]) -> TimeEntry {
-        let max_timestamp_ms = i64::from_be_bytes(entry[0..8].try_into().expect("8 bytes"));
-        let relative = u32::from_be_bytes(entry[8..12].try_into().expect("4 bytes"));
-        TimeEntry {
-            max_timestamp_ms,
-            offset: self.base_offset + i64::from(relative),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.index.is_full()
-    }
-
-    pub fn last(&self) -> Option<TimeEntry> {
-        self.index
-            .len()
-            .checked_sub(1)
-            .map(|slot| self.decode(self.index.entry(slot)))
-    }
-
     /// Records that the running maximum reached `max_timestamp_ms` at the batch
     /// starting at `offset`. Ignored unless it is a new maximum.
     pub fn maybe_append(&mut self, max_timestamp_ms: i64, offset: i64) {
@@ -74,61 +46,35 @@ impl TimeIndex {
         {
             return;
         }
-        let relative = offset - self.base_offset;
-        assert!(
-            (0..=i64::from(u32::MAX)).contains(&relative),
-            "offset {offset} outside segment"
-        );
+        let relative = self.relative(offset);
         if let Some(last) = self.last() {
             assert!(offset >= last.offset, "time index offsets must not go back");
         }
         let mut entry = [0u8; TIME_INDEX_ENTRY_BYTES];
         entry[0..8].copy_from_slice(&max_timestamp_ms.to_be_bytes());
-        entry[8..12].copy_from_slice(&(relative as u32).to_be_bytes());
-        self.index.push(&entry);
+        entry[8..12].copy_from_slice(&relative.to_be_bytes());
+        self.push(&entry);
     }
 
     /// The last entry whose timestamp is below `timestamp_ms`.
     pub fn last_before(&self, timestamp_ms: i64) -> Option<TimeEntry> {
-        self.index
-            .last_slot_where(|entry| i64::from_be_bytes(entry[0..8].try_into().expect("8 bytes")) < timestamp_ms)
-            .map(|slot| self.decode(self.index.entry(slot)))
+        self.last_where(|entry| i64::from_be_bytes(entry[0..8].try_into().expect("8 bytes")) < timestamp_ms)
     }
 
     /// Timestamps strictly grow and offsets never go back or past `next_offset`.
     pub fn is_consistent(&self, next_offset: i64) -> bool {
-        let mut previous: Option<TimeEntry> = None;
-        for slot in 0..self.index.len() {
-            let entry = self.decode(self.index.entry(slot));
-            if entry.offset >= next_offset.max(self.base_offset + 1) {
-                return false;
-            }
-            if let Some(previous) = previous {
-                if entry.max_timestamp_ms <= previous.max_timestamp_ms || entry.offset < previous.offset {
-                    return false;
-                }
-            }
-            previous = Some(entry);
-        }
-        true
-    }
-
-    pub fn clear(&mut self) {
-        self.index.truncate(0);
-    }
-
-    pub fn trim(&mut self) -> Result<()> {
-        self.index.trim()
-    }
-
-    pub fn path(&self) -> &Path {
-        self.index.path()
+        let offset_end = next_offset.max(self.base_offset() + 1);
+        self.entries_hold(
+            |entry| entry.offset < offset_end,
+            |previous, entry| entry.max_timestamp_ms > previous.max_timestamp_ms && entry.offset >= previous.offset,
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::mapped_index::Preallocate;
 
     #[test]
     fn last_before_finds_where_to_start_scanning() {
