@@ -14,6 +14,7 @@ use crate::config::LoaderConfig;
 use crate::metrics::LoaderMetrics;
 use crate::sink::{Sink, SinkError};
 use crate::transform::Loading;
+use relay_client::backoff::Backoff;
 use relay_client::consumer::{Consumer, ConsumerConfig, Poll, Resume, TopicPartition};
 use relay_client::records::ConsumerRecord;
 use relay_client::{ClientError, Cluster};
@@ -71,7 +72,7 @@ async fn open_sink(
     metrics: &LoaderMetrics,
     stats: &LoaderStats,
 ) -> Result<Sink, LoaderError> {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(OPEN_BACKOFF_MIN, config.retry_backoff_max());
     let mut lag: Option<retry::LagFollower> = None;
     loop {
         let opened = match lag.as_mut() {
@@ -98,8 +99,7 @@ async fn open_sink(
                     }
                 };
                 lag.follow(cluster, metrics).await;
-                retry::following_lag(tokio::time::sleep(backoff), lag, cluster, metrics).await;
-                backoff = (backoff * 2).min(config.retry_backoff_max());
+                retry::following_lag(backoff.sleep(), lag, cluster, metrics).await;
             }
             Err(error) => return Err(error.into()),
         }
@@ -399,6 +399,10 @@ impl Loader {
 /// holds (the senders have drained into it) before it commits what it has
 /// and leaves: well inside the supervisor's 60 s for every role.
 pub const STOP_DRAIN_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// The first pause before opening the warehouse again; it doubles up to
+/// `retry_backoff_max_ms`.
+const OPEN_BACKOFF_MIN: Duration = Duration::from_millis(200);
 
 /// A fetch failing this long is logged at ERROR (before: WARN per attempt).
 const FETCH_FAILING_LOUD_AFTER: Duration = Duration::from_secs(30);

@@ -11,6 +11,7 @@
 use super::{Loader, LoaderError};
 use crate::metrics::LoaderMetrics;
 use crate::sink::{Sink, SinkError};
+use relay_client::backoff::Backoff;
 use relay_client::consumer::{list_offset, StartPosition, TopicPartition};
 use relay_client::offsets::committed_offsets;
 use relay_client::Cluster;
@@ -30,6 +31,10 @@ pub const STUCK_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// The first pause before trying a stuck batch again; it doubles up to
 /// `retry_backoff_max_ms`.
 const STUCK_BACKOFF_MIN: Duration = Duration::from_millis(100);
+
+/// The first pause before calling an unavailable warehouse again; it
+/// doubles up to `retry_backoff_max_ms`.
+const OUTAGE_BACKOFF_MIN: Duration = Duration::from_millis(100);
 
 /// The pause before asking the broker again where a partition starts.
 const START_RETRY_PAUSE: Duration = Duration::from_secs(1);
@@ -175,7 +180,8 @@ pub(super) async fn following_lag<T>(
 pub(super) struct StuckBatch {
     since: Option<Instant>,
     logged_at: Option<Instant>,
-    backoff: Duration,
+    /// The pauses between its attempts (from the first failure on).
+    backoff: Option<Backoff>,
 }
 
 impl Loader {
@@ -190,7 +196,7 @@ impl Loader {
             -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, SinkError>> + Send + 'a>>,
     ) -> Result<T, LoaderError> {
         let group = self.config.group.clone();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(OUTAGE_BACKOFF_MIN, self.config.retry_backoff_max());
         let mut outage: Option<Instant> = None;
         loop {
             let called = following_lag(
@@ -219,8 +225,7 @@ impl Loader {
                         outage = Some(Instant::now());
                     }
                     self.follow_lag().await;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.config.retry_backoff_max());
+                    backoff.sleep().await;
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -242,13 +247,14 @@ impl Loader {
             tracing::error!(rows, retries, failing_s = since.elapsed().as_secs(), %reason,
                 "a batch keeps failing though the warehouse takes each of its rows on its own; retrying it with backoff (not skipping it): check the table's triggers and deferred constraints");
         }
-        self.stuck.backoff = if self.stuck.backoff.is_zero() {
-            STUCK_BACKOFF_MIN
-        } else {
-            (self.stuck.backoff * 2).min(self.config.retry_backoff_max())
-        };
+        let max = self.config.retry_backoff_max();
+        let pause = self
+            .stuck
+            .backoff
+            .get_or_insert_with(|| Backoff::new(STUCK_BACKOFF_MIN, max))
+            .next();
         self.follow_lag().await;
-        tokio::time::sleep(self.stuck.backoff).await;
+        tokio::time::sleep(pause).await;
     }
 
     /// A batch committed: it is not stuck any more.
