@@ -216,7 +216,6 @@ impl Loader {
                     return Ok(value);
                 }
                 Err(SinkError::Unavailable(error)) => {
-                    self.stats.warehouse_errors.fetch_add(1, Ordering::Relaxed);
                     self.stats.warehouse_down.store(true, Ordering::Relaxed);
                     self.metrics.warehouse_errors.increment(1);
                     self.metrics.warehouse_up(false);

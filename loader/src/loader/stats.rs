@@ -1,15 +1,14 @@
-//! The loader's state as `/health` and the logs see it: counters, whether
+//! The loader's state as `/health` and the logs see it: rows loaded, whether
 //! the warehouse is down, and how often the batch in hand failed in a row.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// Counters, for logs now and metrics later.
+/// What `/health` and the loader's last log line read (the counts go to
+/// the metrics, [`crate::metrics::LoaderMetrics`]).
 #[derive(Debug, Default)]
 pub struct LoaderStats {
+    /// Rows loaded since the start, for the "loader stopped" line.
     pub rows_loaded: AtomicU64,
-    pub rows_rejected: AtomicU64,
-    pub batches: AtomicU64,
-    pub warehouse_errors: AtomicU64,
     /// True from a warehouse call failing as unavailable until one succeeds.
     pub warehouse_down: AtomicBool,
     /// Attempts in a row at the batch in hand that failed while every probe
