@@ -33,6 +33,12 @@ fn io(operation: &'static str, path: &Path, source: std::io::Error) -> LogError 
     }
 }
 
+/// Whether `data_dir` holds no cluster yet: the broker's first start on it
+/// creates one (a new cluster id).
+pub fn is_new_cluster(data_dir: &Path) -> bool {
+    !data_dir.join(META_FILE).exists()
+}
+
 /// Reads the stored cluster id, or stores `wanted` (or a fresh one) on first start.
 pub fn load_cluster_id(data_dir: &Path, wanted: Option<&str>) -> Result<String> {
     let path = data_dir.join(META_FILE);

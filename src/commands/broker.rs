@@ -18,7 +18,7 @@ pub fn run(args: BrokerArgs) -> i32 {
     overrides::broker(&args, &mut config);
     let metrics = args.metrics.metrics.clone().or(config.metrics_listen);
     let data_dir = std::path::absolute(&config.broker.data_dir).unwrap_or_else(|_| config.broker.data_dir.clone());
-    let new_cluster = !data_dir.join(relay_broker::meta::META_FILE).exists();
+    let new_cluster = relay_broker::meta::is_new_cluster(&data_dir);
     let errors = supervisor::run(metrics, async move |supervisor| {
         let broker = supervisor.start_broker(config.broker).await?;
         // Tests and scripts read this line to learn the ports when listening on :0.

@@ -45,7 +45,7 @@ pub fn run(args: UpArgs) -> i32 {
     let metrics = args.metrics.metrics.clone().or(config.metrics_listen.clone());
     let errors = supervisor::run(metrics, async move |supervisor| {
         let data_dir = std::path::absolute(&config.broker.data_dir).unwrap_or_else(|_| config.broker.data_dir.clone());
-        let new_cluster = !data_dir.join(relay_broker::meta::META_FILE).exists();
+        let new_cluster = relay_broker::meta::is_new_cluster(&data_dir);
         let broker = supervisor.start_broker(config.embedded_broker()).await?;
         let (address, cluster_id) = (broker.local_addr(), broker.cluster_id().to_owned());
         let client = config.embedded_client(broker)?;
