@@ -17,11 +17,12 @@ use crate::security::Security;
 use crate::server::listener;
 use crate::topics::Topics;
 use relay_proto::clock::now_ms;
+use relay_proto::stop::{stop_signal, StopSwitch};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 /// A started broker. Dropping it does not stop it; call [`Broker::shutdown`].
@@ -30,7 +31,8 @@ pub struct Broker {
     _data_dir_lock: DataDirLock,
     local_addr: SocketAddr,
     context: Context,
-    shutdown: watch::Sender<bool>,
+    /// Stops the listener and, through it, every connection.
+    stop: StopSwitch,
     listener: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
 }
@@ -49,9 +51,9 @@ impl Broker {
         let (listener, local_addr) = bind(&config).await?;
         let opened = open_data_dir(&config, faults).await?;
         let context = build_context(&config, local_addr, opened, security);
-        let (shutdown, shutdown_signal) = watch::channel(false);
+        let (stop, listener_stop) = stop_signal();
         let background = spawn_background(&context, &config);
-        let listener = tokio::spawn(listener::run(listener, Arc::clone(&context), shutdown_signal));
+        let listener = tokio::spawn(listener::run(listener, Arc::clone(&context), listener_stop));
         tracing::info!(
             listen = %local_addr,
             data_dir = %config.data_dir.display(),
@@ -65,7 +67,7 @@ impl Broker {
             _data_dir_lock: data_dir_lock,
             local_addr,
             context,
-            shutdown,
+            stop,
             listener,
             background,
         })
@@ -92,7 +94,7 @@ impl Broker {
     /// Stops accepting, lets in-flight requests finish (bounded), then
     /// flushes and closes every partition cleanly.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
+        self.stop.stop();
         let _ = self.listener.await;
         for task in self.background {
             task.abort();

@@ -24,11 +24,12 @@ use super::session::Session;
 use crate::context::Context;
 use crate::metrics;
 use bytes::Bytes;
+use relay_proto::stop::Stop;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// Replies queued per connection before the reader stops reading: librdkafka
@@ -46,7 +47,7 @@ struct Queued {
 
 /// Serves one connection until it closes or shutdown: the two halves of a
 /// TCP stream (`into_split`, no lock between them) or of a TLS stream.
-pub async fn serve<R, W>(ctx: Context, reader: R, writer: W, peer: SocketAddr, shutdown: watch::Receiver<bool>)
+pub async fn serve<R, W>(ctx: Context, reader: R, writer: W, peer: SocketAddr, stop: Stop)
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -55,7 +56,7 @@ where
     let writer = tokio::spawn(write_replies(writer, queue, peer));
     let send_bytes_max = ctx.config.connection_send_bytes_max;
     let send_budget = Arc::new(Semaphore::new(send_bytes_max));
-    let mut requests = Requests::new(ctx, reader, peer, shutdown);
+    let mut requests = Requests::new(ctx, reader, peer, stop);
     while let Some((frame, request_memory)) = requests.next().await {
         let dispatched = requests.handle(frame).await;
         // The request's bytes are gone once it is handled (a produce's
@@ -81,11 +82,11 @@ struct Requests<R> {
     /// When a connection still unauthenticated is closed (SASL listeners only).
     authentication_deadline: Option<Instant>,
     idle: Duration,
-    shutdown: watch::Receiver<bool>,
+    stop: Stop,
 }
 
 impl<R: AsyncRead + Unpin> Requests<R> {
-    fn new(ctx: Context, reader: R, peer: SocketAddr, shutdown: watch::Receiver<bool>) -> Self {
+    fn new(ctx: Context, reader: R, peer: SocketAddr, stop: Stop) -> Self {
         let authentication_deadline = ctx
             .security
             .sasl
@@ -98,7 +99,7 @@ impl<R: AsyncRead + Unpin> Requests<R> {
             reader,
             peer,
             authentication_deadline,
-            shutdown,
+            stop,
         }
     }
 
@@ -132,7 +133,7 @@ impl<R: AsyncRead + Unpin> Requests<R> {
         let bytes_max = self.session.request_bytes_max(self.ctx.config.request_bytes_max);
         let length = tokio::select! {
             biased;
-            _ = self.shutdown.changed() => return None,
+            _ = self.stop.stopped() => return None,
             length = tokio::time::timeout(wait, read_length(&mut self.reader, bytes_max)) => length,
         };
         let peer = self.peer;
@@ -164,7 +165,7 @@ impl<R: AsyncRead + Unpin> Requests<R> {
     async fn reserve_request_memory(&mut self, length: usize) -> Option<OwnedSemaphorePermit> {
         tokio::select! {
             biased;
-            _ = self.shutdown.changed() => None,
+            _ = self.stop.stopped() => None,
             permit = Arc::clone(&self.ctx.request_memory).acquire_many_owned(length as u32) => {
                 Some(permit.expect("the request budget is never closed"))
             }

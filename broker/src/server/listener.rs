@@ -6,24 +6,24 @@
 use super::connection;
 use crate::context::Context;
 use crate::metrics;
+use relay_proto::stop::Stop;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// How long shutdown waits for in-flight requests (a fetch long-poll is at
 /// most its max_wait_ms, usually 500 ms; a JoinGroup can wait longer and is cut).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-pub async fn run(listener: TcpListener, ctx: Context, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(listener: TcpListener, ctx: Context, mut stop: Stop) {
     let open = Arc::new(AtomicUsize::new(0));
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
-            _ = shutdown.changed() => break,
+            _ = stop.stopped() => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -43,20 +43,20 @@ pub async fn run(listener: TcpListener, ctx: Context, mut shutdown: watch::Recei
         }
         open.fetch_add(1, Ordering::AcqRel);
         metrics::connection_opened();
-        let (ctx, shutdown, open) = (Arc::clone(&ctx), shutdown.clone(), Arc::clone(&open));
+        let (ctx, stop, open) = (Arc::clone(&ctx), stop.clone(), Arc::clone(&open));
         let _ = stream.set_nodelay(true);
         connections.spawn(async move {
             match &ctx.security.tls {
                 None => {
                     let (reader, writer) = stream.into_split();
-                    connection::serve(Arc::clone(&ctx), reader, writer, peer, shutdown).await
+                    connection::serve(Arc::clone(&ctx), reader, writer, peer, stop).await
                 }
                 Some(acceptor) => {
                     let handshake = tokio::time::timeout(ctx.security.tls_handshake_timeout, acceptor.accept(stream));
                     match handshake.await {
                         Ok(Ok(stream)) => {
                             let (reader, writer) = tokio::io::split(stream);
-                            connection::serve(Arc::clone(&ctx), reader, writer, peer, shutdown).await
+                            connection::serve(Arc::clone(&ctx), reader, writer, peer, stop).await
                         }
                         Ok(Err(error)) => {
                             tracing::warn!(%peer, %error, "closing connection: TLS handshake failed");
