@@ -58,14 +58,7 @@ pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig
         }
     }
     if !any_flag {
-        if loaders.is_empty() {
-            return Err("nothing to load: give --topic, --group, --warehouse and --table, or a --config file with [[load]] sections".into());
-        }
-        for loader in &loaders {
-            loader.validate()?;
-        }
-        relay_loader::config::check_backfill_groups(&loaders)?;
-        return Ok(loaders);
+        return sections_as_written(loaders);
     }
     if loaders.len() > 1 {
         return Err(format!(
@@ -76,31 +69,56 @@ pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig
     let section_group = loaders.first().map(|loader| loader.group.clone());
     let mut loader = match loaders.pop() {
         Some(loader) => loader,
-        None => {
-            let missing: Vec<&str> = [
-                ("--topic", args.topic.is_none()),
-                ("--group", args.group.is_none()),
-                ("--warehouse", args.warehouse.is_none()),
-                ("--table", args.table.is_none()),
-            ]
-            .iter()
-            .filter(|(_, missing)| *missing)
-            .map(|(flag, _)| *flag)
-            .collect();
-            if !missing.is_empty() {
-                return Err(format!("missing {}", missing.join(", ")));
-            }
-            match args.format.as_deref() {
-                None | Some("json") => LoaderConfig::whole_event(Vec::new(), "", "", ""),
-                Some("text") => LoaderConfig::text_lines(Vec::new(), "", "", ""),
-                Some(other) => {
-                    return Err(format!(
-                        "--format {other:?}: json or text (a regex needs a --config file: format = \"regex\")"
-                    ))
-                }
-            }
-        }
+        None => loader_of_flags(args)?,
     };
+    apply_loader_flags(args, &mut loader);
+    loader.validate()?;
+    if let Some(section_group) = section_group {
+        loader.check_backfill_group(&section_group)?;
+    }
+    Ok(vec![loader])
+}
+
+/// Without flags: the file's `[[load]]` sections, each valid, their backfill
+/// groups apart.
+fn sections_as_written(loaders: Vec<LoaderConfig>) -> Result<Vec<LoaderConfig>, String> {
+    if loaders.is_empty() {
+        return Err("nothing to load: give --topic, --group, --warehouse and --table, or a --config file with [[load]] sections".into());
+    }
+    for loader in &loaders {
+        loader.validate()?;
+    }
+    relay_loader::config::check_backfill_groups(&loaders)?;
+    Ok(loaders)
+}
+
+/// A loader described by flags alone: all four of `--topic`, `--group`,
+/// `--warehouse` and `--table` are needed (set by [`apply_loader_flags`]).
+fn loader_of_flags(args: &LoadArgs) -> Result<LoaderConfig, String> {
+    let missing: Vec<&str> = [
+        ("--topic", args.topic.is_none()),
+        ("--group", args.group.is_none()),
+        ("--warehouse", args.warehouse.is_none()),
+        ("--table", args.table.is_none()),
+    ]
+    .iter()
+    .filter(|(_, missing)| *missing)
+    .map(|(flag, _)| *flag)
+    .collect();
+    if !missing.is_empty() {
+        return Err(format!("missing {}", missing.join(", ")));
+    }
+    match args.format.as_deref() {
+        None | Some("json") => Ok(LoaderConfig::whole_event(Vec::new(), "", "", "")),
+        Some("text") => Ok(LoaderConfig::text_lines(Vec::new(), "", "", "")),
+        Some(other) => Err(format!(
+            "--format {other:?}: json or text (a regex needs a --config file: format = \"regex\")"
+        )),
+    }
+}
+
+/// Every flag given, over the section (or the flags' own loader).
+fn apply_loader_flags(args: &LoadArgs, loader: &mut LoaderConfig) {
     if let Some(topic) = &args.topic {
         loader.topics = vec![topic.clone()];
     }
@@ -120,9 +138,4 @@ pub fn loaders(args: &LoadArgs, config: &RelayConfig) -> Result<Vec<LoaderConfig
         loader.only_table = Some(only.clone());
     }
     loader.until_end |= args.until_end;
-    loader.validate()?;
-    if let Some(section_group) = section_group {
-        loader.check_backfill_group(&section_group)?;
-    }
-    Ok(vec![loader])
 }

@@ -18,19 +18,9 @@ pub fn run(args: LagArgs) -> i32 {
             Ok(cluster) => Admin::new(cluster),
             Err(error) => return fail("lag", &error),
         };
-        let groups = match &args.group {
-            Some(group) => match admin.group_exists(group).await {
-                Ok(true) => vec![group.clone()],
-                Ok(false) => {
-                    eprintln!("relay lag: no such group {group:?} (no members, no committed offsets); `relay groups list` shows the groups");
-                    return exit::FAILURE;
-                }
-                Err(error) => return fail("lag", &error),
-            },
-            None => match admin.list_groups().await {
-                Ok(groups) => groups.into_iter().map(|g| g.group).collect(),
-                Err(error) => return fail("lag", &error),
-            },
+        let groups = match groups_to_show(&admin, args.group.as_deref()).await {
+            Ok(groups) => groups,
+            Err(code) => return code,
         };
         println!(
             "{:<30} {:<30} {:>10} {:>14} {:>14} {:>10}",
@@ -59,27 +49,52 @@ pub fn run(args: LagArgs) -> i32 {
                 );
             }
         }
-        for ((group, topic), total) in &totals {
-            println!("total lag of group {group} on {topic}: {total}");
-        }
-        for (group, gaps) in &open_gaps {
-            eprintln!(
-                "relay lag: group {group} has {gaps} unacknowledged gap(s): records were deleted by retention before it loaded them. \
-                 See them with `SELECT * FROM relay_gaps WHERE group_id = '{group}'` in its warehouse; once accounted for, \
-                 acknowledge with `UPDATE relay_gaps SET acknowledged_at = CURRENT_TIMESTAMP WHERE group_id = '{group}' AND acknowledged_at IS NULL` \
-                 (the loader reports it within 10 s)"
-            );
-        }
-        if !open_gaps.is_empty() {
-            return exit::FAILURE;
-        }
-        let worst = totals.values().copied().max().unwrap_or(0);
-        match args.max {
-            Some(max) if worst > max => {
-                eprintln!("relay lag: lag {worst} exceeds --max {max}");
-                exit::FAILURE
-            }
-            _ => exit::SUCCESS,
-        }
+        verdict(&totals, &open_gaps, args.max)
     })
+}
+
+/// `--group`'s group when it exists, else every group; `Err` holds the exit
+/// code after saying what went wrong.
+async fn groups_to_show(admin: &Admin, group: Option<&str>) -> Result<Vec<String>, i32> {
+    match group {
+        Some(group) => match admin.group_exists(group).await {
+            Ok(true) => Ok(vec![group.to_owned()]),
+            Ok(false) => {
+                eprintln!("relay lag: no such group {group:?} (no members, no committed offsets); `relay groups list` shows the groups");
+                Err(exit::FAILURE)
+            }
+            Err(error) => Err(fail("lag", &error)),
+        },
+        None => match admin.list_groups().await {
+            Ok(groups) => Ok(groups.into_iter().map(|g| g.group).collect()),
+            Err(error) => Err(fail("lag", &error)),
+        },
+    }
+}
+
+/// The totals, how to acknowledge open gaps, and the exit code: failure on
+/// any open gap or a total over `max`.
+fn verdict(totals: &BTreeMap<(String, String), i64>, open_gaps: &BTreeMap<String, i64>, max: Option<i64>) -> i32 {
+    for ((group, topic), total) in totals {
+        println!("total lag of group {group} on {topic}: {total}");
+    }
+    for (group, gaps) in open_gaps {
+        eprintln!(
+            "relay lag: group {group} has {gaps} unacknowledged gap(s): records were deleted by retention before it loaded them. \
+             See them with `SELECT * FROM relay_gaps WHERE group_id = '{group}'` in its warehouse; once accounted for, \
+             acknowledge with `UPDATE relay_gaps SET acknowledged_at = CURRENT_TIMESTAMP WHERE group_id = '{group}' AND acknowledged_at IS NULL` \
+             (the loader reports it within 10 s)"
+        );
+    }
+    if !open_gaps.is_empty() {
+        return exit::FAILURE;
+    }
+    let worst = totals.values().copied().max().unwrap_or(0);
+    match max {
+        Some(max) if worst > max => {
+            eprintln!("relay lag: lag {worst} exceeds --max {max}");
+            exit::FAILURE
+        }
+        _ => exit::SUCCESS,
+    }
 }

@@ -10,6 +10,7 @@ use crate::exit;
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
 use relay_client::producer::{parse_compression, Delivery, Producer, ProducerConfig, ProducerRecord};
+use relay_client::ClientError;
 use relay_sender::key_of;
 use std::io::{BufRead, BufReader, Read};
 use std::time::{Duration, Instant};
@@ -67,19 +68,8 @@ pub fn run(args: ProduceArgs) -> i32 {
             return exit::USAGE;
         }
     };
-    let (input, total_bytes): (Box<dyn Read + Send>, Option<u64>) = match args.file.as_deref() {
-        None => (Box::new(std::io::stdin()), None),
-        Some(path) if path.as_os_str() == "-" => (Box::new(std::io::stdin()), None),
-        Some(path) => match std::fs::File::open(path) {
-            Ok(file) => {
-                let size = file.metadata().map(|m| m.len()).ok();
-                (Box::new(file), size)
-            }
-            Err(error) => {
-                eprintln!("relay produce: cannot read {}: {error}", path.display());
-                return exit::USAGE;
-            }
-        },
+    let Some((input, total_bytes)) = open_input(&args) else {
+        return exit::USAGE;
     };
     runtime().block_on(async move {
         let cluster = match connect(&args.client, "relay-produce").await {
@@ -95,65 +85,14 @@ pub fn run(args: ProduceArgs) -> i32 {
             Ok(producer) => producer,
             Err(error) => return fail("produce", &error),
         };
-        let progress = total_bytes.map(|total| {
-            let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
-                    .expect("template"),
-            );
-            bar
-        });
-        let (deliveries, mut pending) = mpsc::channel::<Delivery>(DELIVERIES_IN_FLIGHT_MAX);
-        let waiter = tokio::spawn(async move {
-            let (mut failed, mut first_error) = (0u64, None);
-            while let Some(delivery) = pending.recv().await {
-                if let Err(error) = delivery.wait().await {
-                    failed += 1;
-                    first_error.get_or_insert(error);
-                }
-            }
-            (failed, first_error)
-        });
+        let progress = total_bytes.map(progress_bar);
+        let (deliveries, pending) = mpsc::channel::<Delivery>(DELIVERIES_IN_FLIGHT_MAX);
+        let waiter = tokio::spawn(wait_for_deliveries(pending));
         let started = Instant::now();
-        let (mut records, mut bytes) = (0u64, 0u64);
-        let (chunks, mut lines) = mpsc::channel::<std::io::Result<Vec<Vec<u8>>>>(LINE_CHUNKS_IN_FLIGHT_MAX);
+        let (chunks, lines) = mpsc::channel::<std::io::Result<Vec<Vec<u8>>>>(LINE_CHUNKS_IN_FLIGHT_MAX);
         let reader_progress = progress.clone();
         let reader = tokio::task::spawn_blocking(move || read_lines(input, chunks, reader_progress));
-        // Ctrl-C (or SIGTERM) stops reading; what was sent is still flushed
-        // and acknowledged, and the summary says how far the input got.
-        let interrupted = relay_supervisor::signal::wait_for_signal();
-        tokio::pin!(interrupted);
-        let outcome = 'produce: loop {
-            let received = tokio::select! {
-                received = lines.recv() => received,
-                _ = &mut interrupted => break Err(Stop::Interrupted),
-            };
-            let chunk = match received {
-                None => break Ok(()),
-                Some(Err(error)) => break Err(Stop::Failed(format!("reading input: {error}"))),
-                Some(Ok(chunk)) => chunk,
-            };
-            for line in chunk {
-                let key = args.key_field.as_deref().and_then(|field| key_of(&line, field));
-                bytes += line.len() as u64;
-                let record = ProducerRecord {
-                    topic: args.topic.clone(),
-                    key,
-                    value: Some(Bytes::from(line)),
-                    ..ProducerRecord::default()
-                };
-                match producer.send(record).await {
-                    Ok(delivery) => {
-                        records += 1;
-                        if deliveries.send(delivery).await.is_err() {
-                            break 'produce Err(Stop::Failed("delivery tracking stopped".into()));
-                        }
-                    }
-                    Err(error) => break 'produce Err(Stop::Failed(error.to_string())),
-                }
-            }
-        };
-        drop(lines);
+        let produced = produce_lines(&args, &producer, lines, &deliveries).await;
         let _ = reader.await;
         drop(deliveries);
         producer.flush().await;
@@ -161,39 +100,148 @@ pub fn run(args: ProduceArgs) -> i32 {
         if let Some(bar) = progress {
             bar.finish_and_clear();
         }
-        let seconds = started.elapsed().as_secs_f64();
-        eprintln!(
-            "produced {} records ({:.1} MB) to {} in {seconds:.2} s ({:.0} records/s)",
-            records - failed,
-            bytes as f64 / 1e6,
-            args.topic,
-            (records - failed) as f64 / seconds.max(1e-9)
-        );
-        match outcome {
-            Err(Stop::Interrupted) => {
-                let input = args.file.as_deref().map_or("standard input".into(), |p| p.display().to_string());
-                eprintln!(
-                    "relay produce: interrupted after {records} records (through line {records} of {input}); {} acknowledged by the broker",
-                    records - failed
-                );
-                return exit::INTERRUPTED;
-            }
-            Err(Stop::Failed(error)) => {
-                eprintln!("relay produce: {error}");
-                return exit::FAILURE;
-            }
-            Ok(()) => {}
-        }
-        if let Some(error) = first_error {
-            eprintln!("relay produce: {failed} records were not delivered; first error: {error}");
-            return if error.is_unreachable() {
-                exit::UNREACHABLE
-            } else {
-                exit::FAILURE
-            };
-        }
-        exit::SUCCESS
+        report(&args, &produced, started.elapsed().as_secs_f64(), failed, first_error)
     })
+}
+
+/// The input and its size (none for standard input); `None` after saying
+/// why a file cannot be read.
+fn open_input(args: &ProduceArgs) -> Option<(Box<dyn Read + Send>, Option<u64>)> {
+    match args.file.as_deref() {
+        None => Some((Box::new(std::io::stdin()), None)),
+        Some(path) if path.as_os_str() == "-" => Some((Box::new(std::io::stdin()), None)),
+        Some(path) => match std::fs::File::open(path) {
+            Ok(file) => {
+                let size = file.metadata().map(|m| m.len()).ok();
+                Some((Box::new(file), size))
+            }
+            Err(error) => {
+                eprintln!("relay produce: cannot read {}: {error}", path.display());
+                None
+            }
+        },
+    }
+}
+
+/// The progress bar of a file of `total` bytes.
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+            .expect("template"),
+    );
+    bar
+}
+
+/// Awaits every delivery: how many failed, and the first error.
+async fn wait_for_deliveries(mut pending: mpsc::Receiver<Delivery>) -> (u64, Option<ClientError>) {
+    let (mut failed, mut first_error) = (0u64, None);
+    while let Some(delivery) = pending.recv().await {
+        if let Err(error) = delivery.wait().await {
+            failed += 1;
+            first_error.get_or_insert(error);
+        }
+    }
+    (failed, first_error)
+}
+
+/// How far producing got, and why it stopped early if it did.
+struct Produced {
+    outcome: Result<(), Stop>,
+    records: u64,
+    bytes: u64,
+}
+
+/// Sends every line read as a record, handing each delivery to the waiter.
+/// Ctrl-C (or SIGTERM) stops reading; what was sent is still flushed and
+/// acknowledged, and the summary says how far the input got.
+async fn produce_lines(
+    args: &ProduceArgs,
+    producer: &Producer,
+    mut lines: mpsc::Receiver<std::io::Result<Vec<Vec<u8>>>>,
+    deliveries: &mpsc::Sender<Delivery>,
+) -> Produced {
+    let (mut records, mut bytes) = (0u64, 0u64);
+    let interrupted = relay_supervisor::signal::wait_for_signal();
+    tokio::pin!(interrupted);
+    let outcome = 'produce: loop {
+        let received = tokio::select! {
+            received = lines.recv() => received,
+            _ = &mut interrupted => break Err(Stop::Interrupted),
+        };
+        let chunk = match received {
+            None => break Ok(()),
+            Some(Err(error)) => break Err(Stop::Failed(format!("reading input: {error}"))),
+            Some(Ok(chunk)) => chunk,
+        };
+        for line in chunk {
+            let key = args.key_field.as_deref().and_then(|field| key_of(&line, field));
+            bytes += line.len() as u64;
+            let record = ProducerRecord {
+                topic: args.topic.clone(),
+                key,
+                value: Some(Bytes::from(line)),
+                ..ProducerRecord::default()
+            };
+            match producer.send(record).await {
+                Ok(delivery) => {
+                    records += 1;
+                    if deliveries.send(delivery).await.is_err() {
+                        break 'produce Err(Stop::Failed("delivery tracking stopped".into()));
+                    }
+                }
+                Err(error) => break 'produce Err(Stop::Failed(error.to_string())),
+            }
+        }
+    };
+    Produced {
+        outcome,
+        records,
+        bytes,
+    }
+}
+
+/// The summary line, then why producing stopped or failed; the exit code.
+fn report(args: &ProduceArgs, produced: &Produced, seconds: f64, failed: u64, first_error: Option<ClientError>) -> i32 {
+    let Produced {
+        outcome,
+        records,
+        bytes,
+    } = produced;
+    eprintln!(
+        "produced {} records ({:.1} MB) to {} in {seconds:.2} s ({:.0} records/s)",
+        records - failed,
+        *bytes as f64 / 1e6,
+        args.topic,
+        (records - failed) as f64 / seconds.max(1e-9)
+    );
+    match outcome {
+        Err(Stop::Interrupted) => {
+            let input = args
+                .file
+                .as_deref()
+                .map_or("standard input".into(), |p| p.display().to_string());
+            eprintln!(
+                "relay produce: interrupted after {records} records (through line {records} of {input}); {} acknowledged by the broker",
+                records - failed
+            );
+            return exit::INTERRUPTED;
+        }
+        Err(Stop::Failed(error)) => {
+            eprintln!("relay produce: {error}");
+            return exit::FAILURE;
+        }
+        Ok(()) => {}
+    }
+    if let Some(error) = first_error {
+        eprintln!("relay produce: {failed} records were not delivered; first error: {error}");
+        return if error.is_unreachable() {
+            exit::UNREACHABLE
+        } else {
+            exit::FAILURE
+        };
+    }
+    exit::SUCCESS
 }
 
 /// Why producing stopped before the end of the input.

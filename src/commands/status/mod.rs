@@ -1,0 +1,172 @@
+//! `relay status [--watch]`: the pipeline on one screen. The cluster id and
+//! broker; every topic with its partitions, end offsets, size on disk and
+//! produce rate; every group with its state, members and, per partition,
+//! committed offset, lag and commit age; and, when asked, each sender file's
+//! bytes behind (from `--sender-state` directories or `--scrape`d metrics)
+//! and each loader's lag (from `--scrape`d metrics).
+//!
+//! It also shows what the logged-in user may do (ACCESS): the broker's
+//! authorized operations on the cluster, every topic the user can see and
+//! every group listed.
+//!
+//! Rates and commit ages need two looks: a single run looks twice, one
+//! interval (at most 1 s) apart; `--watch` refreshes every interval. A commit
+//! age is exact when a broker's metrics are scraped, else it is the time
+//! since the committed offset was last seen to move (`>` when it has not
+//! moved since status started).
+//!
+//! This file looks and refreshes; [`render`] draws the screen. What a
+//! sender's state directory holds is read by relay-sender
+//! ([`relay_sender::status`]), metrics are read by relay-supervisor
+//! ([`relay_supervisor::scrape`]).
+
+mod render;
+#[cfg(test)]
+mod tests;
+
+use super::client::{connect, fail, runtime};
+use crate::cli::StatusArgs;
+use crate::exit;
+use relay_client::admin::Admin;
+use relay_client::consumer::TopicPartition;
+use relay_client::permissions::{permissions, Permissions};
+use relay_client::ClientError;
+use relay_supervisor::scrape::scrape_all;
+use relay_supervisor::signal::wait_for_signal;
+use render::render;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Longest wait of a single (non-watch) run between its two looks.
+const ONE_SHOT_WINDOW_MAX: Duration = Duration::from_secs(1);
+
+struct TopicRow {
+    name: String,
+    partitions: usize,
+    end_offsets: i64,
+    size_bytes: i64,
+}
+
+struct GroupRow {
+    group: String,
+    state: String,
+    members: usize,
+    lags: Vec<relay_client::admin::PartitionLag>,
+}
+
+/// One look at the cluster.
+struct Snapshot {
+    at: Instant,
+    cluster_id: String,
+    topics: Vec<TopicRow>,
+    groups: Vec<GroupRow>,
+    /// What the user may do; the error when the broker would not say.
+    access: Result<Permissions, String>,
+}
+
+/// What earlier looks tell: previous end offsets, when committed offsets moved.
+#[derive(Default)]
+struct History {
+    started: Option<Instant>,
+    previous: Option<(Instant, HashMap<String, i64>)>,
+    commits: HashMap<(String, TopicPartition), (i64, Option<Instant>)>,
+}
+
+async fn look(admin: &Admin) -> Result<Snapshot, ClientError> {
+    let at = Instant::now();
+    let cluster_id = admin.cluster().cluster_id().unwrap_or_else(|| "?".into());
+    let sizes: HashMap<TopicPartition, i64> = match admin.partition_sizes().await {
+        Ok(sizes) => sizes.into_iter().collect(),
+        Err(error) => {
+            tracing::warn!(%error, "no partition sizes (DescribeLogDirs)");
+            HashMap::new()
+        }
+    };
+    let mut topics = Vec::new();
+    for (name, partitions) in admin.list_topics().await? {
+        let offsets = admin.describe_topic(&name).await?;
+        let size_bytes = (0..partitions as i32)
+            .filter_map(|partition| {
+                sizes.get(&TopicPartition {
+                    topic: name.clone(),
+                    partition,
+                })
+            })
+            .sum();
+        topics.push(TopicRow {
+            end_offsets: offsets.iter().map(|p| p.end_offset).sum(),
+            name,
+            partitions,
+            size_bytes,
+        });
+    }
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut groups = Vec::new();
+    for summary in admin.list_groups().await? {
+        let description = admin.describe_group(&summary.group).await?;
+        let lags = admin.lag(&summary.group).await?;
+        groups.push(GroupRow {
+            state: description.state,
+            members: description.members.len(),
+            lags,
+            group: summary.group,
+        });
+    }
+    let names: Vec<String> = groups.iter().map(|g| g.group.clone()).collect();
+    let access = permissions(admin.cluster(), &names).await.map_err(|e| e.to_string());
+    Ok(Snapshot {
+        at,
+        cluster_id,
+        topics,
+        groups,
+        access,
+    })
+}
+
+pub fn run(args: StatusArgs) -> i32 {
+    if args.watch {
+        // Warnings would scroll through the redrawn screen; what goes wrong
+        // is shown on the screen itself.
+        relay_supervisor::logging::init_logging_at("error");
+    }
+    runtime().block_on(async move {
+        let admin = match connect(&args.client, "relay-status").await {
+            Ok(cluster) => Admin::new(cluster),
+            Err(error) => return fail("status", &error),
+        };
+        let interval = Duration::from_millis(args.interval_ms.max(100));
+        let mut history = History::default();
+        if !args.watch {
+            // Two looks, for rates.
+            if let Err(error) = look(&admin).await.map(|first| render(&first, &mut history, &args, &[])) {
+                return fail("status", &error);
+            }
+            tokio::time::sleep(interval.min(ONE_SHOT_WINDOW_MAX)).await;
+            let scraped = scrape_all(&args.scrapes).await;
+            return match look(&admin).await {
+                Ok(snapshot) => {
+                    print!("{}", render(&snapshot, &mut history, &args, &scraped));
+                    exit::SUCCESS
+                }
+                Err(error) => fail("status", &error),
+            };
+        }
+        let stop = wait_for_signal();
+        tokio::pin!(stop);
+        loop {
+            let scraped = scrape_all(&args.scrapes).await;
+            let screen = match look(&admin).await {
+                Ok(snapshot) => render(&snapshot, &mut history, &args, &scraped),
+                Err(error) => format!("relay status: {error} (retrying)\n"),
+            };
+            // Home the cursor, draw, clear what the last screen left below.
+            print!("\x1b[H\x1b[2J{screen}");
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+            tokio::select! {
+                _ = &mut stop => return exit::SUCCESS,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    })
+}
