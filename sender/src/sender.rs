@@ -52,6 +52,26 @@ fn host_name() -> Bytes {
         .unwrap_or_else(|_| Bytes::from_static(b"unknown"))
 }
 
+/// The discovery loop's files: the tailers running, and where each open
+/// file was last seen.
+#[derive(Default)]
+struct Running {
+    tailers: JoinSet<(FileKey, tailer::Finished)>,
+    open: HashMap<FileKey, PathBuf>,
+    /// The `open_files_max` warning was said for the files waiting now.
+    refused_for_limit: bool,
+}
+
+/// What a pass did with a file it found.
+enum Opened {
+    /// Nothing to start: already open, settled, a copy waiting, or unreadable.
+    Not,
+    /// It needs a tailer, and waits for room under `open_files_max`.
+    Waiting,
+    /// Opened: its tailer starts once the pass saved its identity.
+    Start(tailer::Tail),
+}
+
 pub struct Sender {
     shared: Arc<SenderShared>,
     patterns: Vec<PathPattern>,
@@ -86,112 +106,14 @@ impl Sender {
     /// `drain_timeout`) and saves the registry.
     pub async fn run(self, mut stop: watch::Receiver<bool>) -> Result<()> {
         let shared = &self.shared;
-        let mut tailers: JoinSet<(FileKey, tailer::Finished)> = JoinSet::new();
-        let mut open: HashMap<FileKey, PathBuf> = HashMap::new();
-        let mut refused_for_limit = false;
+        let mut running = Running::default();
         tracing::info!(topic = %shared.config.topic, patterns = ?shared.config.paths, state_dir = %shared.config.state_dir().display(), "sender started");
         // Tailers stop with the sender (a stop, or a fatal error), not only on a stop.
         let (halt, halted) = watch::channel(false);
         let checkpoints = tokio::spawn(checkpoint_while_running(Arc::clone(shared), halted.clone()));
         shared.wake.start();
         loop {
-            for pattern in &self.patterns {
-                shared.wake.watch_dir(pattern.dir());
-            }
-            while let Some(done) = tailers.try_join_next() {
-                if let Ok((key, finished)) = done {
-                    self.finish(&mut open, key, finished);
-                }
-            }
-            let room = shared.config.open_files_max.saturating_sub(open.len());
-            let mut found = self.discover(&open, room);
-            shared.set_watched(found.iter().map(|(key, _, _)| *key).collect());
-            let behind = self.left_behind(&found, &open);
-            found.extend(
-                behind
-                    .into_iter()
-                    .map(|(key, path, file)| (key, path, Seen::Open(file))),
-            );
-            // Files with new lines that cannot be opened this pass (open_files_max).
-            let mut waiting = 0;
-            // Files opened this pass, started once their identities are saved.
-            let mut starting: Vec<tailer::Tail> = Vec::new();
-            for (key, path, file) in found {
-                if let Some(known) = open.get_mut(&key) {
-                    if *known != path {
-                        // Renamed (rotated): the registry shows where the file is now.
-                        shared.registry.moved(key, &path);
-                        *known = path;
-                    }
-                    continue;
-                }
-                let file = match file {
-                    Seen::Open(file) => file,
-                    Seen::Settled => {
-                        if shared.registry.get(key).is_some_and(|entry| entry.path != path) {
-                            shared.registry.moved(key, &path); // renamed while closed
-                        }
-                        continue; // fully acknowledged, and not grown since
-                    }
-                    Seen::NoRoom => {
-                        waiting += 1;
-                        continue;
-                    }
-                };
-                if open.len() >= shared.config.open_files_max {
-                    waiting += 1;
-                    continue;
-                }
-                if self.is_copy_of_open_file(key, &path, &file, &open) {
-                    continue; // wait for the original's truncation to hand over its position
-                }
-                let start_position = match self.start_position(key, &path, &file) {
-                    Ok(position) => position,
-                    Err(error) => {
-                        // Not new content: tried again at the next pass.
-                        let problem = format!("cannot read its identity: {error}");
-                        shared
-                            .problems
-                            .report(&path.display().to_string(), problem, problems::Severity::Unreadable);
-                        continue;
-                    }
-                };
-                open.insert(key, path.clone());
-                starting.push(tailer::Tail {
-                    path,
-                    file: Arc::new(file),
-                    key,
-                    start_position,
-                });
-            }
-            // The identities files are read under are saved before their
-            // first lines go out (a kill must not give the same lines another
-            // identity after the restart): once per pass for all the files it
-            // opens, not once per file (10,000 files were 10,000 rewrites of
-            // the whole registry at start-up).
-            if !starting.is_empty() && !shared.must_save() {
-                for tail in starting.drain(..) {
-                    open.remove(&tail.key);
-                }
-            }
-            for tail in starting.drain(..) {
-                tracing::info!(file = %tail.path.display(), position = tail.start_position, "reading file");
-                tailers.spawn(tailer::run(Arc::clone(shared), tail, halted.clone()));
-            }
-            if waiting > 0 {
-                if !refused_for_limit {
-                    tracing::warn!(
-                        limit = shared.config.open_files_max,
-                        waiting,
-                        "open_files_max reached; further files wait (idle, fully acknowledged files are closed to make room)"
-                    );
-                    refused_for_limit = true;
-                }
-                // As many as wait, at once: files can appear faster than one per pass.
-                shared.evict_idlest(waiting);
-            } else {
-                refused_for_limit = false;
-            }
+            self.discovery_pass(&mut running, &halted);
             if shared.has_failed() {
                 break;
             }
@@ -208,11 +130,151 @@ impl Sender {
             }
         }
         let _ = halt.send(true);
-        // Tailers stop reading; their acknowledgement tasks drain what is in flight.
-        let drained = tokio::time::timeout(shared.config.drain_timeout(), async {
+        self.drain(&mut running).await;
+        checkpoints.abort();
+        shared.registry.save()?;
+        tracing::info!("sender stopped; registry saved");
+        match shared.take_failure() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// One pass: finished tailers reaped, the watched paths (and files that
+    /// left them with lines unsent) looked at, a tailer started for each
+    /// file that needs one and fits under `open_files_max`.
+    fn discovery_pass(&self, running: &mut Running, halted: &watch::Receiver<bool>) {
+        let shared = &self.shared;
+        for pattern in &self.patterns {
+            shared.wake.watch_dir(pattern.dir());
+        }
+        while let Some(done) = running.tailers.try_join_next() {
+            if let Ok((key, finished)) = done {
+                self.finish(&mut running.open, key, finished);
+            }
+        }
+        let room = shared.config.open_files_max.saturating_sub(running.open.len());
+        let mut found = self.discover(&running.open, room);
+        shared.set_watched(found.iter().map(|(key, _, _)| *key).collect());
+        let behind = self.left_behind(&found, &running.open);
+        found.extend(
+            behind
+                .into_iter()
+                .map(|(key, path, file)| (key, path, Seen::Open(file))),
+        );
+        // Files with new lines that cannot be opened this pass (open_files_max).
+        let mut waiting = 0;
+        // Files opened this pass, started once their identities are saved.
+        let mut starting: Vec<tailer::Tail> = Vec::new();
+        for (key, path, file) in found {
+            match self.open_found(key, path, file, &mut running.open) {
+                Opened::Not => {}
+                Opened::Waiting => waiting += 1,
+                Opened::Start(tail) => starting.push(tail),
+            }
+        }
+        self.start_tailers(starting, running, halted);
+        self.note_waiting(waiting, &mut running.refused_for_limit);
+    }
+
+    /// What to do with one file discovery found: follow a rename of an open
+    /// one, leave a settled one, count one without room, or open it where
+    /// it starts (its identity recorded, not yet saved).
+    fn open_found(&self, key: FileKey, path: PathBuf, file: Seen, open: &mut HashMap<FileKey, PathBuf>) -> Opened {
+        let shared = &self.shared;
+        if let Some(known) = open.get_mut(&key) {
+            if *known != path {
+                // Renamed (rotated): the registry shows where the file is now.
+                shared.registry.moved(key, &path);
+                *known = path;
+            }
+            return Opened::Not;
+        }
+        let file = match file {
+            Seen::Open(file) => file,
+            Seen::Settled => {
+                if shared.registry.get(key).is_some_and(|entry| entry.path != path) {
+                    shared.registry.moved(key, &path); // renamed while closed
+                }
+                return Opened::Not; // fully acknowledged, and not grown since
+            }
+            Seen::NoRoom => return Opened::Waiting,
+        };
+        if open.len() >= shared.config.open_files_max {
+            return Opened::Waiting;
+        }
+        if self.is_copy_of_open_file(key, &path, &file, open) {
+            return Opened::Not; // wait for the original's truncation to hand over its position
+        }
+        let start_position = match self.start_position(key, &path, &file) {
+            Ok(position) => position,
+            Err(error) => {
+                // Not new content: tried again at the next pass.
+                let problem = format!("cannot read its identity: {error}");
+                shared
+                    .problems
+                    .report(&path.display().to_string(), problem, problems::Severity::Unreadable);
+                return Opened::Not;
+            }
+        };
+        open.insert(key, path.clone());
+        Opened::Start(tailer::Tail {
+            path,
+            file: Arc::new(file),
+            key,
+            start_position,
+        })
+    }
+
+    /// Starts the tailers of the files a pass opened, once their identities
+    /// are saved.
+    fn start_tailers(&self, mut starting: Vec<tailer::Tail>, running: &mut Running, halted: &watch::Receiver<bool>) {
+        let shared = &self.shared;
+        // The identities files are read under are saved before their
+        // first lines go out (a kill must not give the same lines another
+        // identity after the restart): once per pass for all the files it
+        // opens, not once per file (10,000 files were 10,000 rewrites of
+        // the whole registry at start-up).
+        if !starting.is_empty() && !shared.must_save() {
+            for tail in starting.drain(..) {
+                running.open.remove(&tail.key);
+            }
+        }
+        for tail in starting.drain(..) {
+            tracing::info!(file = %tail.path.display(), position = tail.start_position, "reading file");
+            running
+                .tailers
+                .spawn(tailer::run(Arc::clone(shared), tail, halted.clone()));
+        }
+    }
+
+    /// Files wait for room under `open_files_max`: said once while they do,
+    /// and as many idle files asked to close.
+    fn note_waiting(&self, waiting: usize, refused_for_limit: &mut bool) {
+        if waiting == 0 {
+            *refused_for_limit = false;
+            return;
+        }
+        if !*refused_for_limit {
+            tracing::warn!(
+                limit = self.shared.config.open_files_max,
+                waiting,
+                "open_files_max reached; further files wait (idle, fully acknowledged files are closed to make room)"
+            );
+            *refused_for_limit = true;
+        }
+        // As many as wait, at once: files can appear faster than one per pass.
+        self.shared.evict_idlest(waiting);
+    }
+
+    /// Waits for the tailers to stop; their acknowledgement tasks drain what
+    /// is in flight, for at most `drain_timeout`.
+    async fn drain(&self, running: &mut Running) {
+        let Running { tailers, open, .. } = running;
+        let drained = tokio::time::timeout(self.shared.config.drain_timeout(), async {
             while let Some(done) = tailers.join_next().await {
                 if let Ok((key, finished)) = done {
-                    self.finish(&mut open, key, finished);
+                    self.finish(open, key, finished);
                 }
             }
         })
@@ -223,13 +285,6 @@ impl Sender {
                 "acknowledgements still missing at shutdown; those lines are sent again next time"
             );
             tailers.abort_all();
-        }
-        checkpoints.abort();
-        shared.registry.save()?;
-        tracing::info!("sender stopped; registry saved");
-        match shared.take_failure() {
-            Some(error) => Err(error),
-            None => Ok(()),
         }
     }
 

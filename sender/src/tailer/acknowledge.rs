@@ -6,15 +6,16 @@
 use super::{line_records, Ack};
 use crate::delivery::{self, Outcome};
 use crate::error::SenderError;
-use crate::identity::{self, FileKey};
+use crate::identity::{self, FileId, FileKey, Fingerprint};
 use crate::metrics::FileMetrics;
 use crate::shared::SenderShared;
 use bytes::Bytes;
+use relay_client::producer::BatchDelivery;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// A line the broker refuses as such (larger than it accepts) goes to the
 /// rejects file with its bytes, so it can be replayed; the error when it
@@ -52,102 +53,149 @@ pub(super) async fn acknowledge(
     source: Source,
     mut pending: mpsc::Receiver<Ack>,
     counters: Arc<FileMetrics>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let Source {
-        key,
-        path,
-        path_text,
-        file,
-    } = source;
+    let mut acknowledging = Acknowledging {
+        shared,
+        source,
+        counters,
+        stop,
+    };
     while let Some(ack) = pending.recv().await {
-        let acked = match ack {
+        if acknowledging.apply(ack).await == Applied::Done {
+            return;
+        }
+    }
+}
+
+/// Whether an acknowledgement task goes on after an entry of its queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    Next,
+    /// A stop, a fatal error, or a failed save: nothing more is applied.
+    Done,
+}
+
+/// An acknowledgement task's state.
+struct Acknowledging {
+    shared: Arc<SenderShared>,
+    source: Source,
+    counters: Arc<FileMetrics>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Acknowledging {
+    /// Applies one entry of the queue.
+    async fn apply(&mut self, ack: Ack) -> Applied {
+        match ack {
             Ack::Lines {
                 lines,
                 file_id,
                 delivery,
                 before,
-            } => {
-                let records = |indexes: &[usize]| {
-                    line_records(
-                        &shared,
-                        &path_text,
-                        &file_id,
-                        indexes.iter().map(|&index| &lines[index]),
-                    )
-                };
-                let delivered = delivery::deliver(
-                    &shared.producer,
-                    &shared.trouble,
-                    records,
-                    lines.len(),
-                    delivery,
-                    &mut stop,
-                )
-                .await;
-                // The position moves past every line, in file order, that
-                // was acknowledged or written to the rejects file.
-                let mut done_to = None;
-                for ((position, line), outcome) in lines.iter().zip(delivered.outcomes) {
-                    match outcome {
-                        Some(Outcome::Acknowledged) => {
-                            shared.stats.lines_acked.fetch_add(1, Ordering::Relaxed);
-                            counters.lines_acked.increment(1);
-                        }
-                        Some(Outcome::Refused(error)) => {
-                            if let Err(error) = refuse(&shared, &path, *position, line, &error, &counters) {
-                                shared.fail(error);
-                                break;
-                            }
-                        }
-                        _ => break,
-                    }
-                    done_to = Some(position + line.len() as u64 + 1);
-                }
-                let whole = done_to == lines.last().map(|(p, l)| p + l.len() as u64 + 1);
-                if let Some(done_to) = done_to {
-                    // Part of a batch: the bytes before its end come from the file.
-                    let before = if whole {
-                        Some(before)
-                    } else {
-                        identity::before(&file, done_to).ok()
-                    };
-                    shared.registry.acknowledge(key, done_to, before);
-                    counters.set_acked(done_to);
-                }
-                match delivered.end {
-                    None if whole => continue,
-                    Some(Outcome::Fatal(error)) => {
-                        shared.fail(SenderError::Fatal(error));
-                        return;
-                    }
-                    _ => return,
-                }
+            } => self.lines(lines, file_id, delivery, before).await,
+            Ack::Skip { end, before } => {
+                self.move_to(end, Some(before));
+                Applied::Next
             }
-            Ack::Skip { end, before } => (end, before),
             Ack::Fingerprint(fingerprint) => {
-                shared.registry.refresh_fingerprint(key, fingerprint);
-                continue;
+                self.shared.registry.refresh_fingerprint(self.source.key, fingerprint);
+                Applied::Next
             }
             Ack::Reset {
                 file_id,
                 fingerprint,
                 saved,
-            } => {
-                shared.registry.reset(key, file_id, fingerprint);
-                counters.set_acked(0);
-                // A handover is a checkpoint: the copy must find the old
-                // content's identity and the file its new one after a crash.
-                let durable = shared.must_save();
-                let _ = saved.send(durable);
-                if !durable {
-                    return;
-                }
-                continue;
+            } => self.reset(file_id, fingerprint, saved),
+        }
+    }
+
+    /// Waits for a batch's lines to be delivered (sending again those that
+    /// failed for a reason not about them); the position moves past every
+    /// line, in file order, that was acknowledged or written to the rejects file.
+    async fn lines(
+        &mut self,
+        lines: Vec<(u64, Bytes)>,
+        file_id: Bytes,
+        delivery: BatchDelivery,
+        before: Fingerprint,
+    ) -> Applied {
+        let (shared, path_text) = (&self.shared, &self.source.path_text);
+        let records =
+            |indexes: &[usize]| line_records(shared, path_text, &file_id, indexes.iter().map(|&index| &lines[index]));
+        let delivered = delivery::deliver(
+            &shared.producer,
+            &shared.trouble,
+            records,
+            lines.len(),
+            delivery,
+            &mut self.stop,
+        )
+        .await;
+        let done_to = self.settle(&lines, delivered.outcomes);
+        let whole = done_to == lines.last().map(|(p, l)| p + l.len() as u64 + 1);
+        if let Some(done_to) = done_to {
+            // Part of a batch: the bytes before its end come from the file.
+            let before = if whole {
+                Some(before)
+            } else {
+                identity::before(&self.source.file, done_to).ok()
+            };
+            self.move_to(done_to, before);
+        }
+        match delivered.end {
+            None if whole => Applied::Next,
+            Some(Outcome::Fatal(error)) => {
+                self.shared.fail(SenderError::Fatal(error));
+                Applied::Done
             }
-        };
-        let (acked, before) = acked;
-        shared.registry.acknowledge(key, acked, Some(before));
-        counters.set_acked(acked);
+            _ => Applied::Done,
+        }
+    }
+
+    /// Counts each line's outcome, in file order, and writes refused lines
+    /// to the rejects file; the end of the last line settled, if any.
+    fn settle(&self, lines: &[(u64, Bytes)], outcomes: Vec<Option<Outcome>>) -> Option<u64> {
+        let mut done_to = None;
+        for ((position, line), outcome) in lines.iter().zip(outcomes) {
+            match outcome {
+                Some(Outcome::Acknowledged) => {
+                    self.shared.stats.lines_acked.fetch_add(1, Ordering::Relaxed);
+                    self.counters.lines_acked.increment(1);
+                }
+                Some(Outcome::Refused(error)) => {
+                    let path = &self.source.path;
+                    if let Err(error) = refuse(&self.shared, path, *position, line, &error, &self.counters) {
+                        self.shared.fail(error);
+                        break;
+                    }
+                }
+                _ => break,
+            }
+            done_to = Some(position + line.len() as u64 + 1);
+        }
+        done_to
+    }
+
+    /// Applies a truncation's new identity and saves it: a handover is a
+    /// checkpoint, the copy must find the old content's identity and the
+    /// file its new one after a crash. The tailer sends nothing under the
+    /// new identity before it hears the save worked.
+    fn reset(&mut self, file_id: FileId, fingerprint: Option<Fingerprint>, saved: oneshot::Sender<bool>) -> Applied {
+        self.shared.registry.reset(self.source.key, file_id, fingerprint);
+        self.counters.set_acked(0);
+        let durable = self.shared.must_save();
+        let _ = saved.send(durable);
+        if durable {
+            Applied::Next
+        } else {
+            Applied::Done
+        }
+    }
+
+    /// Moves the file's acknowledged position to `end`, with the bytes before it.
+    fn move_to(&mut self, end: u64, before: Option<Fingerprint>) {
+        self.shared.registry.acknowledge(self.source.key, end, before);
+        self.counters.set_acked(end);
     }
 }
