@@ -151,8 +151,8 @@ fn build_context(config: &BrokerConfig, local_addr: SocketAddr, opened: Opened, 
     let coordinator = Coordinator::new(
         opened.store,
         GroupSettings {
-            session_timeout_min_ms: config.group_session_timeout_min_ms,
-            session_timeout_max_ms: config.group_session_timeout_max_ms,
+            session_timeout_ms_min: config.group_session_timeout_min_ms,
+            session_timeout_ms_max: config.group_session_timeout_max_ms,
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
         },
     );

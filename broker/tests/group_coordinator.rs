@@ -13,8 +13,8 @@ use std::time::Duration;
 
 fn settings() -> GroupSettings {
     GroupSettings {
-        session_timeout_min_ms: 100,
-        session_timeout_max_ms: 60_000,
+        session_timeout_ms_min: 100,
+        session_timeout_ms_max: 60_000,
         initial_rebalance_delay: Duration::ZERO,
     }
 }

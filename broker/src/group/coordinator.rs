@@ -41,8 +41,8 @@ pub const MEMBERSHIP_NOT_STORED: ResponseError = ResponseError::CoordinatorNotAv
 
 #[derive(Debug, Clone)]
 pub struct GroupSettings {
-    pub session_timeout_min_ms: i32,
-    pub session_timeout_max_ms: i32,
+    pub session_timeout_ms_min: i32,
+    pub session_timeout_ms_max: i32,
     pub initial_rebalance_delay: Duration,
 }
 
@@ -128,7 +128,7 @@ impl Coordinator {
     fn join_locked(&self, request: JoinRequest) -> Result<oneshot::Receiver<JoinResult>, Box<JoinResult>> {
         let now = Instant::now();
         let session = request.session_timeout_ms;
-        if session < self.settings.session_timeout_min_ms || session > self.settings.session_timeout_max_ms {
+        if session < self.settings.session_timeout_ms_min || session > self.settings.session_timeout_ms_max {
             return Err(Box::new(JoinResult::error(
                 ResponseError::InvalidSessionTimeout,
                 &request.member_id,
@@ -279,7 +279,7 @@ impl Coordinator {
                         changed.push((group.to_stored(), Announcements::default()));
                     }
                 }
-                let session_max = Duration::from_millis(self.settings.session_timeout_max_ms as u64);
+                let session_max = Duration::from_millis(self.settings.session_timeout_ms_max as u64);
                 group
                     .pending_members
                     .retain(|_, since| now.duration_since(*since) < session_max);

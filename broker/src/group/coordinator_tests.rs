@@ -9,8 +9,8 @@ fn open(dir: &std::path::Path, faults: &FaultInjector) -> Arc<Coordinator> {
     Coordinator::new(
         store,
         GroupSettings {
-            session_timeout_min_ms: 100,
-            session_timeout_max_ms: 60_000,
+            session_timeout_ms_min: 100,
+            session_timeout_ms_max: 60_000,
             initial_rebalance_delay: Duration::ZERO,
         },
     )
