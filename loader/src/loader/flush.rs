@@ -84,6 +84,7 @@ impl Loader {
                 next: *next,
             })
             .collect();
+        assert_gaps_advance(&batch);
         Ok(Built {
             batch,
             sources,
@@ -236,5 +237,25 @@ impl Loader {
             *self.open_gaps.entry(tp).or_default() += 1;
         }
         self.mirror_to_broker(next.into_iter().collect()).await;
+    }
+}
+
+/// A gap is recorded only in the transaction that moves its partition's
+/// offset past it, and never over offsets the warehouse already has (the
+/// partition's previous next offset).
+fn assert_gaps_advance(batch: &Batch) {
+    for gap in &batch.gaps {
+        let advance = batch
+            .offsets
+            .iter()
+            .find(|advance| advance.topic == gap.topic && advance.partition == gap.partition);
+        assert!(
+            advance.is_some_and(|advance| advance.previous.is_none_or(|previous| previous <= gap.first_offset)),
+            "gap {}..={} of {}/{} without its partition's offset advancing from below it: {advance:?}",
+            gap.first_offset,
+            gap.last_offset,
+            gap.topic,
+            gap.partition
+        );
     }
 }

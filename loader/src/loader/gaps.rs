@@ -155,8 +155,34 @@ impl Loader {
                 }
             }
         }
+        assert_jump_accounted(tp, expected, found, cursor, &gaps);
         Ok(gaps)
     }
+}
+
+/// The batch's offsets jump only where a gap is recorded: every offset of
+/// `expected..found` is in one of `gaps` (in order, apart, inside the jump)
+/// or was passed over by `cursor` as a transaction marker.
+fn assert_jump_accounted(tp: &TopicPartition, expected: i64, found: i64, cursor: i64, gaps: &[Gap]) {
+    let mut from = expected;
+    for gap in gaps {
+        assert!(
+            from <= gap.first_offset && gap.first_offset <= gap.last_offset && gap.last_offset < found,
+            "{}/{}: gap {}..={} is not inside the jump {expected}..{found} after {from}",
+            tp.topic,
+            tp.partition,
+            gap.first_offset,
+            gap.last_offset
+        );
+        from = gap.last_offset + 1;
+    }
+    assert!(
+        from.max(cursor) >= found,
+        "{}/{}: the jump {expected}..{found} is accounted for only up to {}",
+        tp.topic,
+        tp.partition,
+        from.max(cursor)
+    );
 }
 
 /// Probes spent walking one jump over offsets the log still covers (each
