@@ -13,6 +13,10 @@ use relay_client::records::ConsumerRecord;
 use std::collections::HashSet;
 use std::io::Write;
 
+/// Printed records are written to standard output in pieces of at most
+/// 64 KiB (one write(2) per piece, not per record).
+const OUTPUT_BUFFER_BYTES_MAX: usize = 1 << 16;
+
 fn json_line(record: &ConsumerRecord) -> String {
     let text = |bytes: &Option<bytes::Bytes>| match bytes {
         None => serde_json::Value::Null,
@@ -69,7 +73,7 @@ pub fn run(args: ConsumeArgs) -> i32 {
 
 async fn print_records(consumer: &mut Consumer, args: &ConsumeArgs) -> i32 {
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER_BYTES_MAX, stdout.lock());
     let mut printed = 0u64;
     loop {
         let poll = match consumer.poll().await {

@@ -18,8 +18,14 @@ use tokio::sync::mpsc;
 
 /// Chunks of lines read ahead of the producer, and lines per chunk: 16 x
 /// 1,000 lines keeps the reader thread busy without holding much memory.
-const LINE_CHUNKS_IN_FLIGHT_MAX: usize = 16;
-const LINES_PER_CHUNK: usize = 1000;
+const READ_AHEAD_CHUNKS_MAX: usize = 16;
+const CHUNK_LINES_MAX: usize = 1000;
+/// The reader's buffer: input is read from the file in pieces of at most
+/// 1 MiB, whatever the line lengths.
+const READ_BUFFER_BYTES_MAX: usize = 1 << 20;
+/// A record not acknowledged by the broker within 30 s counts as not
+/// delivered (the summary says how many, with the first error).
+const DELIVERY_WAIT_MS_MAX: u64 = 30_000;
 
 /// Reads lines (without their newline) on a blocking thread, in chunks.
 fn read_lines(
@@ -27,8 +33,8 @@ fn read_lines(
     chunks: mpsc::Sender<std::io::Result<Vec<Vec<u8>>>>,
     progress: Option<ProgressBar>,
 ) {
-    let mut reader = BufReader::with_capacity(1 << 20, input);
-    let mut chunk = Vec::with_capacity(LINES_PER_CHUNK);
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES_MAX, input);
+    let mut chunk = Vec::with_capacity(CHUNK_LINES_MAX);
     loop {
         let mut line = Vec::new();
         match reader.read_until(b'\n', &mut line) {
@@ -41,7 +47,7 @@ fn read_lines(
                     line.pop();
                 }
                 chunk.push(line);
-                if chunk.len() == LINES_PER_CHUNK && chunks.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
+                if chunk.len() == CHUNK_LINES_MAX && chunks.blocking_send(Ok(std::mem::take(&mut chunk))).is_err() {
                     return;
                 }
             }
@@ -58,7 +64,7 @@ fn read_lines(
 
 /// Deliveries awaited behind the reader: enough to keep several batches in
 /// flight per partition without holding the whole file.
-const DELIVERIES_IN_FLIGHT_MAX: usize = 100_000;
+const IN_FLIGHT_DELIVERIES_MAX: usize = 100_000;
 
 pub fn run(args: ProduceArgs) -> i32 {
     let codec = match parse_compression(&args.compression) {
@@ -78,7 +84,7 @@ pub fn run(args: ProduceArgs) -> i32 {
         };
         let config = ProducerConfig {
             compression: codec,
-            delivery_timeout: Some(Duration::from_secs(30)),
+            delivery_timeout: Some(Duration::from_millis(DELIVERY_WAIT_MS_MAX)),
             ..ProducerConfig::default()
         };
         let producer = match Producer::new(cluster, config).await {
@@ -86,10 +92,10 @@ pub fn run(args: ProduceArgs) -> i32 {
             Err(error) => return fail("produce", &error),
         };
         let progress = total_bytes.map(progress_bar);
-        let (deliveries, pending) = mpsc::channel::<Delivery>(DELIVERIES_IN_FLIGHT_MAX);
+        let (deliveries, pending) = mpsc::channel::<Delivery>(IN_FLIGHT_DELIVERIES_MAX);
         let waiter = tokio::spawn(wait_for_deliveries(pending));
         let started = Instant::now();
-        let (chunks, lines) = mpsc::channel::<std::io::Result<Vec<Vec<u8>>>>(LINE_CHUNKS_IN_FLIGHT_MAX);
+        let (chunks, lines) = mpsc::channel::<std::io::Result<Vec<Vec<u8>>>>(READ_AHEAD_CHUNKS_MAX);
         let reader_progress = progress.clone();
         let reader = tokio::task::spawn_blocking(move || read_lines(input, chunks, reader_progress));
         let produced = produce_lines(&args, &producer, lines, &deliveries).await;

@@ -38,7 +38,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Longest wait of a single (non-watch) run between its two looks.
-const ONE_SHOT_WINDOW_MAX: Duration = Duration::from_secs(1);
+const ONE_SHOT_WINDOW_MS_MAX: u64 = 1_000;
+/// Shortest `--interval-ms` honoured: each look asks the broker about every
+/// topic and group, so a smaller one would only load the broker.
+const INTERVAL_MS_MIN: u64 = 100;
 
 struct TopicRow {
     name: String,
@@ -134,14 +137,14 @@ pub fn run(args: StatusArgs) -> i32 {
             Ok(cluster) => Admin::new(cluster),
             Err(error) => return fail("status", &error),
         };
-        let interval = Duration::from_millis(args.interval_ms.max(100));
+        let interval = Duration::from_millis(args.interval_ms.max(INTERVAL_MS_MIN));
         let mut history = History::default();
         if !args.watch {
             // Two looks, for rates.
             if let Err(error) = look(&admin).await.map(|first| render(&first, &mut history, &args, &[])) {
                 return fail("status", &error);
             }
-            tokio::time::sleep(interval.min(ONE_SHOT_WINDOW_MAX)).await;
+            tokio::time::sleep(interval.min(Duration::from_millis(ONE_SHOT_WINDOW_MS_MAX))).await;
             let scraped = scrape_all(&args.scrapes).await;
             return match look(&admin).await {
                 Ok(snapshot) => {
