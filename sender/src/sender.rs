@@ -16,6 +16,7 @@ use crate::tailer;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use relay_client::producer::{Producer, ProducerConfig};
+use relay_proto::stop::Stop;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -102,13 +103,14 @@ impl Sender {
         &self.shared
     }
 
-    /// Runs until `stop` turns true; then drains acknowledgements (bounded by
+    /// Runs until `stop` is on; then drains acknowledgements (bounded by
     /// `drain_timeout`) and saves the registry.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) -> Result<()> {
+    pub async fn run(self, mut stop: Stop) -> Result<()> {
         let shared = &self.shared;
         let mut running = Running::default();
         tracing::info!(topic = %shared.config.topic, patterns = ?shared.config.paths, state_dir = %shared.config.state_dir().display(), "sender started");
-        // Tailers stop with the sender (a stop, or a fatal error), not only on a stop.
+        // Tailers stop with the sender (a stop, or a fatal error), not only on
+        // a stop. A watch channel, not a `Stop`, while `delivery` waits on one.
         let (halt, halted) = watch::channel(false);
         let checkpoints = tokio::spawn(checkpoint_while_running(Arc::clone(shared), halted.clone()));
         shared.wake.start();
@@ -123,9 +125,9 @@ impl Sender {
                     // A burst of new files is taken in one pass, not one each.
                     tokio::time::sleep(DISCOVER_AFTER_WAKE).await;
                 }
-                _ = stop.changed() => {}
+                _ = stop.stopped() => {}
             }
-            if *stop.borrow() {
+            if stop.is_stopped() {
                 break;
             }
         }

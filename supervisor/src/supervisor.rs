@@ -19,6 +19,7 @@ use relay_client::settings::Login;
 use relay_client::{ClientSettings, Cluster};
 use relay_loader::config::LoaderConfig;
 use relay_loader::loader::{Loader, LoaderError, LoaderStats};
+use relay_proto::stop::{stop_signal, Stop};
 use relay_sender::{Sender, SenderConfig};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -236,7 +237,7 @@ impl Supervisor {
                 endpoint.watch_sender(&config.topic, Arc::clone(sender.shared()));
             }
             let topic = config.topic.clone();
-            let stopped = self.stopped(Kind::Sender);
+            let stopped = self.stop_signal_of(Kind::Sender);
             let user = user.clone();
             self.spawn(format!("send {}", config.topic), Kind::Sender, async move {
                 sender.run(stopped).await.map_err(|source| {
@@ -342,6 +343,19 @@ impl Supervisor {
     /// The stop signal of a kind of role.
     fn stopped(&self, kind: Kind) -> watch::Receiver<bool> {
         self.stops[kind.stop_order()].subscribe()
+    }
+
+    /// The stop signal of a kind of role as the named [`Stop`] (senders
+    /// take it; loaders and helpers still take the watch receiver): turned on
+    /// with the kind's channel, or when that channel is gone.
+    fn stop_signal_of(&self, kind: Kind) -> Stop {
+        let (switch, stop) = stop_signal();
+        let mut stopped = self.stopped(kind);
+        tokio::spawn(async move {
+            let _ = stopped.wait_for(|on| *on).await;
+            switch.stop();
+        });
+        stop
     }
 
     fn spawn(&mut self, role: String, kind: Kind, run: impl Future<Output = Result<()>> + Send + 'static) {
