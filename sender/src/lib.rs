@@ -55,4 +55,4 @@ pub use config::{SenderConfig, LINE_BYTES_MAX_DEFAULT};
 pub use error::{Result, SenderError};
 pub use lines::key_of;
 pub use sender::{producer_config, Sender, PRODUCER_BUFFER_BYTES_MAX};
-pub use shared::{Handover, SenderShared, SenderStats, HANDOVERS_MAX};
+pub use shared::{Handover, SenderShared, HANDOVERS_MAX};

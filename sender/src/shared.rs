@@ -18,7 +18,6 @@ use parking_lot::Mutex;
 use relay_client::producer::Producer;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,22 +32,11 @@ pub const HANDOVERS_MAX: usize = 16_384;
 /// more than a year of daily rotations of a dozen files.
 const COMPRESSED_REMEMBERED_MAX: usize = 4096;
 
-/// Counters, for logs now and metrics later.
-#[derive(Debug, Default)]
-pub struct SenderStats {
-    pub bytes_read: AtomicU64,
-    pub lines_read: AtomicU64,
-    pub lines_acked: AtomicU64,
-    pub lines_rejected: AtomicU64,
-    pub truncations: AtomicU64,
-}
-
 pub struct SenderShared {
     pub config: SenderConfig,
     pub producer: Arc<Producer>,
     pub registry: Registry,
     rejects: Mutex<Rejects>,
-    pub stats: SenderStats,
     pub host: Bytes,
     /// The topic's ongoing send trouble, shared by every file's tailer.
     pub trouble: delivery::Trouble,
@@ -97,7 +85,6 @@ impl SenderShared {
             producer,
             registry,
             rejects,
-            stats: SenderStats::default(),
             host,
             trouble: delivery::Trouble::new(&topic),
             problems: problems::Problems::new(&topic),

@@ -13,7 +13,6 @@ use bytes::Bytes;
 use relay_client::producer::BatchDelivery;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -30,7 +29,6 @@ fn refuse(
 ) -> Result<(), SenderError> {
     tracing::error!(file = %path.display(), position, %error, "the broker refuses this line; written with its bytes to the rejects file");
     shared.reject_line(path, position, line, &error.to_string())?;
-    shared.stats.lines_rejected.fetch_add(1, Ordering::Relaxed);
     counters.lines_rejected.increment(1);
     Ok(())
 }
@@ -160,7 +158,6 @@ impl Acknowledging {
         for ((position, line), outcome) in lines.iter().zip(outcomes) {
             match outcome {
                 Some(Outcome::Acknowledged) => {
-                    self.shared.stats.lines_acked.fetch_add(1, Ordering::Relaxed);
                     self.counters.lines_acked.increment(1);
                 }
                 Some(Outcome::Refused(error)) => {

@@ -11,7 +11,6 @@ use crate::metrics::FileMetrics;
 use crate::shared::{Handover, SenderShared};
 use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 impl Tailer {
@@ -89,7 +88,6 @@ impl Tailer {
     /// before any line goes out under it.
     async fn read_again(&mut self, size: u64) -> ControlFlow<Finished> {
         tracing::warn!(file = %self.path.display(), position = self.position, size, "file truncated or rewritten (copytruncate); reading it again from the start");
-        self.shared.stats.truncations.fetch_add(1, Ordering::Relaxed);
         self.counters.truncations.increment(1);
         self.hand_over_old_content();
         self.position = 0;
@@ -189,7 +187,6 @@ fn set_aside_unterminated(
         shared.fail(error);
         return false;
     }
-    shared.stats.lines_rejected.fetch_add(1, Ordering::Relaxed);
     counters.lines_rejected.increment(1);
     tracing::warn!(file = %path.display(), position, bytes = bytes.len(), reason, "a line that never ended was written whole to the rejects file");
     true

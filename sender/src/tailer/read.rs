@@ -12,7 +12,6 @@ use bytes::Bytes;
 use std::fs::File;
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// How handing one piece of a chunk on went.
@@ -83,10 +82,6 @@ impl Tailer {
         self.quiet_since = None;
         self.shared.mark_busy(self.key);
         self.position += chunk.len() as u64;
-        self.shared
-            .stats
-            .bytes_read
-            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.counters.bytes_read.increment(chunk.len() as u64);
         if let Ok(metadata) = self.file.metadata() {
             self.counters.set_size(metadata.len());
@@ -139,10 +134,6 @@ impl Tailer {
             .last()
             .map(|(p, l)| before_end(&self.recent, chunk, chunk_start, p + l.len() as u64 + 1))
             .expect("a run has lines");
-        self.shared
-            .stats
-            .lines_read
-            .fetch_add(lines.len() as u64, Ordering::Relaxed);
         self.counters.lines_read.increment(lines.len() as u64);
         let (shared, path_text, file_id) = (&self.shared, &self.path_text, &self.file_id);
         let sent = delivery::send(
@@ -189,7 +180,6 @@ impl Tailer {
         if !last {
             return Handed::Next;
         }
-        self.shared.stats.lines_rejected.fetch_add(1, Ordering::Relaxed);
         self.counters.lines_rejected.increment(1);
         tracing::warn!(file = %self.path.display(), position = line_position, bytes = self.overlong_length,
             limit = self.shared.config.line_bytes_max, "line longer than line_bytes_max written to the rejects file");
