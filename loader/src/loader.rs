@@ -18,11 +18,11 @@ use relay_client::backoff::Backoff;
 use relay_client::consumer::{Consumer, ConsumerConfig, Poll, Resume, TopicPartition};
 use relay_client::records::ConsumerRecord;
 use relay_client::{ClientError, Cluster};
+use relay_proto::stop::Stop;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 mod flush;
 mod gaps;
@@ -198,16 +198,16 @@ impl Loader {
         })
     }
 
-    /// Loads until `stop` turns true, then goes on until it has loaded what
+    /// Loads until `stop` is on, then goes on until it has loaded what
     /// the topic holds (at most [`STOP_DRAIN_WAIT_MAX`]) and commits the
     /// batch in hand; with `until_end` it also stops by itself once caught up.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), LoaderError> {
+    pub async fn run(mut self, mut stop: Stop) -> Result<(), LoaderError> {
         tracing::info!(group = %self.config.group, topics = ?self.config.topics, table = %self.config.label(), "loader started");
         let mut gathering = Gathering::default();
         let mut fetch_failing_since: Option<Instant> = None;
         let mut drain = Drain::default();
         loop {
-            if *stop.borrow() && drain.since.is_none() {
+            if stop.is_stopped() && drain.since.is_none() {
                 drain.since = Some(Instant::now());
                 self.consumer.fetch_ahead(false);
             }
@@ -266,12 +266,8 @@ impl Loader {
 
     /// The next records: the ones fetched during the last write, else a
     /// fetch (bounded by the drain's time left after a stop). `None`: the
-    /// loop looks again (the stop changed, or the drain's time ran out).
-    async fn next_poll(
-        &mut self,
-        stop: &mut watch::Receiver<bool>,
-        drain: &mut Drain,
-    ) -> Option<Result<Poll, ClientError>> {
+    /// loop looks again (the stop came, or the drain's time ran out).
+    async fn next_poll(&mut self, stop: &mut Stop, drain: &mut Drain) -> Option<Result<Poll, ClientError>> {
         if let Some(prefetched) = self.prefetched.take() {
             return Some(prefetched);
         }
@@ -285,7 +281,7 @@ impl Loader {
         }
         tokio::select! {
             poll = self.consumer.poll() => Some(poll),
-            _ = stop.changed() => None,
+            _ = stop.stopped() => None,
         }
     }
 

@@ -276,7 +276,7 @@ impl Supervisor {
             if let Some(endpoint) = &self.endpoint {
                 endpoint.watch_loader(&table, Arc::clone(&stats));
             }
-            let mut stopped = self.stopped(Kind::Loader);
+            let mut stopped = self.stop_signal_of(Kind::Loader);
             let role = format!("load {table}");
             self.spawn(role, Kind::Loader, async move {
                 let failed = |source: LoaderError| {
@@ -291,7 +291,7 @@ impl Supervisor {
                 let loader = tokio::select! {
                     loader = Loader::new(cluster, config, stats) => loader.map_err(&failed)?,
                     // Stopped while waiting for the warehouse: nothing was fetched.
-                    _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+                    _ = stopped.stopped() => return Ok(()),
                 };
                 loader.run(stopped).await.map_err(failed)
             });
@@ -346,7 +346,7 @@ impl Supervisor {
     }
 
     /// The stop signal of a kind of role as the named [`Stop`] (senders
-    /// take it; loaders and helpers still take the watch receiver): turned on
+    /// and loaders take it; helpers still take the watch receiver): turned on
     /// with the kind's channel, or when that channel is gone.
     fn stop_signal_of(&self, kind: Kind) -> Stop {
         let (switch, stop) = stop_signal();
