@@ -15,12 +15,13 @@
 //! since the committed offset was last seen to move (`>` when it has not
 //! moved since status started).
 //!
-//! This file looks and refreshes; [`render`] draws the screen. What a
-//! sender's state directory holds is read by relay-sender
-//! ([`relay_sender::status`]), metrics are read by relay-supervisor
-//! ([`relay_supervisor::scrape`]).
+//! This file runs the looks and refreshes; [`snapshot`] asks the broker,
+//! [`render`] draws the screen. What a sender's state directory holds is
+//! read by relay-sender ([`relay_sender::status`]), metrics are read by
+//! relay-supervisor ([`relay_supervisor::scrape`]).
 
 mod render;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -28,103 +29,17 @@ use super::client::{connect, fail, runtime};
 use crate::cli::StatusArgs;
 use crate::exit;
 use relay_client::admin::Admin;
-use relay_client::consumer::TopicPartition;
-use relay_client::permissions::{permissions, Permissions};
-use relay_client::ClientError;
 use relay_supervisor::scrape::scrape_all;
 use relay_supervisor::signal::wait_for_signal;
 use render::render;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use snapshot::{look, History};
+use std::time::Duration;
 
 /// Longest wait of a single (non-watch) run between its two looks.
 const ONE_SHOT_WINDOW_MS_MAX: u64 = 1_000;
 /// Shortest `--interval-ms` honoured: each look asks the broker about every
 /// topic and group, so a smaller one would only load the broker.
 const INTERVAL_MS_MIN: u64 = 100;
-
-struct TopicRow {
-    name: String,
-    partitions: usize,
-    end_offsets: i64,
-    size_bytes: i64,
-}
-
-struct GroupRow {
-    group: String,
-    state: String,
-    members: usize,
-    lags: Vec<relay_client::admin::PartitionLag>,
-}
-
-/// One look at the cluster.
-struct Snapshot {
-    at: Instant,
-    cluster_id: String,
-    topics: Vec<TopicRow>,
-    groups: Vec<GroupRow>,
-    /// What the user may do; the error when the broker would not say.
-    access: Result<Permissions, String>,
-}
-
-/// What earlier looks tell: previous end offsets, when committed offsets moved.
-#[derive(Default)]
-struct History {
-    started: Option<Instant>,
-    previous: Option<(Instant, HashMap<String, i64>)>,
-    commits: HashMap<(String, TopicPartition), (i64, Option<Instant>)>,
-}
-
-async fn look(admin: &Admin) -> Result<Snapshot, ClientError> {
-    let at = Instant::now();
-    let cluster_id = admin.cluster().cluster_id().unwrap_or_else(|| "?".into());
-    let sizes: HashMap<TopicPartition, i64> = match admin.partition_sizes().await {
-        Ok(sizes) => sizes.into_iter().collect(),
-        Err(error) => {
-            tracing::warn!(%error, "no partition sizes (DescribeLogDirs)");
-            HashMap::new()
-        }
-    };
-    let mut topics = Vec::new();
-    for (name, partitions) in admin.list_topics().await? {
-        let offsets = admin.describe_topic(&name).await?;
-        let size_bytes = (0..partitions as i32)
-            .filter_map(|partition| {
-                sizes.get(&TopicPartition {
-                    topic: name.clone(),
-                    partition,
-                })
-            })
-            .sum();
-        topics.push(TopicRow {
-            end_offsets: offsets.iter().map(|p| p.end_offset).sum(),
-            name,
-            partitions,
-            size_bytes,
-        });
-    }
-    topics.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut groups = Vec::new();
-    for summary in admin.list_groups().await? {
-        let description = admin.describe_group(&summary.group).await?;
-        let lags = admin.lag(&summary.group).await?;
-        groups.push(GroupRow {
-            state: description.state,
-            members: description.members.len(),
-            lags,
-            group: summary.group,
-        });
-    }
-    let names: Vec<String> = groups.iter().map(|g| g.group.clone()).collect();
-    let access = permissions(admin.cluster(), &names).await.map_err(|e| e.to_string());
-    Ok(Snapshot {
-        at,
-        cluster_id,
-        topics,
-        groups,
-        access,
-    })
-}
 
 pub fn run(args: StatusArgs) -> i32 {
     if args.watch {

@@ -4,7 +4,7 @@
 //! TOPIC, then the problems found on the way). Drawing never does I/O except
 //! reading the `--sender-state` registries through relay-sender.
 
-use super::{History, Snapshot};
+use super::snapshot::{History, Snapshot};
 use crate::cli::StatusArgs;
 use relay_client::consumer::TopicPartition;
 use relay_client::permissions::Permissions;

@@ -1,13 +1,17 @@
 //! The `relay status` screen, pinned: every section drawn from a fixed
 //! snapshot, scrape and sender state, compared byte for byte.
 
+use super::render::render;
+use super::snapshot::{GroupRow, History, Snapshot, TopicRow};
 use super::*;
 use relay_client::admin::PartitionLag;
+use relay_client::permissions::Permissions;
 use relay_client::settings::ClientSettings;
 use relay_sender::identity::{key_of, FileId, Fingerprint};
 use relay_sender::registry::{Entry, Registry};
 use relay_supervisor::scrape::Sample;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Longer than the SENDER FILE column, so that its padding does not
 /// depend on where the temporary directory is.
