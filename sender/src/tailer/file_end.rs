@@ -93,6 +93,9 @@ impl Tailer {
         self.position = 0;
         self.recent = Vec::new();
         self.splitter = LineSplitter::new(0, self.shared.config.line_bytes_max);
+        // An over-long line cut by the truncation ends with the old content:
+        // its length must not count in the next over-long line's.
+        self.overlong_length = 0;
         let new_id = self.current_id.map_or_else(identity::new_file_id, FileId::successor);
         self.file_id = file_id_header(Some(new_id));
         self.current_id = Some(new_id);
