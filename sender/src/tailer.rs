@@ -182,6 +182,7 @@ impl Tailer {
         let path_text = Bytes::from(path.display().to_string());
         let source = Source {
             key,
+            start_position,
             path: path.clone(),
             path_text: path_text.clone(),
             file: Arc::clone(&file),

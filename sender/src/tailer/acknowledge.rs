@@ -36,6 +36,8 @@ fn refuse(
 /// Which file an acknowledgement task serves.
 pub(super) struct Source {
     pub(super) key: FileKey,
+    /// The file's acknowledged position when its tailer started.
+    pub(super) start_position: u64,
     pub(super) path: PathBuf,
     pub(super) path_text: Bytes,
     /// For the bytes before a position only part of a batch reached.
@@ -55,6 +57,7 @@ pub(super) async fn acknowledge(
 ) {
     let mut acknowledging = Acknowledging {
         shared,
+        acked: source.start_position,
         source,
         counters,
         stop,
@@ -78,6 +81,11 @@ enum Applied {
 struct Acknowledging {
     shared: Arc<SenderShared>,
     source: Source,
+    /// The file's acknowledged position as this task last moved it: each
+    /// batch and skipped line starts there (the tailer queues them in file
+    /// order, without gaps), and it only moves forward, but for a
+    /// truncation's reset to 0 under a new identity.
+    acked: u64,
     counters: Arc<FileMetrics>,
     stop: watch::Receiver<bool>,
 }
@@ -118,6 +126,13 @@ impl Acknowledging {
         delivery: BatchDelivery,
         before: Fingerprint,
     ) -> Applied {
+        assert!(
+            lines.first().is_some_and(|(position, _)| *position == self.acked),
+            "acknowledgements apply in file order: a batch of {} starts at {:?}, not where the last one ended ({})",
+            self.source.path.display(),
+            lines.first().map(|(position, _)| position),
+            self.acked,
+        );
         let (shared, path_text) = (&self.shared, &self.source.path_text);
         let records =
             |indexes: &[usize]| line_records(shared, path_text, &file_id, indexes.iter().map(|&index| &lines[index]));
@@ -156,6 +171,12 @@ impl Acknowledging {
     fn settle(&self, lines: &[(u64, Bytes)], outcomes: Vec<Option<Outcome>>) -> Option<u64> {
         let mut done_to = None;
         for ((position, line), outcome) in lines.iter().zip(outcomes) {
+            assert!(
+                *position == done_to.unwrap_or(self.acked),
+                "a batch of {} holds lines that follow each other: one at {position} after {:?}",
+                self.source.path.display(),
+                done_to,
+            );
             match outcome {
                 Some(Outcome::Acknowledged) => {
                     self.counters.lines_acked.increment(1);
@@ -181,6 +202,8 @@ impl Acknowledging {
     fn reset(&mut self, file_id: FileId, fingerprint: Option<Fingerprint>, saved: oneshot::Sender<bool>) -> Applied {
         self.shared.registry.reset(self.source.key, file_id, fingerprint);
         self.counters.set_acked(0);
+        // The one move back: new content, under a new identity, from 0.
+        self.acked = 0;
         let durable = self.shared.must_save();
         let _ = saved.send(durable);
         if durable {
@@ -192,6 +215,13 @@ impl Acknowledging {
 
     /// Moves the file's acknowledged position to `end`, with the bytes before it.
     fn move_to(&mut self, end: u64, before: Option<Fingerprint>) {
+        assert!(
+            end > self.acked,
+            "a file's acknowledged position only moves forward: {} from {} to {end}",
+            self.source.path.display(),
+            self.acked,
+        );
+        self.acked = end;
         self.shared.registry.acknowledge(self.source.key, end, before);
         self.counters.set_acked(end);
     }
