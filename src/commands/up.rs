@@ -51,7 +51,7 @@ pub fn run(args: UpArgs) -> i32 {
         let client = config.embedded_client(broker)?;
         if let Some(generator) = generator {
             supervisor.spawn_blocking("generator", move |stopped| {
-                generator::generate(&generator, || *stopped.borrow()).map(|_| ())
+                generator::generate(&generator, || stopped.is_stopped()).map(|_| ())
             });
         }
         supervisor.start_senders(&client, "relay-up-send", &config.send).await?;

@@ -19,14 +19,14 @@ use relay_client::settings::Login;
 use relay_client::{ClientSettings, Cluster};
 use relay_loader::config::LoaderConfig;
 use relay_loader::loader::{Loader, LoaderError, LoaderStats};
-use relay_proto::stop::{stop_signal, Stop};
+use relay_proto::stop::{stop_signal, Stop, StopSwitch};
 use relay_sender::{Sender, SenderConfig};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -123,7 +123,7 @@ fn announce(line: &str) {
 pub struct Supervisor {
     endpoint: Option<Endpoint>,
     /// One stop signal per kind of role, sent in data order.
-    stops: [watch::Sender<bool>; 3],
+    stops: [StopSwitch; 3],
     tasks: Vec<Task>,
     /// Woken when a role ends with an error: the process then stops as a whole.
     failed: Arc<Notify>,
@@ -141,11 +141,7 @@ impl Supervisor {
     pub fn new(metrics_listen: Option<String>) -> Self {
         Self {
             endpoint: metrics_listen.map(Endpoint::install),
-            stops: [
-                watch::channel(false).0,
-                watch::channel(false).0,
-                watch::channel(false).0,
-            ],
+            stops: [stop_signal().0, stop_signal().0, stop_signal().0],
             tasks: Vec::new(),
             failed: Arc::new(Notify::new()),
             running: Arc::new(AtomicUsize::new(0)),
@@ -237,7 +233,7 @@ impl Supervisor {
                 endpoint.watch_sender(&config.topic, Arc::clone(sender.shared()));
             }
             let topic = config.topic.clone();
-            let stopped = self.stop_signal_of(Kind::Sender);
+            let stopped = self.stopped(Kind::Sender);
             let user = user.clone();
             self.spawn(format!("send {}", config.topic), Kind::Sender, async move {
                 sender.run(stopped).await.map_err(|source| {
@@ -276,7 +272,7 @@ impl Supervisor {
             if let Some(endpoint) = &self.endpoint {
                 endpoint.watch_loader(&table, Arc::clone(&stats));
             }
-            let mut stopped = self.stop_signal_of(Kind::Loader);
+            let mut stopped = self.stopped(Kind::Loader);
             let role = format!("load {table}");
             self.spawn(role, Kind::Loader, async move {
                 let failed = |source: LoaderError| {
@@ -300,11 +296,11 @@ impl Supervisor {
     }
 
     /// Runs a blocking helper (the event generator) on its own thread; it is
-    /// handed a receiver that turns true when the process stops.
+    /// handed the stop signal, on when the process stops.
     pub fn spawn_blocking(
         &mut self,
         role: &str,
-        work: impl FnOnce(watch::Receiver<bool>) -> std::result::Result<(), String> + Send + 'static,
+        work: impl FnOnce(Stop) -> std::result::Result<(), String> + Send + 'static,
     ) {
         let stopped = self.stopped(Kind::Helper);
         let name = role.to_owned();
@@ -341,21 +337,8 @@ impl Supervisor {
     }
 
     /// The stop signal of a kind of role.
-    fn stopped(&self, kind: Kind) -> watch::Receiver<bool> {
+    fn stopped(&self, kind: Kind) -> Stop {
         self.stops[kind.stop_order()].subscribe()
-    }
-
-    /// The stop signal of a kind of role as the named [`Stop`] (senders
-    /// and loaders take it; helpers still take the watch receiver): turned on
-    /// with the kind's channel, or when that channel is gone.
-    fn stop_signal_of(&self, kind: Kind) -> Stop {
-        let (switch, stop) = stop_signal();
-        let mut stopped = self.stopped(kind);
-        tokio::spawn(async move {
-            let _ = stopped.wait_for(|on| *on).await;
-            switch.stop();
-        });
-        stop
     }
 
     fn spawn(&mut self, role: String, kind: Kind, run: impl Future<Output = Result<()>> + Send + 'static) {
@@ -396,7 +379,7 @@ impl Supervisor {
             if signalled != Some(task.kind.stop_order()) {
                 // Every kind up to this one: a kind with no tasks is signalled too.
                 for stop in &self.stops[..=task.kind.stop_order()] {
-                    let _ = stop.send(true);
+                    stop.stop();
                 }
                 signalled = Some(task.kind.stop_order());
             }
@@ -419,7 +402,7 @@ impl Supervisor {
             }
         }
         for stop in &self.stops {
-            let _ = stop.send(true);
+            stop.stop();
         }
         if let Some(broker) = self.broker {
             broker.shutdown().await;
@@ -436,7 +419,7 @@ mod tests {
     async fn a_role_that_ignores_the_stop_is_abandoned_after_the_wait_with_its_cost_named() {
         let mut supervisor = Supervisor::new(None);
         supervisor.spawn_blocking("obeys", |stopped| {
-            while !*stopped.borrow() {
+            while !stopped.is_stopped() {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Ok(())
@@ -465,7 +448,7 @@ mod tests {
     async fn a_failed_role_stops_the_others_without_a_signal() {
         let mut supervisor = Supervisor::new(None);
         supervisor.spawn_blocking("waits for the stop", |stopped| {
-            while !*stopped.borrow() {
+            while !stopped.is_stopped() {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Ok(())
