@@ -233,7 +233,9 @@ fn unterminated_line_of_deleted_file_is_set_aside() {
         rejects.contains("reason=unterminated last line of a deleted file"),
         "{rejects}"
     );
-    assert!(sender.log().contains("never ended"), "no WARN\n{}", sender.log());
+    // The WARN follows the entry's fsync: wait for it too.
+    let warned = wait_until(Duration::from_secs(10), || sender.log().contains("never ended"));
+    assert!(warned, "no WARN\n{}", sender.log());
     scene.assert_exactly_once(&(0..100).collect::<Vec<_>>());
 }
 

@@ -14,8 +14,8 @@ use parking_lot::Mutex;
 use relay_client::backoff::Backoff;
 use relay_client::producer::{BatchDelivery, BatchRecord, Producer};
 use relay_client::ClientError;
+use relay_proto::stop::Stop;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 /// First pause after a failed send.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
@@ -125,7 +125,7 @@ pub async fn send(
     producer: &Producer,
     trouble: &Trouble,
     records: impl Fn() -> Vec<BatchRecord>,
-    stop: &mut watch::Receiver<bool>,
+    stop: &mut Stop,
 ) -> Result<BatchDelivery, Outcome> {
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
@@ -156,7 +156,7 @@ pub async fn deliver(
     records: impl Fn(&[usize]) -> Vec<BatchRecord>,
     count: usize,
     mut delivery: BatchDelivery,
-    stop: &mut watch::Receiver<bool>,
+    stop: &mut Stop,
 ) -> Delivered {
     let mut outcomes: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
     let mut waiting: Vec<usize> = (0..count).collect();
@@ -218,15 +218,15 @@ pub async fn deliver(
 }
 
 /// Sleeps `backoff`'s next delay; true when the sender is stopping instead.
-async fn pause(backoff: &mut Backoff, stop: &mut watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
+async fn pause(backoff: &mut Backoff, stop: &mut Stop) -> bool {
+    if stop.is_stopped() {
         return true;
     }
     tokio::select! {
         _ = backoff.sleep() => {}
-        _ = stop.changed() => return true,
+        _ = stop.stopped() => return true,
     }
-    *stop.borrow()
+    stop.is_stopped()
 }
 
 #[cfg(test)]

@@ -16,11 +16,10 @@ use crate::tailer;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use relay_client::producer::{Producer, ProducerConfig};
-use relay_proto::stop::Stop;
+use relay_proto::stop::{stop_signal, Stop};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 mod placement;
@@ -110,8 +109,8 @@ impl Sender {
         let mut running = Running::default();
         tracing::info!(topic = %shared.config.topic, patterns = ?shared.config.paths, state_dir = %shared.config.state_dir().display(), "sender started");
         // Tailers stop with the sender (a stop, or a fatal error), not only on
-        // a stop. A watch channel, not a `Stop`, while `delivery` waits on one.
-        let (halt, halted) = watch::channel(false);
+        // a stop.
+        let (halt, halted) = stop_signal();
         let checkpoints = tokio::spawn(checkpoint_while_running(Arc::clone(shared), halted.clone()));
         shared.wake.start();
         loop {
@@ -131,7 +130,7 @@ impl Sender {
                 break;
             }
         }
-        let _ = halt.send(true);
+        halt.stop();
         self.drain(&mut running).await;
         checkpoints.abort();
         shared.registry.save()?;
@@ -145,7 +144,7 @@ impl Sender {
     /// One pass: finished tailers reaped, the watched paths (and files that
     /// left them with lines unsent) looked at, a tailer started for each
     /// file that needs one and fits under `open_files_max`.
-    fn discovery_pass(&self, running: &mut Running, halted: &watch::Receiver<bool>) {
+    fn discovery_pass(&self, running: &mut Running, halted: &Stop) {
         let shared = &self.shared;
         for pattern in &self.patterns {
             shared.wake.watch_dir(pattern.dir());
@@ -230,7 +229,7 @@ impl Sender {
 
     /// Starts the tailers of the files a pass opened, once their identities
     /// are saved.
-    fn start_tailers(&self, mut starting: Vec<tailer::Tail>, running: &mut Running, halted: &watch::Receiver<bool>) {
+    fn start_tailers(&self, mut starting: Vec<tailer::Tail>, running: &mut Running, halted: &Stop) {
         let shared = &self.shared;
         // The identities files are read under are saved before their
         // first lines go out (a kill must not give the same lines another
@@ -312,11 +311,11 @@ impl Sender {
 /// Saves the registry whenever acknowledged positions moved, at most every
 /// `checkpoint_interval_ms`, so a kill -9 re-sends little more than what was
 /// in flight. The fsyncs run on a blocking thread.
-async fn checkpoint_while_running(shared: Arc<SenderShared>, mut stop: watch::Receiver<bool>) {
+async fn checkpoint_while_running(shared: Arc<SenderShared>, mut stop: Stop) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(shared.config.checkpoint_interval()) => {}
-            _ = stop.changed() => return,
+            _ = stop.stopped() => return,
         }
         let saving = Arc::clone(&shared);
         let _ = tokio::task::spawn_blocking(move || saving.checkpoint()).await;

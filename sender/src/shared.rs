@@ -178,6 +178,15 @@ impl SenderShared {
             .map_err(|source| rejects_error(rejects.path().to_owned(), path, position, source))
     }
 
+    /// Ends the rejects entry of an over-long line of `path` cut by a
+    /// truncation (never continued).
+    pub fn end_overlong(&self, path: &Path) -> Result<(), SenderError> {
+        let mut rejects = self.rejects.lock();
+        rejects
+            .end_overlong(path)
+            .map_err(|source| rejects_error(rejects.path().to_owned(), path, 0, source))
+    }
+
     /// Writes a whole line to the rejects file with why it cannot be sent.
     pub fn reject_line(&self, path: &Path, position: u64, line: &[u8], reason: &str) -> Result<(), SenderError> {
         let mut rejects = self.rejects.lock();

@@ -30,13 +30,14 @@ use super::shared::SenderShared;
 use bytes::{Bytes, BytesMut};
 use relay_client::producer::{BatchDelivery, BatchRecord};
 use relay_proto::source_headers;
+use relay_proto::stop::Stop;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, Notify};
 
 mod acknowledge;
 mod file_end;
@@ -104,7 +105,7 @@ pub enum Finished {
 
 /// Tails one file until it is deleted, rotated away, closed to make room, or
 /// the sender stops; then its acknowledgements are drained.
-pub async fn run(shared: Arc<SenderShared>, tail: Tail, stop: watch::Receiver<bool>) -> (FileKey, Finished) {
+pub async fn run(shared: Arc<SenderShared>, tail: Tail, stop: Stop) -> (FileKey, Finished) {
     let mut tailer = Tailer::start(shared, tail, stop);
     let finished = loop {
         if tailer.stop_reached() {
@@ -136,7 +137,7 @@ struct Tailer {
     counters: Arc<FileMetrics>,
     acks: mpsc::Sender<Ack>,
     ack_task: tokio::task::JoinHandle<()>,
-    stop: watch::Receiver<bool>,
+    stop: Stop,
     /// Events on the file's name wake it before the poll (written lines are
     /// read at once); the poll stays for filesystems without events.
     woken: Arc<Notify>,
@@ -167,7 +168,7 @@ struct Tailer {
 
 impl Tailer {
     /// Starts the file's acknowledgement task and sets up the reading.
-    fn start(shared: Arc<SenderShared>, tail: Tail, stop: watch::Receiver<bool>) -> Self {
+    fn start(shared: Arc<SenderShared>, tail: Tail, stop: Stop) -> Self {
         let Tail {
             path,
             file,
@@ -229,7 +230,7 @@ impl Tailer {
     /// Whether a stop ends the reading now: the file is read to where it
     /// ended when the stop was seen, or for STOP_READ_WAIT_MAX.
     fn stop_reached(&mut self) -> bool {
-        if !*self.stop.borrow() {
+        if !self.stop.is_stopped() {
             return false;
         }
         let file = &self.file;

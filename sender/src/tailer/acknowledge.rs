@@ -11,10 +11,11 @@ use crate::metrics::FileMetrics;
 use crate::shared::SenderShared;
 use bytes::Bytes;
 use relay_client::producer::BatchDelivery;
+use relay_proto::stop::Stop;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 /// A line the broker refuses as such (larger than it accepts) goes to the
 /// rejects file with its bytes, so it can be replayed; the error when it
@@ -53,7 +54,7 @@ pub(super) async fn acknowledge(
     source: Source,
     mut pending: mpsc::Receiver<Ack>,
     counters: Arc<FileMetrics>,
-    stop: watch::Receiver<bool>,
+    stop: Stop,
 ) {
     let mut acknowledging = Acknowledging {
         shared,
@@ -87,7 +88,7 @@ struct Acknowledging {
     /// truncation's reset to 0 under a new identity.
     acked: u64,
     counters: Arc<FileMetrics>,
-    stop: watch::Receiver<bool>,
+    stop: Stop,
 }
 
 impl Acknowledging {

@@ -61,7 +61,8 @@ impl Tailer {
         tokio::select! {
             _ = tokio::time::sleep(self.shared.config.poll_interval()) => {}
             _ = self.woken.notified() => {}
-            _ = self.stop.changed() => {}
+            // Once seen, the stop is answered by stop_reached, not by waking here.
+            _ = self.stop.stopped(), if self.stopping.is_none() => {}
         }
         ControlFlow::Continue(())
     }
@@ -94,8 +95,14 @@ impl Tailer {
         self.recent = Vec::new();
         self.splitter = LineSplitter::new(0, self.shared.config.line_bytes_max);
         // An over-long line cut by the truncation ends with the old content:
-        // its length must not count in the next over-long line's.
-        self.overlong_length = 0;
+        // its rejects entry ends here, and its length must not count in the
+        // next over-long line's.
+        if std::mem::take(&mut self.overlong_length) > 0 {
+            if let Err(error) = self.shared.end_overlong(&self.path) {
+                self.shared.fail(error);
+                return ControlFlow::Break(Finished::Stopped);
+            }
+        }
         let new_id = self.current_id.map_or_else(identity::new_file_id, FileId::successor);
         self.file_id = file_id_header(Some(new_id));
         self.current_id = Some(new_id);
