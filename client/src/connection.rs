@@ -184,8 +184,12 @@ async fn read_responses(mut reader: Reader, pending: Pending, dead: Arc<AtomicBo
             None => break format!("response with unknown correlation id {correlation_id}"),
         }
     };
+    // Dead and drained under the lock a new request registers under: a
+    // request is either drained here or refused as dead, never left to
+    // wait out its whole timeout on a connection nobody reads.
+    let mut pending = pending.lock();
     dead.store(true, Ordering::Release);
-    for (_, waiter) in pending.lock().drain() {
+    for (_, waiter) in pending.drain() {
         let _ = waiter.send(Err(ClientError::Disconnected {
             address: address.clone(),
             reason: reason.clone(),
@@ -446,12 +450,27 @@ impl Connection {
             })?;
         let length = (buffer.len() - 4) as i32;
         buffer[..4].copy_from_slice(&length.to_be_bytes());
-        let receiver = expect_response.then(|| {
-            let (sender, receiver) = oneshot::channel();
-            self.pending.lock().insert(correlation_id, sender);
-            receiver
-        });
+        let receiver = match expect_response {
+            true => Some(self.register(correlation_id)?),
+            false => None,
+        };
         Ok((receiver, buffer.freeze()))
+    }
+
+    /// The waiter for a response, registered where the reading task will
+    /// answer it — or an error when that task has already ended (see
+    /// `read_responses`: it marks the connection dead under the same lock).
+    fn register(&self, correlation_id: i32) -> Result<oneshot::Receiver<Result<Bytes>>> {
+        let mut pending = self.pending.lock();
+        if self.is_dead() {
+            return Err(ClientError::Disconnected {
+                address: self.address.clone(),
+                reason: "connection closed".into(),
+            });
+        }
+        let (sender, receiver) = oneshot::channel();
+        pending.insert(correlation_id, sender);
+        Ok(receiver)
     }
 
     async fn write(&self, frame: Bytes) -> Result<()> {
@@ -470,5 +489,36 @@ impl Connection {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A broker stopping while a client connects accepts and closes at once
+    /// (its last connections, or the listen queue when it exits). The
+    /// client's first request must fail as disconnected right away, never
+    /// wait out its whole timeout on a connection nobody reads any more.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_closed_at_once_fails_its_first_request_without_waiting() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                drop(stream);
+            }
+        });
+        let timeout = Duration::from_secs(5);
+        for attempt in 0..200 {
+            let started = std::time::Instant::now();
+            let outcome = Connection::connect(&address, "test", timeout, &Security::plaintext()).await;
+            assert!(
+                matches!(outcome, Err(ClientError::Disconnected { .. })),
+                "attempt {attempt}: {:?} after {:?}",
+                outcome.err(),
+                started.elapsed()
+            );
+        }
     }
 }
