@@ -411,6 +411,45 @@ fn copytruncate_copy_seen_half_written_loads_once() {
     scene.assert_exactly_once(&(0..55).collect::<Vec<_>>());
 }
 
+/// A file emptied in place, written again and copied and truncated before
+/// the tailer came back to its end: the new content's first bytes were
+/// known only as "empty" (the fingerprint taken at the reset), so its copy
+/// matched no handover and was read again from 0 as new content, loading
+/// every line without an id twice. The tailer learns the first bytes from
+/// the chunk that reads them.
+#[test]
+fn copytruncate_right_after_a_rewrite_in_place_loads_once() {
+    let scene = Scene::new();
+    let broker = BrokerProcess::start(scene.dir.path(), "");
+    scene.append("app.log", 0..10);
+    let _sender = scene.sender(
+        &broker,
+        "rewritten",
+        "app.log*",
+        "poll_interval_ms = 20\nline_bytes_max = 65536",
+    );
+    let loader = scene.loader(&broker, "rewritten");
+    scene.wait_for_rows(10, &loader);
+    let mut next = 10;
+    let mut expected: Vec<u64> = (0..10).collect();
+    for (round, pause_ms) in [0u64, 2, 5, 10, 20, 40].into_iter().enumerate() {
+        scene.rewrite_in_place("app.log", "");
+        std::thread::sleep(Duration::from_millis(200));
+        // Lines, a line far over line_bytes_max (its pieces take the tailer
+        // a while), lines: then copied and truncated at once.
+        let overlong = format!("{{\"long\":\"{}\"}}\n", "y".repeat(300_000));
+        let text = format!("{}{overlong}{}", lines(next..next + 150), lines(next + 150..next + 170));
+        scene.append_text("app.log", &text);
+        expected.extend(next..next + 170);
+        next += 170;
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        scene.copytruncate("app.log", &format!("app.log.{}", round + 1));
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    scene.wait_for_rows(expected.len() as u64, &loader);
+    scene.assert_exactly_once(&expected);
+}
+
 /// A rewrite whose new identity could not be saved must send nothing under
 /// it: after the restart, another rewrite would get the same identity (it
 /// is derived from the saved one) and its lines, at the same positions,

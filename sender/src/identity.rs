@@ -75,6 +75,16 @@ pub fn bytes_before(file: &File, position: u64) -> std::io::Result<Vec<u8>> {
     Ok(buffer)
 }
 
+/// Fingerprint of a file's first bytes (at most [`FINGERPRINT_BYTES_MAX`])
+/// from `head`, bytes read from its start: what [`fingerprint`] would take.
+pub fn head_of(head: &[u8]) -> Fingerprint {
+    let bytes = head.len().min(FINGERPRINT_BYTES_MAX as usize);
+    Fingerprint {
+        bytes: bytes as u64,
+        crc: crc32c::crc32c(&head[..bytes]),
+    }
+}
+
 /// Fingerprint of the last bytes (at most [`BEFORE_BYTES_MAX`]) of `recent`,
 /// the bytes of a file that end at some position.
 pub fn before_of(recent: &[u8]) -> Fingerprint {

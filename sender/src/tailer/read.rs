@@ -6,7 +6,7 @@
 use super::{line_records, Ack, Finished, Tailer, READ_CHUNK_BYTES};
 use crate::delivery::{self, Outcome};
 use crate::error::SenderError;
-use crate::identity::{self, Fingerprint, BEFORE_BYTES_MAX};
+use crate::identity::{self, Fingerprint, BEFORE_BYTES_MAX, FINGERPRINT_BYTES_MAX};
 use crate::lines::Piece;
 use bytes::Bytes;
 use std::fs::File;
@@ -74,11 +74,27 @@ impl Tailer {
                     .unwrap_or(true))
     }
 
+    /// Content whose fingerprint was taken while it was shorter than the
+    /// fingerprint (an empty file just after a truncation) learns its first
+    /// bytes from the chunk that reads them. Else a copytruncate before the
+    /// tailer is back at the end would hand the content over known by no
+    /// byte: its copy would match nothing and be read again as new content.
+    async fn learn_first_bytes(&mut self, chunk: &Bytes, chunk_start: u64) {
+        let Some(known) = self.known else { return };
+        if chunk_start != 0 || known.bytes >= FINGERPRINT_BYTES_MAX || (chunk.len() as u64) <= known.bytes {
+            return;
+        }
+        let fingerprint = identity::head_of(chunk);
+        self.known = Some(fingerprint);
+        let _ = self.acks.send(Ack::Fingerprint(fingerprint)).await;
+    }
+
     /// Splits a chunk into lines and sends them, the chunk's complete lines
     /// as one batch per run between over-long lines' pieces, which go to
     /// the rejects file in between, in file order.
     pub(super) async fn send_chunk(&mut self, chunk: Bytes) -> ControlFlow<Finished> {
         let chunk_start = self.position;
+        self.learn_first_bytes(&chunk, chunk_start).await;
         self.quiet_since = None;
         self.shared.mark_busy(self.key);
         self.position += chunk.len() as u64;
