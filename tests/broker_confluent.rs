@@ -1,7 +1,8 @@
 //! confluent-kafka (librdkafka) against `relay broker`: idempotent producers
 //! with every codec, a two-member consumer group that reads everything
 //! exactly once, and a group that resumes after its committed offsets when
-//! the broker was killed with `kill -9`.
+//! the broker was killed with `kill -9`; fetch responses that keep to
+//! librdkafka's `fetch.max.bytes` across partitions (KIP-74).
 
 mod support;
 
@@ -108,4 +109,19 @@ fn idempotent_codecs_group_consumption_and_resume_after_kill9() {
         "the group resumes exactly after its committed offsets"
     );
     assert_eq!(resumed.into_iter().collect::<BTreeSet<_>>(), values(100_000..110_000));
+}
+
+/// Four partitions of two 300,000-byte messages read with fetch.max.bytes
+/// 1,000,000: a response that gave every partition a batch whatever the
+/// budget (1,200,000 bytes) was refused by librdkafka and fetched again for
+/// ever; within the budget every message arrives.
+#[test]
+fn fetch_responses_keep_to_librdkafkas_fetch_max_bytes() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    assert_eq!(
+        client(&python, &["fetch-limits", &broker.address, "budget"]),
+        r#"{"received": 8, "errors": []}"#
+    );
 }

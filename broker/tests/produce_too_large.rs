@@ -1,7 +1,10 @@
-//! Produce size limits on the wire, against a broker with Kafka's default
+//! Size limits on the wire, against a broker with Kafka's default
 //! `message_bytes_max` (1,048,588): a larger batch is answered
 //! MESSAGE_TOO_LARGE for its own partition only, the connection stays open,
-//! and a batch larger than a topic's `segment_bytes` is accepted.
+//! and a batch larger than a topic's `segment_bytes` is accepted. A Fetch
+//! response keeps to its `max_bytes` and each partition's
+//! `partition_max_bytes`, but for the first batch of its first non-empty
+//! partition, which goes whole so a consumer always makes progress (KIP-74).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -87,6 +90,40 @@ impl Client {
                     p.base_offset,
                     p.error_message.as_ref().map(|m| m.to_string()),
                 )
+            })
+            .collect()
+    }
+
+    /// Fetch v12 of `partitions` from offset 0 with the given limits: the
+    /// bytes of records returned for each partition, in order.
+    fn fetch_sizes(&mut self, topic: &str, partitions: i32, max_bytes: i32, partition_max_bytes: i32) -> Vec<usize> {
+        let wanted = (0..partitions)
+            .map(|partition| {
+                fetch_request::FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(partition_max_bytes)
+            })
+            .collect();
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(max_bytes)
+            .with_topics(vec![fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(wanted)]);
+        let response: FetchResponse = self.request(ApiKey::Fetch, 12, &request);
+        response.responses[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                assert_eq!(p.error_code, 0, "partition {}", p.partition_index);
+                let records = p.records.clone().unwrap_or_default();
+                assert!(
+                    RecordBatches::new(&records).all(|batch| batch.is_ok()),
+                    "whole batches only"
+                );
+                records.len()
             })
             .collect()
     }
@@ -217,5 +254,42 @@ async fn batch_larger_than_the_topics_segment_bytes_is_accepted_and_fetched() {
     .unwrap();
     let log = broker.context().topics.get("segments").unwrap().partitions[0].clone();
     assert_eq!(log.segment_count(), 3, "the large batch has a segment of its own");
+    broker.shutdown().await;
+}
+
+/// Four partitions of two 300,000-byte batches each. Before, every partition
+/// after the first still got one whole batch when the response's budget was
+/// spent: a 1,000,000-byte request got 1,200,000 bytes, which librdkafka
+/// refuses ("Invalid response size") and fetches again for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_responses_keep_to_max_bytes_but_for_the_first_batch() {
+    const BATCH_BYTES: usize = 300_000;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path()).await;
+    broker.context().topics.create("budget", 4, 1, &[], false).unwrap();
+    let address = broker.local_addr();
+    tokio::task::spawn_blocking(move || {
+        let mut client = Client::connect(address);
+        for partition in 0..4 {
+            for _ in 0..2 {
+                let answers = client.produce("budget", vec![(partition, batch_exactly(BATCH_BYTES))]);
+                assert_eq!(answers[0].0, 0);
+            }
+        }
+        // The response's budget: what fits, whole batches only, nothing past it.
+        let sizes = client.fetch_sizes("budget", 4, 1_000_000, 1_000_000);
+        assert_eq!(sizes, vec![2 * BATCH_BYTES, BATCH_BYTES, 0, 0], "max_bytes 1,000,000");
+        // A response limit below one batch: the first batch still goes, alone.
+        let sizes = client.fetch_sizes("budget", 4, 100_000, 1_000_000);
+        assert_eq!(sizes, vec![BATCH_BYTES, 0, 0, 0], "max_bytes 100,000");
+        // A partition limit below one batch: only the first non-empty partition goes over it.
+        let sizes = client.fetch_sizes("budget", 4, 10_000_000, 100_000);
+        assert_eq!(sizes, vec![BATCH_BYTES, 0, 0, 0], "partition_max_bytes 100,000");
+        // Room for everything: everything.
+        let sizes = client.fetch_sizes("budget", 4, 10_000_000, 10_000_000);
+        assert_eq!(sizes, vec![2 * BATCH_BYTES; 4], "room for all");
+    })
+    .await
+    .unwrap();
     broker.shutdown().await;
 }

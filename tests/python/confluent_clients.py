@@ -12,6 +12,14 @@ consume BOOTSTRAP TOPIC GROUP OUT IDLE_SECONDS
 
 committed BOOTSTRAP TOPIC GROUP PARTITIONS
     Prints the group's committed offsets as a JSON list.
+
+fetch-limits BOOTSTRAP TOPIC
+    Creates TOPIC with 4 partitions, produces two 300,000-byte messages to
+    each, then reads them all with fetch.max.bytes = 1,000,000 (and
+    receive.message.max.bytes just above it, as librdkafka requires), the
+    partitions assigned, no group. Prints {"received": N, "errors": [...]}:
+    a response over the limit is refused by librdkafka ("Invalid response
+    size") and fetched again for ever.
 """
 import json
 import sys
@@ -105,6 +113,38 @@ def committed(bootstrap, topic, group, partitions):
     print(json.dumps([o.offset for o in offsets]))
 
 
+def fetch_limits(bootstrap, topic):
+    partitions, per_partition, value_bytes = 4, 2, 300_000
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)]).values():
+        future.result()
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "batch.num.messages": 1})
+    for partition in range(partitions):
+        for n in range(per_partition):
+            producer.produce(topic, value=bytes([65 + n]) * value_bytes, partition=partition)
+            producer.flush(30)
+    errors = []
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": "unused",
+        "enable.auto.commit": False,
+        "fetch.max.bytes": 1_000_000,
+        "max.partition.fetch.bytes": 1_000_000,
+        "receive.message.max.bytes": 1_000_512,
+        "error_cb": lambda error: errors.append(str(error)),
+    })
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    received, started = 0, time.time()
+    while received < partitions * per_partition and time.time() - started < 30:
+        for message in consumer.consume(num_messages=100, timeout=0.5):
+            if message.error():
+                errors.append(str(message.error()))
+            else:
+                received += 1
+    consumer.close()
+    print(json.dumps({"received": received, "errors": errors[:5]}))
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "produce":
@@ -113,5 +153,7 @@ if __name__ == "__main__":
         consume(args[0], args[1], args[2], args[3], float(args[4]))
     elif command == "committed":
         committed(args[0], args[1], args[2], int(args[3]))
+    elif command == "fetch-limits":
+        fetch_limits(args[0], args[1])
     else:
         sys.exit(f"unknown command {command}")

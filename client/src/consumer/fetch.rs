@@ -19,7 +19,8 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
@@ -263,15 +264,28 @@ pub(super) async fn fetch(
     Ok(records)
 }
 
+/// Fetch requests built so far: each lists its partitions starting one
+/// further along, so that when a response's byte budget runs out (only the
+/// first non-empty partition may exceed it, KIP-74) the partitions left
+/// without data are not always the same ones.
+static FETCH_ROTATION: AtomicUsize = AtomicUsize::new(0);
+
 fn fetch_request(config: &ConsumerConfig, partitions: &[TopicPartition], positions: &Positions) -> FetchRequest {
-    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
-    for tp in partitions {
-        topics.entry(tp.topic.clone()).or_default().push(
-            FetchPartition::default()
-                .with_partition(tp.partition)
-                .with_fetch_offset(positions.next_offsets[tp])
-                .with_partition_max_bytes(config.partition_bytes_max),
-        );
+    let start = match partitions.len() {
+        0 => 0,
+        count => FETCH_ROTATION.fetch_add(1, Ordering::Relaxed) % count,
+    };
+    // Topics in the order their first partition comes in the rotated list.
+    let mut topics: Vec<(String, Vec<FetchPartition>)> = Vec::new();
+    for tp in partitions[start..].iter().chain(&partitions[..start]) {
+        let partition = FetchPartition::default()
+            .with_partition(tp.partition)
+            .with_fetch_offset(positions.next_offsets[tp])
+            .with_partition_max_bytes(config.partition_bytes_max);
+        match topics.iter_mut().find(|(topic, _)| *topic == tp.topic) {
+            Some((_, listed)) => listed.push(partition),
+            None => topics.push((tp.topic.clone(), vec![partition])),
+        }
     }
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))
@@ -329,6 +343,34 @@ mod tests {
     use bytes::BytesMut;
     use kafka_protocol::indexmap::IndexMap;
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    /// Successive requests start their partition lists at different
+    /// partitions (each lists every partition once), so a response budget
+    /// spent early does not always leave the same partitions without data.
+    #[test]
+    fn successive_fetch_requests_rotate_their_partitions() {
+        let partitions: Vec<TopicPartition> = (0..3)
+            .map(|partition| TopicPartition {
+                topic: "t".into(),
+                partition,
+            })
+            .collect();
+        let mut positions = Positions::default();
+        for tp in &partitions {
+            positions.seek(tp.clone(), 0);
+        }
+        let config = ConsumerConfig::new(vec!["t".into()], None);
+        let mut firsts = std::collections::HashSet::new();
+        for _ in 0..6 {
+            let request = fetch_request(&config, &partitions, &positions);
+            let listed: Vec<i32> = request.topics[0].partitions.iter().map(|p| p.partition).collect();
+            let mut sorted = listed.clone();
+            sorted.sort();
+            assert_eq!(sorted, vec![0, 1, 2], "every partition once: {listed:?}");
+            firsts.insert(listed[0]);
+        }
+        assert!(firsts.len() > 1, "always the same first partition: {firsts:?}");
+    }
 
     /// `Positions::accept` into a fresh vector.
     fn accept(

@@ -32,6 +32,15 @@ pub struct ReadResult {
     pub log_start_offset: i64,
 }
 
+/// Whether a read may return a first batch larger than its byte limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstBatch {
+    /// Whole even when larger: the reader always makes progress.
+    Whole,
+    /// Only within the limit: a larger first batch reads nothing.
+    WithinLimit,
+}
+
 /// Least time between two ERROR lines about failed reads of one partition:
 /// a read that keeps failing must not flood the log.
 pub const READ_FAILURE_LOG_INTERVAL_MS: i64 = 60_000;
@@ -69,7 +78,15 @@ impl PartitionLog {
     /// so a consumer always makes progress (as Kafka does since KIP-74). Every
     /// batch returned has passed its CRC check again.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
-        self.retrying_corrupt(|| self.read_once(offset, max_bytes))
+        self.retrying_corrupt(|| self.read_once(offset, max_bytes, FirstBatch::Whole))
+    }
+
+    /// As [`PartitionLog::read`], but never more than `max_bytes`: when the
+    /// first batch is larger, nothing is read (the bounds are still
+    /// answered). What a fetch reads for every partition but the first
+    /// non-empty one (KIP-74: only that one may exceed the limits).
+    pub fn read_within(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        self.retrying_corrupt(|| self.read_once(offset, max_bytes, FirstBatch::WithinLimit))
     }
 
     /// The first visible offset whose record timestamp is at or after
@@ -142,7 +159,7 @@ impl PartitionLog {
         Ok(!result.set_aside.is_empty() || result.truncated_bytes > 0)
     }
 
-    fn read_once(&self, offset: i64, max_bytes: usize) -> std::result::Result<ReadResult, Failure> {
+    fn read_once(&self, offset: i64, max_bytes: usize, first: FirstBatch) -> std::result::Result<ReadResult, Failure> {
         let (segment_base, file, path, location, limit, high_watermark, log_start_offset) = {
             let mut state = self.state.lock();
             let high_watermark = state.visible.next_offset;
@@ -174,6 +191,13 @@ impl PartitionLog {
             };
             (base, file, path, location, limit, high_watermark, log_start_offset)
         };
+        if first == FirstBatch::WithinLimit && location.total_bytes as usize > max_bytes {
+            return Ok(ReadResult {
+                bytes: Vec::new(),
+                high_watermark,
+                log_start_offset,
+            });
+        }
         let available = (limit - location.position) as usize;
         let length = max_bytes.min(available).max(location.total_bytes as usize);
         let mut bytes = vec![0u8; length];

@@ -37,7 +37,16 @@ struct WantedTopic {
     denied: bool,
 }
 
-fn read_partition(topic: Option<&Topic>, wanted: &FetchPartition, limit_bytes: usize, version: i16) -> PartitionData {
+/// How much of a partition a fetch may take: up to `bytes`, and a first
+/// batch larger than that only when `whole_first_batch` (the first
+/// non-empty partition of the response, KIP-74).
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    bytes: usize,
+    whole_first_batch: bool,
+}
+
+fn read_partition(topic: Option<&Topic>, wanted: &FetchPartition, budget: Budget, version: i16) -> PartitionData {
     let mut data = PartitionData::default().with_partition_index(wanted.partition);
     let Some(log) = topic.and_then(|t| t.partition(wanted.partition)) else {
         let error = if topic.is_none() && version >= 13 {
@@ -50,12 +59,12 @@ fn read_partition(topic: Option<&Topic>, wanted: &FetchPartition, limit_bytes: u
             .with_high_watermark(-1)
             .with_last_stable_offset(-1);
     };
-    let result = if limit_bytes == 0 {
-        Ok((Bytes::new(), log.high_watermark(), log.log_start_offset()))
+    let read = if budget.whole_first_batch {
+        log.read(wanted.fetch_offset, budget.bytes.max(1))
     } else {
-        log.read(wanted.fetch_offset, limit_bytes)
-            .map(|read| (Bytes::from(read.bytes), read.high_watermark, read.log_start_offset))
+        log.read_within(wanted.fetch_offset, budget.bytes)
     };
+    let result = read.map(|read| (Bytes::from(read.bytes), read.high_watermark, read.log_start_offset));
     let (records, high_watermark, log_start_offset, error) = match result {
         Ok((records, high_watermark, log_start)) => (records, high_watermark, log_start, None),
         Err(LogError::OffsetOutOfRange {
@@ -106,11 +115,11 @@ fn read_all(wanted: &[WantedTopic], response_bytes_max: usize, version: i16) -> 
             .iter()
             .map(|partition| {
                 let partition_max = partition.partition_max_bytes.max(0) as usize;
-                let limit = if total == 0 {
-                    // The first batch still goes whole when larger (KIP-74).
-                    partition_max.min(response_bytes_max.max(1))
-                } else {
-                    partition_max.min(response_bytes_max.saturating_sub(total))
+                // Only the first non-empty partition may go over the limits,
+                // by its first batch (KIP-74); every later one gets what is left.
+                let budget = Budget {
+                    bytes: partition_max.min(response_bytes_max.saturating_sub(total)),
+                    whole_first_batch: total == 0 && partition_max > 0,
                 };
                 if topic.denied {
                     return PartitionData::default()
@@ -119,7 +128,7 @@ fn read_all(wanted: &[WantedTopic], response_bytes_max: usize, version: i16) -> 
                         .with_high_watermark(-1)
                         .with_last_stable_offset(-1);
                 }
-                let data = read_partition(topic.topic.as_deref(), partition, limit, version);
+                let data = read_partition(topic.topic.as_deref(), partition, budget, version);
                 total += data.records.as_ref().map_or(0, Bytes::len);
                 data
             })
