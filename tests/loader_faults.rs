@@ -182,26 +182,7 @@ fn postgres_a_batch_failing_while_its_probes_pass_backs_off_and_turns_health_unh
          CREATE TRIGGER refuse_copy BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_copy();",
     );
     produce(&broker, dir.path(), "stuck", 0..50);
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[[load]]\ntopic = \"stuck\"\ngroup = \"g\"\nwarehouse = \"{}\"\ntable = \"events\"\ncreate_table = false\n\
-             batch_wait_ms = 100\nretry_backoff_max_ms = 1000\n{UUID_COLUMN}",
-            warehouse.url()
-        ),
-    );
-    let loader = RelayProcess::start(
-        vec![
-            "load".into(),
-            "--broker".into(),
-            broker.address.clone(),
-            "--config".into(),
-            config,
-            "--metrics".into(),
-            "127.0.0.1:0".into(),
-        ],
-        &dir.path().join("load.log"),
-    );
+    let loader = metered_loader(dir.path(), &broker, "stuck", &warehouse, "create_table = false\n");
     let metrics = loader.metrics_address(1);
     let retries = || {
         http_get(&metrics, "/metrics")
@@ -334,12 +315,13 @@ fn two_sections_sharing_a_group_where_one_is_a_backfill_are_refused() {
 }
 
 /// A `relay load` of a quick-retrying `[[load]]` of `topic` into `events`
-/// (a uuid column) of `warehouse`, serving metrics on a free port.
-fn metered_loader(dir: &Path, broker: &BrokerProcess, topic: &str, warehouse: &Warehouse) -> RelayProcess {
+/// (a uuid column, and the section's `extra` settings) of `warehouse`,
+/// serving metrics on a free port.
+fn metered_loader(dir: &Path, broker: &BrokerProcess, topic: &str, warehouse: &Warehouse, extra: &str) -> RelayProcess {
     let config = write_config(
         dir,
         &format!(
-            "[[load]]\ntopic = \"{topic}\"\ngroup = \"g\"\nwarehouse = \"{}\"\ntable = \"events\"\n\
+            "[[load]]\ntopic = \"{topic}\"\ngroup = \"g\"\nwarehouse = \"{}\"\ntable = \"events\"\n{extra}\
              batch_wait_ms = 100\nretry_backoff_max_ms = 1000\n{UUID_COLUMN}",
             warehouse.url()
         ),
@@ -363,7 +345,7 @@ fn lag_follows_the_end_offset_during(mut warehouse: Warehouse, mut outage: impl 
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), "");
     produce(&broker, dir.path(), "lagging", 0..500);
-    let loader = metered_loader(dir.path(), &broker, "lagging", &warehouse);
+    let loader = metered_loader(dir.path(), &broker, "lagging", &warehouse, "");
     let metrics = loader.metrics_address(1);
     let lag = || {
         http_get(&metrics, "/metrics")
@@ -439,7 +421,7 @@ fn lag_shows_when_the_loader_starts_during_a_warehouse_outage() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), "");
     produce(&broker, dir.path(), "restarted", 0..500);
-    let mut loader = metered_loader(dir.path(), &broker, "restarted", &warehouse);
+    let mut loader = metered_loader(dir.path(), &broker, "restarted", &warehouse, "");
     let gauge = |metrics: &str, name: &str| {
         http_get(metrics, "/metrics").and_then(|(_, body)| metric_sum(&body, name, &[("table", "events")]))
     };

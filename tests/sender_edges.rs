@@ -561,14 +561,14 @@ fn chown_nobody(path: &Path) {
     std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
 }
 
-/// A file that cannot be opened for a while (EACCES) is not a deleted file:
-/// its unsent rest is sent once it can be read again, and nothing twice.
-#[test]
-fn a_rotated_file_that_cannot_be_opened_for_a_while_keeps_its_unsent_rest() {
+/// A scene whose logs and state (and `logs/app.log`, lines 0..100) belong to
+/// `nobody`, for a sender run as that user, whom a `chmod 000` then stops;
+/// `None`, said as skipped, when not root.
+fn unprivileged_scene() -> Option<(Scene, BrokerProcess)> {
     let uid = Command::new("id").arg("-u").output().unwrap().stdout;
     if String::from_utf8_lossy(&uid).trim() != "0" {
         eprintln!("SKIPPED: needs root to switch to an unprivileged user");
-        return;
+        return None;
     }
     let scene = Scene::new();
     let broker = BrokerProcess::start(scene.dir.path(), "");
@@ -579,6 +579,16 @@ fn a_rotated_file_that_cannot_be_opened_for_a_while_keeps_its_unsent_rest() {
     }
     scene.append("app.log", 0..100);
     chown_nobody(&scene.log_file("app.log"));
+    Some((scene, broker))
+}
+
+/// A file that cannot be opened for a while (EACCES) is not a deleted file:
+/// its unsent rest is sent once it can be read again, and nothing twice.
+#[test]
+fn a_rotated_file_that_cannot_be_opened_for_a_while_keeps_its_unsent_rest() {
+    let Some((scene, broker)) = unprivileged_scene() else {
+        return;
+    };
     let mut sender = Unprivileged::start(
         scene.sender_args(&broker, "eacces", "app.log", ""),
         &scene.path("send.log"),
@@ -608,20 +618,9 @@ fn a_rotated_file_that_cannot_be_opened_for_a_while_keeps_its_unsent_rest() {
 /// position is kept, and it is not read again as a new file afterwards.
 #[test]
 fn a_watched_file_that_cannot_be_opened_for_a_while_is_not_read_again() {
-    let uid = Command::new("id").arg("-u").output().unwrap().stdout;
-    if String::from_utf8_lossy(&uid).trim() != "0" {
-        eprintln!("SKIPPED: needs root to switch to an unprivileged user");
+    let Some((scene, broker)) = unprivileged_scene() else {
         return;
-    }
-    let scene = Scene::new();
-    let broker = BrokerProcess::start(scene.dir.path(), "");
-    chmod(scene.dir.path(), 0o755);
-    std::fs::create_dir_all(scene.path("state")).unwrap();
-    for dir in ["logs", "state"] {
-        chown_nobody(&scene.path(dir));
-    }
-    scene.append("app.log", 0..100);
-    chown_nobody(&scene.log_file("app.log"));
+    };
     let sender = Unprivileged::start(
         scene.sender_args(&broker, "unopenable", "app.log", ""),
         &scene.path("send.log"),

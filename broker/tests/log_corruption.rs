@@ -98,6 +98,27 @@ fn config() -> LogConfig {
     small_config(FsyncPolicy::Always)
 }
 
+/// [`config`] with segments large enough that every batch of a test stays in
+/// the active one.
+fn one_segment_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1 << 20,
+        ..config()
+    }
+}
+
+/// A log of ten 3-record batches, all in its active segment: the log, its
+/// records and that segment's file.
+fn active_log_of_ten_batches(dir: &Path) -> (PartitionLog, Vec<(i64, Vec<u8>)>, PathBuf) {
+    let log = open(dir, &one_segment_config());
+    for b in 0..10 {
+        log.append(&mut batch(b, 3, T0_MS + b as i64)).unwrap();
+    }
+    let all = records_from(&log, 0);
+    let segment = segment_files(dir).pop().unwrap();
+    (log, all, segment)
+}
+
 #[test]
 fn corrupt_batch_in_sealed_segment_costs_only_itself() {
     for rescanned in [false, true] {
@@ -168,16 +189,7 @@ fn corrupt_batch_found_at_read_time_is_quarantined_once() {
 #[test]
 fn corrupt_batch_in_active_segment_found_at_read_time_keeps_later_appends() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        segment_bytes: 1 << 20,
-        ..config()
-    };
-    let log = open(dir.path(), &config);
-    for b in 0..10 {
-        log.append(&mut batch(b, 3, T0_MS + b as i64)).unwrap();
-    }
-    let all = records_from(&log, 0);
-    let segment = segment_files(dir.path()).pop().unwrap();
+    let (log, all, segment) = active_log_of_ten_batches(dir.path());
     let (position, gap) = batches_in(&segment)[4].clone();
     flip_inside_batch(&segment, position);
     assert_eq!(records_from(&log, 0), without(&all, &gap));
@@ -188,7 +200,7 @@ fn corrupt_batch_in_active_segment_found_at_read_time_keeps_later_appends() {
     let expected_after = [without(&all, &gap), records_from(&log, 30)].concat();
     assert_eq!(records_from(&log, 0), expected_after);
     drop(log);
-    let log = open(dir.path(), &config);
+    let log = open(dir.path(), &one_segment_config());
     assert_eq!(records_from(&log, 0), expected_after);
     assert_eq!(log.end_offset(), 33);
 }
@@ -257,10 +269,7 @@ fn truncated_sealed_segment_costs_only_its_last_batch() {
 #[test]
 fn offsets_never_handed_out_twice_after_recovery() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        segment_bytes: 1 << 20,
-        ..config()
-    };
+    let config = one_segment_config();
     let all = written_log(dir.path(), &config, 10);
     let segment = segment_files(dir.path()).pop().unwrap();
     // The active segment's last batch, fsynced and acknowledged, rots.
@@ -341,16 +350,7 @@ fn zeroed_last_batch_of_sealed_segment_is_set_aside_not_cut_silently() {
 fn flipped_length_of_last_batch_in_running_active_segment_is_set_aside() {
     for flip in [0x01u8, 0x10, 0x80] {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig {
-            segment_bytes: 1 << 20,
-            ..config()
-        };
-        let log = open(dir.path(), &config);
-        for b in 0..10 {
-            log.append(&mut batch(b, 3, T0_MS + b as i64)).unwrap();
-        }
-        let all = records_from(&log, 0);
-        let segment = segment_files(dir.path()).pop().unwrap();
+        let (log, all, segment) = active_log_of_ten_batches(dir.path());
         let (position, gap) = batches_in(&segment).pop().unwrap();
         let file = OpenOptions::new().read(true).write(true).open(&segment).unwrap();
         let mut byte = [0u8];
