@@ -38,6 +38,21 @@ pub struct OffsetAdvance {
     pub next: i64,
 }
 
+impl OffsetAdvance {
+    /// The compare-and-set's answer: `rows` moved is one, else another
+    /// loader moved this partition's offset first and this one is fenced.
+    pub fn applied(&self, rows: u64) -> Result<()> {
+        if rows == 1 {
+            return Ok(());
+        }
+        Err(SinkError::Fenced {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            expected: self.previous,
+        })
+    }
+}
+
 /// Records a loader needed and will never load: `first..=last`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gap {

@@ -2,7 +2,7 @@
 //! gaps, and the offsets compare-and-set that fences a stale loader.
 
 use super::unavailable;
-use crate::sink::{Batch, Result, SinkError};
+use crate::sink::{Batch, Result};
 use tokio_postgres::Transaction;
 
 /// The batch's rejects into relay_rejects (one per source line).
@@ -73,13 +73,7 @@ pub(super) async fn advance_offsets(transaction: &Transaction<'_>, group: &str, 
                 .await
                 .map_err(unavailable)?,
         };
-        if changed != 1 {
-            return Err(SinkError::Fenced {
-                topic: offset.topic.clone(),
-                partition: offset.partition,
-                expected: offset.previous,
-            });
-        }
+        offset.applied(changed)?;
     }
     Ok(())
 }

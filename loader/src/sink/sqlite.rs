@@ -430,13 +430,7 @@ fn advance_offsets(transaction: &rusqlite::Transaction<'_>, group: &str, batch: 
                 .execute(params![group, offset.topic, offset.partition, offset.next, now])
                 .map_err(unavailable)?,
         };
-        if changed != 1 {
-            return Err(SinkError::Fenced {
-                topic: offset.topic.clone(),
-                partition: offset.partition,
-                expected: offset.previous,
-            });
-        }
+        offset.applied(changed as u64)?;
     }
     Ok(())
 }
