@@ -2,7 +2,8 @@
 //! with every codec, a two-member consumer group that reads everything
 //! exactly once, and a group that resumes after its committed offsets when
 //! the broker was killed with `kill -9`; fetch responses that keep to
-//! librdkafka's `fetch.max.bytes` across partitions (KIP-74).
+//! librdkafka's `fetch.max.bytes` across partitions (KIP-74); the admin
+//! client's list_offsets with MAX_TIMESTAMP.
 
 mod support;
 
@@ -123,5 +124,19 @@ fn fetch_responses_keep_to_librdkafkas_fetch_max_bytes() {
     assert_eq!(
         client(&python, &["fetch-limits", &broker.address, "budget"]),
         r#"{"received": 8, "errors": []}"#
+    );
+}
+
+/// Partition 0 peaks twice at T0 + 9 s (offsets 2 and 4): the first wins;
+/// partition 1 is empty: -1 and -1.
+#[test]
+fn confluent_admin_finds_the_max_timestamp_record() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    let t0 = 1_767_225_600_000i64;
+    assert_eq!(
+        client(&python, &["max-timestamp", &broker.address, "peaks"]),
+        format!(r#"{{"max_timestamp": [[2, {}], [-1, -1]]}}"#, t0 + 9_000)
     );
 }

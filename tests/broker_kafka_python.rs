@@ -1,34 +1,44 @@
 //! kafka-python against `relay broker`: produce (lz4), consume with a group,
-//! commit, and offsets_for_times.
+//! commit, and offsets_for_times; the admin client's calls
+//! (list_partition_offsets with MAX_TIMESTAMP).
 
 mod support;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use support::{python, python_script, run_with_timeout, BrokerProcess};
+
+const T0_MS: i64 = 1_767_225_600_000;
+
+/// Runs `kafka_python_clients.py` with `args`; its standard output.
+fn client(python: &Path, args: &[&str]) -> String {
+    let output = run_with_timeout(
+        Command::new(python)
+            .arg(python_script("kafka_python_clients.py"))
+            .args(args),
+        Duration::from_secs(120),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        output.status.success(),
+        "kafka-python {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
 
 #[test]
 fn kafka_python_produces_consumes_and_finds_offsets_by_time() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), "");
-    let output = run_with_timeout(
-        Command::new(&python)
-            .arg(python_script("kafka_python_clients.py"))
-            .args([&broker.address, "kp", "kp-group"]),
-        Duration::from_secs(120),
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "kafka-python failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = client(&python, &[&broker.address, "kp", "kp-group"]);
     let expected_values = format!("[{}]", (0..300).map(|n| n.to_string()).collect::<Vec<_>>().join(", "));
     assert!(stdout.contains(&format!("\"values\": {expected_values}")), "{stdout}");
     assert!(stdout.contains("\"committed\": [150, 150]"), "{stdout}");
     // Message n: partition n % 2, offset n / 2, timestamp T0 + n s.
-    let t0 = 1_767_225_600_000i64;
+    let t0 = T0_MS;
     let lookups = [
         ("t0", format!("[[0, {t0}], [0, {}]]", t0 + 1000)),
         ("t101", format!("[[51, {}], [50, {}]]", t0 + 102_000, t0 + 101_000)),
@@ -41,4 +51,17 @@ fn kafka_python_produces_consumes_and_finds_offsets_by_time() {
             "{label}: expected {expected} in {stdout}"
         );
     }
+}
+
+/// Partition 0 peaks twice at T0 + 9 s (offsets 2 and 4): the first wins;
+/// partition 1 is empty: -1 and -1.
+#[test]
+fn kafka_python_admin_finds_the_max_timestamp_record() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    assert_eq!(
+        client(&python, &["max-timestamp", &broker.address, "peaks"]),
+        format!(r#"{{"max_timestamp": [[2, {}], [-1, -1]]}}"#, T0_MS + 9_000)
+    );
 }

@@ -20,15 +20,23 @@ fetch-limits BOOTSTRAP TOPIC
     partitions assigned, no group. Prints {"received": N, "errors": [...]}:
     a response over the limit is refused by librdkafka ("Invalid response
     size") and fetched again for ever.
+
+max-timestamp BOOTSTRAP TOPIC
+    Creates TOPIC with 2 partitions, produces to partition 0 records whose
+    timestamps peak twice at the same value (one batch each), leaves
+    partition 1 empty, and asks AdminClient.list_offsets with
+    OffsetSpec.max_timestamp() of both. Prints {"max_timestamp": [[offset,
+    timestamp], ...]}.
 """
 import json
 import sys
 import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+T0_MS = 1_767_225_600_000
 
 
 def produce(bootstrap, topic, partitions, count, first):
@@ -145,6 +153,20 @@ def fetch_limits(bootstrap, topic):
     print(json.dumps({"received": received, "errors": errors[:5]}))
 
 
+def max_timestamp(bootstrap, topic):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)]).values():
+        future.result()
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for offset, delta in enumerate([5_000, 1_000, 9_000, 2_000, 9_000, 3_000]):
+        producer.produce(topic, value=f"v{offset}".encode(), partition=0, timestamp=T0_MS + delta)
+        producer.flush(30)
+    partitions = [TopicPartition(topic, p) for p in range(2)]
+    futures = admin.list_offsets({p: OffsetSpec.max_timestamp() for p in partitions}, request_timeout=20)
+    found = {tp.partition: future.result() for tp, future in futures.items()}
+    print(json.dumps({"max_timestamp": [[found[p].offset, found[p].timestamp] for p in range(2)]}))
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "produce":
@@ -155,5 +177,7 @@ if __name__ == "__main__":
         committed(args[0], args[1], args[2], int(args[3]))
     elif command == "fetch-limits":
         fetch_limits(args[0], args[1])
+    elif command == "max-timestamp":
+        max_timestamp(args[0], args[1])
     else:
         sys.exit(f"unknown command {command}")

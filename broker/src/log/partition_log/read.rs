@@ -1,5 +1,6 @@
 //! The read path of a partition log: whole batches from an offset (CRC
-//! checked again before they are served) and the offset for a time. Reads see
+//! checked again before they are served), the offset for a time and the
+//! offset of the largest timestamp. Reads see
 //! only the visible end, so a record is never served and then lost in a
 //! crash; they go on while the log is poisoned.
 //!
@@ -19,7 +20,7 @@
 
 use super::{LogState, PartitionLog};
 use crate::log::error::{io_error, LogError, Result};
-use crate::log::segment::SegmentRole;
+use crate::log::segment::{SegmentRole, NO_TIMESTAMP};
 use relay_proto::RecordBatches;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
@@ -94,6 +95,12 @@ impl PartitionLog {
     /// is older.
     pub fn offset_for_time(&self, timestamp_ms: i64) -> Result<Option<(i64, i64)>> {
         self.retrying_corrupt(|| self.offset_for_time_once(timestamp_ms))
+    }
+
+    /// The first visible record with the largest timestamp, as (offset,
+    /// timestamp); `None` when nothing is visible (ListOffsets MAX_TIMESTAMP).
+    pub fn offset_for_max_timestamp(&self) -> Result<Option<(i64, i64)>> {
+        self.retrying_corrupt(|| self.offset_for_max_timestamp_once())
     }
 
     /// Whether a failed read of this log is to be logged now: at most once
@@ -246,6 +253,44 @@ impl PartitionLog {
             }
         }
         Ok(None)
+    }
+}
+
+impl PartitionLog {
+    /// Segments are visited by their max timestamp, largest first (earliest
+    /// on a tie), so usually one batch is read. Only the active segment's
+    /// maximum can overstate what is visible (a tail waiting for its fsync):
+    /// its answer may be smaller, and the next candidates are then compared
+    /// with it, an earlier offset winning a tie.
+    fn offset_for_max_timestamp_once(&self) -> std::result::Result<Option<(i64, i64)>, Failure> {
+        let mut state = self.state.lock();
+        let mut candidates: Vec<(i64, i64)> = state
+            .segments
+            .iter()
+            .filter(|(_, segment)| state.visible_limit(segment) > 0)
+            .map(|(base, segment)| (segment.max_timestamp_ms(), *base))
+            .filter(|(max_timestamp_ms, _)| *max_timestamp_ms != NO_TIMESTAMP)
+            .collect();
+        candidates.sort_by_key(|(max_timestamp_ms, base)| (std::cmp::Reverse(*max_timestamp_ms), *base));
+        let mut best: Option<(i64, i64)> = None;
+        for (bound_ms, base) in candidates {
+            if best.is_some_and(|(offset, timestamp_ms)| {
+                bound_ms < timestamp_ms || (bound_ms == timestamp_ms && base > offset)
+            }) {
+                break;
+            }
+            let limit = state.visible_limit(&state.segments[&base]);
+            let segment = state.segments.get_mut(&base).expect("listed");
+            let Some(found) = segment.find_max_timestamp_record(limit).map_err(corrupt_in(base))? else {
+                continue;
+            };
+            if best.is_none_or(|(offset, timestamp_ms)| {
+                found.1 > timestamp_ms || (found.1 == timestamp_ms && found.0 < offset)
+            }) {
+                best = Some(found);
+            }
+        }
+        Ok(best)
     }
 }
 

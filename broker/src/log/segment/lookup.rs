@@ -1,6 +1,7 @@
 //! Lookups inside one segment: the batch that holds an offset (through the
-//! sparse offset index, then a forward walk of batch headers) and the first
-//! record at or after a time (through the time index).
+//! sparse offset index, then a forward walk of batch headers), the first
+//! record at or after a time (through the time index), and the first record
+//! with the largest timestamp (ListOffsets MAX_TIMESTAMP).
 //!
 //! A lookup by time that lands in a compressed batch decompresses that one
 //! batch to find the exact record, as Kafka does; it is the only place the
@@ -95,51 +96,112 @@ impl Segment {
     }
 
     fn first_record_at_or_after(&self, location: &BatchLocation, timestamp_ms: i64) -> Result<(i64, i64)> {
+        let fallback = (location.base_offset, location.max_timestamp_ms);
+        let Some(records) = self.record_times(location)? else {
+            return Ok(fallback);
+        };
+        Ok(records
+            .into_iter()
+            .find(|(_, record_timestamp_ms)| *record_timestamp_ms >= timestamp_ms)
+            .unwrap_or(fallback))
+    }
+
+    /// The first visible record with the largest timestamp in this segment,
+    /// as (offset, timestamp), looking only before `limit_position`; `None`
+    /// when nothing is visible. The batch that first reached the segment's
+    /// maximum is known without reading; when it lies past the visible limit
+    /// (an active segment whose tail waits for its fsync) the visible batch
+    /// headers are walked instead. Either way only the chosen batch is read
+    /// whole, to name the record's own offset.
+    pub fn find_max_timestamp_record(&mut self, limit_position: u64) -> Result<Option<(i64, i64)>> {
+        if self.max_timestamp_ms == NO_TIMESTAMP || limit_position == 0 {
+            return Ok(None);
+        }
+        let known = self
+            .find_batch(self.offset_of_max_timestamp, limit_position)?
+            .filter(|location| {
+                location.max_timestamp_ms == self.max_timestamp_ms
+                    && location.position + location.total_bytes <= limit_position
+            });
+        let location = match known {
+            Some(location) => location,
+            None => match self.first_batch_with_largest_timestamp(limit_position)? {
+                Some(location) => location,
+                None => return Ok(None),
+            },
+        };
+        self.record_with_largest_timestamp(&location).map(Some)
+    }
+
+    /// Walks the batch headers before `limit_position`: the first batch whose
+    /// max timestamp is the largest.
+    fn first_batch_with_largest_timestamp(&self, limit_position: u64) -> Result<Option<BatchLocation>> {
+        let mut best: Option<BatchLocation> = None;
+        let mut position = 0;
+        while position < limit_position.min(self.size_bytes) {
+            let Some(location) = self.location_at(position)? else {
+                break;
+            };
+            if best.is_none_or(|b| location.max_timestamp_ms > b.max_timestamp_ms) {
+                best = Some(location);
+            }
+            position += location.total_bytes;
+        }
+        Ok(best)
+    }
+
+    /// The first record of the batch with the batch's largest record
+    /// timestamp, as (offset, timestamp). A batch the codec cannot read
+    /// answers with its base offset and header max timestamp.
+    fn record_with_largest_timestamp(&self, location: &BatchLocation) -> Result<(i64, i64)> {
+        let fallback = (location.base_offset, location.max_timestamp_ms);
+        let Some(records) = self.record_times(location)? else {
+            return Ok(fallback);
+        };
+        let best = records
+            .into_iter()
+            .fold(None, |best: Option<(i64, i64)>, record| match best {
+                Some(b) if b.1 >= record.1 => Some(b),
+                _ => Some(record),
+            });
+        Ok(best.unwrap_or(fallback))
+    }
+
+    /// Every record of the batch at `location` as (offset, timestamp),
+    /// decompressing it when needed; `None` when the codec cannot read it.
+    /// A log-append-time batch gives every record the batch's max timestamp,
+    /// as Kafka does.
+    fn record_times(&self, location: &BatchLocation) -> Result<Option<Vec<(i64, i64)>>> {
         let batch = self.read_at(location.position, location.total_bytes as usize)?;
         let header = BatchHeader::parse_whole(&batch)
             .map_err(|e| self.corrupt(location.position, e.to_string()))?
             .ok_or_else(|| self.corrupt(location.position, "short batch"))?;
-        if header.compression() != Compression::None {
-            return Ok(self.first_compressed_record_at_or_after(batch, location, timestamp_ms));
-        }
-        for record in RecordIter::of_uncompressed_batch(&batch, header.record_count() as usize) {
-            let record = record.map_err(|e| self.corrupt(location.position, e.to_string()))?;
-            let record_timestamp_ms = header.first_timestamp() + record.timestamp_delta_ms;
-            if record_timestamp_ms >= timestamp_ms {
-                return Ok((
+        let append_time = header.is_log_append_time().then(|| header.max_timestamp());
+        let mut times = Vec::with_capacity(header.record_count().max(0) as usize);
+        if header.compression() == Compression::None {
+            for record in RecordIter::of_uncompressed_batch(&batch, header.record_count() as usize) {
+                let record = record.map_err(|e| self.corrupt(location.position, e.to_string()))?;
+                let timestamp_ms = header.first_timestamp() + record.timestamp_delta_ms;
+                times.push((
                     location.base_offset + i64::from(record.offset_delta),
-                    record_timestamp_ms,
+                    append_time.unwrap_or(timestamp_ms),
                 ));
             }
+            return Ok(Some(times));
         }
-        Ok((location.base_offset, header.first_timestamp()))
-    }
-
-    /// Decompresses a batch to find the exact record, as Kafka does for
-    /// timestamp lookups (the only place the broker decompresses). A batch
-    /// the codec cannot read answers with its base offset.
-    fn first_compressed_record_at_or_after(
-        &self,
-        batch: Vec<u8>,
-        location: &BatchLocation,
-        timestamp_ms: i64,
-    ) -> (i64, i64) {
-        let first_timestamp = BatchHeader::parse(&batch)
-            .ok()
-            .flatten()
-            .map_or(NO_TIMESTAMP, |h| h.first_timestamp());
         let mut bytes = bytes::Bytes::from(batch);
         match kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes) {
-            Ok(set) => set
-                .records
-                .iter()
-                .find(|record| record.timestamp >= timestamp_ms)
-                .map_or((location.base_offset, first_timestamp), |record| {
-                    (record.offset, record.timestamp)
-                }),
+            Ok(set) => {
+                times.extend(
+                    set.records
+                        .iter()
+                        .map(|record| (record.offset, append_time.unwrap_or(record.timestamp))),
+                );
+                Ok(Some(times))
+            }
             Err(error) => {
                 tracing::warn!(segment = %self.log_path.display(), position = location.position, %error, "cannot decompress batch for a time lookup");
-                (location.base_offset, first_timestamp)
+                Ok(None)
             }
         }
     }
