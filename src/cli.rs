@@ -315,6 +315,16 @@ pub enum GroupsCommand {
         /// The group's id.
         group: String,
     },
+    /// Delete a group and its committed offsets (the group must have no members).
+    ///
+    /// A loader keeps its position in its warehouse (relay_offsets), so deleting its
+    /// group on the broker does not move it.
+    ///
+    /// Example: relay groups delete billing-replay
+    Delete {
+        /// The group's id.
+        group: String,
+    },
     /// Move a group's committed offsets for a topic (the group must have no members).
     ///
     /// A loader keeps its position in its warehouse (relay_offsets), not on the broker:

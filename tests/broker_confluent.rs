@@ -3,7 +3,7 @@
 //! exactly once, and a group that resumes after its committed offsets when
 //! the broker was killed with `kill -9`; fetch responses that keep to
 //! librdkafka's `fetch.max.bytes` across partitions (KIP-74); the admin
-//! client's list_offsets with MAX_TIMESTAMP.
+//! client's list_offsets with MAX_TIMESTAMP and delete_consumer_groups.
 
 mod support;
 
@@ -138,5 +138,18 @@ fn confluent_admin_finds_the_max_timestamp_record() {
     assert_eq!(
         client(&python, &["max-timestamp", &broker.address, "peaks"]),
         format!(r#"{{"max_timestamp": [[2, {}], [-1, -1]]}}"#, t0 + 9_000)
+    );
+}
+
+/// delete_consumer_groups: an emptied group goes with its offsets, a group
+/// with a member is refused, an unknown one is not found.
+#[test]
+fn confluent_admin_deletes_only_empty_groups() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    assert_eq!(
+        client(&python, &["delete-groups", &broker.address, "cleanup"]),
+        r#"{"deleted": {"gone": "OK", "live": "NON_EMPTY_GROUP", "never": "GROUP_ID_NOT_FOUND"}, "gone_committed": -1001, "read": 10}"#
     );
 }

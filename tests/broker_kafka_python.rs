@@ -1,6 +1,6 @@
 //! kafka-python against `relay broker`: produce (lz4), consume with a group,
 //! commit, and offsets_for_times; the admin client's calls
-//! (list_partition_offsets with MAX_TIMESTAMP).
+//! (list_partition_offsets with MAX_TIMESTAMP, delete_groups).
 
 mod support;
 
@@ -63,5 +63,18 @@ fn kafka_python_admin_finds_the_max_timestamp_record() {
     assert_eq!(
         client(&python, &["max-timestamp", &broker.address, "peaks"]),
         format!(r#"{{"max_timestamp": [[2, {}], [-1, -1]]}}"#, T0_MS + 9_000)
+    );
+}
+
+/// delete_groups: an emptied group goes with its offsets, a group with a
+/// member is refused, an unknown one is not found.
+#[test]
+fn kafka_python_admin_deletes_only_empty_groups() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    assert_eq!(
+        client(&python, &["delete-groups", &broker.address, "cleanup"]),
+        r#"{"deleted": {"gone": "OK", "live": "NonEmptyGroupError", "never": "GroupIdNotFoundError"}, "gone_committed": null, "read": 10}"#
     );
 }

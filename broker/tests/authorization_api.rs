@@ -20,7 +20,9 @@
 //! an unknown topic id was refused as topic "", DeleteTopics by id named a
 //! topic the user may not describe.
 
-use bytes::{Bytes, BytesMut};
+mod wire;
+
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -33,16 +35,11 @@ use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, Of
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use relay_broker::broker::Broker;
-use relay_broker::config::{BrokerConfig, SaslConfig};
-use relay_broker::context::Context;
-use relay_broker::log::FsyncPolicy;
+use kafka_protocol::protocol::{Decodable, Encodable};
+use relay_broker::config::SaslConfig;
 use relay_broker::security::authorization::GrantConfig;
-use relay_broker::server::dispatch::{dispatch, Reply};
-use relay_broker::server::session::Session;
 use relay_proto::{BatchBuilder, RecordSpec};
-use std::sync::atomic::{AtomicI32, Ordering};
+use wire::{text, topic_name, WireBroker};
 
 // Kafka error codes, as the table names them.
 const NONE: i16 = 0;
@@ -63,16 +60,12 @@ const NOT_ASKED: i32 = i32::MIN;
 
 const T0_MS: i64 = 1_767_225_600_000;
 
-/// A running broker in its own runtime and scratch directory, driven one
-/// request at a time through `dispatch`.
+/// A broker driven one request at a time through `dispatch` (the `wire`
+/// harness), as one of the users of the header.
 struct TestBroker {
-    runtime: tokio::runtime::Runtime,
-    broker: Option<Broker>,
-    context: Context,
+    wire: WireBroker,
     /// SASL on: requests come from `Session::Authenticated`; off: `Session::Open`.
     sasl: bool,
-    correlation_id: AtomicI32,
-    _dir: tempfile::TempDir,
 }
 
 fn grant(user: &str, role: &str, topics: &[&str], groups: &[&str]) -> GrantConfig {
@@ -102,46 +95,27 @@ impl TestBroker {
     }
 
     fn start(sasl: bool) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let dir = tempfile::tempdir().expect("scratch directory");
-        let mut config = BrokerConfig {
-            listen: "127.0.0.1:0".into(),
-            data_dir: dir.path().join("data"),
-            ..BrokerConfig::default()
-        };
-        config.log.fsync = FsyncPolicy::Never;
-        assert!(config.auto_create_topics, "Metadata may auto-create topics");
-        if sasl {
-            let credential =
-                relay_proto::sasl::Credential::derive(b"secret", b"salt".to_vec(), 4096).expect("credential");
-            config.sasl = Some(SaslConfig {
-                mechanisms: vec!["SCRAM-SHA-256".into()],
-                users: ["admin", "app", "warehouse", "nobody"]
-                    .iter()
-                    .map(|user| (user.to_string(), credential.to_string()))
-                    .collect(),
-                authentication_timeout_ms: 10_000,
-            });
-            config.grants = vec![
-                grant("admin", "admin", &[], &[]),
-                grant("app", "sender", &["events"], &[]),
-                grant("warehouse", "loader", &["events"], &["loader-*"]),
-            ];
-        }
-        let broker = runtime.block_on(Broker::start(config)).expect("broker starts");
-        let context = std::sync::Arc::clone(broker.context());
-        Self {
-            runtime,
-            broker: Some(broker),
-            context,
-            sasl,
-            correlation_id: AtomicI32::new(0),
-            _dir: dir,
-        }
+        let wire = WireBroker::start(|config| {
+            assert!(config.auto_create_topics, "Metadata may auto-create topics");
+            if sasl {
+                let credential =
+                    relay_proto::sasl::Credential::derive(b"secret", b"salt".to_vec(), 4096).expect("credential");
+                config.sasl = Some(SaslConfig {
+                    mechanisms: vec!["SCRAM-SHA-256".into()],
+                    users: ["admin", "app", "warehouse", "nobody"]
+                        .iter()
+                        .map(|user| (user.to_string(), credential.to_string()))
+                        .collect(),
+                    authentication_timeout_ms: 10_000,
+                });
+                config.grants = vec![
+                    grant("admin", "admin", &[], &[]),
+                    grant("app", "sender", &["events"], &[]),
+                    grant("warehouse", "loader", &["events"], &["loader-*"]),
+                ];
+            }
+        });
+        Self { wire, sasl }
     }
 
     fn create_topics_as_admin(&self) {
@@ -153,45 +127,10 @@ impl TestBroker {
     /// Sends `request` as `user` (ignored without SASL) at `version` and
     /// decodes the answer, checking its frame and correlation id.
     fn call<Req: Encodable, Res: Decodable>(&self, user: &str, api: ApiKey, version: i16, request: &Req) -> Res {
-        let correlation_id = self.correlation_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("authorization-test")));
-        let mut frame = BytesMut::new();
-        header
-            .encode(&mut frame, api.request_header_version(version))
-            .expect("encode header");
-        request.encode(&mut frame, version).expect("encode request");
-        let mut session = if self.sasl {
-            Session::Authenticated { user: user.into() }
-        } else {
-            Session::Open
-        };
-        let peer = "127.0.0.1:1".parse().expect("address");
-        let bytes = self.runtime.block_on(async {
-            let reply = dispatch(&self.context, &mut session, peer, frame.freeze())
-                .await
-                .unwrap_or_else(|e| panic!("{api:?} v{version} as {user}: {e}"));
-            match reply {
-                Reply::Ready(bytes) => bytes,
-                Reply::Later(handle) => handle.await.expect("answer task").expect("answer"),
-                Reply::Nothing | Reply::Last(_) => panic!("{api:?} v{version} as {user}: no answer"),
-            }
-        });
-        let length = i32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
-        assert_eq!(length, bytes.len() - 4, "the length prefix is the frame's");
-        let mut body = bytes.slice(4..);
-        let header = ResponseHeader::decode(&mut body, api.response_header_version(version)).expect("response header");
-        assert_eq!(header.correlation_id, correlation_id);
-        let response = Res::decode(&mut body, version).expect("response body");
-        assert!(
-            body.is_empty(),
-            "{api:?} v{version}: {} bytes after the response",
-            body.len()
-        );
-        response
+        match self.sasl {
+            true => self.wire.call_as(user, api, version, request),
+            false => self.wire.call(api, version, request),
+        }
     }
 
     fn metadata(&self, user: &str, version: i16, request: MetadataRequest) -> MetadataResponse {
@@ -436,24 +375,8 @@ impl TestBroker {
     }
 
     fn topic_exists(&self, topic: &str) -> bool {
-        self.context.topics.get(topic).is_some()
+        self.wire.context().topics.get(topic).is_some()
     }
-}
-
-impl Drop for TestBroker {
-    fn drop(&mut self) {
-        if let Some(broker) = self.broker.take() {
-            self.runtime.block_on(broker.shutdown());
-        }
-    }
-}
-
-fn text(value: &str) -> StrBytes {
-    StrBytes::from_string(value.to_owned())
-}
-
-fn topic_name(name: &str) -> TopicName {
-    TopicName(text(name))
 }
 
 fn group_id(name: &str) -> GroupId {
@@ -733,7 +656,7 @@ fn offset_commit_needs_group_on_the_group_and_consume_on_each_topic() {
         [GROUP_AUTHORIZATION_FAILED]
     );
     // Only the allowed commit was stored.
-    let stored = |group: &str, topic: &str| broker.context.coordinator.store().committed(group, topic, 0);
+    let stored = |group: &str, topic: &str| broker.wire.context().coordinator.store().committed(group, topic, 0);
     assert_eq!(stored("loader-1", "events").map(|c| c.offset), Some(1));
     assert!(stored("loader-1", "payments").is_none());
     assert!(stored("other", "events").is_none());
@@ -844,7 +767,7 @@ fn describe_groups_needs_describe_of_the_group() {
     assert!(app.groups[0].members.is_empty(), "no members shown to app");
     let admin = broker.describe_groups("admin", &["loader-1"]);
     assert_eq!(admin.groups[0].error_code, NONE);
-    assert_eq!(admin.groups[0].authorized_operations, READ | DESCRIBE);
+    assert_eq!(admin.groups[0].authorized_operations, READ | DELETE | DESCRIBE);
     // Not asked for: Kafka's "unknown".
     let request = DescribeGroupsRequest::default().with_groups(vec![group_id("loader-1")]);
     let unasked: DescribeGroupsResponse = broker.call("warehouse", ApiKey::DescribeGroups, 5, &request);
@@ -958,7 +881,7 @@ fn an_unknown_topic_id_is_unknown_before_it_is_unauthorized() {
     const UNKNOWN_TOPIC_ID: i16 = 100;
     let broker = TestBroker::with_grants();
     let stale_id = uuid::Uuid::from_u128(0x5eed);
-    let events_id = broker.context.topics.get("events").expect("events").id;
+    let events_id = broker.wire.context().topics.get("events").expect("events").id;
     let fetch_by_id = |user: &str, id: uuid::Uuid| -> i16 {
         let request = FetchRequest::default()
             .with_replica_id(BrokerId(-1))
@@ -1004,7 +927,7 @@ fn delete_topics_by_id_does_not_name_a_topic_the_user_may_not_describe() {
     // may not describe the topic an id names; the broker tells the name (and
     // repeats it in the error message).
     let broker = TestBroker::with_grants();
-    let payments = broker.context.topics.get("payments").expect("payments").id;
+    let payments = broker.wire.context().topics.get("payments").expect("payments").id;
     let request = DeleteTopicsRequest::default().with_topics(vec![DeleteTopicState::default()
         .with_name(None)
         .with_topic_id(payments)]);

@@ -1,5 +1,5 @@
-//! Administration: create, delete and describe topics; list and describe
-//! groups; committed offsets, lag, and resetting a group's offsets (only
+//! Administration: create, delete and describe topics; list, describe and
+//! delete groups; committed offsets, lag, and resetting a group's offsets (only
 //! while the group has no members, as Kafka's tools require). It stands
 //! beside the producer and the consumer, never on them: it uses only the
 //! cluster, the offsets helpers and the shared types.
@@ -8,6 +8,7 @@ use crate::cluster::Cluster;
 use crate::error::{check, ClientError, Result};
 use crate::offsets::{commit_offsets, committed_offsets, list_offset};
 use crate::types::{StartPosition, TopicPartition, LIST_OFFSETS_EARLIEST, LIST_OFFSETS_LATEST};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -58,6 +59,17 @@ pub struct PartitionLag {
     pub lag: i64,
     /// The committer's metadata string ("" when none).
     pub metadata: String,
+}
+
+/// What DeleteGroups did with a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupDeletion {
+    /// Gone, with its committed offsets.
+    Deleted,
+    /// Kept: it has members (NON_EMPTY_GROUP).
+    HasMembers,
+    /// The cluster does not know it (GROUP_ID_NOT_FOUND).
+    Unknown,
 }
 
 pub struct Admin {
@@ -229,6 +241,24 @@ impl Admin {
             protocol: described.protocol_data.to_string(),
             members,
         })
+    }
+
+    /// Deletes a group without members, with its committed offsets (Kafka's
+    /// DeleteGroups). A group with members, or one the cluster does not know,
+    /// is an outcome, not an error: the caller tells the user what to do.
+    pub async fn delete_group(&self, group: &str) -> Result<GroupDeletion> {
+        let coordinator = self.cluster.coordinator(group).await?;
+        let request = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(text(group))]);
+        let response: DeleteGroupsResponse = coordinator.send(ApiKey::DeleteGroups, &request).await?;
+        let result = response
+            .results
+            .first()
+            .ok_or_else(|| ClientError::Invalid("empty DeleteGroups response".into()))?;
+        match ResponseError::try_from_code(result.error_code) {
+            Some(ResponseError::NonEmptyGroup) => Ok(GroupDeletion::HasMembers),
+            Some(ResponseError::GroupIdNotFound) => Ok(GroupDeletion::Unknown),
+            _ => check(result.error_code, || format!("deleting group {group:?}")).map(|()| GroupDeletion::Deleted),
+        }
     }
 
     /// Every committed offset of a group.

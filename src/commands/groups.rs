@@ -1,9 +1,9 @@
-//! `relay groups list|describe|reset-offsets`.
+//! `relay groups list|describe|delete|reset-offsets`.
 
 use super::client::{connect, fail, parse_position, runtime};
 use crate::cli::{GroupsArgs, GroupsCommand};
 use crate::exit;
-use relay_client::admin::Admin;
+use relay_client::admin::{Admin, GroupDeletion};
 use relay_client::ClientError;
 use relay_proto::offset_metadata;
 
@@ -38,6 +38,7 @@ pub fn run(args: GroupsArgs) -> i32 {
                 Ok(true) => describe(&admin, &group).await,
                 Err(error) => Err(error),
             },
+            GroupsCommand::Delete { group } => return delete(&admin, &group).await,
             GroupsCommand::ResetOffsets { group, topic, .. } => {
                 match admin.group_offsets_with_metadata(&group).await {
                     Ok(offsets) if offsets.iter().any(|(_, _, metadata)| offset_metadata::is_loader(metadata)) => {
@@ -67,6 +68,32 @@ pub fn run(args: GroupsArgs) -> i32 {
             Err(error) => fail("groups", &error),
         }
     })
+}
+
+/// Deletes a group; a group with members or an unknown one exits 1 saying
+/// what to do.
+async fn delete(admin: &Admin, group: &str) -> i32 {
+    match admin.delete_group(group).await {
+        Ok(GroupDeletion::Deleted) => {
+            println!("deleted group {group} and its committed offsets");
+            exit::SUCCESS
+        }
+        Ok(GroupDeletion::HasMembers) => {
+            eprintln!(
+                "relay groups: group {group:?} still has members; stop its consumers, then delete it \
+                 (`relay groups describe {group}` lists them)"
+            );
+            exit::FAILURE
+        }
+        Ok(GroupDeletion::Unknown) => {
+            eprintln!(
+                "relay groups: no such group {group:?} (no members, no committed offsets); \
+                 `relay groups list` shows the groups"
+            );
+            exit::FAILURE
+        }
+        Err(error) => fail("groups", &error),
+    }
 }
 
 async fn describe(admin: &Admin, group: &str) -> Result<(), ClientError> {

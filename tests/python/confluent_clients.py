@@ -27,6 +27,13 @@ max-timestamp BOOTSTRAP TOPIC
     partition 1 empty, and asks AdminClient.list_offsets with
     OffsetSpec.max_timestamp() of both. Prints {"max_timestamp": [[offset,
     timestamp], ...]}.
+
+delete-groups BOOTSTRAP TOPIC
+    Creates TOPIC, produces 10 messages, reads them in group "gone" (which
+    commits and closes), keeps a member of group "live" polling, and asks
+    AdminClient.delete_consumer_groups of "gone", "live" and "never". Prints
+    each group's answer ("OK" or the error name) and what "gone" has
+    committed afterwards (-1001: nothing).
 """
 import json
 import sys
@@ -167,6 +174,47 @@ def max_timestamp(bootstrap, topic):
     print(json.dumps({"max_timestamp": [[found[p].offset, found[p].timestamp] for p in range(2)]}))
 
 
+def delete_groups(bootstrap, topic):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+        future.result()
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for n in range(10):
+        producer.produce(topic, value=f"v{n}".encode())
+    producer.flush(30)
+
+    def member(group):
+        consumer = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        })
+        consumer.subscribe([topic])
+        return consumer
+
+    gone, read, started = member("gone"), 0, time.time()
+    while read < 10 and time.time() - started < 30:
+        read += len([m for m in gone.consume(num_messages=10, timeout=0.5) if not m.error()])
+    gone.commit(asynchronous=False)
+    gone.close()
+    live = member("live")
+    while not live.assignment():
+        live.poll(0.2)
+    answers = {}
+    for group, future in admin.delete_consumer_groups(["gone", "live", "never"], request_timeout=20).items():
+        try:
+            future.result()
+            answers[group] = "OK"
+        except KafkaException as error:
+            answers[group] = error.args[0].name()
+    live.close()
+    after = Consumer({"bootstrap.servers": bootstrap, "group.id": "gone"})
+    committed = after.committed([TopicPartition(topic, 0)], timeout=20)[0].offset
+    after.close()
+    print(json.dumps({"read": read, "deleted": answers, "gone_committed": committed}, sort_keys=True))
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "produce":
@@ -179,5 +227,7 @@ if __name__ == "__main__":
         fetch_limits(args[0], args[1])
     elif command == "max-timestamp":
         max_timestamp(args[0], args[1])
+    elif command == "delete-groups":
+        delete_groups(args[0], args[1])
     else:
         sys.exit(f"unknown command {command}")

@@ -11,9 +11,16 @@ max-timestamp BOOTSTRAP TOPIC
     Creates TOPIC with 2 partitions, produces to partition 0 records whose
     timestamps peak twice at the same value, leaves partition 1 empty, and
     asks list_partition_offsets(MAX_TIMESTAMP) of both.
+
+delete-groups BOOTSTRAP TOPIC
+    Creates TOPIC, produces 10 messages, reads them in group "gone" (which
+    commits and leaves), keeps a member of group "live" polling, and asks
+    delete_groups of "gone", "live" and "never". Prints each group's answer
+    and what "gone" has committed afterwards (null: nothing).
 """
 import json
 import sys
+import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic, OffsetSpec
@@ -67,8 +74,47 @@ def max_timestamp(bootstrap, topic):
     print(json.dumps({"max_timestamp": [[found[p].offset, found[p].timestamp] for p in partitions]}))
 
 
+def delete_groups(bootstrap, topic):
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for n in range(10):
+        producer.send(topic, value=f"v{n}".encode())
+    producer.flush(30)
+    producer.close()
+    partition = TopicPartition(topic, 0)
+
+    def member(group):
+        return KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=3000,
+        )
+
+    gone, read, started = member("gone"), 0, time.time()
+    while read < 10 and time.time() - started < 30:
+        read += sum(len(batch) for batch in gone.poll(timeout_ms=500).values())
+    gone.commit()
+    gone.close()
+    live = member("live")
+    while not live.assignment():
+        live.poll(timeout_ms=200)
+    answers = admin.delete_groups(["gone", "live", "never"])
+    live.close()
+    admin.close()
+    after = KafkaConsumer(bootstrap_servers=bootstrap, group_id="gone", enable_auto_commit=False)
+    committed = after.committed(partition)
+    after.close()
+    print(json.dumps({"read": read, "deleted": answers, "gone_committed": committed}, sort_keys=True))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "max-timestamp":
         max_timestamp(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "delete-groups":
+        delete_groups(sys.argv[2], sys.argv[3])
     else:
         produce_and_consume(sys.argv[1], sys.argv[2], sys.argv[3])

@@ -7,10 +7,12 @@
 //!   ticker (Kafka's `GroupCoordinator`).
 //! - [`state`]: one group's state machine, with client-side assignment passed
 //!   through unchanged.
+//! - [`delete`]: DeleteGroups: an empty group and its offsets, durably.
 //! - [`offset_store`]: durable offsets and membership in an internal log.
 //! - [`records`]: the byte layout of that log's records.
 
 pub mod coordinator;
+pub mod delete;
 pub mod offset_store;
 pub mod records;
 pub mod state;

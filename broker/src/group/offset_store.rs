@@ -36,11 +36,24 @@ const COMPACTION_BATCH_RECORDS_MAX: usize = 1000;
 struct State {
     offsets: BTreeMap<OffsetKey, CommittedOffset>,
     groups: HashMap<String, StoredGroup>,
+    /// The last membership of each group deleted since open: a store of that
+    /// very membership still queued when the group was deleted (a leave
+    /// stored without anyone waiting) is stale and must not bring it back.
+    deleted: HashMap<String, StoredGroup>,
 }
 
 pub struct OffsetStore {
     log: PartitionLog,
     state: Mutex<State>,
+}
+
+/// The smallest offset key of `group`: its offsets follow it in key order.
+fn first_key_of(group: &str) -> OffsetKey {
+    OffsetKey {
+        group: group.into(),
+        topic: String::new(),
+        partition: i32::MIN,
+    }
 }
 
 impl OffsetStore {
@@ -158,14 +171,9 @@ impl OffsetStore {
     /// Every committed offset of a group, by (topic, partition).
     pub fn group_offsets(&self, group: &str) -> Vec<(String, i32, CommittedOffset)> {
         let state = self.state.lock();
-        let start = OffsetKey {
-            group: group.into(),
-            topic: String::new(),
-            partition: i32::MIN,
-        };
         state
             .offsets
-            .range(start..)
+            .range(first_key_of(group)..)
             .take_while(|(key, _)| key.group == group)
             .map(|(key, value)| (key.topic.clone(), key.partition, value.clone()))
             .collect()
@@ -199,6 +207,10 @@ impl OffsetStore {
     /// append returned).
     pub fn save_group(&self, group: &StoredGroup) -> Result<()> {
         let mut state = self.state.lock();
+        if state.deleted.get(&group.group) == Some(group) {
+            return Ok(());
+        }
+        state.deleted.remove(&group.group);
         if state
             .groups
             .get(&group.group)
@@ -212,6 +224,46 @@ impl OffsetStore {
         )])?;
         state.groups.insert(group.group.clone(), group.clone());
         Ok(())
+    }
+
+    /// Deletes a group: its membership and every offset it committed, as one
+    /// batch of tombstones (null values), so the deletion is stored entirely
+    /// or not at all and a replay after a restart does not bring any of it
+    /// back. `last` is the membership the coordinator held when it deleted
+    /// the group; a store of it that arrives later is ignored. Returns how
+    /// many committed offsets were deleted.
+    pub fn delete_group(&self, group: &str, last: Option<StoredGroup>) -> Result<usize> {
+        let mut state = self.state.lock();
+        let doomed: Vec<OffsetKey> = state
+            .offsets
+            .range(first_key_of(group)..)
+            .take_while(|(key, _)| key.group == group)
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut tombstones: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            doomed.iter().map(|key| (records::offset_key(key), None)).collect();
+        tombstones.push((records::group_key(group), None));
+        self.append(tombstones)?;
+        for key in &doomed {
+            state.offsets.remove(key);
+        }
+        state.groups.remove(group);
+        match last {
+            Some(last) => state.deleted.insert(group.to_owned(), last),
+            None => state.deleted.remove(group),
+        };
+        Ok(doomed.len())
+    }
+
+    /// Whether the store knows `group`: a stored membership or an offset.
+    pub fn knows_group(&self, group: &str) -> bool {
+        let state = self.state.lock();
+        state.groups.contains_key(group)
+            || state
+                .offsets
+                .range(first_key_of(group)..)
+                .next()
+                .is_some_and(|(key, _)| key.group == group)
     }
 
     pub fn stored_groups(&self) -> Vec<StoredGroup> {
@@ -334,6 +386,44 @@ mod tests {
             faults.fail_next_fsyncs(0);
             store.commit("g", &[("t".into(), 0, offset(8))]).unwrap();
         }
+    }
+
+    fn membership(generation: i32) -> StoredGroup {
+        StoredGroup {
+            group: "g".into(),
+            generation,
+            protocol_type: "consumer".into(),
+            protocol_name: String::new(),
+            leader: String::new(),
+            members: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_deleted_group_stays_deleted_when_its_last_membership_is_stored_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::default();
+        let store = OffsetStore::open(dir.path(), &config, FaultInjector::default()).unwrap();
+        store
+            .commit("g", &[("t".into(), 0, offset(7)), ("u".into(), 1, offset(8))])
+            .unwrap();
+        store.commit("h", &[("t".into(), 0, offset(9))]).unwrap();
+        store.save_group(&membership(3)).unwrap();
+        assert_eq!(store.delete_group("g", Some(membership(4))).unwrap(), 2);
+        // The empty group's store, queued before the deletion, arrives after it.
+        store.save_group(&membership(4)).unwrap();
+        assert!(!store.knows_group("g"));
+        store.close().unwrap();
+        drop(store);
+
+        let store = OffsetStore::open(dir.path(), &config, FaultInjector::default()).unwrap();
+        assert!(!store.knows_group("g"), "the deletion survives a reopen");
+        assert!(store.stored_groups().is_empty());
+        assert_eq!(store.committed("g", "t", 0), None);
+        assert_eq!(store.committed("h", "t", 0).map(|c| c.offset), Some(9));
+        // A new group of that name is stored as any other.
+        store.save_group(&membership(1)).unwrap();
+        assert_eq!(store.stored_groups(), vec![membership(1)]);
     }
 
     /// Writes commits into more segments than compaction allows (a segment

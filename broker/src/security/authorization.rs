@@ -11,7 +11,7 @@
 //! | `admin` | every operation | every topic, every group, the cluster |
 //!
 //! As in Kafka, any operation on a topic implies `describe` of it, and
-//! `group` on a group implies describing it. Which API needs what, and the
+//! `group` or `delete` on a group implies describing it. Which API needs what, and the
 //! Kafka behaviours matched, is `proto-spec/PROTOCOL.md` ("Authorization").
 
 pub use crate::config::GrantConfig;
@@ -36,7 +36,7 @@ pub enum Operation {
     Describe,
     /// Create a topic (CreateTopics, or Metadata's auto-creation).
     Create,
-    /// Delete a topic.
+    /// Delete a topic, or a group (DeleteGroups).
     Delete,
     /// Join, sync, heartbeat, leave a group; commit and fetch its offsets.
     Group,
@@ -177,7 +177,10 @@ impl Grant {
                 self.groups.iter().any(|p| p.matches(name))
                     && match operation {
                         Operation::Group => has(Operation::Group),
-                        Operation::Describe => has(Operation::Group) || has(Operation::Describe),
+                        Operation::Delete => has(Operation::Delete),
+                        Operation::Describe => {
+                            has(Operation::Group) || has(Operation::Delete) || has(Operation::Describe)
+                        }
                         _ => false,
                     }
             }
@@ -268,7 +271,11 @@ impl Expanded {
         let (any_topic, any_group, cluster) = (!self.topics.is_empty(), !self.groups.is_empty(), self.cluster);
         needs(Operation::Produce, any_topic, "topics (name, prefix* or *)")?;
         needs(Operation::Consume, any_topic, "topics (name, prefix* or *)")?;
-        needs(Operation::Delete, any_topic, "topics (name, prefix* or *)")?;
+        needs(
+            Operation::Delete,
+            any_topic || any_group,
+            "topics or groups (name, prefix* or *)",
+        )?;
         needs(
             Operation::Create,
             any_topic || cluster,
@@ -415,7 +422,7 @@ impl Authorizer {
                 Operation::Create,
                 Operation::Delete,
             ],
-            Resource::Group(_) => &[Operation::Group, Operation::Describe],
+            Resource::Group(_) => &[Operation::Group, Operation::Describe, Operation::Delete],
             Resource::Cluster => &[Operation::Describe, Operation::Create],
         };
         applicable

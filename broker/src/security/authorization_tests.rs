@@ -87,14 +87,30 @@ fn authorized_operations_are_kafka_bits() {
     let open = Authorizer::open();
     assert_eq!(
         open.authorized_operations(None, Resource::Group("g")),
-        (1 << 3) | (1 << 8),
-        "READ and DESCRIBE"
+        (1 << 3) | (1 << 6) | (1 << 8),
+        "READ, DELETE and DESCRIBE"
     );
     assert_eq!(
         open.authorized_operations(None, Resource::Cluster),
         (1 << 5) | (1 << 8),
         "CREATE and DESCRIBE"
     );
+}
+
+#[test]
+fn deleting_a_group_needs_delete_on_it_which_implies_describing_it() {
+    let u = users();
+    let grants = [
+        grant(&["app"], None, &["delete"], &[], &["old-*"]),
+        grant(&["warehouse"], Some("loader"), &[], &["events"], &["loader-*"]),
+    ];
+    let a = Authorizer::new(&grants, &u).expect("delete on groups alone is a valid grant");
+    assert!(a.allows(Some("app"), Operation::Delete, Resource::Group("old-1")));
+    assert!(a.allows(Some("app"), Operation::Describe, Resource::Group("old-1")));
+    assert!(!a.allows(Some("app"), Operation::Group, Resource::Group("old-1")));
+    assert!(!a.allows(Some("app"), Operation::Delete, Resource::Group("new-1")));
+    assert!(!a.allows(Some("app"), Operation::Delete, Resource::Topic("old-1")));
+    assert!(!a.allows(Some("warehouse"), Operation::Delete, Resource::Group("loader-1")));
 }
 
 #[test]

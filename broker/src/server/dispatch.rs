@@ -85,6 +85,7 @@ pub async fn dispatch(
         ApiKey::OffsetFetch => ready(api::offset_fetch::handle(ctx, &meta, decode(&meta, &mut body)?)),
         ApiKey::ListGroups => ready(api::list_groups::handle(ctx, &meta, decode(&meta, &mut body)?)),
         ApiKey::DescribeGroups => ready(api::describe_groups::handle(ctx, &meta, decode(&meta, &mut body)?)),
+        ApiKey::DeleteGroups => ready(api::delete_groups::handle(ctx, &meta, decode(&meta, &mut body)?).await),
         ApiKey::DescribeLogDirs => ready(api::describe_log_dirs::handle(ctx, &meta, decode(&meta, &mut body)?)),
         ApiKey::SaslHandshake => api::sasl_handshake::handle(ctx, session, &meta, decode(&meta, &mut body)?),
         ApiKey::SaslAuthenticate => {

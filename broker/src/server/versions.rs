@@ -26,6 +26,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 2, 7),
     (ApiKey::DeleteTopics, 1, 1, 6),
     (ApiKey::InitProducerId, 0, 0, 5),
+    (ApiKey::DeleteGroups, 0, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 1, 4),
     // Advertised from v0 because librdkafka only sees SASL support when v0 is
     // in range; only v1 is accepted (v0 sends SASL tokens outside Kafka
@@ -82,6 +83,7 @@ mod tests {
         check::<CreateTopicsRequest, CreateTopicsResponse>(ApiKey::CreateTopics);
         check::<DeleteTopicsRequest, DeleteTopicsResponse>(ApiKey::DeleteTopics);
         check::<InitProducerIdRequest, InitProducerIdResponse>(ApiKey::InitProducerId);
+        check::<DeleteGroupsRequest, DeleteGroupsResponse>(ApiKey::DeleteGroups);
         check::<DescribeLogDirsRequest, DescribeLogDirsResponse>(ApiKey::DescribeLogDirs);
         check::<SaslHandshakeRequest, SaslHandshakeResponse>(ApiKey::SaslHandshake);
         check::<SaslAuthenticateRequest, SaslAuthenticateResponse>(ApiKey::SaslAuthenticate);

@@ -11,7 +11,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use relay_broker::broker::Broker;
 use relay_broker::config::BrokerConfig;
 use relay_broker::context::Context;
-use relay_broker::log::FsyncPolicy;
+use relay_broker::log::{FaultInjector, FsyncPolicy};
 use relay_broker::server::dispatch::{dispatch, Reply};
 use relay_broker::server::session::Session;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -21,6 +21,7 @@ pub struct WireBroker {
     broker: Option<Broker>,
     context: Option<Context>,
     config: BrokerConfig,
+    faults: FaultInjector,
     correlation_id: AtomicI32,
     _dir: tempfile::TempDir,
 }
@@ -29,6 +30,11 @@ impl WireBroker {
     /// Starts a broker on a scratch directory, after `configure` adjusted
     /// its configuration (fsync "never" unless it says otherwise).
     pub fn start(configure: impl FnOnce(&mut BrokerConfig)) -> Self {
+        Self::start_with_faults(configure, FaultInjector::default())
+    }
+
+    /// As [`WireBroker::start`], with `faults` in every log the broker opens.
+    pub fn start_with_faults(configure: impl FnOnce(&mut BrokerConfig), faults: FaultInjector) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -47,6 +53,7 @@ impl WireBroker {
             broker: None,
             context: None,
             config,
+            faults,
             correlation_id: AtomicI32::new(0),
             _dir: dir,
         };
@@ -57,7 +64,7 @@ impl WireBroker {
     fn boot(&mut self) {
         let broker = self
             .runtime
-            .block_on(Broker::start(self.config.clone()))
+            .block_on(Broker::start_with_faults(self.config.clone(), self.faults.clone()))
             .expect("broker starts");
         self.context = Some(std::sync::Arc::clone(broker.context()));
         self.broker = Some(broker);

@@ -5,6 +5,7 @@
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_groups;
 pub mod describe_log_dirs;
