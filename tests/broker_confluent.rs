@@ -3,7 +3,8 @@
 //! exactly once, and a group that resumes after its committed offsets when
 //! the broker was killed with `kill -9`; fetch responses that keep to
 //! librdkafka's `fetch.max.bytes` across partitions (KIP-74); the admin
-//! client's list_offsets with MAX_TIMESTAMP and delete_consumer_groups.
+//! client's list_offsets with MAX_TIMESTAMP, delete_consumer_groups and
+//! create_topics with topic configs.
 
 mod support;
 
@@ -151,5 +152,25 @@ fn confluent_admin_deletes_only_empty_groups() {
     assert_eq!(
         client(&python, &["delete-groups", &broker.address, "cleanup"]),
         r#"{"deleted": {"gone": "OK", "live": "NON_EMPTY_GROUP", "never": "GROUP_ID_NOT_FOUND"}, "gone_committed": -1001, "read": 10}"#
+    );
+}
+
+/// create_topics: configs Relay honours take effect (max.message.bytes 2048
+/// refuses a 4,000-byte message) and survive `kill -9`; compaction is refused
+/// naming why; validate_only creates nothing.
+#[test]
+fn confluent_topic_configs_are_honoured_or_refused() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(dir.path(), "");
+    assert_eq!(
+        client(&python, &["topic-configs", &broker.address, "create"]),
+        r#"{"created": {"tuned": ["OK", ""], "compacted": ["INVALID_CONFIG", "invalid topic config: cleanup.policy = \"compact\" is not supported: Relay never compacts; only \"delete\" (retention by time and size)"], "checked": ["OK", ""]}, "listed": ["tuned"], "produced": ["MSG_SIZE_TOO_LARGE", "OK"]}"#
+    );
+    broker.kill9();
+    broker.restart();
+    assert_eq!(
+        client(&python, &["topic-configs", &broker.address, "after-restart"]),
+        r#"{"produced": ["MSG_SIZE_TOO_LARGE", "OK"]}"#
     );
 }

@@ -1,6 +1,7 @@
 //! kafka-python against `relay broker`: produce (lz4), consume with a group,
 //! commit, and offsets_for_times; the admin client's calls
-//! (list_partition_offsets with MAX_TIMESTAMP, delete_groups).
+//! (list_partition_offsets with MAX_TIMESTAMP, delete_groups, create_topics
+//! with topic configs).
 
 mod support;
 
@@ -76,5 +77,25 @@ fn kafka_python_admin_deletes_only_empty_groups() {
     assert_eq!(
         client(&python, &["delete-groups", &broker.address, "cleanup"]),
         r#"{"deleted": {"gone": "OK", "live": "NonEmptyGroupError", "never": "GroupIdNotFoundError"}, "gone_committed": null, "read": 10}"#
+    );
+}
+
+/// create_topics: configs Relay honours take effect (max.message.bytes 2048
+/// refuses a 4,000-byte message) and survive `kill -9`; compaction is refused
+/// naming why; validate_only creates nothing.
+#[test]
+fn kafka_python_topic_configs_are_honoured_or_refused() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(dir.path(), "");
+    assert_eq!(
+        client(&python, &["topic-configs", &broker.address, "create"]),
+        r#"{"created": {"tuned": [0, ""], "compacted": [40, "invalid topic config: cleanup.policy = \"compact\" is not supported: Relay never compacts; only \"delete\" (retention by time and size)"], "checked": [0, ""]}, "listed": ["tuned"], "produced": ["MessageSizeTooLargeError", "OK"]}"#
+    );
+    broker.kill9();
+    broker.restart();
+    assert_eq!(
+        client(&python, &["topic-configs", &broker.address, "after-restart"]),
+        r#"{"produced": ["MessageSizeTooLargeError", "OK"]}"#
     );
 }

@@ -34,6 +34,13 @@ delete-groups BOOTSTRAP TOPIC
     AdminClient.delete_consumer_groups of "gone", "live" and "never". Prints
     each group's answer ("OK" or the error name) and what "gone" has
     committed afterwards (-1001: nothing).
+
+topic-configs BOOTSTRAP create|after-restart
+    create: creates "tuned" with configs Relay honours (max.message.bytes
+    2048 among them) and ones already true of one broker, "compacted" with
+    cleanup.policy=compact, and "checked" with validate_only; then produces a
+    4,000-byte and a 100-byte message to "tuned". after-restart: the two
+    produces again. Prints each answer (error names, refusal messages).
 """
 import json
 import sys
@@ -215,6 +222,55 @@ def delete_groups(bootstrap, topic):
     print(json.dumps({"read": read, "deleted": answers, "gone_committed": committed}, sort_keys=True))
 
 
+TUNED_CONFIGS = {
+    "retention.ms": "3600000",
+    "retention.bytes": "1048576",
+    "segment.bytes": "1048576",
+    "max.message.bytes": "2048",
+    "cleanup.policy": "delete",
+    "min.insync.replicas": "1",
+    "compression.type": "producer",
+    "delete.retention.ms": "900",
+}
+
+
+def produce_sizes(bootstrap, topic):
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "retries": 0})
+    answers = []
+
+    def on_delivery(error, message):
+        answers.append(error.name() if error else "OK")
+
+    for size in [4000, 100]:
+        producer.produce(topic, value=b"x" * size, on_delivery=on_delivery)
+        producer.flush(30)
+    return answers
+
+
+def topic_configs(bootstrap, phase):
+    if phase == "after-restart":
+        print(json.dumps({"produced": produce_sizes(bootstrap, "tuned")}))
+        return
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def create(name, configs, validate_only=False):
+        topic = NewTopic(name, num_partitions=1, replication_factor=1, config=configs)
+        future = admin.create_topics([topic], validate_only=validate_only, request_timeout=20)[name]
+        try:
+            future.result()
+            return ["OK", ""]
+        except KafkaException as error:
+            return [error.args[0].name(), error.args[0].str()]
+
+    created = {
+        "tuned": create("tuned", TUNED_CONFIGS),
+        "compacted": create("compacted", {"cleanup.policy": "compact"}),
+        "checked": create("checked", TUNED_CONFIGS, validate_only=True),
+    }
+    listed = sorted(t for t in admin.list_topics(timeout=20).topics if not t.startswith("__"))
+    print(json.dumps({"created": created, "listed": listed, "produced": produce_sizes(bootstrap, "tuned")}))
+
+
 if __name__ == "__main__":
     command, args = sys.argv[1], sys.argv[2:]
     if command == "produce":
@@ -229,5 +285,7 @@ if __name__ == "__main__":
         max_timestamp(args[0], args[1])
     elif command == "delete-groups":
         delete_groups(args[0], args[1])
+    elif command == "topic-configs":
+        topic_configs(args[0], args[1])
     else:
         sys.exit(f"unknown command {command}")

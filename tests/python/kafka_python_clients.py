@@ -17,6 +17,13 @@ delete-groups BOOTSTRAP TOPIC
     commits and leaves), keeps a member of group "live" polling, and asks
     delete_groups of "gone", "live" and "never". Prints each group's answer
     and what "gone" has committed afterwards (null: nothing).
+
+topic-configs BOOTSTRAP create|after-restart
+    create: creates "tuned" with configs Relay honours (max.message.bytes
+    2048 among them) and ones already true of one broker, "compacted" with
+    cleanup.policy=compact, and "checked" with validate_only; then produces a
+    4,000-byte and a 100-byte message to "tuned". after-restart: the two
+    produces again. Prints each answer.
 """
 import json
 import sys
@@ -111,10 +118,58 @@ def delete_groups(bootstrap, topic):
     print(json.dumps({"read": read, "deleted": answers, "gone_committed": committed}, sort_keys=True))
 
 
+TUNED_CONFIGS = {
+    "retention.ms": "3600000",
+    "retention.bytes": "1048576",
+    "segment.bytes": "1048576",
+    "max.message.bytes": "2048",
+    "cleanup.policy": "delete",
+    "min.insync.replicas": "1",
+    "compression.type": "producer",
+    "delete.retention.ms": "900",
+}
+
+
+def produce_sizes(bootstrap, topic):
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=0)
+    answers = []
+    for size in [4000, 100]:
+        try:
+            producer.send(topic, value=b"x" * size).get(timeout=30)
+            answers.append("OK")
+        except Exception as error:
+            answers.append(type(error).__name__)
+    producer.close()
+    return answers
+
+
+def topic_configs(bootstrap, phase):
+    if phase == "after-restart":
+        print(json.dumps({"produced": produce_sizes(bootstrap, "tuned")}))
+        return
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+
+    def create(name, configs, validate_only=False):
+        spec = {name: {"num_partitions": 1, "replication_factor": 1, "configs": configs}}
+        topic = admin.create_topics(spec, validate_only=validate_only, raise_errors=False)["topics"][0]
+        return [topic["error_code"], topic["error_message"] or ""]
+
+    created = {
+        "tuned": create("tuned", TUNED_CONFIGS),
+        "compacted": create("compacted", {"cleanup.policy": "compact"}),
+        "checked": create("checked", TUNED_CONFIGS, validate_only=True),
+    }
+    listed = sorted(t for t in admin.list_topics() if not t.startswith("__"))
+    admin.close()
+    print(json.dumps({"created": created, "listed": listed, "produced": produce_sizes(bootstrap, "tuned")}))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "max-timestamp":
         max_timestamp(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "delete-groups":
         delete_groups(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "topic-configs":
+        topic_configs(sys.argv[2], sys.argv[3])
     else:
         produce_and_consume(sys.argv[1], sys.argv[2], sys.argv[3])

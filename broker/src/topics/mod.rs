@@ -11,8 +11,11 @@
 //! - this file: [`Topics`], opening, creating and deleting topics.
 //! - [`retention`]: retention of every partition, protected groups' floors,
 //!   the hard cap's deletions logged and counted.
+//! - [`kafka_configs`]: CreateTopics' Kafka configs honoured, accepted or
+//!   refused, never ignored.
 //! - [`names`], [`topic_file`].
 
+pub mod kafka_configs;
 pub mod names;
 pub mod retention;
 pub mod topic_file;
@@ -125,26 +128,8 @@ impl Topics {
         if !matches!(replication_factor, -1 | 1) {
             return Err(TopicError::InvalidReplicationFactor(replication_factor));
         }
-        let configured = self.config.topics.get(name).cloned().unwrap_or_default();
-        let mut requested = TopicSettings::default();
-        for (key, value) in kafka_configs {
-            requested
-                .set_kafka_config(key, value)
-                .map_err(TopicError::InvalidConfig)?;
-        }
-        let mut settings = configured.merged_with(&requested);
-        let partitions = match partitions {
-            -1 => settings.partitions.unwrap_or(self.config.default_partitions),
-            n => n,
-        };
-        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
-            return Err(TopicError::InvalidPartitions(partitions));
-        }
-        settings.partitions = Some(partitions);
-        settings
-            .apply(&self.config.log)
-            .validate()
-            .map_err(TopicError::InvalidConfig)?;
+        let settings = self.settings_of_new_topic(name, partitions, kafka_configs)?;
+        let partitions = settings.partitions.expect("settings_of_new_topic sets the count");
 
         let _admin = self.admin.lock();
         if self.topics.read().contains_key(name) {
@@ -175,6 +160,46 @@ impl Topics {
         self.topics.write().insert(name.into(), Arc::clone(&topic));
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
+    }
+
+    /// The settings a new topic gets: the broker config's for its name, then
+    /// the request's Kafka configs, then its partition count (-1: the
+    /// default), all checked.
+    fn settings_of_new_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        kafka_configs: &[(String, String)],
+    ) -> Result<TopicSettings> {
+        let configured = self.config.topics.get(name).cloned().unwrap_or_default();
+        let mut requested = TopicSettings::default();
+        for (key, value) in kafka_configs {
+            kafka_configs::apply(&mut requested, key, value).map_err(TopicError::InvalidConfig)?;
+        }
+        if let Some(bytes) = requested
+            .message_bytes_max
+            .filter(|b| *b >= self.config.request_bytes_max)
+        {
+            return Err(TopicError::InvalidConfig(format!(
+                "max.message.bytes = {bytes} must be less than this broker's request_bytes_max ({}): a batch that \
+                 large could not arrive in a request",
+                self.config.request_bytes_max
+            )));
+        }
+        let mut settings = configured.merged_with(&requested);
+        let partitions = match partitions {
+            -1 => settings.partitions.unwrap_or(self.config.default_partitions),
+            n => n,
+        };
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+            return Err(TopicError::InvalidPartitions(partitions));
+        }
+        settings.partitions = Some(partitions);
+        settings
+            .apply(&self.config.log)
+            .validate()
+            .map_err(TopicError::InvalidConfig)?;
+        Ok(settings)
     }
 
     /// Deletes a topic: its file goes first (the commit point), then its data.

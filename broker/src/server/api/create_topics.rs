@@ -1,6 +1,8 @@
 //! CreateTopics: creates each topic with its partition count (-1: the
-//! broker default) and Kafka topic configs; replication factor must be 1 or
-//! -1 on this single broker. `validate_only` checks without creating.
+//! broker default) and Kafka topic configs, each honoured, accepted as
+//! already true, or refused with INVALID_CONFIG naming it
+//! ([`crate::topics::kafka_configs`]); replication factor must be 1 or -1 on
+//! this single broker. `validate_only` checks everything without creating.
 
 use super::{blocking, text};
 use crate::context::Context;
@@ -9,6 +11,7 @@ use crate::server::errors::topic_error_code;
 use crate::server::request::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use std::sync::Arc;
@@ -32,11 +35,15 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: CreateTopicsRequ
             results.push(result);
             continue;
         }
-        let configs: Vec<(String, String)> = wanted
-            .configs
-            .iter()
-            .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
-            .collect();
+        let configs = match configs_of(&wanted.configs) {
+            Ok(configs) => configs,
+            Err(message) => {
+                result.error_code = ResponseError::InvalidConfig.code();
+                result.error_message = Some(text(&message));
+                results.push(result);
+                continue;
+            }
+        };
         let (topics, partitions, replication) = (
             Arc::clone(&ctx.topics),
             wanted.num_partitions,
@@ -63,4 +70,19 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: CreateTopicsRequ
         results.push(result);
     }
     meta.encode(&CreateTopicsResponse::default().with_topics(results))
+}
+
+/// The (name, value) of each config; a config without a value is refused,
+/// as Kafka does, rather than dropped.
+fn configs_of(configs: &[CreatableTopicConfig]) -> Result<Vec<(String, String)>, String> {
+    configs
+        .iter()
+        .map(|config| match &config.value {
+            Some(value) => Ok((config.name.to_string(), value.to_string())),
+            None => Err(format!(
+                "topic config {} has no value: null values are not supported",
+                config.name.as_str()
+            )),
+        })
+        .collect()
 }
