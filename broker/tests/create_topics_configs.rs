@@ -2,12 +2,16 @@
 //! Relay honours take effect and survive a restart, the ones already true of
 //! a single broker are accepted, every other one is refused with
 //! INVALID_CONFIG and a message naming it and why (a config without a value
-//! too), and `validate_only` checks all of it without creating anything.
+//! too), and `validate_only` checks all of it without creating anything. A
+//! replica assignment (what librdkafka's admin test sends) gives the
+//! partition count when every partition is on this broker.
 
 mod wire;
 
 use bytes::Bytes;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use relay_broker::log::FsyncPolicy;
@@ -17,6 +21,8 @@ use wire::{text, topic_name, WireBroker};
 const NONE: i16 = 0;
 const MESSAGE_TOO_LARGE: i16 = 10;
 const INVALID_CONFIG: i16 = 40;
+const INVALID_REQUEST: i16 = 42;
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 
 /// CreateTopics v7 of one single-partition topic: (error code, message).
 fn create(broker: &WireBroker, topic: &str, configs: &[(&str, Option<&str>)], validate_only: bool) -> (i16, String) {
@@ -147,4 +153,68 @@ fn validate_only_checks_everything_and_creates_nothing() {
     assert!(broker.context().topics.get("checked").is_none());
     assert_eq!(create(&broker, "checked", &configs, false).0, NONE);
     check_honoured(&broker, "checked");
+}
+
+/// CreateTopics v7 of a topic placed by `assignments` (partition, brokers),
+/// with `num_partitions` and `replication_factor`: its error code.
+fn create_assigned(
+    broker: &WireBroker,
+    topic: &str,
+    assignments: &[(i32, &[i32])],
+    count_and_factor: (i32, i16),
+) -> i16 {
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(5_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(topic))
+            .with_num_partitions(count_and_factor.0)
+            .with_replication_factor(count_and_factor.1)
+            .with_assignments(
+                assignments
+                    .iter()
+                    .map(|(partition, brokers)| {
+                        CreatableReplicaAssignment::default()
+                            .with_partition_index(*partition)
+                            .with_broker_ids(brokers.iter().map(|b| BrokerId(*b)).collect())
+                    })
+                    .collect(),
+            )]);
+    let response: CreateTopicsResponse = broker.call(ApiKey::CreateTopics, 7, &request);
+    response.topics[0].error_code
+}
+
+#[test]
+fn a_replica_assignment_on_this_broker_gives_the_partition_count() {
+    let broker = WireBroker::start(|config| config.default_partitions = 4);
+    assert_eq!(
+        create_assigned(&broker, "placed", &[(1, &[0]), (0, &[0])], (-1, -1)),
+        NONE
+    );
+    assert_eq!(
+        broker.context().topics.get("placed").expect("created").partitions.len(),
+        2
+    );
+    for (topic, assignments, count_and_factor, expected) in [
+        ("elsewhere", &[(0, &[1][..])][..], (-1, -1), INVALID_REPLICA_ASSIGNMENT),
+        (
+            "two-copies",
+            &[(0, &[0, 1][..])][..],
+            (-1, -1),
+            INVALID_REPLICA_ASSIGNMENT,
+        ),
+        (
+            "gap",
+            &[(0, &[0][..]), (2, &[0][..])][..],
+            (-1, -1),
+            INVALID_REPLICA_ASSIGNMENT,
+        ),
+        ("both", &[(0, &[0][..])][..], (1, -1), INVALID_REQUEST),
+    ] {
+        assert_eq!(
+            create_assigned(&broker, topic, assignments, count_and_factor),
+            expected,
+            "{topic}"
+        );
+        assert!(broker.context().topics.get(topic).is_none(), "{topic}");
+    }
 }

@@ -2,18 +2,20 @@
 //! broker default) and Kafka topic configs, each honoured, accepted as
 //! already true, or refused with INVALID_CONFIG naming it
 //! ([`crate::topics::kafka_configs`]); replication factor must be 1 or -1 on
-//! this single broker. `validate_only` checks everything without creating.
+//! this single broker, and an explicit replica assignment must put every
+//! partition on it (its partitions then give the count). `validate_only`
+//! checks everything without creating.
 
 use super::{blocking, text};
-use crate::context::Context;
+use crate::context::{Context, NODE_ID};
 use crate::security::authorization::{Operation, Resource};
 use crate::server::errors::topic_error_code;
 use crate::server::request::{DispatchError, RequestMeta};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, CreateTopicsResponse};
 use std::sync::Arc;
 
 pub async fn handle(ctx: &Context, meta: &RequestMeta, request: CreateTopicsRequest) -> Result<Bytes, DispatchError> {
@@ -44,11 +46,16 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: CreateTopicsRequ
                 continue;
             }
         };
-        let (topics, partitions, replication) = (
-            Arc::clone(&ctx.topics),
-            wanted.num_partitions,
-            wanted.replication_factor,
-        );
+        let partitions = match assigned_partitions(&wanted) {
+            Ok(assigned) => assigned.unwrap_or(wanted.num_partitions),
+            Err((error, message)) => {
+                result.error_code = error.code();
+                result.error_message = Some(text(&message));
+                results.push(result);
+                continue;
+            }
+        };
+        let (topics, replication) = (Arc::clone(&ctx.topics), wanted.replication_factor);
         let validate_only = request.validate_only;
         let creating = name.clone();
         match blocking(move || topics.create(&creating, partitions, replication, &configs, validate_only)).await {
@@ -85,4 +92,40 @@ fn configs_of(configs: &[CreatableTopicConfig]) -> Result<Vec<(String, String)>,
             )),
         })
         .collect()
+}
+
+/// The partition count an explicit replica assignment gives, checked. As in
+/// Kafka it comes instead of a count and a factor; here the one replica of
+/// every partition is this broker's, and partitions are numbered 0..n.
+fn assigned_partitions(topic: &CreatableTopic) -> Result<Option<i32>, (ResponseError, String)> {
+    if topic.assignments.is_empty() {
+        return Ok(None);
+    }
+    if topic.num_partitions != -1 || topic.replication_factor != -1 {
+        return Err((
+            ResponseError::InvalidRequest,
+            "a replica assignment was given with a partition count or replication factor; give one or the other".into(),
+        ));
+    }
+    let mut assignments: Vec<_> = topic.assignments.iter().collect();
+    assignments.sort_by_key(|assignment| assignment.partition_index);
+    for (expected, assignment) in (0..).zip(&assignments) {
+        if assignment.partition_index != expected {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!("the replica assignment lacks partition {expected}: partitions are numbered 0..n"),
+            ));
+        }
+        if assignment.broker_ids != [BrokerId(NODE_ID)] {
+            let brokers: Vec<i32> = assignment.broker_ids.iter().map(|id| id.0).collect();
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!(
+                    "partition {expected} is assigned to brokers {brokers:?}: this single broker (node {NODE_ID}) \
+                     holds the one replica of every partition"
+                ),
+            ));
+        }
+    }
+    Ok(Some(assignments.len() as i32))
 }
