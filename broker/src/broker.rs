@@ -4,7 +4,7 @@
 //! down cleanly: stop accepting, finish in-flight requests, flush and close
 //! every partition with its clean-shutdown marker.
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT};
 use crate::context::{BrokerContext, Context};
 use crate::data_dir_lock::DataDirLock;
 pub use crate::error::BrokerError;
@@ -153,7 +153,11 @@ fn build_context(config: &BrokerConfig, local_addr: SocketAddr, opened: Opened, 
         GroupSettings {
             session_timeout_ms_min: config.group_session_timeout_min_ms,
             session_timeout_ms_max: config.group_session_timeout_max_ms,
-            initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
+            initial_rebalance_delay: Duration::from_millis(
+                config
+                    .group_initial_rebalance_delay_ms
+                    .unwrap_or(GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT),
+            ),
         },
     );
     let advertised_host = match local_addr.ip() {

@@ -20,6 +20,11 @@ pub const REQUESTS_MEMORY_BYTES_MAX_DEFAULT: usize = 256 * 1024 * 1024;
 pub const FETCH_RESPONSE_BYTES_MAX_DEFAULT: usize = 57_671_680;
 /// Default cap on response bytes queued for one connection and not yet sent.
 pub const CONNECTION_SEND_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
+/// Default wait of an empty group's first rebalance for more members, as
+/// Kafka's `group.initial.rebalance.delay.ms`: consumers started together
+/// (a deployment's replicas) land in one generation instead of one each.
+/// `relay up` waits none (see `supervisor::config`).
+pub const GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT: u64 = 3_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -53,8 +58,10 @@ pub struct BrokerConfig {
     /// Bounds clients' session timeouts, as Kafka's group.min/max.session.timeout.ms.
     pub group_session_timeout_min_ms: i32,
     pub group_session_timeout_max_ms: i32,
-    /// How long a new group waits for more members before its first rebalance.
-    pub group_initial_rebalance_delay_ms: u64,
+    /// How long an empty group's first rebalance waits for more members, and
+    /// again for each step in which one came (Kafka's InitialDelayedJoin);
+    /// absent: [`GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT`].
+    pub group_initial_rebalance_delay_ms: Option<u64>,
     /// How often retention runs.
     pub retention_check_interval_ms: u64,
     /// Log settings of every topic unless overridden.
@@ -126,7 +133,7 @@ impl Default for BrokerConfig {
             idle_timeout_ms: 600_000,
             group_session_timeout_min_ms: 1_000,
             group_session_timeout_max_ms: 1_800_000,
-            group_initial_rebalance_delay_ms: 0,
+            group_initial_rebalance_delay_ms: None,
             retention_check_interval_ms: 300_000,
             log: LogConfig::default(),
             topics: BTreeMap::new(),

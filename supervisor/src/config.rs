@@ -97,8 +97,14 @@ impl RelayConfig {
     /// does not delete what this process's loaders have not loaded (up to
     /// `retention_bytes_hard`). A topic whose `[broker.topics.<name>]` sets
     /// `protected_groups` itself, even to `[]`, keeps exactly that.
+    /// Its groups' first rebalance waits for nobody unless the section says
+    /// otherwise: each `[[load]]` of this process is its group's only member,
+    /// and waiting for others would only delay its start (a second member,
+    /// an outside consumer, still joins; the join waits for members just
+    /// given their id).
     pub fn embedded_broker(&self) -> BrokerConfig {
         let mut broker = self.broker.clone();
+        broker.group_initial_rebalance_delay_ms.get_or_insert(0);
         for loader in &self.load {
             for topic in &loader.topics {
                 let explicit = self

@@ -17,9 +17,11 @@
 //! announce nothing (a member leaving or expiring) are stored without anyone
 //! waiting: losing one in a crash costs a session timeout, not a fence.
 
+use super::join;
 use super::offset_store::OffsetStore;
 use super::records::{CommittedOffset, StoredGroup};
-use super::state::{Announcements, Group, GroupState, JoinResult, Member, SyncResult};
+use super::state::{Announcements, Group, GroupState, JoinResult, SyncResult};
+use super::static_member::MemberRef;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
@@ -70,8 +72,8 @@ pub struct GroupDescription {
 }
 
 pub struct Coordinator {
-    groups: Mutex<HashMap<String, Group>>,
-    store: Arc<OffsetStore>,
+    pub(super) groups: Mutex<HashMap<String, Group>>,
+    pub(super) store: Arc<OffsetStore>,
     settings: GroupSettings,
 }
 
@@ -144,30 +146,33 @@ impl Coordinator {
                 &request.member_id,
             )));
         }
-        let member_id = admit_member(group, &request, now)?;
-        let (sender, receiver) = oneshot::channel();
-        record_join(group, &member_id, request, sender, now);
-        group.prepare_rebalance(now, self.settings.initial_rebalance_delay);
-        if let Some(announcements) = group.try_complete_join(now) {
+        let joined = join::join(group, request, now, self.settings.initial_rebalance_delay)?;
+        if let Some(announcements) = joined.to_store {
             let stored = group.to_stored();
             drop(groups);
             self.persist(stored, announcements);
         }
-        Ok(receiver)
+        Ok(joined.answer)
     }
 
-    pub async fn sync(
+    /// A member's SyncGroup; `instance` is its group instance id (static members).
+    pub async fn sync<'a>(
         &self,
         group_id: &str,
         generation: i32,
-        member_id: &str,
+        member: impl Into<MemberRef<'a>>,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncResult {
+        let member_ref = member.into();
+        let member_id = member_ref.id;
         let receiver = {
             let mut groups = self.groups.lock();
             let Some(group) = groups.get_mut(group_id) else {
                 return SyncResult::error(ResponseError::UnknownMemberId);
             };
+            if let Some(error) = group.check_member(member_ref) {
+                return SyncResult::error(error);
+            }
             let Some(member) = group.members.get_mut(member_id) else {
                 return SyncResult::error(ResponseError::UnknownMemberId);
             };
@@ -213,11 +218,21 @@ impl Coordinator {
             .unwrap_or_else(|_| SyncResult::error(ResponseError::RebalanceInProgress))
     }
 
-    pub fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> Option<ResponseError> {
+    pub fn heartbeat<'a>(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member: impl Into<MemberRef<'a>>,
+    ) -> Option<ResponseError> {
+        let member_ref = member.into();
+        let member_id = member_ref.id;
         let mut groups = self.groups.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return Some(ResponseError::UnknownMemberId);
         };
+        if let Some(error) = group.check_member(member_ref) {
+            return Some(error);
+        }
         let state = group.state;
         let current = group.generation;
         let Some(member) = group.members.get_mut(member_id) else {
@@ -234,27 +249,23 @@ impl Coordinator {
         }
     }
 
-    /// Removes members; per member, an error when it was not in the group.
-    pub fn leave(&self, group_id: &str, member_ids: &[String]) -> Vec<Option<ResponseError>> {
+    /// Removes members, each named by member id or (static members, v3+)
+    /// instance id; per member, an error when it was not in the group.
+    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Vec<Option<ResponseError>> {
         let now = Instant::now();
         let mut groups = self.groups.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return member_ids
-                .iter()
-                .map(|_| Some(ResponseError::UnknownMemberId))
-                .collect();
+            return members.iter().map(|_| Some(ResponseError::UnknownMemberId)).collect();
         };
-        let results = member_ids
+        let results = members
             .iter()
-            .map(|id| {
-                if group.members.contains_key(id) {
-                    tracing::info!(group = group_id, member = %id, "member left");
-                    group.remove_member(id, now);
-                    None
-                } else {
-                    Some(ResponseError::UnknownMemberId)
-                }
+            .map(|(member_id, instance)| {
+                let id = leaving_member(group, member_id, instance.as_deref())?;
+                tracing::info!(group = group_id, member = %id, instance = instance.as_deref().unwrap_or(""), "member left");
+                group.remove_member(&id, now);
+                Ok(())
             })
+            .map(Result::err)
             .collect();
         let announcements = group.try_complete_join(now);
         if announcements.is_some() || group.state == GroupState::Empty {
@@ -279,10 +290,7 @@ impl Coordinator {
                         changed.push((group.to_stored(), Announcements::default()));
                     }
                 }
-                let session_max = Duration::from_millis(self.settings.session_timeout_ms_max as u64);
-                group
-                    .pending_members
-                    .retain(|_, since| now.duration_since(*since) < session_max);
+                group.pending_members.retain(|_, forget_at| now < *forget_at);
                 if let Some(announcements) = group.try_complete_join(now) {
                     changed.push((group.to_stored(), announcements));
                 }
@@ -295,7 +303,14 @@ impl Coordinator {
 
     /// Checks that a member may commit for a group; generation -1 with no
     /// member id is a simple consumer, allowed while the group has no members.
-    pub fn check_commit(&self, group_id: &str, generation: i32, member_id: &str) -> Option<ResponseError> {
+    pub fn check_commit<'a>(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member: impl Into<MemberRef<'a>>,
+    ) -> Option<ResponseError> {
+        let member = member.into();
+        let member_id = member.id;
         let groups = self.groups.lock();
         let group = groups.get(group_id);
         if generation < 0 && member_id.is_empty() {
@@ -307,8 +322,8 @@ impl Coordinator {
         let Some(group) = group else {
             return Some(ResponseError::UnknownMemberId);
         };
-        if !group.members.contains_key(member_id) {
-            return Some(ResponseError::UnknownMemberId);
+        if let Some(error) = group.check_member(member) {
+            return Some(error);
         }
         if generation != group.generation {
             return Some(ResponseError::IllegalGeneration);
@@ -396,68 +411,21 @@ impl Coordinator {
     }
 }
 
-/// The id the joining member goes by in `group`. A new member gets one; a
-/// member that must learn it first (KIP-394) is refused with it, and
-/// remembered as pending. A member id the group does not know is refused.
-fn admit_member(group: &mut Group, request: &JoinRequest, now: Instant) -> Result<String, Box<JoinResult>> {
-    if request.member_id.is_empty() {
-        let id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
-        if request.require_known_member_id {
-            group.pending_members.insert(id.clone(), now);
-            return Err(Box::new(JoinResult::error(ResponseError::MemberIdRequired, &id)));
-        }
-        return Ok(id);
-    }
-    if !group.members.contains_key(&request.member_id) && group.pending_members.remove(&request.member_id).is_none() {
-        return Err(Box::new(JoinResult::error(
-            ResponseError::UnknownMemberId,
-            &request.member_id,
-        )));
-    }
-    Ok(request.member_id.clone())
-}
-
-/// Records the join of `member_id` (a new member or one joining again) and
-/// where its answer goes; an earlier join still waiting is answered
-/// REBALANCE_IN_PROGRESS.
-fn record_join(
-    group: &mut Group,
-    member_id: &str,
-    request: JoinRequest,
-    answer: oneshot::Sender<JoinResult>,
-    now: Instant,
-) {
-    let session = request.session_timeout_ms;
-    let rebalance_ms = if request.rebalance_timeout_ms > 0 {
-        request.rebalance_timeout_ms
-    } else {
-        session
+/// The member a LeaveGroup entry names: a static member by its instance id
+/// (a member id given with it must be that member's: FENCED_INSTANCE_ID
+/// otherwise, as Kafka), a dynamic one by its member id.
+fn leaving_member(group: &Group, member_id: &str, instance: Option<&str>) -> Result<String, ResponseError> {
+    let Some(instance) = instance else {
+        return match group.members.contains_key(member_id) {
+            true => Ok(member_id.to_owned()),
+            false => Err(ResponseError::UnknownMemberId),
+        };
     };
-    let member = group.members.entry(member_id.to_owned()).or_insert_with(|| Member {
-        id: member_id.to_owned(),
-        group_instance_id: None,
-        client_id: String::new(),
-        client_host: String::new(),
-        session_timeout: Duration::ZERO,
-        rebalance_timeout: Duration::ZERO,
-        protocol_type: String::new(),
-        protocols: Vec::new(),
-        assignment: Bytes::new(),
-        last_heartbeat: now,
-        join_waiter: None,
-        sync_waiter: None,
-    });
-    if let Some(previous) = member.join_waiter.replace(answer) {
-        let _ = previous.send(JoinResult::error(ResponseError::RebalanceInProgress, member_id));
+    match group.static_member_id(instance) {
+        None => Err(ResponseError::UnknownMemberId),
+        Some(current) if !member_id.is_empty() && current != member_id => Err(ResponseError::FencedInstanceId),
+        Some(current) => Ok(current.to_owned()),
     }
-    member.group_instance_id = request.group_instance_id;
-    member.client_id = request.client_id;
-    member.client_host = request.client_host;
-    member.session_timeout = Duration::from_millis(session as u64);
-    member.rebalance_timeout = Duration::from_millis(rebalance_ms as u64);
-    member.protocol_type = request.protocol_type;
-    member.protocols = request.protocols;
-    member.last_heartbeat = now;
 }
 
 #[cfg(test)]

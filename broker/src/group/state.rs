@@ -100,6 +100,14 @@ pub struct Announcements {
 }
 
 impl Announcements {
+    /// One JoinGroup answer.
+    pub fn join(waiter: oneshot::Sender<JoinResult>, result: JoinResult) -> Self {
+        Self {
+            joins: vec![(waiter, result)],
+            syncs: Vec::new(),
+        }
+    }
+
     /// One SyncGroup answer.
     pub fn sync(waiter: oneshot::Sender<SyncResult>, result: SyncResult) -> Self {
         Self {
@@ -154,7 +162,8 @@ pub struct Member {
 }
 
 impl Member {
-    fn subscription(&self, protocol: &str) -> Bytes {
+    /// This member's metadata for `protocol` (empty if it does not speak it).
+    pub fn subscription(&self, protocol: &str) -> Bytes {
         self.protocols
             .iter()
             .find(|(name, _)| name == protocol)
@@ -171,11 +180,44 @@ pub struct Group {
     pub protocol_name: Option<String>,
     pub leader: Option<String>,
     pub members: BTreeMap<String, Member>,
-    /// Member ids handed out with MEMBER_ID_REQUIRED, not yet joined, and when.
+    /// Member ids handed out with MEMBER_ID_REQUIRED, not yet joined, and
+    /// when each is forgotten (its session timeout after it was handed out).
+    /// A rebalance waits for them, as Kafka's does.
     pub pending_members: BTreeMap<String, Instant>,
     pub rebalance_deadline: Option<Instant>,
-    /// A new group waits this long for more members before its first rebalance.
-    pub join_not_before: Option<Instant>,
+    /// The first rebalance of an empty group waits for more members.
+    pub initial_delay: Option<InitialDelay>,
+}
+
+/// Kafka's `InitialDelayedJoin`: an empty group's first rebalance waits one
+/// step (`group_initial_rebalance_delay_ms`), and another each time a new
+/// member joined during the last one, until the rebalance timeout is spent;
+/// so consumers started together land in one generation.
+#[derive(Debug, Clone, Copy)]
+pub struct InitialDelay {
+    pub not_before: Instant,
+    pub step: Duration,
+    /// Of the rebalance timeout, what further steps may still take.
+    pub remaining: Duration,
+    pub new_member_added: bool,
+}
+
+impl InitialDelay {
+    /// Whether the join must still wait at `now`: before the step ends, or
+    /// for one more step when a new member came during this one.
+    fn holds(&mut self, now: Instant) -> bool {
+        if now < self.not_before {
+            return true;
+        }
+        if !self.new_member_added || self.remaining.is_zero() {
+            return false;
+        }
+        let step = self.step.min(self.remaining);
+        self.not_before = now + step;
+        self.remaining -= step;
+        self.new_member_added = false;
+        true
+    }
 }
 
 impl Group {
@@ -190,7 +232,7 @@ impl Group {
             members: BTreeMap::new(),
             pending_members: BTreeMap::new(),
             rebalance_deadline: None,
-            join_not_before: None,
+            initial_delay: None,
         }
     }
 
@@ -282,31 +324,39 @@ impl Group {
                 let _ = waiter.send(SyncResult::error(ResponseError::RebalanceInProgress));
             }
         }
-        if self.state == GroupState::Empty && !initial_delay.is_zero() {
-            self.join_not_before = Some(now + initial_delay);
-        }
         let timeout = self
             .members
             .values()
             .map(|m| m.rebalance_timeout)
             .max()
             .unwrap_or_default();
+        if self.state == GroupState::Empty && !initial_delay.is_zero() {
+            let step = initial_delay.min(timeout);
+            self.initial_delay = Some(InitialDelay {
+                not_before: now + step,
+                step: initial_delay,
+                remaining: timeout.saturating_sub(step),
+                new_member_added: false,
+            });
+        }
         self.rebalance_deadline = Some(now + timeout);
         self.state = GroupState::PreparingRebalance;
     }
 
-    /// Completes the join phase when every member rejoined (after the initial
-    /// delay) or the rebalance timeout passed. Returns, when a new generation
-    /// was formed or the group became empty, the JoinGroup answers announcing
-    /// it (none for an empty group), to send once it is stored.
+    /// Completes the join phase when every member rejoined and every member
+    /// id handed out with MEMBER_ID_REQUIRED joined or was forgotten (after
+    /// the initial delay), or the rebalance timeout passed. Returns, when a
+    /// new generation was formed or the group became empty, the JoinGroup
+    /// answers announcing it (none for an empty group), to send once it is
+    /// stored.
     pub fn try_complete_join(&mut self, now: Instant) -> Option<Announcements> {
         if self.state != GroupState::PreparingRebalance {
             return None;
         }
-        let all_joined = self.members.values().all(|m| m.join_waiter.is_some());
-        let delay_over = self.join_not_before.is_none_or(|t| now >= t);
         let deadline_passed = self.rebalance_deadline.is_some_and(|d| now >= d);
-        if !((all_joined && delay_over) || deadline_passed) {
+        let delayed = self.initial_delay.as_mut().is_some_and(|delay| delay.holds(now));
+        let all_joined = self.members.values().all(|m| m.join_waiter.is_some()) && self.pending_members.is_empty();
+        if !deadline_passed && (delayed || !all_joined) {
             return None;
         }
         let missing: Vec<String> = self
@@ -321,7 +371,7 @@ impl Group {
         }
         self.generation += 1;
         self.rebalance_deadline = None;
-        self.join_not_before = None;
+        self.initial_delay = None;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
             self.protocol_type = None;
@@ -369,7 +419,7 @@ impl Group {
     }
 
     /// The protocol every member supports that most members prefer (Kafka's vote).
-    fn select_protocol(&self) -> String {
+    pub fn select_protocol(&self) -> String {
         let candidates: Vec<&String> = self
             .members
             .values()

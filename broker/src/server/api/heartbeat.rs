@@ -2,6 +2,7 @@
 //! to rejoin.
 
 use crate::context::Context;
+use crate::group::static_member::MemberRef;
 use crate::security::authorization::{Operation, Resource};
 use crate::server::errors::code;
 use crate::server::request::{DispatchError, RequestMeta};
@@ -17,7 +18,10 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: HeartbeatRequest) -> R
     let error = ctx.coordinator.heartbeat(
         request.group_id.as_str(),
         request.generation_id,
-        request.member_id.as_str(),
+        MemberRef {
+            id: request.member_id.as_str(),
+            instance: request.group_instance_id.as_deref(),
+        },
     );
     meta.encode(&HeartbeatResponse::default().with_error_code(code(error)))
 }

@@ -1,4 +1,5 @@
-//! LeaveGroup: removes one member (v0-2) or several (v3+) and rebalances the rest.
+//! LeaveGroup: removes one member (v0-2) or several (v3+, static members by
+//! their instance id) and rebalances the rest.
 
 use crate::context::Context;
 use crate::security::authorization::{Operation, Resource};
@@ -16,11 +17,20 @@ pub fn handle(ctx: &Context, meta: &RequestMeta, request: LeaveGroupRequest) -> 
             .encode(&LeaveGroupResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code()));
     }
     if meta.version < 3 {
-        let errors = ctx.coordinator.leave(group, &[request.member_id.to_string()]);
+        let errors = ctx.coordinator.leave(group, &[(request.member_id.to_string(), None)]);
         return meta.encode(&LeaveGroupResponse::default().with_error_code(code(errors[0])));
     }
-    let ids: Vec<String> = request.members.iter().map(|m| m.member_id.to_string()).collect();
-    let errors = ctx.coordinator.leave(group, &ids);
+    let members: Vec<(String, Option<String>)> = request
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.member_id.to_string(),
+                m.group_instance_id.as_ref().map(|i| i.to_string()),
+            )
+        })
+        .collect();
+    let errors = ctx.coordinator.leave(group, &members);
     let members = request
         .members
         .into_iter()

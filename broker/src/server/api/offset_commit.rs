@@ -7,6 +7,7 @@ use super::blocking;
 use crate::context::Context;
 use crate::group::coordinator::OFFSET_METADATA_BYTES_MAX;
 use crate::group::records::CommittedOffset;
+use crate::group::static_member::MemberRef;
 use crate::security::authorization::{Operation, Resource};
 use crate::server::request::{DispatchError, RequestMeta};
 use bytes::Bytes;
@@ -41,8 +42,12 @@ fn group_error(ctx: &Context, meta: &RequestMeta, request: &OffsetCommitRequest,
     } else if !meta.may(ctx, Operation::Group, Resource::Group(group)) {
         Some(ResponseError::GroupAuthorizationFailed)
     } else {
+        let member = MemberRef {
+            id: request.member_id.as_str(),
+            instance: request.group_instance_id.as_deref(),
+        };
         ctx.coordinator
-            .check_commit(group, request.generation_id_or_member_epoch, request.member_id.as_str())
+            .check_commit(group, request.generation_id_or_member_epoch, member)
     }
 }
 

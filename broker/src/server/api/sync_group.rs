@@ -3,6 +3,7 @@
 
 use super::text;
 use crate::context::Context;
+use crate::group::static_member::MemberRef;
 use crate::security::authorization::{Operation, Resource};
 use crate::server::errors::code;
 use crate::server::request::{DispatchError, RequestMeta};
@@ -25,7 +26,10 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: SyncGroupRequest
         .sync(
             request.group_id.as_str(),
             request.generation_id,
-            request.member_id.as_str(),
+            MemberRef {
+                id: request.member_id.as_str(),
+                instance: request.group_instance_id.as_deref(),
+            },
             assignments,
         )
         .await;
