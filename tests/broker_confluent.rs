@@ -4,7 +4,8 @@
 //! the broker was killed with `kill -9`; fetch responses that keep to
 //! librdkafka's `fetch.max.bytes` across partitions (KIP-74); the admin
 //! client's list_offsets with MAX_TIMESTAMP, delete_consumer_groups and
-//! create_topics with topic configs.
+//! create_topics with topic configs; static members (group.instance.id)
+//! started together, restarted and duplicated.
 
 mod support;
 
@@ -126,6 +127,28 @@ fn fetch_responses_keep_to_librdkafkas_fetch_max_bytes() {
         client(&python, &["fetch-limits", &broker.address, "budget"]),
         r#"{"received": 8, "errors": []}"#
     );
+}
+
+/// Two static members started together share one generation (the broker's
+/// default initial rebalance delay); one restarted keeps its partitions
+/// without the other seeing a rebalance; a second process with its instance
+/// id fences the running one.
+#[test]
+fn static_members_restart_without_a_rebalance_and_duplicates_are_fenced() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "# group_initial_rebalance_delay_ms: the default");
+    let answer = client(&python, &["static-membership", &broker.address, "statics"]);
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["a_assigned_first"], 1, "one generation for both: {answer}");
+    assert_eq!(answer["a_assigned_during_restart"], 0, "no rebalance: {answer}");
+    assert_eq!(answer["b_keeps_partitions"], true, "{answer}");
+    let errors = answer["replaced_b_errors"].to_string();
+    assert!(
+        errors.contains("fenced by other consumer with same group.instance.id"),
+        "the replaced member is fenced: {answer}"
+    );
+    assert!(broker.log().contains("static member rejoined"), "{}", broker.log());
 }
 
 /// Partition 0 peaks twice at T0 + 9 s (offsets 2 and 4): the first wins;

@@ -35,6 +35,15 @@ delete-groups BOOTSTRAP TOPIC
     each group's answer ("OK" or the error name) and what "gone" has
     committed afterwards (-1001: nothing).
 
+static-membership BOOTSTRAP TOPIC
+    Creates TOPIC with 4 partitions. Starts consumers "a" and "b" of group
+    "static" together (group.instance.id "a" and "b"), polls both until each
+    is assigned, then closes "b" (a static member leaves no LeaveGroup) and
+    starts a new process of it (same instance id) while "a" keeps polling;
+    then starts a second "b" while the new one still runs. Prints how many
+    assignments "a" saw first and during the restart, whether the new "b"
+    got the old one's partitions, and the errors the replaced "b" got.
+
 topic-configs BOOTSTRAP create|after-restart
     create: creates "tuned" with configs Relay honours (max.message.bytes
     2048 among them) and ones already true of one broker, "compacted" with
@@ -222,6 +231,69 @@ def delete_groups(bootstrap, topic):
     print(json.dumps({"read": read, "deleted": answers, "gone_committed": committed}, sort_keys=True))
 
 
+def static_membership(bootstrap, topic):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)]).values():
+        future.result()
+    assigned = {"a": 0}
+    errors = []
+
+    def member(instance, on_error=None):
+        settings = {
+            "bootstrap.servers": bootstrap,
+            "group.id": "static",
+            "group.instance.id": instance,
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 300,
+            "auto.offset.reset": "earliest",
+        }
+        if on_error:
+            settings["error_cb"] = on_error
+        consumer = Consumer(settings)
+
+        def on_assign(consumer, partitions):
+            assigned[instance] = assigned.get(instance, 0) + 1
+
+        consumer.subscribe([topic], on_assign=on_assign)
+        return consumer
+
+    def poll_until(consumers, done, seconds):
+        started = time.time()
+        while not done() and time.time() - started < seconds:
+            for consumer in consumers:
+                try:
+                    message = consumer.poll(0.05)
+                except KafkaException as error:
+                    errors.append(f"{error.args[0].name()}: {error.args[0].str()}")
+                    consumers.remove(consumer)
+                    break
+                if message is not None and message.error() and consumer is b_again:
+                    errors.append(f"{message.error().name()}: {message.error().str()}")
+
+    a, b = member("a"), member("b")
+    b_again = None
+    poll_until([a, b], lambda: a.assignment() and b.assignment(), 30)
+    poll_until([a, b], lambda: False, 2)
+    first = dict(assigned)
+    b_partitions = sorted(p.partition for p in b.assignment())
+    b.close()
+    b_again = member("b", lambda error: errors.append(f"{error.name()}: {error.str()}"))
+    poll_until([a, b_again], lambda: b_again.assignment(), 30)
+    poll_until([a, b_again], lambda: False, 3)
+    b_again_partitions = sorted(p.partition for p in b_again.assignment())
+    during_restart = assigned["a"] - first["a"]
+    duplicate = member("b")
+    poll_until([a, b_again, duplicate], lambda: errors, 20)
+    for consumer in [a, duplicate]:
+        consumer.close()
+    print(json.dumps({
+        "a_assigned_first": first["a"],
+        "a_assigned_during_restart": during_restart,
+        "b_keeps_partitions": b_partitions == b_again_partitions and bool(b_partitions),
+        "replaced_b_errors": sorted(set(errors)),
+    }, sort_keys=True))
+
+
 TUNED_CONFIGS = {
     "retention.ms": "3600000",
     "retention.bytes": "1048576",
@@ -285,6 +357,8 @@ if __name__ == "__main__":
         max_timestamp(args[0], args[1])
     elif command == "delete-groups":
         delete_groups(args[0], args[1])
+    elif command == "static-membership":
+        static_membership(args[0], args[1])
     elif command == "topic-configs":
         topic_configs(args[0], args[1])
     else:
