@@ -18,6 +18,15 @@ delete-groups BOOTSTRAP TOPIC
     delete_groups of "gone", "live" and "never". Prints each group's answer
     and what "gone" has committed afterwards (null: nothing).
 
+fetch-limits BOOTSTRAP TOPIC
+    Creates TOPIC with 4 partitions, produces two 300,000-byte messages to
+    each, then reads them all twice: with fetch_max_bytes 1,000,000 (and a
+    partition limit that does not bind), and with max_partition_fetch_bytes
+    400,000 (and a response limit that does not bind). Prints how many
+    messages each read got and the largest Fetch response frame it received
+    (kafka-python accepts any size, so the frames are measured as they
+    arrive).
+
 topic-configs BOOTSTRAP create|after-restart
     create: creates "tuned" with configs Relay honours (max.message.bytes
     2048 among them) and ones already true of one broker, "compacted" with
@@ -164,11 +173,60 @@ def topic_configs(bootstrap, phase):
     print(json.dumps({"created": created, "listed": listed, "produced": produce_sizes(bootstrap, "tuned")}))
 
 
+FETCH_API_KEY = 1
+
+
+def largest_fetch_frames():
+    """Wraps kafka-python's response parser to keep the size of every Fetch
+    response frame; returns the list it appends to."""
+    from kafka.protocol.parser import KafkaProtocol
+
+    sizes = []
+    original = KafkaProtocol._process_response
+
+    def process_response(self, read_buffer):
+        if self.in_flight_requests and self.in_flight_requests[0].request_api_key == FETCH_API_KEY:
+            sizes.append(len(read_buffer))
+        return original(self, read_buffer)
+
+    KafkaProtocol._process_response = process_response
+    return sizes
+
+
+def fetch_limits(bootstrap, topic):
+    partitions, per_partition, value_bytes = 4, 2, 300_000
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=2_000_000)
+    for partition in range(partitions):
+        for n in range(per_partition):
+            producer.send(topic, value=bytes([65 + n]) * value_bytes, partition=partition)
+            producer.flush(30)
+    producer.close()
+    sizes = largest_fetch_frames()
+    reads = {}
+    for label, limits in [
+        ("response_limit", {"fetch_max_bytes": 1_000_000, "max_partition_fetch_bytes": 1_000_000}),
+        ("partition_limit", {"fetch_max_bytes": 50_000_000, "max_partition_fetch_bytes": 400_000}),
+    ]:
+        sizes.clear()
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=5000, **limits)
+        consumer.assign([TopicPartition(topic, p) for p in range(partitions)])
+        consumer.seek_to_beginning()
+        received = sum(1 for _ in consumer)
+        consumer.close()
+        reads[label] = {"received": received, "largest_frame": max(sizes, default=0), "responses": len(sizes)}
+    print(json.dumps(reads, sort_keys=True))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "max-timestamp":
         max_timestamp(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "delete-groups":
         delete_groups(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "fetch-limits":
+        fetch_limits(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "topic-configs":
         topic_configs(sys.argv[2], sys.argv[3])
     else:
