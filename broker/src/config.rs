@@ -243,32 +243,6 @@ impl TopicSettings {
     pub fn protected_groups(&self) -> &[String] {
         self.protected_groups.as_deref().unwrap_or_default()
     }
-
-    /// Reads a Kafka topic config (`retention.ms = 3600000`), as CreateTopics
-    /// carries them. Unknown or unsupported keys are errors naming the key.
-    pub fn set_kafka_config(&mut self, key: &str, value: &str) -> Result<(), String> {
-        fn number<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
-            value
-                .parse()
-                .map_err(|_| format!("{key} = {value:?} is not a valid number"))
-        }
-        match key {
-            "retention.ms" => self.retention_ms = Some(number(key, value)?),
-            "retention.bytes" => self.retention_bytes = Some(number(key, value)?),
-            "max.message.bytes" => self.message_bytes_max = Some(number(key, value)?),
-            "segment.bytes" => self.segment_bytes = Some(number(key, value)?),
-            "segment.ms" => self.segment_ms = Some(number(key, value)?),
-            "index.interval.bytes" => self.index_interval_bytes = Some(number(key, value)?),
-            "cleanup.policy" if value == "delete" => {}
-            "cleanup.policy" => return Err(format!("cleanup.policy = {value:?} is not supported; only \"delete\"")),
-            // Single-node broker: replication settings are accepted when they ask for one copy.
-            "min.insync.replicas" if value == "1" => {}
-            "compression.type" if value == "producer" => {}
-            "message.timestamp.type" if value == "CreateTime" => {}
-            _ => return Err(format!("topic config {key} = {value:?} is not supported by Relay")),
-        }
-        Ok(())
-    }
 }
 
 impl BrokerConfig {
@@ -371,22 +345,6 @@ mod tests {
         assert_eq!(config.log.message_bytes_max, MESSAGE_BYTES_MAX_DEFAULT);
         assert!(config.request_bytes_max > config.log.message_bytes_max);
         assert_eq!(config.validate(), Ok(()));
-    }
-
-    #[test]
-    fn kafka_max_message_bytes_sets_the_topics_message_limit() {
-        let mut settings = TopicSettings::default();
-        settings.set_kafka_config("max.message.bytes", "2097152").unwrap();
-        assert_eq!(settings.message_bytes_max, Some(2_097_152));
-        assert_eq!(settings.apply(&LogConfig::default()).message_bytes_max, 2_097_152);
-        assert_eq!(
-            TopicSettings::default().apply(&LogConfig::default()).message_bytes_max,
-            MESSAGE_BYTES_MAX_DEFAULT
-        );
-        assert_eq!(
-            settings.set_kafka_config("max.message.bytes", "big"),
-            Err("max.message.bytes = \"big\" is not a valid number".into())
-        );
     }
 
     #[test]
