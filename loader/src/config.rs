@@ -203,6 +203,7 @@ impl LoaderConfig {
         }
         self.route
             .iter()
+            .filter(|r| !r.discard)
             .map(|r| r.table.as_str())
             .collect::<Vec<_>>()
             .join("+")
@@ -271,12 +272,14 @@ impl LoaderConfig {
                 "[[load]]: columns without a table (the section's own columns belong to its default table)".into(),
             );
         }
-        let tables = self.validate_tables()?;
         for route in &self.route {
-            route
-                .when
-                .validate()
-                .map_err(|e| format!("route to table {}: {e}", route.table))?;
+            route.validate()?;
+        }
+        let tables = self.validate_tables()?;
+        if tables.is_empty() {
+            return Err(
+                "[[load]]: no table (discard routes load nothing: add a route with a table, or a default table)".into(),
+            );
         }
         if let Some(only) = &self.only_table {
             if !tables.contains(only) {

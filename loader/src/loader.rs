@@ -29,6 +29,7 @@ mod gaps;
 mod probe;
 mod refused;
 mod retry;
+mod skipped;
 mod stats;
 
 pub use stats::{LoaderStats, BATCH_RETRIES_UNHEALTHY_MIN};
@@ -137,6 +138,8 @@ pub struct Loader {
     lag: retry::LagFollower,
     /// The batch in hand failing while its rows all pass their probes.
     stuck: retry::StuckBatch,
+    /// Unrouted and discarded records not yet told in the log.
+    skipped_log: skipped::SkippedLog,
 }
 
 impl Loader {
@@ -195,6 +198,7 @@ impl Loader {
             prefetched: None,
             lag: retry::LagFollower::default(),
             stuck: retry::StuckBatch::default(),
+            skipped_log: skipped::SkippedLog::default(),
         })
     }
 
@@ -245,6 +249,7 @@ impl Loader {
         if !gathering.records.is_empty() {
             self.flush(gathering.records, false).await?;
         }
+        self.skipped_log.log();
         if let Err(error) = self.consumer.close().await {
             tracing::warn!(%error, "leaving the group failed");
         }

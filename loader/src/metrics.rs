@@ -2,7 +2,8 @@
 //! rejected, batches, warehouse errors, the latency of each committed
 //! transaction, and lag per partition (the partition's end offset minus the
 //! next offset stored in the warehouse, records not yet loaded), and records
-//! lost before they were loaded, and attempts at a batch that kept failing.
+//! lost before they were loaded, attempts at a batch that kept failing, and
+//! records not loaded by rule (unrouted) or on purpose (discarded).
 
 use metrics::{counter, gauge, histogram, Counter, Histogram};
 use std::time::Duration;
@@ -17,6 +18,7 @@ pub const WAREHOUSE_UP: &str = "relay_loader_warehouse_up";
 pub const RECORDS_LOST: &str = "relay_loader_records_lost_total";
 pub const FETCH_ERRORS: &str = "relay_loader_fetch_errors_total";
 pub const RECORDS_UNROUTED: &str = "relay_loader_records_unrouted_total";
+pub const RECORDS_DISCARDED: &str = "relay_loader_records_discarded_total";
 pub const BATCH_RETRIES: &str = "relay_loader_batch_retries_total";
 
 /// Help texts for the exposition; call once after installing a recorder.
@@ -42,6 +44,11 @@ pub fn describe() {
         RECORDS_UNROUTED,
         Unit::Count,
         "Records skipped by rule: no route took them and the loader has no default table."
+    );
+    describe_counter!(
+        RECORDS_DISCARDED,
+        Unit::Count,
+        "Records dropped on purpose by a discard = true route (never loaded, never alerted on)."
     );
     describe_counter!(
         WAREHOUSE_ERRORS,
@@ -82,6 +89,7 @@ pub struct LoaderMetrics {
     pub rows_rejected: Counter,
     pub batches: Counter,
     pub records_unrouted: Counter,
+    pub records_discarded: Counter,
     pub warehouse_errors: Counter,
     pub fetch_errors: Counter,
     pub batch_retries: Counter,
@@ -97,6 +105,7 @@ impl LoaderMetrics {
             rows_rejected: counter!(ROWS_REJECTED, &label),
             batches: counter!(BATCHES, &label),
             records_unrouted: counter!(RECORDS_UNROUTED, &label),
+            records_discarded: counter!(RECORDS_DISCARDED, &label),
             warehouse_errors: counter!(WAREHOUSE_ERRORS, &label),
             fetch_errors: counter!(FETCH_ERRORS, &label),
             batch_retries: counter!(BATCH_RETRIES, &label),

@@ -2,8 +2,11 @@
 //! (`[[load.route]]`), each a condition on the event and a table of its own
 //! (columns, dedup key, create setting); the section's own `table`, when
 //! set, is the default that takes what no route matched. First match wins.
-//! An event no route takes and no default exists for is skipped by rule:
-//! counted (`relay_loader_records_unrouted_total`), never rejected. With
+//! A route with `discard = true` (and no table) drops what it matches on
+//! purpose: counted apart (`relay_loader_records_discarded_total`), so the
+//! unrouted alert stays for events nobody planned for. An event no route
+//! takes and no default exists for is skipped by rule: counted
+//! (`relay_loader_records_unrouted_total`), never rejected. With
 //! `only_table`, every route is still evaluated in order, but only the rows
 //! of that one table are written (a backfill of a table added later).
 
@@ -11,12 +14,18 @@ use crate::table::{whole_event_columns, ColumnSpec, MetadataColumn, TableSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// `[[load.route]]`: events matching `when` are loaded into `table`.
+/// `[[load.route]]`: events matching `when` are loaded into `table`, or
+/// with `discard = true` dropped on purpose (counted, never loaded).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
+    /// The route's table (empty for a discard route).
+    #[serde(default)]
     pub table: String,
     pub when: Condition,
+    /// Drop what matches on purpose (a route without a table).
+    #[serde(default)]
+    pub discard: bool,
     #[serde(default)]
     pub columns: Vec<ColumnSpec>,
     #[serde(default)]
@@ -28,6 +37,31 @@ pub struct RouteConfig {
 }
 
 impl RouteConfig {
+    /// A discard route has no table and no columns; any other route has a table.
+    pub fn validate(&self) -> Result<(), String> {
+        let name = if self.discard {
+            "discard route".to_owned()
+        } else {
+            format!("route to table {}", self.table)
+        };
+        self.when.validate().map_err(|e| format!("{name}: {e}"))?;
+        match (self.discard, self.table.is_empty()) {
+            (false, true) => Err(format!(
+                "route (pointer {:?}): no table (set table, or discard = true to drop these events on purpose)",
+                self.when.pointer
+            )),
+            (true, false) => Err(format!(
+                "discard route (pointer {:?}): has table {:?}; a discard route loads nothing (remove table, or discard)",
+                self.when.pointer, self.table
+            )),
+            (true, true) if !self.columns.is_empty() || !self.metadata.is_empty() => Err(format!(
+                "discard route (pointer {:?}): has columns; a discard route loads nothing",
+                self.when.pointer
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The route's table; without columns it keeps the whole event (see
     /// [`crate::table::WHOLE_EVENT_COLUMN`]).
     pub fn spec(&self) -> TableSpec {
@@ -98,16 +132,27 @@ pub enum Routed {
     Table(usize),
     /// No route took it and there is no default table.
     Unrouted,
+    /// A `discard = true` route took it: dropped on purpose.
+    Discarded,
     /// Its table is not the one `only_table` loads.
     OtherTable,
+}
+
+/// Where a route sends what it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The table at this index of [`Router::tables`].
+    Table(usize),
+    Discard,
 }
 
 /// The routes of one loader, compiled.
 #[derive(Debug, Clone)]
 pub struct Router {
     tables: Vec<TableSpec>,
-    /// Per table: its route's condition, `None` for the default table.
-    conditions: Vec<Option<Condition>>,
+    /// In order: each route's condition (`None` for the default table,
+    /// last) and its target.
+    routes: Vec<(Option<Condition>, Target)>,
     only: Option<usize>,
 }
 
@@ -116,19 +161,24 @@ impl Router {
     /// `only_table`, only that table's rows are written.
     pub fn new(routes: &[RouteConfig], default: Option<TableSpec>, only_table: Option<&str>) -> Router {
         let mut tables = Vec::new();
-        let mut conditions = Vec::new();
+        let mut compiled = Vec::new();
         for route in routes {
-            tables.push(route.spec());
-            conditions.push(Some(route.when.clone()));
+            let target = if route.discard {
+                Target::Discard
+            } else {
+                tables.push(route.spec());
+                Target::Table(tables.len() - 1)
+            };
+            compiled.push((Some(route.when.clone()), target));
         }
         if let Some(default) = default {
             tables.push(default);
-            conditions.push(None);
+            compiled.push((None, Target::Table(tables.len() - 1)));
         }
         let only = only_table.and_then(|name| tables.iter().position(|t| t.table == name));
         Router {
             tables,
-            conditions,
+            routes: compiled,
             only,
         }
     }
@@ -139,12 +189,15 @@ impl Router {
     }
 
     pub fn route(&self, event: &Value) -> Routed {
-        let Some(index) = self
-            .conditions
+        let Some((_, target)) = self
+            .routes
             .iter()
-            .position(|condition| condition.as_ref().is_none_or(|c| c.matches(event)))
+            .find(|(condition, _)| condition.as_ref().is_none_or(|c| c.matches(event)))
         else {
             return Routed::Unrouted;
+        };
+        let Target::Table(index) = *target else {
+            return Routed::Discarded;
         };
         match self.only {
             Some(only) if only != index => Routed::OtherTable,
@@ -155,7 +208,14 @@ impl Router {
     /// The table an event that cannot be parsed was meant for: the default,
     /// else the only route, else `"(unrouted)"`.
     pub fn table_for_unparsed(&self) -> &str {
-        match self.conditions.iter().position(Option::is_none) {
+        let default = self
+            .routes
+            .iter()
+            .find_map(|(condition, target)| match (condition, target) {
+                (None, Target::Table(index)) => Some(*index),
+                _ => None,
+            });
+        match default {
             Some(default) => &self.tables[default].table,
             None if self.tables.len() == 1 => &self.tables[0].table,
             None => "(unrouted)",
@@ -186,6 +246,39 @@ mod tests {
         assert!(condition("pointer = \"/amount\"\nexists = true").matches(&purchase));
         assert!(condition("pointer = \"/refund\"\nexists = false").matches(&purchase));
         assert!(!condition("pointer = \"/refund\"\nequals = \"x\"").matches(&purchase));
+    }
+
+    fn route(text: &str) -> RouteConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_discard_route_drops_what_it_matches_and_keeps_the_order() {
+        let routes = [
+            route("table = \"matches\"\nwhen = { pointer = \"/type\", equals = \"match\" }"),
+            route("discard = true\nwhen = { pointer = \"/type\", in = [\"heartbeat\", \"match\"] }"),
+            route("table = \"beats\"\nwhen = { pointer = \"/type\", equals = \"heartbeat\" }"),
+        ];
+        let router = Router::new(&routes, None, None);
+        let names: Vec<&str> = router.tables().iter().map(|t| t.table.as_str()).collect();
+        assert_eq!(names, ["matches", "beats"]);
+        assert_eq!(router.route(&json!({"type": "match"})), Routed::Table(0));
+        assert_eq!(router.route(&json!({"type": "heartbeat"})), Routed::Discarded);
+        assert_eq!(router.route(&json!({"type": "login"})), Routed::Unrouted);
+        let only = Router::new(&routes, None, Some("matches"));
+        assert_eq!(only.route(&json!({"type": "heartbeat"})), Routed::Discarded);
+    }
+
+    #[test]
+    fn a_discard_route_has_no_table_and_a_table_route_has_one() {
+        let when = "when = { pointer = \"/t\", exists = true }";
+        assert!(route(&format!("discard = true\n{when}")).validate().is_ok());
+        assert!(route(&format!("table = \"a\"\n{when}")).validate().is_ok());
+        let no_table = route(when).validate().unwrap_err();
+        assert!(no_table.contains("discard = true"), "{no_table}");
+        assert!(route(&format!("discard = true\ntable = \"a\"\n{when}"))
+            .validate()
+            .is_err());
     }
 
     #[test]

@@ -60,6 +60,7 @@ mod tests {
         let mut config = LoaderConfig::new(vec!["t".into()], group, "sqlite://w", "others");
         config.route = vec![RouteConfig {
             table: "a".into(),
+            discard: false,
             when: Condition {
                 pointer: "/kind".into(),
                 equals: Some("a".into()),

@@ -24,8 +24,15 @@ struct Built<'r> {
     sources: Vec<&'r ConsumerRecord>,
     /// The next offset per partition once the batch commits.
     next: BTreeMap<TopicPartition, i64>,
-    /// Records no route took.
+    /// Records no route took, and records a discard route took.
+    skipped: Skipped,
+}
+
+/// A batch's records not loaded by rule or on purpose.
+#[derive(Debug, Default, Clone, Copy)]
+struct Skipped {
     unrouted: u64,
+    discarded: u64,
 }
 
 impl Loader {
@@ -36,7 +43,7 @@ impl Loader {
             batch,
             mut sources,
             next,
-            unrouted,
+            skipped,
         } = self.build_batch(&records).await?;
         if batch.offsets.is_empty() {
             return Ok(());
@@ -44,7 +51,7 @@ impl Loader {
         let Some(batch) = self.write_until_committed(batch, &mut sources, prefetch).await? else {
             return Ok(()); // fenced: the rejoin fetches again
         };
-        self.record_commit(&batch, next, unrouted).await;
+        self.record_commit(&batch, next, skipped).await;
         Ok(())
     }
 
@@ -54,7 +61,7 @@ impl Loader {
         let mut batch = Batch::default();
         let mut sources: Vec<&ConsumerRecord> = Vec::new();
         let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-        let mut unrouted = 0u64;
+        let mut skipped = Skipped::default();
         for record in records {
             let tp = TopicPartition {
                 topic: record.topic.clone(),
@@ -70,7 +77,8 @@ impl Loader {
                     sources.push(record);
                 }
                 Transformed::Reject(reject) => batch.rejects.push(reject),
-                Transformed::Skipped(Routed::Unrouted) => unrouted += 1,
+                Transformed::Skipped(Routed::Unrouted) => skipped.unrouted += 1,
+                Transformed::Skipped(Routed::Discarded) => skipped.discarded += 1,
                 Transformed::Skipped(_) => {}
             }
         }
@@ -89,7 +97,7 @@ impl Loader {
             batch,
             sources,
             next,
-            unrouted,
+            skipped,
         })
     }
 
@@ -209,12 +217,14 @@ impl Loader {
 
     /// A batch committed: counts it, logs its rejects and gaps, moves the
     /// stored offsets to `next` and mirrors them to the broker.
-    async fn record_commit(&mut self, batch: &Batch, next: BTreeMap<TopicPartition, i64>, unrouted: u64) {
+    async fn record_commit(&mut self, batch: &Batch, next: BTreeMap<TopicPartition, i64>, skipped: Skipped) {
         self.stats
             .rows_loaded
             .fetch_add(batch.rows.len() as u64, Ordering::Relaxed);
         self.metrics.batches.increment(1);
-        self.metrics.records_unrouted.increment(unrouted);
+        self.metrics.records_unrouted.increment(skipped.unrouted);
+        self.metrics.records_discarded.increment(skipped.discarded);
+        self.skipped_log.add(skipped.unrouted, skipped.discarded);
         self.metrics.rows_loaded.increment(batch.rows.len() as u64);
         self.metrics.rows_rejected.increment(batch.rejects.len() as u64);
         if !batch.rejects.is_empty() {
