@@ -6,7 +6,8 @@
 #   bash scripts/kafka-compat.sh --all      # every applicable test; rewrites docs/compatibility.md
 #   bash scripts/kafka-compat.sh --only 0082,0102   # these tests, applicable or not
 #   options: --quick (librdkafka's quick mode), --timeout S (per test group,
-#            default 300), --keep (keep the brokers' data dirs)
+#            default 300), --keep (keep the brokers' data dirs), --jobs N (test
+#            groups side by side, each with its own broker: 1, or 2 with --all)
 #
 # 1. librdkafka's source comes from Debian's source package (`apt-get source
 #    librdkafka`, with a deb-src entry for the same Debian release added under
@@ -29,6 +30,7 @@ root="$PWD/target/kafka-compat"
 mode=ci
 run_args=()
 only=
+jobs=
 while [ $# -gt 0 ]; do
     case "$1" in
         --all) mode=all ;;
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
         --timeout) run_args+=(--timeout "$2"); shift ;;
         --quick) run_args+=(--quick) ;;
         --keep) run_args+=(--keep) ;;
+        --jobs) jobs=$2; shift ;;
         -h|--help) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "kafka-compat.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -122,6 +125,8 @@ fi
 # A copy: the shared target/debug/relay may be rebuilt while the tests run.
 cp "$RELAY_BIN" "$root/relay" || { note "cannot copy $RELAY_BIN"; exit 1; }
 
+# --all waits on many rebalance and session timers: two groups at a time.
+[ -z "$jobs" ] && { [ "$mode" = all ] && jobs=2 || jobs=1; }
 doc_args=()
 run_name=$mode
 [ -n "$only" ] && run_name=only
@@ -130,5 +135,5 @@ if [ "$mode" = all ] && [ -z "$only" ]; then
 fi
 exec python3 scripts/kafka-compat/run.py --mode "$mode" --list scripts/kafka-compat/tests.tsv \
     --runner-dir "$build/tests" --relay "$root/relay" --workdir "$root/run-$run_name" \
-    --kafka-version "$KAFKA_VERSION" --librdkafka-version "$version" \
+    --kafka-version "$KAFKA_VERSION" --librdkafka-version "$version" --jobs "$jobs" \
     "${doc_args[@]}" "${run_args[@]}"

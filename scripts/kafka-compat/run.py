@@ -10,6 +10,7 @@ whole.
 """
 
 import argparse
+import concurrent.futures
 import datetime
 import os
 import platform
@@ -261,14 +262,22 @@ def machine():
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu})"
 
 
-def write_doc(path, rows, args, wall_s):
+def relay_version():
+    """The commit the broker was built from, and whether the tree differed."""
+    commit = subprocess.run(["git", "log", "-1", "--format=%h %s"], capture_output=True,
+                            text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.rs",
+                            "*.toml", "Cargo.lock"],
+                           capture_output=True, text=True).stdout.strip()
+    return f"`{commit[:100]}`" + (" plus the tree's uncommitted changes" if dirty else "")
+
+
+def write_doc(path, rows, args, wall_s, relay):
     applicable = [r for r in rows if r.applies]
     passed = [r for r in applicable if r.status == "passed"]
     with open(args.header) as f:
         header = f.read()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    commit = subprocess.run(["git", "log", "-1", "--format=%h %s"], capture_output=True,
-                            text=True).stdout.strip()
     lines = [header.rstrip("\n"), "",
              "## Last measurement", "",
              f"- librdkafka {args.librdkafka_version} (Debian bookworm source package), "
@@ -276,20 +285,23 @@ def write_doc(path, rows, args, wall_s):
              f"- command: `bash scripts/kafka-compat.sh --all`"
              f"{' (quick mode)' if args.quick else ' (full mode, not quick)'}, "
              f"`TEST_KAFKA_VERSION={args.kafka_version}`",
-             f"- Relay at `{commit[:120]}`",
+             f"- Relay (debug build) at {relay}",
              f"- machine: {machine()}",
              f"- date: {now}; the applicable tests ran in {wall_s / 60:.1f} min",
              "",
              f"**{len(passed)} of {len(applicable)} applicable tests pass**; "
-             f"{len(rows) - len(applicable)} of the {len(rows)} rows do not apply to Relay.",
+             f"{len(rows) - len(applicable)} of the {len(rows)} rows do not apply to Relay "
+             "(a test that applies only in parts has one row per part, `[SUBTESTS filter]`; "
+             "CI runs the rows marked CI).",
              "",
-             "| test | scenario | status | seconds | reason / note |",
-             "|---|---|---|---:|---|"]
+             "| test | scenario | status | seconds | CI | reason / note |",
+             "|---|---|---|---:|---|---|"]
     for r in rows:
         note = r.reason if not r.applies else "; ".join(filter(None, [r.reason, r.note]))
         secs = f"{r.seconds:.1f}" if r.applies and r.status != "not run" else ""
         note = note.replace("|", "\\|")
-        lines.append(f"| {r.label} | {r.scenario} | {status_text(r)} | {secs} | {note} |")
+        ci = "CI" if r.ci else ""
+        lines.append(f"| {r.label} | {r.scenario} | {status_text(r)} | {secs} | {ci} | {note} |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -307,6 +319,7 @@ def main():
     p.add_argument("--kafka-version", required=True)
     p.add_argument("--librdkafka-version", default="?")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--jobs", type=int, default=1, help="test groups run side by side")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--doc")
     p.add_argument("--header")
@@ -317,16 +330,22 @@ def main():
     groups = group_rows(chosen)
     logdir = os.path.join(args.workdir, "logs")
     os.makedirs(logdir, exist_ok=True)
+    relay = relay_version()
     start = time.monotonic()
-    for group in groups:
-        print_group(group, *run_group(group, args, logdir))
+    # Groups are independent (one broker each) and mostly wait on timers, so
+    # a few may run side by side; the longest start first.
+    groups.sort(key=lambda g: -g.timeout_s)
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        running = {pool.submit(run_group, g, args, logdir): g for g in groups}
+        for done in concurrent.futures.as_completed(running):
+            print_group(running[done], *done.result())
     wall_s = time.monotonic() - start
     write_results(os.path.join(args.workdir, f"results-{args.mode}.tsv"), chosen)
     bad = [r for r in chosen if failed(r)]
     print(f"kafka-compat: {len(chosen) - len(bad)} of {len(chosen)} passed in {wall_s:.0f} s"
           + (f"; not passed: {', '.join(r.label for r in bad)}" if bad else ""))
     if args.doc:
-        write_doc(args.doc, rows, args, wall_s)
+        write_doc(args.doc, rows, args, wall_s, relay)
         print(f"kafka-compat: wrote {args.doc}")
     return 1 if bad else 0
 
