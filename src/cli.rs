@@ -102,6 +102,9 @@ pub struct MetricsArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub client: ClientSettings,
+    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Refresh in place until interrupted.
     #[arg(long)]
     pub watch: bool,
@@ -130,6 +133,9 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct HashPasswordArgs {
+    /// Address the embedded broker listens on (overrides broker.listen); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
     /// PBKDF2 iterations (at least 4096; more makes each login and each guess slower).
     #[arg(long, default_value_t = relay_proto::sasl::credential::ITERATIONS_DEFAULT)]
     pub iterations: u32,
@@ -143,7 +149,8 @@ pub struct GenEventsArgs {
     /// Events per second.
     #[arg(long, default_value_t = 100)]
     pub rate: u64,
-    #[arg(long, default_value_t = 100_000)]
+    /// Lines per file before it is rotated.
+    #[arg(long, default_value_t = 100_000, value_name = "LINES")]
     pub rotate_lines: u64,
     /// Stop after this many events (default: run until killed).
     #[arg(long)]
@@ -159,7 +166,7 @@ pub struct SendArgs {
     pub metrics: MetricsArgs,
     #[command(flatten)]
     pub client: ClientSettings,
-    /// TOML configuration file; its [[send]] sections apply (and [client] for the broker).
+    /// TOML configuration file; its [[send]] sections apply (and [client], else [broker] listen, for the broker).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[arg(long, value_name = "TOPIC")]
@@ -169,6 +176,7 @@ pub struct SendArgs {
     pub paths: Vec<String>,
     /// Where the registry of acknowledged positions and the rejects file live.
     #[arg(long, value_name = "DIR")]
+    /// Topic the lines go to (with --path: one sender described by flags instead of the [[send]] sections).
     pub state_dir: Option<PathBuf>,
     /// Take each record's key from this top-level JSON field.
     #[arg(long, value_name = "FIELD")]
@@ -184,7 +192,7 @@ pub struct LoadArgs {
     pub metrics: MetricsArgs,
     #[command(flatten)]
     pub client: ClientSettings,
-    /// TOML configuration file; its [[load]] sections apply.
+    /// TOML configuration file; its [[load]] sections apply (and [client], else [broker] listen, for the broker).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[arg(long, value_name = "TOPIC")]
@@ -194,13 +202,16 @@ pub struct LoadArgs {
     /// sqlite:///path/to/file.db or postgres://user@host:port/db
     #[arg(long, value_name = "URL")]
     pub warehouse: Option<String>,
+    /// Topic to load (overrides the [[load]] section's topics).
     #[arg(long, value_name = "NAME")]
     pub table: Option<String>,
+    /// Consumer group of the loader; its position lives in the warehouse's relay_offsets under this name.
     /// Where partitions without a stored offset start: earliest, latest, offset:N or time:RFC3339.
     #[arg(long, value_name = "POSITION")]
     pub from: Option<String>,
     /// Exit once every partition is loaded up to its end (a one-shot backfill).
     #[arg(long)]
+    /// Table the rows go to (the default table when the section has routes); created when missing.
     pub until_end: bool,
     /// Load only this table of the [[load]] section's routes (every route is
     /// still evaluated in order): backfill a table added later, with its own --group.
@@ -223,6 +234,10 @@ pub struct ProduceArgs {
     pub key_field: Option<String>,
     /// Compression codec: none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none")]
+    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Topic the records go to.
     pub compression: String,
     /// File to read; "-" or nothing for standard input.
     #[arg(value_name = "FILE")]
@@ -240,6 +255,10 @@ pub struct ConsumeArgs {
     pub group: Option<String>,
     /// Where to start without a committed offset: earliest, latest, offset:N or time:RFC3339.
     #[arg(long, default_value = "earliest", value_name = "POSITION")]
+    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Topic to read.
     pub from: String,
     /// Stop after this many records.
     #[arg(long, value_name = "N")]
@@ -263,6 +282,9 @@ pub struct TopicsArgs {
 #[derive(Debug, Subcommand)]
 pub enum TopicsCommand {
     /// Every topic and its partition count.
+    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     List,
     /// Partitions of a topic with their start and end offsets.
     ///
@@ -307,6 +329,9 @@ pub struct GroupsArgs {
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
     /// Every group and its state.
+    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     List,
     /// A group's members, assignments, committed offsets and lag.
     ///
@@ -354,6 +379,9 @@ pub struct LagArgs {
     #[arg(long, value_name = "N")]
     pub max: Option<i64>,
 }
+    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
@@ -368,4 +396,41 @@ pub struct BrokerArgs {
     /// Directory for topic data (overrides broker.data_dir).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every argument of every subcommand, named `relay sub ... --arg`, that
+    /// `--help` would show with no text.
+    fn arguments_without_help(command: &clap::Command, path: &str, found: &mut Vec<String>) {
+        for argument in command.get_arguments() {
+            let builtin = matches!(argument.get_id().as_str(), "help" | "version");
+            if !builtin && !argument.is_hide_set() && argument.get_help().is_none() {
+                found.push(format!("{path} {}", argument.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                found.push(format!("{path} {} (the subcommand)", sub.get_name()));
+            }
+            arguments_without_help(sub, &format!("{path} {}", sub.get_name()), found);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_and_argument_has_help() {
+        let mut command = Cli::command();
+        command.build();
+        let mut found = Vec::new();
+        arguments_without_help(&command, "relay", &mut found);
+        assert!(found.is_empty(), "arguments with blank --help: {found:#?}");
+    }
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

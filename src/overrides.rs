@@ -2,10 +2,48 @@
 //! a flag changes a setting. Defaults are the libraries' (serde defaults of
 //! their config types), never repeated here.
 
-use crate::cli::{BrokerArgs, LoadArgs, SendArgs};
+use crate::cli::{BrokerArgs, LoadArgs, SendArgs, UpArgs};
+use relay_client::ClientSettings;
 use relay_loader::config::LoaderConfig;
 use relay_sender::SenderConfig;
 use relay_supervisor::RelayConfig;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Every client (`send`, `load` and the CLI commands): the client flags over
+/// `[client]`; without brokers in either, the file's `[broker] listen`, so one
+/// address in the file serves every command given `--config`.
+pub fn client(flags: &ClientSettings, config: &RelayConfig) -> ClientSettings {
+    let mut settings = flags.over(&config.client);
+    if settings.brokers.is_none() {
+        settings.brokers = reachable(&config.broker.listen);
+    }
+    settings
+}
+
+/// The address a client on this host uses for a broker listening on
+/// `listen`: an unspecified address (0.0.0.0, [::]) means this host's
+/// loopback. Port 0 names no address a client could use: `None`.
+fn reachable(listen: &str) -> Option<String> {
+    let Ok(address) = listen.parse::<SocketAddr>() else {
+        return Some(listen.to_owned()); // a host name
+    };
+    if address.port() == 0 {
+        return None;
+    }
+    let loopback = match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    Some(SocketAddr::new(loopback, address.port()).to_string())
+}
+
+/// `relay up`: `--listen` over `[broker]`.
+pub fn up(args: &UpArgs, config: &mut RelayConfig) {
+    if let Some(listen) = &args.listen {
+        config.broker.listen = listen.clone();
+    }
+}
 
 /// `relay broker`: `--listen` and `--data-dir` over `[broker]`.
 pub fn broker(args: &BrokerArgs, config: &mut RelayConfig) {
@@ -138,4 +176,30 @@ fn apply_loader_flags(args: &LoadArgs, loader: &mut LoaderConfig) {
         loader.only_table = Some(only.clone());
     }
     loader.until_end |= args.until_end;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_finds_the_broker_at_the_configs_listen_address_unless_told_otherwise() {
+        let mut config = RelayConfig::default();
+        config.broker.listen = "0.0.0.0:19092".into();
+        let none = ClientSettings::default();
+        assert_eq!(client(&none, &config).brokers(), "127.0.0.1:19092");
+        config.broker.listen = "[::]:19092".into();
+        assert_eq!(client(&none, &config).brokers(), "[::1]:19092");
+        config.broker.listen = "10.0.0.5:19092".into();
+        assert_eq!(client(&none, &config).brokers(), "10.0.0.5:19092");
+        config.broker.listen = "127.0.0.1:0".into();
+        assert_eq!(client(&none, &config).brokers(), relay_client::settings::BROKER_DEFAULT);
+        config.client.brokers = Some("kafka1:9092".into());
+        assert_eq!(client(&none, &config).brokers(), "kafka1:9092");
+        let flag = ClientSettings {
+            brokers: Some("flag:9092".into()),
+            ..ClientSettings::default()
+        };
+        assert_eq!(client(&flag, &config).brokers(), "flag:9092");
+    }
 }

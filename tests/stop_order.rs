@@ -123,3 +123,58 @@ fn a_backfill_with_until_end_exits_once_everything_is_loaded() {
     );
     assert_eq!(warehouse.count("select count(*) from events"), 3000);
 }
+
+/// A loader whose broker is gone has nothing in flight: SIGTERM stops it at
+/// once (its group-join retry watches the stop), with exit 0, and its stop
+/// line names no broker (it runs none).
+#[test]
+fn a_loader_whose_broker_is_gone_stops_at_once_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(dir.path(), "");
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, "{\"uuid\":\"e-1\"}\n{\"uuid\":\"e-2\"}\n").unwrap();
+    let produced = run_with_timeout(
+        Command::new(relay_binary())
+            .args(["produce", "--topic", "events", file.to_str().unwrap()])
+            .env("RELAY_BROKER", &broker.address),
+        Duration::from_secs(60),
+    );
+    assert!(produced.status.success());
+    let warehouse = Warehouse::sqlite(dir.path());
+    let mut loader = RelayProcess::start(
+        [
+            "load",
+            "--broker",
+            &broker.address,
+            "--topic",
+            "events",
+            "--group",
+            "gone",
+            "--warehouse",
+            &warehouse.url(),
+            "--table",
+            "events",
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect(),
+        &dir.path().join("load.log"),
+    );
+    let loaded = wait_until(Duration::from_secs(30), || {
+        warehouse.count("select count(*) from events") == 2
+    });
+    assert!(loaded, "{}", loader.log());
+    broker.kill9();
+    let retrying = wait_until(Duration::from_secs(30), || {
+        loader.log().contains("joining the group failed; retrying")
+    });
+    assert!(retrying, "{}", loader.log());
+    let asked = std::time::Instant::now();
+    let code = loader.terminate();
+    let took = asked.elapsed();
+    let log = loader.log();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(took < Duration::from_secs(5), "took {took:?} to stop\n{log}");
+    assert!(log.contains("stopping: senders, loaders and helpers"), "{log}");
+    assert!(!log.contains("then the broker"), "{log}");
+}

@@ -138,6 +138,8 @@ pub struct Loader {
     lag: retry::LagFollower,
     /// The batch in hand failing while its rows all pass their probes.
     stuck: retry::StuckBatch,
+    /// The stop signal [`Loader::run`] was given: every retry ends on it.
+    stop: Stop,
     /// Unrouted and discarded records not yet told in the log.
     skipped_log: skipped::SkippedLog,
 }
@@ -198,6 +200,7 @@ impl Loader {
             prefetched: None,
             lag: retry::LagFollower::default(),
             stuck: retry::StuckBatch::default(),
+            stop: Stop::never(),
             skipped_log: skipped::SkippedLog::default(),
         })
     }
@@ -207,6 +210,8 @@ impl Loader {
     /// batch in hand; with `until_end` it also stops by itself once caught up.
     pub async fn run(mut self, mut stop: Stop) -> Result<(), LoaderError> {
         tracing::info!(group = %self.config.group, topics = ?self.config.topics, table = %self.config.label(), "loader started");
+        self.stop = stop.clone();
+        self.consumer.stop_retrying_on(stop.clone());
         let mut gathering = Gathering::default();
         let mut fetch_failing_since: Option<Instant> = None;
         let mut drain = Drain::default();
@@ -225,6 +230,12 @@ impl Loader {
                 Ok(poll) => {
                     fetch_failing_since = None;
                     poll
+                }
+                // Stopping, and the broker cannot be asked what is left:
+                // nothing more to drain (what is gathered is written below).
+                Err(error) if error.is_retriable() && drain.since.is_some() => {
+                    tracing::info!(%error, "stopping without draining: the broker does not answer");
+                    break;
                 }
                 Err(error) if error.is_retriable() => {
                     self.fetch_failed(&error, &mut fetch_failing_since).await;
@@ -300,7 +311,11 @@ impl Loader {
         } else {
             tracing::warn!(%error, "consuming failed; retrying");
         }
-        tokio::time::sleep(FETCH_RETRY_PAUSE).await;
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            () = tokio::time::sleep(FETCH_RETRY_PAUSE) => {}
+            () = stop.stopped() => {}
+        }
     }
 
     /// Whether every owned partition is fetched up to its end (as of the

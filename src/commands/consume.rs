@@ -5,7 +5,7 @@
 //! partition unless `--follow`, after `--max` records, or on Ctrl-C, and
 //! always leaves its group cleanly.
 
-use super::client::{connect, fail, parse_position, runtime};
+use super::client::{connect, fail, parse_position, runtime, with_config};
 use crate::cli::ConsumeArgs;
 use crate::exit;
 use relay_client::consumer::{Consumer, ConsumerConfig, TopicPartition};
@@ -36,7 +36,10 @@ fn json_line(record: &ConsumerRecord) -> String {
     .to_string()
 }
 
-pub fn run(args: ConsumeArgs) -> i32 {
+pub fn run(mut args: ConsumeArgs) -> i32 {
+    if let Err(code) = with_config("consume", &mut args.client, args.config.as_deref()) {
+        return code;
+    }
     let start = match parse_position(&args.from) {
         Ok(start) => start,
         Err(error) => {

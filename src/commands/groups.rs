@@ -1,13 +1,16 @@
 //! `relay groups list|describe|delete|reset-offsets`.
 
-use super::client::{connect, fail, parse_position, runtime};
+use super::client::{connect, fail, parse_position, runtime, with_config};
 use crate::cli::{GroupsArgs, GroupsCommand};
 use crate::exit;
 use relay_client::admin::{Admin, GroupDeletion};
 use relay_client::ClientError;
 use relay_proto::offset_metadata;
 
-pub fn run(args: GroupsArgs) -> i32 {
+pub fn run(mut args: GroupsArgs) -> i32 {
+    if let Err(code) = with_config("groups", &mut args.client, args.config.as_deref()) {
+        return code;
+    }
     let position = match &args.command {
         GroupsCommand::ResetOffsets { to, .. } => match parse_position(to) {
             Ok(position) => Some(position),

@@ -5,14 +5,17 @@
 //! any loader reports gaps nobody acknowledged (records deleted by retention
 //! before they were loaded, rows of `relay_gaps` in its warehouse).
 
-use super::client::{connect, fail, runtime};
+use super::client::{connect, fail, runtime, with_config};
 use crate::cli::LagArgs;
 use crate::exit;
 use relay_client::admin::Admin;
 use relay_proto::offset_metadata;
 use std::collections::BTreeMap;
 
-pub fn run(args: LagArgs) -> i32 {
+pub fn run(mut args: LagArgs) -> i32 {
+    if let Err(code) = with_config("lag", &mut args.client, args.config.as_deref()) {
+        return code;
+    }
     runtime().block_on(async move {
         let admin = match connect(&args.client, "relay-lag").await {
             Ok(cluster) => Admin::new(cluster),

@@ -19,7 +19,7 @@ pub fn run(args: LoadArgs) -> i32 {
             return exit::USAGE;
         }
     };
-    let client = args.client.over(&config.client);
+    let client = overrides::client(&args.client, &config);
     let metrics = args.metrics.metrics.clone().or(config.metrics_listen);
     let errors = supervisor::run(metrics, async move |supervisor| {
         let count = loaders.len();

@@ -4,7 +4,7 @@
 //! that are not JSON objects, or lack the field, get no key). Reading streams
 //! with bounded memory: the producer's buffer makes reading wait.
 
-use super::client::{connect, fail, runtime};
+use super::client::{connect, fail, runtime, with_config};
 use crate::cli::ProduceArgs;
 use crate::exit;
 use bytes::Bytes;
@@ -66,7 +66,10 @@ fn read_lines(
 /// flight per partition without holding the whole file.
 const IN_FLIGHT_DELIVERIES_MAX: usize = 100_000;
 
-pub fn run(args: ProduceArgs) -> i32 {
+pub fn run(mut args: ProduceArgs) -> i32 {
+    if let Err(code) = with_config("produce", &mut args.client, args.config.as_deref()) {
+        return code;
+    }
     let codec = match parse_compression(&args.compression) {
         Ok(codec) => codec,
         Err(error) => {

@@ -1,11 +1,14 @@
 //! `relay topics list|describe|create|delete`.
 
-use super::client::{connect, fail, runtime};
+use super::client::{connect, fail, runtime, with_config};
 use crate::cli::{TopicsArgs, TopicsCommand};
 use crate::exit;
 use relay_client::admin::Admin;
 
-pub fn run(args: TopicsArgs) -> i32 {
+pub fn run(mut args: TopicsArgs) -> i32 {
+    if let Err(code) = with_config("topics", &mut args.client, args.config.as_deref()) {
+        return code;
+    }
     runtime().block_on(async move {
         let admin = match connect(&args.client, "relay-topics").await {
             Ok(cluster) => Admin::new(cluster),

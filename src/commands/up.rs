@@ -6,13 +6,14 @@
 
 use super::client::report;
 use crate::cli::UpArgs;
-use crate::exit;
+use crate::{exit, overrides};
 use relay_supervisor::generator::{self, GeneratorConfig};
 use relay_supervisor::{logging, supervisor, RelayConfig, SupervisorError};
 
 pub fn run(args: UpArgs) -> i32 {
     logging::init_logging();
-    let config = match RelayConfig::load(args.config.as_deref()).and_then(|config| {
+    let config = match RelayConfig::load(args.config.as_deref()).and_then(|mut config| {
+        overrides::up(&args, &mut config);
         config.embedded_broker().validate().map_err(SupervisorError::Config)?;
         for loader in &config.load {
             loader.validate().map_err(SupervisorError::Config)?;

@@ -360,7 +360,10 @@ impl Supervisor {
             _ = self.failed.notified() => tracing::error!("a role failed; stopping the others"),
             _ = self.all_done.notified() => tracing::info!("every role has finished"),
         }
-        tracing::info!("stopping: senders, loaders and helpers first, then the broker");
+        match self.broker {
+            Some(_) => tracing::info!("stopping: senders, loaders and helpers first, then the broker"),
+            None => tracing::info!("stopping: senders, loaders and helpers"),
+        }
         self.stop(STOP_WAIT_MAX).await
     }
 

@@ -20,6 +20,7 @@ use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use relay_proto::stop::Stop;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,13 +51,15 @@ pub(super) struct Membership {
 
 impl Membership {
     /// Joins `config.group` until the coordinator hands out an assignment,
-    /// retrying retriable failures with backoff. `previous` is this
-    /// consumer's last membership: its member id is reused and its
-    /// heartbeat stops.
+    /// retrying retriable failures with backoff until `stop` is on (then the
+    /// last failure is the answer: a stopping caller has nothing to wait
+    /// for). `previous` is this consumer's last membership: its member id is
+    /// reused and its heartbeat stops.
     pub async fn join(
         cluster: &Cluster,
         config: &ConsumerConfig,
         previous: Option<&mut Membership>,
+        stop: Option<&Stop>,
     ) -> Result<(Membership, Vec<TopicPartition>)> {
         let group = config.group.clone().expect("group mode");
         let mut member_id = previous.as_ref().map(|m| m.member_id.clone()).unwrap_or_default();
@@ -72,8 +75,13 @@ impl Membership {
                 }
                 Err(JoinFailure::Retry { member_id: next }) => member_id = next,
                 Err(JoinFailure::Fatal(error)) if error.is_retriable() => {
+                    if stop.is_some_and(Stop::is_stopped) {
+                        return Err(error);
+                    }
                     tracing::warn!(group = %group, %error, "joining the group failed; retrying");
-                    backoff.sleep().await;
+                    if !sleep_unless_stopped(&mut backoff, stop).await {
+                        return Err(error);
+                    }
                 }
                 Err(JoinFailure::Fatal(error)) => return Err(error),
             }
@@ -116,6 +124,19 @@ impl Membership {
             .response()
             .await?;
         check(response.error_code, || format!("leaving group {:?}", self.group))
+    }
+}
+
+/// Sleeps the backoff's next pause; false when `stop` came first.
+async fn sleep_unless_stopped(backoff: &mut Backoff, stop: Option<&Stop>) -> bool {
+    let Some(stop) = stop else {
+        backoff.sleep().await;
+        return true;
+    };
+    let mut stop = stop.clone();
+    tokio::select! {
+        () = backoff.sleep() => true,
+        () = stop.stopped() => false,
     }
 }
 

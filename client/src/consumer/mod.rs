@@ -30,6 +30,7 @@ use crate::error::Result;
 use crate::records::ConsumerRecord;
 use fetch::Positions;
 use group::Membership;
+use relay_proto::stop::Stop;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +63,8 @@ pub struct Consumer {
     ahead: Option<fetch::Ahead>,
     /// Whether Fetches are sent ahead at all (see [`Consumer::fetch_ahead`]).
     ahead_on: bool,
+    /// Once on, retries end: a stopping caller gets the failure at once.
+    stop: Option<Stop>,
 }
 
 impl Consumer {
@@ -77,6 +80,7 @@ impl Consumer {
             counts_checked: Instant::now(),
             ahead: None,
             ahead_on: true,
+            stop: None,
         };
         if consumer.config.group.is_none() {
             for topic in consumer.config.topics.clone() {
@@ -119,6 +123,15 @@ impl Consumer {
     /// Whether every owned partition has been read up to its high watermark.
     pub fn at_end(&self) -> bool {
         self.joined && self.positions.at_end(&self.assignment)
+    }
+
+    /// Makes every retry of this consumer (joining the group while the
+    /// coordinator cannot be reached) end when `stop` is on: the retried
+    /// call then answers its last failure instead of trying again, so a
+    /// caller stopping with nothing in flight is not held by a broker that
+    /// is gone.
+    pub fn stop_retrying_on(&mut self, stop: Stop) {
+        self.stop = Some(stop);
     }
 
     /// Sends the next Fetch ahead while the caller works on records (the
@@ -206,7 +219,13 @@ impl Consumer {
     }
 
     async fn join(&mut self) -> Result<Vec<TopicPartition>> {
-        let (membership, assigned) = Membership::join(&self.cluster, &self.config, self.membership.as_mut()).await?;
+        let (membership, assigned) = Membership::join(
+            &self.cluster,
+            &self.config,
+            self.membership.as_mut(),
+            self.stop.as_ref(),
+        )
+        .await?;
         self.positions.retain(&assigned);
         self.assignment = assigned.clone();
         self.membership = Some(membership);

@@ -219,12 +219,22 @@ impl Loader {
                     self.stats.warehouse_down.store(true, Ordering::Relaxed);
                     self.metrics.warehouse_errors.increment(1);
                     self.metrics.warehouse_up(false);
+                    // Stopping: waiting on the warehouse would only delay the
+                    // stop; what was not committed is loaded again on restart.
+                    if self.stop.is_stopped() {
+                        tracing::warn!(%error, "{what}: stopping while the warehouse is unavailable; what was not committed is loaded again after the restart");
+                        return Err(SinkError::Unavailable(error).into());
+                    }
                     if outage.is_none() {
                         tracing::warn!(%error, "{what}: warehouse unavailable; retrying the same batch with backoff");
                         outage = Some(Instant::now());
                     }
                     self.follow_lag().await;
-                    backoff.sleep().await;
+                    let mut stop = self.stop.clone();
+                    tokio::select! {
+                        () = backoff.sleep() => {}
+                        () = stop.stopped() => {}
+                    }
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -278,10 +288,14 @@ impl Loader {
                 .await
             {
                 Ok(offset) => return Ok(offset),
-                Err(error) if error.is_retriable() => {
+                Err(error) if error.is_retriable() && !self.stop.is_stopped() => {
                     self.metrics.fetch_errors.increment(1);
                     tracing::warn!(%error, topic = %tp.topic, partition = tp.partition, "resolving the start position failed; retrying");
-                    tokio::time::sleep(START_RETRY_PAUSE).await;
+                    let mut stop = self.stop.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(START_RETRY_PAUSE) => {}
+                        () = stop.stopped() => {}
+                    }
                 }
                 Err(relay_client::ClientError::Invalid(reason)) => {
                     return Err(LoaderError::Config(format!(

@@ -96,6 +96,16 @@ impl Sender {
                     problems.clear(&shown);
                     paths
                 }
+                // A directory the pattern names that does not exist yet (an
+                // application that has not logged yet) is waiting, not broken.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    let problem = format!(
+                        "matches no file yet (directory {} does not exist yet); waiting for one",
+                        pattern.dir().display()
+                    );
+                    problems.report(&shown, problem, Severity::Waiting);
+                    continue;
+                }
                 Err(error) => {
                     let problem = format!("cannot list directory {}: {error}", pattern.dir().display());
                     problems.report(&shown, problem, Severity::Unreadable);

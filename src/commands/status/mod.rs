@@ -25,7 +25,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
-use super::client::{connect, fail, runtime};
+use super::client::{connect, fail, runtime, with_config};
 use crate::cli::StatusArgs;
 use crate::exit;
 use relay_client::admin::Admin;
@@ -41,7 +41,10 @@ const ONE_SHOT_WINDOW_MS_MAX: u64 = 1_000;
 /// topic and group, so a smaller one would only load the broker.
 const INTERVAL_MS_MIN: u64 = 100;
 
-pub fn run(args: StatusArgs) -> i32 {
+pub fn run(mut args: StatusArgs) -> i32 {
+    if let Err(code) = with_config("status", &mut args.client, args.config.as_deref()) {
+        return code;
+    }
     if args.watch {
         // Warnings would scroll through the redrawn screen; what goes wrong
         // is shown on the screen itself.
