@@ -126,6 +126,9 @@ pub struct UpArgs {
     /// The TOML file with [broker], [[send]] and [[load]] sections.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Address the embedded broker listens on (overrides broker.listen); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
     /// Also generate this many game events per second into the first sender's directory.
     #[arg(long, value_name = "RATE")]
     pub gen_events: Option<u64>,
@@ -133,9 +136,6 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct HashPasswordArgs {
-    /// Address the embedded broker listens on (overrides broker.listen); port 0 picks a free port.
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
     /// PBKDF2 iterations (at least 4096; more makes each login and each guess slower).
     #[arg(long, default_value_t = relay_proto::sasl::credential::ITERATIONS_DEFAULT)]
     pub iterations: u32,
@@ -169,6 +169,7 @@ pub struct SendArgs {
     /// TOML configuration file; its [[send]] sections apply (and [client], else [broker] listen, for the broker).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Topic the lines go to (with --path: one sender described by flags instead of the [[send]] sections).
     #[arg(long, value_name = "TOPIC")]
     pub topic: Option<String>,
     /// Files to tail: wildcards * and ? in the file name; repeat for more.
@@ -176,7 +177,6 @@ pub struct SendArgs {
     pub paths: Vec<String>,
     /// Where the registry of acknowledged positions and the rejects file live.
     #[arg(long, value_name = "DIR")]
-    /// Topic the lines go to (with --path: one sender described by flags instead of the [[send]] sections).
     pub state_dir: Option<PathBuf>,
     /// Take each record's key from this top-level JSON field.
     #[arg(long, value_name = "FIELD")]
@@ -195,23 +195,23 @@ pub struct LoadArgs {
     /// TOML configuration file; its [[load]] sections apply (and [client], else [broker] listen, for the broker).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Topic to load (overrides the [[load]] section's topics).
     #[arg(long, value_name = "TOPIC")]
     pub topic: Option<String>,
+    /// Consumer group of the loader; its position lives in the warehouse's relay_offsets under this name.
     #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,
     /// sqlite:///path/to/file.db or postgres://user@host:port/db
     #[arg(long, value_name = "URL")]
     pub warehouse: Option<String>,
-    /// Topic to load (overrides the [[load]] section's topics).
+    /// Table the rows go to (the default table when the section has routes); created when missing.
     #[arg(long, value_name = "NAME")]
     pub table: Option<String>,
-    /// Consumer group of the loader; its position lives in the warehouse's relay_offsets under this name.
     /// Where partitions without a stored offset start: earliest, latest, offset:N or time:RFC3339.
     #[arg(long, value_name = "POSITION")]
     pub from: Option<String>,
     /// Exit once every partition is loaded up to its end (a one-shot backfill).
     #[arg(long)]
-    /// Table the rows go to (the default table when the section has routes); created when missing.
     pub until_end: bool,
     /// Load only this table of the [[load]] section's routes (every route is
     /// still evaluated in order): backfill a table added later, with its own --group.
@@ -227,6 +227,10 @@ pub struct LoadArgs {
 pub struct ProduceArgs {
     #[command(flatten)]
     pub client: ClientSettings,
+    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Topic the records go to.
     #[arg(long, value_name = "TOPIC")]
     pub topic: String,
     /// Take each record's key from this top-level JSON field (Kafka's partitioner then keeps a key on one partition).
@@ -234,10 +238,6 @@ pub struct ProduceArgs {
     pub key_field: Option<String>,
     /// Compression codec: none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none")]
-    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Topic the records go to.
     pub compression: String,
     /// File to read; "-" or nothing for standard input.
     #[arg(value_name = "FILE")]
@@ -248,6 +248,10 @@ pub struct ProduceArgs {
 pub struct ConsumeArgs {
     #[command(flatten)]
     pub client: ClientSettings,
+    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Topic to read.
     #[arg(long, value_name = "TOPIC")]
     pub topic: String,
     /// Consume as a member of this group, committing what was printed.
@@ -255,10 +259,6 @@ pub struct ConsumeArgs {
     pub group: Option<String>,
     /// Where to start without a committed offset: earliest, latest, offset:N or time:RFC3339.
     #[arg(long, default_value = "earliest", value_name = "POSITION")]
-    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Topic to read.
     pub from: String,
     /// Stop after this many records.
     #[arg(long, value_name = "N")]
@@ -275,6 +275,9 @@ pub struct ConsumeArgs {
 pub struct TopicsArgs {
     #[command(flatten)]
     pub client: ClientSettings,
+    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: TopicsCommand,
 }
@@ -282,9 +285,6 @@ pub struct TopicsArgs {
 #[derive(Debug, Subcommand)]
 pub enum TopicsCommand {
     /// Every topic and its partition count.
-    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
     List,
     /// Partitions of a topic with their start and end offsets.
     ///
@@ -322,6 +322,9 @@ pub enum TopicsCommand {
 pub struct GroupsArgs {
     #[command(flatten)]
     pub client: ClientSettings,
+    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: GroupsCommand,
 }
@@ -329,9 +332,6 @@ pub struct GroupsArgs {
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
     /// Every group and its state.
-    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
     List,
     /// A group's members, assignments, committed offsets and lag.
     ///
@@ -372,6 +372,9 @@ pub enum GroupsCommand {
 pub struct LagArgs {
     #[command(flatten)]
     pub client: ClientSettings,
+    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Only this group (default: every group).
     #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,
@@ -379,9 +382,6 @@ pub struct LagArgs {
     #[arg(long, value_name = "N")]
     pub max: Option<i64>,
 }
-    /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
 
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
