@@ -218,10 +218,21 @@ type = "bigint"
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana/relay.json")).unwrap(),
     )
     .unwrap();
+    // Each template variable ($instance, $group) as Grafana sends it with "All" selected.
+    let all_values: Vec<(String, String)> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (format!("${}", v["name"].as_str().unwrap()), v["allValue"].as_str().unwrap().to_owned()))
+        .collect();
     let mut empty = Vec::new();
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
-            let expr = target["expr"].as_str().unwrap();
+            let mut expr = target["expr"].as_str().unwrap().to_owned();
+            for (variable, all) in &all_values {
+                expr = expr.replace(variable.as_str(), all);
+            }
+            let expr = expr.as_str();
             let started = Instant::now();
             let answered = loop {
                 let result = api(&prometheus, &format!("/api/v1/query?query={}", encode(expr)));
