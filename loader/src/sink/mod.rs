@@ -23,6 +23,7 @@
 pub mod postgres;
 pub mod schema;
 pub mod sqlite;
+mod sqlite_file;
 
 use crate::config::LoaderConfig;
 use crate::table::TableSpec;
@@ -122,6 +123,10 @@ pub enum SinkError {
     Refused(String),
     #[error("warehouse setup: {0}")]
     Setup(String),
+    /// The warehouse file the loader opened was deleted or replaced: the
+    /// loader stops before committing into it (a file no reader sees).
+    #[error("warehouse file gone: {0}")]
+    Vanished(String),
 }
 
 pub type Result<T, E = SinkError> = std::result::Result<T, E>;

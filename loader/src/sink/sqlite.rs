@@ -6,6 +6,7 @@
 //! fails then rather than loading with weaker guarantees. Timestamps are
 //! stored as RFC 3339 text with microseconds, UUIDs as text, JSON as text.
 
+use super::sqlite_file::{likely_fix, make_parent, WarehouseFile};
 use super::{column_names, column_types, schema, Batch, Result, SinkError, StoredOffsets};
 use crate::config::LoaderConfig;
 use crate::table::TableSpec;
@@ -28,10 +29,13 @@ pub struct SqliteSink {
     /// Per table (the loader's routes in order, then its default): the
     /// table's name and its row INSERT.
     tables: Arc<Vec<(String, String)>>,
+    /// The file opened, checked before each batch and named in errors.
+    file: Arc<WarehouseFile>,
 }
 
+/// An outage, with its likely fix (the caller adds the path).
 fn unavailable(error: rusqlite::Error) -> SinkError {
-    SinkError::Unavailable(error.to_string())
+    SinkError::Unavailable(format!("{error}{}", likely_fix(&error)))
 }
 
 /// What a failed row insert means: the row's data (CONSTRAINT: NOT NULL,
@@ -45,7 +49,7 @@ fn classify(error: rusqlite::Error) -> SinkError {
             SinkError::Refused(error.to_string())
         }
         Some(ErrorCode::Unknown) => SinkError::Setup(error.to_string()),
-        _ => SinkError::Unavailable(error.to_string()),
+        _ => unavailable(error),
     }
 }
 
@@ -74,6 +78,7 @@ impl SqliteSink {
 
     fn open_blocking(path: &str, config: &LoaderConfig) -> Result<Self> {
         let setup = |e: rusqlite::Error| setup_error(path, e);
+        make_parent(path)?;
         let connection = Connection::open(path).map_err(setup)?;
         connection
             .busy_timeout(std::time::Duration::from_secs(30))
@@ -88,9 +93,11 @@ impl SqliteSink {
         connection.execute_batch(RELAY_TABLES).map_err(setup)?;
         add_rejects_source(&connection).map_err(setup)?;
         let tables = prepare_inserts(&connection, config)?;
+        let file = WarehouseFile::identify(path)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
             tables: Arc::new(tables),
+            file: Arc::new(file),
         })
     }
 
@@ -114,6 +121,7 @@ impl SqliteSink {
     /// Runs `sql` (topic, partition, an integer; `?1` the group) into a map.
     async fn per_partition(&mut self, sql: &'static str, group: &str) -> Result<StoredOffsets> {
         let (connection, group) = (Arc::clone(&self.connection), group.to_owned());
+        let file = Arc::clone(&self.file);
         tokio::task::spawn_blocking(move || {
             let connection = connection.lock().expect("sqlite lock");
             let mut statement = connection.prepare_cached(sql).map_err(unavailable)?;
@@ -126,13 +134,15 @@ impl SqliteSink {
         })
         .await
         .expect("warehouse query task")
+        .map_err(|e| file.name(e))
     }
 
     pub async fn probe(&mut self, rows: Vec<Row>) -> Result<()> {
         let (connection, tables) = (Arc::clone(&self.connection), Arc::clone(&self.tables));
+        let file = Arc::clone(&self.file);
         tokio::task::spawn_blocking(move || {
             let mut connection = connection.lock().expect("sqlite lock");
-            let transaction = connection.transaction().map_err(unavailable)?;
+            let transaction = connection.transaction().map_err(|e| file.name(unavailable(e)))?;
             insert_rows(&transaction, &tables, &rows)?;
             Ok(())
             // Dropping the transaction rolls it back.
@@ -144,9 +154,13 @@ impl SqliteSink {
     pub async fn write(&mut self, group: &str, batch: &Arc<Batch>) -> Result<()> {
         let (connection, batch) = (Arc::clone(&self.connection), Arc::clone(batch));
         let (group, tables) = (group.to_owned(), Arc::clone(&self.tables));
+        let file = Arc::clone(&self.file);
         tokio::task::spawn_blocking(move || {
+            // Before the batch: a file deleted or replaced since the open
+            // must never take a commit.
+            file.check()?;
             let mut connection = connection.lock().expect("sqlite lock");
-            write_blocking(&mut connection, &group, &tables, &batch)
+            write_blocking(&mut connection, &group, &tables, &batch).map_err(|e| file.name(e))
         })
         .await
         .expect("write task")
@@ -178,7 +192,7 @@ fn setup_error(path: &str, e: rusqlite::Error) -> SinkError {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             SinkError::Unavailable(format!("SQLite {path}: {e}"))
         }
-        _ => SinkError::Setup(format!("SQLite {path}: {e}")),
+        _ => SinkError::Setup(format!("SQLite {path}: {e}{}", likely_fix(&e))),
     }
 }
 
