@@ -99,18 +99,25 @@ pub struct MetricsArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "The first line is the verdict: OK, DEGRADED or DOWN, then one reason per line.\n\
+Exit codes: 0 OK; 1 DEGRADED (a role's /health fails, records unrouted or lost, unacknowledged gaps);\n\
+2 usage or configuration error; 3 DOWN (the broker or a --scrape address does not answer: the\n\
+--sender-state backlog is still shown). --watch exits 0 when interrupted.")]
 pub struct StatusArgs {
     #[command(flatten)]
     pub client: ClientSettings,
     /// TOML configuration file: its [client] brokers, else its [broker] listen, say where the broker is (--broker wins).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Refresh in place until interrupted.
-    #[arg(long)]
-    pub watch: bool,
+    /// Refresh in place every SECONDS (default: --interval-ms) until interrupted, the verdict on top.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1)]
+    pub watch: Option<Option<u64>>,
     /// Time between refreshes (and the window the rates are measured over).
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub interval_ms: u64,
+    /// text: the screen; json: one object (verdict, reasons, groups, loaders, sender backlog) per look.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
     /// A sender's state directory: shows each file's bytes behind. Repeatable.
     #[arg(long = "sender-state", value_name = "DIR")]
     pub sender_states: Vec<PathBuf>,

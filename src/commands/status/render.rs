@@ -5,6 +5,7 @@
 //! reading the `--sender-state` registries through relay-sender.
 
 use super::snapshot::{History, Snapshot};
+use super::summary::human_seconds;
 use crate::cli::StatusArgs;
 use relay_client::consumer::TopicPartition;
 use relay_client::permissions::Permissions;
@@ -120,8 +121,8 @@ fn render_groups(
 ) {
     let _ = writeln!(
         out,
-        "\n{:<24} {:<20} {:>7} {:<24} {:>9} {:>12} {:>12} {:>10} {:>10}",
-        "GROUP", "STATE", "MEMBERS", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "COMMIT AGE"
+        "\n{:<24} {:<20} {:>7} {:<24} {:>9} {:>12} {:>12} {:>10} {:>10} {:>10}",
+        "GROUP", "STATE", "MEMBERS", "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "LAG AGE", "COMMIT AGE"
     );
     for group in &snapshot.groups {
         if group.lags.is_empty() {
@@ -132,9 +133,12 @@ fn render_groups(
             total += lag.lag;
             let exact = exact_ages.get(&(group.group.clone(), lag.topic.clone(), lag.partition.to_string()));
             let age = commit_age(history, snapshot.at, started, (&group.group, lag), exact);
+            let lag_age = snapshot
+                .lag_seconds(&group.group, lag)
+                .map_or("-".into(), human_seconds);
             let _ = writeln!(
                 out,
-                "{:<24} {:<20} {:>7} {:<24} {:>9} {:>12} {:>12} {:>10} {:>10}",
+                "{:<24} {:<20} {:>7} {:<24} {:>9} {:>12} {:>12} {:>10} {:>10} {:>10}",
                 group.group,
                 group.state,
                 group.members,
@@ -143,11 +147,19 @@ fn render_groups(
                 lag.committed,
                 lag.end_offset,
                 lag.lag,
+                lag_age,
                 age
             );
         }
         if !group.lags.is_empty() {
-            let _ = writeln!(out, "{:<24} total lag {total}", group.group);
+            let oldest = snapshot
+                .group_lag_seconds(group)
+                .map_or("unknown".into(), human_seconds);
+            let _ = writeln!(
+                out,
+                "{:<24} total lag {total} records, oldest unloaded {oldest}",
+                group.group
+            );
         }
     }
 }
@@ -382,7 +394,7 @@ impl FileRow {
     }
 }
 
-fn human_bytes(bytes: i64) -> String {
+pub(super) fn human_bytes(bytes: i64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes.max(0) as f64;
     let mut unit = 0;

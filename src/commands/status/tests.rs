@@ -37,6 +37,8 @@ fn snapshot(at: Instant, end_offsets: i64, committed: i64) -> Snapshot {
     };
     Snapshot {
         at,
+        at_ms: 1_000_000_000,
+        oldest_ms: [(("loader".to_owned(), "events".to_owned(), 0), 1_000_000_000 - 90_000)].into(),
         cluster_id: "c-1".into(),
         topics: vec![topic("events", 2, end_offsets, 5_000_000), topic("t", 1, 7, 100)],
         groups: vec![
@@ -154,8 +156,10 @@ fn screen_is_unchanged() {
             sasl_username: Some("alice".into()),
             ..ClientSettings::default()
         },
-        watch: false,
+        config: None,
+        watch: None,
         interval_ms: 1000,
+        format: "text".into(),
         sender_states: vec![state, root.path().join("no-state")],
         scrapes: vec![],
     };
@@ -190,10 +194,10 @@ TOPIC                            PARTITIONS      END OFFSETS         SIZE    REC
 events                                    2              150      4.8 MiB         25.0
 t                                         1                7        100 B          0.0
 
-GROUP                    STATE                MEMBERS TOPIC                    PARTITION    COMMITTED          END        LAG COMMIT AGE
-loader                   Stable                     1 events                           0           20          150        130         0s
-loader                   Stable                     1 events                           1            3            9          6        42s
-loader                   total lag 136
+GROUP                    STATE                MEMBERS TOPIC                    PARTITION    COMMITTED          END        LAG    LAG AGE COMMIT AGE
+loader                   Stable                     1 events                           0           20          150        130      1m30s         0s
+loader                   Stable                     1 events                           1            3            9          6          -        42s
+loader                   total lag 136 records, oldest unloaded 1m30s
 idle                     Empty                      0
 
 SENDER FILE                                                        SIZE   ACKNOWLEDGED         BEHIND
@@ -220,3 +224,71 @@ scrape 127.0.0.1:9101: cannot reach metrics at 127.0.0.1:9101: refused
 
 retention deleted 3 record(s) of topic t that protected group loader had not read (the partition passed retention_bytes_hard; see the broker's ERROR log)
 "#;
+
+#[test]
+fn health_answers_become_reasons_named_by_role() {
+    let answer = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\r\nunhealthy\n\
+                  broker: ok\nload events: warehouse unavailable; retrying\nsend app: /x/*.log: matches no directory\n";
+    let healths = vec![
+        ("127.0.0.1:9100".to_owned(), super::health::parse(answer)),
+        (
+            "127.0.0.1:9101".to_owned(),
+            Err("cannot reach 127.0.0.1:9101: refused".to_owned()),
+        ),
+    ];
+    let metrics = vec![(
+        "127.0.0.1:9100".to_owned(),
+        Ok(vec![
+            sample("relay_loader_records_unrouted_total", &[("table", "events")], 4.0),
+            sample("relay_loader_rows_rejected_total", &[("table", "events")], 2.0),
+        ]),
+    )];
+    let snapshot = snapshot(Instant::now(), 100, 10);
+    let seen = |snapshot| verdict::Seen {
+        broker_address: "127.0.0.1:9092",
+        snapshot,
+        healths: &healths[..1],
+        scraped: &metrics,
+        backlogs: &[],
+    };
+    let judged = verdict::judge(&seen(Ok(&snapshot)));
+    let reasons: Vec<&str> = judged.reasons.iter().map(|(_, r)| r.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "loader events: warehouse unavailable; retrying",
+            "sender app: /x/*.log: matches no directory",
+            "loader events: 4 record(s) unrouted since it started (no route took them and it has no default table)",
+            "group loader on events/1: 2 unacknowledged gap(s)",
+        ]
+    );
+    assert_eq!(judged.level(), verdict::Level::Degraded);
+    assert_eq!(judged.level().exit_code(), crate::exit::FAILURE);
+
+    let down = verdict::Seen {
+        healths: &healths,
+        ..seen(Err("connection refused"))
+    };
+    let judged = verdict::judge(&down);
+    assert_eq!(judged.level(), verdict::Level::Down);
+    assert_eq!(
+        judged.reasons[0].1,
+        "broker 127.0.0.1:9092 unreachable (connection refused)"
+    );
+    assert!(judged
+        .reasons
+        .iter()
+        .any(|(_, r)| r.starts_with("role at 127.0.0.1:9101 does not answer")));
+    assert_eq!(verdict::loader_counts(&metrics)["events"].rejected, 2.0);
+}
+
+#[test]
+fn backlog_counts_unacknowledged_bytes_from_the_state_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let (state, _) = sender_state(root.path());
+    let backlogs = verdict::backlogs(&[state.clone(), root.path().join("no-state")]);
+    assert_eq!((backlogs[0].files, backlogs[0].bytes, backlogs[0].moved), (1, 2000, 1));
+    assert_eq!(backlogs[0].error, None);
+    assert!(backlogs[1].error.as_deref().unwrap().contains("no sender registry"));
+    assert_eq!(super::summary::human_seconds(3725.0), "1h02m");
+}
