@@ -119,45 +119,23 @@ fn text(output: &Output) -> String {
     )
 }
 
-#[test]
-fn the_loader_host_walkthrough_loads_over_sasl_ssl_as_a_role_with_only_its_grants() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(tls) = pki(dir.path()) else { return };
-    let Some(postgres) = Postgres::start_with(&[("fsync", "off")]) else {
-        return;
-    };
-    let broker_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        loader_host_config(dir.path(), broker_port, postgres.port, &tls),
-    )
-    .unwrap();
-
-    let broker_log = dir.path().join("broker.log");
+/// The walkthrough's broker, started from its configuration.
+fn start_broker(dir: &Path, config: &Path) -> RelayProcess {
     let broker = RelayProcess::start(
         vec!["broker".into(), "--config".into(), config.display().to_string()],
-        &broker_log,
+        &dir.join("broker.log"),
     );
-    let address = format!("localhost:{broker_port}");
     let listening = support::wait_until(Duration::from_secs(30), || broker.log().contains("listening on"));
     assert!(listening, "the broker did not start:\n{}", broker.log());
+    broker
+}
 
-    let created = run_with_timeout(
-        &mut as_user(
-            "ops",
-            &address,
-            &tls.ca,
-            &["topics", "create", "events", "--partitions", "4"],
-        ),
-        Duration::from_secs(30),
-    );
+/// Step 5: `ops` creates the topic; then `sender` produces [`RECORDS`] events.
+fn topic_with_records(address: &str, ca: &Path) {
+    let create = ["topics", "create", "events", "--partitions", "4"];
+    let created = run_with_timeout(&mut as_user("ops", address, ca, &create), Duration::from_secs(30));
     assert!(created.status.success(), "ops creates the topic: {}", text(&created));
-    let mut produce = as_user("sender", &address, &tls.ca, &["produce", "--topic", "events", "-"])
+    let mut produce = as_user("sender", address, ca, &["produce", "--topic", "events", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -170,17 +148,79 @@ fn the_loader_host_walkthrough_loads_over_sasl_ssl_as_a_role_with_only_its_grant
     drop(stdin);
     let produced = produce.wait_with_output().unwrap();
     assert!(produced.status.success(), "sender produces: {}", text(&produced));
+}
 
-    // The walkthrough's GRANTs, the schema's held back at first.
-    psql(&postgres, "postgres", "CREATE DATABASE analytics");
+/// The walkthrough's grants, split: (the schema's, the others).
+fn walkthrough_grants() -> (String, String) {
     let grants = block_starting("-- as the database's owner, once");
     let (schema, others): (Vec<&str>, Vec<&str>) = grants
         .lines()
         .filter(|line| !line.starts_with("--") && !line.trim().is_empty())
         .partition(|line| line.contains("ON SCHEMA"));
     assert_eq!(schema.len(), 1, "{grants}");
-    psql(&postgres, "analytics", &others.join("\n"));
+    (schema[0].to_owned(), others.join("\n"))
+}
 
+/// A table another role made, given only the walkthrough's grant for such
+/// tables and `create_table = false`, takes the same records.
+fn premade_table_loads(postgres: &Postgres, dir: &Path, config: &str) {
+    psql(
+        postgres,
+        "analytics",
+        "CREATE TABLE premade (LIKE events INCLUDING ALL)",
+    );
+    let grant = block_starting("-- for each table made beforehand");
+    psql(postgres, "analytics", &replaced(&grant, "ON events ", "ON premade "));
+    // The group starts again from the beginning, into the other table.
+    psql(postgres, "analytics", "DELETE FROM relay_offsets");
+    let config = replaced(
+        config,
+        "table = \"events\"",
+        "table = \"premade\"\ncreate_table = false",
+    );
+    let path = dir.join("premade.toml");
+    std::fs::write(&path, config).unwrap();
+    let loaded = load_until_end(&path);
+    assert!(
+        loaded.status.success(),
+        "a premade table with SELECT, INSERT: {}",
+        text(&loaded)
+    );
+    assert_eq!(
+        psql(postgres, "analytics", "SELECT count(*) FROM premade"),
+        RECORDS.to_string()
+    );
+    assert_eq!(
+        psql(
+            postgres,
+            "analytics",
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'premade'"
+        ),
+        "postgres"
+    );
+}
+
+#[test]
+fn the_loader_host_walkthrough_loads_over_sasl_ssl_as_a_role_with_only_its_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(tls) = pki(dir.path()) else { return };
+    let Some(postgres) = Postgres::start_with(&[("fsync", "off")]) else {
+        return;
+    };
+    let broker_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config_text = loader_host_config(dir.path(), broker_port, postgres.port, &tls);
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, &config_text).unwrap();
+    let _broker = start_broker(dir.path(), &config);
+    topic_with_records(&format!("localhost:{broker_port}"), &tls.ca);
+
+    psql(&postgres, "postgres", "CREATE DATABASE analytics");
+    let (schema_grant, other_grants) = walkthrough_grants();
+    psql(&postgres, "analytics", &other_grants);
     let refused = load_until_end(&config);
     assert!(
         !refused.status.success() && text(&refused).contains("permission denied for schema public"),
@@ -188,7 +228,7 @@ fn the_loader_host_walkthrough_loads_over_sasl_ssl_as_a_role_with_only_its_grant
         text(&refused)
     );
 
-    psql(&postgres, "analytics", schema[0]);
+    psql(&postgres, "analytics", &schema_grant);
     let loaded = load_until_end(&config);
     assert!(
         loaded.status.success(),
@@ -199,19 +239,11 @@ fn the_loader_host_walkthrough_loads_over_sasl_ssl_as_a_role_with_only_its_grant
         psql(&postgres, "analytics", "SELECT count(*) FROM events"),
         RECORDS.to_string()
     );
-    assert_eq!(
-        psql(
-            &postgres,
-            "analytics",
-            "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables \
-             WHERE tablename IN ('events', 'relay_offsets', 'relay_rejects', 'relay_gaps')"
-        ),
-        "relay_loader"
-    );
-    let superuser = psql(
-        &postgres,
-        "analytics",
-        "SELECT rolsuper FROM pg_roles WHERE rolname = 'relay_loader'",
-    );
-    assert_eq!(superuser, "f");
+    let owners = "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables \
+                  WHERE tablename IN ('events', 'relay_offsets', 'relay_rejects', 'relay_gaps')";
+    assert_eq!(psql(&postgres, "analytics", owners), "relay_loader");
+    let superuser = "SELECT rolsuper FROM pg_roles WHERE rolname = 'relay_loader'";
+    assert_eq!(psql(&postgres, "analytics", superuser), "f");
+
+    premade_table_loads(&postgres, dir.path(), &config_text);
 }
