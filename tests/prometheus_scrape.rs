@@ -223,7 +223,12 @@ type = "bigint"
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| (format!("${}", v["name"].as_str().unwrap()), v["allValue"].as_str().unwrap().to_owned()))
+        .map(|v| {
+            (
+                format!("${}", v["name"].as_str().unwrap()),
+                v["allValue"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let mut empty = Vec::new();
     for panel in dashboard["panels"].as_array().unwrap() {
