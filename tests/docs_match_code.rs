@@ -335,6 +335,17 @@ fn the_units_table_quotes_the_shipped_units_and_no_stale_copy_is_left() {
             );
         }
     }
+    // The units run what the package installs, with the configuration it installs.
+    let cargo = read("Cargo.toml");
+    assert!(cargo.contains(r#"["target/release/relay", "usr/bin/", "755"]"#));
+    assert!(cargo.contains(r#"conf-files = ["/etc/relay/config.toml"]"#));
+    for unit in &unit_texts {
+        let exec = unit_setting(unit, "ExecStart");
+        assert!(
+            exec.starts_with("/usr/bin/relay ") && exec.contains(" --config /etc/relay/config.toml "),
+            "{exec}"
+        );
+    }
     for stale in ["/usr/local/bin/relay", "/etc/relay/relay.toml"] {
         assert!(!doc.contains(stale), "docs/operations.md still says {stale}");
     }
