@@ -1,8 +1,8 @@
 //! The SQLite warehouse's file through `relay load` against `relay broker`:
 //! deleted while the loader runs, the loader stops at its next batch (exit 2,
 //! naming the file) instead of committing into a deleted inode, and a loader
-//! started again on a fresh file there loads everything the broker holds,
-//! nothing lost; a warehouse path in a directory nobody made gets it made;
+//! started again on a fresh file there says so (WARN: the broker's copy of
+//! the offsets is ahead) and loads everything the broker holds, nothing lost; a warehouse path in a directory nobody made gets it made;
 //! a file the loader's user cannot write is named with the likely fix.
 
 mod support;
@@ -80,7 +80,12 @@ fn a_deleted_warehouse_file_stops_the_loader_and_a_fresh_file_gets_everything() 
     assert!(!path.exists(), "nothing made a new file behind the operator's back");
 
     let output = load_to_the_end(&broker, &warehouse.url());
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARN") && stderr.contains("a new, emptied or replaced warehouse"),
+        "loading everything again is said, not passed as an ordinary start: {stderr}"
+    );
     assert_eq!(
         warehouse.count("SELECT COUNT(*) FROM events"),
         150,

@@ -28,6 +28,7 @@ mod flush;
 mod gaps;
 mod probe;
 mod refused;
+mod resume;
 mod retry;
 mod skipped;
 mod stats;
@@ -360,54 +361,6 @@ impl Loader {
             };
             self.metrics.lag(&tp.topic, tp.partition, end - loaded_to);
         }
-    }
-
-    async fn resume_from_warehouse(&mut self, assigned: &[TopicPartition]) -> Result<(), LoaderError> {
-        // Until the warehouse says where each partition is, the lag counts
-        // from the broker's copy: an outage at an assignment (a loader just
-        // restarted, a rebalance) still shows the backlog growing.
-        let start = self.config.start_position().map_err(LoaderError::Config)?;
-        let group = self.config.group.clone();
-        let from_broker = retry::broker_positions(&self.cluster, &group, start, assigned).await;
-        self.lag = retry::LagFollower::counting_from(from_broker);
-        let stored = self
-            .retry("reading offsets", |sink, group| Box::pin(sink.offsets(group)))
-            .await?;
-        self.stored.clear();
-        self.started_at.clear();
-        // The lag is followed for the partitions owned now only, from where
-        // each resumes (the rest of the assignment may still wait on the
-        // warehouse: reading the gaps below).
-        let mut resumed_at = HashMap::new();
-        for tp in assigned {
-            let offset = stored.get(&(tp.topic.clone(), tp.partition)).copied();
-            let position = match offset {
-                Some(offset) => offset,
-                // Without a stored offset the position may still point past
-                // records that were fetched but dropped with the old batch:
-                // start the partition afresh, at `from`.
-                None => {
-                    let offset = self.start_offset(tp).await?;
-                    self.started_at.insert(tp.clone(), offset);
-                    offset
-                }
-            };
-            self.consumer.seek(tp.clone(), position);
-            resumed_at.insert(tp.clone(), position);
-            self.stored.insert(tp.clone(), offset);
-        }
-        self.lag = retry::LagFollower::counting_from(resumed_at);
-        // The broker's copy of the offsets is written again at every
-        // assignment: the warehouse is the truth, and a broker that restarted
-        // may hold an older copy than the last batch committed.
-        self.mirror_failed = true;
-        self.refresh_open_gaps(true).await?;
-        tracing::info!(
-            partitions = assigned.len(),
-            from_warehouse = self.stored.values().filter(|o| o.is_some()).count(),
-            "resuming assigned partitions"
-        );
-        Ok(())
     }
 }
 
