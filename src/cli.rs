@@ -349,13 +349,17 @@ pub enum GroupsCommand {
     },
     /// Delete a group and its committed offsets (the group must have no members).
     ///
-    /// A loader keeps its position in its warehouse (relay_offsets), so deleting its
-    /// group on the broker does not move it.
+    /// A loader's group (its offsets carry the loader's mark, or a loader is in it) is
+    /// refused without --force: its warehouse keeps the true position (relay_offsets),
+    /// but the broker's copy is what lag, status and retention protection read.
     ///
-    /// Example: relay groups delete billing-replay
+    /// Example: relay groups delete backfill-matches --force
     Delete {
         /// The group's id.
         group: String,
+        /// Delete a loader's group too (a finished backfill's, one no loader runs with any more).
+        #[arg(long)]
+        force: bool,
     },
     /// Move a group's committed offsets for a topic (the group must have no members).
     ///
