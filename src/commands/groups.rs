@@ -180,25 +180,27 @@ fn who(members: &[GroupMember]) -> String {
     members
         .iter()
         .map(|member| {
-            let assigned: Vec<String> = member
-                .assigned
-                .iter()
-                .map(|tp| format!("{}/{}", tp.topic, tp.partition))
-                .collect();
+            let assigned = partitions(member, " ");
             format!(
                 "member {} (client {}, host {}, partitions {})",
                 member.member_id,
                 member.client_id,
                 member.client_host,
-                if assigned.is_empty() {
-                    "none".to_owned()
-                } else {
-                    assigned.join(" ")
-                }
+                if assigned.is_empty() { "none" } else { &assigned }
             )
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A member's partitions as `topic/partition`, joined by `separator`.
+fn partitions(member: &GroupMember, separator: &str) -> String {
+    member
+        .assigned
+        .iter()
+        .map(|tp| format!("{}/{}", tp.topic, tp.partition))
+        .collect::<Vec<_>>()
+        .join(separator)
 }
 
 async fn describe(admin: &Admin, group: &str) -> Result<(), ClientError> {
@@ -210,17 +212,12 @@ async fn describe(admin: &Admin, group: &str) -> Result<(), ClientError> {
         description.protocol
     );
     for member in &description.members {
-        let assigned: Vec<String> = member
-            .assigned
-            .iter()
-            .map(|tp| format!("{}/{}", tp.topic, tp.partition))
-            .collect();
         println!(
             "  member {} client {} host {}: {}",
             member.member_id,
             member.client_id,
             member.client_host,
-            assigned.join(", ")
+            partitions(member, ", ")
         );
     }
     println!(
