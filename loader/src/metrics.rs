@@ -113,6 +113,8 @@ impl LoaderMetrics {
         };
         // At zero from the start, so an increase() alert sees the first one.
         metrics.batch_retries.increment(0);
+        metrics.records_unrouted.increment(0);
+        metrics.records_discarded.increment(0);
         metrics
     }
 
