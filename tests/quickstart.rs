@@ -3,7 +3,8 @@
 //! 30 seconds, routed by event type into logins, purchases, matches and the
 //! catch-all events table, each event once, and stops cleanly on SIGTERM.
 //! (The example's port is swapped for a free one so the test never collides
-//! with a running Relay.)
+//! with a running Relay.) And the README's tour, run as written but for its
+//! one address line, on a free port: every command finds the broker.
 
 mod support;
 
@@ -105,4 +106,79 @@ fn relay_up_with_the_example_config_fills_the_warehouse_within_30_seconds() {
         dir.path().join("data/events-0/clean-shutdown").exists(),
         "the broker shut down cleanly"
     );
+}
+
+/// The shell block under "## A 5-minute tour" in README.md, continuation
+/// lines joined.
+fn readme_tour() -> Vec<String> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("## A 5-minute tour")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("README.md has the tour in a sh block");
+    block.replace("\\\n", " ").lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn the_readme_tour_runs_on_another_port_with_one_setting() {
+    let tour = readme_tour();
+    let addressed: Vec<&String> = tour.iter().filter(|line| line.contains("9092")).collect();
+    assert_eq!(
+        addressed.len(),
+        1,
+        "the tour names the broker's address once: {addressed:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml.example"),
+        dir.path().join("config.toml.example"),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The build line is the test's own build; the address line gets the free port.
+    let mut script = String::from("set -ex\ntrap 'kill %1 2>/dev/null || true' EXIT\n");
+    for line in &tour {
+        if line.starts_with("cargo build") {
+            continue;
+        }
+        script.push_str(&line.replace("9092", &port.to_string()));
+        script.push('\n');
+    }
+    script.push_str("wait %1\n");
+    let binaries = relay_binary().parent().unwrap().to_owned();
+    let path = format!("{}:{}", binaries.display(), std::env::var("PATH").unwrap_or_default());
+    let output = support::run_with_timeout(
+        Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(dir.path())
+            .env("PATH", path)
+            .env_remove("RELAY_BROKER"),
+        Duration::from_secs(180),
+    );
+    let printed = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "the tour failed:\n{printed}");
+    assert!(printed.contains(&format!("broker on 127.0.0.1:{port}")), "{printed}");
+    assert!(
+        !printed.contains("127.0.0.1:9092"),
+        "a command went to the default port:\n{printed}"
+    );
+    assert!(
+        printed.contains("total lag of group loader-events on events"),
+        "relay lag shows the loader's group:\n{printed}"
+    );
+    let warehouse = rusqlite::Connection::open(dir.path().join("warehouse.db")).unwrap();
+    let matches: i64 = warehouse
+        .query_row("SELECT COUNT(*) FROM matches", [], |r| r.get(0))
+        .unwrap();
+    assert!(matches > 0, "{printed}");
 }

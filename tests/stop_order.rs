@@ -1,8 +1,10 @@
 //! Stopping in data order: `relay up` told to stop (SIGTERM, as Ctrl-C)
 //! while its generator writes stops the generator, lets the senders drain
 //! what they read, lets the loaders load what the topic then holds, and
-//! only then the broker: every line written is loaded when it exits. And a
-//! one-shot backfill (`relay load --until-end`) exits 0 once caught up.
+//! only then the broker: every line written is loaded when it exits. A
+//! one-shot backfill (`relay load --until-end`) exits 0 once caught up,
+//! saying how many rows were new and how many already present. A loader
+//! whose broker is gone stops at once.
 
 mod support;
 
@@ -121,6 +123,30 @@ fn a_backfill_with_until_end_exits_once_everything_is_loaded() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    assert_eq!(warehouse.count("select count(*) from events"), 3000);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("3000 rows loaded, 0 already present"), "{said}");
+    // The same records again under another group: all of them were there.
+    let again = run_with_timeout(
+        Command::new(relay_binary()).args([
+            "load",
+            "--broker",
+            &broker.address,
+            "--topic",
+            "backfill",
+            "--group",
+            "again",
+            "--warehouse",
+            &warehouse.url(),
+            "--table",
+            "events",
+            "--until-end",
+        ]),
+        Duration::from_secs(60),
+    );
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(0), "{said}");
+    assert!(said.contains("0 rows loaded, 3000 already present"), "{said}");
     assert_eq!(warehouse.count("select count(*) from events"), 3000);
 }
 

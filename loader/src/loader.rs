@@ -265,7 +265,15 @@ impl Loader {
         if let Err(error) = self.consumer.close().await {
             tracing::warn!(%error, "leaving the group failed");
         }
-        tracing::info!(rows = self.stats.rows_loaded.load(Ordering::Relaxed), "loader stopped");
+        let (loaded, present) = (
+            self.stats.rows_loaded.load(Ordering::Relaxed),
+            self.stats.rows_present.load(Ordering::Relaxed),
+        );
+        tracing::info!(
+            rows = loaded,
+            already_present = present,
+            "loader stopped: {loaded} rows loaded, {present} already present (same dedup key)"
+        );
         Ok(())
     }
 

@@ -29,6 +29,7 @@ fn batch(rows: std::ops::Range<i64>, previous: Option<i64>, next: i64) -> Arc<Ba
                 dedup_key: format!("k{n}"),
             })
             .collect(),
+        inserted: Default::default(),
         gaps: Vec::new(),
         rejects: vec![Reject {
             table: "events".into(),
@@ -95,6 +96,7 @@ async fn a_stale_loader_is_fenced_and_its_batch_rolls_back() {
 fn rejected_line(offset: i64, source: &str, previous: Option<i64>) -> Arc<Batch> {
     Arc::new(Batch {
         rows: Vec::new(),
+        inserted: Default::default(),
         gaps: Vec::new(),
         rejects: vec![Reject {
             table: "events".into(),

@@ -218,9 +218,11 @@ impl Loader {
     /// A batch committed: counts it, logs its rejects and gaps, moves the
     /// stored offsets to `next` and mirrors them to the broker.
     async fn record_commit(&mut self, batch: &Batch, next: BTreeMap<TopicPartition, i64>, skipped: Skipped) {
+        let inserted = batch.inserted.load(Ordering::Relaxed);
+        self.stats.rows_loaded.fetch_add(inserted, Ordering::Relaxed);
         self.stats
-            .rows_loaded
-            .fetch_add(batch.rows.len() as u64, Ordering::Relaxed);
+            .rows_present
+            .fetch_add((batch.rows.len() as u64).saturating_sub(inserted), Ordering::Relaxed);
         self.metrics.batches.increment(1);
         self.metrics.records_unrouted.increment(skipped.unrouted);
         self.metrics.records_discarded.increment(skipped.discarded);

@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub struct LoaderStats {
     /// Rows loaded since the start, for the "loader stopped" line.
     pub rows_loaded: AtomicU64,
+    /// Rows of committed batches that their tables held already (same
+    /// dedup key), for the same line: a backfill over loaded records.
+    pub rows_present: AtomicU64,
     /// True from a warehouse call failing as unavailable until one succeeds.
     pub warehouse_down: AtomicBool,
     /// Attempts in a row at the batch in hand that failed while every probe

@@ -29,6 +29,7 @@ use crate::config::LoaderConfig;
 use crate::table::TableSpec;
 use crate::transform::{Reject, Row};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetAdvance {
@@ -101,6 +102,9 @@ pub struct Batch {
     /// Recorded in relay_gaps in the same transaction as the offset jump.
     pub gaps: Vec<Gap>,
     pub offsets: Vec<OffsetAdvance>,
+    /// How many of `rows` the last committed write inserted: the others
+    /// were in their tables already (same dedup key). Set by the sink.
+    pub inserted: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]

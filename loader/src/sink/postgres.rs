@@ -18,6 +18,7 @@ use crate::table::{ColumnType, TableSpec};
 use crate::transform::{Row, Value};
 use bytes::BytesMut;
 use postgres_types::{IsNull, ToSql, Type};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -159,30 +160,33 @@ enum Path {
     Staged,
 }
 
-/// COPYs each table's share of `rows` into it, tables in order.
+/// COPYs each table's share of `rows` into it, tables in order; how many
+/// rows were new.
 async fn copy_all(
     transaction: &tokio_postgres::Transaction<'_>,
     tables: &[PgTable],
     rows: &[Row],
     path: Path,
-) -> std::result::Result<(), Failure> {
+) -> std::result::Result<u64, Failure> {
+    let mut inserted = 0;
     for (index, table) in tables.iter().enumerate() {
         let mine: Vec<&Row> = rows.iter().filter(|r| r.table == index).collect();
         if !mine.is_empty() {
-            copy_rows(transaction, table, &mine, path).await?;
+            inserted += copy_rows(transaction, table, &mine, path).await?;
         }
     }
-    Ok(())
+    Ok(inserted)
 }
 
 /// COPYs `rows` (all of `table`) into it (`Path::Direct`), or into its
-/// staging table and then into it ignoring duplicates (`Path::Staged`).
+/// staging table and then into it ignoring duplicates (`Path::Staged`);
+/// how many rows were new.
 async fn copy_rows(
     transaction: &tokio_postgres::Transaction<'_>,
     table: &PgTable,
     rows: &[&Row],
     path: Path,
-) -> std::result::Result<(), Failure> {
+) -> std::result::Result<u64, Failure> {
     let (name, names) = (&table.name, &table.names);
     let copy_into = match path {
         Path::Direct => name.clone(),
@@ -201,15 +205,15 @@ async fn copy_rows(
     }
     writer.finish().await.map_err(copy_failure)?;
     if path == Path::Staged {
-        transaction
+        return transaction
             .execute(
                 &format!("INSERT INTO {name} ({names}) SELECT {names} FROM relay_stage_{name} ON CONFLICT (dedup_key) DO NOTHING"),
                 &[],
             )
             .await
-            .map_err(classify)?;
+            .map_err(|e| classify(e).into());
     }
-    Ok(())
+    Ok(rows.len() as u64)
 }
 
 /// Run at the start of every session, before anything is written: a commit
@@ -466,11 +470,13 @@ impl PostgresSink {
         let result = async {
             let client = self.client().await?;
             let transaction = client.transaction().await.map_err(unavailable)?;
-            copy_all(&transaction, &tables, &batch.rows, path).await?;
+            let inserted = copy_all(&transaction, &tables, &batch.rows, path).await?;
             insert_rejects(&transaction, group, batch).await?;
             insert_gaps(&transaction, group, batch).await?;
             advance_offsets(&transaction, group, batch).await?;
-            transaction.commit().await.map_err(|e| unavailable(e).into())
+            transaction.commit().await.map_err(unavailable)?;
+            batch.inserted.store(inserted, Ordering::Relaxed);
+            Ok(())
         }
         .await;
         if matches!(result, Err(Failure::Sink(SinkError::Unavailable(_))))

@@ -14,6 +14,7 @@ use crate::transform::{Row, Value};
 use relay_client::time::format_rfc3339_micros;
 use rusqlite::types::{ToSqlOutput, Value as SqlValue};
 use rusqlite::{params, Connection, ToSql};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// The journal mode a committed batch relies on, as `PRAGMA journal_mode`
@@ -293,8 +294,9 @@ fn create_table(connection: &Connection, spec: &TableSpec) -> rusqlite::Result<(
 }
 
 /// Inserts each row into its table (duplicates by dedup_key ignored), one
-/// prepared statement per table.
-fn insert_rows(transaction: &rusqlite::Transaction<'_>, tables: &[(String, String)], rows: &[Row]) -> Result<()> {
+/// prepared statement per table; how many were new.
+fn insert_rows(transaction: &rusqlite::Transaction<'_>, tables: &[(String, String)], rows: &[Row]) -> Result<u64> {
+    let mut inserted = 0;
     for (index, (_, insert_row)) in tables.iter().enumerate() {
         let mut mine = rows.iter().filter(|row| row.table == index).peekable();
         if mine.peek().is_none() {
@@ -304,10 +306,10 @@ fn insert_rows(transaction: &rusqlite::Transaction<'_>, tables: &[(String, Strin
         for row in mine {
             let mut values: Vec<&dyn ToSql> = row.values.iter().map(|v| v as &dyn ToSql).collect();
             values.push(&row.dedup_key);
-            insert.execute(values.as_slice()).map_err(classify)?;
+            inserted += insert.execute(values.as_slice()).map_err(classify)? as u64;
         }
     }
-    Ok(())
+    Ok(inserted)
 }
 
 /// A table as SQLite's catalog describes it, checked against the configuration.
@@ -356,12 +358,14 @@ fn write_blocking(connection: &mut Connection, group: &str, tables: &[(String, S
     let transaction = connection
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(unavailable)?;
-    insert_rows(&transaction, tables, &batch.rows)?;
+    let inserted = insert_rows(&transaction, tables, &batch.rows)?;
     let now = format_rfc3339_micros(relay_proto::clock::now_micros());
     insert_rejects(&transaction, group, batch, &now)?;
     insert_gaps(&transaction, group, batch, &now)?;
     advance_offsets(&transaction, group, batch, &now)?;
-    transaction.commit().map_err(unavailable)
+    transaction.commit().map_err(unavailable)?;
+    batch.inserted.store(inserted, Ordering::Relaxed);
+    Ok(())
 }
 
 /// The batch's rejects into relay_rejects (one per source line).
