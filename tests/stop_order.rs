@@ -4,13 +4,15 @@
 //! only then the broker: every line written is loaded when it exits. A
 //! one-shot backfill (`relay load --until-end`) exits 0 once caught up,
 //! saying how many rows were new and how many already present. A loader
-//! whose broker is gone stops at once.
+//! whose broker is gone stops at once; one whose warehouse is down stops at
+//! once too, saying its batch is loaded again after the restart.
 
 mod support;
 
 use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
+use support::postgres::Postgres;
 use support::warehouse::Warehouse;
 use support::{relay_binary, run_with_timeout, wait_until, BrokerProcess, RelayProcess};
 
@@ -203,4 +205,62 @@ fn a_loader_whose_broker_is_gone_stops_at_once_on_sigterm() {
     assert!(took < Duration::from_secs(5), "took {took:?} to stop\n{log}");
     assert!(log.contains("stopping: senders, loaders and helpers"), "{log}");
     assert!(!log.contains("then the broker"), "{log}");
+}
+
+/// A loader retrying a batch while its warehouse is down stops at once on
+/// SIGTERM: exit 3 (the warehouse cannot be reached), the batch in hand
+/// loaded again after the restart.
+#[test]
+fn a_loader_whose_warehouse_is_down_stops_at_once_on_sigterm() {
+    let Some(mut postgres) = Postgres::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), "");
+    let produce = |name: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, format!("{{\"uuid\":\"{name}\"}}\n")).unwrap();
+        let produced = run_with_timeout(
+            Command::new(relay_binary())
+                .args(["produce", "--topic", "events", file.to_str().unwrap()])
+                .env("RELAY_BROKER", &broker.address),
+            Duration::from_secs(60),
+        );
+        assert!(produced.status.success());
+    };
+    produce("first");
+    let mut loader = RelayProcess::start(
+        [
+            "load",
+            "--broker",
+            &broker.address,
+            "--topic",
+            "events",
+            "--group",
+            "down",
+            "--warehouse",
+            &postgres.url(),
+            "--table",
+            "events",
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect(),
+        &dir.path().join("load.log"),
+    );
+    let loaded = wait_until(Duration::from_secs(30), || {
+        postgres.try_query("select count(*) from events").as_deref() == Some("1")
+    });
+    assert!(loaded, "{}", loader.log());
+    postgres.stop_server();
+    produce("second");
+    let retrying = wait_until(Duration::from_secs(30), || {
+        loader.log().contains("warehouse unavailable; retrying the same batch")
+    });
+    assert!(retrying, "{}", loader.log());
+    let asked = std::time::Instant::now();
+    let code = loader.terminate();
+    let took = asked.elapsed();
+    let log = loader.log();
+    assert_eq!(code, Some(3), "{log}");
+    assert!(took < Duration::from_secs(5), "took {took:?} to stop\n{log}");
+    assert!(log.contains("loaded again after the restart"), "{log}");
 }
