@@ -18,6 +18,7 @@
 //! waiting: losing one in a crash costs a session timeout, not a fence.
 
 use super::join;
+pub use super::join::JoinRequest;
 use super::offset_store::OffsetStore;
 use super::records::{CommittedOffset, StoredGroup};
 use super::state::{Announcements, Group, GroupState, JoinResult, SyncResult};
@@ -46,20 +47,6 @@ pub struct GroupSettings {
     pub session_timeout_ms_min: i32,
     pub session_timeout_ms_max: i32,
     pub initial_rebalance_delay: Duration,
-}
-
-pub struct JoinRequest {
-    pub group_id: String,
-    pub member_id: String,
-    pub group_instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub session_timeout_ms: i32,
-    pub rebalance_timeout_ms: i32,
-    pub protocol_type: String,
-    pub protocols: Vec<(String, Bytes)>,
-    /// JoinGroup v4+: a new member first gets its id with MEMBER_ID_REQUIRED.
-    pub require_known_member_id: bool,
 }
 
 /// A group as DescribeGroups shows it.

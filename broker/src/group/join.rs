@@ -10,13 +10,26 @@
 //!   generation gets that generation back, without a rebalance;
 //! - everything else joins the next rebalance.
 
-use super::coordinator::JoinRequest;
 use super::state::{Announcements, Group, GroupState, JoinResult, Member};
 use super::static_member::MemberRef;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+
+pub struct JoinRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: a new member first gets its id with MEMBER_ID_REQUIRED.
+    pub require_known_member_id: bool,
+}
 
 /// A join that was not refused: where its answer will come from, and the
 /// answers (of this and other members) to send once the group is stored.
