@@ -34,10 +34,12 @@
 mod age;
 mod health;
 mod render;
+mod scraped;
 mod snapshot;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod units;
 mod verdict;
 
 use super::client::{connect, fail, runtime, with_config};

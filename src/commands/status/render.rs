@@ -4,8 +4,9 @@
 //! TOPIC, then the problems found on the way). Drawing never does I/O except
 //! reading the `--sender-state` registries through relay-sender.
 
+use super::scraped::Scraped;
 use super::snapshot::{History, Snapshot};
-use super::summary::human_seconds;
+use super::units::{human_bytes, human_seconds};
 use crate::cli::StatusArgs;
 use relay_client::consumer::TopicPartition;
 use relay_client::permissions::Permissions;
@@ -15,9 +16,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
-
-/// What each scraped address answered: its samples, or why there are none.
-pub(super) type Scraped = [(String, Result<Vec<Sample>, String>)];
 
 /// The broker's series this screen reads, by their names in `/metrics`
 /// (docs/operations.md lists them): status reads a broker's exposition as
@@ -391,21 +389,6 @@ impl FileRow {
             _ => "-".into(),
         };
         format!("{size:>14} {acked:>14} {behind:>14}")
-    }
-}
-
-pub(super) fn human_bytes(bytes: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes.max(0) as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

@@ -3,8 +3,8 @@
 //! even when the broker is down), the loaders' rejected, unrouted and lost
 //! counts; and the same as one JSON object for scripts ([`json`]).
 
-use super::render::human_bytes;
 use super::snapshot::Snapshot;
+use super::units::human_bytes;
 use super::verdict::{Backlog, LoaderCounts, Verdict};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -56,17 +56,6 @@ pub(super) fn render_loader_counts(out: &mut String, counts: &BTreeMap<String, L
             "{table:<24} {:>12} {:>12} {:>12} {:>12}",
             count.lag, count.rejected, count.unrouted, count.lost
         );
-    }
-}
-
-/// A duration as people read it: `42s`, `3m05s`, `2h07m`, `3d04h`.
-pub(super) fn human_seconds(seconds: f64) -> String {
-    let s = seconds.max(0.0) as u64;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
     }
 }
 

@@ -290,5 +290,5 @@ fn backlog_counts_unacknowledged_bytes_from_the_state_directory() {
     assert_eq!((backlogs[0].files, backlogs[0].bytes, backlogs[0].moved), (1, 2000, 1));
     assert_eq!(backlogs[0].error, None);
     assert!(backlogs[1].error.as_deref().unwrap().contains("no sender registry"));
-    assert_eq!(super::summary::human_seconds(3725.0), "1h02m");
+    assert_eq!(super::units::human_seconds(3725.0), "1h02m");
 }

@@ -8,7 +8,7 @@
 //! or draws.
 
 use super::health::{role_of, Healths};
-use super::render::Scraped;
+use super::scraped::Scraped;
 use super::snapshot::Snapshot;
 use crate::exit;
 use relay_sender::status::file_statuses;
