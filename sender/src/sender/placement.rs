@@ -6,6 +6,7 @@
 
 use super::Sender;
 use crate::identity::{self, FileKey};
+use crate::pattern::PathPattern;
 use crate::problems::Severity;
 use crate::registry::{Entry, Previous};
 use crate::shared::Handover;
@@ -76,6 +77,38 @@ impl Sender {
             && identity::still_holds(file, entry.fingerprint, entry.acked_position, entry.before).unwrap_or(false)
     }
 
+    /// The files `pattern` matches now; none, after reporting why, when it
+    /// matches nothing yet or its directory cannot be listed.
+    fn matching(&self, pattern: &PathPattern) -> Vec<PathBuf> {
+        let problems = &self.shared.problems;
+        let shown = pattern.display();
+        match pattern.matching_files(self.shared.config.follow_symlinks) {
+            Ok(paths) if paths.is_empty() => {
+                problems.report(&shown, "matches no file yet; waiting for one".into(), Severity::Waiting);
+                Vec::new()
+            }
+            Ok(paths) => {
+                problems.clear(&shown);
+                paths
+            }
+            // A directory the pattern names that does not exist yet (an
+            // application that has not logged yet) is waiting, not broken.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let problem = format!(
+                    "matches no file yet (directory {} does not exist yet); waiting for one",
+                    pattern.dir().display()
+                );
+                problems.report(&shown, problem, Severity::Waiting);
+                Vec::new()
+            }
+            Err(error) => {
+                let problem = format!("cannot list directory {}: {error}", pattern.dir().display());
+                problems.report(&shown, problem, Severity::Unreadable);
+                Vec::new()
+            }
+        }
+    }
+
     /// Every file at a watched path, with its identity; kept open only when
     /// it may need a tailer and fits in `room` (what `open_files_max` leaves):
     /// a file already in `open`, with nothing new since its acknowledged
@@ -86,33 +119,7 @@ impl Sender {
         let mut seen = HashSet::new();
         let problems = &self.shared.problems;
         for pattern in &self.patterns {
-            let shown = pattern.display();
-            let paths = match pattern.matching_files(self.shared.config.follow_symlinks) {
-                Ok(paths) if paths.is_empty() => {
-                    problems.report(&shown, "matches no file yet; waiting for one".into(), Severity::Waiting);
-                    continue;
-                }
-                Ok(paths) => {
-                    problems.clear(&shown);
-                    paths
-                }
-                // A directory the pattern names that does not exist yet (an
-                // application that has not logged yet) is waiting, not broken.
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                    let problem = format!(
-                        "matches no file yet (directory {} does not exist yet); waiting for one",
-                        pattern.dir().display()
-                    );
-                    problems.report(&shown, problem, Severity::Waiting);
-                    continue;
-                }
-                Err(error) => {
-                    let problem = format!("cannot list directory {}: {error}", pattern.dir().display());
-                    problems.report(&shown, problem, Severity::Unreadable);
-                    continue;
-                }
-            };
-            for path in paths {
+            for path in self.matching(pattern) {
                 let shown_file = path.display().to_string();
                 let file = match std::fs::File::open(&path) {
                     Ok(file) => {
