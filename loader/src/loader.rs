@@ -320,11 +320,7 @@ impl Loader {
         } else {
             tracing::warn!(%error, "consuming failed; retrying");
         }
-        let mut stop = self.stop.clone();
-        tokio::select! {
-            () = tokio::time::sleep(FETCH_RETRY_PAUSE) => {}
-            () = stop.stopped() => {}
-        }
+        self.pause(FETCH_RETRY_PAUSE).await;
     }
 
     /// Whether every owned partition is fetched up to its end (as of the

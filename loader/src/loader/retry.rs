@@ -230,11 +230,7 @@ impl Loader {
                         outage = Some(Instant::now());
                     }
                     self.follow_lag().await;
-                    let mut stop = self.stop.clone();
-                    tokio::select! {
-                        () = backoff.sleep() => {}
-                        () = stop.stopped() => {}
-                    }
+                    self.pause(backoff.next()).await;
                 }
                 Err(error) => return Err(error.into()),
             }
@@ -291,11 +287,7 @@ impl Loader {
                 Err(error) if error.is_retriable() && !self.stop.is_stopped() => {
                     self.metrics.fetch_errors.increment(1);
                     tracing::warn!(%error, topic = %tp.topic, partition = tp.partition, "resolving the start position failed; retrying");
-                    let mut stop = self.stop.clone();
-                    tokio::select! {
-                        () = tokio::time::sleep(START_RETRY_PAUSE) => {}
-                        () = stop.stopped() => {}
-                    }
+                    self.pause(START_RETRY_PAUSE).await;
                 }
                 Err(relay_client::ClientError::Invalid(reason)) => {
                     return Err(LoaderError::Config(format!(
@@ -305,6 +297,16 @@ impl Loader {
                 }
                 Err(error) => return Err(error.into()),
             }
+        }
+    }
+
+    /// Waits `pause` before a retry, or less when the stop comes first:
+    /// a stopping loader never sleeps out a backoff.
+    pub(super) async fn pause(&self, pause: Duration) {
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = stop.stopped() => {}
         }
     }
 
