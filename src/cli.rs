@@ -99,10 +99,12 @@ pub struct MetricsArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "The first line is the verdict: OK, DEGRADED or DOWN, then one reason per line.\n\
+#[command(
+    after_help = "The first line is the verdict: OK, DEGRADED or DOWN, then one reason per line.\n\
 Exit codes: 0 OK; 1 DEGRADED (a role's /health fails, records unrouted or lost, unacknowledged gaps);\n\
 2 usage or configuration error; 3 DOWN (the broker or a --scrape address does not answer: the\n\
---sender-state backlog is still shown). --watch exits 0 when interrupted.")]
+--sender-state backlog is still shown). --watch exits 0 when interrupted."
+)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub client: ClientSettings,
