@@ -5,6 +5,8 @@
 #   bash scripts/kafka-compat.sh            # the CI subset (ci=yes in scripts/kafka-compat/tests.tsv)
 #   bash scripts/kafka-compat.sh --all      # every applicable test; rewrites docs/compatibility.md
 #   bash scripts/kafka-compat.sh --only 0082,0102   # these tests, applicable or not
+#   bash scripts/kafka-compat.sh --redoc    # docs/compatibility.md again from the last --all
+#                                           # results (after editing tests.tsv's reasons)
 #   options: --quick (librdkafka's quick mode), --timeout S (per test group,
 #            default 300), --keep (keep the brokers' data dirs), --jobs N (test
 #            groups side by side, each with its own broker: 1, or 2 with --all)
@@ -31,6 +33,7 @@ mode=ci
 run_args=()
 only=
 jobs=
+redoc=
 while [ $# -gt 0 ]; do
     case "$1" in
         --all) mode=all ;;
@@ -39,6 +42,7 @@ while [ $# -gt 0 ]; do
         --quick) run_args+=(--quick) ;;
         --keep) run_args+=(--keep) ;;
         --jobs) jobs=$2; shift ;;
+        --redoc) mode=all; redoc=1 ;;
         -h|--help) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "kafka-compat.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -113,6 +117,14 @@ build_runner() {
         skip "librdkafka's test runner (build failed: $root/build.log)"
     fi
 }
+
+if [ -n "$redoc" ]; then
+    version=$(ls -d "$root"/src/librdkafka-*/ | head -1 | xargs basename | sed 's/^librdkafka-//')
+    exec python3 scripts/kafka-compat/run.py --redoc --mode all --list scripts/kafka-compat/tests.tsv \
+        --runner-dir /nonexistent --relay /nonexistent --workdir "$root/run-all" \
+        --kafka-version "$KAFKA_VERSION" --librdkafka-version "$version" \
+        --doc docs/compatibility.md --header scripts/kafka-compat/header.md
+fi
 
 mkdir -p "$root"
 command -v python3 >/dev/null 2>&1 || skip "python3"

@@ -12,6 +12,7 @@ whole.
 import argparse
 import concurrent.futures
 import datetime
+import json
 import os
 import platform
 import re
@@ -195,6 +196,9 @@ def run_group(group, args, logdir, attempt=1):
             proc.wait()
     seconds = time.monotonic() - start
     broker_note = broker.stop()
+    if proc.returncode is not None and proc.returncode < 0 and not timed_out:
+        broker_note = "; ".join(filter(None, [
+            f"the test runner died of signal {-proc.returncode}", broker_note]))
     with open(log_path, errors="replace") as f:
         output = [ANSI.sub("", l.rstrip("\n")) for l in f]
     rows = [m for m in map(SUMMARY_ROW.match, output) if m]
@@ -262,6 +266,18 @@ def write_results(path, rows):
             f.write(f"{r.test}\t{r.scenario}\t{r.subtests}\t{r.status}\t{r.seconds:.1f}\t{r.note}\n")
 
 
+def read_results(path, rows):
+    """Puts the statuses of an earlier run (write_results) back on the rows."""
+    by_key = {(r.test, r.scenario, r.subtests): r for r in rows}
+    with open(path) as f:
+        for line in list(f)[1:]:
+            test, scenario, subtests, status, seconds, note = line.rstrip("\n").split("\t")
+            row = by_key.get((test, scenario, subtests))
+            if row:
+                row.status, row.seconds, row.note = status, float(seconds), note
+                row.retried = "when run again alone" in note
+
+
 def status_text(row):
     if not row.applies:
         return "not applicable"
@@ -289,13 +305,12 @@ def relay_version():
     return f"`{commit[:100]}`" + (" plus uncommitted changes to the broker" if dirty else "")
 
 
-def write_doc(path, rows, args, wall_s, relay):
+def write_doc(path, rows, args, wall_s, relay, date):
     applicable = [r for r in rows if r.applies]
     passed = [r for r in applicable if r.status == "passed"]
     retried = len([r for r in passed if r.retried])
     with open(args.header) as f:
         header = f.read()
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [header.rstrip("\n"), "",
              "## Last measurement", "",
              f"- librdkafka {args.librdkafka_version} (Debian bookworm source package), "
@@ -305,7 +320,7 @@ def write_doc(path, rows, args, wall_s, relay):
              f"`TEST_KAFKA_VERSION={args.kafka_version}`",
              f"- Relay (debug build) at {relay}",
              f"- machine: {machine()}",
-             f"- date: {now}; the applicable tests ran in {wall_s / 60:.1f} min",
+             f"- date: {date}; the applicable tests ran in {wall_s / 60:.1f} min",
              "",
              f"**{len(passed)} of {len(applicable)} applicable tests pass**"
              + (f" ({retried} of them only when run again alone)" if retried else "") + "; "
@@ -340,12 +355,22 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--jobs", type=int, default=1, help="test groups run side by side")
     p.add_argument("--retry", action="store_true", help="run failed groups once more, alone")
+    p.add_argument("--redoc", action="store_true",
+                   help="rewrite --doc from the last run's results (after editing the list)")
     p.add_argument("--keep", action="store_true")
     p.add_argument("--doc")
     p.add_argument("--header")
     args = p.parse_args()
 
     rows = read_list(args.list, args.timeout)
+    results_path = os.path.join(args.workdir, f"results-{args.mode}.tsv")
+    if args.redoc:  # the list's reasons edited: the last run's results, written again
+        read_results(results_path, rows)
+        with open(results_path + ".json") as f:
+            meta = json.load(f)
+        write_doc(args.doc, rows, args, meta["wall_s"], meta["relay"], meta["date"])
+        print(f"kafka-compat: wrote {args.doc} from {results_path}")
+        return 0
     chosen = select(rows, args.mode, args.only)
     groups = group_rows(chosen)
     logdir = os.path.join(args.workdir, "logs")
@@ -362,12 +387,15 @@ def main():
     if args.retry:
         retry_alone([g for g in groups if any(failed(r) for r in g.rows)], args, logdir)
     wall_s = time.monotonic() - start
-    write_results(os.path.join(args.workdir, f"results-{args.mode}.tsv"), chosen)
+    write_results(results_path, chosen)
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    with open(results_path + ".json", "w") as f:
+        json.dump({"wall_s": wall_s, "relay": relay, "date": date}, f)
     bad = [r for r in chosen if failed(r)]
     print(f"kafka-compat: {len(chosen) - len(bad)} of {len(chosen)} passed in {wall_s:.0f} s"
           + (f"; not passed: {', '.join(r.label for r in bad)}" if bad else ""))
     if args.doc:
-        write_doc(args.doc, rows, args, wall_s, relay)
+        write_doc(args.doc, rows, args, wall_s, relay, date)
         print(f"kafka-compat: wrote {args.doc}")
     return 1 if bad else 0
 
