@@ -13,15 +13,20 @@ use relay_broker::log::{FaultInjector, LogConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A coordinator on `dir` with its ticker running, as the broker runs it.
-fn open_with_delay(dir: &std::path::Path, initial_rebalance_delay: Duration) -> Arc<Coordinator> {
+/// A coordinator on `dir` whose ticker never runs.
+fn open_unticked(dir: &std::path::Path, initial_rebalance_delay: Duration) -> Arc<Coordinator> {
     let store = OffsetStore::open(dir, &LogConfig::default(), FaultInjector::default()).unwrap();
     let settings = GroupSettings {
         session_timeout_ms_min: 100,
         session_timeout_ms_max: 60_000,
         initial_rebalance_delay,
     };
-    let coordinator = Coordinator::new(store, settings);
+    Coordinator::new(store, settings)
+}
+
+/// A coordinator on `dir` with its ticker running, as the broker runs it.
+fn open_with_delay(dir: &std::path::Path, initial_rebalance_delay: Duration) -> Arc<Coordinator> {
+    let coordinator = open_unticked(dir, initial_rebalance_delay);
     let ticking = Arc::downgrade(&coordinator);
     tokio::spawn(async move {
         while let Some(coordinator) = ticking.upgrade() {
@@ -330,4 +335,32 @@ async fn consumers_started_together_share_the_first_generation_after_the_initial
         "one step, then another: {waited:?}"
     );
     assert!(waited < Duration::from_millis(2_000), "{waited:?}");
+}
+
+/// librdkafka's admin test deletes a group of closed static members right
+/// at their session timeout: the member must be gone then, not at the next
+/// tick of the ticker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_sessions_ran_out_is_empty_for_delete_and_describe_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = open_unticked(dir.path(), Duration::ZERO);
+    let short = |group: &str| JoinRequest {
+        group_id: group.into(),
+        session_timeout_ms: 200,
+        ..join("", Some("a"))
+    };
+    for group in ["g", "h"] {
+        let joined = coordinator.join(short(group)).await;
+        let assignment = vec![(joined.member_id.clone(), Bytes::new())];
+        coordinator
+            .sync(group, 1, member(&joined.member_id, "a"), assignment)
+            .await;
+    }
+    assert_eq!(
+        coordinator.delete_groups(&["g".into()]),
+        vec![Some(ResponseError::NonEmptyGroup)]
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(coordinator.delete_groups(&["g".into()]), vec![None]);
+    assert_eq!(coordinator.describe("h").state, "Empty");
 }

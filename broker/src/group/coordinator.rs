@@ -266,24 +266,20 @@ impl Coordinator {
     /// Expires sessions, pending member ids and rebalance deadlines.
     pub fn tick(&self) {
         let now = Instant::now();
-        let mut changed = Vec::new();
-        {
+        let changed: Vec<_> = {
             let mut groups = self.groups.lock();
-            for group in groups.values_mut() {
-                for id in group.expired_members(now) {
-                    tracing::info!(group = %group.id, member = %id, "member session expired");
-                    group.remove_member(&id, now);
-                    if group.state == GroupState::Empty {
-                        changed.push((group.to_stored(), Announcements::default()));
-                    }
-                }
-                group.pending_members.retain(|_, forget_at| now < *forget_at);
-                if let Some(announcements) = group.try_complete_join(now) {
-                    changed.push((group.to_stored(), announcements));
-                }
-            }
-        }
+            groups.values_mut().flat_map(|group| expire_due(group, now)).collect()
+        };
         for (stored, announcements) in changed {
+            self.persist(stored, announcements);
+        }
+    }
+
+    /// What [`Coordinator::tick`] does, for one group and at once: a request
+    /// that judges a group by its members (DeleteGroups, DescribeGroups)
+    /// sees it as Kafka's timers would, not as of the last tick.
+    pub(super) fn expire_due_now(&self, group: &mut Group) {
+        for (stored, announcements) in expire_due(group, Instant::now()) {
             self.persist(stored, announcements);
         }
     }
@@ -355,7 +351,10 @@ impl Coordinator {
 
     /// A group's state and members; unknown groups are "Dead", as in Kafka.
     pub fn describe(&self, group_id: &str) -> GroupDescription {
-        let groups = self.groups.lock();
+        let mut groups = self.groups.lock();
+        if let Some(group) = groups.get_mut(group_id) {
+            self.expire_due_now(group);
+        }
         let Some(group) = groups.get(group_id) else {
             let state = if self.store.groups_with_offsets().iter().any(|g| g == group_id) {
                 "Empty"
@@ -396,6 +395,25 @@ impl Coordinator {
                 .collect(),
         }
     }
+}
+
+/// Removes `group`'s members whose session ran out and forgets pending member
+/// ids past theirs, then completes a join that was waiting for them; the
+/// memberships to store (with their answers).
+fn expire_due(group: &mut Group, now: Instant) -> Vec<(StoredGroup, Announcements)> {
+    let mut changed = Vec::new();
+    for id in group.expired_members(now) {
+        tracing::info!(group = %group.id, member = %id, "member session expired");
+        group.remove_member(&id, now);
+        if group.state == GroupState::Empty {
+            changed.push((group.to_stored(), Announcements::default()));
+        }
+    }
+    group.pending_members.retain(|_, forget_at| now < *forget_at);
+    if let Some(announcements) = group.try_complete_join(now) {
+        changed.push((group.to_stored(), announcements));
+    }
+    changed
 }
 
 /// The member a LeaveGroup entry names: a static member by its instance id

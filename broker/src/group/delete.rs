@@ -70,6 +70,9 @@ impl Coordinator {
             return Err(ResponseError::InvalidGroupId);
         }
         let mut groups = self.groups.lock();
+        if let Some(group) = groups.get_mut(group_id) {
+            self.expire_due_now(group);
+        }
         match groups.get(group_id) {
             Some(group) if group.state != GroupState::Empty || !group.members.is_empty() => {
                 Err(ResponseError::NonEmptyGroup)
