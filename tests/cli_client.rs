@@ -10,25 +10,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
-use support::{python, python_script, relay_binary, run_with_timeout, BrokerProcess};
+use support::{python, python_script, relay_binary, relay_client, run_with_timeout, succeeded as ok, BrokerProcess};
 
 fn relay(broker: &BrokerProcess, args: &[&str]) -> Output {
-    run_with_timeout(
-        Command::new(relay_binary())
-            .args(args)
-            .env("RELAY_BROKER", &broker.address),
-        Duration::from_secs(240),
-    )
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed ({:?}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    relay_client(broker, args, Duration::from_secs(240))
 }
 
 fn write_lines(path: &Path, lines: impl Iterator<Item = String>) {

@@ -8,25 +8,10 @@ mod support;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
-use support::{relay_binary, run_with_timeout, wait_until, BrokerProcess};
+use support::{relay_binary, relay_client, succeeded as ok, wait_until, BrokerProcess};
 
 fn relay(broker: &BrokerProcess, args: &[&str]) -> Output {
-    run_with_timeout(
-        Command::new(relay_binary())
-            .args(args)
-            .env("RELAY_BROKER", &broker.address),
-        Duration::from_secs(120),
-    )
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed ({:?}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    relay_client(broker, args, Duration::from_secs(120))
 }
 
 /// A `relay consume --follow` member of `group`, killed on drop.

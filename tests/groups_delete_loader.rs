@@ -13,25 +13,13 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use support::warehouse::Warehouse;
-use support::{python, python_script, relay_binary, run_with_timeout, wait_until, BrokerProcess, RelayProcess};
+use support::{
+    python, python_script, relay_binary, relay_client, run_with_timeout, succeeded as ok, wait_until, BrokerProcess,
+    RelayProcess,
+};
 
 fn relay(broker: &BrokerProcess, args: &[&str]) -> Output {
-    run_with_timeout(
-        Command::new(relay_binary())
-            .args(args)
-            .env("RELAY_BROKER", &broker.address),
-        Duration::from_secs(120),
-    )
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed ({:?}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    relay_client(broker, args, Duration::from_secs(120))
 }
 
 fn produce(broker: &BrokerProcess, dir: &Path, topic: &str, lines: usize) {

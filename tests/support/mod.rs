@@ -45,6 +45,29 @@ pub fn python_script(name: &str) -> PathBuf {
 
 /// Runs a command with a time limit, draining its output as it goes;
 /// panics with that output on timeout.
+/// Runs `relay ARGS` as a client of `broker` (through `RELAY_BROKER`),
+/// killed after `limit`.
+pub fn relay_client(broker: &BrokerProcess, args: &[&str], limit: Duration) -> Output {
+    run_with_timeout(
+        Command::new(relay_binary())
+            .args(args)
+            .env("RELAY_BROKER", &broker.address),
+        limit,
+    )
+}
+
+/// The standard output of a command that must have succeeded (its status
+/// and standard error otherwise).
+pub fn succeeded(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed ({:?}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 pub fn run_with_timeout(command: &mut Command, limit: Duration) -> Output {
     let child = command
         .stdout(Stdio::piped())
