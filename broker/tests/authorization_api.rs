@@ -39,7 +39,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use relay_broker::config::SaslConfig;
 use relay_broker::security::authorization::GrantConfig;
 use relay_proto::{BatchBuilder, RecordSpec};
-use wire::{text, topic_name, WireBroker};
+use wire::{produce_request, text, topic_name, WireBroker};
 
 // Kafka error codes, as the table names them.
 const NONE: i16 = 0;
@@ -165,14 +165,7 @@ impl TestBroker {
     fn produce(&self, user: &str, topic: &str) -> i16 {
         let mut batch = BatchBuilder::new(T0_MS);
         batch.push(RecordSpec::value(format!("from {user}").into_bytes()));
-        let request = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(5_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic_name(topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(Bytes::from(batch.build())))])]);
+        let request = produce_request(topic, batch.build());
         let response: ProduceResponse = self.call(user, ApiKey::Produce, 9, &request);
         response.responses[0].partition_responses[0].error_code
     }

@@ -8,15 +8,13 @@
 
 mod wire;
 
-use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
 };
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use relay_broker::log::FsyncPolicy;
 use relay_proto::{BatchBuilder, RecordSpec};
-use wire::{text, topic_name, WireBroker};
+use wire::{produce_request, text, topic_name, WireBroker};
 
 const NONE: i16 = 0;
 const MESSAGE_TOO_LARGE: i16 = 10;
@@ -53,14 +51,7 @@ fn create(broker: &WireBroker, topic: &str, configs: &[(&str, Option<&str>)], va
 fn produce(broker: &WireBroker, topic: &str, value_bytes: usize) -> i16 {
     let mut batch = BatchBuilder::new(1_767_225_600_000);
     batch.push(RecordSpec::value(vec![b'x'; value_bytes]));
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::from(batch.build())))])]);
+    let request = produce_request(topic, batch.build());
     let response: ProduceResponse = broker.call(ApiKey::Produce, 9, &request);
     response.responses[0].partition_responses[0].error_code
 }

@@ -4,13 +4,11 @@
 
 mod wire;
 
-use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use relay_proto::{BatchBuilder, RecordSpec};
-use wire::{topic_name, WireBroker};
+use wire::{produce_request, topic_name, WireBroker};
 
 const T0_MS: i64 = 1_767_225_600_000;
 const MAX_TIMESTAMP: i64 = -3;
@@ -37,14 +35,7 @@ fn produce(broker: &WireBroker, topic: &str, timestamps_ms: &[i64]) {
             ..RecordSpec::default()
         });
     }
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::from(batch.build())))])]);
+    let request = produce_request(topic, batch.build());
     let response: ProduceResponse = broker.call(ApiKey::Produce, 9, &request);
     assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
 }

@@ -5,8 +5,9 @@
 
 #![allow(dead_code)]
 
-use bytes::BytesMut;
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, TopicName};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use relay_broker::broker::Broker;
 use relay_broker::config::BrokerConfig;
@@ -158,4 +159,16 @@ pub fn text(value: &str) -> StrBytes {
 
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(text(name))
+}
+
+/// A Produce request (acks -1) of one record batch to partition 0 of `topic`.
+pub fn produce_request(topic: &str, batch: Vec<u8>) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(Bytes::from(batch)))])])
 }
