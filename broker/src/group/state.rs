@@ -385,31 +385,18 @@ impl Group {
             self.leader = self.members.keys().next().cloned();
         }
         let leader = self.leader.clone().expect("a non-empty group has a leader");
-        let subscriptions: Vec<(String, Option<String>, Bytes)> = self
-            .members
-            .values()
-            .map(|m| (m.id.clone(), m.group_instance_id.clone(), m.subscription(&protocol)))
-            .collect();
         self.state = GroupState::CompletingRebalance;
-        self.protocol_type = protocol_type.clone();
+        self.protocol_type = protocol_type;
         self.protocol_name = Some(protocol.clone());
+        let results: Vec<JoinResult> = self
+            .members
+            .keys()
+            .map(|id| self.current_generation(id, &leader, *id == leader))
+            .collect();
         let mut announcements = Announcements::default();
-        for member in self.members.values_mut() {
+        for (member, result) in self.members.values_mut().zip(results) {
             member.last_heartbeat = now;
             member.assignment = Bytes::new();
-            let result = JoinResult {
-                error: None,
-                generation: self.generation,
-                protocol_type: protocol_type.clone(),
-                protocol_name: Some(protocol.clone()),
-                leader: leader.clone(),
-                member_id: member.id.clone(),
-                members: if member.id == leader {
-                    subscriptions.clone()
-                } else {
-                    Vec::new()
-                },
-            };
             if let Some(waiter) = member.join_waiter.take() {
                 announcements.joins.push((waiter, result));
             }
