@@ -7,6 +7,8 @@
 //!   columns, the dedup key, batch bounds.
 //! - [`format`]: a record's value (JSON, a text line, a line matched by a
 //!   regex) into one event object.
+//! - [`document`]: a JSON event checked and read by pointer as its text,
+//!   never built into a tree.
 //! - [`table`]: one target table's shape (columns, their types, metadata
 //!   columns, the dedup key), below both `config` and `route`.
 //! - [`route`]: which table an event goes to (`[[load.route]]`).
@@ -26,6 +28,7 @@
 //! config → route → table.
 
 pub mod config;
+pub mod document;
 pub mod format;
 pub mod isolate;
 pub mod loader;

@@ -114,8 +114,14 @@ impl Condition {
         Ok(())
     }
 
+    #[cfg(test)]
     pub fn matches(&self, event: &Value) -> bool {
-        let found = crate::pointer::lookup(event, &self.pointer).filter(|v| !v.is_null());
+        self.matches_found(crate::pointer::lookup(event, &self.pointer).filter(|v| !v.is_null()))
+    }
+
+    /// Whether the value at the condition's pointer (`None`: missing or
+    /// null) passes the test.
+    pub fn matches_found(&self, found: Option<&Value>) -> bool {
         match (&self.equals, &self.one_of, self.exists) {
             (Some(expected), _, _) => found.is_some_and(|v| same(expected, v)),
             (_, Some(options), _) => found.is_some_and(|v| options.iter().any(|o| same(o, v))),
@@ -188,11 +194,17 @@ impl Router {
         &self.tables
     }
 
+    #[cfg(test)]
     pub fn route(&self, event: &Value) -> Routed {
+        self.route_by(|condition| condition.matches(event))
+    }
+
+    /// Where an event goes, by whether it `matches` each condition in turn.
+    pub fn route_by(&self, mut matches: impl FnMut(&Condition) -> bool) -> Routed {
         let Some((_, target)) = self
             .routes
             .iter()
-            .find(|(condition, _)| condition.as_ref().is_none_or(|c| c.matches(event)))
+            .find(|(condition, _)| condition.as_ref().is_none_or(&mut matches))
         else {
             return Routed::Unrouted;
         };

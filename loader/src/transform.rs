@@ -9,11 +9,11 @@
 //! takes is skipped by rule (counted). Nothing here stops the loader.
 
 use crate::config::LoaderConfig;
-use crate::format::{parse_clf_time, Format, Parser};
+use crate::format::{parse_clf_time, Event, Found, Parser};
 use crate::route::{Routed, Router};
 use crate::table::{ColumnSpec, ColumnType, MetadataColumn, TableSpec, TimeFormat};
 use crate::values::decimal::exact_double;
-use crate::values::json_text::{raw_at, JsonText};
+use crate::values::json_text::JsonText;
 use crate::values::timestamp::parse_rfc3339_micros;
 use relay_client::records::ConsumerRecord;
 use relay_proto::source_headers::{HEADER_FILE, HEADER_FILE_ID, HEADER_HOST, HEADER_POSITION};
@@ -69,58 +69,28 @@ fn header<'a>(record: &'a ConsumerRecord, name: &str) -> Option<&'a [u8]> {
 const TIMESTAMP_MICROS_MIN: i64 = -62_135_596_800_000_000;
 const TIMESTAMP_MICROS_MAX: i64 = 253_402_300_799_999_999;
 
-/// One JSON value on its way into a cell: the value, and where its text
-/// as written is (`document`: `None` for events Relay built itself from
-/// text or regex lines, which hold only strings).
-struct Written<'a> {
-    value: &'a serde_json::Value,
-    document: Option<&'a str>,
-    pointer: &'a str,
+fn wrong(name: &str, found: &Found<'_>, expected: &str) -> String {
+    format!("{name}: {} is not {expected}", found.json())
 }
 
-impl Written<'_> {
-    /// The value's JSON text as written (strings with their quotes); found
-    /// only when asked for.
-    fn json(&self) -> String {
-        match self.document.and_then(|d| raw_at(d, self.pointer)) {
-            Some(text) => text.to_owned(),
-            None => self.value.to_string(),
-        }
-    }
-
-    fn wrong(&self, name: &str, expected: &str) -> String {
-        format!("{name}: {} is not {expected}", self.json())
-    }
-}
-
-/// `spec`'s cell of `event`; `document` is the event's JSON text, when it
-/// came as one.
-fn cell(
-    spec: &ColumnSpec,
-    event: &serde_json::Value,
-    document: Option<&str>,
-    zero_sign: ZeroSign,
-) -> Result<Value, String> {
-    let Some(value) = crate::pointer::lookup(event, &spec.pointer).filter(|v| !v.is_null()) else {
+/// `spec`'s cell of `event`.
+fn cell(spec: &ColumnSpec, event: &Event<'_>, zero_sign: ZeroSign) -> Result<Value, String> {
+    let Some(found) = event.find(&spec.pointer) else {
         return if spec.nullable {
             Ok(Value::Null)
         } else {
             Err(format!("{}: missing value at {}", spec.name, spec.pointer))
         };
     };
-    let written = Written {
-        value,
-        document,
-        pointer: &spec.pointer,
-    };
     let name = &spec.name;
+    let value = found.value.as_ref();
     match spec.column_type {
         ColumnType::Text => match value {
             serde_json::Value::String(text) if text.contains('\0') => Err(format!(
                 "{name}: text contains a NUL character, which a text column cannot hold"
             )),
-            serde_json::Value::String(text) => Ok(Value::Text(text.clone())),
-            _ => Ok(Value::Text(written.json())),
+            serde_json::Value::String(_) => Ok(Value::Text(found.into_string())),
+            _ => Ok(Value::Text(found.json())),
         },
         ColumnType::Bigint => match value {
             serde_json::Value::Number(n) => n.as_i64(),
@@ -128,12 +98,12 @@ fn cell(
             _ => None,
         }
         .map(Value::BigInt)
-        .ok_or_else(|| written.wrong(name, "a 64-bit integer")),
+        .ok_or_else(|| wrong(name, &found, "a 64-bit integer")),
         ColumnType::Double => {
             let number = match value {
-                serde_json::Value::Number(_) => written.json(),
+                serde_json::Value::Number(_) => found.json(),
                 serde_json::Value::String(s) => s.trim().to_owned(),
-                _ => return Err(written.wrong(name, "a number")),
+                _ => return Err(wrong(name, &found, "a number")),
             };
             match exact_double(&number) {
                 Ok(double) if double == 0.0 && double.is_sign_negative() && zero_sign == ZeroSign::Lost => {
@@ -149,23 +119,23 @@ fn cell(
         ColumnType::Boolean => value
             .as_bool()
             .map(Value::Bool)
-            .ok_or_else(|| written.wrong(name, "true or false")),
-        ColumnType::Timestamptz => timestamp(spec, &written).map(Value::Timestamp),
+            .ok_or_else(|| wrong(name, &found, "true or false")),
+        ColumnType::Timestamptz => timestamp(spec, &found).map(Value::Timestamp),
         ColumnType::Uuid => value
             .as_str()
             .and_then(|s| uuid::Uuid::parse_str(s).ok())
             .map(Value::Uuid)
-            .ok_or_else(|| written.wrong(name, "a UUID")),
-        ColumnType::Json => Ok(Value::Json(JsonText(written.json()))),
+            .ok_or_else(|| wrong(name, &found, "a UUID")),
+        ColumnType::Json => Ok(Value::Json(JsonText(found.json()))),
     }
 }
 
 /// Microseconds since the epoch of a `timestamptz` cell, by its time format.
-fn timestamp(spec: &ColumnSpec, written: &Written<'_>) -> Result<i64, String> {
+fn timestamp(spec: &ColumnSpec, found: &Found<'_>) -> Result<i64, String> {
     let name = &spec.name;
-    let wrong = |expected: &str| written.wrong(name, expected);
+    let wrong = |expected: &str| wrong(name, found, expected);
     let epoch = |scale: i64| {
-        let number = match written.value {
+        let number = match found.value.as_ref() {
             serde_json::Value::Number(n) => n.as_i64(),
             serde_json::Value::String(s) => s.trim().parse().ok(),
             _ => None,
@@ -174,7 +144,7 @@ fn timestamp(spec: &ColumnSpec, written: &Written<'_>) -> Result<i64, String> {
             .and_then(|n| n.checked_mul(scale))
             .ok_or_else(|| wrong("a timestamp"))
     };
-    let micros = match (spec.time_format, written.value) {
+    let micros = match (spec.time_format, found.value.as_ref()) {
         (TimeFormat::EpochSeconds, _) => epoch(1_000_000)?,
         (TimeFormat::EpochMillis, _) => epoch(1_000)?,
         (TimeFormat::Clf, serde_json::Value::String(s)) => parse_clf_time(s).map_err(|e| format!("{name}: {e}"))?,
@@ -299,21 +269,19 @@ pub fn transform(loading: &Loading, record: &ConsumerRecord) -> Transformed {
     let Some(bytes) = record.value.as_deref() else {
         return unparsed("the record has no value".into());
     };
-    let event = match loading.parser.event(bytes) {
+    let event = match loading.parser.read(bytes) {
         Ok(event) => event,
         Err(error) => return unparsed(error),
     };
-    let index = match loading.router.route(&event) {
+    let routed = loading
+        .router
+        .route_by(|condition| condition.matches_found(event.value(&condition.pointer).as_deref()));
+    let index = match routed {
         Routed::Table(index) => index,
         skipped => return Transformed::Skipped(skipped),
     };
     let spec = &loading.router.tables()[index];
-    // serde_json took the bytes as JSON, so they are UTF-8.
-    let document = match loading.parser.format() {
-        Format::Json => std::str::from_utf8(bytes).ok(),
-        Format::Text | Format::Regex => None,
-    };
-    match row(spec, index, &event, document, loading.zero_sign, record) {
+    match row(spec, index, &event, loading.zero_sign, record) {
         Ok(row) => Transformed::Row(row),
         Err(error) => Transformed::Reject(reject_of(record, &spec.table, error)),
     }
@@ -323,26 +291,26 @@ pub fn transform(loading: &Loading, record: &ConsumerRecord) -> Transformed {
 fn row(
     spec: &TableSpec,
     index: usize,
-    event: &serde_json::Value,
-    document: Option<&str>,
+    event: &Event<'_>,
     zero_sign: ZeroSign,
     record: &ConsumerRecord,
 ) -> Result<Row, String> {
     let mut values = Vec::with_capacity(spec.columns.len() + spec.metadata.len());
     for column in &spec.columns {
-        values.push(cell(column, event, document, zero_sign)?);
+        values.push(cell(column, event, zero_sign)?);
     }
     for column in &spec.metadata {
         values.push(metadata(*column, record)?);
     }
-    let dedup_key = match crate::pointer::lookup(event, &spec.dedup_key) {
-        Some(serde_json::Value::String(id)) if !id.is_empty() => id.clone(),
-        // As written: serde_json reads numbers past 64 bits as doubles,
-        // and two ids must not become one key.
-        Some(serde_json::Value::Number(n)) => document
-            .and_then(|d| raw_at(d, &spec.dedup_key))
-            .map_or_else(|| n.to_string(), str::to_owned),
-        _ => source_key(record),
+    let dedup_key = match event.find(&spec.dedup_key) {
+        Some(found) => match found.value.as_ref() {
+            serde_json::Value::String(id) if !id.is_empty() => found.into_string(),
+            // As written: serde_json reads numbers past 64 bits as doubles,
+            // and two ids must not become one key.
+            serde_json::Value::Number(_) => found.json(),
+            _ => source_key(record),
+        },
+        None => source_key(record),
     };
     Ok(Row {
         table: index,
