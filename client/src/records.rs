@@ -5,6 +5,13 @@
 //! fetched buffer (`Bytes::slice_ref`, no copy) and the CRC is checked once,
 //! by the splitter. A compressed batch is decoded with the `kafka-protocol`
 //! decoder, which handles every codec.
+//!
+//! Sticky headers (the consumer's `sticky_header_keys`, the producer's rule
+//! in `producer/sticky.rs`): walking each batch from its first record, a
+//! record without a sticky key gets the latest value of that key before it
+//! in the batch, placed before its own headers; a sticky key with a null
+//! value means "none" and is left out. Records before the fetch offset are
+//! walked for this too, then dropped.
 
 use crate::error::{ClientError, Result};
 use bytes::Bytes;
@@ -33,14 +40,16 @@ pub struct ConsumerRecord {
 
 /// Decodes the records at or after `from_offset` in `bytes`; returns them
 /// and the offset after the last whole batch (the next fetch position).
+/// `sticky` names the sticky header keys.
 pub fn decode(
     topic: &str,
     partition: i32,
     bytes: &Bytes,
     from_offset: i64,
+    sticky: &[Bytes],
 ) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
     let mut records = Vec::new();
-    let next_offset = decode_into(topic, partition, bytes, from_offset, &mut records)?;
+    let next_offset = decode_into(topic, partition, bytes, from_offset, sticky, &mut records)?;
     Ok((records, next_offset))
 }
 
@@ -52,6 +61,7 @@ pub fn decode_into(
     partition: i32,
     bytes: &Bytes,
     from_offset: i64,
+    sticky: &[Bytes],
     records: &mut Vec<ConsumerRecord>,
 ) -> Result<Option<i64>> {
     let mut next_offset = None;
@@ -70,10 +80,11 @@ pub fn decode_into(
             continue;
         }
         let raw = bytes.slice(position..position + whole.len());
+        let sticky = StickyHeaders::new(sticky);
         let decoded = if header.compression() == Compression::None {
-            walk_uncompressed(topic, partition, &raw, &header, from_offset, records)
+            walk_uncompressed(topic, partition, &raw, &header, from_offset, sticky, records)
         } else {
-            decode_compressed(topic, partition, &raw, from_offset, records)
+            decode_compressed(topic, partition, &raw, from_offset, sticky, records)
         };
         if let Err(error) = decoded {
             records.push(ConsumerRecord {
@@ -104,6 +115,7 @@ fn walk_uncompressed(
     raw: &Bytes,
     header: &BatchHeader<'_>,
     from_offset: i64,
+    mut sticky: StickyHeaders<'_>,
     out: &mut Vec<ConsumerRecord>,
 ) -> std::result::Result<(), String> {
     let kept = out.len();
@@ -117,7 +129,16 @@ fn walk_uncompressed(
             error.to_string()
         })?;
         let offset = header.base_offset() + i64::from(view.offset_delta);
-        if offset < from_offset {
+        let skipped = offset < from_offset;
+        if skipped && sticky.is_empty() {
+            continue;
+        }
+        let headers = sticky.apply(
+            view.headers()
+                .map(|(name, value)| (String::from_utf8_lossy(name).into_owned(), slice(value)))
+                .collect(),
+        );
+        if skipped {
             continue;
         }
         out.push(ConsumerRecord {
@@ -127,10 +148,7 @@ fn walk_uncompressed(
             timestamp_ms: log_append_time.unwrap_or(header.first_timestamp() + view.timestamp_delta_ms),
             key: slice(view.key),
             value: slice(view.value),
-            headers: view
-                .headers()
-                .map(|(name, value)| (String::from_utf8_lossy(name).into_owned(), slice(value)))
-                .collect(),
+            headers,
             undecodable: None,
         });
     }
@@ -144,11 +162,17 @@ fn decode_compressed(
     partition: i32,
     raw: &Bytes,
     from_offset: i64,
+    mut sticky: StickyHeaders<'_>,
     out: &mut Vec<ConsumerRecord>,
 ) -> std::result::Result<(), String> {
     let set = RecordBatchDecoder::decode(&mut raw.clone()).map_err(|error| format!("{error:#}"))?;
     for record in set.records {
-        if record.offset < from_offset {
+        let skipped = record.offset < from_offset;
+        if skipped && sticky.is_empty() {
+            continue;
+        }
+        let headers = sticky.apply(record.headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        if skipped {
             continue;
         }
         out.push(ConsumerRecord {
@@ -158,11 +182,60 @@ fn decode_compressed(
             timestamp_ms: record.timestamp,
             key: record.key,
             value: record.value,
-            headers: record.headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            headers,
             undecodable: None,
         });
     }
     Ok(())
+}
+
+/// The sticky keys' latest values while one batch is walked in order.
+struct StickyHeaders<'k> {
+    keys: &'k [Bytes],
+    /// Per key: the latest non-null value before the current record, with
+    /// its name as consumers see it.
+    latest: Vec<Option<(String, Bytes)>>,
+}
+
+impl<'k> StickyHeaders<'k> {
+    fn new(keys: &'k [Bytes]) -> Self {
+        Self {
+            keys,
+            latest: vec![None; keys.len()],
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn is_sticky(&self, name: &str) -> bool {
+        self.keys.iter().any(|key| key == name.as_bytes())
+    }
+
+    /// The next record's headers as the consumer sees them, given `own`,
+    /// the ones it carries: the values it inherits first, then its own but
+    /// null sticky ones. Notes the values it carries for the records after.
+    fn apply(&mut self, own: Vec<(String, Option<Bytes>)>) -> Vec<(String, Option<Bytes>)> {
+        if self.keys.is_empty() {
+            return own;
+        }
+        let mut headers = Vec::new();
+        for (key, latest) in self.keys.iter().zip(&mut self.latest) {
+            match own.iter().rev().find(|(name, _)| name.as_bytes() == key) {
+                Some((name, value)) => *latest = value.clone().map(|value| (name.clone(), value)),
+                None => headers.extend(latest.iter().map(|(name, value)| (name.clone(), Some(value.clone())))),
+            }
+        }
+        if headers.is_empty() && !own.iter().any(|(name, value)| value.is_none() && self.is_sticky(name)) {
+            return own;
+        }
+        headers.extend(
+            own.into_iter()
+                .filter(|(name, value)| value.is_some() || !self.is_sticky(name)),
+        );
+        headers
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +267,7 @@ mod tests {
         let mut fetched = batch(10, &["a", "b", "c"]);
         fetched.extend(batch(13, &["d"]));
         let fetched = Bytes::from(fetched);
-        let (records, next) = decode("events", 2, &fetched, 11).unwrap();
+        let (records, next) = decode("events", 2, &fetched, 11, &[]).unwrap();
         assert_eq!(next, Some(14));
         let seen: Vec<(i64, i64, &[u8])> = records
             .iter()
@@ -227,7 +300,7 @@ mod tests {
         relay_proto::crc::seal_batch_crc(&mut bad);
         let mut fetched = bad;
         fetched.extend(batch(2, &["c"]));
-        let (records, next) = decode("events", 0, &Bytes::from(fetched), 0).unwrap();
+        let (records, next) = decode("events", 0, &Bytes::from(fetched), 0, &[]).unwrap();
         assert_eq!(next, Some(3));
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].offset, 1, "the bad batch's last offset");

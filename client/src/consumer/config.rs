@@ -2,6 +2,7 @@
 //! talks to a broker.
 
 use crate::types::StartPosition;
+use bytes::Bytes;
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -18,6 +19,10 @@ pub struct ConsumerConfig {
     /// offset when it has one, or always the start position (a consumer that
     /// keeps its positions elsewhere, like the loader in the warehouse).
     pub resume: Resume,
+    /// Header keys the producer may write once per run of equal values in
+    /// a batch (`ProducerConfig::sticky_header_keys`): a record without one
+    /// gets the latest value before it in its batch. Empty by default.
+    pub sticky_header_keys: Vec<Bytes>,
 }
 
 /// Whether the broker's committed offsets say where partitions start.
@@ -42,6 +47,7 @@ impl ConsumerConfig {
             partition_bytes_max: 1024 * 1024,
             commit_on_rebalance: true,
             resume: Resume::FromCommitted,
+            sticky_header_keys: Vec::new(),
         }
     }
 }

@@ -75,13 +75,14 @@ impl Positions {
 
     /// Takes in one partition's fetched data: notes its high watermark,
     /// decodes the records at or after the position (a batch may start
-    /// earlier), and moves the position past the last whole batch. Data for
+    /// earlier; `sticky` names the sticky header keys), and moves the position past the last whole batch. Data for
     /// a partition without a position is ignored.
     fn accept(
         &mut self,
         tp: TopicPartition,
         high_watermark: i64,
         bytes: Option<Bytes>,
+        sticky: &[Bytes],
         records: &mut Vec<ConsumerRecord>,
     ) -> Result<()> {
         let Some(position) = self.get(&tp) else {
@@ -92,7 +93,7 @@ impl Positions {
             return Ok(());
         };
         let first = records.len();
-        let batches_end = decode_into(&tp.topic, tp.partition, &bytes, position, records)?;
+        let batches_end = decode_into(&tp.topic, tp.partition, &bytes, position, sticky, records)?;
         let next = records[first..]
             .last()
             .map(|r| r.offset + 1)
@@ -319,7 +320,13 @@ async fn apply_fetched(
         return Ok(());
     };
     match ResponseError::try_from_code(partition.error_code) {
-        None => positions.accept(tp, partition.high_watermark, partition.records, records),
+        None => positions.accept(
+            tp,
+            partition.high_watermark,
+            partition.records,
+            &config.sticky_header_keys,
+            records,
+        ),
         Some(ResponseError::OffsetOutOfRange) => {
             let offset = start_offset(cluster, &tp, out_of_range_reset(config.start)).await?;
             tracing::warn!(topic = %tp.topic, partition = tp.partition, position, reset_to = offset, "offset out of range; resetting");
@@ -380,7 +387,7 @@ mod tests {
         bytes: Option<Bytes>,
     ) -> Result<Vec<ConsumerRecord>> {
         let mut records = Vec::new();
-        positions.accept(tp, high_watermark, bytes, &mut records)?;
+        positions.accept(tp, high_watermark, bytes, &[], &mut records)?;
         Ok(records)
     }
 

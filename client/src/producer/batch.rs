@@ -5,7 +5,7 @@
 //! halves that share its sequence range ([`Batch::split`]). Never numbers a
 //! batch afresh or sends one: the worker does both.
 
-use super::batch_size::{body_bytes_without_timestamp, varlong_bytes};
+use super::batch_size::{body_bytes_without_timestamp, varlong_bytes, Next};
 use super::record::Queued;
 use super::sequence::{sequence_after, Identity, Sequencer};
 use crate::error::{ClientError, Result};
@@ -65,29 +65,43 @@ pub(super) fn renumber<'a>(
 /// written straight from the queued records into one buffer (no per-record
 /// intermediate), the records section compressed with the configured codec.
 /// Timestamp deltas count from the smallest timestamp, as
-/// [`super::batch_size`] assumes.
-pub(super) fn encode(batch: &Batch, compression: Compression, topic: &str, partition: i32) -> Result<Bytes> {
+/// [`super::batch_size`] assumes. A header named in `sticky` goes only where
+/// [`super::sticky`] says the consumer cannot inherit it.
+pub(super) fn encode(
+    batch: &Batch,
+    compression: Compression,
+    sticky: &[Bytes],
+    topic: &str,
+    partition: i32,
+) -> Result<Bytes> {
     let first_timestamp = batch.records.iter().map(|q| q.timestamp_ms).min().unwrap_or(0);
     let max_timestamp = batch.records.iter().map(|q| q.timestamp_ms).max().unwrap_or(0);
+    let next = |index: usize| Next {
+        record: &batch.records[index].record,
+        previous: index.checked_sub(1).map(|before| &batch.records[before].record),
+        sticky,
+    };
     let capacity: usize = batch
         .records
         .iter()
-        .map(|queued| record_bytes(queued, queued.timestamp_ms - first_timestamp, batch.records.len()) + 5)
+        .enumerate()
+        .map(|(index, queued)| record_bytes(next(index), queued.timestamp_ms - first_timestamp, index) + 5)
         .sum();
     let mut out: Vec<u8> = Vec::with_capacity(HEADER_BYTES + capacity);
     out.resize(HEADER_BYTES, 0); // the header, written once the length is known
     for (index, queued) in batch.records.iter().enumerate() {
         let timestamp_delta = queued.timestamp_ms - first_timestamp;
-        put_varint(&mut out, record_bytes(queued, timestamp_delta, index) as i32);
+        put_varint(&mut out, record_bytes(next(index), timestamp_delta, index) as i32);
         out.push(0); // record attributes: unused in v2
         put_varlong(&mut out, timestamp_delta);
         put_varint(&mut out, index as i32);
         put_nullable(&mut out, queued.record.key.as_deref());
         put_nullable(&mut out, queued.record.value.as_deref());
-        put_varint(&mut out, queued.record.headers.len() as i32);
-        for (name, value) in &queued.record.headers {
+        let headers = next(index).wire_headers();
+        put_varint(&mut out, headers.clone().count() as i32);
+        for (name, value) in headers {
             put_nullable(&mut out, Some(name));
-            put_nullable(&mut out, value.as_deref());
+            put_nullable(&mut out, value);
         }
     }
     if compression != Compression::None {
@@ -132,8 +146,8 @@ pub(super) fn encode(batch: &Batch, compression: Compression, topic: &str, parti
 }
 
 /// A record's encoded bytes after its length prefix.
-fn record_bytes(queued: &Queued, timestamp_delta: i64, offset_delta: usize) -> usize {
-    body_bytes_without_timestamp(&queued.record, offset_delta) + varlong_bytes(timestamp_delta)
+fn record_bytes(next: Next<'_>, timestamp_delta: i64, offset_delta: usize) -> usize {
+    body_bytes_without_timestamp(next, offset_delta) + varlong_bytes(timestamp_delta)
 }
 
 /// The attributes' codec bits (Kafka's `CompressionType` ids).
@@ -217,7 +231,7 @@ mod tests {
                 epoch: 2,
             },
         };
-        let mut bytes = encode(&batch, Compression::None, "events", 0).unwrap();
+        let mut bytes = encode(&batch, Compression::None, &[], "events", 0).unwrap();
         let decoded = RecordBatchDecoder::decode(&mut bytes).unwrap();
         let seen: Vec<(i64, i32, i64, i16, i64)> = decoded
             .records
@@ -252,7 +266,7 @@ mod tests {
                 timestamp_delta_ms: delta,
             });
         }
-        let encoded = encode(&batch, Compression::None, "events", 0).unwrap();
+        let encoded = encode(&batch, Compression::None, &[], "events", 0).unwrap();
         assert_eq!(&encoded[..], &builder.build()[..]);
     }
 
@@ -266,7 +280,7 @@ mod tests {
             Compression::Zstd,
         ] {
             let batch = batch_of(&["first", "second", "third"], 3, PRODUCER);
-            let mut bytes = encode(&batch, compression, "events", 0).unwrap();
+            let mut bytes = encode(&batch, compression, &[], "events", 0).unwrap();
             let decoded = RecordBatchDecoder::decode(&mut bytes).unwrap();
             assert_eq!(decoded.compression, compression);
             let values: Vec<&[u8]> = decoded.records.iter().map(|r| r.value.as_deref().unwrap()).collect();
@@ -317,7 +331,7 @@ mod tests {
     #[test]
     fn split_halves_encode_as_the_records_of_the_whole_batch() {
         let whole = batch_of(&["a", "b", "c"], 7, PRODUCER);
-        let mut bytes = encode(&whole, Compression::None, "events", 0).unwrap();
+        let mut bytes = encode(&whole, Compression::None, &[], "events", 0).unwrap();
         let whole_sequences: Vec<i32> = RecordBatchDecoder::decode(&mut bytes)
             .unwrap()
             .records
@@ -327,7 +341,7 @@ mod tests {
         let (first, second) = whole.split();
         let mut halves_sequences = Vec::new();
         for half in [&first, &second] {
-            let mut bytes = encode(half, Compression::None, "events", 0).unwrap();
+            let mut bytes = encode(half, Compression::None, &[], "events", 0).unwrap();
             halves_sequences.extend(
                 RecordBatchDecoder::decode(&mut bytes)
                     .unwrap()

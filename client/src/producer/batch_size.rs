@@ -3,7 +3,9 @@
 //! `ProducerConfig::batch_bytes_max`. It counts Kafka's record batch v2
 //! (`proto-spec/STORAGE.md`, "Record batch v2"): the 61-byte header, then per
 //! record a varint length, attributes (1 byte), a varlong timestamp delta, a
-//! varint offset delta, key, value and headers, uncompressed. It never
+//! varint offset delta, key, value and the headers that go on the wire
+//! ([`super::sticky`]: a sticky header the consumer inherits is not
+//! counted), uncompressed. It never
 //! encodes anything ([`super::batch::encode`] does) and never undercounts
 //! what that encoding writes without compression.
 //!
@@ -15,6 +17,8 @@
 //! more than 63 ms or a record's length sits just under a varint boundary.
 
 use super::record::Outgoing;
+use super::sticky::{wire_headers, WireHeader};
+use bytes::Bytes;
 use relay_proto::batch::HEADER_BYTES;
 use relay_proto::varint::VARLONG_BYTES_MAX;
 
@@ -39,20 +43,20 @@ impl BatchSize {
 
     /// What [`BatchSize::bytes`] would be with `record` added.
     #[cfg(test)]
-    pub fn bytes_with(&self, record: &Outgoing, timestamp_ms: i64) -> usize {
-        self.with(record, timestamp_ms).bytes()
+    pub fn bytes_with(&self, next: Next<'_>, timestamp_ms: i64) -> usize {
+        self.with(next, timestamp_ms).bytes()
     }
 
-    /// This count with `record` added (self unchanged).
-    pub fn with(&self, record: &Outgoing, timestamp_ms: i64) -> BatchSize {
+    /// This count with `next` added (self unchanged).
+    pub fn with(&self, next: Next<'_>, timestamp_ms: i64) -> BatchSize {
         let mut added = self.clone();
-        added.add(record, timestamp_ms);
+        added.add(next, timestamp_ms);
         added
     }
 
-    /// Counts `record`, the next record of the batch.
-    pub fn add(&mut self, record: &Outgoing, timestamp_ms: i64) {
-        self.records_bytes += record_bytes_without_timestamp(record, self.records);
+    /// Counts `next`, the next record of the batch.
+    pub fn add(&mut self, next: Next<'_>, timestamp_ms: i64) {
+        self.records_bytes += record_bytes_without_timestamp(next, self.records);
         self.records += 1;
         self.timestamps = Some(match self.timestamps {
             None => (timestamp_ms, timestamp_ms),
@@ -61,27 +65,48 @@ impl BatchSize {
     }
 }
 
+/// A record as the batch will encode it: the record, the one before it in
+/// the batch (`None` for the first) and the sticky header keys, which
+/// together say which headers go on the wire.
+#[derive(Clone, Copy)]
+pub(super) struct Next<'a> {
+    pub record: &'a Outgoing,
+    pub previous: Option<&'a Outgoing>,
+    pub sticky: &'a [Bytes],
+}
+
+impl<'a> Next<'a> {
+    /// The record's headers that go on the wire.
+    pub fn wire_headers(self) -> impl Iterator<Item = WireHeader<'a>> + Clone + 'a {
+        wire_headers(self.record, self.previous, self.sticky)
+    }
+}
+
 /// A record's encoded bytes but its timestamp delta, at offset delta
 /// `offset_delta`; its length prefix is counted for the widest delta.
-fn record_bytes_without_timestamp(record: &Outgoing, offset_delta: usize) -> usize {
-    let body = body_bytes_without_timestamp(record, offset_delta);
+fn record_bytes_without_timestamp(next: Next<'_>, offset_delta: usize) -> usize {
+    let body = body_bytes_without_timestamp(next, offset_delta);
     varlong_bytes((body + VARLONG_BYTES_MAX) as i64) + body
 }
 
 /// A record's body (what its length prefix counts) but its timestamp delta,
 /// at offset delta `offset_delta`. The encoder sizes its length prefixes
 /// with this plus the delta's own bytes.
-pub(super) fn body_bytes_without_timestamp(record: &Outgoing, offset_delta: usize) -> usize {
-    let headers: usize = record
-        .headers
-        .iter()
-        .map(|(key, value)| varlong_bytes(key.len() as i64) + key.len() + nullable_bytes(value.as_deref()))
-        .sum();
+pub(super) fn body_bytes_without_timestamp(next: Next<'_>, offset_delta: usize) -> usize {
+    let (count, headers) = next
+        .wire_headers()
+        .fold((0usize, 0usize), |(count, bytes), (key, value)| {
+            (
+                count + 1,
+                bytes + varlong_bytes(key.len() as i64) + key.len() + nullable_bytes(value),
+            )
+        });
+    let record = next.record;
     1 // attributes
         + varlong_bytes(offset_delta as i64)
         + nullable_bytes(record.key.as_deref())
         + nullable_bytes(record.value.as_deref())
-        + varlong_bytes(record.headers.len() as i64)
+        + varlong_bytes(count as i64)
         + headers
 }
 
@@ -128,11 +153,33 @@ mod tests {
         queued_for_test(record.clone(), 0).record
     }
 
+    fn first(record: &Outgoing) -> Next<'_> {
+        Next {
+            record,
+            previous: None,
+            sticky: &[],
+        }
+    }
+
     /// The count and the real encoding of `records` at `timestamps`.
     fn counted_and_encoded(records: &[ProducerRecord], timestamps: &[i64]) -> (usize, usize) {
+        counted_and_encoded_sticky(records, timestamps, &[])
+    }
+
+    /// As [`counted_and_encoded`], with `sticky` naming the sticky header keys.
+    fn counted_and_encoded_sticky(records: &[ProducerRecord], timestamps: &[i64], sticky: &[Bytes]) -> (usize, usize) {
         let mut size = BatchSize::default();
-        for (record, &timestamp) in records.iter().zip(timestamps) {
-            size.add(&outgoing(record), timestamp);
+        let outgoing: Vec<Outgoing> = records.iter().map(outgoing).collect();
+        for (index, &timestamp) in timestamps.iter().enumerate() {
+            let previous = index.checked_sub(1).map(|before| &outgoing[before]);
+            size.add(
+                Next {
+                    record: &outgoing[index],
+                    previous,
+                    sticky,
+                },
+                timestamp,
+            );
         }
         let batch = Batch {
             records: records
@@ -146,7 +193,7 @@ mod tests {
                 epoch: 0,
             },
         };
-        let encoded = encode(&batch, Compression::None, "events", 0).unwrap();
+        let encoded = encode(&batch, Compression::None, sticky, "events", 0).unwrap();
         (size.bytes(), encoded.len())
     }
 
@@ -190,12 +237,33 @@ mod tests {
     #[test]
     fn bytes_with_is_what_adding_the_record_gives() {
         let mut size = BatchSize::default();
-        size.add(&outgoing(&record(None, 50, &[])), 2_000);
+        size.add(first(&outgoing(&record(None, 50, &[]))), 2_000);
         let next = outgoing(&record(Some(b"key"), 70_000, &[]));
-        let predicted = size.bytes_with(&next, 1_000);
-        size.add(&next, 1_000);
+        let predicted = size.bytes_with(first(&next), 1_000);
+        size.add(first(&next), 1_000);
         assert_eq!(predicted, size.bytes());
         assert!(predicted > 70_000 + HEADER_BYTES);
+    }
+
+    #[test]
+    fn count_equals_the_encoding_and_leaves_out_inherited_sticky_headers() {
+        let source: &[u8] = b"host and path of one file";
+        let records: Vec<ProducerRecord> = (0..5)
+            .map(|i| {
+                let source = if i < 3 { source } else { b"another file" };
+                record(None, 100, &[("src", Some(source)), ("p", Some(&[i as u8]))])
+            })
+            .chain([record(None, 100, &[("p", Some(b"x"))])])
+            .collect();
+        let timestamps = vec![1_767_225_600_000; records.len()];
+        let sticky = [Bytes::from_static(b"src")];
+        let (counted, encoded) = counted_and_encoded_sticky(&records, &timestamps, &sticky);
+        assert_eq!(counted, encoded);
+        let (all_headers, _) = counted_and_encoded(&records, &timestamps);
+        // Records 1, 2 and 4 leave out (1 + 3 + 1 + value) bytes; record 5
+        // carries a null marker (1 + 3 + 1).
+        let saved = 2 * (5 + source.len()) + (5 + b"another file".len()) - 5;
+        assert_eq!(all_headers - counted, saved);
     }
 
     proptest! {

@@ -1,6 +1,7 @@
 //! The producer's settings ([`ProducerConfig`]) and the codec names the
 //! command line accepts. Plain data: nothing here talks to a broker.
 
+use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use std::time::Duration;
 
@@ -39,6 +40,13 @@ pub struct ProducerConfig {
     pub retry_backoff_max: Duration,
     /// Give up on a record after this long; `None` retries forever.
     pub delivery_timeout: Option<Duration>,
+    /// Header keys written once per run of equal values in a batch: a record
+    /// whose previous record in the same batch carried the same value of
+    /// such a header goes without it (`producer/sticky.rs` has the rule). A
+    /// consumer that names the same keys in `ConsumerConfig` reads every
+    /// record with its header; other consumers see it on the first record
+    /// of each run only. Empty (the default): every header on every record.
+    pub sticky_header_keys: Vec<Bytes>,
 }
 
 impl Default for ProducerConfig {
@@ -53,6 +61,7 @@ impl Default for ProducerConfig {
             buffer_bytes_max: 32 * 1024 * 1024,
             retry_backoff_max: Duration::from_secs(5),
             delivery_timeout: None,
+            sticky_header_keys: Vec::new(),
         }
     }
 }

@@ -54,6 +54,7 @@ mod record;
 mod retry;
 mod sequence;
 mod shared;
+mod sticky;
 mod worker;
 
 pub use config::{parse_compression, ProducerConfig, BATCH_BYTES_MAX_DEFAULT, KAFKA_MESSAGE_BYTES_MAX_DEFAULT};

@@ -5,9 +5,10 @@
 //! larger than the cap on its own. Sizes are [`super::batch_size`]'s count of
 //! the encoding. Closing by age (`linger`) and numbering are the worker's.
 
-use super::batch_size::BatchSize;
+use super::batch_size::{BatchSize, Next};
 use super::inbox::Inbox;
 use super::record::{Queued, TIMESTAMP_UNSET};
+use bytes::Bytes;
 use relay_proto::clock::now_ms;
 use std::time::Instant;
 
@@ -41,8 +42,15 @@ impl OpenBatch {
     ///
     /// Returns the records of a batch closed on the way: the one a record
     /// would have taken past `batch_bytes_max`. That record then starts the
-    /// open batch, and the drain stops there.
-    pub fn take_in(&mut self, first: Queued, queue: &mut Inbox, batch_bytes_max: usize) -> Option<Vec<Queued>> {
+    /// open batch, and the drain stops there. `sticky` names the sticky
+    /// header keys, which the count leaves out where the encoding will.
+    pub fn take_in(
+        &mut self,
+        first: Queued,
+        queue: &mut Inbox,
+        batch_bytes_max: usize,
+        sticky: &[Bytes],
+    ) -> Option<Vec<Queued>> {
         let now = now_ms();
         let mut closed = None;
         let mut next = Some(first);
@@ -50,10 +58,22 @@ impl OpenBatch {
             if queued.timestamp_ms == TIMESTAMP_UNSET {
                 queued.timestamp_ms = now;
             }
-            let added = self.size.with(&queued.record, queued.timestamp_ms);
+            let added = self.size.with(
+                Next {
+                    record: &queued.record,
+                    previous: self.records.last().map(|previous| &previous.record),
+                    sticky,
+                },
+                queued.timestamp_ms,
+            );
             if !self.records.is_empty() && added.bytes() > batch_bytes_max {
                 closed = Some(self.take());
-                self.size.add(&queued.record, queued.timestamp_ms);
+                let first = Next {
+                    record: &queued.record,
+                    previous: None,
+                    sticky,
+                };
+                self.size.add(first, queued.timestamp_ms);
             } else {
                 self.size = added;
             }
@@ -132,7 +152,7 @@ mod tests {
         sender.try_send(sized(500)).unwrap();
         sender.try_send(sized(700)).unwrap();
         let mut open = OpenBatch::default();
-        assert!(open.take_in(sized(1_000), &mut queue, cap).is_none());
+        assert!(open.take_in(sized(1_000), &mut queue, cap, &[]).is_none());
         assert_eq!(open.size.bytes(), cap);
         assert!(open.is_full(cap));
         assert_eq!(open.take().len(), 3);
@@ -146,7 +166,9 @@ mod tests {
         sender.try_send(sized(700)).unwrap();
         sender.try_send(sized(300)).unwrap();
         let mut open = OpenBatch::default();
-        let closed = open.take_in(sized(1_000), &mut queue, cap).expect("a batch closes");
+        let closed = open
+            .take_in(sized(1_000), &mut queue, cap, &[])
+            .expect("a batch closes");
         assert_eq!(lengths(&closed), vec![1_000 - 70, 500 - 70]);
         assert_eq!(
             lengths(&open.records),
@@ -156,7 +178,7 @@ mod tests {
         assert_eq!(open.size.bytes(), 700);
         assert!(open.since().is_some());
         // The drain stopped at the closed batch: the next record is still queued.
-        let next = open.take_in(queue.try_next().unwrap(), &mut queue, cap);
+        let next = open.take_in(queue.try_next().unwrap(), &mut queue, cap, &[]);
         assert!(next.is_none());
         assert_eq!(open.size.bytes(), 700 + added(300));
     }
@@ -169,7 +191,7 @@ mod tests {
         sender.try_send(sized(200)).unwrap();
         let mut open = OpenBatch::default();
         let closed = open
-            .take_in(sized(200), &mut queue, cap)
+            .take_in(sized(200), &mut queue, cap, &[])
             .expect("the large record closes the small batch");
         assert_eq!(lengths(&closed), vec![130]);
         assert_eq!(lengths(&open.records), vec![4_930]);
@@ -177,7 +199,7 @@ mod tests {
         let _ = open.take();
         // Arriving first, it takes nothing in behind it either.
         sender.try_send(sized(200)).unwrap();
-        assert!(open.take_in(sized(5_000), &mut queue, cap).is_none());
+        assert!(open.take_in(sized(5_000), &mut queue, cap, &[]).is_none());
         assert_eq!(lengths(&open.records), vec![4_930]);
         assert!(open.is_full(cap));
         assert_eq!(
@@ -196,7 +218,7 @@ mod tests {
         let (_sender, mut queue) = channel(1);
         let mut open = OpenBatch::default();
         let before = now_ms();
-        open.take_in(queued_for_test(record, TIMESTAMP_UNSET), &mut queue, 1_000);
+        open.take_in(queued_for_test(record, TIMESTAMP_UNSET), &mut queue, 1_000, &[]);
         assert!(open.records[0].timestamp_ms >= before);
     }
 }

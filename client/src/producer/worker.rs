@@ -116,7 +116,7 @@ impl PartitionWorker {
             tokio::select! {
                 received = queue.next(), if !closed && !open.is_full(config.batch_bytes_max) => match received {
                     Some(queued) => {
-                        if let Some(records) = open.take_in(queued, &mut queue, config.batch_bytes_max) {
+                        if let Some(records) = open.take_in(queued, &mut queue, config.batch_bytes_max, &config.sticky_header_keys) {
                             let batch = self.close_batch(records, ready.len() + in_flight.len());
                             ready.push_back(batch);
                         }
@@ -202,7 +202,13 @@ impl PartitionWorker {
     async fn send_ready(&mut self, ready: &mut VecDeque<Batch>, in_flight: &mut VecDeque<Sent>, in_flight_max: usize) {
         while in_flight.len() < in_flight_max {
             let Some(batch) = ready.pop_front() else { break };
-            let records = match encode(&batch, self.shared.config.compression, &self.topic, self.partition) {
+            let records = match encode(
+                &batch,
+                self.shared.config.compression,
+                &self.shared.config.sticky_header_keys,
+                &self.topic,
+                self.partition,
+            ) {
                 Ok(records) => records,
                 Err(error) => {
                     self.fail(batch, error);
