@@ -55,6 +55,9 @@ pub struct BrokerConfig {
     pub connections_max: usize,
     /// A connection idle this long is closed.
     pub idle_timeout_ms: u64,
+    /// A request whose answer takes longer than this, from its frame read to
+    /// its answer flushed, is logged at WARN with its stages (absent: never).
+    pub slow_request_ms: Option<u64>,
     /// Bounds clients' session timeouts, as Kafka's group.min/max.session.timeout.ms.
     pub group_session_timeout_min_ms: i32,
     pub group_session_timeout_max_ms: i32,
@@ -131,6 +134,7 @@ impl Default for BrokerConfig {
             connection_send_bytes_max: CONNECTION_SEND_BYTES_MAX_DEFAULT,
             connections_max: 1000,
             idle_timeout_ms: 600_000,
+            slow_request_ms: None,
             group_session_timeout_min_ms: 1_000,
             group_session_timeout_max_ms: 1_800_000,
             group_initial_rebalance_delay_ms: None,

@@ -5,7 +5,9 @@
 //! broker state, so every layer may record; the state gauges computed at
 //! scrape time are [`crate::metrics`]'s, above the context they read.
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, histogram, Key, Label, Level, Metadata, Unit,
+};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -15,6 +17,10 @@ pub const RECORDS_OUT: &str = "relay_broker_records_out_total";
 pub const BYTES_OUT: &str = "relay_broker_bytes_out_total";
 pub const PRODUCE_LATENCY: &str = "relay_broker_produce_latency_seconds";
 pub const FETCH_LATENCY: &str = "relay_broker_fetch_latency_seconds";
+/// Each stage of a request, by api and stage (`server::timing`).
+pub const REQUEST_STAGE: &str = "relay_broker_request_stage_seconds";
+/// A request's frame read to its answer flushed, by api (`server::timing`).
+pub const REQUEST_LATENCY: &str = "relay_broker_request_latency_seconds";
 pub use crate::log::partition_log::FSYNC_LATENCY_METRIC as FSYNC_LATENCY;
 pub const REQUESTS: &str = "relay_broker_requests_total";
 pub const REQUESTS_REJECTED: &str = "relay_broker_requests_rejected_total";
@@ -81,6 +87,16 @@ fn describe_traffic() {
         FSYNC_LATENCY,
         Unit::Seconds,
         "fsync of a partition's active segment (one per group commit)."
+    );
+    describe_histogram!(
+        REQUEST_STAGE,
+        Unit::Seconds,
+        "Time of each stage of a request (queue, decode, handle or append and fsync_wait, response), by api."
+    );
+    describe_histogram!(
+        REQUEST_LATENCY,
+        Unit::Seconds,
+        "Request frame read to its answer written and flushed, by api."
     );
 }
 
@@ -196,6 +212,24 @@ pub fn produce_latency(elapsed: Duration) {
 /// A fetch answered, from its arrival (a long-poll's wait included).
 pub fn fetch_latency(elapsed: Duration) {
     histogram!(FETCH_LATENCY).record(elapsed.as_secs_f64());
+}
+
+/// Where a histogram recorded with prebuilt labels says it comes from.
+static TIMING_METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// One stage of a request; `labels` are `{api, stage}`, built once (no
+/// allocation per request).
+pub fn request_stage(labels: &'static [Label], elapsed: Duration) {
+    let key = Key::from_static_labels(REQUEST_STAGE, labels);
+    metrics::with_recorder(|recorder| recorder.register_histogram(&key, &TIMING_METADATA))
+        .record(elapsed.as_secs_f64());
+}
+
+/// A request from its frame read to its answer flushed; `labels` are `{api}`.
+pub fn request_latency(labels: &'static [Label], elapsed: Duration) {
+    let key = Key::from_static_labels(REQUEST_LATENCY, labels);
+    metrics::with_recorder(|recorder| recorder.register_histogram(&key, &TIMING_METADATA))
+        .record(elapsed.as_secs_f64());
 }
 
 /// A request that was decoded and routed to its handler.

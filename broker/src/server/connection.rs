@@ -21,6 +21,7 @@ use super::dispatch::dispatch;
 use super::frame::{read_body, read_length, FrameError};
 use super::request::{DispatchError, Reply};
 use super::session::Session;
+use super::timing::Timing;
 use crate::context::Context;
 use crate::metrics;
 use bytes::Bytes;
@@ -42,6 +43,7 @@ pub const IN_FLIGHT_REQUESTS_MAX: usize = 64;
 /// send budget, given back once it is written.
 struct Queued {
     reply: Reply,
+    timing: Timing,
     _send_memory: Option<OwnedSemaphorePermit>,
 }
 
@@ -53,19 +55,21 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (replies, queue) = mpsc::channel(IN_FLIGHT_REQUESTS_MAX);
-    let writer = tokio::spawn(write_replies(writer, queue, peer));
+    let slow = ctx.config.slow_request_ms.map(Duration::from_millis);
+    let writer = tokio::spawn(write_replies(writer, queue, peer, slow));
     let send_bytes_max = ctx.config.connection_send_bytes_max;
     let send_budget = Arc::new(Semaphore::new(send_bytes_max));
     let mut requests = Requests::new(ctx, reader, peer, stop);
     while let Some((frame, request_memory)) = requests.next().await {
-        let dispatched = requests.handle(frame).await;
+        let mut timing = Timing::read_now();
+        let dispatched = requests.handle(frame, &mut timing).await;
         // The request's bytes are gone once it is handled (a produce's
         // records are in the log; only its small answer may still wait).
         drop(request_memory);
         let Some(reply) = reply_or_close(dispatched, peer) else {
             break;
         };
-        if !queue_reply(reply, &replies, &send_budget, send_bytes_max).await {
+        if !queue_reply(reply, timing, &replies, &send_budget, send_bytes_max).await {
             break;
         }
     }
@@ -113,8 +117,8 @@ impl<R: AsyncRead + Unpin> Requests<R> {
     }
 
     /// Routes one frame to its handler, in this connection's SASL state.
-    async fn handle(&mut self, frame: Bytes) -> Result<Reply, DispatchError> {
-        dispatch(&self.ctx, &mut self.session, self.peer, frame).await
+    async fn handle(&mut self, frame: Bytes, timing: &mut Timing) -> Result<Reply, DispatchError> {
+        dispatch(&self.ctx, &mut self.session, self.peer, frame, timing).await
     }
 
     /// How long to wait for the next length prefix, and whether the wait is
@@ -214,6 +218,7 @@ fn reply_or_close(dispatched: Result<Reply, DispatchError>, peer: SocketAddr) ->
 /// `send_bytes_max` unsent bytes (one larger response still goes, alone).
 async fn queue_reply(
     reply: Reply,
+    timing: Timing,
     replies: &mpsc::Sender<Queued>,
     send_budget: &Arc<Semaphore>,
     send_bytes_max: usize,
@@ -231,18 +236,26 @@ async fn queue_reply(
     };
     let queued = Queued {
         reply,
+        timing,
         _send_memory: send_memory,
     };
     replies.send(queued).await.is_ok() && !last
 }
 
-async fn write_replies<W: AsyncWrite + Unpin>(mut writer: W, mut queue: mpsc::Receiver<Queued>, peer: SocketAddr) {
+/// Writes each reply in request order; once one is flushed, its request's
+/// stages are recorded (`slow`: `slow_request_ms`, see [`super::timing`]).
+async fn write_replies<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut queue: mpsc::Receiver<Queued>,
+    peer: SocketAddr,
+    slow: Option<Duration>,
+) {
     while let Some(queued) = queue.recv().await {
-        let bytes = match queued.reply {
+        let (bytes, durable) = match queued.reply {
             Reply::Nothing => continue,
-            Reply::Ready(bytes) | Reply::Last(bytes) => bytes,
+            Reply::Ready(bytes) | Reply::Last(bytes) => (bytes, None),
             Reply::Later(handle) => match handle.await {
-                Ok(Ok(bytes)) => bytes,
+                Ok(Ok(late)) => (late.frame, Some(late.at)),
                 Ok(Err(error)) => {
                     tracing::error!(%peer, %error, "closing connection: response failed");
                     break;
@@ -263,6 +276,7 @@ async fn write_replies<W: AsyncWrite + Unpin>(mut writer: W, mut queue: mpsc::Re
             tracing::debug!(%peer, %error, "client went away");
             break;
         }
+        queued.timing.finish(durable, std::time::Instant::now(), slow, peer);
     }
     let _ = writer.shutdown().await;
 }

@@ -10,6 +10,7 @@
 use super::api;
 pub use super::request::{DispatchError, Reply, RequestMeta};
 use super::session::Session;
+pub use super::timing::Timing;
 use super::versions;
 use crate::context::Context;
 use bytes::Bytes;
@@ -17,20 +18,46 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Decodable;
 use std::net::SocketAddr;
 
-fn decode<T: Decodable>(meta: &RequestMeta, body: &mut Bytes) -> Result<T, DispatchError> {
-    T::decode(body, meta.version).map_err(|e| DispatchError::Malformed {
-        api: meta.api,
-        version: meta.version,
-        reason: format!("{e:#}"),
-    })
+/// A request's body, decoded once by its handler's arm; marks the end of
+/// the decode stage in the request's [`Timing`].
+struct Body<'a> {
+    bytes: Bytes,
+    meta: &'a RequestMeta,
+    timing: &'a mut Timing,
 }
 
-/// Handles one request frame from a connection in state `session`.
+impl Body<'_> {
+    fn decode<T: Decodable>(&mut self) -> Result<T, DispatchError> {
+        let decoded = T::decode(&mut self.bytes, self.meta.version).map_err(|e| DispatchError::Malformed {
+            api: self.meta.api,
+            version: self.meta.version,
+            reason: format!("{e:#}"),
+        });
+        self.timing.decoded();
+        decoded
+    }
+}
+
+/// Handles one request frame from a connection in state `session`, marking
+/// in `timing` when its handler started, decoded and returned.
 pub async fn dispatch(
     ctx: &Context,
     session: &mut Session,
     peer: SocketAddr,
     frame: Bytes,
+    timing: &mut Timing,
+) -> Result<Reply, DispatchError> {
+    let reply = route(ctx, session, peer, frame, timing).await;
+    timing.handled();
+    reply
+}
+
+async fn route(
+    ctx: &Context,
+    session: &mut Session,
+    peer: SocketAddr,
+    frame: Bytes,
+    timing: &mut Timing,
 ) -> Result<Reply, DispatchError> {
     if frame.len() < 4 {
         return Err(DispatchError::ShortHeader(frame.len()));
@@ -41,9 +68,10 @@ pub async fn dispatch(
     if !versions::is_served(api) {
         return Err(DispatchError::UnknownApi(api_key));
     }
-    let mut body = frame;
+    timing.started(api);
+    let mut bytes = frame;
     let header_version = api.request_header_version(version);
-    let header = RequestHeader::decode(&mut body, header_version).map_err(|e| DispatchError::Malformed {
+    let header = RequestHeader::decode(&mut bytes, header_version).map_err(|e| DispatchError::Malformed {
         api,
         version,
         reason: format!("request header: {e}"),
@@ -66,31 +94,34 @@ pub async fn dispatch(
         return Err(DispatchError::UnsupportedVersion { api, version });
     }
     crate::metrics::request(api);
+    let body = &mut Body {
+        bytes,
+        meta: &meta,
+        timing,
+    };
     let ready = |bytes: Result<Bytes, DispatchError>| bytes.map(Reply::Ready);
     match api {
-        ApiKey::ApiVersions => ready(api::api_versions::handle(&meta, decode(&meta, &mut body)?)),
-        ApiKey::Metadata => ready(api::metadata::handle(ctx, &meta, decode(&meta, &mut body)?).await),
-        ApiKey::Produce => api::produce::handle(ctx, &meta, decode(&meta, &mut body)?).await,
-        ApiKey::Fetch => ready(api::fetch::handle(ctx, &meta, decode(&meta, &mut body)?).await),
-        ApiKey::ListOffsets => ready(api::list_offsets::handle(ctx, &meta, decode(&meta, &mut body)?).await),
-        ApiKey::CreateTopics => ready(api::create_topics::handle(ctx, &meta, decode(&meta, &mut body)?).await),
-        ApiKey::DeleteTopics => ready(api::delete_topics::handle(ctx, &meta, decode(&meta, &mut body)?).await),
-        ApiKey::InitProducerId => ready(api::init_producer_id::handle(ctx, &meta, decode(&meta, &mut body)?).await),
-        ApiKey::FindCoordinator => ready(api::find_coordinator::handle(ctx, &meta, decode(&meta, &mut body)?)),
-        ApiKey::JoinGroup => ready(api::join_group::handle(ctx, &meta, decode(&meta, &mut body)?).await),
-        ApiKey::SyncGroup => ready(api::sync_group::handle(ctx, &meta, decode(&meta, &mut body)?).await),
-        ApiKey::Heartbeat => ready(api::heartbeat::handle(ctx, &meta, decode(&meta, &mut body)?)),
-        ApiKey::LeaveGroup => ready(api::leave_group::handle(ctx, &meta, decode(&meta, &mut body)?)),
-        ApiKey::OffsetCommit => ready(api::offset_commit::handle(ctx, &meta, decode(&meta, &mut body)?).await),
-        ApiKey::OffsetFetch => ready(api::offset_fetch::handle(ctx, &meta, decode(&meta, &mut body)?)),
-        ApiKey::ListGroups => ready(api::list_groups::handle(ctx, &meta, decode(&meta, &mut body)?)),
-        ApiKey::DescribeGroups => ready(api::describe_groups::handle(ctx, &meta, decode(&meta, &mut body)?)),
-        ApiKey::DeleteGroups => ready(api::delete_groups::handle(ctx, &meta, decode(&meta, &mut body)?).await),
-        ApiKey::DescribeLogDirs => ready(api::describe_log_dirs::handle(ctx, &meta, decode(&meta, &mut body)?)),
-        ApiKey::SaslHandshake => api::sasl_handshake::handle(ctx, session, &meta, decode(&meta, &mut body)?),
-        ApiKey::SaslAuthenticate => {
-            api::sasl_authenticate::handle(ctx, session, &meta, decode(&meta, &mut body)?).await
-        }
+        ApiKey::ApiVersions => ready(api::api_versions::handle(&meta, body.decode()?)),
+        ApiKey::Metadata => ready(api::metadata::handle(ctx, &meta, body.decode()?).await),
+        ApiKey::Produce => api::produce::handle(ctx, &meta, body.decode()?).await,
+        ApiKey::Fetch => ready(api::fetch::handle(ctx, &meta, body.decode()?).await),
+        ApiKey::ListOffsets => ready(api::list_offsets::handle(ctx, &meta, body.decode()?).await),
+        ApiKey::CreateTopics => ready(api::create_topics::handle(ctx, &meta, body.decode()?).await),
+        ApiKey::DeleteTopics => ready(api::delete_topics::handle(ctx, &meta, body.decode()?).await),
+        ApiKey::InitProducerId => ready(api::init_producer_id::handle(ctx, &meta, body.decode()?).await),
+        ApiKey::FindCoordinator => ready(api::find_coordinator::handle(ctx, &meta, body.decode()?)),
+        ApiKey::JoinGroup => ready(api::join_group::handle(ctx, &meta, body.decode()?).await),
+        ApiKey::SyncGroup => ready(api::sync_group::handle(ctx, &meta, body.decode()?).await),
+        ApiKey::Heartbeat => ready(api::heartbeat::handle(ctx, &meta, body.decode()?)),
+        ApiKey::LeaveGroup => ready(api::leave_group::handle(ctx, &meta, body.decode()?)),
+        ApiKey::OffsetCommit => ready(api::offset_commit::handle(ctx, &meta, body.decode()?).await),
+        ApiKey::OffsetFetch => ready(api::offset_fetch::handle(ctx, &meta, body.decode()?)),
+        ApiKey::ListGroups => ready(api::list_groups::handle(ctx, &meta, body.decode()?)),
+        ApiKey::DescribeGroups => ready(api::describe_groups::handle(ctx, &meta, body.decode()?)),
+        ApiKey::DeleteGroups => ready(api::delete_groups::handle(ctx, &meta, body.decode()?).await),
+        ApiKey::DescribeLogDirs => ready(api::describe_log_dirs::handle(ctx, &meta, body.decode()?)),
+        ApiKey::SaslHandshake => api::sasl_handshake::handle(ctx, session, &meta, body.decode()?),
+        ApiKey::SaslAuthenticate => api::sasl_authenticate::handle(ctx, session, &meta, body.decode()?).await,
         _ => Err(DispatchError::UnknownApi(api_key)),
     }
 }

@@ -11,6 +11,8 @@
 //! - [`versions`]: the APIs and versions served; ApiVersions advertises exactly this.
 //! - [`errors`]: storage and topic errors as Kafka error codes.
 //! - [`session`]: a connection's SASL state; what it may ask before authenticating.
+//! - [`timing`]: each request's stages (queue, decode, handle or append and
+//!   fsync wait, response) as histograms, and the slow-request log.
 //!
 //! Handlers look down only: `api/*` → [`crate::context`] (the state every
 //! handler shares), `topics`, `group`, `log`. Bytes from the network are
@@ -25,4 +27,5 @@ pub mod frame;
 pub mod listener;
 pub mod request;
 pub mod session;
+pub mod timing;
 pub mod versions;

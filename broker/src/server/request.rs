@@ -10,6 +10,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
 use kafka_protocol::protocol::Encodable;
 use std::net::SocketAddr;
+use std::time::Instant;
 use tokio::task::JoinHandle;
 
 /// What a request produces, in request order.
@@ -20,9 +21,16 @@ pub enum Reply {
     Ready(Bytes),
     /// A response that completes later (Produce waiting for its fsync); the
     /// connection goes on reading requests meanwhile.
-    Later(JoinHandle<Result<Bytes, DispatchError>>),
+    Later(JoinHandle<Result<Durable, DispatchError>>),
     /// A response after which the connection closes (a failed login).
     Last(Bytes),
+}
+
+/// A late response frame, and when the wait it was late for (the fsync
+/// policy) ended: the fsync_wait stage ends there and the response begins.
+pub struct Durable {
+    pub frame: Bytes,
+    pub at: Instant,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use relay_broker::broker::Broker;
 use relay_broker::config::BrokerConfig;
 use relay_broker::context::Context;
 use relay_broker::log::{FaultInjector, FsyncPolicy};
-use relay_broker::server::dispatch::{dispatch, Reply};
+use relay_broker::server::dispatch::{dispatch, Reply, Timing};
 use relay_broker::server::session::Session;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -123,12 +123,13 @@ impl WireBroker {
         let peer = "127.0.0.1:1".parse().expect("address");
         let context = self.context();
         let bytes = self.runtime.block_on(async {
-            let reply = dispatch(context, &mut session, peer, frame.freeze())
+            let mut timing = Timing::read_now();
+            let reply = dispatch(context, &mut session, peer, frame.freeze(), &mut timing)
                 .await
                 .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"));
             match reply {
                 Reply::Ready(bytes) => bytes,
-                Reply::Later(handle) => handle.await.expect("answer task").expect("answer"),
+                Reply::Later(handle) => handle.await.expect("answer task").expect("answer").frame,
                 Reply::Nothing | Reply::Last(_) => panic!("{api:?} v{version}: no answer"),
             }
         });

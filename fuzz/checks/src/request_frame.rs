@@ -17,7 +17,7 @@ use relay_broker::config::BrokerConfig;
 use relay_broker::context::Context;
 use relay_broker::log::FsyncPolicy;
 use relay_broker::security::authorization::GrantConfig;
-use relay_broker::server::dispatch::{dispatch, Reply};
+use relay_broker::server::dispatch::{dispatch, Reply, Timing};
 use relay_broker::server::frame::read_frame;
 use relay_broker::server::session::Session;
 use std::time::Duration;
@@ -126,7 +126,9 @@ pub fn request_frame(data: &[u8]) {
 async fn handle(context: &Context, session: &mut Session, frame: Bytes) -> bool {
     let correlation_id = (frame.len() >= 8).then(|| i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]));
     let peer = "127.0.0.1:1".parse().expect("address");
-    let reply = match tokio::time::timeout(Duration::from_secs(60), dispatch(context, session, peer, frame)).await {
+    let mut timing = Timing::read_now();
+    let dispatched = dispatch(context, session, peer, frame, &mut timing);
+    let reply = match tokio::time::timeout(Duration::from_secs(60), dispatched).await {
         Ok(Ok(reply)) => reply,
         Ok(Err(_)) | Err(_) => return false,
     };
@@ -135,7 +137,7 @@ async fn handle(context: &Context, session: &mut Session, frame: Bytes) -> bool 
         Reply::Ready(bytes) => (bytes, true),
         Reply::Last(bytes) => (bytes, false),
         Reply::Later(handle) => match handle.await.expect("a produce's answer does not panic") {
-            Ok(bytes) => (bytes, true),
+            Ok(late) => (late.frame, true),
             Err(_) => return false,
         },
     };

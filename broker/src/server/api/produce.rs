@@ -11,7 +11,7 @@ use crate::log::{AppendInfo, LogError, PartitionLog};
 use crate::metrics;
 use crate::security::authorization::{Operation, Resource};
 use crate::server::errors::log_error_code;
-use crate::server::request::{DispatchError, Reply, RequestMeta};
+use crate::server::request::{DispatchError, Durable, Reply, RequestMeta};
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -123,9 +123,11 @@ pub async fn handle(ctx: &Context, meta: &RequestMeta, request: ProduceRequest) 
     let (ctx, meta, acks) = (Arc::clone(ctx), meta.clone(), request.acks);
     let finish = tokio::spawn(async move {
         let outcomes = make_durable(outcomes).await;
+        let durable = Instant::now();
         ctx.wake_fetchers();
-        metrics::produce_latency(started.elapsed());
-        meta.encode(&response(&meta, outcomes))
+        metrics::produce_latency(durable - started);
+        let frame = meta.encode(&response(&meta, outcomes))?;
+        Ok(Durable { frame, at: durable })
     });
     if acks == 0 {
         return Ok(Reply::Nothing);
