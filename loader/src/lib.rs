@@ -12,6 +12,8 @@
 //! - [`table`]: one target table's shape (columns, their types, metadata
 //!   columns, the dedup key), below both `config` and `route`.
 //! - [`route`]: which table an event goes to (`[[load.route]]`).
+//! - [`source`]: a record's line source from the sender's headers, either
+//!   form (dedup key, `source_*` metadata cells).
 //! - [`transform`]: one record into a typed row of its table, a reject, or
 //!   skipped by rule.
 //! - [`values`]: exact conversions of written values (RFC 3339 to
@@ -36,6 +38,7 @@ pub mod metrics;
 pub mod pointer;
 pub mod route;
 pub mod sink;
+pub mod source;
 pub mod table;
 pub mod transform;
 pub mod values;

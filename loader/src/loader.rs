@@ -181,6 +181,8 @@ impl Loader {
         // an offset the broker holds for the group (a new or wiped warehouse
         // must get everything from the start).
         consumer_config.resume = Resume::FromStartPosition;
+        // The sender writes its lines' source once per run in a batch.
+        consumer_config.sticky_header_keys = crate::source::sticky_header_keys();
         let consumer = Consumer::new(Arc::clone(&cluster), consumer_config).await?;
         for topic in &config.topics {
             metrics.lost_zero(topic);

@@ -11,12 +11,12 @@
 use crate::config::LoaderConfig;
 use crate::format::{parse_clf_time, Event, Found, Parser};
 use crate::route::{Routed, Router};
+use crate::source;
 use crate::table::{ColumnSpec, ColumnType, MetadataColumn, TableSpec, TimeFormat};
 use crate::values::decimal::exact_double;
 use crate::values::json_text::JsonText;
 use crate::values::timestamp::parse_rfc3339_micros;
 use relay_client::records::ConsumerRecord;
-use relay_proto::source_headers::{HEADER_FILE, HEADER_FILE_ID, HEADER_HOST, HEADER_POSITION};
 
 /// A typed cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,14 +55,6 @@ pub struct Reject {
     /// The line's source identity when a Relay sender produced it: a line
     /// sent twice (after a sender's kill -9) is one reject, as it is one row.
     pub source: Option<String>,
-}
-
-fn header<'a>(record: &'a ConsumerRecord, name: &str) -> Option<&'a [u8]> {
-    record
-        .headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| v.as_deref())
 }
 
 /// Timestamps between years 1 and 9999, as both warehouses accept.
@@ -185,18 +177,21 @@ fn metadata(column: MetadataColumn, record: &ConsumerRecord) -> Result<Value, St
                 )
             })?,
         // A file name is bytes; a text column holds only UTF-8.
-        MetadataColumn::SourceFile => match header(record, HEADER_FILE).map(std::str::from_utf8) {
-            None => Value::Null,
-            Some(Ok(file)) if !file.contains('\0') => Value::Text(file.to_owned()),
-            Some(_) => {
-                return Err(format!(
-                    "{name}: the file name {:?} is not UTF-8 text without NUL, which a text column cannot hold",
-                    String::from_utf8_lossy(header(record, HEADER_FILE).unwrap_or_default())
-                ))
+        MetadataColumn::SourceFile => {
+            let file = source::file(record).map_err(|error| format!("{name}: {error}"))?;
+            match file.as_deref().map(std::str::from_utf8) {
+                None => Value::Null,
+                Some(Ok(text)) if !text.contains('\0') => Value::Text(text.to_owned()),
+                Some(_) => {
+                    return Err(format!(
+                        "{name}: the file name {:?} is not UTF-8 text without NUL, which a text column cannot hold",
+                        String::from_utf8_lossy(file.as_deref().unwrap_or_default())
+                    ))
+                }
             }
-        },
-        MetadataColumn::SourcePosition => header(record, HEADER_POSITION)
-            .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok())
+        }
+        MetadataColumn::SourcePosition => source::position(record)
+            .map_err(|error| format!("{name}: {error}"))?
             .map_or(Value::Null, Value::BigInt),
     })
 }
@@ -210,7 +205,7 @@ pub fn reject_of(record: &ConsumerRecord, table: &str, error: String) -> Reject 
         offset: record.offset,
         raw: record.value.as_deref().unwrap_or_default().to_vec(),
         error,
-        source: source_identity(record),
+        source: source::identity(record),
     }
 }
 
@@ -324,23 +319,9 @@ fn row(
 /// senders before file ids carry the path instead (stable only while the file
 /// keeps its name); records from other producers fall back to their offset.
 fn source_key(record: &ConsumerRecord) -> String {
-    source_identity(record).unwrap_or_else(|| format!("{}/{}/{}", record.topic, record.partition, record.offset))
+    source::identity(record).unwrap_or_else(|| format!("{}/{}/{}", record.topic, record.partition, record.offset))
 }
 
-/// The line's source identity from a Relay sender's headers, if it has them.
-fn source_identity(record: &ConsumerRecord) -> Option<String> {
-    let text = |name| header(record, name).map(String::from_utf8_lossy);
-    match (
-        text(HEADER_HOST),
-        text(HEADER_FILE_ID).filter(|id| !id.is_empty()),
-        text(HEADER_FILE),
-        text(HEADER_POSITION),
-    ) {
-        (Some(host), Some(file_id), _, Some(position)) => Some(format!("{host}:{file_id}:{position}")),
-        (Some(host), None, Some(file), Some(position)) => Some(format!("{host}:{file}:{position}")),
-        _ => None,
-    }
-}
 
 #[cfg(test)]
 #[path = "transform_tests.rs"]

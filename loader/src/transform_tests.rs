@@ -1,5 +1,6 @@
 use super::*;
 use bytes::Bytes;
+use relay_proto::source_headers::{HEADER_FILE, HEADER_FILE_ID, HEADER_HOST, HEADER_POSITION};
 
 fn config() -> LoaderConfig {
     let mut config = LoaderConfig::new(vec!["events".into()], "g", "sqlite://x", "events");

@@ -30,6 +30,9 @@ use std::borrow::Cow;
 pub const HEADER_SOURCE: &str = "relay_source";
 /// The compact form's per-record header: the line's position as a varint.
 pub const HEADER_LINE_POSITION: &str = "rp";
+/// The headers a producer writes and a consumer reads as sticky (once per
+/// run of equal values in a batch) for this contract.
+pub const STICKY_HEADER_KEYS: &[&str] = &[HEADER_SOURCE];
 /// The first byte of a [`HEADER_SOURCE`] value this release writes and reads.
 pub const SOURCE_VERSION: u8 = 1;
 /// Bytes of a file id in the compact form: the 128 bits, big-endian.
@@ -167,7 +170,8 @@ fn get_unsigned(bytes: &[u8]) -> Option<(u64, usize)> {
 /// A line's source as its record's headers carry it, in either form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineSource<'a> {
-    pub host: Cow<'a, [u8]>,
+    /// Always there in the compact form; a legacy record may lack it.
+    pub host: Option<Cow<'a, [u8]>>,
     pub file: Option<Cow<'a, [u8]>>,
     /// 32 lowercase hex digits as the legacy form wrote them (or as read).
     pub file_id: Option<Cow<'a, str>>,
@@ -179,33 +183,35 @@ impl<'a> LineSource<'a> {
     /// The source of a record whose header `name` has the value
     /// `header(name)` (the first one; `None` when absent or null): the
     /// compact form when it has [`HEADER_SOURCE`], else the legacy form when
-    /// it has [`HEADER_HOST`], else `None` (not a Relay sender's line). A
+    /// it has any of its headers, else `None` (not a Relay sender's line). A
     /// compact form that cannot be decoded is an error.
     pub fn read(header: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Option<Self>, SourceHeaderError> {
         if let Some(value) = header(HEADER_SOURCE) {
             let source = decode_source(value)?;
             let position = header(HEADER_LINE_POSITION).map(decode_position).transpose()?;
             return Ok(Some(LineSource {
-                host: Cow::Borrowed(source.host),
+                host: Some(Cow::Borrowed(source.host)),
                 file: Some(Cow::Borrowed(source.file)),
                 file_id: source.file_id.map(|id| Cow::Owned(id.to_string())),
                 position: position.map(|p| Cow::Owned(p.to_string())),
             }));
         }
         let text = |name| header(name).map(String::from_utf8_lossy);
-        Ok(header(HEADER_HOST).map(|host| LineSource {
-            host: Cow::Borrowed(host),
+        let source = LineSource {
+            host: header(HEADER_HOST).map(Cow::Borrowed),
             file: header(HEADER_FILE).map(Cow::Borrowed),
             file_id: text(HEADER_FILE_ID).filter(|id| !id.is_empty()),
             position: text(HEADER_POSITION),
-        }))
+        };
+        let any = source.host.is_some() || source.file.is_some() || source.file_id.is_some();
+        Ok((any || source.position.is_some()).then_some(source))
     }
 
     /// The line's identity for deduplication, the same in both forms:
     /// `host:file_id:position`, or `host:file:position` for a line of a
-    /// file without an id; `None` without a position.
+    /// file without an id; `None` without a host or a position.
     pub fn identity(&self) -> Option<String> {
-        let host = String::from_utf8_lossy(&self.host);
+        let host = String::from_utf8_lossy(self.host.as_ref()?);
         let position = self.position.as_ref()?;
         match (&self.file_id, &self.file) {
             (Some(file_id), _) => Some(format!("{host}:{file_id}:{position}")),
