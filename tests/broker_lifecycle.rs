@@ -68,9 +68,10 @@ fn sigterm_shuts_down_cleanly_and_restart_needs_no_rescan() {
     }
     drop(connection);
     assert_eq!(broker.terminate(), Some(0), "SIGTERM exits 0");
+    let checkpoint = std::fs::read_to_string(broker.data_dir.join("recovery-checkpoint")).unwrap();
     assert!(
-        broker.data_dir.join("durable-0/clean-shutdown").exists(),
-        "the partition is marked clean"
+        checkpoint.lines().any(|line| line.starts_with("durable-0 ")),
+        "the recovery checkpoint marks the partition clean:\n{checkpoint}"
     );
     assert!(broker.log().contains("broker stopped cleanly"));
     broker.restart();
@@ -82,6 +83,48 @@ fn sigterm_shuts_down_cleanly_and_restart_needs_no_rescan() {
         broker.log()
     );
     assert_eq!(produce(&mut connection, "durable", 1, 10), (0, 1000));
+}
+
+/// After a clean stop, a crash before anything was written again leaves
+/// every segment as the checkpoint verified it: no rescan. A segment written
+/// since is rescanned after the next crash.
+#[test]
+fn a_crash_rescans_only_segments_written_since_the_last_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(dir.path(), "");
+    let mut connection = RawConnection::connect(&broker.address);
+    metadata(&mut connection, "kept");
+    metadata(&mut connection, "written");
+    assert_eq!(produce(&mut connection, "kept", 100, 50), (0, 0));
+    assert_eq!(produce(&mut connection, "written", 100, 50), (0, 0));
+    drop(connection);
+    assert_eq!(broker.terminate(), Some(0));
+    let recoveries = |log: &str, dir: &str| {
+        log.lines()
+            .filter(|l| l.contains("recovered partition") && l.contains(dir))
+            .count()
+    };
+    broker.restart();
+    let mut connection = RawConnection::connect(&broker.address);
+    assert_eq!(produce(&mut connection, "written", 1, 10), (0, 100));
+    drop(connection);
+    let before = broker.log();
+    broker.kill9();
+    broker.restart();
+    let mut connection = RawConnection::connect(&broker.address);
+    assert_eq!(offset(&mut connection, "kept", -1), 100);
+    assert_eq!(offset(&mut connection, "written", -1), 101);
+    let after = broker.log();
+    assert_eq!(
+        recoveries(&after, "kept-0") - recoveries(&before, "kept-0"),
+        0,
+        "a segment unchanged since the clean stop is not rescanned:\n{after}"
+    );
+    assert_eq!(
+        recoveries(&after, "written-0") - recoveries(&before, "written-0"),
+        1,
+        "a segment written since is rescanned:\n{after}"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! offsets), listens, runs the periodic work (group sessions, retention,
 //! interval fsyncs of the partitions and of the group offsets log), and shuts
 //! down cleanly: stop accepting, finish in-flight requests, flush and close
-//! every partition with its clean-shutdown marker.
+//! every partition, and write the recovery checkpoint that marks them clean.
 
 use crate::config::{BrokerConfig, GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT};
 use crate::context::{BrokerContext, Context};

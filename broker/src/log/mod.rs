@@ -19,6 +19,8 @@
 //!   when they cannot be trusted.
 //! - [`recovery`]: opening a directory and deciding what to rescan.
 //! - [`checkpoint`]: the recovery point and the clean-shutdown marker.
+//! - [`clean_checkpoint`]: the data directory's one recovery checkpoint,
+//!   written by a clean stop for every partition at once.
 //! - [`quarantine`]: corrupt batches set aside whole, named by their offsets.
 //! - [`producer_state`]: idempotent-producer sequences, rebuilt from headers.
 //! - [`file_names`], [`config`], [`error`], [`faults`] (injected I/O failures).
@@ -26,6 +28,7 @@
 //! Byte layouts: `proto-spec/STORAGE.md`. This module never touches the network.
 
 pub mod checkpoint;
+pub mod clean_checkpoint;
 pub mod config;
 pub mod error;
 pub mod faults;

@@ -33,6 +33,7 @@ pub mod read;
 pub mod retention;
 
 use crate::log::checkpoint::{mark_clean_shutdown, write_recovery_point};
+use crate::log::clean_checkpoint::{FileStamp, PartitionCheckpoint, VerifiedSegment};
 use crate::log::config::LogConfig;
 use crate::log::error::{LogError, Result};
 use crate::log::faults::FaultInjector;
@@ -134,8 +135,19 @@ pub struct PartitionLog {
 impl PartitionLog {
     /// Opens (creating if needed) the partition in `dir`, recovering it.
     pub fn open(dir: &Path, config: LogConfig, faults: FaultInjector) -> Result<(Self, LoadSummary)> {
+        Self::open_checkpointed(dir, config, faults, &PartitionCheckpoint::default())
+    }
+
+    /// [`PartitionLog::open`], told what the data directory's recovery
+    /// checkpoint says about this partition.
+    pub fn open_checkpointed(
+        dir: &Path,
+        config: LogConfig,
+        faults: FaultInjector,
+        checkpoint: &PartitionCheckpoint,
+    ) -> Result<(Self, LoadSummary)> {
         config.validate().map_err(LogError::Config)?;
-        let loaded = recovery::load(dir, &config, &faults)?;
+        let loaded = recovery::load(dir, &config, &faults, checkpoint)?;
         let mut state = LogState {
             segments: loaded.segments,
             producers: loaded.producers,
@@ -212,20 +224,40 @@ impl PartitionLog {
     /// marker, so the next open need not rescan. Further appends are refused.
     /// A poisoned log is closed without the marker: its tail must be rescanned.
     pub fn close(&self) -> Result<()> {
+        let Some(_) = self.close_for_checkpoint()? else {
+            return Ok(());
+        };
+        let end = self.end_offset();
+        write_recovery_point(&self.dir, end)?;
+        mark_clean_shutdown(&self.dir)
+    }
+
+    /// Flushes everything and seals the indexes, refusing further appends,
+    /// and returns the active segment as it is now, for the data directory's
+    /// recovery checkpoint ([`crate::log::clean_checkpoint`]), which says
+    /// the partition is clean. `None`: already closed, or poisoned (its tail
+    /// must be rescanned).
+    pub fn close_for_checkpoint(&self) -> Result<Option<VerifiedSegment>> {
         if !self.is_poisoned() {
             self.flush()?;
         }
         let mut state = self.state.lock();
         if state.closed {
-            return Ok(());
+            return Ok(None);
         }
         state.closed = true;
         if self.is_poisoned() {
-            return Ok(());
+            return Ok(None);
         }
-        let end = state.end().next_offset;
-        state.active_mut().seal()?;
-        write_recovery_point(&self.dir, end)?;
-        mark_clean_shutdown(&self.dir)
+        let active = state.active_mut();
+        active.seal()?;
+        let metadata = active
+            .log_file()
+            .metadata()
+            .map_err(crate::log::error::io_error("stat", active.log_path()))?;
+        Ok(Some(VerifiedSegment {
+            base_offset: active.base_offset(),
+            stamp: FileStamp::of(&metadata),
+        }))
     }
 }

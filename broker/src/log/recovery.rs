@@ -6,6 +6,9 @@
 //! Trust rules:
 //! - after a clean shutdown, every segment's indexes are checked against its
 //!   file and the tail is walked; any disagreement makes that segment rescan;
+//! - so is a segment the data directory's recovery checkpoint verifies
+//!   (unchanged since a clean close, see [`crate::log::clean_checkpoint`]),
+//!   even after a crash: it was fsynced whole and not written since;
 //! - otherwise segments wholly below the recovery point are checked the same
 //!   way, and every segment from the one holding the recovery point onwards is
 //!   rescanned batch by batch with CRCs, its indexes rebuilt;
@@ -16,6 +19,7 @@
 //!   file held, so an offset is never handed out twice.
 
 use crate::log::checkpoint::{create_dir_all, read_recovery_point, sync_dir, take_clean_shutdown};
+use crate::log::clean_checkpoint::PartitionCheckpoint;
 use crate::log::config::LogConfig;
 use crate::log::error::{io_error, Result};
 use crate::log::faults::FaultInjector;
@@ -32,6 +36,8 @@ use std::path::Path;
 pub struct LoadSummary {
     pub clean_shutdown: bool,
     pub segments: usize,
+    /// Segments trusted because the recovery checkpoint verified them.
+    pub segments_verified: usize,
     pub segments_rescanned: usize,
     pub bytes_truncated: u64,
     /// Corrupt batches (spans) set aside in quarantine files.
@@ -45,7 +51,9 @@ pub struct LoadedLog {
     pub summary: LoadSummary,
 }
 
-fn segment_base_offsets(dir: &Path) -> Result<BTreeSet<i64>> {
+/// The segments' base offsets, and whether orphans were removed (the
+/// directory changed).
+fn segment_base_offsets(dir: &Path) -> Result<(BTreeSet<i64>, bool)> {
     let mut bases = BTreeSet::new();
     let mut orphans = Vec::new();
     let mut index_bases = BTreeSet::new();
@@ -72,21 +80,29 @@ fn segment_base_offsets(dir: &Path) -> Result<BTreeSet<i64>> {
             orphans.push(path);
         }
     }
+    let changed = !orphans.is_empty();
     for path in orphans {
         tracing::warn!(path = %path.display(), "removing an index without a segment, or an interrupted copy");
         std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
     }
-    Ok(bases)
+    Ok((bases, changed))
 }
 
-/// Opens every segment of `dir`, recovering what needs it.
-pub fn load(dir: &Path, config: &LogConfig, faults: &FaultInjector) -> Result<LoadedLog> {
+/// Opens every segment of `dir`, recovering what needs it; `checkpoint` is
+/// what the data directory's recovery checkpoint says about it.
+pub fn load(
+    dir: &Path,
+    config: &LogConfig,
+    faults: &FaultInjector,
+    checkpoint: &PartitionCheckpoint,
+) -> Result<LoadedLog> {
     // A partition directory's entry must be durable before anything in it is
     // acknowledged: a lost directory is a lost partition.
     create_dir_all(dir)?;
-    let clean_shutdown = take_clean_shutdown(dir)?;
+    let clean_shutdown = take_clean_shutdown(dir)? || checkpoint.clean;
     let recovery_point = read_recovery_point(dir);
-    let bases: Vec<i64> = segment_base_offsets(dir)?.into_iter().collect();
+    let (bases, orphans_removed) = segment_base_offsets(dir)?;
+    let bases: Vec<i64> = bases.into_iter().collect();
     let mut summary = LoadSummary {
         clean_shutdown,
         ..LoadSummary::default()
@@ -96,23 +112,23 @@ pub fn load(dir: &Path, config: &LogConfig, faults: &FaultInjector) -> Result<Lo
     for (slot, &base) in bases.iter().enumerate() {
         let next_base = bases.get(slot + 1).copied();
         let holds_recovery_point = next_base.is_none_or(|next| next > recovery_point);
-        let preallocate = if next_base.is_none() {
-            Preallocate::Full
+        let trust = if clean_shutdown || !holds_recovery_point {
+            Trust::Indexes
+        } else if checkpoint.verifies(dir, base) {
+            Trust::Headers
         } else {
-            Preallocate::Exact
+            Trust::Nothing
         };
-        let mut segment = Segment::open(dir, base, config, preallocate, faults.clone())?;
-        let trusted = (clean_shutdown || !holds_recovery_point)
-            && segment.load_trusted()?
-            && next_base.is_none_or(|next| segment.next_offset() <= next);
-        if !trusted {
-            drop(segment);
-            segment = rescan(dir, base, next_base, config, faults, &mut summary)?;
+        let rescanned_before = summary.segments_rescanned;
+        let segment = open_segment(dir, base, next_base, trust, config, faults, &mut summary)?;
+        if trust == Trust::Headers && summary.segments_rescanned == rescanned_before {
+            summary.segments_verified += 1;
         }
         segments.insert(base, segment);
     }
 
-    if segments.is_empty() {
+    let created = segments.is_empty();
+    if created {
         segments.insert(0, Segment::create(dir, 0, config, faults.clone())?);
     }
     if let Some(end) = quarantine::highest_end(dir)? {
@@ -125,8 +141,11 @@ pub fn load(dir: &Path, config: &LogConfig, faults: &FaultInjector) -> Result<Lo
     // The directory as listed here is what the log is from now on: a segment
     // created just before a process crash (page cache intact, directory entry
     // not yet synced) would otherwise vanish in a later power loss with every
-    // record appended to it since.
-    sync_dir(dir)?;
+    // record appended to it since. A clean close left the listing durable:
+    // then only a change made here needs the fsync.
+    if !clean_shutdown || created || orphans_removed || summary.segments_rescanned > 0 {
+        sync_dir(dir)?;
+    }
     let mut producers = ProducerStates::default();
     for segment in segments.values() {
         segment.for_each_header(|header| producers.record(header))?;
@@ -138,6 +157,49 @@ pub fn load(dir: &Path, config: &LogConfig, faults: &FaultInjector) -> Result<Lo
         recovery_point,
         summary,
     })
+}
+
+/// How much of a segment recovery may take as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// Log and indexes (clean shutdown, or below the recovery point), once
+    /// the indexes agree with the log.
+    Indexes,
+    /// The log, verified by the recovery checkpoint; indexes rebuilt from
+    /// its headers.
+    Headers,
+    /// Nothing: rescan batch by batch with CRCs.
+    Nothing,
+}
+
+/// Opens the segment at `base` as far as `trust` allows, rescanning it when
+/// that fails.
+fn open_segment(
+    dir: &Path,
+    base: i64,
+    next_base: Option<i64>,
+    trust: Trust,
+    config: &LogConfig,
+    faults: &FaultInjector,
+    summary: &mut LoadSummary,
+) -> Result<Segment> {
+    let preallocate = if next_base.is_none() {
+        Preallocate::Full
+    } else {
+        Preallocate::Exact
+    };
+    let mut segment = Segment::open(dir, base, config, preallocate, faults.clone())?;
+    let loaded = match trust {
+        Trust::Indexes => segment.load_trusted()?,
+        Trust::Headers => segment.load_verified()?,
+        Trust::Nothing => false,
+    };
+    let trusted = loaded && next_base.is_none_or(|next| segment.next_offset() <= next);
+    if trusted {
+        return Ok(segment);
+    }
+    drop(segment);
+    rescan(dir, base, next_base, config, faults, summary)
 }
 
 /// Rescans one segment batch by batch, setting corrupt batches aside.

@@ -13,14 +13,17 @@
 //!   the hard cap's deletions logged and counted.
 //! - [`kafka_configs`]: CreateTopics' Kafka configs honoured, accepted or
 //!   refused, never ignored.
+//! - [`partition_pool`]: partitions opened and closed on several threads.
 //! - [`names`], [`topic_file`].
 
 pub mod kafka_configs;
 pub mod names;
+pub mod partition_pool;
 pub mod retention;
 pub mod topic_file;
 
 use crate::config::{BrokerConfig, TopicSettings};
+use crate::log::clean_checkpoint::{self, RecoveryCheckpoint, VerifiedSegment};
 use crate::log::file_names::partition_dir;
 use crate::log::{FaultInjector, LogConfig, LogError, PartitionLog};
 use parking_lot::RwLock;
@@ -80,13 +83,15 @@ pub struct Topics {
 
 impl Topics {
     /// Opens every topic recorded under `<data_dir>/topics/`, recovering each
-    /// partition. Partition directories of no topic (left by an interrupted
-    /// delete) are moved aside, never deleted.
+    /// partition (on several threads). Partition directories of no topic
+    /// (left by an interrupted delete) are moved aside, never deleted.
     pub fn open(config: &BrokerConfig, faults: FaultInjector) -> Result<Self> {
         let data_dir = config.data_dir.clone();
+        // Taken before any partition accepts a write: it says clean once.
+        let checkpoint = clean_checkpoint::take(&data_dir)?;
+        let files = topic_file::read_all(&data_dir)?;
         let mut topics = BTreeMap::new();
-        for file in topic_file::read_all(&data_dir)? {
-            let topic = open_topic(&data_dir, config, &faults, file)?;
+        for topic in open_topics(&data_dir, config, &faults, files, &checkpoint)? {
             topics.insert(topic.name.clone(), Arc::new(topic));
         }
         set_aside_orphans(&data_dir, &topics)?;
@@ -155,7 +160,15 @@ impl Topics {
                 set_aside(&dir)?;
             }
         }
-        let topic = Arc::new(open_topic(&self.data_dir, &self.config, &self.faults, file.clone())?);
+        let checkpoint = RecoveryCheckpoint::default();
+        let opened = open_topics(
+            &self.data_dir,
+            &self.config,
+            &self.faults,
+            vec![file.clone()],
+            &checkpoint,
+        )?;
+        let topic = Arc::new(opened.into_iter().next().expect("one topic opened"));
         topic_file::write(&self.data_dir, &file)?;
         self.topics.write().insert(name.into(), Arc::clone(&topic));
         tracing::info!(topic = name, partitions, "created topic");
@@ -238,40 +251,88 @@ impl Topics {
         }
     }
 
-    /// Closes every partition cleanly (flush, seal indexes, clean marker).
+    /// Closes every partition cleanly (flush, seal indexes) on several
+    /// threads, then writes the one recovery checkpoint that says they are
+    /// clean ([`clean_checkpoint`]).
     pub fn close_all(&self) {
-        for topic in self.list() {
-            for log in &topic.partitions {
-                if let Err(error) = log.close() {
-                    tracing::error!(dir = %log.dir().display(), %error, "closing partition failed");
-                }
-            }
+        let logs: Vec<Arc<PartitionLog>> = self.list().iter().flat_map(|t| t.partitions.clone()).collect();
+        let closed = partition_pool::run(&logs, |log| {
+            log.close_for_checkpoint().unwrap_or_else(|error| {
+                tracing::error!(dir = %log.dir().display(), %error, "closing partition failed");
+                None
+            })
+        });
+        let clean: Vec<(&Path, VerifiedSegment)> = logs
+            .iter()
+            .zip(closed)
+            .filter_map(|(log, segment)| Some((log.dir(), segment?)))
+            .collect();
+        // Nothing closed now (a second call): keep the checkpoint written first.
+        if clean.is_empty() {
+            return;
+        }
+        if let Err(error) = clean_checkpoint::write(&self.data_dir, &clean) {
+            tracing::error!(%error, "writing the recovery checkpoint failed; the next start recovers every partition");
         }
     }
 }
 
-fn open_topic(data_dir: &Path, config: &BrokerConfig, faults: &FaultInjector, file: TopicFile) -> Result<Topic> {
-    let settings = file.settings.with_protection_of(config.topics.get(&file.name));
-    let log_config = settings.apply(&config.log);
-    let partitions = file.settings.partitions.unwrap_or(config.default_partitions);
-    let mut logs = Vec::with_capacity(partitions as usize);
-    for index in 0..partitions {
-        let dir = partition_dir(data_dir, &file.name, index);
-        let (log, summary) = PartitionLog::open(&dir, log_config.clone(), faults.clone())?;
-        if summary.segments_rescanned > 0 || summary.bytes_truncated > 0 || summary.batches_set_aside > 0 {
-            tracing::info!(
-                dir = %dir.display(),
-                clean_shutdown = summary.clean_shutdown,
-                segments = summary.segments,
-                rescanned = summary.segments_rescanned,
-                bytes_truncated = summary.bytes_truncated,
-                batches_set_aside = summary.batches_set_aside,
-                end_offset = log.end_offset(),
-                "recovered partition"
-            );
-        }
-        logs.push(Arc::new(log));
+/// Opens the topics of `files`, every partition of all of them on the
+/// partition pool's threads.
+fn open_topics(
+    data_dir: &Path,
+    config: &BrokerConfig,
+    faults: &FaultInjector,
+    files: Vec<TopicFile>,
+    checkpoint: &RecoveryCheckpoint,
+) -> Result<Vec<Topic>> {
+    let mut jobs = Vec::new();
+    let mut configs = Vec::with_capacity(files.len());
+    for (slot, file) in files.iter().enumerate() {
+        let settings = file.settings.with_protection_of(config.topics.get(&file.name));
+        let log_config = settings.apply(&config.log);
+        let partitions = file.settings.partitions.unwrap_or(config.default_partitions);
+        jobs.extend((0..partitions).map(|index| (slot, partition_dir(data_dir, &file.name, index))));
+        configs.push((settings, log_config));
     }
+    let opened = partition_pool::run(&jobs, |(slot, dir)| {
+        open_partition(dir, &configs[*slot].1, faults, checkpoint)
+    });
+    let mut logs: Vec<Vec<Arc<PartitionLog>>> = files.iter().map(|_| Vec::new()).collect();
+    for ((slot, _), log) in jobs.iter().zip(opened) {
+        logs[*slot].push(Arc::new(log?));
+    }
+    let topics = files.into_iter().zip(configs).zip(logs);
+    Ok(topics
+        .map(|((file, (settings, log_config)), partitions)| topic_of(file, settings, log_config, partitions))
+        .collect())
+}
+
+/// Opens one partition, logging what its recovery found.
+fn open_partition(
+    dir: &Path,
+    log_config: &LogConfig,
+    faults: &FaultInjector,
+    checkpoint: &RecoveryCheckpoint,
+) -> Result<PartitionLog> {
+    let told = checkpoint.partition(dir);
+    let (log, summary) = PartitionLog::open_checkpointed(dir, log_config.clone(), faults.clone(), &told)?;
+    if summary.segments_rescanned > 0 || summary.bytes_truncated > 0 || summary.batches_set_aside > 0 {
+        tracing::info!(
+            dir = %dir.display(),
+            clean_shutdown = summary.clean_shutdown,
+            segments = summary.segments,
+            rescanned = summary.segments_rescanned,
+            bytes_truncated = summary.bytes_truncated,
+            batches_set_aside = summary.batches_set_aside,
+            end_offset = log.end_offset(),
+            "recovered partition"
+        );
+    }
+    Ok(log)
+}
+
+fn topic_of(file: TopicFile, settings: TopicSettings, log_config: LogConfig, logs: Vec<Arc<PartitionLog>>) -> Topic {
     if !settings.protected_groups().is_empty() {
         tracing::info!(
             topic = %file.name,
@@ -280,13 +341,13 @@ fn open_topic(data_dir: &Path, config: &BrokerConfig, faults: &FaultInjector, fi
             "retention keeps what these groups have not read, up to retention_bytes_hard (-1: no cap)"
         );
     }
-    Ok(Topic {
+    Topic {
         name: file.name,
         id: file.id,
         log_config,
         settings,
         partitions: logs,
-    })
+    }
 }
 
 /// Renames a directory that holds no topic's data to `<name>.orphaned-<time>`.

@@ -3,13 +3,14 @@
 //! walk that sets corrupt batches aside is [`super::repair`]'s);
 //! [`Segment::load_trusted`] walks only the headers after the last index entry
 //! after a clean shutdown; the indexes are rebuilt from headers when one
-//! cannot be trusted; [`Segment::for_each_header`] feeds producer state.
+//! cannot be trusted ([`Segment::load_verified`] after a crash, for a segment
+//! the recovery checkpoint verified); [`Segment::for_each_header`] feeds producer state.
 //!
 //! Which segments are recovered and which trusted is decided by
 //! [`crate::log::recovery`], not here.
 
 use super::{Segment, NO_TIMESTAMP};
-use crate::log::error::Result;
+use crate::log::error::{LogError, Result};
 use crate::log::offset_index::IndexEntry;
 use relay_proto::batch::BatchHeader;
 use std::os::unix::fs::FileExt;
@@ -94,9 +95,22 @@ impl Segment {
         self.offset_of_max_timestamp = self.base_offset;
     }
 
+    /// A segment the recovery checkpoint verified (unchanged since a clean
+    /// close fsynced it) after a crash: its log is trusted, but not its
+    /// indexes (preallocated files whose length no longer counts entries),
+    /// so they are rebuilt from headers. False when the headers do not walk
+    /// to the end of the file; the caller recovers the segment instead.
+    pub fn load_verified(&mut self) -> Result<bool> {
+        match self.rebuild_indexes() {
+            Ok(end) => Ok(end == self.size_bytes),
+            Err(LogError::Corrupt { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Rebuilds the indexes from batch headers (no CRC: the log was checked
-    /// when written and when recovered).
-    pub(super) fn rebuild_indexes(&mut self) -> Result<()> {
+    /// when written and when recovered); returns where the walk stopped.
+    pub(super) fn rebuild_indexes(&mut self) -> Result<u64> {
         let size = self.size_bytes;
         self.reset_indexes();
         let mut position = 0;
@@ -110,7 +124,7 @@ impl Segment {
             self.next_offset = location.last_offset + 1;
             position += location.total_bytes;
         }
-        Ok(())
+        Ok(position)
     }
 
     /// Visits the header of every batch, in order, without CRC checks.
