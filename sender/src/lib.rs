@@ -27,8 +27,8 @@
 //! Guarantees: a line is sent once it is complete; a restart resumes at the
 //! first line not acknowledged, so a crash can only duplicate lines whose
 //! acknowledgement was in flight, and those carry the same source headers
-//! (`source_host`, `source_file`, `source_position`) so downstream can
-//! de-duplicate them. Memory is bounded whatever the file sizes. A line
+//! (`relay_source`: host, path and file id; `rp`: the position) so
+//! downstream can de-duplicate them. Memory is bounded whatever the file sizes. A line
 //! that can never be sent (too long, refused by the broker, or left
 //! unterminated by a file that went away) goes to the rejects file with its
 //! bytes and reason. Symlinks matching the paths are followed

@@ -37,6 +37,7 @@ pub fn producer_config() -> ProducerConfig {
     ProducerConfig {
         buffer_bytes_max: PRODUCER_BUFFER_BYTES_MAX,
         delivery_timeout: None,
+        sticky_header_keys: tailer::sticky_header_keys(),
         ..ProducerConfig::default()
     }
 }

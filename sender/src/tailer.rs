@@ -1,8 +1,10 @@
 //! Tailing one file: read from the acknowledged position in chunks, split
 //! into lines, produce each chunk's complete lines as one batch with their
-//! source headers (`Producer::send_batch`: one answer per chunk, header
-//! names static, positions' digits in one buffer), and move the registry's
-//! position only as acknowledgements arrive, in file order.
+//! source headers (`Producer::send_batch`: one answer per chunk; the compact
+//! form of `relay_proto::source_headers`: one `relay_source` value shared by
+//! every line of the file, which the producer writes once per run in a
+//! batch, and each line's position as a varint, all in one buffer), and move
+//! the registry's position only as acknowledgements arrive, in file order.
 //!
 //! At the end of the file it watches for growth, truncation or rewriting
 //! (copytruncate, or new content with the same first bytes: start again
@@ -27,11 +29,10 @@ use super::identity::{self, FileId, FileKey, Fingerprint};
 use super::lines::{LineSplitter, Piece};
 use super::metrics::FileMetrics;
 use super::shared::SenderShared;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use relay_client::producer::{BatchDelivery, BatchRecord};
 use relay_proto::source_headers;
 use relay_proto::stop::Stop;
-use std::fmt::Write as _;
 use std::fs::File;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -54,18 +55,24 @@ pub const STOP_READ_WAIT_MAX: Duration = Duration::from_secs(5);
 pub const BATCHES_IN_FLIGHT_MAX: usize = 64;
 
 /// The source headers' names, shared by every record.
-const HOST: Bytes = Bytes::from_static(source_headers::HEADER_HOST.as_bytes());
-const FILE: Bytes = Bytes::from_static(source_headers::HEADER_FILE.as_bytes());
-const FILE_ID: Bytes = Bytes::from_static(source_headers::HEADER_FILE_ID.as_bytes());
-const POSITION: Bytes = Bytes::from_static(source_headers::HEADER_POSITION.as_bytes());
+const SOURCE: Bytes = Bytes::from_static(source_headers::HEADER_SOURCE.as_bytes());
+const POSITION: Bytes = Bytes::from_static(source_headers::HEADER_LINE_POSITION.as_bytes());
+
+/// The header keys the sender's producer writes once per run in a batch.
+pub fn sticky_header_keys() -> Vec<Bytes> {
+    source_headers::STICKY_HEADER_KEYS
+        .iter()
+        .map(|key| Bytes::from_static(key.as_bytes()))
+        .collect()
+}
 
 enum Ack {
     /// Lines sent as one batch: each line's position and bytes (slices of
-    /// the read chunk), and their source, to send them again after a
+    /// the read chunk), and their source header, to send them again after a
     /// transient error.
     Lines {
         lines: Vec<(u64, Bytes)>,
-        file_id: Bytes,
+        source: Bytes,
         delivery: BatchDelivery,
         /// The bytes before the last line's end, saved with the position.
         before: Fingerprint,
@@ -146,7 +153,8 @@ struct Tailer {
     /// checkpoint never pairs new content with an old identity or position.
     known: Option<Fingerprint>,
     current_id: Option<FileId>,
-    file_id: Bytes,
+    /// The `relay_source` header of this file's lines: host, path, `current_id`.
+    source: Bytes,
     /// Where the next read starts.
     position: u64,
     splitter: LineSplitter,
@@ -185,7 +193,6 @@ impl Tailer {
             key,
             start_position,
             path: path.clone(),
-            path_text: path_text.clone(),
             file: Arc::clone(&file),
         };
         let ack_task = tokio::spawn(acknowledge(
@@ -201,6 +208,7 @@ impl Tailer {
         let splitter = LineSplitter::new(start_position, shared.config.line_bytes_max);
         let recent = identity::bytes_before(&file, start_position).unwrap_or_default();
         let woken = shared.wake.file(&path);
+        let line_source = source_header(&shared.host, &path_text, current_id);
         Self {
             shared,
             path,
@@ -214,7 +222,7 @@ impl Tailer {
             woken,
             known,
             current_id,
-            file_id: file_id_header(current_id),
+            source: line_source,
             position: start_position,
             splitter,
             pieces: Vec::new(),
@@ -241,43 +249,38 @@ impl Tailer {
     }
 }
 
-fn file_id_header(file_id: Option<FileId>) -> Bytes {
-    Bytes::from(file_id.map_or_else(String::new, |id| id.to_string()))
+/// The `relay_source` header value of a file's lines.
+fn source_header(host: &Bytes, path: &Bytes, file_id: Option<FileId>) -> Bytes {
+    Bytes::from(source_headers::encode_source(&source_headers::Source {
+        host,
+        file: path,
+        file_id,
+    }))
 }
 
 /// The records of lines of one file, with their source headers: the names
-/// static, path, id and host shared, every position's digits in one buffer.
+/// static, the `relay_source` value shared, every position's varint in one
+/// buffer.
 fn line_records<'a>(
     shared: &SenderShared,
-    path: &Bytes,
-    file_id: &Bytes,
+    source: &Bytes,
     lines: impl ExactSizeIterator<Item = &'a (u64, Bytes)> + Clone,
 ) -> Vec<BatchRecord> {
-    let mut digits = BytesMut::with_capacity(lines.len() * 12);
+    let mut varints = Vec::with_capacity(lines.len() * source_headers::POSITION_BYTES_MAX);
     for (position, _) in lines.clone() {
-        let _ = write!(digits, "{position}");
+        source_headers::put_position(&mut varints, *position);
     }
-    let mut digits = digits.freeze();
+    let mut varints = Bytes::from(varints);
     let key_field = shared.config.key_field.as_deref();
     lines
         .map(|(position, line)| {
-            let position = digits.split_to(digits_len(*position));
+            let position = varints.split_to(source_headers::position_bytes(*position));
             BatchRecord {
                 key: key_field.and_then(|field| super::lines::key_of(line, field)),
                 value: Some(line.clone()),
-                headers: vec![
-                    (HOST, Some(shared.host.clone())),
-                    (FILE, Some(path.clone())),
-                    (FILE_ID, Some(file_id.clone())),
-                    (POSITION, Some(position)),
-                ],
+                headers: vec![(SOURCE, Some(source.clone())), (POSITION, Some(position))],
                 timestamp_ms: None,
             }
         })
         .collect()
-}
-
-/// Decimal digits of `value`.
-fn digits_len(value: u64) -> usize {
-    value.checked_ilog10().map_or(1, |log| log as usize + 1)
 }

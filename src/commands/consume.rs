@@ -22,8 +22,9 @@ fn json_line(record: &ConsumerRecord) -> String {
         None => serde_json::Value::Null,
         Some(b) => serde_json::Value::String(String::from_utf8_lossy(b).into_owned()),
     };
-    let headers: serde_json::Map<String, serde_json::Value> =
+    let mut headers: serde_json::Map<String, serde_json::Value> =
         record.headers.iter().map(|(k, v)| (k.clone(), text(v))).collect();
+    show_line_source(record, &mut headers);
     serde_json::json!({
         "topic": record.topic,
         "partition": record.partition,
@@ -34,6 +35,47 @@ fn json_line(record: &ConsumerRecord) -> String {
         "value": text(&record.value),
     })
     .to_string()
+}
+
+/// A sender's compact source headers (`relay_source`, `rp`) shown as the
+/// readable `source_host`, `source_file`, `source_file_id` and
+/// `source_position`, as the older form wrote them; an unreadable one is
+/// left as it came.
+fn show_line_source(record: &ConsumerRecord, headers: &mut serde_json::Map<String, serde_json::Value>) {
+    use relay_proto::source_headers::{self as names, LineSource};
+    let header = |name: &str| {
+        record
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+    };
+    if header(names::HEADER_SOURCE).is_none() {
+        return;
+    }
+    let Ok(Some(source)) = LineSource::read(header) else {
+        return;
+    };
+    headers.remove(names::HEADER_SOURCE);
+    headers.remove(names::HEADER_LINE_POSITION);
+    let text = |bytes: &[u8]| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned());
+    let shown = [
+        (names::HEADER_HOST, source.host.as_deref().map(text)),
+        (names::HEADER_FILE, source.file.as_deref().map(text)),
+        (
+            names::HEADER_FILE_ID,
+            Some(text(source.file_id.as_deref().unwrap_or_default().as_bytes())),
+        ),
+        (
+            names::HEADER_POSITION,
+            source.position.as_deref().map(|p| text(p.as_bytes())),
+        ),
+    ];
+    for (name, value) in shown {
+        if let Some(value) = value {
+            headers.insert(name.to_owned(), value);
+        }
+    }
 }
 
 pub fn run(mut args: ConsumeArgs) -> i32 {
@@ -54,6 +96,11 @@ pub fn run(mut args: ConsumeArgs) -> i32 {
         };
         let mut config = ConsumerConfig::new(vec![args.topic.clone()], args.group.clone());
         config.start = start;
+        // A sender's `relay_source` goes once per run in a batch.
+        config.sticky_header_keys = relay_proto::source_headers::STICKY_HEADER_KEYS
+            .iter()
+            .map(|key| bytes::Bytes::from_static(key.as_bytes()))
+            .collect();
         let mut consumer = match Consumer::new(cluster, config).await {
             Ok(consumer) => consumer,
             Err(error) => return fail("consume", &error),

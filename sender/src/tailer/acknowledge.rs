@@ -40,7 +40,6 @@ pub(super) struct Source {
     /// The file's acknowledged position when its tailer started.
     pub(super) start_position: u64,
     pub(super) path: PathBuf,
-    pub(super) path_text: Bytes,
     /// For the bytes before a position only part of a batch reached.
     pub(super) file: Arc<File>,
 }
@@ -97,10 +96,10 @@ impl Acknowledging {
         match ack {
             Ack::Lines {
                 lines,
-                file_id,
+                source,
                 delivery,
                 before,
-            } => self.lines(lines, file_id, delivery, before).await,
+            } => self.lines(lines, source, delivery, before).await,
             Ack::Skip { end, before } => {
                 self.move_to(end, Some(before));
                 Applied::Next
@@ -123,7 +122,7 @@ impl Acknowledging {
     async fn lines(
         &mut self,
         lines: Vec<(u64, Bytes)>,
-        file_id: Bytes,
+        source: Bytes,
         delivery: BatchDelivery,
         before: Fingerprint,
     ) -> Applied {
@@ -134,9 +133,8 @@ impl Acknowledging {
             lines.first().map(|(position, _)| position),
             self.acked,
         );
-        let (shared, path_text) = (&self.shared, &self.source.path_text);
-        let records =
-            |indexes: &[usize]| line_records(shared, path_text, &file_id, indexes.iter().map(|&index| &lines[index]));
+        let shared = &self.shared;
+        let records = |indexes: &[usize]| line_records(shared, &source, indexes.iter().map(|&index| &lines[index]));
         let delivered = delivery::deliver(
             &shared.producer,
             &shared.trouble,

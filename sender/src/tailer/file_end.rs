@@ -4,7 +4,7 @@
 //! and quiet, or idle and asked to close; and the drain when it ends, with
 //! the unterminated last line of a file that went away set aside.
 
-use super::{file_id_header, Ack, Finished, Tailer};
+use super::{source_header, Ack, Finished, Tailer};
 use crate::identity::{self, FileId, FileKey, FINGERPRINT_BYTES_MAX};
 use crate::lines::LineSplitter;
 use crate::metrics::FileMetrics;
@@ -104,7 +104,7 @@ impl Tailer {
             }
         }
         let new_id = self.current_id.map_or_else(identity::new_file_id, FileId::successor);
-        self.file_id = file_id_header(Some(new_id));
+        self.source = source_header(&self.shared.host, &self.path_text, Some(new_id));
         self.current_id = Some(new_id);
         self.known = identity::fingerprint(&self.file).ok();
         let (saved, is_saved) = tokio::sync::oneshot::channel();

@@ -151,18 +151,18 @@ impl Tailer {
             .map(|(p, l)| before_end(&self.recent, chunk, chunk_start, p + l.len() as u64 + 1))
             .expect("a run has lines");
         self.counters.lines_read.increment(lines.len() as u64);
-        let (shared, path_text, file_id) = (&self.shared, &self.path_text, &self.file_id);
+        let (shared, source) = (&self.shared, &self.source);
         let sent = delivery::send(
             &shared.producer,
             &shared.trouble,
-            || line_records(shared, path_text, file_id, lines.iter()),
+            || line_records(shared, source, lines.iter()),
             &mut self.stop,
         )
         .await;
         let ack = match sent {
             Ok(delivery) => Ack::Lines {
                 lines,
-                file_id: self.file_id.clone(),
+                source: self.source.clone(),
                 delivery,
                 before,
             },
