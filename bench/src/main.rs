@@ -8,6 +8,7 @@
 //! - `e2e_bench`: file line written → `relay up` → row visible in SQLite.
 //! - `restart_bench`: time to serve again after `kill -9` with a large log.
 //! - `send_bench`: `relay send` on one large file: throughput and peak RSS.
+//! - `broker_stages`: the broker's per-stage produce times from its `/metrics`.
 //! - `processes`: starting `relay` processes and reading their metrics.
 //! - `report`: figures as a table for people and JSON for `bench/RESULTS.md`.
 //!
@@ -16,6 +17,7 @@
 //! tests; `bench/RESULTS.md` keeps the measured table with the command, the
 //! machine and the disk's own limit.
 
+mod broker_stages;
 mod consume_bench;
 mod e2e_bench;
 mod log_bench;
@@ -43,6 +45,7 @@ enum Command {
     /// Producers against a broker: records/s, MB/s, per-record ack latency.
     ///
     /// Example: relay-bench produce --broker 127.0.0.1:9092 --producers 4 --partitions 4 --records 20000000
+    /// [--rate 1000000 --broker-metrics 127.0.0.1:9100]
     Produce(produce_bench::ProduceBenchArgs),
     /// Consumers reading a topic from the earliest offset to its end.
     ///
@@ -73,9 +76,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Log(args) => log_bench::run(&args),
-        Command::Produce(args) => runtime()
-            .block_on(produce_bench::run(&args))
-            .map(|phases| report::print(&phases)),
+        Command::Produce(args) => runtime().block_on(produce_bench::run_and_print(&args)),
         Command::Consume(args) => runtime()
             .block_on(consume_bench::run(&args))
             .map(|p| report::print(&[p])),

@@ -75,13 +75,19 @@ pub fn start(relay: &Path, args: &[&str], log: &Path) -> Result<Started, String>
     })
 }
 
-/// A sample's value from a `/metrics` exposition (summed over label sets).
-pub fn scrape_sum(address: &str, name: &str) -> Option<f64> {
+/// The `/metrics` exposition at `address` (the HTTP head included).
+pub fn scrape(address: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).ok()?;
     write!(stream, "GET /metrics HTTP/1.0\r\n\r\n").ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// A sample's value from a `/metrics` exposition (summed over label sets).
+pub fn scrape_sum(address: &str, name: &str) -> Option<f64> {
+    let text = scrape(address)?;
     let mut sum = None;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {

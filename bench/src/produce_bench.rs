@@ -5,9 +5,12 @@
 //! does), or with `--api record` one `send` per record. Latency is from the
 //! send to the broker's acknowledgement (durable under the broker's fsync
 //! policy), for every record and for each batch. Works against Relay's broker
-//! or any Kafka cluster.
+//! or any Kafka cluster. With `--broker-metrics`, Relay's broker's `/metrics`
+//! is scraped before and after, and where each produce request's time went in
+//! the broker is printed next to the client's latency (`broker_stages`).
 
-use crate::report::Phase;
+use crate::broker_stages::{self, Snapshot};
+use crate::report::{self, Phase};
 use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
@@ -49,6 +52,10 @@ pub struct ProduceBenchArgs {
     /// `batch`: `send_batch` of --batch-records at a time; `record`: `send` per record.
     #[arg(long, default_value = "batch")]
     pub api: String,
+    /// The broker's metrics address (Relay's `--metrics`): prints the
+    /// broker's produce stages during this run beside the client's latency.
+    #[arg(long)]
+    pub broker_metrics: Option<String>,
     /// `--broker`, `--security-protocol`, `--sasl-*`, `--tls-ca`: the broker and how to reach it.
     #[command(flatten)]
     pub client: ClientSettings,
@@ -70,6 +77,28 @@ pub async fn ensure_topic(client: &ClientSettings, topic: &str, partitions: i32)
             .create_topic(topic, partitions, &[])
             .await
             .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Runs the bench and prints its phases, then, with `--broker-metrics`, the
+/// broker's stages of the produce requests sent during the run.
+pub async fn run_and_print(args: &ProduceBenchArgs) -> Result<(), String> {
+    let before = args.broker_metrics.as_deref().map(Snapshot::take).transpose()?;
+    let phases = run(args).await?;
+    report::print(&phases);
+    if let (Some(address), Some(before)) = (&args.broker_metrics, before) {
+        let after = Snapshot::take(address)?;
+        // Per batch: one send_batch, the produce request's round trip.
+        if let Some(batches) = phases[1].latency_us.as_ref() {
+            let client = broker_stages::Client {
+                count: batches.len(),
+                mean_ms: batches.mean() / 1000.0,
+                p50_ms: batches.value_at_quantile(0.5) as f64 / 1000.0,
+                p99_ms: batches.value_at_quantile(0.99) as f64 / 1000.0,
+            };
+            broker_stages::print(&before, &after, &client);
+        }
     }
     Ok(())
 }

@@ -50,6 +50,7 @@ pub async fn run(args: &RestartBenchArgs) -> Result<Phase, String> {
         records,
         rate: 0,
         api: "batch".into(),
+        broker_metrics: None,
         client: ClientSettings {
             brokers: Some(broker.address.clone()),
             ..ClientSettings::default()
