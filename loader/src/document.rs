@@ -1,52 +1,105 @@
-//! A JSON event read without building it: serde_json checks the whole text
-//! exactly as it does when it builds a `serde_json::Value` (the same walk,
-//! so the same errors and limits), but keeps nothing; then only the values
-//! the configured pointers name are found in the text itself and read. Per
-//! row: no map, no key and no string other than the ones a cell keeps
-//! (building a `Value` per row to read a few fields was a quarter of
-//! `relay load`'s CPU in malloc and free).
+//! A JSON event read without building it. One scan checks the text and
+//! finds the configured pointers' values in it ([`crate::scan`]); what the
+//! scan cannot vouch for, serde_json checks exactly as it does when it
+//! builds a `serde_json::Value` (the same walk, so the same errors and
+//! limits) but keeps nothing, and values are then found by pointer in the
+//! text ([`raw_at`]). Only the values cells need are read. Per row: no map,
+//! no key and no string other than the ones a cell keeps (building a
+//! `Value` per row to read a few fields was a quarter of `relay load`'s CPU
+//! in malloc and free).
 
+use crate::event::Leaf;
+use crate::scan::{Place, PointerSet};
 use crate::values::json_text::raw_at;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt;
 
 /// A record's value that serde_json accepts as a JSON object.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Document<'a> {
     text: &'a str,
+    pointers: &'a PointerSet,
+    /// The text of each of `pointers`' nodes, when the scan could tell.
+    found: Option<Vec<Option<&'a str>>>,
 }
 
-/// `bytes` as a JSON object, or why not, in the words serde_json has for
-/// it when it reads the bytes into a `Value`.
-pub fn check(bytes: &[u8]) -> Result<Document<'_>, String> {
+/// `bytes` as a JSON object, with the values of `pointers` found, or why
+/// not, in the words serde_json has for it when it reads the bytes into a
+/// `Value`.
+pub fn check<'a>(bytes: &'a [u8], pointers: &'a PointerSet) -> Result<Document<'a>, String> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if let Some(found) = pointers.scan(text) {
+            return Ok(Document {
+                text,
+                pointers,
+                found: Some(found),
+            });
+        }
+    }
     let Shape { object } = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     if !object {
         return Err("not a JSON object".into());
     }
     // serde_json checked every string as UTF-8, and JSON outside strings is ASCII.
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not JSON: {e}"))?;
-    Ok(Document { text })
+    Ok(Document {
+        text,
+        pointers,
+        found: None,
+    })
 }
 
 impl<'a> Document<'a> {
     /// The text of the value `pointer` names, exactly as written; `None`
     /// where `serde_json::Value::pointer` finds nothing.
     pub fn raw(&self, pointer: &str) -> Option<&'a str> {
-        raw_at(self.text, pointer)
+        match (&self.found, self.pointers.node_of(pointer)) {
+            (Some(found), Place::Node(node)) => found[node],
+            (_, Place::Nowhere) => None,
+            _ => raw_at(self.text, pointer),
+        }
     }
 }
 
-/// The scalar a value's text (as [`Document::raw`] finds it) denotes, as
-/// serde_json reads it; an object or array stands as an empty one of its
-/// kind (only its kind is asked of it, its text is the value).
-pub fn scalar(raw: &str) -> Value {
-    match raw.as_bytes().first() {
-        Some(b'{') => Value::Object(serde_json::Map::new()),
-        Some(b'[') => Value::Array(Vec::new()),
-        // Text inside a checked document: it parses.
-        _ => serde_json::from_str(raw).unwrap_or(Value::Null),
+/// The value a value's text (as [`Document::raw`] finds it) denotes, as
+/// serde_json reads it (`None` for null); a string borrowed from the text
+/// unless it holds an escape.
+pub fn leaf(raw: &str) -> Option<Leaf<'_>> {
+    Some(match raw.as_bytes().first()? {
+        b'{' => Leaf::Object,
+        b'[' => Leaf::Array,
+        b'n' => return None,
+        b't' => Leaf::Bool(true),
+        b'f' => Leaf::Bool(false),
+        b'"' => {
+            let inner = &raw[1..raw.len() - 1];
+            if inner.contains('\\') {
+                // Text inside a checked document: it parses.
+                Leaf::Str(Cow::Owned(serde_json::from_str(raw).ok()?))
+            } else {
+                Leaf::Str(Cow::Borrowed(inner))
+            }
+        }
+        _ => Leaf::Number(number(raw)?),
+    })
+}
+
+/// Digits of an integer that an `i64` always holds.
+const INTEGER_DIGITS_HELD: usize = 18;
+
+/// A number's text as serde_json reads it (an integer in 64 bits, anything
+/// else a double; `-0` is the double -0.0).
+fn number(raw: &str) -> Option<serde_json::Number> {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    let plain = !digits.is_empty()
+        && digits.len() <= INTEGER_DIGITS_HELD
+        && !digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    if plain {
+        return raw.parse::<i64>().ok().map(serde_json::Number::from);
     }
+    serde_json::from_str(raw).ok()
 }
 
 /// Whether a checked value is an object. Deserializing it takes every value

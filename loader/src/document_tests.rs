@@ -3,7 +3,9 @@
 //! the same text (the loader's read before [`super`]), and refuses exactly
 //! the texts serde_json refuses, in the same words.
 
-use crate::format::{Event, Format, Parser};
+use crate::event::{Event, Leaf, Source};
+use crate::format::{Format, Parser};
+use crate::scan::PointerSet;
 use proptest::prelude::*;
 
 /// Generated documents per property.
@@ -81,24 +83,29 @@ fn value_text() -> impl Strategy<Value = String> {
                 let items: Vec<String> = items.into_iter().map(|(v, a, b)| format!("{a}{v}{b}")).collect();
                 format!("[{}]", items.join(","))
             }),
-            prop::collection::vec(
-                (
-                    prop::sample::select(KEYS.to_vec()),
-                    any::<bool>(),
-                    inner,
-                    space(),
-                    space()
-                ),
-                0..6
-            )
-            .prop_map(|members| {
-                let members: Vec<String> = members
-                    .into_iter()
-                    .map(|(k, escaped, v, a, b)| format!("{a}{}{b}:{a}{v}{b}", key_text(k, escaped)))
-                    .collect();
-                format!("{{{}}}", members.join(","))
-            }),
+            object_of(inner),
         ]
+    })
+}
+
+/// An object of values from `inner`, keys from [`KEYS`] (repeated at times).
+fn object_of(inner: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        (
+            prop::sample::select(KEYS.to_vec()),
+            any::<bool>(),
+            inner,
+            space(),
+            space(),
+        ),
+        0..8,
+    )
+    .prop_map(|members| {
+        let members: Vec<String> = members
+            .into_iter()
+            .map(|(k, escaped, v, a, b)| format!("{a}{}{b}:{a}{v}{b}", key_text(k, escaped)))
+            .collect();
+        format!("{{{}}}", members.join(","))
     })
 }
 
@@ -127,9 +134,15 @@ fn tree(text: &str) -> Result<serde_json::Value, String> {
     }
 }
 
+/// Reads `text` as the loader does, knowing the first half of `pointers`
+/// in advance (the others are looked up afterwards), and compares.
 fn same_reading(text: &str, pointers: &[String]) -> Result<(), TestCaseError> {
     let json = Parser::new(Format::Json, None, None).unwrap();
-    let (event, expected) = match (json.read(text.as_bytes()), tree(text)) {
+    let known = PointerSet::new(pointers[..pointers.len().div_ceil(2)].iter().map(String::as_str));
+    if known.scan(text).is_some() {
+        prop_assert!(tree(text).is_ok(), "the scan vouched for {}", text);
+    }
+    let (event, expected) = match (json.read(text.as_bytes(), &known), tree(text)) {
         (Ok(event), Ok(expected)) => (event, expected),
         (Err(error), Err(expected)) => {
             prop_assert_eq!(error, expected, "{}", text);
@@ -154,16 +167,14 @@ fn same_reading(text: &str, pointers: &[String]) -> Result<(), TestCaseError> {
         let (Some(found), Some(wanted)) = (found, wanted) else {
             continue;
         };
-        let written = found.written.expect("a JSON event keeps its text");
+        let Source::Written(written) = found.source else {
+            return Err(TestCaseError::fail("a JSON event keeps its text"));
+        };
         prop_assert_eq!(Some(written), document.raw(pointer));
         // The text as written denotes the value serde_json built.
         let reread: serde_json::Value = serde_json::from_str(written).unwrap();
         prop_assert_eq!(&reread, wanted, "{} at {:?}", text, pointer);
-        match wanted {
-            serde_json::Value::Object(_) => prop_assert!(found.value.is_object()),
-            serde_json::Value::Array(_) => prop_assert!(found.value.is_array()),
-            scalar => prop_assert_eq!(found.value.as_ref(), scalar, "{} at {:?}", text, pointer),
-        }
+        prop_assert_eq!(Some(found.leaf), Leaf::of(wanted), "{} at {:?}", text, pointer);
     }
     Ok(())
 }
@@ -173,7 +184,7 @@ proptest! {
 
     #[test]
     fn pointers_find_what_the_tree_holds(
-        text in value_text(),
+        text in prop_oneof![1 => value_text(), 3 => object_of(value_text())],
         around in (space(), space()),
         pointers in prop::collection::vec(pointer(), 1..8),
     ) {
@@ -218,7 +229,37 @@ fn refusals_keep_serde_jsons_reason() {
     }
     // Bytes that are not UTF-8 inside a string.
     let json = Parser::new(Format::Json, None, None).unwrap();
-    let error = json.read(b"{\"a\":\"\xff\"}").unwrap_err();
+    let error = json.read(b"{\"a\":\"\xff\"}", &PointerSet::new(["/a"])).unwrap_err();
     let expected = serde_json::from_slice::<serde_json::Value>(b"{\"a\":\"\xff\"}").unwrap_err();
     assert_eq!(error, format!("not JSON: {expected}"));
+}
+
+#[test]
+fn the_scan_reads_plain_events_itself() {
+    let pointers = PointerSet::new([
+        "/uuid", "/a/b/1", "/a/b/1/c", "/a/~1k", "", "/missing", "/a/b/01", "nothing",
+    ]);
+    let text =
+        r#" {"uuid": "x", "a": {"b": [1, {"c": -1.5e3}], "/k": [true], "b": [0, {"c": null}]}, "\u0075uid": 7} "#;
+    let found = pointers.scan(text).expect("plain JSON");
+    let at = |pointer| match pointers.node_of(pointer) {
+        crate::scan::Place::Node(node) => found[node],
+        _ => None,
+    };
+    assert_eq!(at("/uuid"), Some("7"));
+    assert_eq!(at("/a/b/1"), Some(r#"{"c": null}"#));
+    assert_eq!(at("/a/b/1/c"), Some("null"));
+    assert_eq!(at("/a/~1k"), Some("[true]"));
+    assert_eq!(at(""), Some(text.trim()));
+    assert_eq!(at("/missing"), None);
+    assert_eq!(at("/a/b/01"), None);
+    for unsure in [
+        r#"{"a": 1e400}"#,
+        r#"{"a": "\ud83d\ude00"}"#,
+        "[1]",
+        r#"{"a": 01}"#,
+        &format!("{{\"a\":{}", "[".repeat(101)),
+    ] {
+        assert_eq!(pointers.scan(unsure), None, "{unsure}");
+    }
 }

@@ -7,12 +7,13 @@
 //! The loader reads a JSON event as its checked text ([`Parser::read`],
 //! [`crate::document`]), never as a tree.
 
-use crate::document::{check, scalar, Document};
+use crate::document::check;
+use crate::event::Event;
+use crate::scan::PointerSet;
 use crate::values::timestamp::{days_from_civil, days_in_month};
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 
 /// The key of a `text` event's line.
 pub const TEXT_LINE_KEY: &str = "line";
@@ -68,9 +69,10 @@ impl Parser {
 
     /// The event of `bytes`, or why there is none (the same reason as
     /// [`Parser::event`] gives): JSON stays text.
-    pub fn read<'a>(&self, bytes: &'a [u8]) -> Result<Event<'a>, String> {
+    /// `pointers` are the ones the loader reads.
+    pub fn read<'a>(&self, bytes: &'a [u8], pointers: &'a PointerSet) -> Result<Event<'a>, String> {
         match self.format {
-            Format::Json => check(bytes).map(Event::Json),
+            Format::Json => check(bytes, pointers).map(Event::Json),
             Format::Text | Format::Regex => self.event(bytes).map(Event::Built),
         }
     }
@@ -108,74 +110,6 @@ impl Parser {
                 Ok(Value::Object(event))
             }
         }
-    }
-}
-
-/// An event, as [`Parser::read`] gives it.
-#[derive(Debug, Clone)]
-pub enum Event<'a> {
-    /// A JSON object's text, checked, never built into a tree.
-    Json(Document<'a>),
-    /// The object of a text or regex line (strings only, one level).
-    Built(Value),
-}
-
-/// The value a pointer names in an event (never null).
-#[derive(Debug, Clone)]
-pub struct Found<'a> {
-    /// A scalar as serde_json reads it; an object or array stands as an
-    /// empty one of its kind when `written` is known (see [`scalar`]).
-    pub value: Cow<'a, Value>,
-    /// The value's JSON text exactly as written, when the event came as JSON text.
-    pub written: Option<&'a str>,
-}
-
-impl Found<'_> {
-    /// The value's JSON text as written (strings with their quotes).
-    pub fn json(&self) -> String {
-        match self.written {
-            Some(text) => text.to_owned(),
-            None => self.value.to_string(),
-        }
-    }
-
-    /// The string the value is (empty if it is not a string), without a copy when it is already owned.
-    pub fn into_string(self) -> String {
-        match self.value {
-            Cow::Owned(Value::String(text)) => text,
-            other => other.as_str().unwrap_or_default().to_owned(),
-        }
-    }
-}
-
-impl Event<'_> {
-    /// The value `pointer` names, unless it is missing or null.
-    pub fn find(&self, pointer: &str) -> Option<Found<'_>> {
-        let found = match self {
-            Event::Json(document) => {
-                let written = document.raw(pointer)?;
-                Found {
-                    value: Cow::Owned(scalar(written)),
-                    written: Some(written),
-                }
-            }
-            Event::Built(event) => Found {
-                value: Cow::Borrowed(crate::pointer::lookup(event, pointer)?),
-                written: None,
-            },
-        };
-        (!found.value.is_null()).then_some(found)
-    }
-
-    /// The whole value `pointer` names (objects and arrays too, for route
-    /// conditions), unless it is missing or null.
-    pub fn value(&self, pointer: &str) -> Option<Cow<'_, Value>> {
-        let value = match self {
-            // Text inside a checked document: it parses.
-            Event::Json(document) => Cow::Owned(serde_json::from_str(document.raw(pointer)?).ok()?),
-            Event::Built(event) => Cow::Borrowed(crate::pointer::lookup(event, pointer)?),
-        };
-        (!value.is_null()).then_some(value)
     }
 }
 

@@ -7,8 +7,9 @@
 //!   columns, the dedup key, batch bounds.
 //! - [`format`]: a record's value (JSON, a text line, a line matched by a
 //!   regex) into one event object.
-//! - [`document`]: a JSON event checked and read by pointer as its text,
-//!   never built into a tree.
+//! - [`event`], [`document`], [`scan`]: an event as the loader reads it: a
+//!   JSON event checked and read by pointer as its text, never built into
+//!   a tree.
 //! - [`table`]: one target table's shape (columns, their types, metadata
 //!   columns, the dedup key), below both `config` and `route`.
 //! - [`route`]: which table an event goes to (`[[load.route]]`).
@@ -31,12 +32,14 @@
 
 pub mod config;
 pub mod document;
+pub mod event;
 pub mod format;
 pub mod isolate;
 pub mod loader;
 pub mod metrics;
 pub mod pointer;
 pub mod route;
+pub mod scan;
 pub mod sink;
 pub mod source;
 pub mod table;

@@ -25,7 +25,7 @@ pub fn lookup<'a>(value: &'a Value, pointer: &str) -> Option<&'a Value> {
 }
 
 /// An array index token: digits without a leading zero (or "0" itself).
-fn array_index(token: &str) -> Option<usize> {
+pub(crate) fn array_index(token: &str) -> Option<usize> {
     if token.is_empty() || (token.len() > 1 && token.starts_with('0')) || token.starts_with('+') {
         return None;
     }

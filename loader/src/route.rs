@@ -189,6 +189,17 @@ impl Router {
         }
     }
 
+    /// Every pointer an event is read at: the route conditions', then each
+    /// table's columns' and dedup key's.
+    pub fn pointers(&self) -> impl Iterator<Item = &str> {
+        let conditions = self.routes.iter().filter_map(|(condition, _)| condition.as_ref());
+        let tables = self.tables.iter().flat_map(|table| {
+            let columns = table.columns.iter().map(|column| column.pointer.as_str());
+            columns.chain([table.dedup_key.as_str()])
+        });
+        conditions.map(|condition| condition.pointer.as_str()).chain(tables)
+    }
+
     /// Every table, routes in order, then the default.
     pub fn tables(&self) -> &[TableSpec] {
         &self.tables

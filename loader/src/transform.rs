@@ -9,8 +9,10 @@
 //! takes is skipped by rule (counted). Nothing here stops the loader.
 
 use crate::config::LoaderConfig;
-use crate::format::{parse_clf_time, Event, Found, Parser};
+use crate::event::{Event, Found, Leaf, Source};
+use crate::format::{parse_clf_time, Parser};
 use crate::route::{Routed, Router};
+use crate::scan::PointerSet;
 use crate::source;
 use crate::table::{ColumnSpec, ColumnType, MetadataColumn, TableSpec, TimeFormat};
 use crate::values::decimal::exact_double;
@@ -61,13 +63,13 @@ pub struct Reject {
 const TIMESTAMP_MICROS_MIN: i64 = -62_135_596_800_000_000;
 const TIMESTAMP_MICROS_MAX: i64 = 253_402_300_799_999_999;
 
-fn wrong(name: &str, found: &Found<'_>, expected: &str) -> String {
-    format!("{name}: {} is not {expected}", found.json())
+fn wrong(name: &str, source: &Source<'_>, expected: &str) -> String {
+    format!("{name}: {} is not {expected}", source.json())
 }
 
 /// `spec`'s cell of `event`.
 fn cell(spec: &ColumnSpec, event: &Event<'_>, zero_sign: ZeroSign) -> Result<Value, String> {
-    let Some(found) = event.find(&spec.pointer) else {
+    let Some(Found { leaf, source }) = event.find(&spec.pointer) else {
         return if spec.nullable {
             Ok(Value::Null)
         } else {
@@ -75,77 +77,76 @@ fn cell(spec: &ColumnSpec, event: &Event<'_>, zero_sign: ZeroSign) -> Result<Val
         };
     };
     let name = &spec.name;
-    let value = found.value.as_ref();
     match spec.column_type {
-        ColumnType::Text => match value {
-            serde_json::Value::String(text) if text.contains('\0') => Err(format!(
+        ColumnType::Text => match leaf {
+            Leaf::Str(text) if text.contains('\0') => Err(format!(
                 "{name}: text contains a NUL character, which a text column cannot hold"
             )),
-            serde_json::Value::String(_) => Ok(Value::Text(found.into_string())),
-            _ => Ok(Value::Text(found.json())),
+            Leaf::Str(text) => Ok(Value::Text(text.into_owned())),
+            _ => Ok(Value::Text(source.json())),
         },
-        ColumnType::Bigint => match value {
-            serde_json::Value::Number(n) => n.as_i64(),
-            serde_json::Value::String(s) => s.trim().parse().ok(),
+        ColumnType::Bigint => integer(&leaf)
+            .map(Value::BigInt)
+            .ok_or_else(|| wrong(name, &source, "a 64-bit integer")),
+        ColumnType::Double => double(name, &leaf, &source, zero_sign).map(Value::Double),
+        ColumnType::Boolean => match leaf {
+            Leaf::Bool(b) => Ok(Value::Bool(b)),
+            _ => Err(wrong(name, &source, "true or false")),
+        },
+        ColumnType::Timestamptz => timestamp(spec, &leaf, &source).map(Value::Timestamp),
+        ColumnType::Uuid => match &leaf {
+            Leaf::Str(s) => uuid::Uuid::parse_str(s).ok(),
             _ => None,
         }
-        .map(Value::BigInt)
-        .ok_or_else(|| wrong(name, &found, "a 64-bit integer")),
-        ColumnType::Double => {
-            let number = match value {
-                serde_json::Value::Number(_) => found.json(),
-                serde_json::Value::String(s) => s.trim().to_owned(),
-                _ => return Err(wrong(name, &found, "a number")),
-            };
-            match exact_double(&number) {
-                Ok(double) if double == 0.0 && double.is_sign_negative() && zero_sign == ZeroSign::Lost => {
-                    Err(format!(
-                        "{name}: {number} is -0.0, which SQLite's REAL stores as 0 (no sign of zero); \
-                     load it into a text or json column to keep the sign"
-                    ))
-                }
-                Ok(double) => Ok(Value::Double(double)),
-                Err(why) => Err(format!("{name}: {why}")),
-            }
-        }
-        ColumnType::Boolean => value
-            .as_bool()
-            .map(Value::Bool)
-            .ok_or_else(|| wrong(name, &found, "true or false")),
-        ColumnType::Timestamptz => timestamp(spec, &found).map(Value::Timestamp),
-        ColumnType::Uuid => value
-            .as_str()
-            .and_then(|s| uuid::Uuid::parse_str(s).ok())
-            .map(Value::Uuid)
-            .ok_or_else(|| wrong(name, &found, "a UUID")),
-        ColumnType::Json => Ok(Value::Json(JsonText(found.json()))),
+        .map(Value::Uuid)
+        .ok_or_else(|| wrong(name, &source, "a UUID")),
+        ColumnType::Json => Ok(Value::Json(JsonText(source.json()))),
+    }
+}
+
+/// A 64-bit integer written as one, or as text holding one.
+fn integer(leaf: &Leaf<'_>) -> Option<i64> {
+    match leaf {
+        Leaf::Number(n) => n.as_i64(),
+        Leaf::Str(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A double column's cell: the number as written, if a double holds it.
+fn double(name: &str, leaf: &Leaf<'_>, source: &Source<'_>, zero_sign: ZeroSign) -> Result<f64, String> {
+    let number = match leaf {
+        Leaf::Number(_) => source.json(),
+        Leaf::Str(s) => s.trim().to_owned(),
+        _ => return Err(wrong(name, source, "a number")),
+    };
+    match exact_double(&number) {
+        Ok(double) if double == 0.0 && double.is_sign_negative() && zero_sign == ZeroSign::Lost => Err(format!(
+            "{name}: {number} is -0.0, which SQLite's REAL stores as 0 (no sign of zero); \
+             load it into a text or json column to keep the sign"
+        )),
+        Ok(double) => Ok(double),
+        Err(why) => Err(format!("{name}: {why}")),
     }
 }
 
 /// Microseconds since the epoch of a `timestamptz` cell, by its time format.
-fn timestamp(spec: &ColumnSpec, found: &Found<'_>) -> Result<i64, String> {
+fn timestamp(spec: &ColumnSpec, leaf: &Leaf<'_>, source: &Source<'_>) -> Result<i64, String> {
     let name = &spec.name;
-    let wrong = |expected: &str| wrong(name, found, expected);
+    let wrong = |expected: &str| wrong(name, source, expected);
     let epoch = |scale: i64| {
-        let number = match found.value.as_ref() {
-            serde_json::Value::Number(n) => n.as_i64(),
-            serde_json::Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        };
-        number
+        integer(leaf)
             .and_then(|n| n.checked_mul(scale))
             .ok_or_else(|| wrong("a timestamp"))
     };
-    let micros = match (spec.time_format, found.value.as_ref()) {
+    let micros = match (spec.time_format, leaf) {
         (TimeFormat::EpochSeconds, _) => epoch(1_000_000)?,
         (TimeFormat::EpochMillis, _) => epoch(1_000)?,
-        (TimeFormat::Clf, serde_json::Value::String(s)) => parse_clf_time(s).map_err(|e| format!("{name}: {e}"))?,
+        (TimeFormat::Clf, Leaf::Str(s)) => parse_clf_time(s).map_err(|e| format!("{name}: {e}"))?,
         (TimeFormat::Clf, _) => return Err(wrong("a Common Log Format time")),
-        (TimeFormat::Rfc3339, serde_json::Value::String(s)) => {
-            parse_rfc3339_micros(s).map_err(|e| format!("{name}: {e}"))?
-        }
+        (TimeFormat::Rfc3339, Leaf::Str(s)) => parse_rfc3339_micros(s).map_err(|e| format!("{name}: {e}"))?,
         // Numbers are milliseconds since the epoch.
-        (TimeFormat::Rfc3339, serde_json::Value::Number(_)) => epoch(1_000)?,
+        (TimeFormat::Rfc3339, Leaf::Number(_)) => epoch(1_000)?,
         (TimeFormat::Rfc3339, _) => return Err(wrong("a timestamp")),
     };
     if !(TIMESTAMP_MICROS_MIN..=TIMESTAMP_MICROS_MAX).contains(&micros) {
@@ -216,6 +217,8 @@ pub struct Loading {
     pub router: Router,
     /// Which warehouse the cells are for: SQLite's REAL keeps no sign of zero.
     pub zero_sign: ZeroSign,
+    /// Every pointer the routes and tables read, found in one scan of an event.
+    pub pointers: PointerSet,
 }
 
 /// Whether the warehouse keeps `-0.0` apart from `0.0` in a double column.
@@ -229,9 +232,11 @@ pub enum ZeroSign {
 
 impl Loading {
     pub fn new(config: &LoaderConfig) -> Result<Loading, String> {
+        let router = config.router();
         Ok(Loading {
             parser: config.parser()?,
-            router: config.router(),
+            pointers: PointerSet::new(router.pointers()),
+            router,
             zero_sign: if config.warehouse.starts_with("sqlite:") {
                 ZeroSign::Lost
             } else {
@@ -264,7 +269,7 @@ pub fn transform(loading: &Loading, record: &ConsumerRecord) -> Transformed {
     let Some(bytes) = record.value.as_deref() else {
         return unparsed("the record has no value".into());
     };
-    let event = match loading.parser.read(bytes) {
+    let event = match loading.parser.read(bytes, &loading.pointers) {
         Ok(event) => event,
         Err(error) => return unparsed(error),
     };
@@ -298,14 +303,16 @@ fn row(
         values.push(metadata(*column, record)?);
     }
     let dedup_key = match event.find(&spec.dedup_key) {
-        Some(found) => match found.value.as_ref() {
-            serde_json::Value::String(id) if !id.is_empty() => found.into_string(),
-            // As written: serde_json reads numbers past 64 bits as doubles,
-            // and two ids must not become one key.
-            serde_json::Value::Number(_) => found.json(),
-            _ => source_key(record),
-        },
-        None => source_key(record),
+        Some(Found {
+            leaf: Leaf::Str(id), ..
+        }) if !id.is_empty() => id.into_owned(),
+        // As written: serde_json reads numbers past 64 bits as doubles,
+        // and two ids must not become one key.
+        Some(Found {
+            leaf: Leaf::Number(_),
+            source,
+        }) => source.json(),
+        _ => source_key(record),
     };
     Ok(Row {
         table: index,
@@ -321,7 +328,6 @@ fn row(
 fn source_key(record: &ConsumerRecord) -> String {
     source::identity(record).unwrap_or_else(|| format!("{}/{}/{}", record.topic, record.partition, record.offset))
 }
-
 
 #[cfg(test)]
 #[path = "transform_tests.rs"]
