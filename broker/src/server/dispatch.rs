@@ -99,29 +99,39 @@ async fn route(
         meta: &meta,
         timing,
     };
+    handle(ctx, session, &meta, body).await
+}
+
+/// Decodes the body and calls the API's handler.
+async fn handle(
+    ctx: &Context,
+    session: &mut Session,
+    meta: &RequestMeta,
+    body: &mut Body<'_>,
+) -> Result<Reply, DispatchError> {
     let ready = |bytes: Result<Bytes, DispatchError>| bytes.map(Reply::Ready);
-    match api {
-        ApiKey::ApiVersions => ready(api::api_versions::handle(&meta, body.decode()?)),
-        ApiKey::Metadata => ready(api::metadata::handle(ctx, &meta, body.decode()?).await),
-        ApiKey::Produce => api::produce::handle(ctx, &meta, body.decode()?).await,
-        ApiKey::Fetch => ready(api::fetch::handle(ctx, &meta, body.decode()?).await),
-        ApiKey::ListOffsets => ready(api::list_offsets::handle(ctx, &meta, body.decode()?).await),
-        ApiKey::CreateTopics => ready(api::create_topics::handle(ctx, &meta, body.decode()?).await),
-        ApiKey::DeleteTopics => ready(api::delete_topics::handle(ctx, &meta, body.decode()?).await),
-        ApiKey::InitProducerId => ready(api::init_producer_id::handle(ctx, &meta, body.decode()?).await),
-        ApiKey::FindCoordinator => ready(api::find_coordinator::handle(ctx, &meta, body.decode()?)),
-        ApiKey::JoinGroup => ready(api::join_group::handle(ctx, &meta, body.decode()?).await),
-        ApiKey::SyncGroup => ready(api::sync_group::handle(ctx, &meta, body.decode()?).await),
-        ApiKey::Heartbeat => ready(api::heartbeat::handle(ctx, &meta, body.decode()?)),
-        ApiKey::LeaveGroup => ready(api::leave_group::handle(ctx, &meta, body.decode()?)),
-        ApiKey::OffsetCommit => ready(api::offset_commit::handle(ctx, &meta, body.decode()?).await),
-        ApiKey::OffsetFetch => ready(api::offset_fetch::handle(ctx, &meta, body.decode()?)),
-        ApiKey::ListGroups => ready(api::list_groups::handle(ctx, &meta, body.decode()?)),
-        ApiKey::DescribeGroups => ready(api::describe_groups::handle(ctx, &meta, body.decode()?)),
-        ApiKey::DeleteGroups => ready(api::delete_groups::handle(ctx, &meta, body.decode()?).await),
-        ApiKey::DescribeLogDirs => ready(api::describe_log_dirs::handle(ctx, &meta, body.decode()?)),
-        ApiKey::SaslHandshake => api::sasl_handshake::handle(ctx, session, &meta, body.decode()?),
-        ApiKey::SaslAuthenticate => api::sasl_authenticate::handle(ctx, session, &meta, body.decode()?).await,
-        _ => Err(DispatchError::UnknownApi(api_key)),
+    match meta.api {
+        ApiKey::ApiVersions => ready(api::api_versions::handle(meta, body.decode()?)),
+        ApiKey::Metadata => ready(api::metadata::handle(ctx, meta, body.decode()?).await),
+        ApiKey::Produce => api::produce::handle(ctx, meta, body.decode()?).await,
+        ApiKey::Fetch => ready(api::fetch::handle(ctx, meta, body.decode()?).await),
+        ApiKey::ListOffsets => ready(api::list_offsets::handle(ctx, meta, body.decode()?).await),
+        ApiKey::CreateTopics => ready(api::create_topics::handle(ctx, meta, body.decode()?).await),
+        ApiKey::DeleteTopics => ready(api::delete_topics::handle(ctx, meta, body.decode()?).await),
+        ApiKey::InitProducerId => ready(api::init_producer_id::handle(ctx, meta, body.decode()?).await),
+        ApiKey::FindCoordinator => ready(api::find_coordinator::handle(ctx, meta, body.decode()?)),
+        ApiKey::JoinGroup => ready(api::join_group::handle(ctx, meta, body.decode()?).await),
+        ApiKey::SyncGroup => ready(api::sync_group::handle(ctx, meta, body.decode()?).await),
+        ApiKey::Heartbeat => ready(api::heartbeat::handle(ctx, meta, body.decode()?)),
+        ApiKey::LeaveGroup => ready(api::leave_group::handle(ctx, meta, body.decode()?)),
+        ApiKey::OffsetCommit => ready(api::offset_commit::handle(ctx, meta, body.decode()?).await),
+        ApiKey::OffsetFetch => ready(api::offset_fetch::handle(ctx, meta, body.decode()?)),
+        ApiKey::ListGroups => ready(api::list_groups::handle(ctx, meta, body.decode()?)),
+        ApiKey::DescribeGroups => ready(api::describe_groups::handle(ctx, meta, body.decode()?)),
+        ApiKey::DeleteGroups => ready(api::delete_groups::handle(ctx, meta, body.decode()?).await),
+        ApiKey::DescribeLogDirs => ready(api::describe_log_dirs::handle(ctx, meta, body.decode()?)),
+        ApiKey::SaslHandshake => api::sasl_handshake::handle(ctx, session, meta, body.decode()?),
+        ApiKey::SaslAuthenticate => api::sasl_authenticate::handle(ctx, session, meta, body.decode()?).await,
+        api => Err(DispatchError::UnknownApi(api as i16)),
     }
 }
