@@ -214,22 +214,24 @@ pub fn fetch_latency(elapsed: Duration) {
     histogram!(FETCH_LATENCY).record(elapsed.as_secs_f64());
 }
 
-/// Where a histogram recorded with prebuilt labels says it comes from.
+/// Where a histogram recorded with a prebuilt key says it comes from.
 static TIMING_METADATA: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-/// One stage of a request; `labels` are `{api, stage}`, built once (no
-/// allocation per request).
-pub fn request_stage(labels: &'static [Label], elapsed: Duration) {
-    let key = Key::from_static_labels(REQUEST_STAGE, labels);
-    metrics::with_recorder(|recorder| recorder.register_histogram(&key, &TIMING_METADATA))
-        .record(elapsed.as_secs_f64());
+/// The key of one stage of one API's requests, built once by its caller
+/// (its hash too), so recording allocates and hashes nothing.
+pub fn request_stage_key(api: String, stage: &'static str) -> Key {
+    Key::from_parts(REQUEST_STAGE, vec![Label::new("api", api), Label::new("stage", stage)])
 }
 
-/// A request from its frame read to its answer flushed; `labels` are `{api}`.
-pub fn request_latency(labels: &'static [Label], elapsed: Duration) {
-    let key = Key::from_static_labels(REQUEST_LATENCY, labels);
-    metrics::with_recorder(|recorder| recorder.register_histogram(&key, &TIMING_METADATA))
-        .record(elapsed.as_secs_f64());
+/// The key of one API's whole requests, built once like [`request_stage_key`].
+pub fn request_latency_key(api: String) -> Key {
+    Key::from_parts(REQUEST_LATENCY, vec![Label::new("api", api)])
+}
+
+/// One request's stage or total, under a key made by [`request_stage_key`]
+/// or [`request_latency_key`].
+pub fn request_time(key: &Key, elapsed: Duration) {
+    metrics::with_recorder(|recorder| recorder.register_histogram(key, &TIMING_METADATA)).record(elapsed.as_secs_f64());
 }
 
 /// A request that was decoded and routed to its handler.

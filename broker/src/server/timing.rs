@@ -8,12 +8,12 @@
 //! `relay_broker_request_latency_seconds{api}`, and logged when the total
 //! passes `[broker] slow_request_ms`.
 //!
-//! A [`Timing`] is a few `Instant`s carried with the request; the label sets
-//! are built once, so recording allocates nothing.
+//! A [`Timing`] is a few `Instant`s carried with the request; the metric
+//! keys are built once, so recording allocates nothing.
 
 use super::versions::SUPPORTED;
 use crate::metrics;
-use ::metrics::Label;
+use ::metrics::Key;
 use kafka_protocol::messages::ApiKey;
 use std::net::SocketAddr;
 use std::sync::LazyLock;
@@ -56,7 +56,7 @@ impl Stage {
     }
 }
 
-/// Highest API key served, so label sets can be indexed by key.
+/// Highest API key served, so metric keys can be indexed by API key.
 fn api_key_max() -> usize {
     SUPPORTED
         .iter()
@@ -65,26 +65,23 @@ fn api_key_max() -> usize {
         .unwrap_or(0)
 }
 
-/// `{api, stage}` for every served API and stage, at `key * STAGES.len() +
-/// stage`; the api value is spelled as in `relay_broker_requests_total`.
-static STAGE_LABELS: LazyLock<Vec<[Label; 2]>> = LazyLock::new(|| {
-    let mut labels = Vec::with_capacity((api_key_max() + 1) * STAGES.len());
-    for key in 0..=api_key_max() {
-        let api = ApiKey::try_from(key as i16).map_or_else(|_| "other".to_owned(), |api| format!("{api:?}"));
-        for stage in STAGES {
-            labels.push([Label::new("api", api.clone()), Label::new("stage", stage.label())]);
-        }
-    }
-    labels
+/// The `api` label of API key `key`, spelled as in `relay_broker_requests_total`.
+fn api_label(key: usize) -> String {
+    ApiKey::try_from(key as i16).map_or_else(|_| "other".to_owned(), |api| format!("{api:?}"))
+}
+
+/// The stage histograms' keys for every API and stage, at `key *
+/// STAGES.len() + stage`.
+static STAGE_KEYS: LazyLock<Vec<Key>> = LazyLock::new(|| {
+    (0..=api_key_max())
+        .flat_map(|key| STAGES.map(|stage| metrics::request_stage_key(api_label(key), stage.label())))
+        .collect()
 });
 
-/// `{api}` for every served API, at its key.
-static API_LABELS: LazyLock<Vec<[Label; 1]>> = LazyLock::new(|| {
+/// The request-latency histogram's key for every API, at its API key.
+static LATENCY_KEYS: LazyLock<Vec<Key>> = LazyLock::new(|| {
     (0..=api_key_max())
-        .map(|key| {
-            let api = ApiKey::try_from(key as i16).map_or_else(|_| "other".to_owned(), |api| format!("{api:?}"));
-            [Label::new("api", api)]
-        })
+        .map(|key| metrics::request_latency_key(api_label(key)))
         .collect()
 });
 
@@ -139,11 +136,10 @@ impl Timing {
         let stages = self.stages(api, durable, flushed);
         let key = api as i16 as usize;
         for (stage, elapsed) in stages.iter().filter_map(|(stage, elapsed)| Some((*stage, (*elapsed)?))) {
-            let labels = &STAGE_LABELS[key * STAGES.len() + stage as usize];
-            metrics::request_stage(labels, elapsed);
+            metrics::request_time(&STAGE_KEYS[key * STAGES.len() + stage as usize], elapsed);
         }
         let total = flushed.saturating_duration_since(self.read);
-        metrics::request_latency(&API_LABELS[key], total);
+        metrics::request_time(&LATENCY_KEYS[key], total);
         if slow.is_some_and(|slow| total >= slow) {
             log_slow(api, peer, total, &stages);
         }
@@ -217,13 +213,15 @@ mod tests {
     }
 
     #[test]
-    fn every_served_api_and_stage_has_its_labels() {
+    fn every_served_api_and_stage_has_its_key() {
         for (api, ..) in SUPPORTED {
             let key = *api as i16 as usize;
-            let labels = &STAGE_LABELS[key * STAGES.len() + Stage::Response as usize];
-            assert_eq!(labels[0].value(), format!("{api:?}"));
-            assert_eq!(labels[1].value(), "response");
-            assert_eq!(API_LABELS[key][0].value(), format!("{api:?}"));
+            let stage = &STAGE_KEYS[key * STAGES.len() + Stage::Response as usize];
+            let labels: Vec<_> = stage.labels().map(|l| (l.key(), l.value())).collect();
+            assert_eq!(labels, [("api", format!("{api:?}").as_str()), ("stage", "response")]);
+            assert_eq!(stage.name(), metrics::REQUEST_STAGE);
+            let latency: Vec<_> = LATENCY_KEYS[key].labels().map(|l| l.value()).collect();
+            assert_eq!(latency, [format!("{api:?}").as_str()]);
         }
     }
 }
