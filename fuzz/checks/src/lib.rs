@@ -14,18 +14,22 @@
 //!   lines and positions are exactly those of the input, nothing lost.
 //! - [`json_row`]: the loader's JSON-to-row mapping; a row has one value of
 //!   the right type per column, a reject keeps the raw bytes and a reason.
+//! - [`source_header`]: the compact source headers and the sticky-header
+//!   walk of a record set; whatever decodes re-encodes to the same fields.
 
 mod json_row;
 mod line_splitter;
 mod record_batch;
 mod recovery_scan;
 mod request_frame;
+mod source_header;
 
 pub use json_row::json_row;
 pub use line_splitter::line_splitter;
 pub use record_batch::record_batch;
 pub use recovery_scan::recovery_scan;
 pub use request_frame::request_frame;
+pub use source_header::source_header;
 
 /// A target's checks: panics when an invariant is broken.
 pub type Check = fn(&[u8]);
@@ -37,4 +41,5 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("recovery_scan", recovery_scan),
     ("line_splitter", line_splitter),
     ("json_row", json_row),
+    ("source_header", source_header),
 ];
