@@ -104,27 +104,7 @@ pub(super) fn encode(
             put_nullable(&mut out, value);
         }
     }
-    if compression != Compression::None {
-        let failed = |error: anyhow::Error| {
-            ClientError::Invalid(format!("compressing a batch for {topic}/{partition}: {error:#}"))
-        };
-        let section = &out[HEADER_BYTES..];
-        let write = |into: &mut BytesMut| -> anyhow::Result<()> {
-            into.extend_from_slice(section);
-            Ok(())
-        };
-        let mut compressed = BytesMut::with_capacity(section.len() / 2);
-        match compression {
-            Compression::Gzip => Gzip::compress(&mut compressed, write),
-            Compression::Snappy => Snappy::compress(&mut compressed, write),
-            Compression::Lz4 => Lz4::compress(&mut compressed, write),
-            Compression::Zstd => Zstd::compress(&mut compressed, write),
-            Compression::None => unreachable!("checked above"),
-        }
-        .map_err(failed)?;
-        out.truncate(HEADER_BYTES);
-        out.extend_from_slice(&compressed);
-    }
+    compress_records(&mut out, compression, topic, partition)?;
     let batch_length = (out.len() - LOG_OVERHEAD_BYTES) as i32;
     let mut header = &mut out[..HEADER_BYTES];
     header.put_i64(0); // base offset: the broker assigns it
@@ -143,6 +123,33 @@ pub(super) fn encode(
     debug_assert!(header.is_empty());
     seal_batch_crc(&mut out);
     Ok(Bytes::from(out))
+}
+
+/// Compresses the records section of `out` (after its header bytes) in
+/// place with `compression`; nothing to do for `Compression::None`.
+fn compress_records(out: &mut Vec<u8>, compression: Compression, topic: &str, partition: i32) -> Result<()> {
+    if compression == Compression::None {
+        return Ok(());
+    }
+    let failed =
+        |error: anyhow::Error| ClientError::Invalid(format!("compressing a batch for {topic}/{partition}: {error:#}"));
+    let section = &out[HEADER_BYTES..];
+    let write = |into: &mut BytesMut| -> anyhow::Result<()> {
+        into.extend_from_slice(section);
+        Ok(())
+    };
+    let mut compressed = BytesMut::with_capacity(section.len() / 2);
+    match compression {
+        Compression::Gzip => Gzip::compress(&mut compressed, write),
+        Compression::Snappy => Snappy::compress(&mut compressed, write),
+        Compression::Lz4 => Lz4::compress(&mut compressed, write),
+        Compression::Zstd => Zstd::compress(&mut compressed, write),
+        Compression::None => unreachable!("checked above"),
+    }
+    .map_err(failed)?;
+    out.truncate(HEADER_BYTES);
+    out.extend_from_slice(&compressed);
+    Ok(())
 }
 
 /// A record's encoded bytes after its length prefix.
