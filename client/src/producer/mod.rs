@@ -40,6 +40,8 @@
 //! - `worker`: one partition's batching, in-flight requests and retries.
 //! - `open_batch`: the batch being filled, and the size rule that closes it.
 //! - `batch_size`: the encoded size of a batch, counted as it fills.
+//! - `sticky`: which headers go on the wire when `sticky_header_keys` lets
+//!   a record leave a header equal to the previous record's to the consumer.
 //! - `retry`: the retry policy as pure decisions.
 //! - `batch`: a closed batch, its encoding and its split in two.
 //! - `sequence`: producer id, epoch and per-partition sequences.
