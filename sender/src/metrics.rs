@@ -23,6 +23,7 @@ pub const TRUNCATIONS: &str = "relay_sender_copytruncate_restarts_total";
 pub const SEND_ERRORS: &str = "relay_sender_send_errors_total";
 pub const SEND_BLOCKED: &str = "relay_sender_send_blocked";
 pub const UNREADABLE_PATHS: &str = "relay_sender_unreadable_paths";
+pub const DISCOVERY_OPENS: &str = "relay_sender_discovery_opens_total";
 
 /// Help texts for the exposition; call once after installing a recorder.
 pub fn describe() {
@@ -56,6 +57,11 @@ pub fn describe() {
         UNREADABLE_PATHS,
         Unit::Count,
         "Path patterns matching nothing, directories or files the sender cannot read, by topic."
+    );
+    describe_counter!(
+        DISCOVERY_OPENS,
+        Unit::Count,
+        "Files discovery opened to look at (new or changed since found settled), by topic."
     );
     describe_counter!(
         relay_client::producer::RETRIES_METRIC,

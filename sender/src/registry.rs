@@ -63,6 +63,14 @@ impl Registry {
         self.entries.lock().get(&key).cloned()
     }
 
+    /// A file's acknowledged position and fingerprint, without copying its entry.
+    pub fn acked_at(&self, key: FileKey) -> Option<(u64, Fingerprint)> {
+        self.entries
+            .lock()
+            .get(&key)
+            .map(|entry| (entry.acked_position, entry.fingerprint))
+    }
+
     pub fn set(&self, key: FileKey, entry: Entry) {
         self.entries.lock().insert(key, entry);
         *self.dirty.lock() = true;
@@ -122,6 +130,16 @@ impl Registry {
         }
     }
 
+    /// Records where a known file is now, when it was renamed since.
+    pub fn moved_if_elsewhere(&self, key: FileKey, path: &Path) {
+        if let Some(entry) = self.entries.lock().get_mut(&key) {
+            if entry.path != path {
+                entry.path = path.to_owned();
+                *self.dirty.lock() = true;
+            }
+        }
+    }
+
     /// Records a longer fingerprint as a short file grows (or a new one after a rewrite).
     pub fn refresh_fingerprint(&self, key: FileKey, fingerprint: Fingerprint) {
         if let Some(entry) = self.entries.lock().get_mut(&key) {
@@ -140,6 +158,17 @@ impl Registry {
 
     pub fn entries(&self) -> Vec<(FileKey, Entry)> {
         self.entries.lock().iter().map(|(k, e)| (*k, e.clone())).collect()
+    }
+
+    /// The entries `wanted` picks, copied (the others are not: a check per
+    /// new file over 10,000 entries copied all of them each time).
+    pub fn entries_where(&self, wanted: impl Fn(FileKey, &Entry) -> bool) -> Vec<(FileKey, Entry)> {
+        let entries = self.entries.lock();
+        entries
+            .iter()
+            .filter(|(k, e)| wanted(**k, e))
+            .map(|(k, e)| (*k, e.clone()))
+            .collect()
     }
 
     /// Writes the registry if it changed since the last save.

@@ -22,8 +22,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
+mod discovery;
 mod placement;
-use placement::Seen;
+use discovery::{DiscoveryCache, Seen};
 
 /// The producer's byte budget for all senders of a process: with one read
 /// chunk and one unfinished line per open file on top, a process with the
@@ -42,9 +43,14 @@ pub fn producer_config() -> ProducerConfig {
     }
 }
 
-/// How long discovery waits after a new name's event before it looks, so
-/// that a burst of new files is one pass.
+/// How long discovery waits after a new name's event (or a tailer's end
+/// while files wait for room) before it looks, so that a burst is one pass.
 const DISCOVER_AFTER_WAKE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Time between passes while files wait for room under `open_files_max`:
+/// each pass asks the files that went idle since to close, so 10,000 new
+/// files are not started 256 per `discover_interval`.
+const DISCOVER_WHILE_WAITING: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn host_name() -> Bytes {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -61,6 +67,11 @@ struct Running {
     open: HashMap<FileKey, PathBuf>,
     /// The `open_files_max` warning was said for the files waiting now.
     refused_for_limit: bool,
+    /// Files the last pass found waiting for room.
+    waiting: usize,
+    /// The last pass found every file settled and nothing failed: without
+    /// events or a tailer's end since, the next would find the same.
+    settled: bool,
 }
 
 /// What a pass did with a file it found.
@@ -78,6 +89,9 @@ pub struct Sender {
     patterns: Vec<PathPattern>,
     /// Copies of open files seen, and since when.
     copies_waiting: Mutex<HashMap<FileKey, std::time::Instant>>,
+    discovery: Mutex<DiscoveryCache>,
+    /// Files discovery opened ([`crate::metrics::DISCOVERY_OPENS`]).
+    discovery_opens: metrics::Counter,
 }
 
 impl Sender {
@@ -91,11 +105,14 @@ impl Sender {
             return Err(SenderError::NoPatterns);
         }
         let registry = Registry::open(&config.state_dir())?;
+        let opens = metrics::counter!(crate::metrics::DISCOVERY_OPENS, "topic" => config.topic.clone());
         let shared = Arc::new(SenderShared::new(config, producer, registry, host_name()));
         Ok(Self {
             shared,
             patterns,
             copies_waiting: Mutex::new(HashMap::new()),
+            discovery: Mutex::new(DiscoveryCache::default()),
+            discovery_opens: opens,
         })
     }
 
@@ -119,10 +136,23 @@ impl Sender {
             if shared.has_failed() {
                 break;
             }
+            let interval = if running.waiting > 0 {
+                DISCOVER_WHILE_WAITING
+            } else {
+                shared.config.discover_interval()
+            };
             tokio::select! {
-                _ = tokio::time::sleep(shared.config.discover_interval()) => {}
+                _ = tokio::time::sleep(interval) => {}
                 _ = shared.wake.new_name() => {
                     // A burst of new files is taken in one pass, not one each.
+                    tokio::time::sleep(DISCOVER_AFTER_WAKE).await;
+                }
+                Some(done) = running.tailers.join_next(), if running.waiting > 0 => {
+                    // Room for a waiting file: taken at once, with the ends close behind.
+                    if let Ok((key, finished)) = done {
+                        self.finish(&mut running.open, key, finished);
+                    }
+                    running.settled = false;
                     tokio::time::sleep(DISCOVER_AFTER_WAKE).await;
                 }
                 _ = stop.stopped() => {}
@@ -145,6 +175,8 @@ impl Sender {
     /// One pass: finished tailers reaped, the watched paths (and files that
     /// left them with lines unsent) looked at, a tailer started for each
     /// file that needs one and fits under `open_files_max`.
+    /// A pass is skipped when the last one found everything settled and
+    /// neither events nor a tailer's end say anything changed since.
     fn discovery_pass(&self, running: &mut Running, halted: &Stop) {
         let shared = &self.shared;
         for pattern in &self.patterns {
@@ -154,11 +186,19 @@ impl Sender {
             if let Ok((key, finished)) = done {
                 self.finish(&mut running.open, key, finished);
             }
+            running.settled = false;
+        }
+        let changes = shared.wake.take_changes();
+        if running.settled && self.nothing_changed(changes.as_ref()) {
+            return;
         }
         let room = shared.config.open_files_max.saturating_sub(running.open.len());
-        let mut found = self.discover(&running.open, room);
-        shared.set_watched(found.iter().map(|(key, _, _)| *key).collect());
-        let behind = self.left_behind(&found, &running.open);
+        let discovered = self.discover(&running.open, room, changes.as_ref());
+        let mut found = discovered.found;
+        let watched: std::collections::HashSet<FileKey> = found.iter().map(|(key, _, _)| *key).collect();
+        let behind = self.left_behind(&watched, &running.open);
+        shared.set_watched(watched);
+        running.settled = discovered.settled && behind.is_empty() && self.copies_waiting.lock().is_empty();
         found.extend(
             behind
                 .into_iter()
@@ -175,8 +215,10 @@ impl Sender {
                 Opened::Start(tail) => starting.push(tail),
             }
         }
+        running.settled &= starting.is_empty() && waiting == 0;
+        running.waiting = waiting;
         self.start_tailers(starting, running, halted);
-        self.note_waiting(waiting, &mut running.refused_for_limit);
+        self.note_waiting(waiting, running);
     }
 
     /// What to do with one file discovery found: follow a rename of an open
@@ -195,9 +237,7 @@ impl Sender {
         let file = match file {
             Seen::Open(file) => file,
             Seen::Settled => {
-                if shared.registry.get(key).is_some_and(|entry| entry.path != path) {
-                    shared.registry.moved(key, &path); // renamed while closed
-                }
+                shared.registry.moved_if_elsewhere(key, &path); // renamed while closed
                 return Opened::Not; // fully acknowledged, and not grown since
             }
             Seen::NoRoom => return Opened::Waiting,
@@ -251,8 +291,9 @@ impl Sender {
     }
 
     /// Files wait for room under `open_files_max`: said once while they do,
-    /// and as many idle files asked to close.
-    fn note_waiting(&self, waiting: usize, refused_for_limit: &mut bool) {
+    /// and as many idle files asked to close, woken to do it now.
+    fn note_waiting(&self, waiting: usize, running: &mut Running) {
+        let refused_for_limit = &mut running.refused_for_limit;
         if waiting == 0 {
             *refused_for_limit = false;
             return;
@@ -266,7 +307,11 @@ impl Sender {
             *refused_for_limit = true;
         }
         // As many as wait, at once: files can appear faster than one per pass.
-        self.shared.evict_idlest(waiting);
+        for key in self.shared.evict_idlest(waiting) {
+            if let Some(path) = running.open.get(&key) {
+                self.shared.wake.wake_file(path);
+            }
+        }
     }
 
     /// Waits for the tailers to stop; their acknowledgement tasks drain what

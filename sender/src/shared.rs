@@ -146,17 +146,19 @@ impl SenderShared {
 
     /// Asks the `wanted` open files idle the longest (at their end, every
     /// line acknowledged) to close, so files waiting for a slot, the live one
-    /// after a rotation above all, are not starved by old ones.
-    pub fn evict_idlest(&self, wanted: usize) {
+    /// after a rotation above all, are not starved by old ones. Returns the
+    /// files asked now.
+    pub fn evict_idlest(&self, wanted: usize) -> Vec<FileKey> {
         let idle = self.idle.lock();
         let mut evict = self.evict.lock();
         if !evict.is_empty() {
-            return; // the last request is not served yet
+            return Vec::new(); // the last request is not served yet
         }
         // The longest idle first, as many as files wait to be opened.
         let mut oldest: Vec<(&FileKey, &Instant)> = idle.iter().collect();
         oldest.sort_by_key(|(_, since)| **since);
         evict.extend(oldest.into_iter().take(wanted).map(|(key, _)| *key));
+        evict.iter().copied().collect()
     }
 
     /// Whether the compressed file `key` is seen for the first time (to log it once).

@@ -11,6 +11,10 @@
 //! wakes the tailer registered under that path (a `Notify`, so a wake that
 //! comes while the tailer is busy is kept for its next wait); a created or
 //! moved-in name wakes discovery. Nothing is ever read or decided here.
+//!
+//! Events are also kept as [`Changes`] for discovery: which directories had
+//! names come and go, which names were written to, so that a pass over
+//! 10,000 quiet files lists and stats nothing ([`Wake::take_changes`]).
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -34,6 +38,22 @@ const WATCH_MASK: u32 = libc::IN_MODIFY
     | libc::IN_ATTRIB
     | libc::IN_CLOSE_WRITE;
 
+/// Most names kept as changed between two discovery passes: past it the
+/// changes count as lost (discovery looks at everything), as on an
+/// overflowed event queue.
+const CHANGED_NAMES_MAX: usize = 65_536;
+
+/// What the events said since discovery last took them.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Directories where a name appeared, left or was renamed.
+    pub dirs: std::collections::HashSet<PathBuf>,
+    /// Names written to, truncated, or whose attributes changed.
+    pub names: std::collections::HashSet<PathBuf>,
+    /// Events were lost: nothing may be taken as unchanged.
+    pub lost: bool,
+}
+
 /// Made with the sender, started with its run (inotify needs the runtime).
 #[derive(Default)]
 pub struct Wake {
@@ -46,6 +66,7 @@ struct Inner {
     dirs: Mutex<(HashMap<i32, PathBuf>, HashMap<PathBuf, i32>)>,
     files: Mutex<HashMap<PathBuf, Arc<Notify>>>,
     discovery: Notify,
+    changes: Mutex<Changes>,
 }
 
 impl Wake {
@@ -86,6 +107,25 @@ impl Wake {
         }
         dirs.0.insert(wd, dir.to_path_buf());
         dirs.1.insert(dir.to_path_buf(), wd);
+    }
+
+    /// Whether events for `dir`'s names arrive (it is watched).
+    pub fn is_watching(&self, dir: &Path) -> bool {
+        self.inner().is_some_and(|inner| inner.dirs.lock().1.contains_key(dir))
+    }
+
+    /// The changes since the last call, or `None` without events (then
+    /// everything may have changed).
+    pub fn take_changes(&self) -> Option<Changes> {
+        let inner = self.inner()?;
+        Some(std::mem::take(&mut *inner.changes.lock()))
+    }
+
+    /// Wakes the tailer of `path`, if one waits on it.
+    pub fn wake_file(&self, path: &Path) {
+        if let Some(notify) = self.inner().and_then(|inner| inner.files.lock().get(path).cloned()) {
+            notify.notify_one();
+        }
     }
 
     /// What wakes the tailer of `path` (events on that name); `forget` it
@@ -132,6 +172,7 @@ fn open() -> Option<Arc<Inner>> {
             dirs: Mutex::new((HashMap::new(), HashMap::new())),
             files: Mutex::new(HashMap::new()),
             discovery: Notify::new(),
+            changes: Mutex::new(Changes::default()),
         })),
         Err(refused) => {
             let (_, error) = refused.into_parts();
@@ -189,6 +230,7 @@ fn wake_for(inner: &Inner, events: &[u8]) {
             for notify in inner.files.lock().values() {
                 notify.notify_one();
             }
+            inner.changes.lock().lost = true;
             new_name = true;
             continue;
         }
@@ -202,12 +244,32 @@ fn wake_for(inner: &Inner, events: &[u8]) {
             continue;
         }
         let path = dir.join(OsStr::from_bytes(name));
+        note_change(inner, event.mask, dir, &path);
         if let Some(notify) = inner.files.lock().get(&path) {
             notify.notify_one();
         }
     }
     if new_name {
         inner.discovery.notify_one();
+    }
+}
+
+/// Keeps what an event on `path` (in `dir`) changed, for discovery.
+fn note_change(inner: &Inner, mask: u32, dir: PathBuf, path: &Path) {
+    let mut changes = inner.changes.lock();
+    if changes.lost {
+        return;
+    }
+    let names_changed = libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_MOVED_FROM | libc::IN_DELETE;
+    if mask & names_changed != 0 {
+        changes.dirs.insert(dir);
+    }
+    changes.names.insert(path.to_path_buf());
+    if changes.names.len() > CHANGED_NAMES_MAX {
+        *changes = Changes {
+            lost: true,
+            ..Changes::default()
+        };
     }
 }
 
@@ -243,5 +305,11 @@ mod tests {
             .await
             .expect("a new name wakes discovery");
         wake.forget(&path);
+        let changes = wake.take_changes().expect("events run");
+        assert!(!changes.lost);
+        assert_eq!(changes.dirs, [dir.path().to_path_buf()].into());
+        assert_eq!(changes.names, [path.clone(), dir.path().join("new.log")].into());
+        let quiet = wake.take_changes().unwrap();
+        assert!(quiet.dirs.is_empty() && quiet.names.is_empty(), "taken once");
     }
 }

@@ -2,31 +2,16 @@
 //! paths, files it knows that left them with lines still unsent, copies made
 //! by copytruncate (which inherit the original's identity and position), a
 //! new identity for new content. The methods of [`Sender`] that decide;
-//! `sender.rs` holds the loop that calls them.
+//! `sender.rs` holds the loop that calls them, [`super::discovery`] finds
+//! the files.
 
 use super::Sender;
 use crate::identity::{self, FileKey};
-use crate::pattern::PathPattern;
 use crate::problems::Severity;
 use crate::registry::{Entry, Previous};
 use crate::shared::Handover;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-
-/// A file at a watched path: its identity, path, and what discovery made of it
-/// (see [`Sender::discover`]).
-pub(super) type Found = (FileKey, PathBuf, Seen);
-
-/// What discovery made of a file.
-pub(super) enum Seen {
-    /// It may need a tailer: kept open.
-    Open(std::fs::File),
-    /// Already tailed, or nothing new since its acknowledged position: closed.
-    Settled,
-    /// It needs a tailer but this pass has no room left under
-    /// `open_files_max`: closed, and counted as waiting.
-    NoRoom,
-}
 
 impl Sender {
     /// The identity and position of content that left its inode (truncated
@@ -47,9 +32,16 @@ impl Sender {
     /// original was not open: the sender was down, or it was closed to make
     /// room). A file that merely starts like another one is not a copy: the
     /// original must no longer hold that content.
-    fn truncated_original(&self, key: FileKey, is_copy: impl Fn(&Previous, &Path) -> bool) -> Option<Entry> {
-        self.shared.registry.entries().into_iter().find_map(|(other, entry)| {
-            if other == key || !is_copy(&previous_of(&entry), &entry.path) {
+    fn truncated_original(
+        &self,
+        key: FileKey,
+        path: &Path,
+        is_copy: impl Fn(&Previous, &Path) -> bool,
+    ) -> Option<Entry> {
+        let named_as_original = |other, entry: &Entry| other != key && named_as_copy_of(path, &entry.path);
+        let candidates = self.shared.registry.entries_where(named_as_original);
+        candidates.into_iter().find_map(|(other, entry)| {
+            if !is_copy(&previous_of(&entry), &entry.path) {
                 return None;
             }
             // Unreadable is taken as still there: never claim a copy on an error.
@@ -67,135 +59,21 @@ impl Sender {
         })
     }
 
-    /// A file closed to make room that has not grown since: nothing to read.
-    pub(super) fn nothing_new(&self, key: FileKey, file: &std::fs::File) -> bool {
-        let Some(entry) = self.shared.registry.get(key) else {
-            return false;
-        };
-        let length = file.metadata().map_or(u64::MAX, |m| m.len());
-        length == entry.acked_position
-            && identity::still_holds(file, entry.fingerprint, entry.acked_position, entry.before).unwrap_or(false)
-    }
-
-    /// The files `pattern` matches now; none, after reporting why, when it
-    /// matches nothing yet or its directory cannot be listed.
-    fn matching(&self, pattern: &PathPattern) -> Vec<PathBuf> {
-        let problems = &self.shared.problems;
-        let shown = pattern.display();
-        match pattern.matching_files(self.shared.config.follow_symlinks) {
-            Ok(paths) if paths.is_empty() => {
-                problems.report(&shown, "matches no file yet; waiting for one".into(), Severity::Waiting);
-                Vec::new()
-            }
-            Ok(paths) => {
-                problems.clear(&shown);
-                paths
-            }
-            // A directory the pattern names that does not exist yet (an
-            // application that has not logged yet) is waiting, not broken.
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let problem = format!(
-                    "matches no file yet (directory {} does not exist yet); waiting for one",
-                    pattern.dir().display()
-                );
-                problems.report(&shown, problem, Severity::Waiting);
-                Vec::new()
-            }
-            Err(error) => {
-                let problem = format!("cannot list directory {}: {error}", pattern.dir().display());
-                problems.report(&shown, problem, Severity::Unreadable);
-                Vec::new()
-            }
-        }
-    }
-
-    /// Every file at a watched path, with its identity; kept open only when
-    /// it may need a tailer and fits in `room` (what `open_files_max` leaves):
-    /// a file already in `open`, with nothing new since its acknowledged
-    /// position, or beyond the room is closed again at once, so a pass over
-    /// 100,000 files holds at most `open_files_max` descriptors more.
-    pub(super) fn discover(&self, open: &HashMap<FileKey, PathBuf>, mut room: usize) -> Vec<Found> {
-        let mut found = Vec::new();
-        let mut seen = HashSet::new();
-        let problems = &self.shared.problems;
-        for pattern in &self.patterns {
-            for path in self.matching(pattern) {
-                let shown_file = path.display().to_string();
-                let file = match std::fs::File::open(&path) {
-                    Ok(file) => {
-                        problems.clear(&shown_file);
-                        file
-                    }
-                    Err(error) => {
-                        problems.report(&shown_file, format!("cannot open: {error}"), Severity::Unreadable);
-                        // Still at a watched path (EACCES, EMFILE): not rotated
-                        // away, so an open tailer keeps it and the registry its
-                        // position (else it would be read again as a new file).
-                        if let Some(key) = key_at(&path) {
-                            if seen.insert(key) {
-                                found.push((key, path, Seen::Settled));
-                            }
-                        }
-                        continue;
-                    }
-                };
-                let Some(key) = identity::key_of(&file).ok().or_else(|| key_at(&path)) else {
-                    continue;
-                };
-                if seen.insert(key) {
-                    let seen = if open.contains_key(&key)
-                        || self.nothing_new(key, &file)
-                        || self.compressed(key, &path, &file)
-                    {
-                        Seen::Settled
-                    } else if room == 0 {
-                        Seen::NoRoom
-                    } else {
-                        room -= 1;
-                        Seen::Open(file)
-                    };
-                    found.push((key, path, seen));
-                }
-            }
-        }
-        found
-    }
-
-    /// Whether `file` holds compressed bytes (a rotated copy compressed by
-    /// logrotate): never tailed, logged once.
-    fn compressed(&self, key: FileKey, path: &std::path::Path, file: &std::fs::File) -> bool {
-        let compressed = crate::compressed::format_of_name(path).or_else(|| crate::compressed::format_of(file));
-        let Some(format) = compressed else {
-            return false;
-        };
-        if self.shared.first_seen_compressed(key) {
-            tracing::info!(
-                topic = %self.shared.config.topic,
-                file = %path.display(),
-                format,
-                "compressed file at a watched path (a rotated copy compressed after it was read): not tailed"
-            );
-        }
-        true
-    }
-
     /// Files the registry knows that no longer match the paths (rotated
     /// away while the sender was down, say) and still hold lines not
     /// acknowledged: found by identity in their directory, they are read to
     /// their end and then closed like any rotated file. An entry whose file
     /// is gone (deleted, or its inode holds other content) is forgotten.
+    /// Empty when the registry knows no file outside `watched` and `open`.
     pub(super) fn left_behind(
         &self,
-        watched: &[Found],
+        watched: &HashSet<FileKey>,
         open: &HashMap<FileKey, PathBuf>,
     ) -> Vec<(FileKey, PathBuf, std::fs::File)> {
         let registry = &self.shared.registry;
-        let watched: std::collections::HashSet<FileKey> = watched.iter().map(|(key, _, _)| *key).collect();
+        let elsewhere = registry.entries_where(|key, _| !open.contains_key(&key) && !watched.contains(&key));
         let mut found = Vec::new();
-        for (key, entry) in registry.entries() {
-            if open.contains_key(&key) || watched.contains(&key) {
-                continue;
-            }
+        for (key, entry) in elsewhere {
             let found_here = identity::find_in_directory(&entry.path, key).and_then(|found| match found {
                 Some((path, file)) => {
                     let same = identity::still_holds(&file, entry.fingerprint, entry.acked_position, entry.before)?;
@@ -358,7 +236,7 @@ impl Sender {
             tracing::info!(file = %path.display(), position = handover.position, "copy of a truncated file; resuming where the original was acknowledged to, with its identity");
             return Some((handover.position, handover.file_id));
         }
-        if let Some(original) = self.truncated_original(key, is_copy) {
+        if let Some(original) = self.truncated_original(key, path, is_copy) {
             tracing::info!(file = %path.display(), position = original.acked_position, "copy of a file truncated while it was closed; resuming where the original was acknowledged to, with its identity");
             return Some((original.acked_position, original.file_id));
         }
@@ -408,17 +286,6 @@ fn previous_of(entry: &Entry) -> Previous {
         file_id: entry.file_id,
         before: entry.before,
     }
-}
-
-/// The identity of the file at `path` by `stat`, which needs no descriptor
-/// and no read permission.
-fn key_at(path: &std::path::Path) -> Option<FileKey> {
-    use std::os::unix::fs::MetadataExt;
-    let metadata = std::fs::metadata(path).ok()?;
-    Some(FileKey {
-        device: metadata.dev(),
-        inode: metadata.ino(),
-    })
 }
 
 #[cfg(test)]
