@@ -54,7 +54,13 @@ impl<'a> Document<'a> {
     /// The text of the value `pointer` names, exactly as written; `None`
     /// where `serde_json::Value::pointer` finds nothing.
     pub fn raw(&self, pointer: &str) -> Option<&'a str> {
-        match (&self.found, self.pointers.node_of(pointer)) {
+        self.raw_at_place(pointer, self.pointers.node_of(pointer))
+    }
+
+    /// [`Document::raw`] of `pointer`, whose place in this document's
+    /// pointer set is `place` (found once per loader, not per row).
+    pub fn raw_at_place(&self, pointer: &str, place: Place) -> Option<&'a str> {
+        match (&self.found, place) {
             (Some(found), Place::Node(node)) => found[node],
             (_, Place::Nowhere) => None,
             _ => raw_at(self.text, pointer),

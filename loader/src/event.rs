@@ -4,6 +4,7 @@
 //! ([`Found`]): only that value is read, a string borrowed when it can be.
 
 use crate::document::{leaf, Document};
+use crate::scan::Place;
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -70,9 +71,18 @@ pub struct Found<'a> {
 impl Event<'_> {
     /// The value `pointer` names, unless it is missing or null.
     pub fn find(&self, pointer: &str) -> Option<Found<'_>> {
+        self.find_at_place(pointer, Place::Unknown)
+    }
+
+    /// [`Event::find`] of `pointer`, whose place in the pointer set the
+    /// event was read with is `place` ([`Place::Unknown`] if not known).
+    pub fn find_at_place(&self, pointer: &str, place: Place) -> Option<Found<'_>> {
         match self {
             Event::Json(document) => {
-                let written = document.raw(pointer)?;
+                let written = match place {
+                    Place::Unknown => document.raw(pointer)?,
+                    known => document.raw_at_place(pointer, known)?,
+                };
                 Some(Found {
                     leaf: leaf(written)?,
                     source: Source::Written(written),

@@ -121,6 +121,20 @@ impl PointerSet {
     }
 }
 
+/// Bytes of a string's text checked at once.
+const WORD_BYTES: usize = 8;
+const EVERY_BYTE: u64 = u64::from_le_bytes([1; WORD_BYTES]);
+const HIGH_BITS: u64 = EVERY_BYTE * 0x80;
+
+/// Whether a word of string text holds a quote, a backslash or a control
+/// character (the bit tricks are exact for whether any byte does).
+fn stops_string(word: u64) -> bool {
+    let below = |word: u64, limit: u8| word.wrapping_sub(EVERY_BYTE * u64::from(limit)) & !word & HIGH_BITS;
+    let quote = below(word ^ (EVERY_BYTE * u64::from(b'"')), 1);
+    let backslash = below(word ^ (EVERY_BYTE * u64::from(b'\\')), 1);
+    (quote | backslash | below(word, 0x20)) != 0
+}
+
 struct Scan<'a, 's> {
     text: &'a str,
     bytes: &'a [u8],
@@ -189,7 +203,13 @@ impl<'a> Scan<'a, '_> {
         } else {
             inner
         };
-        children.iter().copied().find(|c| self.set.nodes[*c].key == key)
+        let key = key.as_bytes();
+        // The first byte before the rest: most keys differ there.
+        let same = |child: &usize| {
+            let name = self.set.nodes[*child].key.as_bytes();
+            name.len() == key.len() && name.first() == key.first() && name == key
+        };
+        children.iter().copied().find(same)
     }
 
     /// A found value: it and everything found under an earlier copy of it
@@ -287,6 +307,7 @@ impl<'a> Scan<'a, '_> {
         self.at += 1;
         let mut escaped = false;
         loop {
+            self.skip_plain_words();
             let rest = self.bytes.get(self.at..)?;
             let plain = rest.iter().position(|b| matches!(b, b'"' | b'\\' | 0x00..=0x1f))?;
             self.at += plain;
@@ -301,6 +322,18 @@ impl<'a> Scan<'a, '_> {
                 }
                 _ => return None,
             }
+        }
+    }
+
+    /// Skips a string's plain text eight bytes at a time, up to the word
+    /// holding a quote, a backslash or a control character.
+    fn skip_plain_words(&mut self) {
+        while let Some(word) = self.bytes.get(self.at..self.at + WORD_BYTES) {
+            let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            if stops_string(word) {
+                return;
+            }
+            self.at += WORD_BYTES;
         }
     }
 

@@ -12,7 +12,7 @@ use crate::config::LoaderConfig;
 use crate::event::{Event, Found, Leaf, Source};
 use crate::format::{parse_clf_time, Parser};
 use crate::route::{Routed, Router};
-use crate::scan::PointerSet;
+use crate::scan::{Place, PointerSet};
 use crate::source;
 use crate::table::{ColumnSpec, ColumnType, MetadataColumn, TableSpec, TimeFormat};
 use crate::values::decimal::exact_double;
@@ -68,8 +68,8 @@ fn wrong(name: &str, source: &Source<'_>, expected: &str) -> String {
 }
 
 /// `spec`'s cell of `event`.
-fn cell(spec: &ColumnSpec, event: &Event<'_>, zero_sign: ZeroSign) -> Result<Value, String> {
-    let Some(Found { leaf, source }) = event.find(&spec.pointer) else {
+fn cell(spec: &ColumnSpec, place: Place, event: &Event<'_>, zero_sign: ZeroSign) -> Result<Value, String> {
+    let Some(Found { leaf, source }) = event.find_at_place(&spec.pointer, place) else {
         return if spec.nullable {
             Ok(Value::Null)
         } else {
@@ -219,6 +219,25 @@ pub struct Loading {
     pub zero_sign: ZeroSign,
     /// Every pointer the routes and tables read, found in one scan of an event.
     pub pointers: PointerSet,
+    /// Per table: where its columns' and dedup key's pointers are in `pointers`.
+    places: Vec<TablePlaces>,
+}
+
+/// Where one table's pointers are in a [`PointerSet`].
+#[derive(Debug, Clone)]
+struct TablePlaces {
+    columns: Vec<Place>,
+    dedup_key: Place,
+}
+
+impl TablePlaces {
+    fn of(tables: &[TableSpec], pointers: &PointerSet) -> Vec<TablePlaces> {
+        let places = |table: &TableSpec| TablePlaces {
+            columns: table.columns.iter().map(|c| pointers.node_of(&c.pointer)).collect(),
+            dedup_key: pointers.node_of(&table.dedup_key),
+        };
+        tables.iter().map(places).collect()
+    }
 }
 
 /// Whether the warehouse keeps `-0.0` apart from `0.0` in a double column.
@@ -233,9 +252,11 @@ pub enum ZeroSign {
 impl Loading {
     pub fn new(config: &LoaderConfig) -> Result<Loading, String> {
         let router = config.router();
+        let pointers = PointerSet::new(router.pointers());
         Ok(Loading {
             parser: config.parser()?,
-            pointers: PointerSet::new(router.pointers()),
+            places: TablePlaces::of(router.tables(), &pointers),
+            pointers,
             router,
             zero_sign: if config.warehouse.starts_with("sqlite:") {
                 ZeroSign::Lost
@@ -281,7 +302,7 @@ pub fn transform(loading: &Loading, record: &ConsumerRecord) -> Transformed {
         skipped => return Transformed::Skipped(skipped),
     };
     let spec = &loading.router.tables()[index];
-    match row(spec, index, &event, loading.zero_sign, record) {
+    match row(spec, &loading.places[index], index, &event, loading.zero_sign, record) {
         Ok(row) => Transformed::Row(row),
         Err(error) => Transformed::Reject(reject_of(record, &spec.table, error)),
     }
@@ -290,19 +311,20 @@ pub fn transform(loading: &Loading, record: &ConsumerRecord) -> Transformed {
 /// `event` as a row of `spec` (table `index`).
 fn row(
     spec: &TableSpec,
+    places: &TablePlaces,
     index: usize,
     event: &Event<'_>,
     zero_sign: ZeroSign,
     record: &ConsumerRecord,
 ) -> Result<Row, String> {
     let mut values = Vec::with_capacity(spec.columns.len() + spec.metadata.len());
-    for column in &spec.columns {
-        values.push(cell(column, event, zero_sign)?);
+    for (column, place) in spec.columns.iter().zip(&places.columns) {
+        values.push(cell(column, *place, event, zero_sign)?);
     }
     for column in &spec.metadata {
         values.push(metadata(*column, record)?);
     }
-    let dedup_key = match event.find(&spec.dedup_key) {
+    let dedup_key = match event.find_at_place(&spec.dedup_key, places.dedup_key) {
         Some(Found {
             leaf: Leaf::Str(id), ..
         }) if !id.is_empty() => id.into_owned(),

@@ -198,8 +198,11 @@ async fn copy_rows(
         .map_err(unavailable)?;
     let writer = BinaryCopyInWriter::new(sink, &table.types);
     tokio::pin!(writer);
+    // One list of cells for every row: no allocation per row.
+    let mut values: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(table.types.len());
     for row in rows {
-        let mut values: Vec<&(dyn ToSql + Sync)> = row.values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        values.clear();
+        values.extend(row.values.iter().map(|v| v as &(dyn ToSql + Sync)));
         values.push(&row.dedup_key);
         writer.as_mut().write(&values).await.map_err(copy_failure)?;
     }
