@@ -4,7 +4,9 @@
 //! The polls stay as the fallback, and the only mechanism where there are no
 //! events (inotify unavailable or out of watches, network and FUSE
 //! filesystems that do not report remote writes, an event queue that
-//! overflowed): a wake only ever comes early, never instead of a poll.
+//! overflowed): a wake only ever comes early, never instead of a poll. The
+//! one exception is discovery's stat of files it found settled: between its
+//! full passes (every 10 s) it trusts the events ([`Changes`]).
 //!
 //! One inotify descriptor per sender, one watch per directory (not per
 //! file: 10,000 files in a directory are one watch). An event for a name
