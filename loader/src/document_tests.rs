@@ -161,7 +161,7 @@ fn same_reading(text: &str, pointers: &[String]) -> Result<(), TestCaseError> {
     for pointer in pointers {
         let wanted = expected.pointer(pointer).filter(|v| !v.is_null());
         let value = event.value(pointer);
-        prop_assert_eq!(value.as_deref(), wanted, "{} at {:?}", text, pointer);
+        prop_assert_eq!(value.as_ref(), wanted, "{} at {:?}", text, pointer);
         let found = event.find(pointer);
         prop_assert_eq!(found.is_some(), wanted.is_some(), "{} at {:?}", text, pointer);
         let (Some(found), Some(wanted)) = (found, wanted) else {

@@ -1,7 +1,9 @@
 //! An event as the loader reads it ([`crate::format::Parser::read`]): a
-//! JSON object's checked text ([`crate::document`]) or the object Relay
-//! builds from a text or regex line, and the value a pointer names in it
+//! JSON object's checked text ([`crate::document`]) or the fields of a text
+//! or regex line ([`Fields`]), and the value a pointer names in it
 //! ([`Found`]): only that value is read, a string borrowed when it can be.
+//! No tree is built per event (only for a route condition on a whole
+//! object or array).
 
 use crate::document::{leaf, Document};
 use crate::scan::Place;
@@ -13,8 +15,51 @@ use std::borrow::Cow;
 pub enum Event<'a> {
     /// A JSON object's text, checked, never built into a tree.
     Json(Document<'a>),
-    /// The object of a text or regex line (strings only, one level).
-    Built(Value),
+    /// The fields of a text or regex line.
+    Fields(Fields<'a>),
+}
+
+/// The event object of a text or regex line, `{"name": "text", …}`, as its
+/// fields: names sorted (as a JSON object of them is written), texts
+/// borrowed from the line.
+#[derive(Debug, Clone)]
+pub struct Fields<'a> {
+    fields: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Fields<'a> {
+    /// `fields`, names distinct.
+    pub fn new(mut fields: Vec<(&'a str, &'a str)>) -> Fields<'a> {
+        fields.sort_unstable_by_key(|(name, _)| *name);
+        Fields { fields }
+    }
+
+    /// The field `pointer` names (`None` for the whole object, `Some(None)`
+    /// where there is nothing: a field's text has no members).
+    fn field(&self, pointer: &str) -> Option<Option<&'a str>> {
+        if pointer.is_empty() {
+            return None;
+        }
+        let Some(token) = pointer.strip_prefix('/').filter(|t| !t.contains('/')) else {
+            return Some(None);
+        };
+        let name: Cow<'_, str> = if token.contains('~') {
+            Cow::Owned(token.replace("~1", "/").replace("~0", "~"))
+        } else {
+            Cow::Borrowed(token)
+        };
+        let found = self.fields.binary_search_by_key(&name.as_ref(), |(name, _)| *name);
+        Some(found.ok().map(|at| self.fields[at].1))
+    }
+
+    /// The object as a tree.
+    fn tree(&self) -> Value {
+        let members = self
+            .fields
+            .iter()
+            .map(|(name, text)| ((*name).to_owned(), Value::from(*text)));
+        Value::Object(members.collect())
+    }
 }
 
 /// A value as a cell reads it: what it is, never null. An object or array
@@ -47,8 +92,10 @@ impl<'a> Leaf<'a> {
 pub enum Source<'a> {
     /// Exactly as the event wrote it.
     Written(&'a str),
-    /// A value of an event Relay built (its JSON is serde_json's).
-    Built(&'a Value),
+    /// A field of a line (its JSON is serde_json's string).
+    Field(&'a str),
+    /// A line's whole event object (its JSON is serde_json's).
+    Fields(&'a Fields<'a>),
 }
 
 impl Source<'_> {
@@ -56,7 +103,8 @@ impl Source<'_> {
     pub fn json(&self) -> String {
         match self {
             Source::Written(text) => (*text).to_owned(),
-            Source::Built(value) => value.to_string(),
+            Source::Field(text) => Value::from(*text).to_string(),
+            Source::Fields(fields) => fields.tree().to_string(),
         }
     }
 }
@@ -88,24 +136,34 @@ impl Event<'_> {
                     source: Source::Written(written),
                 })
             }
-            Event::Built(event) => {
-                let value = crate::pointer::lookup(event, pointer)?;
-                Some(Found {
-                    leaf: Leaf::of(value)?,
-                    source: Source::Built(value),
-                })
-            }
+            Event::Fields(fields) => Some(match fields.field(pointer) {
+                None => Found {
+                    leaf: Leaf::Object,
+                    source: Source::Fields(fields),
+                },
+                Some(text) => Found {
+                    leaf: Leaf::Str(Cow::Borrowed(text?)),
+                    source: Source::Field(text?),
+                },
+            }),
         }
     }
 
     /// The whole value `pointer` names (objects and arrays too, for route
     /// conditions), unless it is missing or null.
-    pub fn value(&self, pointer: &str) -> Option<Cow<'_, Value>> {
+    pub fn value(&self, pointer: &str) -> Option<Value> {
         let value = match self {
             // Text inside a checked document: it parses.
-            Event::Json(document) => Cow::Owned(serde_json::from_str(document.raw(pointer)?).ok()?),
-            Event::Built(event) => Cow::Borrowed(crate::pointer::lookup(event, pointer)?),
+            Event::Json(document) => serde_json::from_str(document.raw(pointer)?).ok()?,
+            Event::Fields(fields) => match fields.field(pointer) {
+                None => fields.tree(),
+                Some(text) => Value::from(text?),
+            },
         };
         (!value.is_null()).then_some(value)
     }
 }
+
+#[cfg(test)]
+#[path = "event_tests.rs"]
+mod tests;

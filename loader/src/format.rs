@@ -8,7 +8,7 @@
 //! [`crate::document`]), never as a tree.
 
 use crate::document::check;
-use crate::event::Event;
+use crate::event::{Event, Fields};
 use crate::scan::PointerSet;
 use crate::values::timestamp::{days_from_civil, days_in_month};
 use regex::Regex;
@@ -70,14 +70,28 @@ impl Parser {
     /// The event of `bytes`, or why there is none (the same reason as
     /// [`Parser::event`] gives): JSON stays text.
     /// `pointers` are the ones the loader reads.
-    pub fn read<'a>(&self, bytes: &'a [u8], pointers: &'a PointerSet) -> Result<Event<'a>, String> {
+    pub fn read<'a>(&'a self, bytes: &'a [u8], pointers: &'a PointerSet) -> Result<Event<'a>, String> {
         match self.format {
             Format::Json => check(bytes, pointers).map(Event::Json),
-            Format::Text | Format::Regex => self.event(bytes).map(Event::Built),
+            Format::Text => Ok(Event::Fields(Fields::new(vec![(TEXT_LINE_KEY, text(bytes)?)]))),
+            Format::Regex => {
+                let (regex, name) = self.pattern.as_ref().expect("a regex parser has its pattern");
+                let line = text(bytes)?;
+                let captures = regex
+                    .captures(line)
+                    .ok_or_else(|| format!("does not match pattern {name}"))?;
+                let fields = regex
+                    .capture_names()
+                    .flatten()
+                    .filter_map(|field| Some((field, captures.name(field)?.as_str())))
+                    .collect();
+                Ok(Event::Fields(Fields::new(fields)))
+            }
         }
     }
 
-    /// The event object of `bytes` as a tree, or why there is none.
+    /// The event object of `bytes` as a tree, or why there is none (for
+    /// tests and tools: the loader reads with [`Parser::read`]).
     pub fn event(&self, bytes: &[u8]) -> Result<Value, String> {
         match self.format {
             Format::Json => {

@@ -296,7 +296,7 @@ pub fn transform(loading: &Loading, record: &ConsumerRecord) -> Transformed {
     };
     let routed = loading
         .router
-        .route_by(|condition| condition.matches_found(event.value(&condition.pointer).as_deref()));
+        .route_by(|condition| condition.matches_found(event.value(&condition.pointer).as_ref()));
     let index = match routed {
         Routed::Table(index) => index,
         skipped => return Transformed::Skipped(skipped),
