@@ -1,7 +1,8 @@
-//! A record into a row of its table: its value becomes an event object
-//! ([`crate::format`]), the routes pick the table ([`crate::route`]), and
-//! each of that table's columns is read by JSON pointer and checked against
-//! its type. A cell is the value exactly as written or nothing
+//! A record into a row of its table: its value is read as an event
+//! ([`crate::format`], [`crate::event`]: never built into a tree), the
+//! routes pick the table ([`crate::route`]), and each of that table's
+//! columns is read by JSON pointer (placed once per loader in the event's
+//! [`PointerSet`]) and checked against its type. A cell is the value exactly as written or nothing
 //! ([`crate::values`]): numbers, json and non-string text are taken from the
 //! event's own text, never through a double or a re-serialisation. A record
 //! that does not parse, or a value that does not fit its column as it is,
