@@ -8,11 +8,9 @@
 //! `Value` per row to read a few fields was a quarter of `relay load`'s CPU
 //! in malloc and free).
 
-use crate::event::Leaf;
 use crate::scan::{Place, PointerSet};
 use crate::values::json_text::raw_at;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use std::borrow::Cow;
 use std::fmt;
 
 /// A record's value that serde_json accepts as a JSON object.
@@ -66,46 +64,6 @@ impl<'a> Document<'a> {
             _ => raw_at(self.text, pointer),
         }
     }
-}
-
-/// The value a value's text (as [`Document::raw`] finds it) denotes, as
-/// serde_json reads it (`None` for null); a string borrowed from the text
-/// unless it holds an escape.
-pub fn leaf(raw: &str) -> Option<Leaf<'_>> {
-    Some(match raw.as_bytes().first()? {
-        b'{' => Leaf::Object,
-        b'[' => Leaf::Array,
-        b'n' => return None,
-        b't' => Leaf::Bool(true),
-        b'f' => Leaf::Bool(false),
-        b'"' => {
-            let inner = &raw[1..raw.len() - 1];
-            if inner.contains('\\') {
-                // Text inside a checked document: it parses.
-                Leaf::Str(Cow::Owned(serde_json::from_str(raw).ok()?))
-            } else {
-                Leaf::Str(Cow::Borrowed(inner))
-            }
-        }
-        _ => Leaf::Number(number(raw)?),
-    })
-}
-
-/// Digits of an integer that an `i64` always holds.
-const INTEGER_DIGITS_HELD: usize = 18;
-
-/// A number's text as serde_json reads it (an integer in 64 bits, anything
-/// else a double; `-0` is the double -0.0).
-fn number(raw: &str) -> Option<serde_json::Number> {
-    let digits = raw.strip_prefix('-').unwrap_or(raw);
-    let plain = !digits.is_empty()
-        && digits.len() <= INTEGER_DIGITS_HELD
-        && !digits.starts_with('0')
-        && digits.bytes().all(|b| b.is_ascii_digit());
-    if plain {
-        return raw.parse::<i64>().ok().map(serde_json::Number::from);
-    }
-    serde_json::from_str(raw).ok()
 }
 
 /// Whether a checked value is an object. Deserializing it takes every value

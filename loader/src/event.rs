@@ -5,7 +5,9 @@
 //! No tree is built per event (only for a route condition on a whole
 //! object or array).
 
-use crate::document::{leaf, Document};
+use crate::document::Document;
+use crate::leaf::leaf;
+pub use crate::leaf::Leaf;
 use crate::scan::Place;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -59,31 +61,6 @@ impl<'a> Fields<'a> {
             .iter()
             .map(|(name, text)| ((*name).to_owned(), Value::from(*text)));
         Value::Object(members.collect())
-    }
-}
-
-/// A value as a cell reads it: what it is, never null. An object or array
-/// is only its kind; its text is in [`Source`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Leaf<'a> {
-    Str(Cow<'a, str>),
-    Number(serde_json::Number),
-    Bool(bool),
-    Object,
-    Array,
-}
-
-impl<'a> Leaf<'a> {
-    /// The leaf of a value in a tree; `None` for null.
-    pub fn of(value: &'a Value) -> Option<Leaf<'a>> {
-        Some(match value {
-            Value::Null => return None,
-            Value::Bool(b) => Leaf::Bool(*b),
-            Value::Number(n) => Leaf::Number(n.clone()),
-            Value::String(s) => Leaf::Str(Cow::Borrowed(s)),
-            Value::Array(_) => Leaf::Array,
-            Value::Object(_) => Leaf::Object,
-        })
     }
 }
 

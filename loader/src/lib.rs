@@ -7,7 +7,7 @@
 //!   columns, the dedup key, batch bounds.
 //! - [`format`]: a record's value (JSON, a text line, a line matched by a
 //!   regex) into one event object.
-//! - [`event`], [`document`], [`scan`]: an event as the loader reads it: a
+//! - [`event`], [`document`], [`scan`], [`leaf`]: an event as the loader reads it: a
 //!   JSON event checked and read by pointer as its text, never built into
 //!   a tree.
 //! - [`table`]: one target table's shape (columns, their types, metadata
@@ -35,6 +35,7 @@ pub mod document;
 pub mod event;
 pub mod format;
 pub mod isolate;
+pub mod leaf;
 pub mod loader;
 pub mod metrics;
 pub mod pointer;
