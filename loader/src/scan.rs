@@ -255,19 +255,28 @@ impl<'a> Scan<'a, '_> {
             self.expect(b':')?;
             self.skip_space();
             self.member(child)?;
-            self.skip_space();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.skip_space();
-                }
-                b'}' => break,
-                _ => return None,
+            if self.after_member(b'}')? {
+                break;
             }
         }
         self.at += 1;
         self.depth -= 1;
         Some(())
+    }
+
+    /// After a member of an object or array: past a `,` (false), or at the
+    /// `close` that ends it (true); anything else is not JSON the scan takes.
+    fn after_member(&mut self, close: u8) -> Option<bool> {
+        self.skip_space();
+        match self.peek()? {
+            b',' => {
+                self.at += 1;
+                self.skip_space();
+                Some(false)
+            }
+            c if c == close => Some(true),
+            _ => None,
+        }
     }
 
     fn array(&mut self, node: Option<usize>) -> Option<()> {
@@ -287,14 +296,8 @@ impl<'a> Scan<'a, '_> {
                     .find(|c| self.set.nodes[*c].index == Some(position))
             });
             self.member(child)?;
-            self.skip_space();
-            match self.peek()? {
-                b',' => {
-                    self.at += 1;
-                    self.skip_space();
-                }
-                b']' => break,
-                _ => return None,
+            if self.after_member(b']')? {
+                break;
             }
         }
         self.at += 1;
