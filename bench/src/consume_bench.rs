@@ -52,7 +52,7 @@ pub async fn run(args: &ConsumeBenchArgs) -> Result<Phase, String> {
                 bytes += poll
                     .records
                     .iter()
-                    .map(|r| r.value.as_ref().map_or(0, |v| v.len()) as u64)
+                    .map(|r| r.value.map_or(0, <[u8]>::len) as u64)
                     .sum::<u64>();
                 if consumer.at_end() && poll.assigned.is_none() {
                     break;

@@ -13,12 +13,18 @@
 //! value means "none" and is left out. Records before the fetch offset are
 //! walked for this too, then dropped.
 
+mod view;
+
+pub use view::{RecordView, Records};
+
 use crate::error::{ClientError, Result};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::RecordBatchDecoder;
 use relay_proto::batch::{BatchHeader, Compression};
 use relay_proto::records::RecordIter;
 use relay_proto::{BatchError, RecordBatches};
+use std::sync::Arc;
+use view::{HeaderSpan, Part, Slot, Span, BUFFER_BYTES_MAX};
 
 /// One consumed record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,154 +53,230 @@ pub fn decode(
     bytes: &Bytes,
     from_offset: i64,
     sticky: &[Bytes],
-) -> Result<(Vec<ConsumerRecord>, Option<i64>)> {
-    let mut records = Vec::new();
-    let next_offset = decode_into(topic, partition, bytes, from_offset, sticky, &mut records)?;
+) -> Result<(Records, Option<i64>)> {
+    let mut records = Records::default();
+    let next_offset = records.decode_into(&Arc::from(topic), partition, bytes, from_offset, sticky)?;
     Ok((records, next_offset))
 }
 
-/// As [`decode`], appending to `records` (a fetch's records of every
-/// partition go into one vector, moved once); returns the offset after the
-/// last whole batch. On an error `records` may hold part of `bytes`' records.
-pub fn decode_into(
-    topic: &str,
-    partition: i32,
-    bytes: &Bytes,
-    from_offset: i64,
-    sticky: &[Bytes],
-    records: &mut Vec<ConsumerRecord>,
-) -> Result<Option<i64>> {
-    let mut next_offset = None;
-    for item in RecordBatches::new(bytes) {
-        let (position, header, whole) = match item {
-            Ok(batch) => batch,
-            Err(BatchError::TrailingBytes { .. }) => break,
-            Err(error) => {
-                return Err(ClientError::Invalid(format!(
-                    "corrupt batch from {topic}/{partition} at offset {from_offset}: {error}"
-                )))
+/// Where the records being decoded go: their `Part` and its buffer.
+struct Placed<'b> {
+    part: u32,
+    buffer: &'b [u8],
+}
+
+/// A record's own place in its buffer, before its headers are settled.
+struct Walked {
+    offset: i64,
+    timestamp_ms: i64,
+    key: Span,
+    value: Span,
+}
+
+impl Records {
+    /// As [`decode`], appending to these records (a fetch's records of
+    /// every partition go into one `Records`); returns the offset after the
+    /// last whole batch. On an error these may hold part of `bytes`' records.
+    pub fn decode_into(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+        bytes: &Bytes,
+        from_offset: i64,
+        sticky: &[Bytes],
+    ) -> Result<Option<i64>> {
+        if bytes.len() > BUFFER_BYTES_MAX {
+            return Err(ClientError::Invalid(format!(
+                "{topic}/{partition}: a fetch of {} bytes is over {BUFFER_BYTES_MAX}",
+                bytes.len()
+            )));
+        }
+        let fetched = self.parts.len() as u32;
+        self.parts.push(Part {
+            topic: Arc::clone(topic),
+            partition,
+            buffer: bytes.clone(),
+        });
+        let mut next_offset = None;
+        for item in RecordBatches::new(bytes) {
+            let (position, header, whole) = match item {
+                Ok(batch) => batch,
+                Err(BatchError::TrailingBytes { .. }) => break,
+                Err(error) => {
+                    return Err(ClientError::Invalid(format!(
+                        "corrupt batch from {topic}/{partition} at offset {from_offset}: {error}"
+                    )))
+                }
+            };
+            next_offset = Some(header.last_offset() + 1);
+            if header.is_control() || header.last_offset() < from_offset {
+                continue;
             }
-        };
-        next_offset = Some(header.last_offset() + 1);
-        if header.is_control() || header.last_offset() < from_offset {
-            continue;
+            let raw = &bytes[position..position + whole.len()];
+            let sticky = StickyHeaders::new(sticky);
+            let decoded = if header.compression() == Compression::None {
+                let placed = Placed {
+                    part: fetched,
+                    buffer: bytes,
+                };
+                self.walk_uncompressed(&placed, raw, &header, from_offset, sticky)
+            } else {
+                self.decode_compressed(topic, partition, raw, from_offset, sticky)
+            };
+            if let Err(error) = decoded {
+                self.push_undecodable(fetched, bytes, raw, &header, error);
+            }
         }
-        let raw = bytes.slice(position..position + whole.len());
-        let sticky = StickyHeaders::new(sticky);
-        let decoded = if header.compression() == Compression::None {
-            walk_uncompressed(topic, partition, &raw, &header, from_offset, sticky, records)
-        } else {
-            decode_compressed(topic, partition, &raw, from_offset, sticky, records)
-        };
-        if let Err(error) = decoded {
-            records.push(ConsumerRecord {
-                topic: topic.to_owned(),
-                partition,
-                offset: header.last_offset(),
-                timestamp_ms: header.max_timestamp(),
-                key: None,
-                value: Some(raw),
-                headers: Vec::new(),
-                undecodable: Some(format!(
-                    "batch of offsets {}..={} passed its CRC check but cannot be decoded: {error}",
-                    header.base_offset(),
-                    header.last_offset()
-                )),
-            });
-        }
+        Ok(next_offset)
     }
-    Ok(next_offset)
-}
 
-/// The records of an uncompressed batch (`raw`, whole), at or after
-/// `from_offset`, appended to `out` as slices of `raw`. On a malformed
-/// record nothing of the batch is kept and the error says where.
-fn walk_uncompressed(
-    topic: &str,
-    partition: i32,
-    raw: &Bytes,
-    header: &BatchHeader<'_>,
-    from_offset: i64,
-    mut sticky: StickyHeaders<'_>,
-    out: &mut Vec<ConsumerRecord>,
-) -> std::result::Result<(), String> {
-    let kept = out.len();
-    let count = usize::try_from(header.record_count()).unwrap_or(0);
-    out.reserve(count);
-    let log_append_time = header.is_log_append_time().then(|| header.max_timestamp());
-    let slice = |part: Option<&[u8]>| part.map(|part| raw.slice_ref(part));
-    for view in RecordIter::of_uncompressed_batch(raw, count) {
-        let view = view.map_err(|error| {
-            out.truncate(kept);
-            error.to_string()
-        })?;
-        let offset = header.base_offset() + i64::from(view.offset_delta);
-        let skipped = offset < from_offset;
-        if skipped && sticky.is_empty() {
-            continue;
-        }
-        let headers = sticky.apply(
-            view.headers()
-                .map(|(name, value)| (String::from_utf8_lossy(name).into_owned(), slice(value)))
-                .collect(),
-        );
-        if skipped {
-            continue;
-        }
-        out.push(ConsumerRecord {
-            topic: topic.to_owned(),
-            partition,
-            offset,
-            timestamp_ms: log_append_time.unwrap_or(header.first_timestamp() + view.timestamp_delta_ms),
-            key: slice(view.key),
-            value: slice(view.value),
-            headers,
-            undecodable: None,
+    /// The record standing for a batch whose records cannot be decoded.
+    fn push_undecodable(&mut self, part: u32, buffer: &[u8], raw: &[u8], header: &BatchHeader<'_>, error: String) {
+        self.reasons.push(format!(
+            "batch of offsets {}..={} passed its CRC check but cannot be decoded: {error}",
+            header.base_offset(),
+            header.last_offset()
+        ));
+        let first = self.headers.len() as u32;
+        self.slots.push(Slot {
+            part,
+            offset: header.last_offset(),
+            timestamp_ms: header.max_timestamp(),
+            key: Span::NONE,
+            value: Span::within(buffer, Some(raw)),
+            headers: (first, first),
+            undecodable: self.reasons.len() as u32,
         });
     }
-    Ok(())
-}
 
-/// The records of a compressed batch (`raw`, whole) at or after
-/// `from_offset`, decompressed and decoded by `kafka-protocol`.
-fn decode_compressed(
-    topic: &str,
-    partition: i32,
-    raw: &Bytes,
-    from_offset: i64,
-    mut sticky: StickyHeaders<'_>,
-    out: &mut Vec<ConsumerRecord>,
-) -> std::result::Result<(), String> {
-    let set = RecordBatchDecoder::decode(&mut raw.clone()).map_err(|error| format!("{error:#}"))?;
-    for record in set.records {
-        let skipped = record.offset < from_offset;
-        if skipped && sticky.is_empty() {
-            continue;
+    /// The records of an uncompressed batch (`raw`, whole, inside
+    /// `placed.buffer`), at or after `from_offset`, placed where they lie.
+    /// On a malformed record nothing of the batch is kept and the error
+    /// says where.
+    fn walk_uncompressed(
+        &mut self,
+        placed: &Placed<'_>,
+        raw: &[u8],
+        header: &BatchHeader<'_>,
+        from_offset: i64,
+        mut sticky: StickyHeaders<'_>,
+    ) -> std::result::Result<(), String> {
+        let kept = (self.slots.len(), self.headers.len());
+        let count = usize::try_from(header.record_count()).unwrap_or(0);
+        self.slots.reserve(count);
+        let log_append_time = header.is_log_append_time().then(|| header.max_timestamp());
+        let mut own = Vec::new();
+        for view in RecordIter::of_uncompressed_batch(raw, count) {
+            let view = view.map_err(|error| {
+                self.slots.truncate(kept.0);
+                self.headers.truncate(kept.1);
+                error.to_string()
+            })?;
+            let offset = header.base_offset() + i64::from(view.offset_delta);
+            let skipped = offset < from_offset;
+            if skipped && sticky.is_empty() {
+                continue;
+            }
+            own.clear();
+            own.extend(view.headers().map(|(name, value)| HeaderSpan {
+                name: Span::within(placed.buffer, Some(name)),
+                value: Span::within(placed.buffer, value),
+            }));
+            let walked = Walked {
+                offset,
+                timestamp_ms: log_append_time.unwrap_or(header.first_timestamp() + view.timestamp_delta_ms),
+                key: Span::within(placed.buffer, view.key),
+                value: Span::within(placed.buffer, view.value),
+            };
+            self.push(placed, walked, &own, &mut sticky, skipped);
         }
-        let headers = sticky.apply(record.headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        if skipped {
-            continue;
+        Ok(())
+    }
+
+    /// The records of a compressed batch (`raw`, whole) at or after
+    /// `from_offset`, decompressed and decoded by `kafka-protocol`, copied
+    /// into one buffer of their own.
+    fn decode_compressed(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+        raw: &[u8],
+        from_offset: i64,
+        mut sticky: StickyHeaders<'_>,
+    ) -> std::result::Result<(), String> {
+        let set = RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(raw)).map_err(|error| format!("{error:#}"))?;
+        let kept = (self.slots.len(), self.headers.len());
+        let part = self.parts.len() as u32;
+        let mut buffer = BytesMut::new();
+        let mut own = Vec::new();
+        for record in set.records {
+            let skipped = record.offset < from_offset;
+            if skipped && sticky.is_empty() {
+                continue;
+            }
+            own.clear();
+            for (name, value) in &record.headers {
+                own.push(HeaderSpan {
+                    name: Span::appended(&mut buffer, Some(name.as_bytes())),
+                    value: Span::appended(&mut buffer, value.as_deref()),
+                });
+            }
+            let walked = Walked {
+                offset: record.offset,
+                timestamp_ms: record.timestamp,
+                key: Span::appended(&mut buffer, record.key.as_deref()),
+                value: Span::appended(&mut buffer, record.value.as_deref()),
+            };
+            if buffer.len() > BUFFER_BYTES_MAX {
+                self.slots.truncate(kept.0);
+                self.headers.truncate(kept.1);
+                return Err(format!("decompressed past {BUFFER_BYTES_MAX} bytes"));
+            }
+            self.push(&Placed { part, buffer: &buffer }, walked, &own, &mut sticky, skipped);
         }
-        out.push(ConsumerRecord {
-            topic: topic.to_owned(),
+        self.parts.push(Part {
+            topic: Arc::clone(topic),
             partition,
-            offset: record.offset,
-            timestamp_ms: record.timestamp,
-            key: record.key,
-            value: record.value,
-            headers,
-            undecodable: None,
+            buffer: buffer.freeze(),
+        });
+        Ok(())
+    }
+
+    /// Places one walked record with its headers as the consumer sees them
+    /// (sticky ones inherited); a record before the fetch offset (`skipped`)
+    /// only updates the sticky values.
+    fn push(
+        &mut self,
+        placed: &Placed<'_>,
+        walked: Walked,
+        own: &[HeaderSpan],
+        sticky: &mut StickyHeaders<'_>,
+        skipped: bool,
+    ) {
+        let first = self.headers.len();
+        sticky.apply(placed.buffer, own, &mut self.headers);
+        if skipped {
+            self.headers.truncate(first);
+            return;
+        }
+        self.slots.push(Slot {
+            part: placed.part,
+            offset: walked.offset,
+            timestamp_ms: walked.timestamp_ms,
+            key: walked.key,
+            value: walked.value,
+            headers: (first as u32, self.headers.len() as u32),
+            undecodable: 0,
         });
     }
-    Ok(())
 }
 
 /// The sticky keys' latest values while one batch is walked in order.
 struct StickyHeaders<'k> {
     keys: &'k [Bytes],
-    /// Per key: the latest non-null value before the current record, with
-    /// its name as consumers see it.
-    latest: Vec<Option<(String, Bytes)>>,
+    /// Per key: the latest non-null header with it before the current
+    /// record (its name as consumers see it), in the batch's buffer.
+    latest: Vec<Option<HeaderSpan>>,
 }
 
 impl<'k> StickyHeaders<'k> {
@@ -209,32 +291,30 @@ impl<'k> StickyHeaders<'k> {
         self.keys.is_empty()
     }
 
-    fn is_sticky(&self, name: &str) -> bool {
-        self.keys.iter().any(|key| key == name.as_bytes())
+    fn is_sticky(&self, name: &[u8]) -> bool {
+        self.keys.iter().any(|key| key == name)
     }
 
-    /// The next record's headers as the consumer sees them, given `own`,
-    /// the ones it carries: the values it inherits first, then its own but
-    /// null sticky ones. Notes the values it carries for the records after.
-    fn apply(&mut self, own: Vec<(String, Option<Bytes>)>) -> Vec<(String, Option<Bytes>)> {
+    /// Appends to `out` the next record's headers as the consumer sees
+    /// them, given `own`, the ones it carries (in `buffer`): the values it
+    /// inherits first, then its own but null sticky ones. Notes the values
+    /// it carries for the records after.
+    fn apply(&mut self, buffer: &[u8], own: &[HeaderSpan], out: &mut Vec<HeaderSpan>) {
         if self.keys.is_empty() {
-            return own;
+            out.extend_from_slice(own);
+            return;
         }
-        let mut headers = Vec::new();
+        let name = |header: &HeaderSpan| header.name.of(buffer).unwrap_or_default();
         for (key, latest) in self.keys.iter().zip(&mut self.latest) {
-            match own.iter().rev().find(|(name, _)| name.as_bytes() == key) {
-                Some((name, value)) => *latest = value.clone().map(|value| (name.clone(), value)),
-                None => headers.extend(latest.iter().map(|(name, value)| (name.clone(), Some(value.clone())))),
+            match own.iter().rev().find(|header| name(header) == key) {
+                Some(header) => *latest = header.value.is_some().then_some(*header),
+                None => out.extend(latest.iter().copied()),
             }
         }
-        if headers.is_empty() && !own.iter().any(|(name, value)| value.is_none() && self.is_sticky(name)) {
-            return own;
-        }
-        headers.extend(
-            own.into_iter()
-                .filter(|(name, value)| value.is_some() || !self.is_sticky(name)),
+        out.extend(
+            own.iter()
+                .filter(|header| header.value.is_some() || !self.is_sticky(name(header))),
         );
-        headers
     }
 }
 
@@ -271,22 +351,38 @@ mod tests {
         assert_eq!(next, Some(14));
         let seen: Vec<(i64, i64, &[u8])> = records
             .iter()
-            .map(|r| (r.offset, r.timestamp_ms, r.value.as_deref().unwrap()))
+            .map(|r| (r.offset, r.timestamp_ms, r.value.unwrap()))
             .collect();
         assert_eq!(
             seen,
             vec![(11, T0_MS + 5, &b"b"[..]), (12, T0_MS + 10, b"c"), (13, T0_MS, b"d")]
         );
-        assert_eq!(records[2].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(records.get(2).unwrap().key, Some(&b"k"[..]));
+        let first = records.get(0).unwrap();
         assert_eq!(
-            records[0].headers,
+            first.headers().collect::<Vec<_>>(),
+            vec![(&b"source_position"[..], Some(&b"42"[..])), (&b"none"[..], None)]
+        );
+        assert_eq!(
+            first.to_owned().headers,
             vec![
                 ("source_position".to_owned(), Some(Bytes::from_static(b"42"))),
                 ("none".to_owned(), None)
             ]
         );
-        // No copy: the value points into the fetched buffer.
-        let value = records[0].value.as_ref().unwrap();
+        // No copy: the value points into the fetched buffer, in the view
+        // and in an owned copy.
+        let owned = first.to_owned();
+        for value in [first.value.unwrap(), owned.value.as_deref().unwrap()] {
+            let inside = fetched.as_ptr() as usize..fetched.as_ptr() as usize + fetched.len();
+            assert!(inside.contains(&(value.as_ptr() as usize)));
+        }
+        assert_eq!(first.topic, "events");
+        assert!(
+            Arc::ptr_eq(&first.shared_topic(), &records.get(1).unwrap().shared_topic()),
+            "one topic per partition"
+        );
+        let value = first.value.unwrap();
         let inside = fetched.as_ptr() as usize..fetched.as_ptr() as usize + fetched.len();
         assert!(inside.contains(&(value.as_ptr() as usize)));
     }
@@ -303,9 +399,14 @@ mod tests {
         let (records, next) = decode("events", 0, &Bytes::from(fetched), 0, &[]).unwrap();
         assert_eq!(next, Some(3));
         assert_eq!(records.len(), 2);
-        assert_eq!(records[0].offset, 1, "the bad batch's last offset");
-        assert!(records[0].undecodable.as_ref().unwrap().contains("cannot be decoded"));
-        assert_eq!(records[1].value.as_deref(), Some(&b"c"[..]));
-        assert!(records[1].undecodable.is_none());
+        let (bad, good) = (records.get(0).unwrap(), records.get(1).unwrap());
+        assert_eq!(bad.offset, 1, "the bad batch's last offset");
+        assert!(bad.undecodable.unwrap().contains("cannot be decoded"));
+        assert!(
+            bad.value.unwrap().len() > relay_proto::batch::HEADER_BYTES,
+            "the batch's bytes"
+        );
+        assert_eq!(good.value, Some(&b"c"[..]));
+        assert!(good.undecodable.is_none());
     }
 }

@@ -16,10 +16,10 @@ use crate::sink::{Sink, SinkError};
 use crate::transform::Loading;
 use relay_client::backoff::Backoff;
 use relay_client::consumer::{Consumer, ConsumerConfig, Poll, Resume, TopicPartition};
-use relay_client::records::ConsumerRecord;
+use relay_client::records::{RecordView, Records};
 use relay_client::{ClientError, Cluster};
 use relay_proto::stop::Stop;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -131,9 +131,10 @@ pub struct Loader {
     gaps_checked: Instant,
     pub stats: Arc<LoaderStats>,
     metrics: LoaderMetrics,
-    /// The next records, fetched while the last batch was being written:
-    /// taken by the next pass of the loop before it fetches again.
-    prefetched: Option<Result<Poll, ClientError>>,
+    /// The next records, fetched while the last batch was being written
+    /// (as many fetches as fit in a batch): taken by the next passes of the
+    /// loop, in order, before it fetches again.
+    prefetched: VecDeque<Result<Poll, ClientError>>,
     /// The lag's reference while a batch waits: each partition's end
     /// offset as last listed, and the offset its lag counts from.
     lag: retry::LagFollower,
@@ -200,7 +201,7 @@ impl Loader {
             gaps_checked: Instant::now(),
             stats,
             metrics,
-            prefetched: None,
+            prefetched: VecDeque::new(),
             lag: retry::LagFollower::default(),
             stuck: retry::StuckBatch::default(),
             stop: Stop::never(),
@@ -256,7 +257,7 @@ impl Loader {
             gathering.add(poll.records);
             self.publish_lag(&gathering.from);
             self.refresh_open_gaps(false).await?;
-            if gathering.is_ready(&self.config) {
+            if gathering.is_ready(&self.config) || self.write_now(&gathering) {
                 self.flush(gathering.take_records(), drain.since.is_none()).await?;
             }
         }
@@ -295,7 +296,7 @@ impl Loader {
     /// fetch (bounded by the drain's time left after a stop). `None`: the
     /// loop looks again (the stop came, or the drain's time ran out).
     async fn next_poll(&mut self, stop: &mut Stop, drain: &mut Drain) -> Option<Result<Poll, ClientError>> {
-        if let Some(prefetched) = self.prefetched.take() {
+        if let Some(prefetched) = self.prefetched.pop_front() {
             return Some(prefetched);
         }
         if let Some(since) = drain.since {
@@ -331,8 +332,8 @@ impl Loader {
     fn caught_up(&self, stopping: bool) -> bool {
         if self
             .prefetched
-            .as_ref()
-            .is_some_and(|poll| poll.as_ref().map_or(true, |poll| !poll.records.is_empty()))
+            .iter()
+            .any(|poll| poll.as_ref().map_or(true, |poll| !poll.records.is_empty()))
         {
             return false; // fetched, not loaded yet
         }
@@ -345,6 +346,18 @@ impl Loader {
                 _ => false,
             },
         )
+    }
+
+    /// Whether the records gathered go now, before the batch is full or
+    /// due: the loader has fetched everything the topic holds (nothing
+    /// fetched ahead waits to be gathered) and, the loop being here, no
+    /// write is in flight. Waiting `batch_wait_ms` would only delay them;
+    /// records that come during this write make the next batch.
+    fn write_now(&self, gathering: &Gathering) -> bool {
+        self.config.write_when_caught_up
+            && !gathering.records.is_empty()
+            && self.prefetched.is_empty()
+            && self.consumer.at_end()
     }
 
     /// Records on the broker not yet in the warehouse, per owned partition.
@@ -386,10 +399,14 @@ const FETCH_FAILING_LOUD_AFTER: Duration = Duration::from_secs(30);
 const FETCH_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Records fetched and not yet written: the micro-batch being gathered,
-/// bounded by records, bytes and time.
+/// bounded by records, bytes and time. Whole polls' records are kept (they
+/// own the fetched buffers; the batch reads them as views), so gathering
+/// and retries copy no record.
 #[derive(Default)]
 struct Gathering {
-    records: Vec<ConsumerRecord>,
+    records: Vec<Records>,
+    /// Records in `records`, all polls together.
+    count: usize,
     /// First pending offset per partition, for the lag of partitions the
     /// warehouse has no offset for yet.
     from: HashMap<TopicPartition, i64>,
@@ -398,7 +415,7 @@ struct Gathering {
 }
 
 impl Gathering {
-    fn add(&mut self, records: Vec<ConsumerRecord>) {
+    fn add(&mut self, records: Records) {
         if records.is_empty() {
             return;
         }
@@ -406,37 +423,39 @@ impl Gathering {
         // Records come in runs per partition: look at each run's first.
         let mut previous: Option<(&str, i32)> = None;
         for record in &records {
-            if previous == Some((record.topic.as_str(), record.partition)) {
+            if previous == Some((record.topic, record.partition)) {
                 continue;
             }
-            previous = Some((record.topic.as_str(), record.partition));
+            previous = Some((record.topic, record.partition));
             let tp = TopicPartition {
-                topic: record.topic.clone(),
+                topic: record.topic.to_owned(),
                 partition: record.partition,
             };
             self.from.entry(tp).or_insert(record.offset);
         }
         self.bytes += records.iter().map(record_bytes).sum::<usize>();
-        self.records.extend(records);
+        self.count += records.len();
+        self.records.push(records);
     }
 
     /// Full (by records or bytes) or due (by time), and not empty.
     fn is_ready(&self, config: &LoaderConfig) -> bool {
-        let full = self.records.len() >= config.batch_records_max || self.bytes >= config.batch_bytes_max;
+        let full = self.count >= config.batch_records_max || self.bytes >= config.batch_bytes_max;
         let due = self.started.is_some_and(|t| t.elapsed() >= config.batch_wait());
         !self.records.is_empty() && (full || due)
     }
 
     /// The records, for a flush; the batch starts afresh.
-    fn take_records(&mut self) -> Vec<ConsumerRecord> {
+    fn take_records(&mut self) -> Vec<Records> {
         let records = std::mem::take(&mut self.records);
         self.clear();
         records
     }
 
-    /// Drops what was gathered (keeping the records' allocation).
+    /// Drops what was gathered (keeping the list's allocation).
     fn clear(&mut self) {
         self.records.clear();
+        self.count = 0;
         self.from.clear();
         self.started = None;
         self.bytes = 0;
@@ -454,12 +473,11 @@ struct Drain {
 }
 
 /// What a record holds in memory, for `batch_bytes_max`.
-fn record_bytes(record: &ConsumerRecord) -> usize {
-    record.value.as_ref().map_or(0, |v| v.len())
-        + record.key.as_ref().map_or(0, |k| k.len())
+fn record_bytes(record: RecordView<'_>) -> usize {
+    record.value.map_or(0, <[u8]>::len)
+        + record.key.map_or(0, <[u8]>::len)
         + record
-            .headers
-            .iter()
-            .map(|(k, v)| k.len() + v.as_ref().map_or(0, |v| v.len()))
+            .headers()
+            .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
             .sum::<usize>()
 }

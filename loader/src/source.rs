@@ -4,7 +4,7 @@
 //! every record its sticky `relay_source` header before this runs
 //! ([`STICKY_HEADER_KEYS`] in the loader's consumer settings).
 
-use relay_client::records::ConsumerRecord;
+use relay_client::records::RecordView;
 use relay_proto::source_headers::LineSource;
 pub use relay_proto::source_headers::STICKY_HEADER_KEYS;
 use std::borrow::Cow;
@@ -17,18 +17,10 @@ pub fn sticky_header_keys() -> Vec<bytes::Bytes> {
         .collect()
 }
 
-fn header<'a>(record: &'a ConsumerRecord, name: &str) -> Option<&'a [u8]> {
-    record
-        .headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| v.as_deref())
-}
-
 /// The record's line source: `Ok(None)` when no Relay sender produced it,
 /// an error naming the record when its compact header cannot be read.
-fn line_source(record: &ConsumerRecord) -> Result<Option<LineSource<'_>>, String> {
-    LineSource::read(|name| header(record, name)).map_err(|error| {
+fn line_source<'a>(record: &RecordView<'a>) -> Result<Option<LineSource<'a>>, String> {
+    LineSource::read(|name| record.header(name)).map_err(|error| {
         format!(
             "{}/{} offset {}: {error}",
             record.topic, record.partition, record.offset
@@ -40,18 +32,18 @@ fn line_source(record: &ConsumerRecord) -> Result<Option<LineSource<'_>>, String
 /// `host:file:position` for a file without an id), the same in both forms;
 /// `None` for a record that is not a sender's line or whose source header
 /// cannot be read (its offset then keys it).
-pub fn identity(record: &ConsumerRecord) -> Option<String> {
+pub fn identity(record: &RecordView<'_>) -> Option<String> {
     line_source(record).ok().flatten()?.identity()
 }
 
 /// The path the line was read from, as bytes; `Ok(None)` without one.
-pub fn file(record: &ConsumerRecord) -> Result<Option<Cow<'_, [u8]>>, String> {
+pub fn file<'a>(record: &RecordView<'a>) -> Result<Option<Cow<'a, [u8]>>, String> {
     Ok(line_source(record)?.and_then(|source| source.file))
 }
 
 /// The line's byte position; `Ok(None)` without one or when it is not a
 /// number a BIGINT holds.
-pub fn position(record: &ConsumerRecord) -> Result<Option<i64>, String> {
+pub fn position(record: &RecordView<'_>) -> Result<Option<i64>, String> {
     Ok(line_source(record)?
         .and_then(|source| source.position_number())
         .and_then(|position| i64::try_from(position).ok()))
@@ -61,6 +53,7 @@ pub fn position(record: &ConsumerRecord) -> Result<Option<i64>, String> {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use relay_client::records::ConsumerRecord;
     use relay_proto::registry::FileId;
     use relay_proto::source_headers::{
         encode_source, put_position, Source, HEADER_FILE, HEADER_FILE_ID, HEADER_HOST, HEADER_LINE_POSITION,
@@ -110,34 +103,37 @@ mod tests {
             (compact(Some(id), 1_048_576), legacy(&id.to_string(), "1048576")),
             (compact(None, 0), legacy("", "0")),
         ] {
-            assert_eq!(identity(&new), identity(&old));
-            assert_eq!(file(&new).unwrap(), file(&old).unwrap());
-            assert_eq!(position(&new).unwrap(), position(&old).unwrap());
+            assert_eq!(identity(&new.view()), identity(&old.view()));
+            assert_eq!(file(&new.view()).unwrap(), file(&old.view()).unwrap());
+            assert_eq!(position(&new.view()).unwrap(), position(&old.view()).unwrap());
         }
         assert_eq!(
-            identity(&compact(Some(id), 42)).unwrap(),
+            identity(&compact(Some(id), 42).view()).unwrap(),
             "web-1:0123456789abcdef0011223344556677:42"
         );
-        assert_eq!(identity(&compact(None, 42)).unwrap(), "web-1:/var/log/app.jsonl:42");
+        assert_eq!(
+            identity(&compact(None, 42).view()).unwrap(),
+            "web-1:/var/log/app.jsonl:42"
+        );
     }
 
     #[test]
     fn an_unreadable_compact_header_is_an_error_naming_the_record_and_no_identity() {
         let broken = record(vec![(HEADER_SOURCE, vec![9, 0, 0, 0]), (HEADER_LINE_POSITION, vec![1])]);
-        assert_eq!(identity(&broken), None);
-        let error = file(&broken).unwrap_err();
+        assert_eq!(identity(&broken.view()), None);
+        let error = file(&broken.view()).unwrap_err();
         assert!(
             error.starts_with("events/2 offset 7: relay_source header has version 9"),
             "{error}"
         );
-        assert!(position(&broken).is_err());
+        assert!(position(&broken.view()).is_err());
     }
 
     #[test]
     fn records_without_source_headers_have_no_source() {
         let other = record(vec![("trace", b"x".to_vec())]);
         assert_eq!(
-            (identity(&other), file(&other), position(&other)),
+            (identity(&other.view()), file(&other.view()), position(&other.view())),
             (None, Ok(None), Ok(None))
         );
     }

@@ -19,7 +19,7 @@ use crate::table::{ColumnSpec, ColumnType, MetadataColumn, TableSpec, TimeFormat
 use crate::values::decimal::exact_double;
 use crate::values::json_text::JsonText;
 use crate::values::timestamp::parse_rfc3339_micros;
-use relay_client::records::ConsumerRecord;
+use relay_client::records::RecordView;
 
 /// A typed cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,10 +160,10 @@ fn timestamp(spec: &ColumnSpec, leaf: &Leaf<'_>, source: &Source<'_>) -> Result<
 const RECORD_TIMESTAMP_NONE: i64 = -1;
 
 /// A metadata cell of `record`, or why its column cannot hold it as it is.
-fn metadata(column: MetadataColumn, record: &ConsumerRecord) -> Result<Value, String> {
+fn metadata(column: MetadataColumn, record: &RecordView<'_>) -> Result<Value, String> {
     let name = column.column_name();
     Ok(match column {
-        MetadataColumn::Topic => Value::Text(record.topic.clone()),
+        MetadataColumn::Topic => Value::Text(record.topic.to_owned()),
         MetadataColumn::Partition => Value::BigInt(i64::from(record.partition)),
         MetadataColumn::Offset => Value::BigInt(record.offset),
         MetadataColumn::RecordTimestamp if record.timestamp_ms == RECORD_TIMESTAMP_NONE => Value::Null,
@@ -199,13 +199,13 @@ fn metadata(column: MetadataColumn, record: &ConsumerRecord) -> Result<Value, St
 }
 
 /// The reject of `record` meant for `table`: its coordinates, its bytes, and why.
-pub fn reject_of(record: &ConsumerRecord, table: &str, error: String) -> Reject {
+pub fn reject_of(record: &RecordView<'_>, table: &str, error: String) -> Reject {
     Reject {
         table: table.to_owned(),
-        topic: record.topic.clone(),
+        topic: record.topic.to_owned(),
         partition: record.partition,
         offset: record.offset,
-        raw: record.value.as_deref().unwrap_or_default().to_vec(),
+        raw: record.value.unwrap_or_default().to_vec(),
         error,
         source: source::identity(record),
     }
@@ -283,12 +283,12 @@ pub enum Transformed {
 }
 
 /// The row of `record` in its table, its reject, or why it is skipped.
-pub fn transform(loading: &Loading, record: &ConsumerRecord) -> Transformed {
+pub fn transform(loading: &Loading, record: &RecordView<'_>) -> Transformed {
     let unparsed = |error: String| Transformed::Reject(reject_of(record, loading.router.table_for_unparsed(), error));
-    if let Some(why) = &record.undecodable {
-        return unparsed(why.clone());
+    if let Some(why) = record.undecodable {
+        return unparsed(why.to_owned());
     }
-    let Some(bytes) = record.value.as_deref() else {
+    let Some(bytes) = record.value else {
         return unparsed("the record has no value".into());
     };
     let event = match loading.parser.read(bytes, &loading.pointers) {
@@ -316,7 +316,7 @@ fn row(
     index: usize,
     event: &Event<'_>,
     zero_sign: ZeroSign,
-    record: &ConsumerRecord,
+    record: &RecordView<'_>,
 ) -> Result<Row, String> {
     let mut values = Vec::with_capacity(spec.columns.len() + spec.metadata.len());
     for (column, place) in spec.columns.iter().zip(&places.columns) {
@@ -348,7 +348,7 @@ fn row(
 /// same for every copy of the line whatever the file was called. Records of
 /// senders before file ids carry the path instead (stable only while the file
 /// keeps its name); records from other producers fall back to their offset.
-fn source_key(record: &ConsumerRecord) -> String {
+fn source_key(record: &RecordView<'_>) -> String {
     source::identity(record).unwrap_or_else(|| format!("{}/{}/{}", record.topic, record.partition, record.offset))
 }
 

@@ -1,5 +1,6 @@
 use super::*;
 use bytes::Bytes;
+use relay_client::records::ConsumerRecord;
 use relay_proto::source_headers::{HEADER_FILE, HEADER_FILE_ID, HEADER_HOST, HEADER_POSITION};
 
 fn config() -> LoaderConfig {
@@ -25,7 +26,7 @@ fn config() -> LoaderConfig {
 }
 
 fn row_of(config: &LoaderConfig, record: &ConsumerRecord) -> Result<Row, Box<Reject>> {
-    match transform(&Loading::new(config).unwrap(), record) {
+    match transform(&Loading::new(config).unwrap(), &record.view()) {
         Transformed::Row(row) => Ok(row),
         Transformed::Reject(reject) => Err(Box::new(reject)),
         Transformed::Skipped(why) => panic!("skipped: {why:?}"),
@@ -148,7 +149,7 @@ fn routed() -> LoaderConfig {
 fn first_matching_route_wins_and_the_unrouted_are_skipped() {
     let config = routed();
     let loading = Loading::new(&config).unwrap();
-    let row = |value: &str| transform(&loading, &record(value));
+    let row = |value: &str| transform(&loading, &record(value).view());
     match row(r#"{"type":"purchase","amount":5}"#) {
         Transformed::Row(row) => assert_eq!((row.table, &row.values[0]), (0, &Value::BigInt(5))),
         other => panic!("{other:?}"),
@@ -173,7 +174,7 @@ fn first_matching_route_wins_and_the_unrouted_are_skipped() {
     only.only_table = Some("sessions".into());
     let loading = Loading::new(&only).unwrap();
     assert_eq!(
-        transform(&loading, &record(r#"{"type":"purchase","amount":5}"#)),
+        transform(&loading, &record(r#"{"type":"purchase","amount":5}"#).view()),
         Transformed::Skipped(Routed::OtherTable)
     );
 }
@@ -183,11 +184,11 @@ fn a_default_table_takes_what_no_route_does() {
     let mut config = routed();
     config.table = "events".into();
     let loading = Loading::new(&config).unwrap();
-    match transform(&loading, &record(r#"{"type":"match"}"#)) {
+    match transform(&loading, &record(r#"{"type":"match"}"#).view()) {
         Transformed::Row(row) => assert_eq!(loading.tables()[row.table].table, "events"),
         other => panic!("{other:?}"),
     }
-    match transform(&loading, &record("[]")) {
+    match transform(&loading, &record("[]").view()) {
         Transformed::Reject(reject) => assert_eq!(reject.table, "events"),
         other => panic!("{other:?}"),
     }

@@ -9,7 +9,7 @@ use super::client::{connect, fail, parse_position, runtime, with_config};
 use crate::cli::ConsumeArgs;
 use crate::exit;
 use relay_client::consumer::{Consumer, ConsumerConfig, TopicPartition};
-use relay_client::records::ConsumerRecord;
+use relay_client::records::RecordView;
 use std::collections::HashSet;
 use std::io::Write;
 
@@ -17,22 +17,24 @@ use std::io::Write;
 /// 64 KiB (one write(2) per piece, not per record).
 const OUTPUT_BUFFER_BYTES_MAX: usize = 1 << 16;
 
-fn json_line(record: &ConsumerRecord) -> String {
-    let text = |bytes: &Option<bytes::Bytes>| match bytes {
+fn json_line(record: &RecordView<'_>) -> String {
+    let text = |bytes: Option<&[u8]>| match bytes {
         None => serde_json::Value::Null,
         Some(b) => serde_json::Value::String(String::from_utf8_lossy(b).into_owned()),
     };
-    let mut headers: serde_json::Map<String, serde_json::Value> =
-        record.headers.iter().map(|(k, v)| (k.clone(), text(v))).collect();
+    let mut headers: serde_json::Map<String, serde_json::Value> = record
+        .headers()
+        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), text(v)))
+        .collect();
     show_line_source(record, &mut headers);
     serde_json::json!({
         "topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,
         "timestamp": record.timestamp_ms,
-        "key": text(&record.key),
+        "key": text(record.key),
         "headers": headers,
-        "value": text(&record.value),
+        "value": text(record.value),
     })
     .to_string()
 }
@@ -41,15 +43,9 @@ fn json_line(record: &ConsumerRecord) -> String {
 /// readable `source_host`, `source_file`, `source_file_id` and
 /// `source_position`, as the older form wrote them; an unreadable one is
 /// left as it came.
-fn show_line_source(record: &ConsumerRecord, headers: &mut serde_json::Map<String, serde_json::Value>) {
+fn show_line_source(record: &RecordView<'_>, headers: &mut serde_json::Map<String, serde_json::Value>) {
     use relay_proto::source_headers::{self as names, LineSource};
-    let header = |name: &str| {
-        record
-            .headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.as_deref())
-    };
+    let header = |name: &str| record.header(name);
     if header(names::HEADER_SOURCE).is_none() {
         return;
     }
@@ -135,15 +131,15 @@ async fn print_records(consumer: &mut Consumer, args: &ConsumeArgs) -> i32 {
             if args.max.is_some_and(|max| printed >= max) {
                 break;
             }
-            if let Some(why) = &record.undecodable {
+            if let Some(why) = record.undecodable {
                 eprintln!("relay consume: {}/{}: {why}; skipped", record.topic, record.partition);
                 printed_now += 1;
                 continue;
             }
             let written = if args.format == "json" {
-                writeln!(out, "{}", json_line(record))
+                writeln!(out, "{}", json_line(&record))
             } else {
-                out.write_all(record.value.as_deref().unwrap_or_default())
+                out.write_all(record.value.unwrap_or_default())
                     .and_then(|()| out.write_all(b"\n"))
             };
             if written.is_err() {
@@ -159,9 +155,9 @@ async fn print_records(consumer: &mut Consumer, args: &ConsumeArgs) -> i32 {
             // Commit exactly what was printed: rewind each partition to its
             // first record that was fetched but not printed.
             let mut rewound: HashSet<TopicPartition> = HashSet::new();
-            for record in &poll.records[printed_now..] {
+            for record in poll.records.iter().skip(printed_now) {
                 let partition = TopicPartition {
-                    topic: record.topic.clone(),
+                    topic: record.topic.to_string(),
                     partition: record.partition,
                 };
                 if rewound.insert(partition.clone()) {

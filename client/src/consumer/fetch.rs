@@ -11,7 +11,7 @@ use crate::cluster::Cluster;
 use crate::connection::Connection;
 use crate::error::{check, ClientError, Result};
 use crate::offsets::list_offset;
-use crate::records::{decode_into, ConsumerRecord};
+use crate::records::Records;
 use crate::types::{StartPosition, TopicPartition};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -80,10 +80,11 @@ impl Positions {
     fn accept(
         &mut self,
         tp: TopicPartition,
+        topic: &Arc<str>,
         high_watermark: i64,
         bytes: Option<Bytes>,
         sticky: &[Bytes],
-        records: &mut Vec<ConsumerRecord>,
+        records: &mut Records,
     ) -> Result<()> {
         let Some(position) = self.get(&tp) else {
             return Ok(());
@@ -93,9 +94,10 @@ impl Positions {
             return Ok(());
         };
         let first = records.len();
-        let batches_end = decode_into(&tp.topic, tp.partition, &bytes, position, sticky, records)?;
-        let next = records[first..]
-            .last()
+        let batches_end = records.decode_into(topic, tp.partition, &bytes, position, sticky)?;
+        let next = (records.len() > first)
+            .then(|| records.get(records.len() - 1))
+            .flatten()
             .map(|r| r.offset + 1)
             .into_iter()
             .chain(batches_end)
@@ -224,7 +226,7 @@ pub(super) async fn fetch(
     assignment: &[TopicPartition],
     positions: &mut Positions,
     mut ahead: Option<&mut Option<Ahead>>,
-) -> Result<Vec<ConsumerRecord>> {
+) -> Result<Records> {
     let requests = match ahead.as_mut().and_then(|ahead| ahead.take()) {
         Some(sent) if sent.matches(assignment, positions) => sent.requests,
         _ => send_requests(cluster, config, assignment, positions).await?,
@@ -233,7 +235,7 @@ pub(super) async fn fetch(
     // a fetch dropped at any await (a stop, a caller that stops waiting)
     // leaves them where they were, so no fetched record is skipped.
     let mut moved = positions.clone();
-    let mut records = Vec::new();
+    let mut records = Records::default();
     for (connection, answer) in requests {
         let response = answer
             .await
@@ -242,13 +244,14 @@ pub(super) async fn fetch(
             format!("fetching from {}", connection.address())
         })?;
         for topic in response.responses {
-            let name = topic.topic.to_string();
+            // One topic name per topic of the answer, shared by its records.
+            let name: Arc<str> = Arc::from(topic.topic.as_str());
             for partition in topic.partitions {
                 let tp = TopicPartition {
-                    topic: name.clone(),
+                    topic: name.to_string(),
                     partition: partition.partition_index,
                 };
-                apply_fetched(cluster, config, &mut moved, tp, partition, &mut records).await?;
+                apply_fetched(cluster, config, &mut moved, (tp, &name), partition, &mut records).await?;
             }
         }
     }
@@ -312,9 +315,9 @@ async fn apply_fetched(
     cluster: &Cluster,
     config: &ConsumerConfig,
     positions: &mut Positions,
-    tp: TopicPartition,
+    (tp, topic): (TopicPartition, &Arc<str>),
     partition: PartitionData,
-    records: &mut Vec<ConsumerRecord>,
+    records: &mut Records,
 ) -> Result<()> {
     let Some(position) = positions.get(&tp) else {
         return Ok(());
@@ -322,6 +325,7 @@ async fn apply_fetched(
     match ResponseError::try_from_code(partition.error_code) {
         None => positions.accept(
             tp,
+            topic,
             partition.high_watermark,
             partition.records,
             &config.sticky_header_keys,
@@ -385,9 +389,10 @@ mod tests {
         tp: TopicPartition,
         high_watermark: i64,
         bytes: Option<Bytes>,
-    ) -> Result<Vec<ConsumerRecord>> {
-        let mut records = Vec::new();
-        positions.accept(tp, high_watermark, bytes, &[], &mut records)?;
+    ) -> Result<Records> {
+        let mut records = Records::default();
+        let topic: Arc<str> = Arc::from(tp.topic.as_str());
+        positions.accept(tp, &topic, high_watermark, bytes, &[], &mut records)?;
         Ok(records)
     }
 
@@ -433,7 +438,7 @@ mod tests {
         Some(batches.concat().into())
     }
 
-    fn offsets(records: &[ConsumerRecord]) -> Vec<i64> {
+    fn offsets(records: &Records) -> Vec<i64> {
         records.iter().map(|r| r.offset).collect()
     }
 
@@ -443,7 +448,7 @@ mod tests {
         positions.seek(events(0), 10);
         let records = accept(&mut positions, events(0), 30, fetched(&[batch(10, 5)])).unwrap();
         assert_eq!(offsets(&records), vec![10, 11, 12, 13, 14]);
-        assert_eq!(records[2].value.as_deref(), Some(&b"record 12"[..]));
+        assert_eq!(records.get(2).unwrap().value, Some(&b"record 12"[..]));
         assert_eq!(positions.get(&events(0)), Some(15));
         assert_eq!(positions.high_watermark(&events(0)), Some(30));
     }

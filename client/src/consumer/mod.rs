@@ -27,7 +27,7 @@ pub use config::{ConsumerConfig, Resume};
 
 use crate::cluster::Cluster;
 use crate::error::Result;
-use crate::records::ConsumerRecord;
+use crate::records::Records;
 use fetch::Positions;
 use group::Membership;
 use relay_proto::stop::Stop;
@@ -38,10 +38,13 @@ use std::time::{Duration, Instant};
 /// How often a group member looks for new partitions of its topics.
 pub const PARTITION_CHECK_INTERVAL: Duration = Duration::from_secs(3);
 
-/// What one `poll` found.
+/// What one `poll` found. `records` owns the fetched buffers and lends
+/// each record as a [`RecordView`](crate::records::RecordView) (slices of
+/// them, the topic shared per partition); an owned copy is made only on
+/// request (`RecordView::to_owned`).
 #[derive(Debug, Default)]
 pub struct Poll {
-    pub records: Vec<ConsumerRecord>,
+    pub records: Records,
     /// Set right after a rebalance: the partitions now owned.
     pub assigned: Option<Vec<TopicPartition>>,
 }
@@ -170,7 +173,7 @@ impl Consumer {
             self.partition_counts = self.subscribed_partition_counts(false).await;
             self.counts_checked = Instant::now();
             return Ok(Poll {
-                records: Vec::new(),
+                records: Records::default(),
                 assigned: Some(assigned),
             });
         }

@@ -209,7 +209,7 @@ mod tests {
                 .iter()
                 .map(|r| r.headers.iter().filter(|(_, v)| v.is_some()).cloned().collect())
                 .collect();
-            let seen: Vec<Vec<(String, Option<Bytes>)>> = decoded.iter().map(|r| r.headers.clone()).collect();
+            let seen: Vec<Vec<(String, Option<Bytes>)>> = decoded.iter().map(|r| r.to_owned().headers).collect();
             proptest::prop_assert_eq!(seen, expected);
         }
     }

@@ -86,7 +86,7 @@ pub fn json_row(data: &[u8]) {
         undecodable: None,
     };
     let loading = Loading::new(&config).expect("the fuzz config is valid");
-    match transform(&loading, &record) {
+    match transform(&loading, &record.view()) {
         Transformed::Row(row) => {
             assert_eq!(row.values.len(), config.columns.len() + config.metadata.len());
             for (column, value) in config.columns.iter().zip(&row.values) {

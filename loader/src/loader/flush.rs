@@ -9,10 +9,10 @@ use super::{retry, Loader, LoaderError};
 use crate::route::Routed;
 use crate::sink::{Batch, OffsetAdvance, SinkError};
 use crate::transform::{transform, Transformed};
-use relay_client::consumer::{Poll, TopicPartition};
-use relay_client::records::ConsumerRecord;
+use relay_client::consumer::{Consumer, Poll, TopicPartition};
+use relay_client::records::{RecordView, Records};
 use relay_client::ClientError;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 struct Built<'r> {
     batch: Batch,
     /// The record of each row, to reject it if the warehouse refuses it.
-    sources: Vec<&'r ConsumerRecord>,
+    sources: Vec<RecordView<'r>>,
     /// The next offset per partition once the batch commits.
     next: BTreeMap<TopicPartition, i64>,
     /// Records no route took, and records a discard route took.
@@ -38,7 +38,7 @@ struct Skipped {
 impl Loader {
     /// Transforms `records` and writes them with their offsets in one
     /// transaction; with `prefetch`, the next records are fetched meanwhile.
-    pub(super) async fn flush(&mut self, records: Vec<ConsumerRecord>, prefetch: bool) -> Result<(), LoaderError> {
+    pub(super) async fn flush(&mut self, records: Vec<Records>, prefetch: bool) -> Result<(), LoaderError> {
         let Built {
             batch,
             mut sources,
@@ -57,21 +57,21 @@ impl Loader {
 
     /// The batch of `records` for the partitions still owned: rows,
     /// rejects, gaps and the offsets it advances.
-    async fn build_batch<'r>(&self, records: &'r [ConsumerRecord]) -> Result<Built<'r>, LoaderError> {
+    async fn build_batch<'r>(&self, records: &'r [Records]) -> Result<Built<'r>, LoaderError> {
         let mut batch = Batch::default();
-        let mut sources: Vec<&ConsumerRecord> = Vec::new();
+        let mut sources: Vec<RecordView<'r>> = Vec::new();
         let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         let mut skipped = Skipped::default();
-        for record in records {
+        for record in records.iter().flat_map(Records::iter) {
             let tp = TopicPartition {
-                topic: record.topic.clone(),
+                topic: record.topic.to_owned(),
                 partition: record.partition,
             };
             if !self.stored.contains_key(&tp) {
                 continue; // not ours any more
             }
             next.insert(tp, record.offset + 1);
-            match transform(&self.loading, record) {
+            match transform(&self.loading, &record) {
                 Transformed::Row(row) => {
                     batch.rows.push(row);
                     sources.push(record);
@@ -107,11 +107,11 @@ impl Loader {
     async fn write_until_committed(
         &mut self,
         mut batch: Batch,
-        sources: &mut Vec<&ConsumerRecord>,
+        sources: &mut Vec<RecordView<'_>>,
         prefetch: bool,
     ) -> Result<Option<Batch>, LoaderError> {
         let mut first_attempt = None;
-        if prefetch && self.prefetched.is_none() && self.consumer.next_poll_only_fetches() {
+        if prefetch && self.prefetched.is_empty() && self.consumer.next_poll_only_fetches() {
             let (written, fetched) = self.write_while_fetching(batch).await;
             batch = written.0;
             first_attempt = Some(written.1);
@@ -139,7 +139,7 @@ impl Loader {
                     // Records fetched behind the fenced batch must not be
                     // loaded after it: the rejoin fetches from the warehouse's
                     // offsets again.
-                    self.prefetched = None;
+                    self.prefetched.clear();
                     return Ok(None);
                 }
                 Err(error) => return Err(error),
@@ -179,18 +179,24 @@ impl Loader {
         }
     }
 
-    /// The first attempt at writing `batch`, with the next fetch running
+    /// The first attempt at writing `batch`, with the next fetches running
     /// alongside (the pipeline: the broker and the loader's decoding work
-    /// while the warehouse commits). The fetch is dropped unfinished if the
-    /// write ends first (it only fetches, see
-    /// `Consumer::next_poll_only_fetches`, so dropping it moves nothing).
+    /// while the warehouse commits), one after another until they hold a
+    /// batch's worth of records, so the next batch is ready when this write
+    /// ends. The fetch in flight is dropped unfinished if the write ends
+    /// first (it only fetches, see `Consumer::next_poll_only_fetches`, so
+    /// dropping it moves nothing); every fetch that ended is kept.
     async fn write_while_fetching(
         &mut self,
         batch: Batch,
-    ) -> ((Batch, Result<Duration, SinkError>), Option<Result<Poll, ClientError>>) {
+    ) -> (
+        (Batch, Result<Duration, SinkError>),
+        VecDeque<Result<Poll, ClientError>>,
+    ) {
         let shared = Arc::new(batch);
         let group = self.config.group.clone();
-        let mut fetched = None;
+        let records_max = self.config.batch_records_max;
+        let mut fetched = VecDeque::new();
         let written = {
             let started = Instant::now();
             let write = retry::following_lag(
@@ -199,12 +205,13 @@ impl Loader {
                 &self.cluster,
                 &self.metrics,
             );
-            let poll = self.consumer.poll();
-            tokio::pin!(write, poll);
+            let polls = fetch_batch_worth(&mut self.consumer, records_max, &mut fetched);
+            tokio::pin!(write, polls);
+            let mut polling = true;
             loop {
                 tokio::select! {
                     written = &mut write => break written.map(|()| started.elapsed()),
-                    polled = &mut poll, if fetched.is_none() => fetched = Some(polled),
+                    () = &mut polls, if polling => polling = false,
                 }
             }
         };
@@ -249,6 +256,34 @@ impl Loader {
             *self.open_gaps.entry(tp).or_default() += 1;
         }
         self.mirror_to_broker(next.into_iter().collect()).await;
+    }
+}
+
+/// Fetches into `fetched` until it holds `records_max` records, a fetch
+/// fails or reports an assignment (kept, like every fetch with records),
+/// or the next poll would do more than fetch. Each answer is pushed as soon
+/// as its fetch ends, so dropping this future (the write ended) loses none
+/// that moved a position.
+async fn fetch_batch_worth(
+    consumer: &mut Consumer,
+    records_max: usize,
+    fetched: &mut VecDeque<Result<Poll, ClientError>>,
+) {
+    let mut records = 0;
+    loop {
+        let polled = consumer.poll().await;
+        let more = polled.as_ref().is_ok_and(|poll| poll.assigned.is_none());
+        match &polled {
+            // Nothing new before the fetch's wait ran out: ask again.
+            Ok(poll) if more && poll.records.is_empty() => {}
+            _ => {
+                records += polled.as_ref().map_or(0, |poll| poll.records.len());
+                fetched.push_back(polled);
+            }
+        }
+        if !more || records >= records_max || !consumer.next_poll_only_fetches() {
+            return;
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use super::{Loader, LoaderError};
 use crate::config::OnGap;
 use crate::sink::{Gap, GapCause};
 use relay_client::consumer::{list_offset, TopicPartition};
-use relay_client::records::ConsumerRecord;
+use relay_client::records::{RecordView, Records};
 use relay_proto::offset_metadata;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -88,7 +88,7 @@ impl Loader {
     /// broker (a corrupt batch set aside), or jumped past by the position;
     /// transaction markers of a Kafka cluster are passed over. With
     /// `on_gap = "stop"` a gap is an error instead.
-    pub(super) async fn gaps(&self, records: &[ConsumerRecord]) -> Result<Vec<Gap>, LoaderError> {
+    pub(super) async fn gaps(&self, records: &[Records]) -> Result<Vec<Gap>, LoaderError> {
         let mut gaps = Vec::new();
         // A partition without a stored offset expects its first record where it was started.
         let expected: HashMap<TopicPartition, Option<i64>> = self
@@ -96,7 +96,7 @@ impl Loader {
             .iter()
             .map(|(tp, stored)| (tp.clone(), stored.or_else(|| self.started_at.get(tp).copied())))
             .collect();
-        for (tp, expected, found) in jumps(&expected, records) {
+        for (tp, expected, found) in jumps(&expected, records.iter().flat_map(Records::iter)) {
             gaps.extend(self.missing(&tp, expected, found).await?);
         }
         if self.config.on_gap == OnGap::Stop {
@@ -197,9 +197,9 @@ const JUMP_PROBES_MAX: usize = 64;
 /// Partitions not in `stored` (not ours) or without a stored offset yet
 /// start wherever they start. An undecodable batch's record stands for the
 /// whole batch at its last offset: it jumps nothing.
-pub(super) fn jumps(
+pub(super) fn jumps<'r>(
     stored: &HashMap<TopicPartition, Option<i64>>,
-    records: &[ConsumerRecord],
+    records: impl IntoIterator<Item = RecordView<'r>>,
 ) -> Vec<(TopicPartition, i64, i64)> {
     // Records come in runs per partition: the maps are looked up once a run.
     let mut next: HashMap<TopicPartition, Option<i64>> = HashMap::new();
@@ -214,7 +214,7 @@ pub(super) fn jumps(
                 next.insert(done.tp, done.expected);
             }
             let tp = TopicPartition {
-                topic: record.topic.clone(),
+                topic: record.topic.to_owned(),
                 partition: record.partition,
             };
             let known = next.get(&tp).or_else(|| stored.get(&tp)).copied();
@@ -249,6 +249,7 @@ struct Run {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use relay_client::records::ConsumerRecord;
 
     fn record(partition: i32, offset: i64) -> ConsumerRecord {
         ConsumerRecord {
@@ -276,7 +277,10 @@ mod tests {
         // batch the broker set aside) 500..=501.
         let stored = HashMap::from([(tp(0), Some(0))]);
         let records: Vec<_> = (0..10).chain(500..502).map(|o| record(0, o)).collect();
-        assert_eq!(jumps(&stored, &records), vec![(tp(0), 10, 500)]);
+        assert_eq!(
+            jumps(&stored, records.iter().map(ConsumerRecord::view)),
+            vec![(tp(0), 10, 500)]
+        );
     }
 
     #[test]
@@ -291,7 +295,7 @@ mod tests {
             record(2, 99),
         ];
         assert_eq!(
-            jumps(&stored, &records),
+            jumps(&stored, records.iter().map(ConsumerRecord::view)),
             vec![(tp(0), 5, 7), (tp(0), 9, 20)],
             "partition 1 has no stored offset (starts where it starts); 2 is not ours"
         );
@@ -303,6 +307,6 @@ mod tests {
         let mut undecodable = record(0, 9);
         undecodable.undecodable = Some("garbage".into());
         let records = vec![record(0, 3), record(0, 4), undecodable, record(0, 10)];
-        assert_eq!(jumps(&stored, &records), Vec::new());
+        assert_eq!(jumps(&stored, records.iter().map(ConsumerRecord::view)), Vec::new());
     }
 }

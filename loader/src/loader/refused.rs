@@ -8,7 +8,7 @@ use super::{Loader, LoaderError};
 use crate::isolate;
 use crate::sink::Batch;
 use crate::transform::reject_of;
-use relay_client::records::ConsumerRecord;
+use relay_client::records::RecordView;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ impl Loader {
     pub(super) async fn reject_refused_rows(
         &mut self,
         batch: &mut Batch,
-        sources: &mut Vec<&ConsumerRecord>,
+        sources: &mut Vec<RecordView<'_>>,
         reason: &str,
     ) -> Result<(), LoaderError> {
         // A batch already known to fail with no row at fault says so in
@@ -52,7 +52,7 @@ impl Loader {
             tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, reason = %why, "row refused by the warehouse; recorded in relay_rejects");
             batch
                 .rejects
-                .push(reject_of(record, table, format!("refused by the warehouse: {why}")));
+                .push(reject_of(&record, table, format!("refused by the warehouse: {why}")));
         }
         Ok(())
     }

@@ -151,7 +151,7 @@ proptest! {
         let config = config(warehouse, &[("v".into(), case.column_type, pointer)]);
         let loading = Loading::new(&config).unwrap();
         let line = format!("{before}{}{after}", case.written);
-        match transform(&loading, &record(0, line)) {
+        match transform(&loading, &record(0, line).view()) {
             Transformed::Row(row) => check(&case, loading.zero_sign, Ok(&row.values[0]))?,
             Transformed::Reject(reject) => check(&case, loading.zero_sign, Err(&reject.error))?,
             Transformed::Skipped(why) => return Err(TestCaseError::fail(format!("skipped: {why:?}"))),
@@ -162,7 +162,7 @@ proptest! {
     fn numeric_ids_stay_distinct_keys_as_written(id in "-?[1-9][0-9]{15,30}(\\.[0-9]{1,5})?") {
         let config = config("sqlite://unused", &[]);
         let loading = Loading::new(&config).unwrap();
-        match transform(&loading, &record(0, format!("{{\"id\": {id} }}"))) {
+        match transform(&loading, &record(0, format!("{{\"id\": {id} }}")).view()) {
             Transformed::Row(row) => prop_assert_eq!(row.dedup_key, id),
             other => return Err(TestCaseError::fail(format!("{other:?}"))),
         }

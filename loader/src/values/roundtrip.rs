@@ -54,7 +54,7 @@ fn rows(loading: &Loading, cases: &[Case]) -> Result<Vec<(usize, Row)>, TestCase
             column_name(case.column_type),
             case.written
         );
-        match transform(loading, &record(index as i64, line)) {
+        match transform(loading, &record(index as i64, line).view()) {
             Transformed::Row(row) => rows.push((index, row)),
             Transformed::Reject(reject) => check(case, loading.zero_sign, Err(&reject.error))?,
             Transformed::Skipped(why) => return Err(TestCaseError::fail(format!("skipped: {why:?}"))),

@@ -81,7 +81,7 @@ async fn first_records(admin: &Admin, topic: &str, lagging: &Lagging) -> relay_c
         consumer.seek(tp, *committed);
     }
     let mut first: HashMap<i32, (i64, i64)> = HashMap::new();
-    for record in consumer.poll().await?.records {
+    for record in &consumer.poll().await?.records {
         let entry = first
             .entry(record.partition)
             .or_insert((record.offset, record.timestamp_ms));
