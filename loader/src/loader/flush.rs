@@ -62,15 +62,29 @@ impl Loader {
         let mut sources: Vec<RecordView<'r>> = Vec::new();
         let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         let mut skipped = Skipped::default();
+        // Records come in runs per partition: a run's partition is named
+        // and looked up once, its next offset noted when the run ends.
+        let mut run: Option<(TopicPartition, bool, Option<i64>)> = None;
         for record in records.iter().flat_map(Records::iter) {
-            let tp = TopicPartition {
-                topic: record.topic.to_owned(),
-                partition: record.partition,
-            };
-            if !self.stored.contains_key(&tp) {
+            let same = run
+                .as_ref()
+                .is_some_and(|(tp, ..)| tp.partition == record.partition && tp.topic == record.topic);
+            if !same {
+                if let Some((tp, _, Some(after))) = run.take() {
+                    next.insert(tp, after);
+                }
+                let tp = TopicPartition {
+                    topic: record.topic.to_owned(),
+                    partition: record.partition,
+                };
+                let ours = self.stored.contains_key(&tp);
+                run = Some((tp, ours, None));
+            }
+            let (_, ours, after) = run.as_mut().expect("a run for this record");
+            if !*ours {
                 continue; // not ours any more
             }
-            next.insert(tp, record.offset + 1);
+            *after = Some(record.offset + 1);
             match transform(&self.loading, &record) {
                 Transformed::Row(row) => {
                     batch.rows.push(row);
@@ -81,6 +95,9 @@ impl Loader {
                 Transformed::Skipped(Routed::Discarded) => skipped.discarded += 1,
                 Transformed::Skipped(_) => {}
             }
+        }
+        if let Some((tp, _, Some(after))) = run {
+            next.insert(tp, after);
         }
         batch.gaps = self.gaps(records).await?;
         batch.offsets = next
