@@ -127,18 +127,20 @@ fn metrics_of_broker_sender_and_loader_match_what_passed() {
     // A loader that holds its whole batch: lag = every record, nothing loaded.
     let warehouse = Warehouse::sqlite(dir.path());
     let config = dir.path().join("load.toml");
-    let write_config = |batch_wait_ms: u64| {
+    // Holding: the batch waits its time even once the loader is caught up.
+    let write_config = |batch_wait_ms: u64, write_when_caught_up: bool| {
         std::fs::write(
             &config,
             format!(
                 "[[load]]\ntopic = \"events\"\ngroup = \"loaders\"\nwarehouse = \"{}\"\ntable = \"events\"\n\
-                 batch_records_max = 100000\nbatch_wait_ms = {batch_wait_ms}\n",
+                 batch_records_max = 100000\nbatch_wait_ms = {batch_wait_ms}\n\
+                 write_when_caught_up = {write_when_caught_up}\n",
                 warehouse.url()
             ),
         )
         .unwrap()
     };
-    write_config(3_600_000);
+    write_config(3_600_000, false);
     let load_args = vec![
         "load".to_owned(),
         "--broker".into(),
@@ -176,7 +178,7 @@ fn metrics_of_broker_sender_and_loader_match_what_passed() {
     assert_eq!(warehouse.count("SELECT count(*) FROM events"), 500);
 
     // Loading as it comes: 200 more lines are loaded, lag back to 0.
-    write_config(100);
+    write_config(100, true);
     loader.launch();
     let loader_metrics = loader.metrics_address(2);
     write_events(&events, 500, 200);
