@@ -130,32 +130,8 @@ impl<const ENTRY_BYTES: usize> MappedIndex<ENTRY_BYTES> {
     /// map too (they are the file's page cache), so an `msync` before it
     /// was a second fsync of the same file (half a clean stop's cost).
     pub fn trim(&mut self) -> Result<()> {
-        self.trim_unsynced()?.sync()
-    }
-
-    /// [`MappedIndex::trim`] without its fsync, which the caller makes with
-    /// the returned handle: a clean stop trims every index first and then
-    /// fsyncs them all, so the fsyncs share the filesystem's journal
-    /// commits instead of each waiting for one of its own.
-    pub fn trim_unsynced(&mut self) -> Result<UnsyncedIndex> {
         self.resize_file(self.entries * ENTRY_BYTES)?;
         self.entries_max = self.entries;
-        let file = self.file.try_clone().map_err(io_error("open index", &self.path))?;
-        Ok(UnsyncedIndex {
-            path: self.path.clone(),
-            file,
-        })
-    }
-}
-
-/// A trimmed index file still to be fsynced.
-pub struct UnsyncedIndex {
-    path: PathBuf,
-    file: File,
-}
-
-impl UnsyncedIndex {
-    pub fn sync(&self) -> Result<()> {
         self.file.sync_all().map_err(io_error("fsync index", &self.path))
     }
 }

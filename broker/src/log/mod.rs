@@ -46,5 +46,5 @@ pub mod time_index;
 pub use config::{FsyncPolicy, LogConfig};
 pub use error::{LogError, Result};
 pub use faults::FaultInjector;
-pub use partition_log::{AppendInfo, ClosedPartition, PartitionLog, ReadResult, RetentionFloor, RetentionOutcome};
+pub use partition_log::{AppendInfo, PartitionLog, ReadResult, RetentionFloor, RetentionOutcome};
 pub use recovery::LoadSummary;

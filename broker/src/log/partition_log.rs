@@ -37,7 +37,6 @@ use crate::log::clean_checkpoint::{FileStamp, PartitionCheckpoint, VerifiedSegme
 use crate::log::config::LogConfig;
 use crate::log::error::{LogError, Result};
 use crate::log::faults::FaultInjector;
-use crate::log::mapped_index::UnsyncedIndex;
 use crate::log::producer_state::ProducerStates;
 use crate::log::recovery::{self, LoadSummary};
 use crate::log::segment::Segment;
@@ -225,22 +224,20 @@ impl PartitionLog {
     /// marker, so the next open need not rescan. Further appends are refused.
     /// A poisoned log is closed without the marker: its tail must be rescanned.
     pub fn close(&self) -> Result<()> {
-        let Some(closed) = self.close_for_checkpoint()? else {
+        let Some(_) = self.close_for_checkpoint()? else {
             return Ok(());
         };
-        closed.sync()?;
         let end = self.end_offset();
         write_recovery_point(&self.dir, end)?;
         mark_clean_shutdown(&self.dir)
     }
 
-    /// Flushes everything and seals the indexes (their fsyncs left to
-    /// [`ClosedPartition::sync`]), refusing further appends, and returns the
-    /// active segment as it is now, for the data directory's recovery
-    /// checkpoint ([`crate::log::clean_checkpoint`]), which says the
-    /// partition is clean. `None`: already closed, or poisoned (its tail
+    /// Flushes everything and seals the indexes, refusing further appends,
+    /// and returns the active segment as it is now, for the data directory's
+    /// recovery checkpoint ([`crate::log::clean_checkpoint`]), which says
+    /// the partition is clean. `None`: already closed, or poisoned (its tail
     /// must be rescanned).
-    pub fn close_for_checkpoint(&self) -> Result<Option<ClosedPartition>> {
+    pub fn close_for_checkpoint(&self) -> Result<Option<VerifiedSegment>> {
         if !self.is_poisoned() {
             self.flush()?;
         }
@@ -253,32 +250,14 @@ impl PartitionLog {
             return Ok(None);
         }
         let active = state.active_mut();
-        let indexes = active.seal_unsynced()?;
+        active.seal()?;
         let metadata = active
             .log_file()
             .metadata()
             .map_err(crate::log::error::io_error("stat", active.log_path()))?;
-        let verified = VerifiedSegment {
+        Ok(Some(VerifiedSegment {
             base_offset: active.base_offset(),
             stamp: FileStamp::of(&metadata),
-        };
-        Ok(Some(ClosedPartition { verified, indexes }))
-    }
-}
-
-/// A partition closed for the recovery checkpoint, its indexes trimmed but
-/// not yet fsynced: [`ClosedPartition::sync`] before the checkpoint names it.
-pub struct ClosedPartition {
-    verified: VerifiedSegment,
-    indexes: [UnsyncedIndex; 2],
-}
-
-impl ClosedPartition {
-    /// fsyncs the indexes; then the checkpoint may say what it returns.
-    pub fn sync(&self) -> Result<VerifiedSegment> {
-        for index in &self.indexes {
-            index.sync()?;
-        }
-        Ok(self.verified)
+        }))
     }
 }

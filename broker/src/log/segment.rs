@@ -29,7 +29,7 @@ use crate::log::config::LogConfig;
 use crate::log::error::{io_error, LogError, Result};
 use crate::log::faults::FaultInjector;
 use crate::log::file_names;
-use crate::log::mapped_index::{Preallocate, UnsyncedIndex};
+use crate::log::mapped_index::Preallocate;
 use crate::log::offset_index::OffsetIndex;
 use crate::log::time_index::TimeIndex;
 use relay_proto::batch::{BatchHeader, HEADER_BYTES};
@@ -300,20 +300,12 @@ impl Segment {
     /// Marks the end of this segment's life as the active one: writes the
     /// final time index entry and trims both indexes to their entries.
     pub fn seal(&mut self) -> Result<()> {
-        for index in self.seal_unsynced()? {
-            index.sync()?;
-        }
-        Ok(())
-    }
-
-    /// [`Segment::seal`] but for the indexes' fsyncs, which the caller makes
-    /// (a clean stop: all indexes trimmed, then all fsynced).
-    pub fn seal_unsynced(&mut self) -> Result<[UnsyncedIndex; 2]> {
         if self.max_timestamp_ms != NO_TIMESTAMP {
             self.time_index
                 .maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp);
         }
-        Ok([self.offset_index.trim_unsynced()?, self.time_index.trim_unsynced()?])
+        self.offset_index.trim()?;
+        self.time_index.trim()
     }
 
     /// Removes the segment's three files.

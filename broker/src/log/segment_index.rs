@@ -104,10 +104,6 @@ impl<E: SlotEntry<N>, const N: usize> SegmentIndex<E, N> {
         self.index.trim()
     }
 
-    pub fn trim_unsynced(&mut self) -> Result<crate::log::mapped_index::UnsyncedIndex> {
-        self.index.trim_unsynced()
-    }
-
     pub fn path(&self) -> &Path {
         self.index.path()
     }

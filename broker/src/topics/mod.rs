@@ -256,26 +256,16 @@ impl Topics {
     /// clean ([`clean_checkpoint`]).
     pub fn close_all(&self) {
         let logs: Vec<Arc<PartitionLog>> = self.list().iter().flat_map(|t| t.partitions.clone()).collect();
-        let failed = |log: &PartitionLog, error: LogError| {
-            tracing::error!(dir = %log.dir().display(), %error, "closing partition failed");
-        };
-        // Every index trimmed first, then all fsynced: fsyncs issued together
-        // share the filesystem's journal commits (one after each trim waited
-        // for a commit of its own).
         let closed = partition_pool::run(&logs, |log| {
             log.close_for_checkpoint().unwrap_or_else(|error| {
-                failed(log, error);
+                tracing::error!(dir = %log.dir().display(), %error, "closing partition failed");
                 None
             })
         });
-        let closed: Vec<_> = logs.iter().zip(closed).filter_map(|(log, c)| Some((log, c?))).collect();
-        let synced = partition_pool::run(&closed, |(log, closed)| {
-            closed.sync().map_err(|error| failed(log, error)).ok()
-        });
-        let clean: Vec<(&Path, VerifiedSegment)> = closed
+        let clean: Vec<(&Path, VerifiedSegment)> = logs
             .iter()
-            .zip(synced)
-            .filter_map(|((log, _), segment)| Some((log.dir(), segment?)))
+            .zip(closed)
+            .filter_map(|(log, segment)| Some((log.dir(), segment?)))
             .collect();
         // Nothing closed now (a second call): keep the checkpoint written first.
         if clean.is_empty() {
