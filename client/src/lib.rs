@@ -23,7 +23,10 @@
 //!   Fetch requests and out-of-range resets.
 //! - [`assignor`]: the consumer protocol messages and the range assignor.
 //! - [`offsets`]: ListOffsets, OffsetFetch and OffsetCommit helpers.
-//! - [`records`]: decoding fetched batches (every codec) into records.
+//! - [`records`]: decoding fetched batches (every codec) into a poll's
+//!   [`Records`](records::Records), which own the fetched buffers and lend
+//!   [`RecordView`](records::RecordView)s; `records/view.rs` the views and
+//!   the owned [`ConsumerRecord`](records::ConsumerRecord) made on request.
 //! - [`admin`]: topics, groups, offsets.
 //! - [`settings`]: [`ClientSettings`], the `[client]` section and its flags, and start positions.
 //! - [`time`]: RFC 3339 timestamps for `--from time:...`.

@@ -1,10 +1,14 @@
 //! Records out of fetched bytes: whole batches are split with relay-proto's
 //! CRC-checked iterator (a trailing partial batch, which Kafka brokers may
 //! send, is ignored and fetched again). An uncompressed batch is walked in
-//! place with relay-proto's `RecordIter`: keys and values are slices of the
-//! fetched buffer (`Bytes::slice_ref`, no copy) and the CRC is checked once,
-//! by the splitter. A compressed batch is decoded with the `kafka-protocol`
-//! decoder, which handles every codec.
+//! place with relay-proto's `RecordIter`: each record becomes a fixed-size
+//! slot of offsets into the fetched buffer (key, value, header names and
+//! values; nothing copied or allocated per record) and the CRC is checked
+//! once, by the splitter. A compressed batch is decoded with the
+//! `kafka-protocol` decoder, which handles every codec, and its records
+//! copied into one buffer of their own. [`Records`] (`records/view.rs`)
+//! holds the buffers and slots and lends [`RecordView`]s; the owned
+//! [`ConsumerRecord`] is made only on request.
 //!
 //! Sticky headers (the consumer's `sticky_header_keys`, the producer's rule
 //! in `producer/sticky.rs`): walking each batch from its first record, a
@@ -408,5 +412,29 @@ mod tests {
         );
         assert_eq!(good.value, Some(&b"c"[..]));
         assert!(good.undecodable.is_none());
+    }
+
+    #[test]
+    fn owned_records_go_into_records_and_come_back_the_same() {
+        let fetched = Bytes::from(batch(10, &["a", "b"]));
+        let (decoded, _) = decode("events", 1, &fetched, 0, &[]).unwrap();
+        let mut owned = decoded.to_owned_records();
+        owned.push(ConsumerRecord {
+            topic: "other".into(),
+            partition: 0,
+            offset: 5,
+            timestamp_ms: 7,
+            key: None,
+            value: Some(Bytes::from_static(b"raw")),
+            headers: Vec::new(),
+            undecodable: Some("garbage".into()),
+        });
+        let records = Records::from(owned.clone());
+        assert_eq!(records.to_owned_records(), owned);
+        let views: Vec<RecordView<'_>> = records.iter().collect();
+        assert_eq!(views[1].header("source_position"), Some(&b"42"[..]));
+        assert_eq!(views[1].header("none"), None);
+        assert_eq!(views[2].undecodable, Some("garbage"));
+        assert_eq!(owned[2].view().value, Some(&b"raw"[..]));
     }
 }
