@@ -127,14 +127,14 @@ fn metrics_of_broker_sender_and_loader_match_what_passed() {
     // A loader that holds its whole batch: lag = every record, nothing loaded.
     let warehouse = Warehouse::sqlite(dir.path());
     let config = dir.path().join("load.toml");
-    // Holding: the batch waits its time even once the loader is caught up.
-    let write_config = |batch_wait_ms: u64, write_when_caught_up: bool| {
+    // Holding: the batch waits its time even while the warehouse is idle.
+    let write_config = |batch_wait_ms: u64, write_when_idle: bool| {
         std::fs::write(
             &config,
             format!(
                 "[[load]]\ntopic = \"events\"\ngroup = \"loaders\"\nwarehouse = \"{}\"\ntable = \"events\"\n\
                  batch_records_max = 100000\nbatch_wait_ms = {batch_wait_ms}\n\
-                 write_when_caught_up = {write_when_caught_up}\n",
+                 write_when_idle = {write_when_idle}\n",
                 warehouse.url()
             ),
         )

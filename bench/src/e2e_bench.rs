@@ -23,9 +23,8 @@ pub struct E2eBenchArgs {
     pub rate: u64,
     #[arg(long, default_value_t = 20)]
     pub seconds: u64,
-    /// The loader's batch_wait_ms: the longest a batch waits while the
-    /// loader is behind (caught up, it writes as soon as no write is in
-    /// flight, `write_when_caught_up`).
+    /// The loader's batch_wait_ms (with `write_when_idle`, the default, a
+    /// batch waits no timer: it goes as soon as no write is in flight).
     #[arg(long, default_value_t = 50)]
     pub batch_wait_ms: u64,
     /// Scratch directory base (default under target/, on the project's disk).

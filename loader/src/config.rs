@@ -73,12 +73,12 @@ pub struct LoaderConfig {
     /// …or this long after its first record.
     #[serde(default = "batch_wait_ms_default")]
     pub batch_wait_ms: u64,
-    /// …or as soon as the loader has fetched everything the topic holds and
-    /// no write is in flight: a loader caught up writes what it has at once
-    /// (what comes meanwhile makes the next batch); `false`: every batch
-    /// waits to fill or for `batch_wait_ms`.
+    /// …or as soon as no write is in flight: what was fetched meanwhile (up
+    /// to `batch_records_max`) goes at once, so the warehouse never waits
+    /// for a batch to fill; `false`: every batch waits to fill or for
+    /// `batch_wait_ms`.
     #[serde(default = "crate::table::yes")]
-    pub write_when_caught_up: bool,
+    pub write_when_idle: bool,
     /// Longest pause between two attempts at a batch the warehouse refused.
     #[serde(default = "retry_backoff_max_ms_default")]
     pub retry_backoff_max_ms: u64,
@@ -158,7 +158,7 @@ impl LoaderConfig {
             batch_records_max: BATCH_RECORDS_MAX_DEFAULT,
             batch_bytes_max: BATCH_BYTES_MAX_DEFAULT,
             batch_wait_ms: BATCH_WAIT_MS_DEFAULT,
-            write_when_caught_up: true,
+            write_when_idle: true,
             retry_backoff_max_ms: RETRY_BACKOFF_MAX_MS_DEFAULT,
             from: None,
             on_gap: OnGap::Record,

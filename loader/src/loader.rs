@@ -2,7 +2,8 @@
 //! assignment it resumes each partition from the warehouse's next offset
 //! (the only truth), else `from`; the broker's committed offsets only mirror
 //! the warehouse for `relay lag`.
-//! Records gather into a micro-batch (bounded by records and by time), are
+//! Records gather into a micro-batch (bounded by records and by time, and
+//! written as soon as no write is in flight with `write_when_idle`), are
 //! transformed, and go to the warehouse in one transaction with the offsets.
 //! A warehouse that is down or failing gets the same batch again with capped
 //! backoff (heartbeats keep the membership alive meanwhile); nothing is
@@ -349,15 +350,12 @@ impl Loader {
     }
 
     /// Whether the records gathered go now, before the batch is full or
-    /// due: the loader has fetched everything the topic holds (nothing
-    /// fetched ahead waits to be gathered) and, the loop being here, no
-    /// write is in flight. Waiting `batch_wait_ms` would only delay them;
-    /// records that come during this write make the next batch.
+    /// due: nothing fetched waits to be gathered and, the loop being here,
+    /// no write is in flight. Waiting `batch_wait_ms` would leave the
+    /// warehouse idle; what comes during this write (fetched alongside it)
+    /// makes the next batch.
     fn write_now(&self, gathering: &Gathering) -> bool {
-        self.config.write_when_caught_up
-            && !gathering.records.is_empty()
-            && self.prefetched.is_empty()
-            && self.consumer.at_end()
+        self.config.write_when_idle && !gathering.records.is_empty() && self.prefetched.is_empty()
     }
 
     /// Records on the broker not yet in the warehouse, per owned partition.

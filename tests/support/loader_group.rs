@@ -27,10 +27,10 @@ pub const PARTITIONS: u32 = 6;
 /// while the group rebalances around it.
 const BATCH_RECORDS_MAX: usize = 500;
 const BATCH_WAIT_MS: u64 = 100;
-/// Every batch waits to fill or for its time even once caught up: the
-/// fencing test pauses a member while it holds records it fetched and has
-/// not written, which a member writing as soon as it is caught up seldom does.
-const WRITE_WHEN_CAUGHT_UP: bool = false;
+/// Every batch waits to fill or for its time: the fencing test pauses a
+/// member while it holds records it fetched and has not written, which a
+/// member writing as soon as it is idle seldom does.
+const WRITE_WHEN_IDLE: bool = false;
 /// Lines of each member's log shown with a failure.
 const LOG_LINES_SHOWN_MAX: usize = 40;
 
@@ -57,7 +57,7 @@ warehouse = "{}"
 table = "{TABLE}"
 batch_records_max = {BATCH_RECORDS_MAX}
 batch_wait_ms = {BATCH_WAIT_MS}
-write_when_caught_up = {WRITE_WHEN_CAUGHT_UP}
+write_when_idle = {WRITE_WHEN_IDLE}
 metadata = ["partition", "offset"]
 
 [[load.columns]]

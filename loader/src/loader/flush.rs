@@ -39,6 +39,7 @@ impl Loader {
     /// Transforms `records` and writes them with their offsets in one
     /// transaction; with `prefetch`, the next records are fetched meanwhile.
     pub(super) async fn flush(&mut self, records: Vec<Records>, prefetch: bool) -> Result<(), LoaderError> {
+        let started = Instant::now();
         let Built {
             batch,
             mut sources,
@@ -48,10 +49,22 @@ impl Loader {
         if batch.offsets.is_empty() {
             return Ok(());
         }
+        let built = started.elapsed();
         let Some(batch) = self.write_until_committed(batch, &mut sources, prefetch).await? else {
             return Ok(()); // fenced: the rejoin fetches again
         };
+        let written = started.elapsed();
         self.record_commit(&batch, next, skipped).await;
+        // Where a batch's time goes, for finding what the warehouse waits on.
+        tracing::debug!(
+            rows = batch.rows.len(),
+            partitions = batch.offsets.len(),
+            fetched_ahead = self.prefetched.len(),
+            build_ms = built.as_secs_f64() * 1e3,
+            write_ms = (written - built).as_secs_f64() * 1e3,
+            record_ms = (started.elapsed() - written).as_secs_f64() * 1e3,
+            "batch committed"
+        );
         Ok(())
     }
 

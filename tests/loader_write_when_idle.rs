@@ -1,7 +1,8 @@
-//! A loader that has fetched everything the topic holds writes what it has
-//! at once (`write_when_caught_up`, on by default), not when its batch
-//! timer runs out: a lone line is in the warehouse while `batch_wait_ms`
-//! (an hour here) is far from over, and so is each line after it.
+//! A loader writes what it has fetched as soon as no write is in flight
+//! (`write_when_idle`, on by default), not when its batch fills or its
+//! timer runs out: a backlog far smaller than `batch_records_max`, then a
+//! lone line and each line after it, are in the warehouse while
+//! `batch_wait_ms` (an hour here) is far from over.
 
 mod support;
 
@@ -11,10 +12,16 @@ use support::warehouse::Warehouse;
 use support::{relay_client, succeeded, wait_until, BrokerProcess, RelayProcess};
 
 const WAIT: Duration = Duration::from_secs(60);
+/// Lines waiting before the loader starts: far fewer than its batch holds.
+const BACKLOG: u64 = 3_000;
 
-fn produce(broker: &BrokerProcess, dir: &Path, n: u64) {
-    let file = dir.join(format!("line-{n}.jsonl"));
-    std::fs::write(&file, format!("{{\"id\":\"event-{n}\",\"n\":{n}}}\n")).unwrap();
+/// Lines `from..to`, one event each.
+fn produce(broker: &BrokerProcess, dir: &Path, from: u64, to: u64) {
+    let file = dir.join(format!("lines-{from}.jsonl"));
+    let lines: String = (from..to)
+        .map(|n| format!("{{\"id\":\"event-{n}\",\"n\":{n}}}\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
     succeeded(relay_client(
         broker,
         &["produce", "--topic", "events", file.to_str().unwrap()],
@@ -23,7 +30,7 @@ fn produce(broker: &BrokerProcess, dir: &Path, n: u64) {
 }
 
 #[test]
-fn a_lone_line_is_written_without_waiting_the_batch_timer() {
+fn a_backlog_and_a_lone_line_are_written_without_waiting_the_batch_timer() {
     let dir = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(dir.path(), "");
     succeeded(relay_client(
@@ -31,6 +38,7 @@ fn a_lone_line_is_written_without_waiting_the_batch_timer() {
         &["topics", "create", "events", "--partitions", "2"],
         WAIT,
     ));
+    produce(&broker, dir.path(), 0, BACKLOG);
     let warehouse = Warehouse::sqlite(dir.path());
     let config = dir.path().join("load.toml");
     std::fs::write(
@@ -53,18 +61,23 @@ fn a_lone_line_is_written_without_waiting_the_batch_timer() {
         args.iter().map(|s| s.to_string()).collect(),
         &dir.path().join("load.log"),
     );
-    for n in 1..=3 {
-        produce(&broker, dir.path(), n);
+    for end in [BACKLOG, BACKLOG + 1, BACKLOG + 2, BACKLOG + 3] {
+        if end > BACKLOG {
+            produce(&broker, dir.path(), end - 1, end);
+        }
         let loaded = wait_until(WAIT, || {
-            warehouse.count("SELECT count(*) FROM events") == n as i64
-                && warehouse.count("SELECT sum(next_offset) FROM relay_offsets") == n as i64
+            warehouse.count("SELECT count(*) FROM events") == end as i64
+                && warehouse.count("SELECT sum(next_offset) FROM relay_offsets") == end as i64
         });
         assert!(
             loaded,
-            "line {n} not loaded while the loader waits its batch timer\n{}",
+            "lines up to {end} not loaded while the loader waits its batch timer\n{}",
             loader.log()
         );
     }
     assert_eq!(loader.terminate(), Some(0), "{}", loader.log());
-    assert_eq!(warehouse.count("SELECT count(DISTINCT dedup_key) FROM events"), 3);
+    assert_eq!(
+        warehouse.count("SELECT count(DISTINCT dedup_key) FROM events"),
+        (BACKLOG + 3) as i64
+    );
 }
