@@ -28,8 +28,8 @@ const LATENCY_BUCKETS_SECONDS: &[f64] = &[
 /// produce's answer time millisecond by millisecond: each request stage, the
 /// request total, produce (arrival to durable) and fsync.
 const REQUEST_BUCKETS_SECONDS: &[f64] = &[
-    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025,
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
 /// The histograms that get [`REQUEST_BUCKETS_SECONDS`].
