@@ -67,10 +67,10 @@ fn an_idle_sender_opens_no_file_and_still_sees_every_change() {
         &broker.address,
         "--config",
         &config.display().to_string(),
+        "--metrics",
+        "127.0.0.1:0",
     ];
-    let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    args.extend(["--metrics".into(), "127.0.0.1:0".into()]);
-    let sender = RelayProcess::start(args, &dir.path().join("send.log"));
+    let sender = RelayProcess::start_args(&args, &dir.path().join("send.log"));
     let address = sender.metrics_address(1);
     wait_for_acked(&sender, &address, (FILES * 10) as f64);
 

@@ -138,7 +138,7 @@ fn sender(dir: &Path, broker: &BrokerProcess, topic: &str, file: &Path) -> Relay
         "--state-dir",
         &dir.join("state").display().to_string(),
     ];
-    RelayProcess::start(args.iter().map(|s| s.to_string()).collect(), &dir.join("send.log"))
+    RelayProcess::start_args(&args, &dir.join("send.log"))
 }
 
 fn end_offset(broker: &BrokerProcess, topic: &str) -> u64 {

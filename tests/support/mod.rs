@@ -258,6 +258,11 @@ impl RelayProcess {
         process
     }
 
+    /// [`RelayProcess::start`] with the arguments as written in a test.
+    pub fn start_args(args: &[&str], log_path: &Path) -> Self {
+        Self::start(args.iter().map(|s| s.to_string()).collect(), log_path)
+    }
+
     pub fn launch(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
